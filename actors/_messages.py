@@ -1,0 +1,72 @@
+"""Messages the engine sends to its actors."""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from protocol import Artifacts
+
+
+@frozen
+class StartTurn:
+    """Accept the user's prose and run the turn; the reply is the user turn id."""
+
+    prose: str
+
+
+@frozen
+class CancelTurn:
+    """Stop the beat in flight (and any interjection still to come)."""
+
+    reason: str = "cancelled"
+
+
+@frozen
+class RegenerateTurn:
+    """Replace the latest assistant turn, optionally with edited prose."""
+
+    event_id: int
+    prose: str | None = None
+
+
+@frozen
+class PreviewRewind:
+    """Count what a rewind would remove."""
+
+    event_id: int
+
+
+@frozen
+class RewindChat:
+    """Rewind the chat to ``event_id``."""
+
+    event_id: int
+
+
+@frozen
+class PlanWorldEvent:
+    """Create a planned world event in the chat."""
+
+    title: str
+    description: str
+    artifacts: Artifacts
+
+
+@frozen
+class WaitSettled:
+    """Reply once no turn is in flight (used by shutdown and by headless runs)."""
+
+
+@frozen
+class ScoreMemories:
+    """Score a beat's memories in the background; a 3 auto-pins."""
+
+    chat_id: str
+    memory_ids: tuple[int, ...]
+    text: str
+    context: str
+
+
+@frozen
+class Flush:
+    """Reply once every message told before it was handled."""

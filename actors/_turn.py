@@ -1,0 +1,308 @@
+"""The turn, step by step: addressee, beats, and the passes after them.
+
+A turn runs as long work of its chat actor. Each step appends events through
+the store (event + projection + outgoing message in one transaction) and the
+feed publishes what was committed. See docs/architecture.md for the order.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+import trio
+
+from llm import NarrativeRequest
+from protocol import YOU_ID, Bot, Chat, EdgeUpdate, Entity, MemoryNote, TurnSettled
+from protocol import events as ev
+from store import Store
+
+from . import _classifiers as cls
+from ._beat import BeatResult, TurnState, stream_beat
+from ._feed import ChatFeed
+from ._messages import ScoreMemories
+from ._prompting import narrative_request
+from ._services import Services
+from ._world import close_scene_if_asked, run_world_events
+
+log = logging.getLogger("troupe.actors.turn")
+
+
+@attrs.frozen
+class Cast:
+    """Who is in the chat's scene for this turn."""
+
+    chat: Chat
+    you: Entity
+    host: Bot
+    guest: Bot | None
+
+    @property
+    def bots(self) -> tuple[Bot, ...]:
+        """The characters present, host first."""
+        return (self.host,) if self.guest is None else (self.host, self.guest)
+
+    @property
+    def present_ids(self) -> tuple[str, ...]:
+        """Everyone present: the bots and you."""
+        return (*(b.id for b in self.bots), YOU_ID)
+
+    def name_of(self, entity_id: str) -> str:
+        """A display name for an entity present."""
+        if entity_id == YOU_ID:
+            return self.you.name
+        for bot in self.bots:
+            if bot.id == entity_id:
+                return bot.name
+        return entity_id
+
+    def bot(self, bot_id: str) -> Bot:
+        """The bot present with this id."""
+        for bot in self.bots:
+            if bot.id == bot_id:
+                return bot
+        raise KeyError(bot_id)
+
+
+async def load_cast(svc: Services, chat_id: str) -> Cast:
+    """Read the chat and who is in it."""
+
+    def read(s: Store) -> Cast:
+        chat = s.get_chat(chat_id)
+        assert chat is not None
+        host = s.get_bot(chat.host_bot_id)
+        assert host is not None
+        guest = s.get_bot(chat.guest_bot_id) if chat.guest_bot_id else None
+        return Cast(chat, s.get_you(), host, guest)
+
+    return await svc.store.run(read)
+
+
+@attrs.frozen
+class TurnInput:
+    """What the user said this turn."""
+
+    user_turn_id: int
+    prose: str
+    model_prose: str
+    """The prose without OOC: what the characters hear."""
+
+
+async def run_turn(
+    svc: Services,
+    feed: ChatFeed,
+    turn: TurnState,
+    cast: Cast,
+    said: TurnInput,
+    *,
+    regenerate: int | None = None,
+    regenerate_speaker: str | None = None,
+    score: bool = True,
+) -> None:
+    """Steps 3 to 11 of a turn; always ends with ``turn_settled``."""
+    chat_id = cast.chat.id
+    try:
+        await _open_scene_if_none(svc, feed, cast)
+        # 3. The addressee: rules first; the classifier only when they can't decide.
+        if regenerate_speaker is not None:
+            speaker_id = regenerate_speaker
+        else:
+            speaker_id = await cls.addressee(svc, said.prose, cast.host, cast.guest)
+        speaker = cast.bot(speaker_id)
+
+        # 4-7. The primary beat and its passes.
+        primary = await _beat_with_passes(
+            svc, feed, turn, cast, said, speaker, supersedes=regenerate, score=score
+        )
+        if regenerate is not None:
+            feed.resync()  # the superseded turn left the timeline: every watcher redraws
+
+        # 8. The silent witness may interject after a primary beat that completed.
+        if cast.guest is not None and primary.completed and turn.cancel_reason is None:
+            witness = cast.guest if speaker.id == cast.host.id else cast.host
+            if await cls.interjection(svc, cast, witness, speaker, said.model_prose, primary.text):
+                await _beat_with_passes(
+                    svc,
+                    feed,
+                    turn,
+                    cast,
+                    said,
+                    witness,
+                    interjection_of=speaker.id,
+                    score=score,
+                )
+
+        # 9. World events, then 10. scene close (which reads only the user's prose,
+        # so it runs even when the beat was cancelled).
+        await run_world_events(svc, feed, cast, primary.text)
+        await close_scene_if_asked(svc, feed, cast, said.prose)
+    finally:
+        # 11. Settled, even after a failure: the chat must take the next turn.
+        with trio.CancelScope(shield=True):
+            settled = await svc.store.run(
+                Store.record, [TurnSettled(chat_id, said.user_turn_id)]
+            )
+            feed.deliver(settled)
+            turn.done.set()
+
+
+async def _open_scene_if_none(svc: Services, feed: ChatFeed, cast: Cast) -> None:
+    scene = await svc.store.run(Store.active_scene, cast.chat.id)
+    if scene is None:
+        await svc.store.run(
+            lambda s: s.append(ev.SceneOpened(cast.chat.id, cast.chat.location))
+        )
+
+
+async def _beat_with_passes(
+    svc: Services,
+    feed: ChatFeed,
+    turn: TurnState,
+    cast: Cast,
+    said: TurnInput,
+    speaker: Bot,
+    *,
+    interjection_of: str | None = None,
+    supersedes: int | None = None,
+    score: bool = True,
+) -> BeatResult:
+    chat_id = cast.chat.id
+    prompt = await narrative_request(svc, cast, speaker, said, interjection_of=interjection_of)
+    result = await stream_beat(
+        svc,
+        feed,
+        turn,
+        chat_id=chat_id,
+        speaker_id=speaker.id,
+        user_turn_id=said.user_turn_id,
+        request=prompt,
+        interjection_of=interjection_of,
+        supersedes=supersedes,
+    )
+    if not result.text.strip():
+        return result
+    if interjection_of is not None and result.truncated:
+        return result  # a cancelled interjection skips its follow-up passes
+    memory_ids = await write_memories(svc, feed, cast, said, speaker, result)
+    await update_state(svc, feed, cast)
+    if score and memory_ids:
+        await svc.significance.tell(
+            ScoreMemories(chat_id, memory_ids, result.text, said.model_prose)
+        )
+    return result
+
+
+async def write_memories(
+    svc: Services,
+    feed: ChatFeed,
+    cast: Cast,
+    said: TurnInput,
+    speaker: Bot,
+    beat: BeatResult,
+) -> tuple[int, ...]:
+    """One memory per witness, from its own point of view."""
+    chat_id = cast.chat.id
+    scene = await svc.store.run(Store.active_scene, chat_id)
+    memories = [
+        ev.MemoryWritten(
+            chat_id,
+            witness.id,
+            cls.pov_memory(witness, cast.you.name, said.model_prose, speaker.name, beat.text),
+            scene_id=scene.id if scene else None,
+            source_event_id=beat.event_id,
+        )
+        for witness in cast.bots
+    ]
+
+    def write(s: Store) -> tuple[tuple[int, ...], tuple[object, ...]]:
+        result = s.append(
+            *memories,
+            render=lambda ids: [
+                MemoryNote(chat_id, memory)
+                for memory in (s.get_memory(i) for i in ids)
+                if memory is not None
+            ],
+        )
+        return result.ids, result.messages
+
+    ids, messages = await svc.store.run(write)
+    feed.deliver(messages)  # type: ignore[arg-type]
+    return ids
+
+
+async def update_state(svc: Services, feed: ChatFeed, cast: Cast) -> None:
+    """One state-update classifier call per directed pair present, run concurrently."""
+    chat_id = cast.chat.id
+    present = cast.present_ids
+
+    def read(s: Store) -> tuple[object, ...]:
+        return (s.edges_among(list(present)), s.recent_dialogue(chat_id, limit=10))
+
+    edges, recent = await svc.store.run(read)
+    edge_of = {(e.source_id, e.target_id): e for e in edges}  # type: ignore[attr-defined]
+    pairs = [(a, b) for a in present for b in present if a != b]
+    results: dict[tuple[str, str], cls.StateChange] = {}
+
+    async def one(source: str, target: str) -> None:
+        results[source, target] = await cls.state_update(
+            svc, cast, source, target, edge_of.get((source, target)), recent  # type: ignore[arg-type]
+        )
+
+    async with trio.open_nursery() as nursery:
+        for source, target in pairs:
+            nursery.start_soon(one, source, target)
+
+    updates = [
+        ev.EdgeUpdate(
+            source,
+            target,
+            chat_id=chat_id,
+            affinity_delta=change.affinity_delta,
+            trust_delta=change.trust_delta,
+            knowledge_facts=change.knowledge_facts,
+        )
+        for (source, target) in pairs
+        if (change := results[source, target]) is not None
+    ]
+    await append_edge_updates(svc, feed, chat_id, updates)
+
+
+async def append_edge_updates(
+    svc: Services, feed: ChatFeed, chat_id: str, updates: list[ev.EdgeUpdate]
+) -> None:
+    """Append edge updates and tell the chat the resulting values."""
+    if not updates:
+        return
+
+    def write(s: Store) -> tuple[object, ...]:
+        def render(ids: tuple[int, ...]) -> list[EdgeUpdate]:
+            out = []
+            for update in updates:
+                edge = s.get_edge(update.source_id, update.target_id)
+                out.append(
+                    EdgeUpdate(
+                        chat_id,
+                        update.source_id,
+                        update.target_id,
+                        edge.affinity,
+                        edge.trust,
+                        update.affinity_delta,
+                        update.trust_delta,
+                        tuple(update.knowledge_facts),
+                    )
+                )
+            return out
+
+        return s.append(*updates, render=render).messages
+
+    messages = await svc.store.run(write)
+    feed.deliver(messages)  # type: ignore[arg-type]
+
+
+def narrative_stop(cast: Cast, speaker: Bot) -> tuple[str, ...]:
+    """Stop sequences: the next speaker's tag, so a beat never speaks for someone else."""
+    others = [cast.you.name, *(b.name for b in cast.bots if b.id != speaker.id)]
+    return tuple(f"\n{name}:" for name in others)
+
+
+__all__ = ["Cast", "NarrativeRequest", "TurnInput", "load_cast", "run_turn"]

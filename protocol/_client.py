@@ -1,0 +1,217 @@
+"""Messages a client sends to the server, one class per ``type``.
+
+The envelope fields (``type`` and ``id``) are handled by the codec; these
+classes hold only the fields of their type.
+"""
+
+from __future__ import annotations
+
+from attrs import field, frozen
+
+from ._limits import (
+    MAX_DESCRIPTION,
+    MAX_GREETING,
+    MAX_ID,
+    MAX_LOCATION,
+    MAX_NAME,
+    MAX_PERSONA,
+    MAX_PROSE,
+    MAX_TITLE,
+)
+from ._shapes import Artifacts
+from ._validators import at_most, not_blank, optional_at_most
+
+_id = at_most(MAX_ID)
+
+
+@frozen
+class Hello:
+    """Start of a conversation: the client says which protocol it speaks."""
+
+    protocol: int
+
+
+@frozen
+class SetYou:
+    """Change the user's own name and persona."""
+
+    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
+    persona: str = field(validator=at_most(MAX_PERSONA))
+
+
+@frozen
+class ListBots:
+    """Ask for every bot."""
+
+
+@frozen
+class CreateBot:
+    """Create a character."""
+
+    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
+    persona: str = field(validator=at_most(MAX_PERSONA))
+    greeting: str = field(default="", validator=at_most(MAX_GREETING))
+
+
+@frozen
+class UpdateBot:
+    """Change some of a bot's fields; the ones left out stay as they are."""
+
+    bot_id: str = field(validator=_id)
+    name: str | None = field(default=None, validator=optional_at_most(MAX_NAME))
+    persona: str | None = field(default=None, validator=optional_at_most(MAX_PERSONA))
+    greeting: str | None = field(default=None, validator=optional_at_most(MAX_GREETING))
+
+
+@frozen
+class DeleteBot:
+    """Delete a bot; chats where it was the guest go on one to one."""
+
+    bot_id: str = field(validator=_id)
+
+
+@frozen
+class ListChats:
+    """Ask for every chat."""
+
+
+@frozen
+class CreateChat:
+    """Start a chat with a host bot and, optionally, a guest bot."""
+
+    host_bot_id: str = field(validator=_id)
+    guest_bot_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
+    title: str | None = field(default=None, validator=optional_at_most(MAX_TITLE))
+
+
+@frozen
+class OpenChat:
+    """Subscribe to a chat; ``after_seq`` asks for what was missed since then."""
+
+    chat_id: str = field(validator=_id)
+    after_seq: int | None = None
+
+
+@frozen
+class CloseChat:
+    """Stop receiving a chat's live messages on this connection."""
+
+    chat_id: str = field(validator=_id)
+
+
+@frozen
+class SendTurn:
+    """The user's prose for the next turn."""
+
+    chat_id: str = field(validator=_id)
+    prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
+
+
+@frozen
+class Cancel:
+    """Stop the beat in flight, keeping what was streamed."""
+
+    chat_id: str = field(validator=_id)
+
+
+@frozen
+class Regenerate:
+    """Replace the chat's latest assistant turn, optionally with edited user prose."""
+
+    chat_id: str = field(validator=_id)
+    event_id: int
+    prose: str | None = field(default=None, validator=optional_at_most(MAX_PROSE))
+
+
+@frozen
+class RewindPreview:
+    """Count what a rewind to ``event_id`` would remove."""
+
+    chat_id: str = field(validator=_id)
+    event_id: int
+
+
+@frozen
+class Rewind:
+    """Keep the chat up to and including ``event_id``; remove what came after."""
+
+    chat_id: str = field(validator=_id)
+    event_id: int
+
+
+@frozen
+class ListMemories:
+    """A bot's memories, optionally of one chat only."""
+
+    bot_id: str = field(validator=_id)
+    chat_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+
+
+@frozen
+class PinMemory:
+    """Pin or unpin a memory by hand."""
+
+    memory_id: int
+    pinned: bool
+
+
+@frozen
+class CreateWorldEvent:
+    """Plan a world event in a chat (an addition to protocol version 1)."""
+
+    chat_id: str = field(validator=_id)
+    title: str = field(validator=[not_blank, at_most(MAX_TITLE)])
+    description: str = field(default="", validator=at_most(MAX_DESCRIPTION))
+    artifacts: Artifacts = Artifacts()
+
+
+@frozen
+class GetStatistics:
+    """Ask for the server's live figures (an addition to protocol version 1)."""
+
+
+ClientMessage = (
+    Hello
+    | SetYou
+    | ListBots
+    | CreateBot
+    | UpdateBot
+    | DeleteBot
+    | ListChats
+    | CreateChat
+    | OpenChat
+    | CloseChat
+    | SendTurn
+    | Cancel
+    | Regenerate
+    | RewindPreview
+    | Rewind
+    | ListMemories
+    | PinMemory
+    | CreateWorldEvent
+    | GetStatistics
+)
+
+CLIENT_TYPES: dict[str, type[ClientMessage]] = {
+    "hello": Hello,
+    "set_you": SetYou,
+    "list_bots": ListBots,
+    "create_bot": CreateBot,
+    "update_bot": UpdateBot,
+    "delete_bot": DeleteBot,
+    "list_chats": ListChats,
+    "create_chat": CreateChat,
+    "open_chat": OpenChat,
+    "close_chat": CloseChat,
+    "send_turn": SendTurn,
+    "cancel": Cancel,
+    "regenerate": Regenerate,
+    "rewind_preview": RewindPreview,
+    "rewind": Rewind,
+    "list_memories": ListMemories,
+    "pin_memory": PinMemory,
+    "create_world_event": CreateWorldEvent,
+    "statistics": GetStatistics,
+}
+"""The wire ``type`` of every client message."""

@@ -1,0 +1,150 @@
+"""The shapes the wire carries inside messages: entities, bots, chats, turns, edges..."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from attrs import field, frozen
+
+from ._limits import MAX_FACT, MAX_ID, MAX_NAME
+from ._validators import at_most, not_blank
+
+YOU_ID = "you"
+"""The entity id of the person playing: always ``you``."""
+
+SegmentKind = Literal["dialogue", "action", "narration", "ooc"]
+TurnKind = Literal["user", "assistant"]
+WorldEventStatus = Literal["planned", "active", "completed", "cancelled"]
+
+
+@frozen
+class Segment:
+    """One piece of the user's prose: dialogue, action, narration, or out-of-character."""
+
+    kind: SegmentKind
+    text: str
+
+
+@frozen
+class Entity:
+    """Someone who can be in a scene: the user (id ``you``) or a bot."""
+
+    id: str
+    name: str
+    persona: str
+
+
+@frozen
+class Bot:
+    """A character played by the model."""
+
+    id: str
+    name: str
+    persona: str
+    greeting: str
+
+
+@frozen
+class Chat:
+    """One ongoing story between the user, a host bot and optionally a guest bot."""
+
+    id: str
+    title: str
+    host_bot_id: str
+    guest_bot_id: str | None
+    location: str | None
+    created_at: str
+
+
+@frozen
+class Turn:
+    """A visible turn of a chat's timeline."""
+
+    event_id: int
+    kind: TurnKind
+    speaker_id: str
+    text: str
+    truncated: bool
+    interjection_of: str | None
+    user_turn_id: int
+
+
+@frozen
+class Edge:
+    """How ``source_id`` feels about ``target_id`` (directed)."""
+
+    source_id: str
+    target_id: str
+    affinity: int
+    trust: int
+    summary: str
+    knowledge_facts: tuple[str, ...]
+
+
+@frozen
+class Scene:
+    """The scene a chat is in: a stretch of story at one location."""
+
+    id: int
+    location: str | None
+    started_at: str
+
+
+@frozen
+class Memory:
+    """Something a bot remembers, from its own point of view."""
+
+    id: int
+    bot_id: str
+    chat_id: str
+    text: str
+    significance: int
+    pinned: bool
+
+
+@frozen
+class InFlight:
+    """The beat being streamed right now, for a client that joins mid-beat."""
+
+    beat_id: int
+    speaker_id: str
+    text: str
+
+
+# --- world-event artifacts (an addition to the protocol, also stored in the log) ---
+
+
+@frozen
+class KnowledgeArtifact:
+    """On completion, ``source_id`` learns ``fact`` about ``target_id``."""
+
+    source_id: str = field(validator=at_most(MAX_ID))
+    target_id: str = field(validator=at_most(MAX_ID))
+    fact: str = field(validator=[not_blank, at_most(MAX_FACT)])
+
+
+@frozen
+class RelationshipArtifact:
+    """On completion, the edge ``source_id`` → ``target_id`` changes by these deltas."""
+
+    source_id: str = field(validator=at_most(MAX_ID))
+    target_id: str = field(validator=at_most(MAX_ID))
+    affinity_delta: int = 0
+    trust_delta: int = 0
+
+
+@frozen
+class ObjectArtifact:
+    """On completion, ``holder_id`` acquires the object ``name``."""
+
+    holder_id: str = field(validator=at_most(MAX_ID))
+    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
+
+
+@frozen
+class Artifacts:
+    """What a world event changes when it completes."""
+
+    knowledge_facts: tuple[KnowledgeArtifact, ...] = ()
+    relationship_changes: tuple[RelationshipArtifact, ...] = ()
+    acquired_objects: tuple[ObjectArtifact, ...] = ()

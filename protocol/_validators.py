@@ -1,0 +1,58 @@
+"""attrs validators that raise errors the codec can sort into protocol error codes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sized
+from typing import Any
+
+import attrs
+
+
+class FieldTooLarge(ValueError):
+    """A field is over its size limit: the protocol answers ``too_large``."""
+
+
+class FieldInvalid(ValueError):
+    """A field is of the right type but out of range: the protocol answers ``bad_message``."""
+
+
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def at_most(limit: int) -> Validator:
+    """The value (a string or a sequence) has at most ``limit`` items."""
+
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, Sized) and len(value) > limit:
+            raise FieldTooLarge(
+                f"{attribute.name} is {len(value)} long; at most {limit} is allowed"
+            )
+
+    return check
+
+
+def optional_at_most(limit: int) -> Validator:
+    """Like :func:`at_most`, but ``None`` passes."""
+    inner = at_most(limit)
+
+    def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            inner(inst, attribute, value)
+
+    return check
+
+
+def not_blank(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A string that is not empty once trimmed."""
+    if isinstance(value, str) and not value.strip():
+        raise FieldInvalid(f"{attribute.name} must not be empty")
+
+
+def in_range(low: int, high: int) -> Validator:
+    """An integer between ``low`` and ``high`` inclusive."""
+
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not low <= value <= high:
+            raise FieldInvalid(f"{attribute.name} must be between {low} and {high}")
+
+    return check

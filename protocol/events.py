@@ -1,0 +1,347 @@
+"""Payloads of the append-only event log, one frozen class per ``kind``.
+
+Each event's id is its position in the log (assigned by the store). Events
+that create something take that id as the new thing's id: a
+``memory_written`` event's id is the memory's id, a ``scene_opened`` event's
+id is the scene's id, a ``world_event_created`` event's id is the world
+event's id, an ``assistant_turn_started`` event's id is the beat's id.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from attrs import field, frozen
+
+from ._limits import (
+    MAX_DESCRIPTION,
+    MAX_FACT,
+    MAX_FACTS,
+    MAX_GREETING,
+    MAX_ID,
+    MAX_LOCATION,
+    MAX_NAME,
+    MAX_PERSONA,
+    MAX_PROSE,
+    MAX_TITLE,
+)
+from ._shapes import Artifacts, Segment
+from ._validators import at_most, in_range, not_blank, optional_at_most
+
+_id = at_most(MAX_ID)
+PinnedBy = Literal["auto", "manual"]
+
+
+def _facts(_inst: object, attribute: object, value: tuple[str, ...]) -> None:
+    if len(value) > MAX_FACTS:
+        raise ValueError(f"at most {MAX_FACTS} knowledge facts are allowed")
+    for fact in value:
+        if not isinstance(fact, str) or len(fact) > MAX_FACT:
+            raise ValueError(f"a knowledge fact is a string of at most {MAX_FACT} characters")
+
+
+# --- the world outside any one chat ---
+
+
+@frozen
+class YouUpdated:
+    """The user's name or persona changed."""
+
+    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
+    persona: str = field(validator=at_most(MAX_PERSONA))
+
+
+@frozen
+class BotCreated:
+    """A bot was created."""
+
+    bot_id: str = field(validator=[not_blank, _id])
+    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
+    persona: str = field(validator=at_most(MAX_PERSONA))
+    greeting: str = field(default="", validator=at_most(MAX_GREETING))
+
+
+@frozen
+class BotUpdated:
+    """Some of a bot's fields changed; ``None`` means unchanged."""
+
+    bot_id: str = field(validator=_id)
+    name: str | None = field(default=None, validator=optional_at_most(MAX_NAME))
+    persona: str | None = field(default=None, validator=optional_at_most(MAX_PERSONA))
+    greeting: str | None = field(default=None, validator=optional_at_most(MAX_GREETING))
+
+
+@frozen
+class BotDeleted:
+    """A bot was deleted; every chat that had it as guest goes on one to one."""
+
+    bot_id: str = field(validator=_id)
+
+
+@frozen
+class LocationCreated:
+    """A named place scenes can happen in."""
+
+    name: str = field(validator=[not_blank, at_most(MAX_LOCATION)])
+    description: str = field(default="", validator=at_most(MAX_DESCRIPTION))
+
+
+# --- one chat ---
+
+
+@frozen
+class ChatCreated:
+    """A chat was started."""
+
+    chat_id: str = field(validator=[not_blank, _id])
+    title: str = field(validator=at_most(MAX_TITLE))
+    host_bot_id: str = field(validator=_id)
+    guest_bot_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
+
+
+@frozen
+class ChatRewound:
+    """The chat was rewound: its events after ``to_event_id`` leave the timeline."""
+
+    chat_id: str = field(validator=_id)
+    to_event_id: int
+
+
+@frozen
+class UserTurn:
+    """The user wrote prose."""
+
+    chat_id: str = field(validator=_id)
+    prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
+    segments: tuple[Segment, ...]
+
+
+@frozen
+class UserTurnEdit:
+    """The user edited the prose of turn ``supersedes``, which leaves the timeline."""
+
+    chat_id: str = field(validator=_id)
+    supersedes: int
+    prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
+    segments: tuple[Segment, ...]
+
+
+@frozen
+class AssistantTurnStarted:
+    """A beat started streaming; its id is the beat's id."""
+
+    chat_id: str = field(validator=_id)
+    speaker_id: str = field(validator=_id)
+    user_turn_id: int
+    interjection_of: str | None = None
+
+
+@frozen
+class AssistantTurn:
+    """A beat ended; ``text`` is what was received, ``truncated`` if it stopped early."""
+
+    chat_id: str = field(validator=_id)
+    speaker_id: str = field(validator=_id)
+    user_turn_id: int
+    started_id: int | None
+    text: str
+    truncated: bool = False
+    error: str | None = None
+    interjection_of: str | None = None
+    supersedes: int | None = None
+
+
+@frozen
+class MemoryWritten:
+    """A bot remembers something from its own point of view; the id is the memory's."""
+
+    chat_id: str = field(validator=_id)
+    bot_id: str = field(validator=_id)
+    text: str
+    scene_id: int | None = None
+    source_event_id: int | None = None
+
+
+@frozen
+class MemoryScored:
+    """The significance pass scored a memory."""
+
+    chat_id: str = field(validator=_id)
+    memory_id: int
+    significance: int = field(validator=in_range(0, 3))
+
+
+@frozen
+class MemoryPinned:
+    """A memory was pinned, by hand or automatically (significance 3)."""
+
+    chat_id: str = field(validator=_id)
+    memory_id: int
+    by: PinnedBy
+
+
+@frozen
+class MemoryUnpinned:
+    """A memory was unpinned, by hand or by the auto-pin cap's eviction."""
+
+    chat_id: str = field(validator=_id)
+    memory_id: int
+    by: PinnedBy
+
+
+@frozen
+class EdgeUpdate:
+    """The directed edge ``source_id`` → ``target_id`` changed by these deltas."""
+
+    source_id: str = field(validator=_id)
+    target_id: str = field(validator=_id)
+    chat_id: str | None = None
+    affinity_delta: int = 0
+    trust_delta: int = 0
+    knowledge_facts: tuple[str, ...] = field(default=(), validator=_facts)
+    summary: str | None = field(default=None, validator=optional_at_most(MAX_DESCRIPTION))
+
+
+@frozen
+class SceneOpened:
+    """A scene opened at ``location``; the id is the scene's."""
+
+    chat_id: str = field(validator=_id)
+    location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
+
+
+@frozen
+class SceneClosed:
+    """The scene ended, for ``reason`` (a phrase, a location change, ...)."""
+
+    chat_id: str = field(validator=_id)
+    scene_id: int
+    reason: str = ""
+    next_location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
+
+
+@frozen
+class SceneSummary:
+    """How one witness (``bot_id``) sums up a closed scene."""
+
+    chat_id: str = field(validator=_id)
+    scene_id: int
+    bot_id: str = field(validator=_id)
+    text: str = field(validator=at_most(MAX_DESCRIPTION))
+
+
+@frozen
+class WorldEventCreated:
+    """A world event was planned; the id is the world event's."""
+
+    chat_id: str = field(validator=_id)
+    title: str = field(validator=[not_blank, at_most(MAX_TITLE)])
+    description: str = field(default="", validator=at_most(MAX_DESCRIPTION))
+    artifacts: Artifacts = Artifacts()
+
+
+@frozen
+class WorldEventStarted:
+    """A planned world event became active."""
+
+    chat_id: str = field(validator=_id)
+    world_event_id: int
+
+
+@frozen
+class WorldEventCompleted:
+    """A world event completed; its artifacts are promoted by the events that follow."""
+
+    chat_id: str = field(validator=_id)
+    world_event_id: int
+
+
+@frozen
+class WorldEventCancelled:
+    """A world event was called off."""
+
+    chat_id: str = field(validator=_id)
+    world_event_id: int
+
+
+@frozen
+class ObjectAcquired:
+    """``holder_id`` now has the object ``name``."""
+
+    chat_id: str = field(validator=_id)
+    holder_id: str = field(validator=_id)
+    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
+    world_event_id: int | None = None
+
+
+Event = (
+    YouUpdated
+    | BotCreated
+    | BotUpdated
+    | BotDeleted
+    | LocationCreated
+    | ChatCreated
+    | ChatRewound
+    | UserTurn
+    | UserTurnEdit
+    | AssistantTurnStarted
+    | AssistantTurn
+    | MemoryWritten
+    | MemoryScored
+    | MemoryPinned
+    | MemoryUnpinned
+    | EdgeUpdate
+    | SceneOpened
+    | SceneClosed
+    | SceneSummary
+    | WorldEventCreated
+    | WorldEventStarted
+    | WorldEventCompleted
+    | WorldEventCancelled
+    | ObjectAcquired
+)
+
+EVENT_KINDS: dict[str, type[Event]] = {
+    "you_updated": YouUpdated,
+    "bot_created": BotCreated,
+    "bot_updated": BotUpdated,
+    "bot_deleted": BotDeleted,
+    "location_created": LocationCreated,
+    "chat_created": ChatCreated,
+    "chat_rewound": ChatRewound,
+    "user_turn": UserTurn,
+    "user_turn_edit": UserTurnEdit,
+    "assistant_turn_started": AssistantTurnStarted,
+    "assistant_turn": AssistantTurn,
+    "memory_written": MemoryWritten,
+    "memory_scored": MemoryScored,
+    "memory_pinned": MemoryPinned,
+    "memory_unpinned": MemoryUnpinned,
+    "edge_update": EdgeUpdate,
+    "scene_opened": SceneOpened,
+    "scene_closed": SceneClosed,
+    "scene_summary": SceneSummary,
+    "world_event_created": WorldEventCreated,
+    "world_event_started": WorldEventStarted,
+    "world_event_completed": WorldEventCompleted,
+    "world_event_cancelled": WorldEventCancelled,
+    "object_acquired": ObjectAcquired,
+}
+"""The log ``kind`` of every event payload."""
+
+KIND_OF: dict[type[Event], str] = {cls: kind for kind, cls in EVENT_KINDS.items()}
+
+
+def kind_of(event: Event) -> str:
+    """The log ``kind`` of an event payload."""
+    return KIND_OF[type(event)]
+
+
+def chat_of(event: Event) -> str | None:
+    """The chat an event belongs to, or ``None`` for world-wide events."""
+    return getattr(event, "chat_id", None)
+
+
+__all__ = [*(cls.__name__ for cls in EVENT_KINDS.values()), "EVENT_KINDS", "Event", "PinnedBy",
+           "chat_of", "kind_of"]

@@ -1,0 +1,133 @@
+"""One settings object for ``troupe serve``, from flags, the environment and defaults.
+
+Flags win over ``TROUPE_*`` variables, which win over defaults. Nothing else
+in the project reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import platformdirs
+from attrs import field, frozen
+
+from actors import EngineSettings
+from llm import ModelSettings
+
+
+@frozen
+class Config:
+    """Everything ``troupe serve`` needs."""
+
+    host: str
+    port: int
+    data_dir: Path
+    token: str = field(repr=False)
+    allow_origins: tuple[str, ...]
+    engine: EngineSettings
+
+
+class ConfigError(Exception):
+    """A flag or variable has a value we cannot use."""
+
+
+def _pick(flag: object, env: Mapping[str, str], name: str, default: object = None) -> object:
+    if flag is not None:
+        return flag
+    value = env.get(name)
+    return value if value not in (None, "") else default
+
+
+def model_settings(args: argparse.Namespace, env: Mapping[str, str], data_dir: Path) -> tuple[
+    ModelSettings, ModelSettings | None
+]:
+    """The narrative and classifier model settings (classifier ``None``: share narrative)."""
+    backend = str(_pick(getattr(args, "backend", None), env, "TROUPE_BACKEND", "local"))
+    if backend not in ("local", "openai", "scripted"):
+        raise ConfigError(f"backend must be local, openai or scripted, not {backend!r}")
+    base_url = _pick(getattr(args, "base_url", None), env, "TROUPE_BASE_URL")
+    model = _pick(getattr(args, "model", None), env, "TROUPE_MODEL")
+    classifier_model = _pick(getattr(args, "classifier_model", None), env, "TROUPE_CLASSIFIER_MODEL")
+    script = _pick(getattr(args, "script", None), env, "TROUPE_SCRIPT")
+    raw_cap = _pick(getattr(args, "max_connections", None), env, "TROUPE_MAX_CONNECTIONS", 4)
+    try:
+        cap = int(str(raw_cap))
+    except ValueError:
+        raise ConfigError(f"max connections must be a whole number, not {raw_cap!r}") from None
+    if cap < 1:
+        raise ConfigError("max connections must be at least 1")
+    key = env.get("TROUPE_API_KEY") or env.get("OPENAI_API_KEY") or None
+    if backend == "openai" and not base_url:
+        raise ConfigError("--backend openai needs --base-url (or TROUPE_BASE_URL)")
+    if backend == "scripted" and not script:
+        raise ConfigError("--backend scripted needs --script (or TROUPE_SCRIPT)")
+    narrative = ModelSettings(
+        backend=backend,  # type: ignore[arg-type]
+        base_url=str(base_url) if base_url else None,
+        model=str(model) if model else None,
+        api_key=key,
+        max_connections=cap,
+        script_path=str(script) if script else None,
+        cache_dir=str(data_dir / "cache"),
+    )
+    classifier = None
+    if classifier_model and classifier_model != model:
+        classifier = ModelSettings(
+            backend=backend,  # type: ignore[arg-type]
+            base_url=narrative.base_url,
+            model=str(classifier_model),
+            api_key=key,
+            max_connections=cap,
+            script_path=narrative.script_path,
+            cache_dir=narrative.cache_dir,
+        )
+    return narrative, classifier
+
+
+def load_token(data_dir: Path, given: str | None) -> str:
+    """The access token: the given one, or one kept in the data folder across restarts."""
+    if given:
+        return given
+    path = data_dir / "token"
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(24)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
+    """Build the serve configuration; raises :class:`ConfigError` on bad values."""
+    data = _pick(args.data, env, "TROUPE_DATA") or platformdirs.user_data_dir("troupe")
+    data_dir = Path(str(data)).expanduser()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    raw_port = _pick(args.port, env, "TROUPE_PORT", 8765)
+    try:
+        port = int(str(raw_port))
+    except ValueError:
+        raise ConfigError(f"port must be a number, not {raw_port!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port must be between 0 and 65535, not {port}")
+    origins = list(args.allow_origin or [])
+    origins += [o.strip() for o in env.get("TROUPE_ALLOW_ORIGIN", "").split(",") if o.strip()]
+    narrative, classifier = model_settings(args, env, data_dir)
+    token = load_token(data_dir, str(_pick(args.token, env, "TROUPE_TOKEN", "")) or None)
+    return Config(
+        host=str(_pick(args.host, env, "TROUPE_HOST", "127.0.0.1")),
+        port=port,
+        data_dir=data_dir,
+        token=token,
+        allow_origins=tuple(origins),
+        engine=EngineSettings(
+            db_path=data_dir / "troupe.db",
+            data_dir=data_dir,
+            narrative=narrative,
+            classifier=classifier,
+        ),
+    )

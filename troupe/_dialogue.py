@@ -1,0 +1,488 @@
+"""Scripted dialogues: a readable TOML story, run headless through the real actors.
+
+A script names the people, the chat, and each turn: what you say, what the
+model answers (narrative text and classifier outputs, valid or not), and what
+must be true afterwards. See docs/dialogues.md for the format.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import tomllib
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from actors import Engine, EngineSettings, open_engine
+from llm import ScriptedBackend
+from protocol import (
+    YOU_ID,
+    Artifacts,
+    BeatComplete,
+    ProtocolError,
+    Token,
+    converter,
+)
+
+
+class ScriptError(Exception):
+    """The script itself is malformed: its author's fault."""
+
+
+@attrs.define
+class Outcome:
+    """What running a script produced: the transcript and every failed expectation."""
+
+    lines: list[str] = attrs.Factory(list)
+    failures: list[str] = attrs.Factory(list)
+
+    def say(self, line: str) -> None:
+        """Add a line to the transcript."""
+        self.lines.append(line)
+
+    def fail(self, where: str, what: str) -> None:
+        """Record a failed expectation."""
+        self.failures.append(f"{where}: {what}")
+        self.lines.append(f"  ✗ {what}")
+
+    @property
+    def ok(self) -> bool:
+        """Every expectation held."""
+        return not self.failures
+
+
+def load_script(path: Path) -> dict[str, Any]:
+    """Read a dialogue script."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ScriptError(f"{path}: {exc}") from None
+    if "chat" not in data or "bot" not in data:
+        raise ScriptError(f"{path}: a script needs [[bot]] entries and a [chat] table")
+    return data
+
+
+SETTINGS = {"auto_pin_cap": int, "classifier_timeout": float}
+"""Engine settings a script may change in its ``[settings]`` table."""
+
+
+@asynccontextmanager
+async def scripted_engine(
+    db: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> AsyncIterator[tuple[Engine, ScriptedBackend]]:
+    """An engine on a scripted backend, with a temporary database unless ``db`` is given."""
+    options: dict[str, Any] = {"classifier_timeout": 5.0}
+    for key, value in (overrides or {}).items():
+        if key not in SETTINGS:
+            raise ScriptError(f"unknown setting {key!r}; a script may set {sorted(SETTINGS)}")
+        options[key] = SETTINGS[key](value)
+    with tempfile.TemporaryDirectory(prefix="troupe-replay-") as tmp:
+        data_dir = Path(tmp)
+        settings = EngineSettings(
+            db_path=db if db is not None else data_dir / "troupe.db",
+            data_dir=data_dir,
+            **options,
+        )
+        backend = ScriptedBackend()
+        async with open_engine(settings, narrative=backend, classifier=backend) as engine:
+            yield engine, backend
+
+
+async def run_script(data: Mapping[str, Any], db: Path | None = None) -> Outcome:
+    """Run a parsed script; never raises for a failed expectation (see ``Outcome``)."""
+    async with scripted_engine(db, data.get("settings")) as (engine, backend):
+        return await Runner(engine, backend, data).run()
+
+
+class Runner:
+    """Plays one script against an engine."""
+
+    def __init__(self, engine: Engine, backend: ScriptedBackend, data: Mapping[str, Any]) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.data = data
+        self.out = Outcome()
+        self.ids: dict[str, str] = {"you": YOU_ID}
+        self.names: dict[str, str] = {}
+        self.chat_id = ""
+        self._printed: set[int] = set()
+
+    def resolve(self, key: str) -> str:
+        """A script's name for an entity to its id."""
+        if key not in self.ids:
+            raise ScriptError(f"the script names {key!r}, which is neither 'you' nor a bot")
+        return self.ids[key]
+
+    async def run(self) -> Outcome:
+        """Set the world up, then play every turn."""
+        you = self.data.get("you", {})
+        if you:
+            entity = await self.engine.set_you(you.get("name", "You"), you.get("persona", ""))
+            self.names[YOU_ID] = entity.name
+        else:
+            self.names[YOU_ID] = (await self.engine.you()).name
+        for bot in self.data["bot"]:
+            made = await self.engine.create_bot(
+                bot["name"], bot.get("persona", ""), bot.get("greeting", "")
+            )
+            self.ids[bot.get("key", made.id)] = made.id
+            self.names[made.id] = made.name
+        chat = self.data["chat"]
+        made_chat = await self.engine.create_chat(
+            self.resolve(chat["host"]),
+            self.resolve(chat["guest"]) if chat.get("guest") else None,
+            chat.get("location"),
+            chat.get("title"),
+        )
+        self.chat_id = made_chat.id
+        self.out.say(f"# {self.data.get('title', made_chat.title)}")
+        for number, turn in enumerate(self.data.get("turn", []), start=1):
+            await self.play(number, turn)
+        await self.summary()
+        return self.out
+
+    # --- one turn ---
+
+    async def play(self, number: int, turn: Mapping[str, Any]) -> None:
+        """Script the model, do the turn's action, wait for it to settle, check."""
+        where = f"turn {number}"
+        for plan in _as_list(turn.get("world_event")):
+            artifacts = converter.structure(self.resolve_artifacts(plan.get("artifacts", {})), Artifacts)
+            await self.engine.create_world_event(
+                self.chat_id, plan["title"], plan.get("description", ""), artifacts
+            )
+            self.out.say(f"[world event planned: {plan['title']}]")
+        await self.script_model(turn)
+        before = len(self.backend.requests)
+        error: str | None = None
+        try:
+            await self.act(turn)
+        except ProtocolError as exc:
+            error = exc.code
+            self.out.say(f"  → error {exc.code}: {exc.message}")
+        expected_error = turn.get("expect", {}).get("error")
+        if expected_error != error:
+            self.out.fail(where, f"expected error {expected_error!r}, got {error!r}")
+        await self.engine.wait_settled(self.chat_id)
+        await self.drain_background()
+        await self.check(where, turn.get("expect", {}), self.backend.requests[before:])
+
+    def resolve_artifacts(self, artifacts: Mapping[str, Any]) -> dict[str, Any]:
+        """Artifacts with the script's names for people turned into ids."""
+        out: dict[str, Any] = {}
+        for group, items in artifacts.items():
+            out[group] = [
+                {k: self.resolve(v) if k in ("source_id", "target_id", "holder_id") else v
+                 for k, v in item.items()}
+                for item in items
+            ]
+        return out
+
+    async def world_event_ids(self, outputs: Any) -> Any:
+        """Lifecycle outputs may name events by title (``event``); turn titles into ids."""
+        events = await self.engine.store.run(
+            lambda s: s.world_events(self.chat_id, ("planned", "active", "completed", "cancelled"))
+        )
+        by_title = {e.title: e.id for e in events}
+        fixed = []
+        for output in _as_list(outputs):
+            if isinstance(output, Mapping) and "transitions" in output:
+                moves = []
+                for move in output["transitions"]:
+                    move = dict(move)
+                    if "event" in move:
+                        title = move.pop("event")
+                        if title not in by_title:
+                            raise ScriptError(f"no world event is titled {title!r}")
+                        move["event_id"] = by_title[title]
+                    moves.append(move)
+                output = {**output, "transitions": moves}
+            fixed.append(output)
+        return fixed
+
+    async def script_model(self, turn: Mapping[str, Any]) -> None:
+        """Hand the turn's scripted replies to the backend."""
+        for reply in _as_list(turn.get("reply")):
+            if isinstance(reply, str):
+                self.backend.push_narrative(reply)
+            else:
+                self.backend.push_narrative(**_narrative_kwargs(reply))
+        for name, outputs in turn.get("classifier", {}).items():
+            if isinstance(outputs, Mapping):  # keyed by pair, e.g. "you->mira"
+                for pair, output in outputs.items():
+                    source, _, target = pair.partition("->")
+                    match = re.escape(f"pair: {self.resolve(source)} -> {self.resolve(target)}")
+                    self.backend.push_classifier(name, match=match, **_classifier_kwargs(output))
+                continue
+            if name == "lifecycle":
+                outputs = await self.world_event_ids(outputs)
+            for output in _as_list(outputs):
+                self.backend.push_classifier(name, **_classifier_kwargs(output))
+
+    async def act(self, turn: Mapping[str, Any]) -> None:
+        """Do what the turn says: send prose, regenerate, rewind or pin."""
+        engine, chat_id = self.engine, self.chat_id
+        if "you" in turn:
+            prose = turn["you"]
+            self.out.say(f"{self.names[YOU_ID]}: {prose}")
+            cancel_after = turn.get("cancel_after_tokens")
+            if cancel_after is None:
+                await engine.send_turn(chat_id, prose)
+            else:
+                await self.send_and_cancel(prose, int(cancel_after))
+        elif "regenerate" in turn:
+            latest = (await engine.chat_state(chat_id)).timeline[-1]
+            edited = turn["regenerate"] if isinstance(turn["regenerate"], str) else None
+            event_id = int(turn.get("regenerate_event", latest.event_id))
+            self.out.say(f"[regenerate {event_id}{' with: ' + edited if edited else ''}]")
+            await engine.regenerate(chat_id, event_id, edited)
+        elif "rewind_to_turn" in turn:
+            timeline = (await engine.chat_state(chat_id)).timeline
+            index = int(turn["rewind_to_turn"])
+            event_id = timeline[index - 1].event_id
+            preview = await engine.rewind_preview(chat_id, event_id)
+            self.out.say(f"[rewind to {event_id}: removes {preview.total_events}]")
+            want = turn.get("expect", {}).get("rewind_removes")
+            if want is not None and want != preview.total_events:
+                self.out.fail("rewind", f"preview removes {preview.total_events}, want {want}")
+            await engine.rewind(chat_id, event_id)
+        elif "pin" in turn:
+            spec = turn["pin"]
+            memories = await engine.list_memories(self.resolve(spec["bot"]), chat_id)
+            target = memories[int(spec.get("index", -1))]
+            await engine.pin_memory(target.id, bool(spec.get("pinned", True)))
+            self.out.say(f"[{'pin' if spec.get('pinned', True) else 'unpin'} memory {target.id}]")
+        elif "delete_bot" in turn:
+            await engine.delete_bot(self.resolve(turn["delete_bot"]))
+            self.out.say(f"[delete bot {turn['delete_bot']}]")
+        elif "cancel" in turn:
+            await engine.cancel(chat_id)
+            self.out.say("[cancel]")
+
+    async def send_and_cancel(self, prose: str, after: int) -> None:
+        """Send a turn and cancel it once ``after`` tokens of its first beat streamed."""
+        async with self.engine.watch(self.chat_id) as messages:
+            await self.engine.send_turn(self.chat_id, prose)
+            seen = 0
+            async for message in messages:
+                if isinstance(message, Token):
+                    seen += 1
+                    if seen >= after:
+                        await self.engine.cancel(self.chat_id)
+                        break
+                if isinstance(message, BeatComplete):
+                    break
+
+    async def drain_background(self) -> None:
+        """Let the background significance scoring finish before checking."""
+        for _ in range(50):
+            await trio.sleep(0)
+        await self.engine.idle()
+
+    # --- checks ---
+
+    async def check(self, where: str, expect: Mapping[str, Any], requests: list[Any]) -> None:
+        """Compare the state after a turn with the turn's expectations."""
+        state = await self.engine.chat_state(self.chat_id)
+        for turn in state.timeline:
+            if turn.kind == "assistant" and turn.event_id not in self._printed:
+                self._printed.add(turn.event_id)
+                flag = f"  [truncated: {turn.truncated and 'yes'}]" if turn.truncated else ""
+                self.out.say(f"{self.names.get(turn.speaker_id, turn.speaker_id)}: {turn.text}{flag}")
+        checks: dict[str, Callable[[Any], Any]] = {
+            "last": lambda spec: self.check_turn(where, "last turn", state.timeline[-1], spec),
+            "timeline": lambda spec: self.check_timeline(where, state.timeline, spec),
+            "edges": lambda spec: self.check_edges(where, spec),
+            "memories": lambda spec: self.check_memories(where, spec),
+            "scene": lambda spec: self.check_scene(where, spec),
+            "world_events": lambda spec: self.check_world(where, spec),
+            "inventory": lambda spec: self.check_inventory(where, spec),
+            "calls": lambda spec: self.check_calls(where, spec, requests),
+            "prompt_has": lambda spec: self.check_prompt(where, spec, requests, True),
+            "prompt_lacks": lambda spec: self.check_prompt(where, spec, requests, False),
+        }
+        for key, spec in expect.items():
+            if key in ("error", "rewind_removes"):
+                continue
+            if key not in checks:
+                raise ScriptError(f"{where}: unknown expectation {key!r}")
+            result = checks[key](spec)
+            if hasattr(result, "__await__"):
+                await result
+
+    def check_turn(self, where: str, label: str, turn: Any, spec: Mapping[str, Any]) -> None:
+        """One timeline entry against ``speaker``, ``text``, ``contains``, flags."""
+        if "speaker" in spec and turn.speaker_id != self.resolve(spec["speaker"]):
+            self.out.fail(where, f"{label} speaker is {turn.speaker_id}, want {spec['speaker']}")
+        if "text" in spec and turn.text != spec["text"]:
+            self.out.fail(where, f"{label} text is {turn.text!r}, want {spec['text']!r}")
+        if "contains" in spec and spec["contains"] not in turn.text:
+            self.out.fail(where, f"{label} text {turn.text!r} lacks {spec['contains']!r}")
+        for flag in ("truncated", "kind"):
+            if flag in spec and getattr(turn, flag) != spec[flag]:
+                self.out.fail(where, f"{label} {flag} is {getattr(turn, flag)!r}, want {spec[flag]!r}")
+        if "interjection_of" in spec:
+            want = self.resolve(spec["interjection_of"]) if spec["interjection_of"] else None
+            if turn.interjection_of != want:
+                self.out.fail(where, f"{label} interjection_of is {turn.interjection_of!r}")
+
+    def check_timeline(self, where: str, timeline: Any, spec: Any) -> None:
+        """The whole visible timeline: a count, or a list of turn specs."""
+        if isinstance(spec, int):
+            if len(timeline) != spec:
+                self.out.fail(where, f"timeline has {len(timeline)} turns, want {spec}")
+            return
+        if len(timeline) != len(spec):
+            self.out.fail(where, f"timeline has {len(timeline)} turns, want {len(spec)}")
+            return
+        for index, (turn, turn_spec) in enumerate(zip(timeline, spec, strict=True), start=1):
+            self.check_turn(where, f"timeline[{index}]", turn, turn_spec)
+
+    async def check_edges(self, where: str, spec: Mapping[str, Any]) -> None:
+        """Edges by ``"a->b"``: affinity, trust, knowledge, summary."""
+        for pair, want in spec.items():
+            source, _, target = pair.partition("->")
+            edges = await self.engine.store.run(
+                lambda s, a=self.resolve(source), b=self.resolve(target): s.get_edge(a, b)
+            )
+            for field_name in ("affinity", "trust"):
+                if field_name in want:
+                    _compare(self.out, where, f"{pair} {field_name}", getattr(edges, field_name),
+                             want[field_name])
+            for fact in _as_list(want.get("knows")):
+                if not any(fact in known for known in edges.knowledge_facts):
+                    self.out.fail(where, f"{pair} does not know {fact!r}: {edges.knowledge_facts}")
+            if "summary_contains" in want and want["summary_contains"] not in edges.summary:
+                self.out.fail(where, f"{pair} summary {edges.summary!r} lacks the phrase")
+
+    async def check_memories(self, where: str, spec: Mapping[str, Any]) -> None:
+        """A bot's memories of this chat: count, pinned, significance, contents."""
+        for key, want in spec.items():
+            memories = await self.engine.list_memories(self.resolve(key), self.chat_id)
+            if "count" in want:
+                _compare(self.out, where, f"{key} memories", len(memories), want["count"])
+            if "pinned" in want:
+                pinned = sum(1 for mem in memories if mem.pinned)
+                _compare(self.out, where, f"{key} pinned memories", pinned, want["pinned"])
+            if "last_significance" in want and memories:
+                _compare(self.out, where, f"{key} last significance",
+                         memories[-1].significance, want["last_significance"])
+            for phrase in _as_list(want.get("contain")):
+                if not any(phrase in mem.text for mem in memories):
+                    self.out.fail(where, f"no memory of {key} contains {phrase!r}")
+            for phrase in _as_list(want.get("lack")):
+                if any(phrase in mem.text for mem in memories):
+                    self.out.fail(where, f"a memory of {key} contains {phrase!r}")
+
+    async def check_scene(self, where: str, spec: Mapping[str, Any]) -> None:
+        """The chat's current scene: open or not, and where."""
+        scene = (await self.engine.chat_state(self.chat_id)).scene
+        if "open" in spec and (scene is not None) != spec["open"]:
+            self.out.fail(where, f"scene open is {scene is not None}, want {spec['open']}")
+        if "location" in spec and (scene is None or scene.location != spec["location"]):
+            self.out.fail(where, f"scene location is {scene and scene.location!r}")
+        if "closed" in spec:
+            closed = await self.engine.store.run(lambda s: s.closed_scenes(self.chat_id))
+            _compare(self.out, where, "closed scenes", len(closed), spec["closed"])
+
+    async def check_world(self, where: str, spec: Mapping[str, Any]) -> None:
+        """World events by title: their status."""
+        events = await self.engine.store.run(
+            lambda s: s.world_events(self.chat_id, ("planned", "active", "completed", "cancelled"))
+        )
+        status = {e.title: e.status for e in events}
+        for title, want in spec.items():
+            if status.get(title) != want:
+                self.out.fail(where, f"world event {title!r} is {status.get(title)!r}, want {want!r}")
+
+    async def check_inventory(self, where: str, spec: Mapping[str, Any]) -> None:
+        """What each holder owns."""
+        for key, want in spec.items():
+            have = await self.engine.store.run(lambda s, h=self.resolve(key): s.inventory(h))
+            if sorted(have) != sorted(want):
+                self.out.fail(where, f"{key} holds {sorted(have)}, want {sorted(want)}")
+
+    def check_calls(self, where: str, spec: Mapping[str, Any], requests: list[Any]) -> None:
+        """Model calls made during the turn, by classifier name (``narrative`` for beats)."""
+        counts: dict[str, int] = {}
+        first_narrative = None
+        for index, request in enumerate(requests):
+            name = getattr(request, "name", None) or "narrative"
+            counts[name] = counts.get(name, 0) + 1
+            if name == "narrative" and first_narrative is None:
+                first_narrative = index
+        for name, want in spec.items():
+            if name == "before_first_token":
+                before = requests[: first_narrative if first_narrative is not None else 0]
+                _compare(self.out, where, "classifier calls before the first token",
+                         len(before), want)
+                continue
+            _compare(self.out, where, f"{name} calls", counts.get(name, 0), want)
+
+    def check_prompt(self, where: str, spec: Any, requests: list[Any], present: bool) -> None:
+        """Phrases that the turn's first narrative prompt must (or must not) contain."""
+        prompts = [r for r in requests if getattr(r, "name", None) is None]
+        if not prompts:
+            self.out.fail(where, "no narrative prompt was sent")
+            return
+        text = "\n".join(message.content for message in prompts[0].messages)
+        for phrase in _as_list(spec):
+            if (phrase in text) != present:
+                verb = "lacks" if present else "contains"
+                self.out.fail(where, f"the prompt {verb} {phrase!r}")
+
+    async def summary(self) -> None:
+        """Print the state at the end: edges and memories."""
+        state = await self.engine.chat_state(self.chat_id)
+        self.out.say("-- state --")
+        for edge in state.edges:
+            self.out.say(
+                f"{self.names.get(edge.source_id, edge.source_id)} → "
+                f"{self.names.get(edge.target_id, edge.target_id)}: affinity {edge.affinity}, "
+                f"trust {edge.trust}{'; knows ' + '; '.join(edge.knowledge_facts) if edge.knowledge_facts else ''}"
+            )
+        for bot_id, name in self.names.items():
+            if bot_id == YOU_ID:
+                continue
+            memories = await self.engine.list_memories(bot_id, self.chat_id)
+            pinned = sum(1 for mem in memories if mem.pinned)
+            self.out.say(f"{name}: {len(memories)} memories, {pinned} pinned")
+        if state.scene is not None:
+            self.out.say(f"scene: {state.scene.location or 'somewhere'}")
+
+
+def _compare(out: Outcome, where: str, label: str, value: Any, want: Any) -> None:
+    if isinstance(want, Mapping):
+        if "at_least" in want and value < want["at_least"]:
+            out.fail(where, f"{label} is {value}, want at least {want['at_least']}")
+        if "at_most" in want and value > want["at_most"]:
+            out.fail(where, f"{label} is {value}, want at most {want['at_most']}")
+        if "equals" in want and value != want["equals"]:
+            out.fail(where, f"{label} is {value}, want {want['equals']}")
+    elif value != want:
+        out.fail(where, f"{label} is {value!r}, want {want!r}")
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _narrative_kwargs(reply: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = {"text", "error", "stall", "delay", "match", "stall_after"}
+    unknown = set(reply) - allowed
+    if unknown:
+        raise ScriptError(f"a reply has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return dict(reply)
+
+
+def _classifier_kwargs(output: Any) -> dict[str, Any]:
+    if isinstance(output, Mapping) and set(output) <= {"raw", "error", "json", "stall"} and output:
+        return dict(output)
+    return {"json": output}
