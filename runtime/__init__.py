@@ -1,0 +1,40 @@
+"""The generic actor runtime on trio. Knows nothing of chats or models.
+
+Owns: actors (a task with a bounded mailbox, one message at a time, a work
+nursery for long work), ``tell``/``ask`` with backpressure and timeouts,
+supervision with restart policies and intensity, registries that spawn on
+first message and passivate when idle, topics that fan out without ever
+blocking the publisher, and shutdown within a bound. See docs/runtime.md.
+"""
+
+from ._actor import Actor, ActorRef
+from ._errors import (
+    ActorError,
+    ActorFailed,
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+    RestartIntensityExceeded,
+)
+from ._policy import RestartPolicy
+from ._system import ActorSystem, Registry, RegistryRef, open_actor_system
+from ._topic import Lagged, Subscription, Topic
+
+__all__ = [
+    "Actor",
+    "ActorError",
+    "ActorFailed",
+    "ActorRef",
+    "ActorStopped",
+    "ActorSystem",
+    "AskTimeout",
+    "Lagged",
+    "MailboxFull",
+    "Registry",
+    "RegistryRef",
+    "RestartIntensityExceeded",
+    "RestartPolicy",
+    "Subscription",
+    "Topic",
+    "open_actor_system",
+]
