@@ -1,0 +1,26 @@
+"""The event store on apsw: the append-only log, its projections, rewind and recovery.
+
+Owns: the SQLite schema and its migrations; appending events together with
+their projection change and outgoing chat messages in one transaction; the
+queries the turn flow needs; rewind (after a snapshot) and supersede; crash
+recovery of beats left open; and running all of it on one thread for trio.
+See docs/storage.md.
+"""
+
+from ._async import AsyncStore, open_store
+from ._errors import Invalid, NotFound, StoreError
+from ._store import AppendResult, RewindPreview, StoredEvent, Store, WorldEventRow, utc_now
+
+__all__ = [
+    "AppendResult",
+    "AsyncStore",
+    "Invalid",
+    "NotFound",
+    "RewindPreview",
+    "Store",
+    "StoreError",
+    "StoredEvent",
+    "WorldEventRow",
+    "open_store",
+    "utc_now",
+]

@@ -1,0 +1,387 @@
+"""Projections: one handler per event kind, checking then applying it in SQL.
+
+Each handler first checks that the event makes sense against the current
+state (raising :class:`NotFound` or :class:`Invalid`), then applies it. The
+caller runs both inside the transaction that appends the event, so a refused
+event leaves neither a log row nor a projection change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import apsw
+
+from protocol import YOU_ID, converter
+from protocol import events as ev
+
+from ._errors import Invalid, NotFound
+
+MAX_KNOWN_FACTS = 20
+"""Knowledge facts kept per edge; the oldest go first."""
+
+DEFAULT_EDGE = (50, 50)
+
+Handler = Callable[[apsw.Connection, int, str, Any], None]
+
+
+def clamp(value: int) -> int:
+    """Affinity and trust live in 0..100."""
+    return max(0, min(100, value))
+
+
+def _one(conn: apsw.Connection, sql: str, *args: object) -> Any:
+    for row in conn.execute(sql, args):
+        return row
+    return None
+
+
+def _chat(conn: apsw.Connection, chat_id: str) -> Any:
+    row = _one(conn, "SELECT host_bot_id, guest_bot_id FROM chats WHERE id = ?", chat_id)
+    if row is None:
+        raise NotFound(f"there is no chat {chat_id!r}")
+    return row
+
+
+def _bot(conn: apsw.Connection, bot_id: str, *, live: bool = True) -> None:
+    row = _one(conn, "SELECT deleted FROM entities WHERE id = ? AND kind = 'bot'", bot_id)
+    if row is None or (live and row[0]):
+        raise NotFound(f"there is no bot {bot_id!r}")
+
+
+def _entity(conn: apsw.Connection, entity_id: str) -> None:
+    if _one(conn, "SELECT 1 FROM entities WHERE id = ?", entity_id) is None:
+        raise NotFound(f"there is no one called {entity_id!r}")
+
+
+def _visible_turn(conn: apsw.Connection, event_id: int, chat_id: str, kind: str) -> None:
+    row = _one(conn, "SELECT chat_id, kind FROM timeline WHERE event_id = ?", event_id)
+    if row is None or row[0] != chat_id or row[1] != kind:
+        raise NotFound(f"event {event_id} is not a visible {kind} turn of chat {chat_id}")
+
+
+def _memory(conn: apsw.Connection, memory_id: int) -> None:
+    if _one(conn, "SELECT 1 FROM memories WHERE id = ?", memory_id) is None:
+        raise NotFound(f"there is no memory {memory_id}")
+
+
+def _hide(conn: apsw.Connection, event_id: int, by: int) -> None:
+    conn.execute("UPDATE event_log SET superseded_by = ? WHERE id = ?", (by, event_id))
+    conn.execute("DELETE FROM timeline WHERE event_id = ?", (event_id,))
+
+
+# --- the world ---
+
+
+def you_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.YouUpdated) -> None:
+    conn.execute("UPDATE entities SET name = ?, persona = ? WHERE id = ?", (e.name, e.persona, YOU_ID))
+
+
+def bot_created(conn: apsw.Connection, id: int, _at: str, e: ev.BotCreated) -> None:
+    if e.bot_id == YOU_ID or _one(conn, "SELECT 1 FROM entities WHERE id = ?", e.bot_id):
+        raise Invalid(f"the id {e.bot_id!r} is taken")
+    conn.execute(
+        "INSERT INTO entities(id, kind, name, persona, greeting, created_event) "
+        "VALUES (?, 'bot', ?, ?, ?, ?)",
+        (e.bot_id, e.name, e.persona, e.greeting, id),
+    )
+
+
+def bot_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.BotUpdated) -> None:
+    _bot(conn, e.bot_id)
+    for column, value in (("name", e.name), ("persona", e.persona), ("greeting", e.greeting)):
+        if value is not None:
+            if column == "name" and not value.strip():
+                raise Invalid("a bot's name must not be empty")
+            conn.execute(f"UPDATE entities SET {column} = ? WHERE id = ?", (value, e.bot_id))
+
+
+def bot_deleted(conn: apsw.Connection, _id: int, _at: str, e: ev.BotDeleted) -> None:
+    _bot(conn, e.bot_id)
+    if _one(conn, "SELECT id FROM chats WHERE host_bot_id = ?", e.bot_id):
+        raise Invalid(f"{e.bot_id} hosts a chat and cannot be deleted")
+    conn.execute("UPDATE entities SET deleted = 1 WHERE id = ?", (e.bot_id,))
+    conn.execute("UPDATE chats SET guest_bot_id = NULL WHERE guest_bot_id = ?", (e.bot_id,))
+
+
+def location_created(conn: apsw.Connection, _id: int, _at: str, e: ev.LocationCreated) -> None:
+    conn.execute(
+        "INSERT INTO locations(name, description) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET description = excluded.description",
+        (e.name, e.description),
+    )
+
+
+def _location(conn: apsw.Connection, name: str | None) -> None:
+    if name:
+        conn.execute("INSERT OR IGNORE INTO locations(name) VALUES (?)", (name,))
+
+
+# --- chats and turns ---
+
+
+def chat_created(conn: apsw.Connection, id: int, at: str, e: ev.ChatCreated) -> None:
+    if _one(conn, "SELECT 1 FROM chats WHERE id = ?", e.chat_id):
+        raise Invalid(f"the chat id {e.chat_id!r} is taken")
+    _bot(conn, e.host_bot_id)
+    if e.guest_bot_id is not None:
+        _bot(conn, e.guest_bot_id)
+        if e.guest_bot_id == e.host_bot_id:
+            raise Invalid("the guest must be another bot than the host")
+    _location(conn, e.location)
+    conn.execute(
+        "INSERT INTO chats(id, title, host_bot_id, guest_bot_id, location, created_at, "
+        "created_event) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (e.chat_id, e.title, e.host_bot_id, e.guest_bot_id, e.location, at, id),
+    )
+
+
+def chat_rewound(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatRewound) -> None:
+    _chat(conn, e.chat_id)  # the marks themselves are set by the rewind (see _store)
+
+
+def user_turn(conn: apsw.Connection, id: int, _at: str, e: ev.UserTurn) -> None:
+    _chat(conn, e.chat_id)
+    conn.execute(
+        "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, user_turn_id) "
+        "VALUES (?, ?, 'user', ?, ?, ?)",
+        (id, e.chat_id, YOU_ID, e.prose, id),
+    )
+
+
+def user_turn_edit(conn: apsw.Connection, id: int, at: str, e: ev.UserTurnEdit) -> None:
+    _chat(conn, e.chat_id)
+    _visible_turn(conn, e.supersedes, e.chat_id, "user")
+    _hide(conn, e.supersedes, id)
+    user_turn(conn, id, at, ev.UserTurn(e.chat_id, e.prose, e.segments))
+
+
+def assistant_turn_started(
+    conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurnStarted
+) -> None:
+    _chat(conn, e.chat_id)
+    _bot(conn, e.speaker_id, live=False)
+    conn.execute(
+        "INSERT INTO open_beats(beat_id, chat_id, speaker_id, user_turn_id, interjection_of) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (id, e.chat_id, e.speaker_id, e.user_turn_id, e.interjection_of),
+    )
+
+
+def assistant_turn(conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurn) -> None:
+    _chat(conn, e.chat_id)
+    _bot(conn, e.speaker_id, live=False)
+    if e.started_id is not None:
+        beat = _one(conn, "SELECT chat_id FROM open_beats WHERE beat_id = ?", e.started_id)
+        if beat is None or beat[0] != e.chat_id:
+            raise Invalid(f"beat {e.started_id} is not open in chat {e.chat_id}")
+        conn.execute("DELETE FROM open_beats WHERE beat_id = ?", (e.started_id,))
+        conn.execute("DELETE FROM beat_checkpoints WHERE beat_id = ?", (e.started_id,))
+    if e.supersedes is not None:
+        _visible_turn(conn, e.supersedes, e.chat_id, "assistant")
+        _hide(conn, e.supersedes, id)
+    conn.execute(
+        "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, truncated, "
+        "interjection_of, user_turn_id) VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?)",
+        (id, e.chat_id, e.speaker_id, e.text, int(e.truncated), e.interjection_of,
+         e.user_turn_id),
+    )
+
+
+# --- memories ---
+
+
+def memory_written(conn: apsw.Connection, id: int, _at: str, e: ev.MemoryWritten) -> None:
+    _chat(conn, e.chat_id)
+    _bot(conn, e.bot_id, live=False)
+    conn.execute(
+        "INSERT INTO memories(id, bot_id, chat_id, scene_id, text) VALUES (?, ?, ?, ?, ?)",
+        (id, e.bot_id, e.chat_id, e.scene_id, e.text),
+    )
+    conn.execute("INSERT INTO memories_fts(rowid, text) VALUES (?, ?)", (id, e.text))
+
+
+def memory_scored(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryScored) -> None:
+    _memory(conn, e.memory_id)
+    conn.execute(
+        "UPDATE memories SET significance = ? WHERE id = ?", (e.significance, e.memory_id)
+    )
+
+
+def memory_pinned(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryPinned) -> None:
+    _memory(conn, e.memory_id)
+    conn.execute(
+        "UPDATE memories SET pinned = 1, pinned_by = ? WHERE id = ?", (e.by, e.memory_id)
+    )
+
+
+def memory_unpinned(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryUnpinned) -> None:
+    _memory(conn, e.memory_id)
+    conn.execute(
+        "UPDATE memories SET pinned = 0, pinned_by = NULL WHERE id = ?", (e.memory_id,)
+    )
+
+
+# --- relationships ---
+
+
+def edge_update(conn: apsw.Connection, _id: int, at: str, e: ev.EdgeUpdate) -> None:
+    if e.chat_id is not None:
+        _chat(conn, e.chat_id)
+    _entity(conn, e.source_id)
+    _entity(conn, e.target_id)
+    if e.source_id == e.target_id:
+        raise Invalid("an edge joins two different entities")
+    row = _one(
+        conn,
+        "SELECT affinity, trust, summary, facts FROM edges WHERE source_id = ? AND target_id = ?",
+        e.source_id,
+        e.target_id,
+    )
+    affinity, trust, summary, facts_json = row if row else (*DEFAULT_EDGE, "", "[]")
+    facts: list[str] = json.loads(facts_json)
+    for fact in e.knowledge_facts:
+        fact = fact.strip()
+        if fact and fact not in facts:
+            facts.append(fact)
+    facts = facts[-MAX_KNOWN_FACTS:]
+    conn.execute(
+        "INSERT INTO edges(source_id, target_id, affinity, trust, summary, facts, last_at, "
+        "last_chat_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(source_id, target_id) DO UPDATE SET affinity = excluded.affinity, "
+        "trust = excluded.trust, summary = excluded.summary, facts = excluded.facts, "
+        "last_at = excluded.last_at, last_chat_id = excluded.last_chat_id",
+        (
+            e.source_id,
+            e.target_id,
+            clamp(affinity + e.affinity_delta),
+            clamp(trust + e.trust_delta),
+            e.summary if e.summary is not None else summary,
+            json.dumps(facts, ensure_ascii=False),
+            at,
+            e.chat_id,
+        ),
+    )
+
+
+# --- scenes ---
+
+
+def scene_opened(conn: apsw.Connection, id: int, at: str, e: ev.SceneOpened) -> None:
+    _chat(conn, e.chat_id)
+    if _one(conn, "SELECT id FROM scenes WHERE chat_id = ? AND closed_at IS NULL", e.chat_id):
+        raise Invalid(f"chat {e.chat_id} already has an open scene")
+    _location(conn, e.location)
+    conn.execute(
+        "INSERT INTO scenes(id, chat_id, location, opened_at) VALUES (?, ?, ?, ?)",
+        (id, e.chat_id, e.location, at),
+    )
+    if e.location:
+        conn.execute("UPDATE chats SET location = ? WHERE id = ?", (e.location, e.chat_id))
+
+
+def scene_closed(conn: apsw.Connection, _id: int, at: str, e: ev.SceneClosed) -> None:
+    row = _one(conn, "SELECT chat_id, closed_at FROM scenes WHERE id = ?", e.scene_id)
+    if row is None or row[0] != e.chat_id:
+        raise NotFound(f"scene {e.scene_id} is not a scene of chat {e.chat_id}")
+    if row[1] is not None:
+        raise Invalid(f"scene {e.scene_id} is already closed")
+    conn.execute(
+        "UPDATE scenes SET closed_at = ?, close_reason = ? WHERE id = ?",
+        (at, e.reason, e.scene_id),
+    )
+
+
+def scene_summary(conn: apsw.Connection, _id: int, _at: str, e: ev.SceneSummary) -> None:
+    row = _one(conn, "SELECT chat_id FROM scenes WHERE id = ?", e.scene_id)
+    if row is None or row[0] != e.chat_id:
+        raise NotFound(f"scene {e.scene_id} is not a scene of chat {e.chat_id}")
+    _bot(conn, e.bot_id, live=False)
+    conn.execute(
+        "INSERT OR REPLACE INTO scene_summaries(scene_id, bot_id, text) VALUES (?, ?, ?)",
+        (e.scene_id, e.bot_id, e.text),
+    )
+
+
+# --- world events ---
+
+_MOVES = {
+    "world_event_started": ({"planned"}, "active"),
+    "world_event_completed": ({"active"}, "completed"),
+    "world_event_cancelled": ({"planned", "active"}, "cancelled"),
+}
+
+
+def world_event_created(
+    conn: apsw.Connection, id: int, _at: str, e: ev.WorldEventCreated
+) -> None:
+    _chat(conn, e.chat_id)
+    conn.execute(
+        "INSERT INTO world_events(id, chat_id, title, description, status, artifacts) "
+        "VALUES (?, ?, ?, ?, 'planned', ?)",
+        (id, e.chat_id, e.title, e.description,
+         json.dumps(converter.unstructure(e.artifacts), ensure_ascii=False)),
+    )
+
+
+def _world_move(kind: str) -> Handler:
+    allowed, to = _MOVES[kind]
+
+    def move(conn: apsw.Connection, _id: int, _at: str, e: Any) -> None:
+        row = _one(conn, "SELECT chat_id, status FROM world_events WHERE id = ?", e.world_event_id)
+        if row is None or row[0] != e.chat_id:
+            raise NotFound(f"there is no world event {e.world_event_id} in chat {e.chat_id}")
+        if row[1] not in allowed:
+            raise Invalid(f"world event {e.world_event_id} is {row[1]}; it cannot become {to}")
+        conn.execute("UPDATE world_events SET status = ? WHERE id = ?", (to, e.world_event_id))
+
+    return move
+
+
+def object_acquired(conn: apsw.Connection, id: int, _at: str, e: ev.ObjectAcquired) -> None:
+    _chat(conn, e.chat_id)
+    _entity(conn, e.holder_id)
+    conn.execute(
+        "INSERT INTO inventory(id, holder_id, name, chat_id, world_event_id) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (id, e.holder_id, e.name, e.chat_id, e.world_event_id),
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "you_updated": you_updated,
+    "bot_created": bot_created,
+    "bot_updated": bot_updated,
+    "bot_deleted": bot_deleted,
+    "location_created": location_created,
+    "chat_created": chat_created,
+    "chat_rewound": chat_rewound,
+    "user_turn": user_turn,
+    "user_turn_edit": user_turn_edit,
+    "assistant_turn_started": assistant_turn_started,
+    "assistant_turn": assistant_turn,
+    "memory_written": memory_written,
+    "memory_scored": memory_scored,
+    "memory_pinned": memory_pinned,
+    "memory_unpinned": memory_unpinned,
+    "edge_update": edge_update,
+    "scene_opened": scene_opened,
+    "scene_closed": scene_closed,
+    "scene_summary": scene_summary,
+    "world_event_created": world_event_created,
+    "world_event_started": _world_move("world_event_started"),
+    "world_event_completed": _world_move("world_event_completed"),
+    "world_event_cancelled": _world_move("world_event_cancelled"),
+    "object_acquired": object_acquired,
+}
+assert set(HANDLERS) == set(ev.EVENT_KINDS), "every event kind has a projection"
+
+
+def seed_projections(conn: apsw.Connection) -> None:
+    """What a fresh set of projection tables holds before any event: the user."""
+    conn.execute(
+        "INSERT OR IGNORE INTO entities(id, kind, name, persona) VALUES (?, 'you', 'You', '')",
+        (YOU_ID,),
+    )

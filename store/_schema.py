@@ -1,0 +1,179 @@
+"""The database schema and its forward migrations.
+
+``PRAGMA user_version`` is the schema version. Each migration takes the
+database from the version before it to its own; opening a database runs the
+ones it lacks, in order, each in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import apsw
+
+LOG: Final = """
+CREATE TABLE event_log (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    chat_id TEXT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    superseded_by INTEGER,
+    rewound_by INTEGER
+);
+CREATE INDEX event_log_chat ON event_log(chat_id, id);
+CREATE INDEX event_log_kind ON event_log(kind);
+CREATE TABLE outbox (
+    chat_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (chat_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE chat_seq (chat_id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE beat_checkpoints (
+    beat_id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+PROJECTIONS_V1: Final = """
+CREATE TABLE entities (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    persona TEXT NOT NULL DEFAULT '',
+    greeting TEXT NOT NULL DEFAULT '',
+    deleted INTEGER NOT NULL DEFAULT 0,
+    created_event INTEGER
+);
+CREATE TABLE chats (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    host_bot_id TEXT NOT NULL,
+    guest_bot_id TEXT,
+    location TEXT,
+    created_at TEXT NOT NULL,
+    created_event INTEGER NOT NULL
+);
+CREATE TABLE locations (name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '');
+CREATE TABLE scenes (
+    id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    location TEXT,
+    opened_at TEXT NOT NULL,
+    closed_at TEXT,
+    close_reason TEXT
+);
+CREATE INDEX scenes_chat ON scenes(chat_id, id);
+CREATE TABLE scene_summaries (
+    scene_id INTEGER NOT NULL,
+    bot_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (scene_id, bot_id)
+);
+CREATE TABLE edges (
+    source_id TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    affinity INTEGER NOT NULL,
+    trust INTEGER NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    facts TEXT NOT NULL DEFAULT '[]',
+    last_at TEXT,
+    last_chat_id TEXT,
+    PRIMARY KEY (source_id, target_id)
+);
+CREATE TABLE memories (
+    id INTEGER PRIMARY KEY,
+    bot_id TEXT NOT NULL,
+    chat_id TEXT NOT NULL,
+    scene_id INTEGER,
+    text TEXT NOT NULL,
+    significance INTEGER NOT NULL DEFAULT 0,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    pinned_by TEXT
+);
+CREATE INDEX memories_bot ON memories(bot_id, chat_id, id);
+CREATE VIRTUAL TABLE memories_fts USING fts5(text);
+CREATE TABLE world_events (
+    id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    status TEXT NOT NULL,
+    artifacts TEXT NOT NULL
+);
+CREATE INDEX world_events_chat ON world_events(chat_id, status);
+CREATE TABLE timeline (
+    event_id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    speaker_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    interjection_of TEXT,
+    user_turn_id INTEGER NOT NULL
+);
+CREATE INDEX timeline_chat ON timeline(chat_id, event_id);
+CREATE TABLE open_beats (
+    beat_id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    speaker_id TEXT NOT NULL,
+    user_turn_id INTEGER NOT NULL,
+    interjection_of TEXT
+);
+"""
+
+PROJECTIONS_V2: Final = """
+CREATE TABLE inventory (
+    id INTEGER PRIMARY KEY,
+    holder_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    chat_id TEXT NOT NULL,
+    world_event_id INTEGER
+);
+CREATE INDEX inventory_holder ON inventory(holder_id);
+CREATE INDEX memories_pins ON memories(bot_id, pinned, pinned_by);
+"""
+
+PROJECTION_TABLES: Final = (
+    "entities",
+    "chats",
+    "locations",
+    "scenes",
+    "scene_summaries",
+    "edges",
+    "memories",
+    "memories_fts",
+    "world_events",
+    "timeline",
+    "open_beats",
+    "inventory",
+)
+"""Tables derived from the log: ``rebuild()`` empties and refills them."""
+
+MIGRATIONS: Final = (LOG + PROJECTIONS_V1, PROJECTIONS_V2)
+"""Migration N (1-based) takes the schema from version N-1 to N."""
+
+LATEST: Final = len(MIGRATIONS)
+
+
+def version(conn: apsw.Connection) -> int:
+    """The schema version of an open database."""
+    return int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+
+
+def migrate(conn: apsw.Connection, target: int = LATEST) -> int:
+    """Run the migrations the database lacks, up to ``target``; returns the new version."""
+    current = version(conn)
+    if current > LATEST:
+        raise RuntimeError(
+            f"the database has schema version {current}, newer than this troupe knows ({LATEST})"
+        )
+    for number in range(current + 1, target + 1):
+        with conn:
+            conn.execute(MIGRATIONS[number - 1])
+            conn.execute(f"PRAGMA user_version = {number}")
+    return version(conn)
