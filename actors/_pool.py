@@ -9,63 +9,18 @@ never a turn.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
 import trio
 
-from llm import Backend, ClassifierRequest, ModelError
+from llm import Backend, ClassifierRequest, ModelError, PriorityLimiter
 from runtime import Actor
 
 log = logging.getLogger("troupe.actors.pool")
 
 T = TypeVar("T")
-
-
-class PriorityLimiter:
-    """A capacity limiter whose critical waiters are served before background ones."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.in_use = 0
-        self._waiting: tuple[deque[trio.Event], deque[trio.Event]] = (deque(), deque())
-
-    async def acquire(self, critical: bool) -> None:
-        """Wait for a slot; critical callers jump the background queue."""
-        if self.in_use < self.capacity and not any(self._waiting):
-            self.in_use += 1
-            await trio.lowlevel.checkpoint()
-            return
-        event = trio.Event()
-        queue = self._waiting[0 if critical else 1]
-        queue.append(event)
-        try:
-            await event.wait()
-        except BaseException:
-            if event.is_set():
-                self.release()  # the slot was handed to us as we were cancelled
-            else:
-                queue.remove(event)
-            raise
-
-    def release(self) -> None:
-        """Give the slot to the next waiter, critical first."""
-        for queue in self._waiting:
-            if queue:
-                queue.popleft().set()
-                return
-        self.in_use -= 1
-
-    def statistics(self) -> dict[str, int]:
-        """Slots in use and waiters of each priority."""
-        return {
-            "in_use": self.in_use,
-            "capacity": self.capacity,
-            "waiting_critical": len(self._waiting[0]),
-            "waiting_background": len(self._waiting[1]),
-        }
 
 
 @attrs.frozen
@@ -112,7 +67,7 @@ class ClassifierPool(Actor):
         name = job.request.name
         self.calls += 1
         self.by_name[name] = self.by_name.get(name, 0) + 1
-        await self.limiter.acquire(job.critical)
+        await self.limiter.acquire(urgent=job.critical)
         try:
             with trio.move_on_after(self.timeout):
                 raw = await self.backend.complete_json(job.request)

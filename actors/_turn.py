@@ -129,6 +129,7 @@ async def run_turn(
                     said,
                     witness,
                     interjection_of=speaker.id,
+                    addressee_said=primary.text,
                     score=score,
                 )
 
@@ -163,11 +164,14 @@ async def _beat_with_passes(
     speaker: Bot,
     *,
     interjection_of: str | None = None,
+    addressee_said: str = "",
     supersedes: int | None = None,
     score: bool = True,
 ) -> BeatResult:
     chat_id = cast.chat.id
-    prompt = await narrative_request(svc, cast, speaker, said, interjection_of=interjection_of)
+    prompt = await narrative_request(
+        svc, cast, speaker, said, interjection_of=interjection_of, addressee_said=addressee_said
+    )
     result = await stream_beat(
         svc,
         feed,

@@ -1,0 +1,14 @@
+"""The actors of troupe and the engine that owns them.
+
+Owns: the chat actor (one per chat: serializes turns, owns the cancel scope
+of the beat in flight, runs the passes after it), the bot actor (one per
+character: builds its prompts from its own view of the world), the classifier
+pool (bounded, prioritised, every call with a timeout and a safe default),
+the significance worker, each chat's feed of outgoing messages, and the
+:class:`Engine` that the gateway and the replay runner talk to.
+"""
+
+from ._engine import Engine, open_engine
+from ._settings import Budgets, EngineSettings
+
+__all__ = ["Budgets", "Engine", "EngineSettings", "open_engine"]

@@ -1,0 +1,57 @@
+"""Model backends behind one small interface: stream text, complete JSON.
+
+Owns: the request and settings types, the ``openai`` backend (any
+OpenAI-compatible server, over httpx and httpx-sse), the ``local`` backend
+(llama.cpp embedded, the packaged Gemma 3 270M by default), the ``scripted``
+backend (canned replies for tests and demos), connection caps with narrative
+calls first, timeouts, retries, and the tolerant JSON extractor. See
+docs/models.md.
+"""
+
+from ._errors import (
+    ModelError,
+    ModelHTTPError,
+    ModelOutputError,
+    ModelProtocolError,
+    ModelStalled,
+    ModelTimeout,
+)
+from ._json import check_schema, extract_json
+from ._limit import PriorityLimiter
+from ._local import LocalBackend, transcript
+from ._open import make_backend, open_backend
+from ._openai import OpenAIBackend
+from ._scripted import ScriptedBackend, split_tokens
+from ._types import (
+    Backend,
+    ClassifierRequest,
+    Message,
+    ModelSettings,
+    NarrativeRequest,
+    Timeouts,
+)
+
+__all__ = [
+    "Backend",
+    "ClassifierRequest",
+    "LocalBackend",
+    "Message",
+    "ModelError",
+    "ModelHTTPError",
+    "ModelOutputError",
+    "ModelProtocolError",
+    "ModelSettings",
+    "ModelStalled",
+    "ModelTimeout",
+    "NarrativeRequest",
+    "OpenAIBackend",
+    "PriorityLimiter",
+    "ScriptedBackend",
+    "Timeouts",
+    "check_schema",
+    "extract_json",
+    "make_backend",
+    "open_backend",
+    "split_tokens",
+    "transcript",
+]

@@ -1,0 +1,321 @@
+"""The ``openai`` backend: any OpenAI-compatible server, over httpx, under trio.
+
+Streaming reads the server-sent events with httpx-sse. Connect errors, 429
+and 5xx are retried with backoff and jitter (honouring ``Retry-After``), but
+only before the first token, so no text is ever duplicated. One connection
+cap is shared by every caller, narrative beats before classifier calls.
+Leaving a stream closes its HTTP response, so the server stops generating.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import trio
+from httpx_sse import SSEError, aconnect_sse
+
+from ._errors import (
+    ModelError,
+    ModelHTTPError,
+    ModelOutputError,
+    ModelProtocolError,
+    ModelStalled,
+    ModelTimeout,
+)
+from ._json import check_schema, extract_json
+from ._limit import PriorityLimiter
+from ._types import ClassifierRequest, Message, ModelSettings, NarrativeRequest
+
+log = logging.getLogger("troupe.llm.openai")
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+MAX_RETRY_AFTER = 30.0
+
+
+def _name(name: str | None) -> str | None:
+    if not name:
+        return None
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
+    return cleaned or None
+
+
+def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Messages as the OpenAI API takes them (``name`` sanitised)."""
+    out = []
+    for message in messages:
+        item: dict[str, Any] = {"role": message.role, "content": message.content}
+        name = _name(message.name)
+        if name and message.role != "system":
+            item["name"] = name
+        out.append(item)
+    return out
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class OpenAIBackend:
+    """A client of one OpenAI-compatible server."""
+
+    def __init__(self, settings: ModelSettings, client: httpx.AsyncClient | None = None) -> None:
+        if not settings.base_url:
+            raise ValueError("the openai backend needs a base URL")
+        self.settings = settings
+        timeouts = settings.timeouts
+        headers = {"Accept": "application/json"}
+        if settings.api_key:
+            headers["Authorization"] = f"Bearer {settings.api_key}"
+        self.client = client or httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=timeouts.connect, read=timeouts.stall, write=timeouts.stall, pool=None
+            ),
+            limits=httpx.Limits(max_connections=settings.max_connections * 2),
+        )
+        self.limiter = PriorityLimiter(settings.max_connections)
+        self.calls = 0
+        self.retries = 0
+        self.errors = 0
+        self.streaming = 0
+
+    # --- helpers ---
+
+    def _redact(self, text: str) -> str:
+        key = self.settings.api_key
+        return text.replace(key, "[key]") if key else text
+
+    def _body(self, messages: tuple[Message, ...], **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"messages": wire_messages(messages)}
+        if self.settings.model:
+            body["model"] = self.settings.model
+        body.update({k: v for k, v in extra.items() if v is not None})
+        return body
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        value = response.headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, min(MAX_RETRY_AFTER, float(value)))
+        except ValueError:
+            return None
+
+    async def _backoff(self, attempt: int, after: float | None) -> None:
+        delay = after if after is not None else min(8.0, 0.5 * 2**attempt)
+        delay *= 1 + random.uniform(0, 0.25)  # jitter: callers don't retry in lockstep
+        self.retries += 1
+        await trio.sleep(delay)
+
+    def _error(self, response_text: str, status: int | None) -> ModelHTTPError:
+        text = response_text.strip()
+        try:
+            data = json.loads(text)
+            if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                text = str(data["error"].get("message", text))
+            elif isinstance(data, dict) and "error" in data:
+                text = str(data["error"])
+        except ValueError:
+            pass
+        label = f"the model server answered {status}: " if status else "the model server said: "
+        return ModelHTTPError(label + self._redact(text[:300]), status)
+
+    # --- streaming ---
+
+    @asynccontextmanager
+    async def stream(self, request: NarrativeRequest) -> AsyncIterator[AsyncIterator[str]]:
+        """Stream a beat; see the module docs for timeouts and retries."""
+        body = self._body(
+            request.messages,
+            stream=True,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            stop=list(request.stop[:4]) or None,
+        )
+        self.calls += 1
+        timeouts = self.settings.timeouts
+        async with self.limiter.slot(urgent=True):
+            deadline = trio.current_time() + timeouts.total
+            attempt = 0
+            while True:
+                try:
+                    async with self._events(body) as events:
+                        self.streaming += 1
+                        chunks = self._chunks(events, deadline)
+                        try:
+                            yield chunks
+                        finally:
+                            self.streaming -= 1
+                            await chunks.aclose()
+                    return
+                except _Retry as retry:
+                    if attempt >= self.settings.retries or trio.current_time() >= deadline:
+                        self.errors += 1
+                        raise ModelHTTPError(f"gave up after {attempt + 1} tries: {retry}") from None
+                    log.info("retrying the model server (%s)", retry)
+                    await self._backoff(attempt, retry.after)
+                    attempt += 1
+
+    @asynccontextmanager
+    async def _events(self, body: dict[str, Any]) -> AsyncIterator[Any]:
+        try:
+            with trio.fail_after(self.settings.timeouts.first_token):
+                context = aconnect_sse(self.client, "POST", "chat/completions", json=body)
+                source = await context.__aenter__()
+        except trio.TooSlowError:
+            raise ModelTimeout("the model server did not answer in time") from None
+        except httpx.TimeoutException:
+            raise _Retry("connect timeout") from None
+        except httpx.TransportError as exc:
+            raise _Retry(f"connection failed: {type(exc).__name__}") from None
+        try:
+            response = source.response
+            if response.status_code in RETRY_STATUSES:
+                after = self._retry_after(response)
+                await response.aread()
+                raise _Retry(f"status {response.status_code}", after)
+            if response.status_code >= 400:
+                await response.aread()
+                self.errors += 1
+                raise self._error(response.text, response.status_code)
+            yield source
+        finally:
+            with trio.CancelScope(shield=True):
+                await context.__aexit__(None, None, None)
+
+    async def _chunks(self, source: Any, deadline: float) -> AsyncGenerator[str, None]:
+        timeouts = self.settings.timeouts
+        events = source.aiter_sse()
+        first = True
+        while True:
+            wait = timeouts.first_token if first else timeouts.stall
+            wait = min(wait, deadline - trio.current_time())
+            try:
+                with trio.fail_after(max(wait, 0)):
+                    event = await events.__anext__()
+            except StopAsyncIteration:
+                return
+            except trio.TooSlowError:
+                self.errors += 1
+                if trio.current_time() >= deadline:
+                    raise ModelTimeout("the reply took longer than allowed") from None
+                if first:
+                    raise ModelTimeout("no first token in time") from None
+                raise ModelStalled("the model stopped sending tokens") from None
+            except httpx.ReadTimeout:
+                self.errors += 1
+                raise ModelStalled("the model stopped sending tokens") from None
+            except (httpx.TransportError, SSEError) as exc:
+                self.errors += 1
+                raise ModelProtocolError(f"the stream was cut: {type(exc).__name__}") from None
+            data = event.data.strip()
+            if not data:
+                continue
+            if data == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                self.errors += 1
+                raise ModelProtocolError(f"malformed chunk: {self._redact(data[:80])!r}") from None
+            if not isinstance(chunk, dict):
+                raise ModelProtocolError("a chunk is not a JSON object")
+            if "error" in chunk:
+                self.errors += 1
+                raise self._error(json.dumps(chunk), None)
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                if isinstance(text, str) and text:
+                    first = False
+                    yield text
+
+    # --- classifiers ---
+
+    def _response_format(self, request: ClassifierRequest) -> dict[str, Any] | None:
+        mode = self.settings.response_format
+        if mode == "json_schema":
+            return {
+                "type": "json_schema",
+                "json_schema": {"name": request.name, "schema": dict(request.schema)},
+            }
+        if mode == "json_object":
+            return {"type": "json_object"}
+        return None
+
+    async def complete_json(self, request: ClassifierRequest) -> dict[str, Any]:
+        """One classifier call, retried before any output, then extracted and checked."""
+        body = self._body(
+            request.messages,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            response_format=self._response_format(request),
+        )
+        self.calls += 1
+        async with self.limiter.slot(urgent=False):
+            text = await self._complete(body)
+        try:
+            return check_schema(extract_json(text), request.schema)
+        except ModelOutputError:
+            self.errors += 1
+            raise
+
+    async def _complete(self, body: dict[str, Any]) -> str:
+        deadline = trio.current_time() + self.settings.timeouts.total
+        attempt = 0
+        while True:
+            try:
+                with trio.fail_after(max(0.0, deadline - trio.current_time())):
+                    response = await self.client.post("chat/completions", json=body)
+                if response.status_code in RETRY_STATUSES:
+                    raise _Retry(f"status {response.status_code}", self._retry_after(response))
+                if response.status_code >= 400:
+                    self.errors += 1
+                    raise self._error(response.text, response.status_code)
+                try:
+                    data = response.json()
+                    return str(data["choices"][0]["message"]["content"] or "")
+                except (ValueError, KeyError, IndexError, TypeError):
+                    self.errors += 1
+                    raise ModelProtocolError("the reply has no message content") from None
+            except trio.TooSlowError:
+                self.errors += 1
+                raise ModelTimeout("the classifier call took longer than allowed") from None
+            except httpx.TimeoutException:
+                retry = _Retry("timeout")
+            except httpx.TransportError as exc:
+                retry = _Retry(f"connection failed: {type(exc).__name__}")
+            except _Retry as exc:
+                retry = exc
+            if attempt >= self.settings.retries:
+                self.errors += 1
+                raise ModelHTTPError(f"gave up after {attempt + 1} tries: {retry}")
+            await self._backoff(attempt, retry.after)
+            attempt += 1
+
+    def statistics(self) -> dict[str, Any]:
+        """Calls, retries, errors, streams open, and the connection cap."""
+        return {
+            "calls": self.calls,
+            "retries": self.retries,
+            "errors": self.errors,
+            "streaming": self.streaming,
+            **self.limiter.statistics(),
+        }
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.client.aclose()
+
+
+__all__ = ["ModelError", "OpenAIBackend"]

@@ -1,0 +1,97 @@
+"""The model interface: requests, settings, and the Backend protocol."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, Protocol
+
+from attrs import Factory, field, frozen
+
+Role = Literal["system", "user", "assistant"]
+
+
+@frozen
+class Message:
+    """One chat message; ``name`` is the speaker's display name."""
+
+    role: Role
+    content: str
+    name: str | None = None
+
+
+@frozen
+class NarrativeRequest:
+    """A beat: stream the reply of ``speaker``."""
+
+    messages: tuple[Message, ...]
+    speaker: str
+    max_tokens: int = 300
+    temperature: float = 0.8
+    stop: tuple[str, ...] = ()
+
+
+@frozen
+class ClassifierRequest:
+    """A classifier call: one JSON object matching ``schema``."""
+
+    name: str
+    messages: tuple[Message, ...]
+    schema: Mapping[str, Any] = Factory(dict)
+    max_tokens: int = 256
+    temperature: float = 0.0
+
+
+@frozen
+class Timeouts:
+    """Seconds: to connect, to the first token, between tokens, and for a whole call."""
+
+    connect: float = 10.0
+    first_token: float = 60.0
+    stall: float = 30.0
+    total: float = 300.0
+
+
+@frozen
+class ModelSettings:
+    """One role's model: which backend, where, which model, and how hard to try."""
+
+    backend: Literal["local", "openai", "scripted"] = "local"
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    max_connections: int = 4
+    timeouts: Timeouts = Timeouts()
+    retries: int = 3
+    script_path: str | None = None
+    model_path: str | None = None
+    cache_dir: str | None = None
+    threads: int | None = None
+    context: int = 4096
+
+
+class Backend(Protocol):
+    """What every model backend offers."""
+
+    def stream(
+        self, request: NarrativeRequest
+    ) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """``async with backend.stream(req) as chunks: async for text in chunks``.
+
+        Leaving the block, however it is left, closes the request at once.
+        Failures raise :class:`llm.ModelError` subclasses.
+        """
+        ...
+
+    async def complete_json(self, request: ClassifierRequest) -> dict[str, Any]:
+        """One classifier call: the first JSON object of the output, checked for the schema."""
+        ...
+
+    def statistics(self) -> dict[str, Any]:
+        """Calls in flight and queued, retries and errors."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, threads and models."""
+        ...

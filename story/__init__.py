@@ -1,0 +1,91 @@
+"""Sans-IO narrative logic: functions of inputs to outputs, no trio, no I/O.
+
+Owns: parsing prose into segments, the addressee rules, prompt assembly under
+token budgets (what is cut, in which order), every classifier's prompt,
+schema, validation with clamping and safe default, the scene-close rules, the
+point-of-view memory text, and the auto-pin plan. See docs/story.md.
+"""
+
+from ._addressee import Decision, addressee_by_rules
+from ._budget import estimate_tokens, truncate_to_tokens
+from ._classifiers import (
+    ADDRESSEE_SCHEMA,
+    INTERJECTION_SCHEMA,
+    LIFECYCLE_SCHEMA,
+    SCENE_CLOSE_SCHEMA,
+    SCENE_SUMMARY_SCHEMA,
+    SIGNIFICANCE_SCHEMA,
+    STATE_UPDATE_SCHEMA,
+    InterjectionDecision,
+    OpenEvent,
+    SceneCloseDecision,
+    SceneSummaryResult,
+    StateChange,
+    addressee_prompt,
+    auto_pin_plan,
+    default_scene_summary,
+    interjection_prompt,
+    lifecycle_prompt,
+    pov_memory,
+    scene_close_prompt,
+    scene_summary_prompt,
+    significance_prompt,
+    state_update_prompt,
+    validate_addressee,
+    validate_interjection,
+    validate_lifecycle,
+    validate_scene_close,
+    validate_scene_summary,
+    validate_significance,
+    validate_state_update,
+)
+from ._parse import parse_prose, prose_for_model
+from ._prompt import Interjection, Prompt, PromptInputs, PromptMessage, assemble_prompt
+from ._scene import Close, NoClose, Unsure, scene_close_by_rules
+
+__all__ = [
+    "ADDRESSEE_SCHEMA",
+    "INTERJECTION_SCHEMA",
+    "LIFECYCLE_SCHEMA",
+    "SCENE_CLOSE_SCHEMA",
+    "SCENE_SUMMARY_SCHEMA",
+    "SIGNIFICANCE_SCHEMA",
+    "STATE_UPDATE_SCHEMA",
+    "Close",
+    "Decision",
+    "Interjection",
+    "InterjectionDecision",
+    "NoClose",
+    "OpenEvent",
+    "Prompt",
+    "PromptInputs",
+    "PromptMessage",
+    "SceneCloseDecision",
+    "SceneSummaryResult",
+    "StateChange",
+    "Unsure",
+    "addressee_by_rules",
+    "addressee_prompt",
+    "assemble_prompt",
+    "auto_pin_plan",
+    "default_scene_summary",
+    "estimate_tokens",
+    "interjection_prompt",
+    "lifecycle_prompt",
+    "parse_prose",
+    "pov_memory",
+    "prose_for_model",
+    "scene_close_by_rules",
+    "scene_close_prompt",
+    "scene_summary_prompt",
+    "significance_prompt",
+    "state_update_prompt",
+    "truncate_to_tokens",
+    "validate_addressee",
+    "validate_interjection",
+    "validate_lifecycle",
+    "validate_scene_close",
+    "validate_scene_summary",
+    "validate_significance",
+    "validate_state_update",
+]
