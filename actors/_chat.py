@@ -37,6 +37,8 @@ log = logging.getLogger("troupe.actors.chat")
 class ChatActor(Actor):
     """Coordinates the turns of one chat."""
 
+    replies_with = (ProtocolError,)  # the person's mistakes are answers, not crashes
+
     def __init__(self, chat_id: str, svc: Services) -> None:
         self.chat_id = chat_id
         self.svc = svc
@@ -65,9 +67,11 @@ class ChatActor(Actor):
         if isinstance(message, PreviewRewind):
             return await self._preview(message.event_id)
         if isinstance(message, RewindChat):
-            return await self._rewind(message.event_id)
+            await self._rewind(message.event_id)
+            return None
         if isinstance(message, PlanWorldEvent):
-            return await self._plan(message)
+            await self._plan(message)
+            return None
         if isinstance(message, WaitSettled):
             return self.turn.done if self.turn is not None else None
         raise TypeError(f"a chat does not handle {type(message).__name__}")
@@ -93,7 +97,7 @@ class ChatActor(Actor):
             )
         )
         self.feed.deliver(committed.messages)
-        user_turn_id = committed.ids[0]
+        user_turn_id: int = committed.ids[0]
         said = TurnInput(user_turn_id, prose, prose_for_model(segments))
         self._launch(cast, said)
         return user_turn_id

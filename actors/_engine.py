@@ -265,10 +265,11 @@ class Engine:
             chat_id = memory.chat_id
 
             def write(s: Store) -> Any:
-                return s.append(
-                    kind(chat_id, memory_id, "manual"),
-                    render=lambda ids: [MemoryNote(chat_id, s.get_memory(memory_id))],
-                ).messages
+                def note(_ids: tuple[int, ...]) -> list[MemoryNote]:
+                    updated = s.get_memory(memory_id)
+                    return [MemoryNote(chat_id, updated)] if updated else []
+
+                return s.append(kind(chat_id, memory_id, "manual"), render=note).messages
 
             self.feed(chat_id).deliver(await self.store.run(write))
         updated = await self.store.run(Store.get_memory, memory_id)

@@ -9,7 +9,7 @@ gets a consistent ``chat_state`` first and then only what came after it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -68,7 +68,7 @@ class ChatFeed:
 
     # --- publishing ---
 
-    def deliver(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> None:
+    def deliver(self, messages: Sequence[ChatMessage]) -> None:
         """Publish committed, seq-stamped messages in seq order."""
         for message in messages:
             seq = getattr(message, "seq", 0)
@@ -190,16 +190,17 @@ class ChatFeed:
                 yield state
                 continue
             if isinstance(item, Token):
-                if item.beat_id == beat_id:
-                    end = item.offset + len(item.text)
+                token: Token = item
+                if token.beat_id == beat_id:
+                    end = token.offset + len(token.text)
                     if end <= beat_seen:
                         continue
-                    if item.offset < beat_seen:
-                        item = attrs.evolve(
-                            item, offset=beat_seen, text=item.text[beat_seen - item.offset :]
+                    if token.offset < beat_seen:
+                        token = attrs.evolve(
+                            token, offset=beat_seen, text=token.text[beat_seen - token.offset :]
                         )
                     beat_seen = end
-                yield item
+                yield token
                 continue
             seq = getattr(item, "seq", None)
             if seq is not None:

@@ -43,7 +43,10 @@ async def run_world_events(svc: Services, feed: ChatFeed, cast: Any, narrative: 
 
     def write(s: Store) -> Any:
         def render(_ids: tuple[int, ...]) -> list[Any]:
-            out: list[Any] = [WorldEvent(chat_id, i, title, st) for i, title, st in notes]
+            out: list[Any] = [
+                WorldEvent(chat_id, i, title, st)  # type: ignore[arg-type]
+                for i, title, st in notes
+            ]
             for event in events:
                 if isinstance(event, ev.EdgeUpdate):
                     edge = s.get_edge(event.source_id, event.target_id)

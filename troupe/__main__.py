@@ -52,11 +52,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if args.command == "serve":
         from ._serve import run_serve
 
-        return run_serve(args, environ)
+        status: int = run_serve(args, environ)
+        return status
     if args.command == "replay":
         from ._replay import run_replay
 
-        return run_replay(args, environ)
+        status = run_replay(args, environ)
+        return status
     parser.print_help()
     return 2
 

@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from actors import Engine, EngineSettings, open_engine
-from llm import ScriptedBackend
+from llm import ScriptedBackend, split_tokens
 from protocol import (
     YOU_ID,
     Artifacts,
@@ -213,7 +213,8 @@ class Runner:
             else:
                 self.backend.push_narrative(**_narrative_kwargs(reply))
         for name, outputs in turn.get("classifier", {}).items():
-            if isinstance(outputs, Mapping):  # keyed by pair, e.g. "you->mira"
+            if isinstance(outputs, Mapping) and outputs and all("->" in k for k in outputs):
+                # keyed by directed pair, e.g. "you->mira"
                 for pair, output in outputs.items():
                     source, _, target = pair.partition("->")
                     match = re.escape(f"pair: {self.resolve(source)} -> {self.resolve(target)}")
@@ -234,7 +235,12 @@ class Runner:
             if cancel_after is None:
                 await engine.send_turn(chat_id, prose)
             else:
-                await self.send_and_cancel(prose, int(cancel_after))
+                first = _as_list(turn.get("reply"))[:1]
+                text = first[0] if first and isinstance(first[0], str) else (
+                    first[0].get("text", "") if first else ""
+                )
+                prefix = "".join(split_tokens(text)[: int(cancel_after)])
+                await self.send_and_cancel(prose, max(1, len(prefix)))
         elif "regenerate" in turn:
             latest = (await engine.chat_state(chat_id)).timeline[-1]
             edited = turn["regenerate"] if isinstance(turn["regenerate"], str) else None
@@ -264,17 +270,14 @@ class Runner:
             await engine.cancel(chat_id)
             self.out.say("[cancel]")
 
-    async def send_and_cancel(self, prose: str, after: int) -> None:
-        """Send a turn and cancel it once ``after`` tokens of its first beat streamed."""
+    async def send_and_cancel(self, prose: str, characters: int) -> None:
+        """Send a turn and cancel it once its first beat streamed ``characters``."""
         async with self.engine.watch(self.chat_id) as messages:
             await self.engine.send_turn(self.chat_id, prose)
-            seen = 0
             async for message in messages:
-                if isinstance(message, Token):
-                    seen += 1
-                    if seen >= after:
-                        await self.engine.cancel(self.chat_id)
-                        break
+                if isinstance(message, Token) and message.offset + len(message.text) >= characters:
+                    await self.engine.cancel(self.chat_id)
+                    break
                 if isinstance(message, BeatComplete):
                     break
 
@@ -449,7 +452,10 @@ class Runner:
         for bot_id, name in self.names.items():
             if bot_id == YOU_ID:
                 continue
-            memories = await self.engine.list_memories(bot_id, self.chat_id)
+            try:
+                memories = await self.engine.list_memories(bot_id, self.chat_id)
+            except ProtocolError:
+                continue  # deleted during the script
             pinned = sum(1 for mem in memories if mem.pinned)
             self.out.say(f"{name}: {len(memories)} memories, {pinned} pinned")
         if state.scene is not None:
