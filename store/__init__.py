@@ -9,13 +9,15 @@ See docs/storage.md.
 
 from ._async import AsyncStore, open_store
 from ._errors import Invalid, NotFound, StoreError
-from ._store import AppendResult, RewindPreview, StoredEvent, Store, WorldEventRow, utc_now
+from ._records import AppendResult, Render, RewindPreview, StoredEvent, WorldEventRow
+from ._store import Store, utc_now
 
 __all__ = [
     "AppendResult",
     "AsyncStore",
     "Invalid",
     "NotFound",
+    "Render",
     "RewindPreview",
     "Store",
     "StoreError",

@@ -57,26 +57,45 @@ def _entity(conn: apsw.Connection, entity_id: str) -> None:
 
 
 def _visible_turn(conn: apsw.Connection, event_id: int, chat_id: str, kind: str) -> None:
-    row = _one(conn, "SELECT chat_id, kind FROM timeline WHERE event_id = ?", event_id)
-    if row is None or row[0] != chat_id or row[1] != kind:
+    row = _one(
+        conn, "SELECT kind FROM timeline WHERE chat_id = ? AND event_id = ?", chat_id, event_id
+    )
+    if row is None or row[0] != kind:
         raise NotFound(f"event {event_id} is not a visible {kind} turn of chat {chat_id}")
 
 
-def _memory(conn: apsw.Connection, memory_id: int) -> None:
-    if _one(conn, "SELECT 1 FROM memories WHERE id = ?", memory_id) is None:
+def _memory(conn: apsw.Connection, memory_id: int, chat_id: str) -> None:
+    row = _one(conn, "SELECT chat_id FROM memories WHERE id = ?", memory_id)
+    if row is None:
         raise NotFound(f"there is no memory {memory_id}")
+    if row[0] != chat_id:
+        # A memory's events stay in its own chat, so rewinding another chat
+        # can never take away something they refer to.
+        raise Invalid(f"memory {memory_id} belongs to chat {row[0]}, not {chat_id}")
 
 
-def _hide(conn: apsw.Connection, event_id: int, by: int) -> None:
+def _user_turn_of(conn: apsw.Connection, event_id: int, chat_id: str) -> None:
+    row = _one(conn, "SELECT chat_id, kind FROM event_log WHERE id = ?", event_id)
+    # A greeting answers the chat_created event itself.
+    if row is None or row[0] != chat_id or row[1] not in _ANSWERABLE:
+        raise NotFound(f"event {event_id} is not a user turn of chat {chat_id}")
+
+
+_ANSWERABLE = frozenset({"user_turn", "user_turn_edit", "chat_created"})
+
+
+def _hide(conn: apsw.Connection, chat_id: str, event_id: int, by: int) -> None:
     conn.execute("UPDATE event_log SET superseded_by = ? WHERE id = ?", (by, event_id))
-    conn.execute("DELETE FROM timeline WHERE event_id = ?", (event_id,))
+    conn.execute("DELETE FROM timeline WHERE chat_id = ? AND event_id = ?", (chat_id, event_id))
 
 
 # --- the world ---
 
 
 def you_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.YouUpdated) -> None:
-    conn.execute("UPDATE entities SET name = ?, persona = ? WHERE id = ?", (e.name, e.persona, YOU_ID))
+    conn.execute(
+        "UPDATE entities SET name = ?, persona = ? WHERE id = ?", (e.name, e.persona, YOU_ID)
+    )
 
 
 def bot_created(conn: apsw.Connection, id: int, _at: str, e: ev.BotCreated) -> None:
@@ -91,17 +110,17 @@ def bot_created(conn: apsw.Connection, id: int, _at: str, e: ev.BotCreated) -> N
 
 def bot_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.BotUpdated) -> None:
     _bot(conn, e.bot_id)
+    if e.name is not None and not e.name.strip():
+        raise Invalid("a bot's name must not be empty")
     for column, value in (("name", e.name), ("persona", e.persona), ("greeting", e.greeting)):
         if value is not None:
-            if column == "name" and not value.strip():
-                raise Invalid("a bot's name must not be empty")
             conn.execute(f"UPDATE entities SET {column} = ? WHERE id = ?", (value, e.bot_id))
 
 
 def bot_deleted(conn: apsw.Connection, _id: int, _at: str, e: ev.BotDeleted) -> None:
     _bot(conn, e.bot_id)
-    if _one(conn, "SELECT id FROM chats WHERE host_bot_id = ?", e.bot_id):
-        raise Invalid(f"{e.bot_id} hosts a chat and cannot be deleted")
+    # Flagged, not dropped: old turns, memories and edges still name the bot,
+    # and a chat it hosts keeps its history.
     conn.execute("UPDATE entities SET deleted = 1 WHERE id = ?", (e.bot_id,))
     conn.execute("UPDATE chats SET guest_bot_id = NULL WHERE guest_bot_id = ?", (e.bot_id,))
 
@@ -154,7 +173,7 @@ def user_turn(conn: apsw.Connection, id: int, _at: str, e: ev.UserTurn) -> None:
 def user_turn_edit(conn: apsw.Connection, id: int, at: str, e: ev.UserTurnEdit) -> None:
     _chat(conn, e.chat_id)
     _visible_turn(conn, e.supersedes, e.chat_id, "user")
-    _hide(conn, e.supersedes, id)
+    _hide(conn, e.chat_id, e.supersedes, id)
     user_turn(conn, id, at, ev.UserTurn(e.chat_id, e.prose, e.segments))
 
 
@@ -163,6 +182,7 @@ def assistant_turn_started(
 ) -> None:
     _chat(conn, e.chat_id)
     _bot(conn, e.speaker_id, live=False)
+    _user_turn_of(conn, e.user_turn_id, e.chat_id)
     conn.execute(
         "INSERT INTO open_beats(beat_id, chat_id, speaker_id, user_turn_id, interjection_of) "
         "VALUES (?, ?, ?, ?, ?)",
@@ -173,20 +193,22 @@ def assistant_turn_started(
 def assistant_turn(conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurn) -> None:
     _chat(conn, e.chat_id)
     _bot(conn, e.speaker_id, live=False)
+    _user_turn_of(conn, e.user_turn_id, e.chat_id)
     if e.started_id is not None:
         beat = _one(conn, "SELECT chat_id FROM open_beats WHERE beat_id = ?", e.started_id)
         if beat is None or beat[0] != e.chat_id:
             raise Invalid(f"beat {e.started_id} is not open in chat {e.chat_id}")
+    if e.supersedes is not None:
+        _visible_turn(conn, e.supersedes, e.chat_id, "assistant")
+    if e.started_id is not None:
         conn.execute("DELETE FROM open_beats WHERE beat_id = ?", (e.started_id,))
         conn.execute("DELETE FROM beat_checkpoints WHERE beat_id = ?", (e.started_id,))
     if e.supersedes is not None:
-        _visible_turn(conn, e.supersedes, e.chat_id, "assistant")
-        _hide(conn, e.supersedes, id)
+        _hide(conn, e.chat_id, e.supersedes, id)
     conn.execute(
         "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, truncated, "
         "interjection_of, user_turn_id) VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?)",
-        (id, e.chat_id, e.speaker_id, e.text, int(e.truncated), e.interjection_of,
-         e.user_turn_id),
+        (id, e.chat_id, e.speaker_id, e.text, int(e.truncated), e.interjection_of, e.user_turn_id),
     )
 
 
@@ -196,6 +218,8 @@ def assistant_turn(conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurn
 def memory_written(conn: apsw.Connection, id: int, _at: str, e: ev.MemoryWritten) -> None:
     _chat(conn, e.chat_id)
     _bot(conn, e.bot_id, live=False)
+    if e.scene_id is not None:
+        _scene_of(conn, e.scene_id, e.chat_id)
     conn.execute(
         "INSERT INTO memories(id, bot_id, chat_id, scene_id, text) VALUES (?, ?, ?, ?, ?)",
         (id, e.bot_id, e.chat_id, e.scene_id, e.text),
@@ -204,24 +228,20 @@ def memory_written(conn: apsw.Connection, id: int, _at: str, e: ev.MemoryWritten
 
 
 def memory_scored(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryScored) -> None:
-    _memory(conn, e.memory_id)
+    _memory(conn, e.memory_id, e.chat_id)
     conn.execute(
         "UPDATE memories SET significance = ? WHERE id = ?", (e.significance, e.memory_id)
     )
 
 
 def memory_pinned(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryPinned) -> None:
-    _memory(conn, e.memory_id)
-    conn.execute(
-        "UPDATE memories SET pinned = 1, pinned_by = ? WHERE id = ?", (e.by, e.memory_id)
-    )
+    _memory(conn, e.memory_id, e.chat_id)
+    conn.execute("UPDATE memories SET pinned = 1, pinned_by = ? WHERE id = ?", (e.by, e.memory_id))
 
 
 def memory_unpinned(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryUnpinned) -> None:
-    _memory(conn, e.memory_id)
-    conn.execute(
-        "UPDATE memories SET pinned = 0, pinned_by = NULL WHERE id = ?", (e.memory_id,)
-    )
+    _memory(conn, e.memory_id, e.chat_id)
+    conn.execute("UPDATE memories SET pinned = 0, pinned_by = NULL WHERE id = ?", (e.memory_id,))
 
 
 # --- relationships ---
@@ -282,10 +302,15 @@ def scene_opened(conn: apsw.Connection, id: int, at: str, e: ev.SceneOpened) -> 
         conn.execute("UPDATE chats SET location = ? WHERE id = ?", (e.location, e.chat_id))
 
 
+def _scene_of(conn: apsw.Connection, scene_id: int, chat_id: str) -> Any:
+    row = _one(conn, "SELECT chat_id, closed_at FROM scenes WHERE id = ?", scene_id)
+    if row is None or row[0] != chat_id:
+        raise NotFound(f"scene {scene_id} is not a scene of chat {chat_id}")
+    return row
+
+
 def scene_closed(conn: apsw.Connection, _id: int, at: str, e: ev.SceneClosed) -> None:
-    row = _one(conn, "SELECT chat_id, closed_at FROM scenes WHERE id = ?", e.scene_id)
-    if row is None or row[0] != e.chat_id:
-        raise NotFound(f"scene {e.scene_id} is not a scene of chat {e.chat_id}")
+    row = _scene_of(conn, e.scene_id, e.chat_id)
     if row[1] is not None:
         raise Invalid(f"scene {e.scene_id} is already closed")
     conn.execute(
@@ -295,9 +320,7 @@ def scene_closed(conn: apsw.Connection, _id: int, at: str, e: ev.SceneClosed) ->
 
 
 def scene_summary(conn: apsw.Connection, _id: int, _at: str, e: ev.SceneSummary) -> None:
-    row = _one(conn, "SELECT chat_id FROM scenes WHERE id = ?", e.scene_id)
-    if row is None or row[0] != e.chat_id:
-        raise NotFound(f"scene {e.scene_id} is not a scene of chat {e.chat_id}")
+    _scene_of(conn, e.scene_id, e.chat_id)
     _bot(conn, e.bot_id, live=False)
     conn.execute(
         "INSERT OR REPLACE INTO scene_summaries(scene_id, bot_id, text) VALUES (?, ?, ?)",
@@ -314,27 +337,35 @@ _MOVES = {
 }
 
 
-def world_event_created(
-    conn: apsw.Connection, id: int, _at: str, e: ev.WorldEventCreated
-) -> None:
+def world_event_created(conn: apsw.Connection, id: int, _at: str, e: ev.WorldEventCreated) -> None:
     _chat(conn, e.chat_id)
     conn.execute(
         "INSERT INTO world_events(id, chat_id, title, description, status, artifacts) "
         "VALUES (?, ?, ?, ?, 'planned', ?)",
-        (id, e.chat_id, e.title, e.description,
-         json.dumps(converter.unstructure(e.artifacts), ensure_ascii=False)),
+        (
+            id,
+            e.chat_id,
+            e.title,
+            e.description,
+            json.dumps(converter.unstructure(e.artifacts), ensure_ascii=False),
+        ),
     )
+
+
+def _world_event_of(conn: apsw.Connection, world_event_id: int, chat_id: str) -> str:
+    row = _one(conn, "SELECT chat_id, status FROM world_events WHERE id = ?", world_event_id)
+    if row is None or row[0] != chat_id:
+        raise NotFound(f"there is no world event {world_event_id} in chat {chat_id}")
+    return str(row[1])
 
 
 def _world_move(kind: str) -> Handler:
     allowed, to = _MOVES[kind]
 
     def move(conn: apsw.Connection, _id: int, _at: str, e: Any) -> None:
-        row = _one(conn, "SELECT chat_id, status FROM world_events WHERE id = ?", e.world_event_id)
-        if row is None or row[0] != e.chat_id:
-            raise NotFound(f"there is no world event {e.world_event_id} in chat {e.chat_id}")
-        if row[1] not in allowed:
-            raise Invalid(f"world event {e.world_event_id} is {row[1]}; it cannot become {to}")
+        status = _world_event_of(conn, e.world_event_id, e.chat_id)
+        if status not in allowed:
+            raise Invalid(f"world event {e.world_event_id} is {status}; it cannot become {to}")
         conn.execute("UPDATE world_events SET status = ? WHERE id = ?", (to, e.world_event_id))
 
     return move
@@ -343,6 +374,8 @@ def _world_move(kind: str) -> Handler:
 def object_acquired(conn: apsw.Connection, id: int, _at: str, e: ev.ObjectAcquired) -> None:
     _chat(conn, e.chat_id)
     _entity(conn, e.holder_id)
+    if e.world_event_id is not None:
+        _world_event_of(conn, e.world_event_id, e.chat_id)
     conn.execute(
         "INSERT INTO inventory(id, holder_id, name, chat_id, world_event_id) "
         "VALUES (?, ?, ?, ?, ?)",

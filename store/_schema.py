@@ -2,14 +2,20 @@
 
 ``PRAGMA user_version`` is the schema version. Each migration takes the
 database from the version before it to its own; opening a database runs the
-ones it lacks, in order, each in one transaction.
+ones it lacks, in order, each in one transaction. A migration that adds or
+changes a projection says so, and the store then rebuilds the projections
+from the log, which is how a new table gets filled for the events before it.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import apsw
+from attrs import frozen
+
+from ._errors import StoreError
+from ._tx import transaction
 
 LOG: Final = """
 CREATE TABLE event_log (
@@ -138,6 +144,23 @@ CREATE INDEX inventory_holder ON inventory(holder_id);
 CREATE INDEX memories_pins ON memories(bot_id, pinned, pinned_by);
 """
 
+PROJECTIONS_V3: Final = """
+DROP TABLE timeline;
+CREATE TABLE timeline (
+    chat_id TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    speaker_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    interjection_of TEXT,
+    user_turn_id INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, event_id)
+) WITHOUT ROWID;
+"""
+"""The timeline clustered by chat: a chat's recent turns share a few pages, however
+many other chats' turns were written in between (a rowid table scattered them)."""
+
 PROJECTION_TABLES: Final = (
     "entities",
     "chats",
@@ -154,7 +177,20 @@ PROJECTION_TABLES: Final = (
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
 
-MIGRATIONS: Final = (LOG + PROJECTIONS_V1, PROJECTIONS_V2)
+
+@frozen
+class Migration:
+    """One step of the schema: its SQL, and whether the projections need a rebuild after it."""
+
+    sql: str
+    rebuild: bool
+
+
+MIGRATIONS: Final = (
+    Migration(LOG + PROJECTIONS_V1, rebuild=False),
+    Migration(PROJECTIONS_V2, rebuild=True),
+    Migration(PROJECTIONS_V3, rebuild=True),
+)
 """Migration N (1-based) takes the schema from version N-1 to N."""
 
 LATEST: Final = len(MIGRATIONS)
@@ -162,18 +198,27 @@ LATEST: Final = len(MIGRATIONS)
 
 def version(conn: apsw.Connection) -> int:
     """The schema version of an open database."""
-    return int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+    value: Any = conn.execute("PRAGMA user_version").fetchall()[0][0]
+    return int(value)
 
 
-def migrate(conn: apsw.Connection, target: int = LATEST) -> int:
-    """Run the migrations the database lacks, up to ``target``; returns the new version."""
+def migrate(conn: apsw.Connection, target: int = LATEST) -> bool:
+    """Run the migrations the database lacks, up to ``target``.
+
+    Returns whether one of them asks for the projections to be rebuilt. A
+    fresh database needs no rebuild: its log is empty.
+    """
     current = version(conn)
     if current > LATEST:
-        raise RuntimeError(
-            f"the database has schema version {current}, newer than this troupe knows ({LATEST})"
+        raise StoreError(
+            f"the database has schema version {current}, newer than this troupe knows "
+            f"({LATEST}); open it with a newer troupe"
         )
+    rebuild = False
     for number in range(current + 1, target + 1):
-        with conn:
-            conn.execute(MIGRATIONS[number - 1])
+        step = MIGRATIONS[number - 1]
+        with transaction(conn):
+            conn.execute(step.sql)
             conn.execute(f"PRAGMA user_version = {number}")
-    return version(conn)
+        rebuild = rebuild or (step.rebuild and current > 0)
+    return rebuild

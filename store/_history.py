@@ -1,0 +1,125 @@
+"""Rewind, rebuild and snapshots: the projections recomputed from the log alone.
+
+Nothing is ever deleted from the log. What a rewind takes away is marked
+``rewound_by`` (the id of its ``chat_rewound`` event); what a regenerate or
+an edit replaces is marked ``superseded_by`` by the projection handler of
+the replacing event. Both marks can be recomputed from the log itself:
+rewind marks by walking the ``chat_rewound`` events in order, exactly as
+they were applied live, and supersede marks by replaying the visible events.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from protocol import events as ev
+from protocol import load_event
+
+from . import _schema
+from ._errors import StoreError
+from ._project import HANDLERS, seed_projections
+
+log = logging.getLogger("troupe.store")
+
+REPLAY_SLICE = 1000
+"""Events read from the log at a time while re-projecting."""
+
+
+def mark_rewound(conn: apsw.Connection, chat_id: str, to_event_id: int, rewind_id: int) -> None:
+    """Mark the chat's events between ``to_event_id`` and the rewind as rewound by it.
+
+    Events another rewind already took away keep their first mark, so a
+    replay of the log in order sets the very same marks as the live rewinds.
+    """
+    conn.execute(
+        "UPDATE event_log SET rewound_by = ? WHERE chat_id = ? AND id > ? AND id < ? "
+        "AND rewound_by IS NULL",
+        (rewind_id, chat_id, to_event_id, rewind_id),
+    )
+
+
+def recompute_rewinds(conn: apsw.Connection) -> None:
+    """Set every ``rewound_by`` mark again from the ``chat_rewound`` events, oldest first."""
+    conn.execute("UPDATE event_log SET rewound_by = NULL WHERE rewound_by IS NOT NULL")
+    rewinds = list(
+        conn.execute("SELECT id, payload FROM event_log WHERE kind = 'chat_rewound' ORDER BY id")
+    )
+    for rewind_id, payload in rewinds:
+        marker = load_event("chat_rewound", payload)
+        assert isinstance(marker, ev.ChatRewound)
+        # A rewind that a later one took away still applied when it happened:
+        # the later one's range covers its own, so marking it is harmless.
+        mark_rewound(conn, marker.chat_id, marker.to_event_id, rewind_id)
+
+
+def reproject(conn: apsw.Connection) -> int:
+    """Empty the projection tables and replay every event not rewound; returns how many.
+
+    The caller holds the transaction. Supersede marks are cleared first and
+    set again by the replacing events' handlers, so a replacement that was
+    rewound makes the turn it replaced visible again.
+    """
+    for table in _schema.PROJECTION_TABLES:
+        conn.execute(f"DELETE FROM {table}")
+    conn.execute("UPDATE event_log SET superseded_by = NULL WHERE superseded_by IS NOT NULL")
+    seed_projections(conn)
+    replayed, last = 0, 0
+    while True:
+        # In slices: freeing 100k rows at once holds the GIL long enough to
+        # stall the trio loop that is waiting on the store's thread.
+        rows: list[Any] = conn.execute(
+            "SELECT id, at, kind, payload FROM event_log WHERE rewound_by IS NULL AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (last, REPLAY_SLICE),
+        ).fetchall()
+        if not rows:
+            break
+        for event_id, at, kind, payload in rows:
+            try:
+                HANDLERS[kind](conn, event_id, at, load_event(kind, payload))
+            except StoreError as exc:
+                # Every event passed these checks when it was appended, and a rewind
+                # only removes a chat's own later events, which nothing earlier or
+                # elsewhere refers to. Should a log still disagree (edited by hand),
+                # the event stays in the log and is simply not projected.
+                log.warning("event %d (%s) not projected: %s", event_id, kind, exc)
+        replayed += len(rows)
+        last = rows[-1][0]
+    conn.execute(
+        "DELETE FROM beat_checkpoints WHERE beat_id NOT IN (SELECT beat_id FROM open_beats)"
+    )
+    return replayed
+
+
+def snapshot(conn: apsw.Connection, folder: Path, label: str, keep: int) -> Path:
+    """Copy the whole database into ``folder`` with the backup API; keep the newest ``keep``.
+
+    The backup reads one consistent state of the database even while the WAL
+    holds commits not yet checkpointed, which a file copy would not.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:80]
+    target = folder / f"{stamp}-{safe}.db"
+    copy = apsw.Connection(str(target))
+    try:
+        with copy.backup("main", conn, "main") as backup:
+            backup.step(-1)
+    finally:
+        copy.close()
+    for old in snapshots(folder)[: max(0, len(snapshots(folder)) - keep)]:
+        old.unlink(missing_ok=True)
+        for extra in ("-wal", "-shm"):
+            old.with_name(old.name + extra).unlink(missing_ok=True)
+    return target
+
+
+def snapshots(folder: Path) -> list[Path]:
+    """The snapshot files in ``folder``, oldest first (their names start with the time)."""
+    return sorted(folder.glob("*.db")) if folder.is_dir() else []

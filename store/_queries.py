@@ -1,0 +1,307 @@
+"""What the turn flow reads: each query hits one index and looks at one chat or one bot.
+
+None of them scans the log: they read the projection tables, which hold only
+what is visible, through indexes keyed by chat or bot, so their cost follows
+what is asked for, not how long the story (or any other chat) has grown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import apsw
+
+from protocol import (
+    YOU_ID,
+    Artifacts,
+    Bot,
+    Chat,
+    Edge,
+    Entity,
+    Memory,
+    Scene,
+    Turn,
+    converter,
+    load_event,
+)
+
+from ._project import DEFAULT_EDGE
+from ._records import StoredEvent, WorldEventRow
+
+_BOT = "SELECT id, name, persona, greeting FROM entities WHERE kind = 'bot' AND deleted = 0"
+_CHAT = "SELECT id, title, host_bot_id, guest_bot_id, location, created_at FROM chats"
+_TURN = (
+    "SELECT event_id, kind, speaker_id, text, truncated, interjection_of, user_turn_id "
+    "FROM timeline"
+)
+_MEMORY = "SELECT id, bot_id, chat_id, text, significance, pinned FROM memories"
+_WORDS = re.compile(r"\w{2,}")
+MAX_SEARCH_WORDS = 24
+"""Words of a text that a memory search looks for; the rest only slow it down."""
+
+
+def _turn(row: Sequence[Any]) -> Turn:
+    event_id, kind, speaker, text, truncated, interjection_of, user_turn_id = row
+    return Turn(event_id, kind, speaker, text, bool(truncated), interjection_of, user_turn_id)
+
+
+def _memory(row: Sequence[Any]) -> Memory:
+    id_, bot_id, chat_id, text, significance, pinned = row
+    return Memory(id_, bot_id, chat_id, text, significance, bool(pinned))
+
+
+def _world_event(row: Sequence[Any]) -> WorldEventRow:
+    id_, chat_id, title, description, status, artifacts = row
+    return WorldEventRow(
+        id_,
+        title,
+        description,
+        status,
+        converter.structure(json.loads(artifacts), Artifacts),
+        chat_id,
+    )
+
+
+def search_query(text: str) -> str | None:
+    """An FTS5 query matching any word of ``text``, each quoted so none reads as syntax."""
+    words = list(dict.fromkeys(w.lower() for w in _WORDS.findall(text)))[:MAX_SEARCH_WORDS]
+    # \w never matches a double quote, so quoting each word is enough.
+    return " OR ".join(f'"{w}"' for w in words) or None
+
+
+class Queries:
+    """The read side of :class:`store.Store`."""
+
+    conn: apsw.Connection
+
+    def _one(self, sql: str, *args: object) -> Any:
+        for row in self.conn.execute(sql, args):
+            return row
+        return None
+
+    # --- who ---
+
+    def get_you(self) -> Entity:
+        """The person playing (id ``you``)."""
+        name, persona = self._one("SELECT name, persona FROM entities WHERE id = ?", YOU_ID)
+        return Entity(YOU_ID, name, persona)
+
+    def get_bot(self, bot_id: str) -> Bot | None:
+        """A bot that is not deleted, or None."""
+        row = self._one(_BOT + " AND id = ?", bot_id)
+        return Bot(*row) if row else None
+
+    def list_bots(self) -> list[Bot]:
+        """Every bot that is not deleted, oldest first."""
+        return [Bot(*row) for row in self.conn.execute(_BOT + " ORDER BY created_event")]
+
+    def get_entity(self, entity_id: str) -> Entity | None:
+        """The user or a bot, deleted bots included (old turns still name them)."""
+        row = self._one("SELECT id, name, persona FROM entities WHERE id = ?", entity_id)
+        return Entity(*row) if row else None
+
+    # --- chats and their turns ---
+
+    def get_chat(self, chat_id: str) -> Chat | None:
+        """A chat, or None."""
+        row = self._one(_CHAT + " WHERE id = ?", chat_id)
+        return Chat(*row) if row else None
+
+    def list_chats(self) -> list[Chat]:
+        """Every chat, newest first."""
+        return [Chat(*row) for row in self.conn.execute(_CHAT + " ORDER BY created_event DESC")]
+
+    def timeline(self, chat_id: str) -> list[Turn]:
+        """The chat's visible turns, oldest first (for ``chat_state``)."""
+        rows = self.conn.execute(_TURN + " WHERE chat_id = ? ORDER BY event_id", (chat_id,))
+        return [_turn(row) for row in rows]
+
+    def recent_dialogue(
+        self, chat_id: str, limit: int = 20, after_event_id: int | None = None
+    ) -> list[Turn]:
+        """The chat's newest ``limit`` visible turns, oldest first, for a prompt.
+
+        ``after_event_id`` leaves out what came before it, e.g. before a guest
+        entered the scene. One backwards range scan of the chat's index.
+        """
+        rows = list(
+            self.conn.execute(
+                _TURN + " WHERE chat_id = ? AND event_id > ? ORDER BY event_id DESC LIMIT ?",
+                (chat_id, after_event_id or 0, limit),
+            )
+        )
+        return [_turn(row) for row in reversed(rows)]
+
+    def latest_assistant_turn(self, chat_id: str) -> Turn | None:
+        """The chat's newest visible assistant turn (what regenerate may replace), or None."""
+        row = self._one(
+            _TURN + " WHERE chat_id = ? AND kind = 'assistant' ORDER BY event_id DESC LIMIT 1",
+            chat_id,
+        )
+        return _turn(row) if row else None
+
+    def open_beats(self, chat_id: str) -> list[int]:
+        """Beats of the chat that started and have not ended, oldest first."""
+        rows = self.conn.execute(
+            "SELECT beat_id FROM open_beats WHERE chat_id = ? ORDER BY beat_id", (chat_id,)
+        )
+        return [row[0] for row in rows]
+
+    # --- the log ---
+
+    def get_event(self, event_id: int) -> StoredEvent | None:
+        """One row of the log, payload decoded, hidden or not; None if there is none."""
+        row = self._one(
+            "SELECT id, at, chat_id, kind, payload, superseded_by, rewound_by "
+            "FROM event_log WHERE id = ?",
+            event_id,
+        )
+        if row is None:
+            return None
+        id_, at, chat_id, kind, payload, superseded_by, rewound_by = row
+        return StoredEvent(
+            id_, at, chat_id, kind, load_event(kind, payload), superseded_by, rewound_by
+        )
+
+    def event_count(self) -> int:
+        """How many events the log holds, hidden ones included."""
+        return int(self._one("SELECT count(*) FROM event_log")[0])
+
+    # --- relationships ---
+
+    def get_edge(self, source_id: str, target_id: str) -> Edge:
+        """How ``source_id`` feels about ``target_id``; 50/50 and blank when never touched."""
+        row = self._one(
+            "SELECT affinity, trust, summary, facts FROM edges "
+            "WHERE source_id = ? AND target_id = ?",
+            source_id,
+            target_id,
+        )
+        if row is None:
+            return Edge(source_id, target_id, *DEFAULT_EDGE, "", ())
+        affinity, trust, summary, facts = row
+        return Edge(source_id, target_id, affinity, trust, summary, tuple(json.loads(facts)))
+
+    def edges_among(self, entity_ids: Iterable[str]) -> list[Edge]:
+        """Every directed edge among these entities, defaults included, in a stable order."""
+        ids = list(dict.fromkeys(entity_ids))
+        return [self.get_edge(a, b) for a in ids for b in ids if a != b]
+
+    # --- memories ---
+
+    def get_memory(self, memory_id: int) -> Memory | None:
+        """A memory, or None (also when a rewind took it away)."""
+        row = self._one(_MEMORY + " WHERE id = ?", memory_id)
+        return _memory(row) if row else None
+
+    def list_memories(self, bot_id: str, chat_id: str | None = None) -> list[Memory]:
+        """A bot's memories (of one chat, if given), oldest first."""
+        if chat_id is None:
+            rows = self.conn.execute(_MEMORY + " WHERE bot_id = ? ORDER BY id", (bot_id,))
+        else:
+            rows = self.conn.execute(
+                _MEMORY + " WHERE bot_id = ? AND chat_id = ? ORDER BY id", (bot_id, chat_id)
+            )
+        return [_memory(row) for row in rows]
+
+    def pinned_memories(self, bot_id: str, chat_id: str | None = None) -> list[Memory]:
+        """A bot's pinned memories (of one chat, if given), oldest first: always in its prompt."""
+        sql = _MEMORY + " WHERE bot_id = ? AND pinned = 1"
+        args: tuple[object, ...] = (bot_id,)
+        if chat_id is not None:
+            sql += " AND chat_id = ?"
+            args += (chat_id,)
+        return [_memory(row) for row in self.conn.execute(sql + " ORDER BY id", args)]
+
+    def auto_pinned(self, bot_id: str) -> list[Memory]:
+        """A bot's automatic pins, least significant then oldest first: the eviction order."""
+        rows = self.conn.execute(
+            _MEMORY + " WHERE bot_id = ? AND pinned = 1 AND pinned_by = 'auto' "
+            "ORDER BY significance, id",
+            (bot_id,),
+        )
+        return [_memory(row) for row in rows]
+
+    def relevant_memories(
+        self, bot_id: str, text: str, limit: int = 5, exclude_pinned: bool = True
+    ) -> list[Memory]:
+        """The bot's memories that best match ``text`` by full-text rank (bm25), best first.
+
+        Any text is safe: its words are searched as quoted terms, so FTS5
+        syntax in it (quotes, ``NEAR``, ``*``, ``-``) means nothing.
+        """
+        query = search_query(text)
+        if query is None:
+            return []
+        sql = (
+            "SELECT m.id, m.bot_id, m.chat_id, m.text, m.significance, m.pinned "
+            "FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid "
+            "WHERE memories_fts MATCH ? AND m.bot_id = ?"
+        )
+        if exclude_pinned:
+            sql += " AND m.pinned = 0"
+        sql += " ORDER BY bm25(memories_fts), m.id LIMIT ?"
+        return [_memory(row) for row in self.conn.execute(sql, (query, bot_id, limit))]
+
+    # --- scenes, places, world events, objects ---
+
+    def active_scene(self, chat_id: str) -> Scene | None:
+        """The chat's open scene, or None."""
+        row = self._one(
+            "SELECT id, location, opened_at FROM scenes WHERE chat_id = ? AND closed_at IS NULL",
+            chat_id,
+        )
+        return Scene(*row) if row else None
+
+    def scene_summaries(self, scene_id: int) -> dict[str, str]:
+        """How each witness summed up a scene: bot id to text."""
+        rows = self.conn.execute(
+            "SELECT bot_id, text FROM scene_summaries WHERE scene_id = ? ORDER BY bot_id",
+            (scene_id,),
+        )
+        return {bot_id: text for bot_id, text in rows}
+
+    def closed_scenes(self, chat_id: str) -> list[Scene]:
+        """The chat's closed scenes, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, location, opened_at FROM scenes "
+            "WHERE chat_id = ? AND closed_at IS NOT NULL ORDER BY id",
+            (chat_id,),
+        )
+        return [Scene(*row) for row in rows]
+
+    def location_description(self, name: str) -> str | None:
+        """What a location is like; None for a place never named."""
+        row = self._one("SELECT description FROM locations WHERE name = ?", name)
+        return row[0] if row else None
+
+    def world_events(
+        self, chat_id: str, statuses: Sequence[str] = ("planned", "active")
+    ) -> list[WorldEventRow]:
+        """The chat's world events with these statuses, oldest first."""
+        marks = ",".join("?" for _ in statuses)
+        rows = self.conn.execute(
+            "SELECT id, chat_id, title, description, status, artifacts FROM world_events "
+            f"WHERE chat_id = ? AND status IN ({marks}) ORDER BY id",
+            (chat_id, *statuses),
+        )
+        return [_world_event(row) for row in rows]
+
+    def get_world_event(self, world_event_id: int) -> WorldEventRow | None:
+        """One world event, whatever its status, or None."""
+        row = self._one(
+            "SELECT id, chat_id, title, description, status, artifacts FROM world_events "
+            "WHERE id = ?",
+            world_event_id,
+        )
+        return _world_event(row) if row else None
+
+    def inventory(self, holder_id: str) -> list[str]:
+        """The objects someone holds, in the order they got them."""
+        rows = self.conn.execute(
+            "SELECT name FROM inventory WHERE holder_id = ? ORDER BY id", (holder_id,)
+        )
+        return [row[0] for row in rows]
