@@ -1,32 +1,43 @@
-"""Sans-IO narrative logic: functions of inputs to outputs, no trio, no I/O.
+"""Sans-IO narrative logic: what the story means, as plain functions and frozen data.
 
-Owns: parsing prose into segments, the addressee rules, prompt assembly under
-token budgets (what is cut, in which order), every classifier's prompt,
-schema, validation with clamping and safe default, the scene-close rules, the
-point-of-view memory text, and the auto-pin plan. See docs/story.md.
+Owns: parsing the user's prose into segments, the addressee rules, the
+assembly of a character's prompt under soft and hard token budgets, every
+classifier's prompt, output schema, validation (with clamping) and safe
+default, the scene-close rules, the per-witness memory text and the
+auto-pin plan. No I/O, no clock, no randomness: the same inputs always give
+the same outputs. Imports only :mod:`protocol`. docs/story.md explains the rules.
 """
 
-from ._addressee import Decision, addressee_by_rules
-from ._budget import estimate_tokens, truncate_to_tokens
+from ._addressee import Decision, addressee_by_rules, pick_addressee
 from ._classifiers import (
+    ADDRESSEE_DEFAULT,
     ADDRESSEE_SCHEMA,
+    INTERJECTION_DEFAULT,
     INTERJECTION_SCHEMA,
+    LEGAL_MOVES,
+    LIFECYCLE_DEFAULT,
     LIFECYCLE_SCHEMA,
+    SCENE_CLOSE_DEFAULT,
     SCENE_CLOSE_SCHEMA,
     SCENE_SUMMARY_SCHEMA,
+    SIGNIFICANCE_DEFAULT,
     SIGNIFICANCE_SCHEMA,
+    STATE_UPDATE_DEFAULT,
     STATE_UPDATE_SCHEMA,
+    AddresseeChoice,
     InterjectionDecision,
     OpenEvent,
     SceneCloseDecision,
     SceneSummaryResult,
     StateChange,
+    Transition,
     addressee_prompt,
-    auto_pin_plan,
     default_scene_summary,
+    extractive_summary,
     interjection_prompt,
+    lifecycle_needed,
     lifecycle_prompt,
-    pov_memory,
+    load_json,
     scene_close_prompt,
     scene_summary_prompt,
     significance_prompt,
@@ -39,48 +50,111 @@ from ._classifiers import (
     validate_significance,
     validate_state_update,
 )
-from ._parse import parse_prose, prose_for_model
-from ._prompt import Interjection, Prompt, PromptInputs, PromptMessage, assemble_prompt
-from ._scene import Close, NoClose, Unsure, scene_close_by_rules
+from ._errors import BudgetError, StoryError
+from ._memory import (
+    AUTO_PIN_SIGNIFICANCE,
+    MAX_POV_MEMORY,
+    PinPlan,
+    auto_pin_plan,
+    pov_memory,
+)
+from ._messages import MESSAGE_OVERHEAD, PromptMessage, Role, message_tokens, prompt_tokens
+from ._names import mentions, name_forms
+from ._parse import parse_prose, prose_for_model, strip_ooc
+from ._prompt import (
+    MIN_HARD_BUDGET,
+    ActiveEvent,
+    Interjection,
+    Prompt,
+    PromptInputs,
+    assemble_prompt,
+)
+from ._relations import EDGE_DEFAULT, EDGE_MAX, EDGE_MIN, clamp_edge, describe_edge, edge_words
+from ._scene_rules import (
+    Close,
+    NoClose,
+    SceneCloseRuling,
+    Unsure,
+    same_place,
+    scene_close_by_rules,
+)
+from ._text import estimate_tokens
+from ._transcript import transcript_lines, turn_text
 
 __all__ = [
+    "ADDRESSEE_DEFAULT",
     "ADDRESSEE_SCHEMA",
+    "AUTO_PIN_SIGNIFICANCE",
+    "EDGE_DEFAULT",
+    "EDGE_MAX",
+    "EDGE_MIN",
+    "INTERJECTION_DEFAULT",
     "INTERJECTION_SCHEMA",
+    "LEGAL_MOVES",
+    "LIFECYCLE_DEFAULT",
     "LIFECYCLE_SCHEMA",
+    "MAX_POV_MEMORY",
+    "MESSAGE_OVERHEAD",
+    "MIN_HARD_BUDGET",
+    "SCENE_CLOSE_DEFAULT",
     "SCENE_CLOSE_SCHEMA",
     "SCENE_SUMMARY_SCHEMA",
+    "SIGNIFICANCE_DEFAULT",
     "SIGNIFICANCE_SCHEMA",
+    "STATE_UPDATE_DEFAULT",
     "STATE_UPDATE_SCHEMA",
+    "ActiveEvent",
+    "AddresseeChoice",
+    "BudgetError",
     "Close",
     "Decision",
     "Interjection",
     "InterjectionDecision",
     "NoClose",
     "OpenEvent",
+    "PinPlan",
     "Prompt",
     "PromptInputs",
     "PromptMessage",
+    "Role",
     "SceneCloseDecision",
+    "SceneCloseRuling",
     "SceneSummaryResult",
     "StateChange",
+    "StoryError",
+    "Transition",
     "Unsure",
     "addressee_by_rules",
     "addressee_prompt",
     "assemble_prompt",
     "auto_pin_plan",
+    "clamp_edge",
     "default_scene_summary",
+    "describe_edge",
+    "edge_words",
     "estimate_tokens",
+    "extractive_summary",
     "interjection_prompt",
+    "lifecycle_needed",
     "lifecycle_prompt",
+    "load_json",
+    "mentions",
+    "message_tokens",
+    "name_forms",
     "parse_prose",
+    "pick_addressee",
     "pov_memory",
+    "prompt_tokens",
     "prose_for_model",
+    "same_place",
     "scene_close_by_rules",
     "scene_close_prompt",
     "scene_summary_prompt",
     "significance_prompt",
     "state_update_prompt",
-    "truncate_to_tokens",
+    "strip_ooc",
+    "transcript_lines",
+    "turn_text",
     "validate_addressee",
     "validate_interjection",
     "validate_lifecycle",

@@ -1,93 +1,140 @@
-"""Parsing the user's prose into segments, deterministically.
+"""The prose parser: the user's prose as dialogue, action, narration and OOC segments.
 
-Marks: ``((ooc))`` out of character; ``"dialogue"`` and curly “dialogue”;
-``*action*``; everything else is narration. Rules for the unruly:
+The marks:
 
-- An OOC block runs to its matching ``))``; nested ``((…))`` inside it stay
-  part of it. An unclosed ``((`` runs to the end of the prose.
-- An unclosed quote or ``*`` is not a mark: the character stays in the text
-  of the surrounding narration (so a stray apostrophe-like quote never eats a
-  paragraph).
-- Marks inside a segment of another kind are text (``*"Hi"*`` is an action
-  whose text is ``"Hi"``).
-- Whitespace-only pieces are dropped; segment text is trimmed.
+- ``((out of character))`` — a note from the author to the system. It is
+  recognised everywhere, even inside dialogue or action, so an OOC note can
+  never leak into what the model reads. Single parentheses inside it nest:
+  ``((see (this) one))`` is one note. It ends at the first ``))`` that is
+  not closing one of those inner parentheses.
+- ``"dialogue"`` and ``“dialogue”`` — opened by ``"`` or ``“`` and closed by
+  the next ``"`` or ``”`` (phones mix the two). A quote inside dialogue is
+  not nested: the first closing mark ends it. Asterisks inside dialogue are
+  emphasis and stay in its text.
+- ``*action*`` — a run of asterisks is one mark, so ``**bold**`` is an action
+  too. Dialogue inside an action splits it: ``*says "hi" and waves*`` is the
+  action "says", the dialogue "hi", then the action "and waves".
+- Everything else is narration.
+
+An unclosed mark runs to the end of its paragraph (a blank line), where
+every open mark ends and narration resumes. A closing mark with nothing to
+close (a stray ``”`` or ``))``) is ordinary text. Segment texts are trimmed,
+keep their inner whitespace, and never contain the marks that delimit them;
+whitespace-only pieces are dropped. Parsing is linear and never raises.
 """
 
 from __future__ import annotations
 
-from protocol import Segment
+import re
+from collections.abc import Iterable
 
-_QUOTES = {'"': '"', "“": "”", "”": "”"}
+from protocol import Segment, SegmentKind
+
+_OPEN_QUOTES = frozenset('"“')
+_CLOSE_QUOTES = frozenset('"”')
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+_STARS = re.compile(r"\*+")
 
 
-def _ooc_end(prose: str, start: int) -> int:
-    """Index just past the ``))`` that closes the ``((`` at ``start``, or len(prose)."""
-    depth = 0
-    i = start
-    while i < len(prose) - 1:
-        pair = prose[i : i + 2]
-        if pair == "((":
-            depth += 1
-            i += 2
-            continue
-        if pair == "))":
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-            continue
-        i += 1
-    return len(prose)
+class _Scanner:
+    """One pass over the prose, keeping a stack of open marks."""
+
+    def __init__(self, prose: str) -> None:
+        self.prose = prose
+        self.stack: list[SegmentKind] = []
+        self.ooc_depth = 0  # unmatched single "(" inside the open OOC note
+        self.start = 0
+        self.spans: list[tuple[SegmentKind, int, int]] = []
+
+    @property
+    def kind(self) -> SegmentKind:
+        return self.stack[-1] if self.stack else "narration"
+
+    def flush(self, end: int) -> None:
+        if self.start < end:
+            self.spans.append((self.kind, self.start, end))
+
+    def push(self, kind: SegmentKind, at: int, width: int) -> int:
+        self.flush(at)
+        self.stack.append(kind)
+        self.start = at + width
+        return self.start
+
+    def pop(self, at: int, width: int) -> int:
+        self.flush(at)
+        self.stack.pop()
+        self.start = at + width
+        return self.start
+
+    def run(self) -> list[tuple[SegmentKind, int, int]]:
+        prose, n, i = self.prose, len(self.prose), 0
+        while i < n:
+            c = prose[i]
+            if c == "\n" and self.stack:
+                blank = _BLANK_LINE.match(prose, i)
+                if blank is not None:
+                    # A paragraph ends every mark left open in it.
+                    self.flush(i)
+                    self.stack.clear()
+                    self.ooc_depth = 0
+                    self.start = i
+                    i = blank.end()
+                    continue
+            kind = self.kind
+            if kind == "ooc":
+                i = self._in_ooc(i)
+            elif prose.startswith("((", i):
+                self.ooc_depth = 0
+                i = self.push("ooc", i, 2)
+            elif kind == "dialogue":
+                i = self.pop(i, 1) if c in _CLOSE_QUOTES else i + 1
+            elif c in _OPEN_QUOTES:
+                i = self.push("dialogue", i, 1)
+            elif c == "*":
+                stars = _STARS.match(prose, i)
+                width = stars.end() - i if stars is not None else 1
+                i = self.pop(i, width) if kind == "action" else self.push("action", i, width)
+            else:
+                i += 1
+        self.flush(n)
+        return self.spans
+
+    def _in_ooc(self, i: int) -> int:
+        prose = self.prose
+        c = prose[i]
+        if c == "(":
+            self.ooc_depth += 1
+        elif c == ")":
+            if self.ooc_depth > 0:
+                self.ooc_depth -= 1
+            elif prose.startswith("))", i):
+                return self.pop(i, 2)
+        return i + 1
 
 
 def parse_prose(prose: str) -> tuple[Segment, ...]:
-    """Split prose into dialogue, action, narration and OOC segments, in order."""
+    """Split the user's prose into dialogue, action, narration and OOC segments, in order.
+
+    Deterministic and cheap, so the turn spends no model call before the
+    first token. See the module docstring for how marks, nesting and
+    unclosed marks are read.
+    """
     segments: list[Segment] = []
-    narration: list[str] = []
-
-    def flush() -> None:
-        text = "".join(narration).strip()
-        narration.clear()
+    for kind, start, end in _Scanner(prose).run():
+        text = prose[start:end].strip()
         if text:
-            segments.append(Segment("narration", text))
-
-    def add(kind: str, text: str) -> None:
-        flush()
-        text = text.strip()
-        if text:
-            segments.append(Segment(kind, text))  # type: ignore[arg-type]
-
-    i = 0
-    n = len(prose)
-    while i < n:
-        char = prose[i]
-        if prose.startswith("((", i):
-            end = _ooc_end(prose, i)
-            inner_end = end - 2 if prose.endswith("))", 0, end) and end - 2 >= i + 2 else end
-            add("ooc", prose[i + 2 : inner_end])
-            i = end
-            continue
-        if char in _QUOTES and char != "”":
-            close = prose.find(_QUOTES[char], i + 1)
-            if close != -1:
-                add("dialogue", prose[i + 1 : close])
-                i = close + 1
-                continue
-        if char == "*":
-            close = prose.find("*", i + 1)
-            if close != -1:
-                add("action", prose[i + 1 : close])
-                i = close + 1
-                continue
-        narration.append(char)
-        i += 1
-    flush()
+            segments.append(Segment(kind, text))
     return tuple(segments)
 
 
-def prose_for_model(segments: tuple[Segment, ...]) -> str:
-    """The prose the characters hear: every segment but OOC, marks restored, in order."""
-    parts = []
+def prose_for_model(segments: Iterable[Segment]) -> str:
+    """The prose the narrative model may read: every segment but OOC, in order, with marks.
+
+    Dialogue is put back in straight double quotes and actions between
+    asterisks so the model still sees who says and who does; OOC notes
+    are for the system and never reach the model.
+    """
+    parts: list[str] = []
     for segment in segments:
         if segment.kind == "dialogue":
             parts.append(f'"{segment.text}"')
@@ -96,3 +143,8 @@ def prose_for_model(segments: tuple[Segment, ...]) -> str:
         elif segment.kind == "narration":
             parts.append(segment.text)
     return " ".join(parts)
+
+
+def strip_ooc(prose: str) -> str:
+    """``prose`` as the model may read it: parsed, without OOC, re-marked."""
+    return prose_for_model(parse_prose(prose))

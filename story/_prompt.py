@@ -1,241 +1,138 @@
-"""Assembling a character's narrative prompt under soft and hard token budgets.
+"""What a narrative prompt is built from, and what comes out.
 
-The speaker is told only what it witnessed: its own memories (the caller
-passes no one else's) and the dialogue since it entered the chat. OOC never
-reaches it (the caller passes ``prose_for_model``).
-
-Over the soft budget, cuts happen in this order, each only as far as needed:
-
-1. relevant memories, least relevant first;
-2. dialogue turns, oldest first, down to the last ``min_dialogue``;
-3. world-event descriptions (titles stay);
-4. pinned memories beyond the newest three, oldest first;
-5. the other character's latest activity.
-
-Over the hard budget, the rest of the dialogue goes, oldest first; then the
-pinned memories; then the persona is shortened; last, the user's prose. The
-result never exceeds the hard budget.
+:func:`assemble_prompt` is the entry point; the layout lives in
+``_render`` and the order of cuts under the token budgets in ``_cuts``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Iterable, Mapping
 
-import attrs
+from attrs import field, frozen
 
-from protocol import Bot, Edge, Entity, Memory, Turn
+from protocol import Bot, Edge, Entity, Memory, Scene, Turn
 
-from ._budget import estimate_tokens, truncate_to_tokens
+from ._errors import BudgetError
+from ._messages import PromptMessage
 
-Role = Literal["system", "user", "assistant"]
-
-MESSAGE_OVERHEAD = 4
-KEEP_PINNED = 3
+MIN_HARD_BUDGET = 64
+"""The smallest hard budget a prompt can always be squeezed into."""
 
 
-@attrs.frozen
-class PromptMessage:
-    """One message of a prompt; ``name`` is the speaker's display name."""
+@frozen
+class ActiveEvent:
+    """A world event under way, as the speaker is told of it."""
 
-    role: Role
-    content: str
-    name: str | None = None
+    title: str
+    description: str = ""
 
 
-@attrs.frozen
+@frozen
 class Interjection:
-    """The speaker is the silent witness, chiming in after the addressee's beat."""
+    """The speaker is the silent witness, chiming in after ``addressee`` said ``said``."""
 
     addressee: str
     said: str
 
 
-@attrs.frozen
+def _events(items: Iterable[ActiveEvent | tuple[str, str]]) -> tuple[ActiveEvent, ...]:
+    return tuple(i if isinstance(i, ActiveEvent) else ActiveEvent(i[0], i[1]) for i in items)
+
+
+def _edges(items: Iterable[Edge | None]) -> tuple[Edge | None, ...]:
+    return tuple(items)
+
+
+def _memories(items: Iterable[Memory]) -> tuple[Memory, ...]:
+    return tuple(items)
+
+
+def _turns(items: Iterable[Turn]) -> tuple[Turn, ...]:
+    return tuple(items)
+
+
+def _names(items: Mapping[str, str]) -> dict[str, str]:
+    return dict(items)
+
+
+@frozen
 class PromptInputs:
-    """Everything a beat's prompt may hold."""
+    """Everything a speaker's beat prompt is built from, as the speaker may know it.
+
+    A character is told only what it witnessed: pass only the speaker's own
+    memories (others are dropped here anyway) and set ``entered_at_event_id``
+    when it joined the scene late, so no earlier turn reaches it.
+    ``relevant`` is ordered most relevant first; ``dialogue`` oldest first,
+    and turns at or after ``current_turn_id`` (this turn's own) are left out
+    since ``prose`` and ``interjection`` carry them. ``prose`` is the user's
+    prose; any OOC left in it, or in a user turn of ``dialogue``, is removed
+    here. Budgets are in estimated tokens (see :func:`estimate_tokens`).
+    """
 
     speaker: Bot
     you: Entity
     prose: str
-    names: Mapping[str, str] = attrs.Factory(dict)
+    names: dict[str, str] = field(factory=dict, converter=_names, hash=False)
     other: Bot | None = None
     other_activity: str | None = None
+    scene: Scene | None = None
     location: str | None = None
-    edges: tuple[Edge, ...] = ()
-    pinned: tuple[Memory, ...] = ()
-    relevant: tuple[Memory, ...] = ()
-    world_events: tuple[tuple[str, str], ...] = ()
-    dialogue: tuple[Turn, ...] = ()
+    location_description: str = ""
+    edges: tuple[Edge | None, ...] = field(default=(), converter=_edges)
+    pinned: tuple[Memory, ...] = field(default=(), converter=_memories)
+    relevant: tuple[Memory, ...] = field(default=(), converter=_memories)
+    world_events: tuple[ActiveEvent, ...] = field(default=(), converter=_events)
+    dialogue: tuple[Turn, ...] = field(default=(), converter=_turns)
     interjection: Interjection | None = None
     entered_at_event_id: int | None = None
-    soft_budget: int = 1600
-    hard_budget: int = 2400
-    min_dialogue: int = 4
+    current_turn_id: int | None = None
+    soft_budget: int = 3000
+    hard_budget: int = 4000
+    dialogue_floor: int = 4
+    pinned_floor: int = 3
+
+    def __attrs_post_init__(self) -> None:
+        if self.hard_budget < MIN_HARD_BUDGET:
+            raise BudgetError(
+                f"the hard token budget must be at least {MIN_HARD_BUDGET}, not {self.hard_budget}"
+            )
+        if not 0 < self.soft_budget <= self.hard_budget:
+            raise BudgetError(
+                f"the soft token budget must be between 1 and the hard budget "
+                f"({self.hard_budget}), not {self.soft_budget}"
+            )
+        if self.dialogue_floor < 0 or self.pinned_floor < 0:
+            raise BudgetError("the dialogue and pinned-memory floors cannot be negative")
+
+    @property
+    def where(self) -> str | None:
+        """The location the scene is at: the scene's own, else the one given."""
+        if self.scene is not None and self.scene.location:
+            return self.scene.location
+        return self.location
 
 
-@attrs.frozen
+@frozen
 class Prompt:
-    """The messages, what was cut to fit, and the estimated size."""
+    """A beat's prompt: the messages, what was cut to fit the budgets, and its size.
+
+    ``cut`` names each cut in the order made (see docs/story.md for the names).
+    """
 
     messages: tuple[PromptMessage, ...]
     cut: tuple[str, ...]
     tokens: int
 
 
-def _feeling(edge: Edge) -> str:
-    def word(value: int, high: str, low: str) -> str:
-        if value >= 70:
-            return f"strong {high}"
-        if value >= 55:
-            return high
-        if value <= 30:
-            return f"strong {low}"
-        if value <= 45:
-            return low
-        return "neutral"
-
-    return (
-        f"{word(edge.affinity, 'fondness', 'dislike')} ({edge.affinity}/100), "
-        f"{word(edge.trust, 'trust', 'distrust')} ({edge.trust}/100)"
-    )
-
-
-@attrs.define
-class _Parts:
-    persona: str
-    pinned: list[Memory]
-    relevant: list[Memory]
-    dialogue: list[Turn]
-    events: list[tuple[str, str]]
-    activity: str | None
-    prose: str
-
-
-def _system(inputs: PromptInputs, parts: _Parts) -> str:
-    speaker, you = inputs.speaker, inputs.you
-    names = {**inputs.names, you.id: you.name, speaker.id: speaker.name}
-    lines = [f"You are {speaker.name}, a character in an ongoing story."]
-    if parts.persona:
-        lines.append(parts.persona)
-    present = [you.name] + ([inputs.other.name] if inputs.other else [])
-    where = f"at {inputs.location}" if inputs.location else "in the current scene"
-    lines.append(f"The scene: {where}. Present with you: {', '.join(present)}.")
-    if you.persona:
-        lines.append(f"{you.name}: {you.persona}")
-    if inputs.other is not None:
-        lines.append(f"{inputs.other.name}: {inputs.other.persona}".strip())
-        if parts.activity:
-            lines.append(f"What {inputs.other.name} did last: {parts.activity}")
-    for edge in inputs.edges:
-        target = names.get(edge.target_id, edge.target_id)
-        line = f"How you feel about {target}: {_feeling(edge)}."
-        if edge.summary:
-            line += f" {edge.summary}"
-        if edge.knowledge_facts:
-            line += f" You know: {'; '.join(edge.knowledge_facts)}."
-        lines.append(line)
-    memories = [*parts.pinned, *parts.relevant]
-    if memories:
-        lines.append("You remember:")
-        lines.extend(f"- {memory.text}" for memory in memories)
-    if parts.events:
-        lines.append("Happening in the world:")
-        lines.extend(f"- {title}{': ' + text if text else ''}" for title, text in parts.events)
-    if inputs.interjection is not None:
-        lines.append(
-            f"{inputs.interjection.addressee} was addressed and has just answered. You were "
-            f"listening; now you chime in, briefly, as {speaker.name}."
-        )
-    lines.append(
-        f"Stay in character. Write only what {speaker.name} says and does, in a few "
-        f"sentences. Never write {you.name}'s words or actions."
-    )
-    return "\n".join(lines)
-
-
-def _messages(inputs: PromptInputs, parts: _Parts) -> list[PromptMessage]:
-    speaker, you = inputs.speaker, inputs.you
-    names = {**inputs.names, you.id: you.name, speaker.id: speaker.name}
-    out = [PromptMessage("system", _system(inputs, parts))]
-    for turn in parts.dialogue:
-        name = names.get(turn.speaker_id, turn.speaker_id)
-        role: Role = "assistant" if turn.speaker_id == speaker.id else "user"
-        out.append(PromptMessage(role, turn.text, name))
-    if parts.prose:
-        out.append(PromptMessage("user", parts.prose, you.name))
-    if inputs.interjection is not None:
-        out.append(PromptMessage("user", inputs.interjection.said, inputs.interjection.addressee))
-    return out
-
-
-def _size(messages: list[PromptMessage]) -> int:
-    return sum(estimate_tokens(m.content) + MESSAGE_OVERHEAD for m in messages)
-
-
 def assemble_prompt(inputs: PromptInputs) -> Prompt:
-    """The speaker's prompt, cut to fit the budgets in the documented order."""
-    dialogue = [
-        turn
-        for turn in inputs.dialogue
-        if inputs.entered_at_event_id is None or turn.event_id >= inputs.entered_at_event_id
-    ]
-    parts = _Parts(
-        inputs.speaker.persona,
-        list(inputs.pinned),
-        list(inputs.relevant),
-        dialogue,
-        list(inputs.world_events),
-        inputs.other_activity,
-        inputs.prose,
-    )
-    cut: list[str] = []
+    """Build the speaker's prompt within the budgets, cutting in the decided order.
 
-    def size() -> int:
-        return _size(_messages(inputs, parts))
+    Over the soft budget, optional context goes first (least relevant
+    memories, then old dialogue down to a floor, world-event descriptions,
+    pinned memories beyond a few, the other character's activity). Over the
+    hard budget everything but the fixed frame is cut or truncated until it
+    fits: the result never exceeds ``hard_budget``.
+    """
+    from ._cuts import fit
 
-    soft, hard = inputs.soft_budget, max(inputs.hard_budget, 1)
-    # 1. relevant memories, least relevant (last) first
-    while size() > soft and parts.relevant:
-        parts.relevant.pop()
-        _note(cut, "relevant memory")
-    # 2. dialogue, oldest first, down to the floor
-    while size() > soft and len(parts.dialogue) > inputs.min_dialogue:
-        parts.dialogue.pop(0)
-        _note(cut, "old dialogue")
-    # 3. world-event descriptions
-    if size() > soft and any(text for _, text in parts.events):
-        parts.events = [(title, "") for title, _ in parts.events]
-        _note(cut, "world event descriptions")
-    # 4. pinned memories beyond the newest few
-    while size() > soft and len(parts.pinned) > KEEP_PINNED:
-        parts.pinned.pop(0)
-        _note(cut, "pinned memory")
-    # 5. the other character's activity
-    if size() > soft and parts.activity:
-        parts.activity = None
-        _note(cut, "other activity")
-    # Hard budget: whatever it takes.
-    while size() > hard and parts.dialogue:
-        parts.dialogue.pop(0)
-        _note(cut, "dialogue (hard)")
-    while size() > hard and parts.pinned:
-        parts.pinned.pop(0)
-        _note(cut, "pinned memory (hard)")
-    if size() > hard and parts.persona:
-        excess = size() - hard
-        keep = max(0, estimate_tokens(parts.persona) - excess)
-        parts.persona = truncate_to_tokens(parts.persona, keep) if keep > 8 else ""
-        _note(cut, "persona (hard)")
-    if size() > hard and parts.prose:
-        excess = size() - hard
-        keep = max(0, estimate_tokens(parts.prose) - excess - 1)
-        parts.prose = truncate_to_tokens(parts.prose, keep) if keep > 0 else ""
-        _note(cut, "prose (hard)")
-    messages = _messages(inputs, parts)
-    return Prompt(tuple(messages), tuple(cut), _size(messages))
-
-
-def _note(cut: list[str], what: str) -> None:
-    if what not in cut:
-        cut.append(what)
+    return fit(inputs)
