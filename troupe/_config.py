@@ -41,16 +41,18 @@ def _pick(flag: object, env: Mapping[str, str], name: str, default: object = Non
     return value if value not in (None, "") else default
 
 
-def model_settings(args: argparse.Namespace, env: Mapping[str, str], data_dir: Path) -> tuple[
-    ModelSettings, ModelSettings | None
-]:
+def model_settings(
+    args: argparse.Namespace, env: Mapping[str, str], data_dir: Path
+) -> tuple[ModelSettings, ModelSettings | None]:
     """The narrative and classifier model settings (classifier ``None``: share narrative)."""
     backend = str(_pick(getattr(args, "backend", None), env, "TROUPE_BACKEND", "local"))
     if backend not in ("local", "openai", "scripted"):
         raise ConfigError(f"backend must be local, openai or scripted, not {backend!r}")
     base_url = _pick(getattr(args, "base_url", None), env, "TROUPE_BASE_URL")
     model = _pick(getattr(args, "model", None), env, "TROUPE_MODEL")
-    classifier_model = _pick(getattr(args, "classifier_model", None), env, "TROUPE_CLASSIFIER_MODEL")
+    classifier_model = _pick(
+        getattr(args, "classifier_model", None), env, "TROUPE_CLASSIFIER_MODEL"
+    )
     script = _pick(getattr(args, "script", None), env, "TROUPE_SCRIPT")
     raw_cap = _pick(getattr(args, "max_connections", None), env, "TROUPE_MAX_CONNECTIONS", 4)
     try:

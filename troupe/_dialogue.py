@@ -152,7 +152,9 @@ class Runner:
         """Script the model, do the turn's action, wait for it to settle, check."""
         where = f"turn {number}"
         for plan in _as_list(turn.get("world_event")):
-            artifacts = converter.structure(self.resolve_artifacts(plan.get("artifacts", {})), Artifacts)
+            artifacts = converter.structure(
+                self.resolve_artifacts(plan.get("artifacts", {})), Artifacts
+            )
             await self.engine.create_world_event(
                 self.chat_id, plan["title"], plan.get("description", ""), artifacts
             )
@@ -177,8 +179,10 @@ class Runner:
         out: dict[str, Any] = {}
         for group, items in artifacts.items():
             out[group] = [
-                {k: self.resolve(v) if k in ("source_id", "target_id", "holder_id") else v
-                 for k, v in item.items()}
+                {
+                    k: self.resolve(v) if k in ("source_id", "target_id", "holder_id") else v
+                    for k, v in item.items()
+                }
                 for item in items
             ]
         return out
@@ -236,8 +240,10 @@ class Runner:
                 await engine.send_turn(chat_id, prose)
             else:
                 first = _as_list(turn.get("reply"))[:1]
-                text = first[0] if first and isinstance(first[0], str) else (
-                    first[0].get("text", "") if first else ""
+                text = (
+                    first[0]
+                    if first and isinstance(first[0], str)
+                    else (first[0].get("text", "") if first else "")
                 )
                 prefix = "".join(split_tokens(text)[: int(cancel_after)])
                 await self.send_and_cancel(prose, max(1, len(prefix)))
@@ -296,7 +302,9 @@ class Runner:
             if turn.kind == "assistant" and turn.event_id not in self._printed:
                 self._printed.add(turn.event_id)
                 flag = f"  [truncated: {turn.truncated and 'yes'}]" if turn.truncated else ""
-                self.out.say(f"{self.names.get(turn.speaker_id, turn.speaker_id)}: {turn.text}{flag}")
+                self.out.say(
+                    f"{self.names.get(turn.speaker_id, turn.speaker_id)}: {turn.text}{flag}"
+                )
         checks: dict[str, Callable[[Any], Any]] = {
             "last": lambda spec: self.check_turn(where, "last turn", state.timeline[-1], spec),
             "timeline": lambda spec: self.check_timeline(where, state.timeline, spec),
@@ -328,7 +336,9 @@ class Runner:
             self.out.fail(where, f"{label} text {turn.text!r} lacks {spec['contains']!r}")
         for flag in ("truncated", "kind"):
             if flag in spec and getattr(turn, flag) != spec[flag]:
-                self.out.fail(where, f"{label} {flag} is {getattr(turn, flag)!r}, want {spec[flag]!r}")
+                self.out.fail(
+                    where, f"{label} {flag} is {getattr(turn, flag)!r}, want {spec[flag]!r}"
+                )
         if "interjection_of" in spec:
             want = self.resolve(spec["interjection_of"]) if spec["interjection_of"] else None
             if turn.interjection_of != want:
@@ -355,8 +365,13 @@ class Runner:
             )
             for field_name in ("affinity", "trust"):
                 if field_name in want:
-                    _compare(self.out, where, f"{pair} {field_name}", getattr(edges, field_name),
-                             want[field_name])
+                    _compare(
+                        self.out,
+                        where,
+                        f"{pair} {field_name}",
+                        getattr(edges, field_name),
+                        want[field_name],
+                    )
             for fact in _as_list(want.get("knows")):
                 if not any(fact in known for known in edges.knowledge_facts):
                     self.out.fail(where, f"{pair} does not know {fact!r}: {edges.knowledge_facts}")
@@ -373,8 +388,13 @@ class Runner:
                 pinned = sum(1 for mem in memories if mem.pinned)
                 _compare(self.out, where, f"{key} pinned memories", pinned, want["pinned"])
             if "last_significance" in want and memories:
-                _compare(self.out, where, f"{key} last significance",
-                         memories[-1].significance, want["last_significance"])
+                _compare(
+                    self.out,
+                    where,
+                    f"{key} last significance",
+                    memories[-1].significance,
+                    want["last_significance"],
+                )
             for phrase in _as_list(want.get("contain")):
                 if not any(phrase in mem.text for mem in memories):
                     self.out.fail(where, f"no memory of {key} contains {phrase!r}")
@@ -401,7 +421,9 @@ class Runner:
         status = {e.title: e.status for e in events}
         for title, want in spec.items():
             if status.get(title) != want:
-                self.out.fail(where, f"world event {title!r} is {status.get(title)!r}, want {want!r}")
+                self.out.fail(
+                    where, f"world event {title!r} is {status.get(title)!r}, want {want!r}"
+                )
 
     async def check_inventory(self, where: str, spec: Mapping[str, Any]) -> None:
         """What each holder owns."""
@@ -422,8 +444,9 @@ class Runner:
         for name, want in spec.items():
             if name == "before_first_token":
                 before = requests[: first_narrative if first_narrative is not None else 0]
-                _compare(self.out, where, "classifier calls before the first token",
-                         len(before), want)
+                _compare(
+                    self.out, where, "classifier calls before the first token", len(before), want
+                )
                 continue
             _compare(self.out, where, f"{name} calls", counts.get(name, 0), want)
 
@@ -484,7 +507,9 @@ def _narrative_kwargs(reply: Mapping[str, Any]) -> dict[str, Any]:
     allowed = {"text", "error", "stall", "delay", "match", "stall_after"}
     unknown = set(reply) - allowed
     if unknown:
-        raise ScriptError(f"a reply has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise ScriptError(
+            f"a reply has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
     return dict(reply)
 
 

@@ -19,38 +19,48 @@ from ._demo import seed_demo
 log = logging.getLogger("troupe")
 
 
-async def serve(config: Config, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run until SIGINT or SIGTERM: then stop accepting, commit beats, close, exit."""
-    from web import GatewaySettings, serve_gateway
+async def serve(
+    config: Config, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run until SIGINT or SIGTERM; then stop accepting, commit beats in flight, close."""
+    from web import Gateway, GatewaySettings
 
     async with open_engine(config.engine, server_version=f"troupe {__version__}") as engine:
         if await seed_demo(engine):
             log.info("seeded the demo world")
-        settings = GatewaySettings(
-            host=config.host,
-            port=config.port,
-            token=config.token,
-            allow_origins=config.allow_origins,
+        gateway = Gateway(
+            engine,
+            GatewaySettings(
+                token=config.token,
+                host=config.host,
+                port=config.port,
+                allow_origins=config.allow_origins,
+            ),
         )
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_gateway, engine, settings)
-            host = config.host if ":" not in config.host else f"[{config.host}]"
-            print(f"troupe {__version__} is ready: http://{host}:{port}/?token={config.token}",
-                  flush=True)
-            task_status.started(port)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(gateway.run)
+                host = f"[{config.host}]" if ":" in config.host else config.host
+                print(
+                    f"troupe {__version__} is ready: http://{host}:{port}/?token={config.token}",
+                    flush=True,
+                )
+                task_status.started(port)
                 async for signum in signals:
                     log.info("stopping on %s", signal.Signals(signum).name)
                     break
-            with trio.move_on_after(10):
-                with trio.CancelScope(shield=True):
-                    await engine.shutdown()
-            nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True), trio.move_on_after(9):
+                    await gateway.stop_accepting()
+                    await engine.shutdown()  # every beat in flight is committed as truncated
+                    await gateway.close()
+                nursery.cancel_scope.cancel()
 
 
 def run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """The ``serve`` subcommand."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         config = build_config(args, env)
     except ConfigError as exc:
