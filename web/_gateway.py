@@ -45,7 +45,7 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.accepted = 0
         self.refused = 0
-        self._listeners: list[trio.SocketListener] = []
+        self._accepting = trio.CancelScope()
 
     def statistics(self) -> dict[str, Any]:
         """Connections now and so far, and the engine's figures."""
@@ -62,21 +62,25 @@ class Gateway:
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen and serve until cancelled."""
-        self._listeners = await trio.open_tcp_listeners(
-            self.settings.port, host=self.settings.host
-        )
-        port = self._listeners[0].socket.getsockname()[1]
-        task_status.started(port)
+        listeners = await trio.open_tcp_listeners(self.settings.port, host=self.settings.host)
+        port = listeners[0].socket.getsockname()[1]
         try:
-            await trio.serve_listeners(self._handle, self._listeners)
+            async with trio.open_nursery() as connections:
+                with self._accepting:
+                    task_status.started(port)
+                    await trio.serve_listeners(
+                        self._handle, listeners, handler_nursery=connections
+                    )
+                await trio.sleep_forever()  # no new connections; the open ones go on
         finally:
             with trio.CancelScope(shield=True):
+                for listener in listeners:
+                    await listener.aclose()
                 await self.close()
 
-    async def stop_accepting(self) -> None:
-        """Close the listening sockets; connections already open go on."""
-        for listener in self._listeners:
-            await listener.aclose()
+    def stop_accepting(self) -> None:
+        """Stop taking new connections; those already open go on."""
+        self._accepting.cancel()
 
     async def close(self) -> None:
         """Close every WebSocket with 1001 (going away), within a bound."""

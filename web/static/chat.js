@@ -1,0 +1,299 @@
+// What the client knows about the open chat, and how each server message
+// changes it. No DOM here: the views read this model and draw it.
+//
+// Ordering rules come from the protocol: `chat_state` replaces everything and
+// says which `seq` it reflects; every later chat message carries the next
+// `seq`; `token` messages carry an `offset` instead, measured in code points.
+
+import { codePoints, dropCodePoints } from "./dom.js";
+
+/** Marker shown where streamed text went missing; the final text replaces it. */
+export const GAP_MARK = " \u2026 ";
+
+/** A streamed beat that has not completed yet. */
+class LiveBeat {
+  constructor(beatId, speakerId, userTurnId, interjection, text = "") {
+    this.beatId = beatId;
+    this.speakerId = speakerId;
+    this.userTurnId = userTurnId;
+    this.interjection = interjection;
+    this.text = text;
+    // How far into the server's text we are, in code points. Equal to the
+    // length of `text` unless a gap was bridged with GAP_MARK.
+    this.end = codePoints(text);
+  }
+}
+
+/** The state of one open chat. */
+export class OpenChat {
+  constructor(id) {
+    this.id = id;
+    this.info = null; // Chat
+    this.lastSeq = null;
+    this.turns = []; // Turn, in timeline order
+    this.live = new Map(); // beat_id → LiveBeat
+    this.edges = new Map(); // "source\u0000target" → Edge (+ last deltas)
+    this.scene = null;
+    this.closedScene = null; // {scene_id, summaries} until the next scene shows
+    this.memories = new Map(); // id → Memory
+    this.world = new Map(); // event_id → {event_id, title, status}
+    this.activeTurn = null; // user_turn_id (or true) while a turn is in flight
+    this.freshOpen = true; // the next chat_state starts a new subscription
+    this.settledTurns = new Set(); // user_turn_ids seen settling
+    this.doneBeats = new Set(); // beat_ids completed: late tokens for them are stale
+    this.loaded = false; // a chat_state has arrived
+  }
+
+  /** The bots of this chat, host first. */
+  botIds() {
+    if (!this.info) return [];
+    return [this.info.host_bot_id, this.info.guest_bot_id].filter((id) => id);
+  }
+
+  /**
+   * Whether a numbered message applies: "apply", "duplicate" (already
+   * reflected, e.g. replayed twice) or "gap" (something was missed).
+   */
+  gate(seq) {
+    if (typeof seq !== "number" || this.lastSeq === null) return "apply";
+    if (seq <= this.lastSeq) return "duplicate";
+    if (seq > this.lastSeq + 1) return "gap";
+    return "apply";
+  }
+
+  /** Note that a numbered message was applied. */
+  advance(seq) {
+    if (typeof seq === "number") this.lastSeq = seq;
+  }
+
+  applyState(msg) {
+    this.loaded = true;
+    this.info = msg.chat ?? this.info;
+    this.lastSeq = typeof msg.seq === "number" ? msg.seq : this.lastSeq;
+    this.turns = (msg.timeline ?? []).map((turn) => ({ ...turn, error: null }));
+    this.edges = new Map();
+    for (const edge of msg.edges ?? []) this.edges.set(edgeKey(edge), { ...edge });
+    this.scene = msg.scene ?? null;
+    if (this.scene) this.closedScene = null;
+    this.live = new Map();
+    const flight = msg.in_flight;
+    if (flight) {
+      const latestUser = [...this.turns].reverse().find((turn) => turn.kind === "user");
+      const beat = new LiveBeat(
+        flight.beat_id,
+        flight.speaker_id,
+        latestUser ? latestUser.event_id : null,
+        false,
+        flight.text ?? "",
+      );
+      this.live.set(beat.beatId, beat);
+    }
+    // World events are not part of chat_state (unless a server adds them):
+    // keep the ones seen, which `rewound` prunes.
+    if (Array.isArray(msg.world_events)) {
+      this.world = new Map(msg.world_events.map((event) => [event.event_id, event]));
+    }
+    if (this.freshOpen) {
+      // A new subscription knows only what the state says is in flight.
+      this.activeTurn = flight ? (this.live.get(flight.beat_id).userTurnId ?? true) : null;
+      this.freshOpen = false;
+    } else if (flight && this.activeTurn === null) {
+      this.activeTurn = this.live.get(flight.beat_id).userTurnId ?? true;
+    }
+  }
+
+  /** A user turn; null when it is already in the timeline. */
+  addUserTurn(msg) {
+    if (this.turns.some((turn) => turn.event_id === msg.event_id)) return null;
+    const turn = {
+      event_id: msg.event_id,
+      kind: "user",
+      speaker_id: "you",
+      text: msg.prose ?? "",
+      truncated: false,
+      interjection_of: null,
+      user_turn_id: msg.event_id,
+      error: null,
+    };
+    this.turns.push(turn);
+    this.markActive(msg.event_id);
+    return turn;
+  }
+
+  /** A beat started; null when it already completed (a late replay). */
+  startBeat(msg) {
+    if (this.doneBeats.has(msg.beat_id)) return null;
+    let beat = this.live.get(msg.beat_id);
+    if (!beat) {
+      beat = new LiveBeat(msg.beat_id, msg.speaker_id, msg.user_turn_id, Boolean(msg.interjection));
+      this.live.set(msg.beat_id, beat);
+    } else {
+      beat.userTurnId = msg.user_turn_id;
+      beat.interjection = Boolean(msg.interjection);
+    }
+    if (this.activeTurn === null) this.markActive(msg.user_turn_id);
+    return beat;
+  }
+
+  /**
+   * Apply a token. Returns null for a stale token, else {beat, added,
+   * created, gap}: `added` is the text to append to what is shown (possibly
+   * empty after skipping an overlap), `created` says the beat was unknown
+   * until now, `gap` says text went missing before this token.
+   */
+  token(msg) {
+    const text = typeof msg.text === "string" ? msg.text : "";
+    const offset = typeof msg.offset === "number" ? msg.offset : 0;
+    let beat = this.live.get(msg.beat_id);
+    let created = false;
+    if (!beat) {
+      // A beat we never saw start: its start is numbered, so a missed one
+      // shows as a seq gap and is replayed. Only a first token can begin a
+      // beat here; a later one belongs to a beat that already completed.
+      if (this.doneBeats.has(msg.beat_id) || offset > 0) return null;
+      beat = new LiveBeat(msg.beat_id, msg.speaker_id, this.latestUserTurnId(), false);
+      this.live.set(msg.beat_id, beat);
+      created = true;
+    }
+    const length = codePoints(text);
+    if (offset > beat.end) {
+      const added = (beat.text ? GAP_MARK : GAP_MARK.trimStart()) + text;
+      beat.text += added;
+      beat.end = offset + length;
+      return { beat, added, created, gap: true };
+    }
+    if (offset + length <= beat.end) return { beat, added: "", created, gap: false };
+    const added = dropCodePoints(text, beat.end - offset);
+    beat.text += added;
+    beat.end = offset + length;
+    return { beat, added, created, gap: false };
+  }
+
+  /** A beat completed: the committed turn replaces the live text. */
+  completeBeat(msg) {
+    const beat = this.live.get(msg.beat_id);
+    this.live.delete(msg.beat_id);
+    this.doneBeats.add(msg.beat_id);
+    const turn = {
+      event_id: msg.event_id,
+      kind: "assistant",
+      speaker_id: msg.speaker_id,
+      text: msg.text ?? "",
+      truncated: Boolean(msg.truncated),
+      interjection_of: msg.interjection_of ?? null,
+      user_turn_id: beat?.userTurnId ?? this.latestUserTurnId(),
+      error: msg.error ?? null,
+    };
+    const at = this.turns.findIndex((t) => t.event_id === turn.event_id);
+    if (at >= 0) this.turns[at] = turn;
+    else this.turns.push(turn);
+    return turn;
+  }
+
+  applyEdge(msg) {
+    const key = edgeKey(msg);
+    const before = this.edges.get(key);
+    this.edges.set(key, {
+      source_id: msg.source_id,
+      target_id: msg.target_id,
+      affinity: msg.affinity,
+      trust: msg.trust,
+      summary: before?.summary ?? "",
+      knowledge_facts: msg.knowledge_facts ?? before?.knowledge_facts ?? [],
+      affinity_delta: msg.affinity_delta,
+      trust_delta: msg.trust_delta,
+    });
+  }
+
+  /** Keep a memory if it belongs to this chat's bots; true when kept. */
+  applyMemory(memory) {
+    if (!memory || memory.chat_id !== this.id) return false;
+    this.memories.set(memory.id, memory);
+    return true;
+  }
+
+  /** Replace one bot's memories with a fresh list. */
+  replaceMemories(botId, memories) {
+    for (const [id, memory] of this.memories) {
+      if (memory.bot_id === botId) this.memories.delete(id);
+    }
+    for (const memory of memories) this.applyMemory(memory);
+  }
+
+  applyWorldEvent(msg) {
+    const before = this.world.get(msg.event_id);
+    this.world.set(msg.event_id, { ...before, event_id: msg.event_id, title: msg.title, status: msg.status });
+  }
+
+  sceneClosed(msg) {
+    this.scene = null;
+    this.closedScene = { scene_id: msg.scene_id, summaries: msg.summaries ?? {} };
+  }
+
+  /** A turn settled: the chat takes the next one (turns never overlap). */
+  settled(msg) {
+    this.activeTurn = null;
+    if (typeof msg.user_turn_id === "number") this.settledTurns.add(msg.user_turn_id);
+  }
+
+  /**
+   * A turn is in flight (our command was accepted, or the server said busy).
+   * An `accepted` can arrive after its own `turn_settled`: never mark a
+   * settled turn active again, or Send would stay disabled for good.
+   */
+  markActive(userTurnId = true) {
+    if (userTurnId !== true && this.settledTurns.has(userTurnId)) return;
+    if (this.activeTurn === null || userTurnId !== true) this.activeTurn = userTurnId;
+  }
+
+  /** The chat was rewound to `eventId`: forget world events written after it. */
+  rewound(eventId) {
+    for (const id of this.world.keys()) {
+      if (id > eventId) this.world.delete(id);
+    }
+  }
+
+  latestUserTurnId() {
+    for (let i = this.turns.length - 1; i >= 0; i--) {
+      if (this.turns[i].kind === "user") return this.turns[i].event_id;
+    }
+    return null;
+  }
+
+  /** The turn `regenerate` may replace: the newest assistant turn. */
+  latestAssistant() {
+    for (let i = this.turns.length - 1; i >= 0; i--) {
+      if (this.turns[i].kind === "assistant") return this.turns[i];
+    }
+    return null;
+  }
+
+  /** The user turn an assistant turn answers. */
+  userTurnFor(turn) {
+    const byId = this.turns.find((t) => t.kind === "user" && t.event_id === turn.user_turn_id);
+    if (byId) return byId;
+    const at = this.turns.indexOf(turn);
+    for (let i = at - 1; i >= 0; i--) {
+      if (this.turns[i].kind === "user") return this.turns[i];
+    }
+    return null;
+  }
+
+  /**
+   * A regenerate was accepted: drop the replaced turn at once (the server
+   * sends a fresh chat_state after the new beat). With edited prose the old
+   * user turn and its answers go too, since the edit supersedes them.
+   */
+  dropForRegenerate(target, edited) {
+    const userTurnId = target.user_turn_id;
+    this.turns = this.turns.filter((turn) => {
+      if (turn.event_id === target.event_id) return false;
+      if (!edited) return true;
+      return turn.event_id !== userTurnId && turn.user_turn_id !== userTurnId;
+    });
+  }
+}
+
+function edgeKey(edge) {
+  return `${edge.source_id}\u0000${edge.target_id}`;
+}

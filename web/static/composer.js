@@ -1,0 +1,170 @@
+// The composer under the timeline: write a turn, stop the beat in flight,
+// or regenerate the latest answer (optionally after editing your own turn).
+
+import { byTestId, codePoints } from "./dom.js";
+
+/** The protocol's limit on a turn's prose, in characters after trimming. */
+export const MAX_PROSE = 8000;
+const SHOW_COUNT_FROM = MAX_PROSE - 1000;
+
+/**
+ * `root` holds the composer's controls. `chat()` returns the open chat model
+ * (or null), `online()` whether the server is reachable. The actions return
+ * promises: `sendTurn(prose)`, `cancel()`, `regenerate(turn, prose|null)`.
+ */
+export class Composer {
+  constructor(root, { chat, online, sendTurn, cancel, regenerate, showError }) {
+    this.chat = chat;
+    this.online = online;
+    this.sendTurn = sendTurn;
+    this.cancelTurn = cancel;
+    this.regenerateTurn = regenerate;
+    this.showError = showError;
+    this.sending = false;
+    this.el = (id) => byTestId(id, root);
+    this.prose = this.el("prose");
+    this.wire();
+  }
+
+  wire() {
+    this.el("composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send();
+    });
+    this.prose.addEventListener("keydown", (event) => {
+      // Enter sends, Shift+Enter is a new line; never while an input method
+      // is still composing a character.
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.send();
+      }
+    });
+    this.prose.addEventListener("input", () => this.showCount());
+    this.el("stop").addEventListener("click", () => this.stop());
+    this.el("regenerate").addEventListener("click", () => this.openRegenerate());
+    this.el("regenerate-cancel").addEventListener("click", () => this.closeRegenerate());
+    this.el("regenerate-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.confirmRegenerate();
+    });
+    this.el("regenerate-prose").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.confirmRegenerate();
+      }
+    });
+  }
+
+  /** Enable exactly what makes sense now. */
+  update() {
+    const chat = this.chat();
+    const online = this.online();
+    const inFlight = Boolean(chat && chat.activeTurn !== null);
+    this.el("send").disabled = !chat || !online || inFlight || this.sending;
+    this.el("stop").disabled = !chat || !online || !inFlight;
+    this.el("regenerate").disabled = !chat || !online || inFlight || !chat.latestAssistant();
+    this.el("regenerate-confirm").disabled = this.el("send").disabled || !chat?.latestAssistant();
+    this.prose.disabled = !chat;
+    this.el("composer").dataset.inFlight = inFlight ? "true" : "false";
+    if (!chat) this.closeRegenerate();
+  }
+
+  async send() {
+    const chat = this.chat();
+    if (!chat || this.el("send").disabled) return;
+    const prose = this.prose.value;
+    const trimmed = prose.trim();
+    if (!trimmed) return;
+    if (codePoints(trimmed) > MAX_PROSE) {
+      this.showError(tooLong(trimmed));
+      return;
+    }
+    this.sending = true;
+    this.update();
+    try {
+      await this.sendTurn(prose);
+      // Keep anything typed while the turn travelled.
+      if (this.prose.value === prose) this.prose.value = "";
+      this.showCount();
+    } catch (error) {
+      this.showError(error);
+    } finally {
+      this.sending = false;
+      this.update();
+    }
+  }
+
+  /** Stop the beat in flight; true when there was one to stop. */
+  stop() {
+    const chat = this.chat();
+    if (!chat || chat.activeTurn === null) return false;
+    this.cancelTurn().catch((error) => this.showError(error));
+    return true;
+  }
+
+  openRegenerate() {
+    const chat = this.chat();
+    const target = chat?.latestAssistant();
+    if (!target) return;
+    const asked = chat.userTurnFor(target);
+    this.regenerating = { target, original: asked?.text ?? "" };
+    const box = this.el("regenerate-prose");
+    box.value = this.regenerating.original;
+    this.el("regenerate-form").hidden = false;
+    this.update();
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  /** Close the regenerate editor if open; true when it was. */
+  closeRegenerate() {
+    const form = this.el("regenerate-form");
+    if (form.hidden) return false;
+    form.hidden = true;
+    this.regenerating = null;
+    return true;
+  }
+
+  async confirmRegenerate() {
+    const chat = this.chat();
+    const pending = this.regenerating;
+    if (!chat || !pending || this.el("regenerate-confirm").disabled) return;
+    // A chat_state may have redrawn the timeline since the editor opened.
+    const target =
+      chat.turns.find((turn) => turn.event_id === pending.target.event_id) ?? chat.latestAssistant();
+    if (!target) return;
+    // Unchanged prose regenerates the answer alone; edited prose replaces the turn.
+    const prose = this.el("regenerate-prose").value;
+    const edited = prose.trim() !== "" && prose.trim() !== pending.original.trim();
+    if (edited && codePoints(prose.trim()) > MAX_PROSE) {
+      this.showError(tooLong(prose.trim()));
+      return;
+    }
+    const confirm = this.el("regenerate-confirm");
+    confirm.disabled = true;
+    try {
+      await this.regenerateTurn(target, edited ? prose : null);
+      this.closeRegenerate();
+    } catch (error) {
+      this.showError(error);
+    } finally {
+      this.update();
+    }
+  }
+
+  showCount() {
+    const count = codePoints(this.prose.value.trim());
+    const counter = this.el("prose-count");
+    counter.hidden = count < SHOW_COUNT_FROM;
+    counter.textContent = `${count} / ${MAX_PROSE}`;
+    counter.classList.toggle("over", count > MAX_PROSE);
+  }
+
+  focus() {
+    if (!this.prose.disabled) this.prose.focus();
+  }
+}
+
+function tooLong(prose) {
+  return new Error(`Your turn is ${codePoints(prose)} characters long; the limit is ${MAX_PROSE}.`);
+}

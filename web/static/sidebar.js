@@ -1,0 +1,300 @@
+// The left-hand panels: the chat list, the form that starts a chat, the
+// characters (bots) with their editor, and "you". They read the shared
+// `state` and change the world only through `request`.
+
+import { byTestId, fill, h } from "./dom.js";
+
+/**
+ * `root` holds the panels; `state` is the app state ({you, bots, chats,
+ * chat}); `request(type, fields)` sends a command and resolves with its
+ * answer; `openChat(id)` switches the timeline to a chat.
+ */
+export class Sidebar {
+  constructor(root, { state, request, openChat, showError, afterNavigate }) {
+    this.root = root;
+    this.state = state;
+    this.request = request;
+    this.openChat = openChat;
+    this.showError = showError;
+    this.afterNavigate = afterNavigate;
+    this.editingBot = null; // bot id in the editor, or null for a new one
+    this.el = (id) => byTestId(id, root);
+    this.wireYou();
+    this.wireNewChat();
+    this.wireBots();
+  }
+
+  /** Redraw everything that depends on bots, chats or you. */
+  render() {
+    this.renderChats();
+    this.renderBots();
+    this.renderBotChoices();
+    this.renderYou();
+  }
+
+  // --- chats ------------------------------------------------------------------
+
+  renderChats() {
+    const list = this.el("chat-list");
+    const chats = [...this.state.chats].sort((a, b) =>
+      String(b.created_at).localeCompare(String(a.created_at)),
+    );
+    if (chats.length === 0) {
+      fill(list, h("li", { class: "muted" }, "No chats yet: start one below."));
+      return;
+    }
+    const openId = this.state.chat?.id;
+    fill(
+      list,
+      ...chats.map((chat) =>
+        h(
+          "li",
+          { testid: "chat-item", class: "chat-item", data: { chatId: chat.id } },
+          h(
+            "button",
+            {
+              type: "button",
+              class: "chat-open",
+              "aria-current": chat.id === openId ? "true" : null,
+              onclick: () => {
+                this.openChat(chat.id);
+                this.afterNavigate();
+              },
+            },
+            h("span", { class: "chat-title" }, chatTitle(chat, this.botName)),
+            h(
+              "span",
+              { class: "chat-sub" },
+              chatCast(chat, this.botName),
+              chat.location ? ` \u00b7 ${chat.location}` : "",
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  botName = (id) => this.state.bots.get(id)?.name ?? "a departed character";
+
+  wireNewChat() {
+    const form = this.el("new-chat-form");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const host = this.el("new-chat-host").value;
+      if (!host) {
+        this.showError(new Error("Choose a host character first (or create one below)."));
+        return;
+      }
+      const fields = { host_bot_id: host };
+      const guest = this.el("new-chat-guest").value;
+      const location = this.el("new-chat-location").value.trim();
+      const title = this.el("new-chat-title").value.trim();
+      if (guest && guest !== host) fields.guest_bot_id = guest;
+      if (location) fields.location = location;
+      if (title) fields.title = title;
+      const button = this.el("new-chat-create");
+      button.disabled = true;
+      try {
+        const answer = await this.request("create_chat", fields);
+        this.el("new-chat-location").value = "";
+        this.el("new-chat-title").value = "";
+        this.openChat(answer.chat.id);
+        this.afterNavigate();
+      } catch (error) {
+        this.showError(error);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    this.el("new-chat-host").addEventListener("change", () => this.renderBotChoices());
+  }
+
+  /** Fill the host and guest pickers, keeping what was chosen. */
+  renderBotChoices() {
+    const hostSelect = this.el("new-chat-host");
+    const guestSelect = this.el("new-chat-guest");
+    const bots = [...this.state.bots.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const host = this.state.bots.has(hostSelect.value) ? hostSelect.value : (bots[0]?.id ?? "");
+    const guest = guestSelect.value;
+    fill(
+      hostSelect,
+      bots.length ? null : h("option", { value: "" }, "create a character first"),
+      bots.map((bot) => h("option", { value: bot.id, selected: bot.id === host }, bot.name)),
+    );
+    hostSelect.value = host;
+    fill(
+      guestSelect,
+      h("option", { value: "" }, "nobody (one to one)"),
+      bots.filter((bot) => bot.id !== host).map((bot) => h("option", { value: bot.id }, bot.name)),
+    );
+    guestSelect.value = guest && guest !== host && this.state.bots.has(guest) ? guest : "";
+    this.el("new-chat-create").disabled = bots.length === 0;
+  }
+
+  // --- bots -------------------------------------------------------------------
+
+  renderBots() {
+    const list = this.el("bot-list");
+    const bots = [...this.state.bots.values()].sort((a, b) => a.name.localeCompare(b.name));
+    if (bots.length === 0) {
+      fill(list, h("li", { class: "muted" }, "No characters yet: write one below."));
+    } else {
+      fill(
+        list,
+        ...bots.map((bot) =>
+          h(
+            "li",
+            { testid: "bot-item", class: "bot-item", data: { botId: bot.id } },
+            h(
+              "button",
+              {
+                type: "button",
+                class: "bot-open",
+                "aria-current": bot.id === this.editingBot ? "true" : null,
+                title: `Edit ${bot.name}`,
+                onclick: () => this.editBot(bot.id),
+              },
+              bot.name,
+            ),
+          ),
+        ),
+      );
+    }
+    // The bot being edited may have been deleted elsewhere.
+    if (this.editingBot !== null && !this.state.bots.has(this.editingBot)) this.editBot(null);
+  }
+
+  /** Load a bot into the editor; null starts a new character. */
+  editBot(botId) {
+    const bot = botId === null ? null : this.state.bots.get(botId);
+    this.editingBot = bot ? bot.id : null;
+    this.el("bot-name").value = bot?.name ?? "";
+    this.el("bot-persona").value = bot?.persona ?? "";
+    this.el("bot-greeting").value = bot?.greeting ?? "";
+    this.el("bot-form-title").textContent = bot ? `Editing ${bot.name}` : "New character";
+    this.el("bot-save").textContent = bot ? "Save changes" : "Create character";
+    this.el("bot-new").hidden = !bot;
+    this.el("bot-delete").hidden = !bot;
+    this.el("bot-delete-box").hidden = true;
+    this.el("bot-note").textContent = "";
+    for (const button of this.el("bot-list").querySelectorAll(".bot-open")) {
+      const current = button.parentElement.dataset.botId === this.editingBot;
+      if (current) button.setAttribute("aria-current", "true");
+      else button.removeAttribute("aria-current");
+    }
+    if (bot) this.el("bot-name").focus();
+  }
+
+  wireBots() {
+    const form = this.el("bot-form");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const name = this.el("bot-name").value.trim();
+      if (!name) {
+        this.el("bot-name").focus();
+        return;
+      }
+      const fields = {
+        name,
+        persona: this.el("bot-persona").value,
+        greeting: this.el("bot-greeting").value,
+      };
+      const save = this.el("bot-save");
+      save.disabled = true;
+      try {
+        if (this.editingBot !== null) {
+          await this.request("update_bot", { bot_id: this.editingBot, ...fields });
+          this.el("bot-note").textContent = "Saved.";
+        } else {
+          const answer = await this.request("create_bot", fields);
+          this.editBot(null);
+          this.el("bot-note").textContent = `${answer.bot.name} is ready to play.`;
+        }
+      } catch (error) {
+        this.showError(error);
+      } finally {
+        save.disabled = false;
+      }
+    });
+    this.el("bot-new").addEventListener("click", () => this.editBot(null));
+    this.el("bot-delete").addEventListener("click", () => {
+      const bot = this.state.bots.get(this.editingBot);
+      if (!bot) return;
+      this.el("bot-delete-text").textContent =
+        `Delete ${bot.name}? Chats where ${bot.name} is the guest go on one to one.`;
+      this.el("bot-delete-box").hidden = false;
+      this.el("bot-delete-confirm").focus();
+    });
+    this.el("bot-delete-cancel").addEventListener("click", () => {
+      this.el("bot-delete-box").hidden = true;
+    });
+    this.el("bot-delete-confirm").addEventListener("click", async () => {
+      const botId = this.editingBot;
+      if (botId === null) return;
+      const confirm = this.el("bot-delete-confirm");
+      confirm.disabled = true;
+      try {
+        await this.request("delete_bot", { bot_id: botId });
+        this.state.bots.delete(botId);
+        this.editBot(null);
+        this.render();
+        this.request("list_chats").catch(() => {}); // chats may have lost their guest
+      } catch (error) {
+        this.showError(error);
+      } finally {
+        confirm.disabled = false;
+      }
+    });
+  }
+
+  // --- you --------------------------------------------------------------------
+
+  renderYou() {
+    const you = this.state.you;
+    const name = this.el("you-name");
+    const persona = this.el("you-persona");
+    // Don't overwrite what the person is typing.
+    if (you && document.activeElement !== name && document.activeElement !== persona && !this.youDirty) {
+      name.value = you.name ?? "";
+      persona.value = you.persona ?? "";
+    }
+    this.el("you-display").textContent = you ? you.name : "\u2026";
+  }
+
+  wireYou() {
+    const form = this.el("you-form");
+    this.youDirty = false;
+    form.addEventListener("input", () => {
+      this.youDirty = true;
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const name = this.el("you-name").value.trim();
+      if (!name) {
+        this.el("you-name").focus();
+        return;
+      }
+      const save = this.el("you-save");
+      save.disabled = true;
+      try {
+        await this.request("set_you", { name, persona: this.el("you-persona").value });
+        this.youDirty = false;
+        this.el("you-note").textContent = "Saved.";
+      } catch (error) {
+        this.showError(error);
+      } finally {
+        save.disabled = false;
+      }
+    });
+  }
+}
+
+/** A chat's title, or its cast when it has none. */
+export function chatTitle(chat, botName) {
+  return chat.title || chatCast(chat, botName);
+}
+
+function chatCast(chat, botName) {
+  const host = botName(chat.host_bot_id);
+  return chat.guest_bot_id ? `${host} & ${botName(chat.guest_bot_id)}` : host;
+}
