@@ -107,9 +107,7 @@ async def stream_beat(
                     if now - last_checkpoint >= interval:
                         last_checkpoint = now
                         text_so_far = "".join(parts)
-                        await svc.store.run(
-                            Store.checkpoint_beat, beat_id, chat_id, text_so_far
-                        )
+                        await svc.store.run(Store.checkpoint_beat, beat_id, chat_id, text_so_far)
         if scope.cancelled_caught:
             truncated, error = True, turn.cancel_reason or "cancelled"
     except ModelError as exc:

@@ -15,7 +15,7 @@ import trio
 from protocol import ProtocolError, RewindPreviewReply, Segment, UserTurn, WorldEvent
 from protocol import events as ev
 from runtime import Actor
-from store import Store
+from store import Invalid, NotFound, Store
 from story import parse_prose, prose_for_model
 
 from ._beat import TurnState
@@ -56,6 +56,14 @@ class ChatActor(Actor):
             self.turn.cancel("shutdown")
 
     async def handle(self, message: object) -> object:
+        try:
+            return await self._command(message)
+        except NotFound as exc:
+            raise ProtocolError("not_found", str(exc)) from None
+        except Invalid as exc:
+            raise ProtocolError("invalid", str(exc)) from None
+
+    async def _command(self, message: object) -> object:
         if isinstance(message, StartTurn):
             return await self._start_turn(message.prose)
         if isinstance(message, CancelTurn):

@@ -41,8 +41,11 @@ async def addressee(svc: Services, prose: str, host: Bot, guest: Bot | None) -> 
         return guest.id
     answer = await classify(
         svc.pool,
-        request("addressee", story.addressee_prompt(prose, host.name, guest.name),
-                story.ADDRESSEE_SCHEMA),
+        request(
+            "addressee",
+            story.addressee_prompt(prose, host.name, guest.name),
+            story.ADDRESSEE_SCHEMA,
+        ),
         lambda raw: story.validate_addressee(raw, host.name, guest.name),
         "host",
         critical=True,
@@ -84,8 +87,9 @@ async def significance(svc: Services, text: str, context: str) -> int:
     """0..3 for a beat's memories (background priority)."""
     return await classify(
         svc.pool,
-        request("significance", story.significance_prompt(text, context),
-                story.SIGNIFICANCE_SCHEMA),
+        request(
+            "significance", story.significance_prompt(text, context), story.SIGNIFICANCE_SCHEMA
+        ),
         story.validate_significance,
         0,
         critical=False,
@@ -112,15 +116,16 @@ async def interjection(
     return decision.interject
 
 
-async def lifecycle(svc: Services, events: Sequence[Any], narrative: str) -> tuple[
-    tuple[int, str], ...
-]:
+async def lifecycle(
+    svc: Services, events: Sequence[Any], narrative: str
+) -> tuple[tuple[int, str], ...]:
     """Legal status moves of the open world events after a beat."""
     open_events = [story.OpenEvent(e.id, e.status, e.title, e.description) for e in events]
     return await classify(
         svc.pool,
-        request("lifecycle", story.lifecycle_prompt(open_events, narrative),
-                story.LIFECYCLE_SCHEMA),
+        request(
+            "lifecycle", story.lifecycle_prompt(open_events, narrative), story.LIFECYCLE_SCHEMA
+        ),
         lambda raw: story.validate_lifecycle(raw, open_events),
         (),
         critical=True,
@@ -138,8 +143,9 @@ async def scene_close(
         return None
     decision = await classify(
         svc.pool,
-        request("scene_close", story.scene_close_prompt(prose, location),
-                story.SCENE_CLOSE_SCHEMA),
+        request(
+            "scene_close", story.scene_close_prompt(prose, location), story.SCENE_CLOSE_SCHEMA
+        ),
         story.validate_scene_close,
         story.SceneCloseDecision(),
         critical=True,
@@ -159,8 +165,11 @@ async def scene_summary(
     others = {e: cast.name_of(e) for e in cast.present_ids if e != witness.id}
     return await classify(
         svc.pool,
-        request("scene_summary", story.scene_summary_prompt(witness, transcript, others),
-                story.SCENE_SUMMARY_SCHEMA),
+        request(
+            "scene_summary",
+            story.scene_summary_prompt(witness, transcript, others),
+            story.SCENE_SUMMARY_SCHEMA,
+        ),
         lambda raw: story.validate_scene_summary(raw, others, transcript),
         story.default_scene_summary(transcript),
         critical=True,
@@ -170,9 +179,9 @@ async def scene_summary(
 pov_memory = story.pov_memory
 
 
-def auto_pin_plan(memory: Memory, auto_pins: Sequence[Memory], cap: int) -> tuple[
-    bool, tuple[int, ...]
-]:
+def auto_pin_plan(
+    memory: Memory, auto_pins: Sequence[Memory], cap: int
+) -> tuple[bool, tuple[int, ...]]:
     """Whether to pin a scored memory, and which auto-pins to evict."""
     return story.auto_pin_plan(memory, auto_pins, cap)
 

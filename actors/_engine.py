@@ -30,7 +30,7 @@ from protocol import (
 )
 from protocol import events as ev
 from runtime import ActorSystem, RestartPolicy, open_actor_system
-from store import AsyncStore, Store, open_store
+from store import AsyncStore, Invalid, NotFound, Store, open_store
 
 from . import _messages as m
 from ._bot import BotActor, Forget
@@ -67,20 +67,29 @@ class Engine:
         """The store (for the composition root and tests)."""
         return self.svc.store
 
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        """A store call; the store's refusals become the protocol's."""
+        try:
+            return await self.store.run(fn, *args)
+        except NotFound as exc:
+            raise ProtocolError("not_found", str(exc)) from None
+        except Invalid as exc:
+            raise ProtocolError("invalid", str(exc)) from None
+
     # --- the user and the bots ---
 
     async def you(self) -> Entity:
         """The person playing."""
-        return await self.store.run(Store.get_you)
+        return await self._run(Store.get_you)
 
     async def set_you(self, name: str, persona: str) -> Entity:
         """Change your name and persona."""
-        await self.store.run(lambda s: s.append(ev.YouUpdated(name.strip(), persona)))
+        await self._run(lambda s: s.append(ev.YouUpdated(name.strip(), persona)))
         return await self.you()
 
     async def list_bots(self) -> tuple[Bot, ...]:
         """Every bot."""
-        return tuple(await self.store.run(Store.list_bots))
+        return tuple(await self._run(Store.list_bots))
 
     async def create_bot(self, name: str, persona: str, greeting: str = "") -> Bot:
         """Create a character."""
@@ -92,10 +101,10 @@ class Engine:
             assert bot is not None
             return bot
 
-        return await self.store.run(create)
+        return await self._run(create)
 
     async def _bot(self, bot_id: str) -> Bot:
-        bot = await self.store.run(Store.get_bot, bot_id)
+        bot = await self._run(Store.get_bot, bot_id)
         if bot is None:
             raise ProtocolError("not_found", f"there is no bot {bot_id!r}")
         return bot
@@ -111,7 +120,7 @@ class Engine:
         await self._bot(bot_id)
         if name is not None and not name.strip():
             raise ProtocolError("bad_message", "name must not be empty")
-        await self.store.run(
+        await self._run(
             lambda s: s.append(
                 ev.BotUpdated(bot_id, name.strip() if name else None, persona, greeting)
             )
@@ -122,7 +131,7 @@ class Engine:
     async def delete_bot(self, bot_id: str) -> None:
         """Delete a bot; chats where it is the guest go on one to one."""
         await self._bot(bot_id)
-        chats = await self.store.run(Store.list_chats)
+        chats = await self._run(Store.list_chats)
         hosting = [c.id for c in chats if c.host_bot_id == bot_id]
         if hosting:
             raise ProtocolError(
@@ -131,14 +140,14 @@ class Engine:
         for chat in chats:
             if chat.guest_bot_id == bot_id:
                 await wait_settled(self._chats.get(chat.id))
-        await self.store.run(lambda s: s.append(ev.BotDeleted(bot_id)))
+        await self._run(lambda s: s.append(ev.BotDeleted(bot_id)))
         await self.svc.bots.get(bot_id).tell(Forget())
 
     # --- chats ---
 
     async def list_chats(self) -> tuple[Chat, ...]:
         """Every chat, newest first."""
-        return tuple(await self.store.run(Store.list_chats))
+        return tuple(await self._run(Store.list_chats))
 
     async def create_chat(
         self,
@@ -171,16 +180,16 @@ class Engine:
             assert chat is not None
             return chat
 
-        return await self.store.run(create)
+        return await self._run(create)
 
     async def _chat(self, chat_id: str) -> Any:
         if self._closing:
             raise ProtocolError("invalid", "the server is shutting down")
         if chat_id not in self._feeds:
-            chat = await self.store.run(Store.get_chat, chat_id)
+            chat = await self._run(Store.get_chat, chat_id)
             if chat is None:
                 raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
-            last = await self.store.run(Store.last_seq, chat_id)
+            last = await self._run(Store.last_seq, chat_id)
             if chat_id not in self._feeds:
                 self._feeds[chat_id] = ChatFeed(
                     chat_id, last, max_buffer=self.svc.settings.watch_buffer
@@ -224,7 +233,7 @@ class Engine:
         await self._ask(chat_id, m.PlanWorldEvent(title, description, artifacts))
 
     async def _check_artifacts(self, chat_id: str, artifacts: Artifacts) -> None:
-        chat = await self.store.run(Store.get_chat, chat_id)
+        chat = await self._run(Store.get_chat, chat_id)
         if chat is None:
             raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
         present = {YOU_ID, chat.host_bot_id, *([chat.guest_bot_id] if chat.guest_bot_id else [])}
@@ -252,11 +261,11 @@ class Engine:
     async def list_memories(self, bot_id: str, chat_id: str | None = None) -> tuple[Memory, ...]:
         """A bot's memories, optionally of one chat."""
         await self._bot(bot_id)
-        return tuple(await self.store.run(Store.list_memories, bot_id, chat_id))
+        return tuple(await self._run(Store.list_memories, bot_id, chat_id))
 
     async def pin_memory(self, memory_id: int, pinned: bool) -> Memory:
         """Pin or unpin a memory by hand."""
-        memory = await self.store.run(Store.get_memory, memory_id)
+        memory = await self._run(Store.get_memory, memory_id)
         if memory is None:
             raise ProtocolError("not_found", f"there is no memory {memory_id}")
         await self._chat(memory.chat_id)
@@ -271,8 +280,8 @@ class Engine:
 
                 return s.append(kind(chat_id, memory_id, "manual"), render=note).messages
 
-            self.feed(chat_id).deliver(await self.store.run(write))
-        updated = await self.store.run(Store.get_memory, memory_id)
+            self.feed(chat_id).deliver(await self._run(write))
+        updated = await self._run(Store.get_memory, memory_id)
         assert updated is not None
         return updated
 
@@ -299,7 +308,7 @@ class Engine:
                 None,
             )
 
-        return await self.store.run(read)
+        return await self._run(read)
 
     @asynccontextmanager
     async def watch(
@@ -310,7 +319,7 @@ class Engine:
         feed = self.feed(chat_id)
 
         async def replay(seq: int) -> list[dict[str, Any]] | None:
-            return await self.store.run(Store.messages_after, chat_id, seq)
+            return await self._run(Store.messages_after, chat_id, seq)
 
         async with feed.watch(lambda: self._snapshot(chat_id), replay, after_seq) as messages:
             yield messages

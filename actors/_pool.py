@@ -72,7 +72,9 @@ class ClassifierPool(Actor):
             with trio.move_on_after(self.timeout):
                 raw = await self.backend.complete_json(job.request)
                 return job.validate(raw)
-            log.warning("classifier %s timed out after %.1fs; using its default", name, self.timeout)
+            log.warning(
+                "classifier %s timed out after %.1fs; using its default", name, self.timeout
+            )
         except ModelError as exc:
             log.warning("classifier %s failed (%s); using its default", name, exc)
         except Exception:

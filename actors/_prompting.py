@@ -30,7 +30,8 @@ async def narrative_request(
     def build(s: Store, bot: Bot | None) -> story.Prompt:
         bot = bot or speaker
         recent = [
-            t for t in s.recent_dialogue(chat_id, budgets.recent_turns + 2)
+            t
+            for t in s.recent_dialogue(chat_id, budgets.recent_turns + 2)
             if t.event_id < said.user_turn_id
         ][-budgets.recent_turns :]
         activity = None

@@ -140,9 +140,7 @@ async def run_turn(
     finally:
         # 11. Settled, even after a failure: the chat must take the next turn.
         with trio.CancelScope(shield=True):
-            settled = await svc.store.run(
-                Store.record, [TurnSettled(chat_id, said.user_turn_id)]
-            )
+            settled = await svc.store.run(Store.record, [TurnSettled(chat_id, said.user_turn_id)])
             feed.deliver(settled)
             turn.done.set()
 
@@ -150,9 +148,7 @@ async def run_turn(
 async def _open_scene_if_none(svc: Services, feed: ChatFeed, cast: Cast) -> None:
     scene = await svc.store.run(Store.active_scene, cast.chat.id)
     if scene is None:
-        await svc.store.run(
-            lambda s: s.append(ev.SceneOpened(cast.chat.id, cast.chat.location))
-        )
+        await svc.store.run(lambda s: s.append(ev.SceneOpened(cast.chat.id, cast.chat.location)))
 
 
 async def _beat_with_passes(
@@ -249,7 +245,12 @@ async def update_state(svc: Services, feed: ChatFeed, cast: Cast) -> None:
 
     async def one(source: str, target: str) -> None:
         results[source, target] = await cls.state_update(
-            svc, cast, source, target, edge_of.get((source, target)), recent  # type: ignore[arg-type]
+            svc,
+            cast,
+            source,
+            target,
+            edge_of.get((source, target)),
+            recent,  # type: ignore[arg-type]
         )
 
     async with trio.open_nursery() as nursery:

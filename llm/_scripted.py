@@ -26,6 +26,7 @@ File format (TOML or JSON)::
 
 A narrative reply may also say ``error`` (stream ``text``, then fail),
 ``stall = true`` (never answer) or ``stall_after = N`` (N tokens, then hang).
+Any reply may say ``keep = true``: it is served every time it is chosen.
 A scripted file may set ``repeat = true`` at the top: the last reply of each
 queue is then served again and again instead of running out.
 """
@@ -68,6 +69,8 @@ class Reply:
     stall_after: int | None = None
     delay: float = 0.0
     match: str | None = None
+    keep: bool = False
+    """Serve this reply every time it is chosen instead of using it up."""
 
 
 def render(messages: tuple[Message, ...]) -> str:
@@ -109,11 +112,12 @@ class ScriptedBackend:
         stall_after: int | None = None,
         delay: float = 0.0,
         match: str | None = None,
+        keep: bool = False,
     ) -> None:
         """Queue a narrative reply."""
         self._narrative.append(
             Reply(text=text, error=error, stall=stall, stall_after=stall_after, delay=delay,
-                  match=match)
+                  match=match, keep=keep)
         )
 
     def push_classifier(
@@ -125,10 +129,11 @@ class ScriptedBackend:
         error: str | None = None,
         stall: bool = False,
         match: str | None = None,
+        keep: bool = False,
     ) -> None:
         """Queue a classifier reply: a JSON value, raw text, an error, or a stall."""
         self._classifier.setdefault(name, deque()).append(
-            Reply(json=json, raw=raw, error=error, stall=stall, match=match)
+            Reply(json=json, raw=raw, error=error, stall=stall, match=match, keep=keep)
         )
 
     def pending(self) -> dict[str, int]:
@@ -149,7 +154,7 @@ class ScriptedBackend:
         if chosen is None:
             self.failed += 1
             raise ModelError(f"no scripted reply left for {what}")
-        if not (self.repeat and len(queue) == 1):
+        if not chosen.keep and not (self.repeat and len(queue) == 1):
             queue.remove(chosen)
         self.served += 1
         return chosen

@@ -1,0 +1,199 @@
+"""The web client in real headless Chromium against a real ``troupe serve``."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
+
+HERE = Path(__file__).parent
+ARTIFACTS = HERE.parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("serve")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "troupe",
+            "serve",
+            "--port",
+            "0",
+            "--data",
+            str(data),
+            "--token",
+            "browser-token",
+            "--backend",
+            "scripted",
+            "--script",
+            str(HERE / "replies.toml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = None
+    while url is None:
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "troupe serve did not start"
+        line = process.stdout.readline()
+        assert line, "troupe serve exited"
+        found = re.search(r"(http://\S+)", line)
+        url = found.group(1) if found else None
+    yield url
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait(driver: webdriver.Chrome, condition, timeout: float = 20):  # type: ignore[no-untyped-def]
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+
+
+def by_id(driver: webdriver.Chrome, testid: str) -> list[WebElement]:
+    return driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]')
+
+
+def turns(driver: webdriver.Chrome) -> list[WebElement]:
+    return by_id(driver, "turn")
+
+
+def send(driver: webdriver.Chrome, prose: str) -> None:
+    box = by_id(driver, "prose")[0]
+    box.clear()
+    box.send_keys(prose)
+    box.send_keys(Keys.ENTER)
+
+
+def settled(driver: webdriver.Chrome) -> bool:
+    composer = by_id(driver, "composer")
+    return bool(composer) and composer[0].get_attribute("data-in-flight") != "true"
+
+
+def test_a_person_chats_stops_regenerates_and_rewinds(
+    server: str, browser: webdriver.Chrome
+) -> None:
+    driver = browser
+    driver.get(server)
+    wait(driver, lambda d: by_id(d, "status")[0].get_attribute("data-state") == "online")
+    # Start a new chat with the seeded host.
+    wait(
+        driver,
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, '[data-testid="new-chat-host"] option')) >= 1
+        ),
+    )
+    by_id(driver, "new-chat-title")[0].send_keys("Browser test")
+    by_id(driver, "new-chat-create")[0].click()
+    wait(driver, lambda d: "Browser test" in by_id(d, "chat-title")[0].text)
+    start = len(turns(driver))
+
+    # A turn streams and lands.
+    send(driver, '"Evening, Mira."')
+    wait(driver, lambda d: len(turns(d)) >= start + 2 and settled(d))
+    assert "slides a glass" in turns(driver)[-1].text
+
+    # Stop mid-stream: the partial stays, marked as stopped.
+    send(driver, "Tell me slowly about the lighthouse.")
+    wait(driver, lambda d: by_id(d, "beat-live") and "Once upon" in by_id(d, "beat-live")[0].text)
+    by_id(driver, "stop")[0].click()
+    wait(driver, lambda d: turns(d)[-1].get_attribute("data-truncated") == "true")
+    wait(driver, settled)
+    stopped = turns(driver)[-1]
+    assert "Once upon" in stopped.text
+    assert "nobody came" not in stopped.text
+
+    # Regenerate the stopped beat.
+    before = turns(driver)[-1].get_attribute("data-event-id")
+    by_id(driver, "regenerate")[0].click()
+    wait(driver, lambda d: by_id(d, "regenerate-confirm"))
+    by_id(driver, "regenerate-confirm")[0].click()
+    wait(
+        driver,
+        lambda d: (
+            turns(d)[-1].get_attribute("data-event-id") != before
+            and "nobody came" in turns(d)[-1].text
+            and settled(d)
+        ),
+        timeout=60,
+    )
+
+    # Rewind to the first user turn of this chat.
+    count = len(turns(driver))
+    user_turns = [t for t in turns(driver) if t.get_attribute("data-kind") == "user"]
+    first_user = user_turns[0]
+    first_user.find_element(By.CSS_SELECTOR, '[data-testid="rewind"]').click()
+    wait(
+        driver, lambda d: by_id(d, "rewind-confirm") and by_id(d, "rewind-confirm")[0].is_enabled()
+    )
+    assert "remove" in by_id(driver, "rewind-preview")[0].text.lower()
+    by_id(driver, "rewind-confirm")[0].click()
+    wait(driver, lambda d: len(turns(d)) < count)
+    assert turns(driver)[-1].get_attribute("data-kind") == "user"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "chat.png"))
+
+
+def test_model_output_is_always_text(server: str, browser: webdriver.Chrome) -> None:
+    driver = browser
+    driver.get(server)
+    wait(driver, lambda d: by_id(d, "status")[0].get_attribute("data-state") == "online")
+    by_id(driver, "new-chat-create")[0].click()
+    wait(driver, lambda d: by_id(d, "prose"))
+    start = len(turns(driver))
+    send(driver, "Show me a trick.")
+    wait(driver, lambda d: len(turns(d)) >= start + 2 and settled(d))
+    last = turns(driver)[-1]
+    assert "<script>window.__xss = 1</script>" in last.text
+    assert '<img src=x onerror="window.__xss = 2">' in last.text
+    assert driver.execute_script("return window.__xss === undefined")
+    assert not last.find_elements(By.TAG_NAME, "img")
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018
+    driver.set_window_size(390, 844)
+    driver.save_screenshot(str(ARTIFACTS / "chat-phone.png"))
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 400
