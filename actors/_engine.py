@@ -8,9 +8,11 @@ the person raise :class:`protocol.ProtocolError`; anything else is a bug.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 import trio
 
@@ -67,7 +69,7 @@ class Engine:
         """The store (for the composition root and tests)."""
         return self.svc.store
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """A store call; the store's refusals become the protocol's."""
         try:
             return await self.store.run(fn, *args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -34,6 +35,7 @@ class Client:
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
         self.count = 0
+        self.backlog: list[dict[str, Any]] = []
 
     async def send(self, type: str, **fields: Any) -> str:
         self.count += 1
@@ -42,21 +44,29 @@ class Client:
         return ident
 
     async def recv(self) -> dict[str, Any]:
+        if self.backlog:
+            return self.backlog.pop(0)
         with trio.fail_after(10):
             return json.loads(await self.ws.get_message())  # type: ignore[no-any-return]
 
     async def ask(self, type: str, **fields: Any) -> dict[str, Any]:
         """Send a command and return its direct answer (skipping chat traffic)."""
         ident = await self.send(type, **fields)
+        skipped = []
         while True:
-            message = await self.recv()
+            with trio.fail_after(10):
+                message = json.loads(await self.ws.get_message())
             if message.get("reply_to") == ident:
-                return message
+                self.backlog.extend(skipped)
+                return message  # type: ignore[no-any-return]
+            skipped.append(message)
 
-    async def until(self, type: str) -> dict[str, Any]:
+    async def until(
+        self, type: str, where: Callable[[dict[str, Any]], bool] = lambda _: True
+    ) -> dict[str, Any]:
         while True:
             message = await self.recv()
-            if message["type"] == type:
+            if message["type"] == type and where(message):
                 return message
 
 

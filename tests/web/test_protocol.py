@@ -97,7 +97,7 @@ async def test_busy_cancel_regenerate_and_rewind(client: Client, server: Server)
         "event_id": user_turn,
         "reply_to": rewound["reply_to"],
     }
-    fresh = await client.until("chat_state")
+    fresh = await client.until("chat_state", lambda m: len(m["timeline"]) == 1)
     assert [t["text"] for t in fresh["timeline"]] == ["Tell me"]
 
 
