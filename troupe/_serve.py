@@ -50,7 +50,7 @@ async def serve(
                     log.info("stopping on %s", signal.Signals(signum).name)
                     break
                 with trio.CancelScope(shield=True), trio.move_on_after(9):
-                    await gateway.stop_accepting()
+                    gateway.stop_accepting()
                     await engine.shutdown()  # every beat in flight is committed as truncated
                     await gateway.close()
                 nursery.cancel_scope.cancel()

@@ -34,7 +34,9 @@ async def until(messages: AsyncIterator[Any], kind: type) -> Any:
     raise AssertionError(f"the watch ended before a {kind.__name__}")
 
 
-async def test_a_turn_streams_commits_and_settles(engine: Engine, backend: ScriptedBackend) -> None:
+async def test_a_turn_streams_commits_and_settles(
+    engine: Engine, backend: ScriptedBackend
+) -> None:
     chat_id = await make_chat(engine)
     backend.push_narrative("Mira squints at the key.")
     async with engine.watch(chat_id) as messages:
@@ -168,7 +170,9 @@ async def test_resume_after_seq_replays_what_was_missed(
             replayed.append(message)
             if message["type"] == "turn_settled":
                 break
-    assert [m["seq"] for m in replayed] == list(range(state.seq + 1, state.seq + 1 + len(replayed)))
+    assert [m["seq"] for m in replayed] == list(
+        range(state.seq + 1, state.seq + 1 + len(replayed))
+    )
     assert replayed[0]["type"] == "user_turn"
     assert any(m["type"] == "beat_complete" and m["text"] == "One." for m in replayed)
     async with engine.watch(chat_id, after_seq=10_000) as messages:
