@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := chromium chromium-driver
 
+CODE := protocol runtime story store llm actors web troupe tests bench
+
 .PHONY: install serve test lint bench clean
 
 install: $(STAMP) $(BIN)/.debs
@@ -39,7 +41,7 @@ serve: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
 
 test: lint

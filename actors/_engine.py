@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
-T = TypeVar("T")
-
 import trio
 
 from llm import Backend, open_backend
@@ -44,6 +42,8 @@ from ._settings import EngineSettings
 from ._significance import SignificanceWorker
 
 log = logging.getLogger("troupe.actors.engine")
+
+T = TypeVar("T")
 
 ASK_TIMEOUT = 60.0
 

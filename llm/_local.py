@@ -47,7 +47,7 @@ def transcript(messages: tuple[Message, ...], speaker: str) -> tuple[str, tuple[
             names.append(name)
         lines.append(f"{name}: {message.content.strip()}")
     lines.append(f"{speaker}:")
-    stops = tuple(f"\n{name}:" for name in names if name != speaker) + ("\n\n\n",)
+    stops = (*(f"\n{name}:" for name in names if name != speaker), "\n\n\n")
     return "\n".join(lines), stops
 
 
@@ -217,8 +217,12 @@ async def _threaded(
             return False
         try:
             trio.from_thread.run(send.send, item, trio_token=token)
-        except (trio.RunFinishedError, trio.ClosedResourceError, trio.BrokenResourceError,
-                trio.Cancelled):
+        except (
+            trio.RunFinishedError,
+            trio.ClosedResourceError,
+            trio.BrokenResourceError,
+            trio.Cancelled,
+        ):
             return False
         return not stopped.is_set()
 
@@ -240,9 +244,7 @@ async def _threaded(
             yield item
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(
-            lambda: trio.to_thread.run_sync(work, abandon_on_cancel=True)
-        )
+        nursery.start_soon(lambda: trio.to_thread.run_sync(work, abandon_on_cancel=True))
         iterator = items()
         try:
             yield iterator

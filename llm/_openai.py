@@ -161,7 +161,9 @@ class OpenAIBackend:
                 except _Retry as retry:
                     if attempt >= self.settings.retries or trio.current_time() >= deadline:
                         self.errors += 1
-                        raise ModelHTTPError(f"gave up after {attempt + 1} tries: {retry}") from None
+                        raise ModelHTTPError(
+                            f"gave up after {attempt + 1} tries: {retry}"
+                        ) from None
                     log.info("retrying the model server (%s)", retry)
                     await self._backoff(attempt, retry.after)
                     attempt += 1

@@ -116,8 +116,15 @@ class ScriptedBackend:
     ) -> None:
         """Queue a narrative reply."""
         self._narrative.append(
-            Reply(text=text, error=error, stall=stall, stall_after=stall_after, delay=delay,
-                  match=match, keep=keep)
+            Reply(
+                text=text,
+                error=error,
+                stall=stall,
+                stall_after=stall_after,
+                delay=delay,
+                match=match,
+                keep=keep,
+            )
         )
 
     def push_classifier(

@@ -74,9 +74,7 @@ class ModelSettings:
 class Backend(Protocol):
     """What every model backend offers."""
 
-    def stream(
-        self, request: NarrativeRequest
-    ) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+    def stream(self, request: NarrativeRequest) -> AbstractAsyncContextManager[AsyncIterator[str]]:
         """``async with backend.stream(req) as chunks: async for text in chunks``.
 
         Leaving the block, however it is left, closes the request at once.

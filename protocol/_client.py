@@ -163,7 +163,7 @@ class CreateWorldEvent:
     chat_id: str = field(validator=_id)
     title: str = field(validator=[not_blank, at_most(MAX_TITLE)])
     description: str = field(default="", validator=at_most(MAX_DESCRIPTION))
-    artifacts: Artifacts = Artifacts()
+    artifacts: Artifacts = field(factory=Artifacts)
 
 
 @frozen

@@ -162,7 +162,9 @@ def encode_client(message: ClientMessage, id: str | None = None) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def to_wire(message: ServerMessage, reply_to: str | None = None, *, direct: bool = False) -> dict[str, Any]:
+def to_wire(
+    message: ServerMessage, reply_to: str | None = None, *, direct: bool = False
+) -> dict[str, Any]:
     """A server message as the JSON object sent on the wire.
 
     ``direct`` marks the answer to a command: it then carries ``reply_to``.
@@ -174,7 +176,9 @@ def to_wire(message: ServerMessage, reply_to: str | None = None, *, direct: bool
     return data
 
 
-def encode_server(message: ServerMessage, reply_to: str | None = None, *, direct: bool = False) -> str:
+def encode_server(
+    message: ServerMessage, reply_to: str | None = None, *, direct: bool = False
+) -> str:
     """Encode a server message as a text frame."""
     return json.dumps(to_wire(message, reply_to, direct=direct), ensure_ascii=False)
 

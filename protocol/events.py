@@ -238,7 +238,7 @@ class WorldEventCreated:
     chat_id: str = field(validator=_id)
     title: str = field(validator=[not_blank, at_most(MAX_TITLE)])
     description: str = field(default="", validator=at_most(MAX_DESCRIPTION))
-    artifacts: Artifacts = Artifacts()
+    artifacts: Artifacts = field(factory=Artifacts)
 
 
 @frozen
@@ -343,5 +343,11 @@ def chat_of(event: Event) -> str | None:
     return getattr(event, "chat_id", None)
 
 
-__all__ = [*(cls.__name__ for cls in EVENT_KINDS.values()), "EVENT_KINDS", "Event", "PinnedBy",
-           "chat_of", "kind_of"]
+__all__ = [
+    *(cls.__name__ for cls in EVENT_KINDS.values()),
+    "EVENT_KINDS",
+    "Event",
+    "PinnedBy",
+    "chat_of",
+    "kind_of",
+]

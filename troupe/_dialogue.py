@@ -28,6 +28,7 @@ from protocol import (
     Token,
     converter,
 )
+from store import Store
 
 
 class ScriptError(Exception):
@@ -290,7 +291,7 @@ class Runner:
     async def drain_background(self) -> None:
         """Let the background significance scoring finish before checking."""
         for _ in range(50):
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
         await self.engine.idle()
 
     # --- checks ---
@@ -361,7 +362,7 @@ class Runner:
         for pair, want in spec.items():
             source, _, target = pair.partition("->")
             edges = await self.engine.store.run(
-                lambda s, a=self.resolve(source), b=self.resolve(target): s.get_edge(a, b)
+                Store.get_edge, self.resolve(source), self.resolve(target)
             )
             for field_name in ("affinity", "trust"):
                 if field_name in want:
@@ -428,7 +429,7 @@ class Runner:
     async def check_inventory(self, where: str, spec: Mapping[str, Any]) -> None:
         """What each holder owns."""
         for key, want in spec.items():
-            have = await self.engine.store.run(lambda s, h=self.resolve(key): s.inventory(h))
+            have = await self.engine.store.run(Store.inventory, self.resolve(key))
             if sorted(have) != sorted(want):
                 self.out.fail(where, f"{key} holds {sorted(have)}, want {sorted(want)}")
 
@@ -467,10 +468,11 @@ class Runner:
         state = await self.engine.chat_state(self.chat_id)
         self.out.say("-- state --")
         for edge in state.edges:
+            knows = "; knows " + "; ".join(edge.knowledge_facts) if edge.knowledge_facts else ""
             self.out.say(
                 f"{self.names.get(edge.source_id, edge.source_id)} → "
                 f"{self.names.get(edge.target_id, edge.target_id)}: affinity {edge.affinity}, "
-                f"trust {edge.trust}{'; knows ' + '; '.join(edge.knowledge_facts) if edge.knowledge_facts else ''}"
+                f"trust {edge.trust}{knows}"
             )
         for bot_id, name in self.names.items():
             if bot_id == YOU_ID:

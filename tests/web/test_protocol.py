@@ -7,11 +7,10 @@ import json
 import httpx
 import pytest
 import trio
+from gateway_kit import TOKEN, Client, Server, make_chat
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from store import Store
-
-from gateway_kit import TOKEN, Client, Server, make_chat
 
 
 async def test_hello_bots_chats_and_the_you_entity(client: Client) -> None:
@@ -242,4 +241,4 @@ async def test_resume_after_seq(server: Server, client: Client) -> None:
 async def test_statistics(client: Client) -> None:
     stats = await client.ask("statistics")
     assert stats["statistics"]["connections"] == 1
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
