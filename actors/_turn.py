@@ -114,8 +114,6 @@ async def run_turn(
         primary = await _beat_with_passes(
             svc, feed, turn, cast, said, speaker, supersedes=regenerate, score=score
         )
-        if regenerate is not None:
-            feed.resync()  # the superseded turn left the timeline: every watcher redraws
 
         # 8. The silent witness may interject after a primary beat that completed.
         if cast.guest is not None and primary.completed and turn.cancel_reason is None:
@@ -142,6 +140,8 @@ async def run_turn(
         with trio.CancelScope(shield=True):
             settled = await svc.store.run(Store.record, [TurnSettled(chat_id, said.user_turn_id)])
             feed.deliver(settled)
+            if regenerate is not None:
+                feed.resync()  # the superseded turn left the timeline: every watcher redraws
             turn.done.set()
 
 
