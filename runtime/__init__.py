@@ -7,7 +7,7 @@ first message and passivate when idle, topics that fan out without ever
 blocking the publisher, and shutdown within a bound. See docs/runtime.md.
 """
 
-from ._actor import Actor, ActorRef
+from ._actor import Actor
 from ._errors import (
     ActorError,
     ActorFailed,
@@ -17,8 +17,10 @@ from ._errors import (
     RestartIntensityExceeded,
 )
 from ._policy import RestartPolicy
-from ._system import ActorSystem, Registry, RegistryRef, open_actor_system
-from ._topic import Lagged, Subscription, Topic
+from ._ref import ActorRef
+from ._registry import Registry, RegistryRef
+from ._system import ActorSystem, open_actor_system
+from ._topic import Lagged, Merge, Subscription, Topic
 
 __all__ = [
     "Actor",
@@ -30,6 +32,7 @@ __all__ = [
     "AskTimeout",
     "Lagged",
     "MailboxFull",
+    "Merge",
     "Registry",
     "RegistryRef",
     "RestartIntensityExceeded",

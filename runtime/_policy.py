@@ -12,19 +12,25 @@ RestartKind = Literal["always", "on_failure", "never"]
 
 @attrs.frozen
 class RestartPolicy:
-    """Restart ``always`` (even after a clean exit), ``on_failure``, or ``never``.
+    """When a crashed (or exited) actor is rebuilt, and how often at most.
 
-    At most ``max_restarts`` restarts within ``within`` seconds; one more crash
-    escalates (:class:`RestartIntensityExceeded`) and the child stays down.
+    ``always`` restarts after a crash and after a clean :meth:`Actor.exit`;
+    ``on_failure`` only after a crash; ``never`` leaves the actor down.
+    At most ``max_restarts`` restarts fit in any ``within``-second window;
+    the next one escalates with :class:`RestartIntensityExceeded`.
+    A stop asked for from outside (``stop()``, shutdown, passivation) is
+    never followed by a restart.
     """
 
-    kind: RestartKind = "on_failure"
-    max_restarts: int = 3
-    within: float = 5.0
+    kind: RestartKind = attrs.field(
+        default="on_failure", validator=attrs.validators.in_(("always", "on_failure", "never"))
+    )
+    max_restarts: int = attrs.field(default=3, validator=attrs.validators.ge(0))
+    within: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
 
     @classmethod
     def always(cls, max_restarts: int = 3, within: float = 5.0) -> RestartPolicy:
-        """Restart after any exit."""
+        """Restart after any end of the actor but a requested stop."""
         return cls("always", max_restarts, within)
 
     @classmethod
@@ -34,12 +40,12 @@ class RestartPolicy:
 
     @classmethod
     def never(cls) -> RestartPolicy:
-        """Never restart."""
+        """Leave the actor down after it ends, whatever the reason."""
         return cls("never", 0, 0.0)
 
 
 class RestartWindow:
-    """Counts restarts in the policy's sliding window."""
+    """Counts one child's restarts in the policy's sliding window."""
 
     def __init__(self, policy: RestartPolicy) -> None:
         self.policy = policy
@@ -55,3 +61,7 @@ class RestartWindow:
         self.times.append(now)
         self.total += 1
         return True
+
+
+DEFAULT_POLICY = RestartPolicy()
+"""``on_failure``, at most 3 restarts in 5 seconds."""
