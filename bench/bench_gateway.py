@@ -26,11 +26,11 @@ from trio_websocket import open_websocket_url, serve_websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _report import report  # noqa: E402
+from _report import report
 
-from actors import EngineSettings, open_engine  # noqa: E402
-from llm import NarrativeRequest, ScriptedBackend, split_tokens  # noqa: E402
-from web import Gateway, GatewaySettings  # noqa: E402
+from actors import EngineSettings, open_engine
+from llm import NarrativeRequest, ScriptedBackend, split_tokens
+from web import Gateway, GatewaySettings
 
 TOKEN = "bench"
 WORDS = 2000
@@ -188,11 +188,9 @@ async def main() -> None:
         lag = await latency(100, 60, 0.02, folder)
     rows = [("raw trio-websocket frames/s (baseline)", f"{raw:,.0f}")]
     for key, figures in through.items():
+        rate = figures["tokens_per_second"]
         rows.append(
-            (
-                f"gateway tokens/s, {key} chats x subscribers",
-                f"{figures['tokens_per_second']:,.0f}  ({figures['tokens_per_second'] / raw:.2f}x)",
-            )
+            (f"gateway tokens/s, {key} chats x subscribers", f"{rate:,.0f}  ({rate / raw:.2f}x)")
         )
     rows.append(("token latency, 100 chats streaming: p50", f"{lag['p50_ms']:.1f} ms"))
     rows.append(("token latency, 100 chats streaming: p99", f"{lag['p99_ms']:.1f} ms"))
