@@ -1,0 +1,211 @@
+"""The openai backend over real loopback HTTP against a misbehaving test server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import trio
+
+from llm import (
+    ClassifierRequest,
+    Message,
+    ModelHTTPError,
+    ModelOutputError,
+    ModelProtocolError,
+    ModelSettings,
+    ModelStalled,
+    ModelTimeout,
+    NarrativeRequest,
+    OpenAIBackend,
+    Timeouts,
+)
+from tests.support.openai_server import OpenAIServer
+
+KEY = "sk-secret-key-123"
+SCORE = {
+    "type": "object",
+    "properties": {"significance": {"type": "integer"}},
+    "required": ["significance"],
+}
+
+
+def backend(server: OpenAIServer, **overrides: Any) -> OpenAIBackend:
+    options: dict[str, Any] = {
+        "backend": "openai",
+        "base_url": server.url,
+        "model": "test-model",
+        "api_key": KEY,
+        "timeouts": Timeouts(connect=2, first_token=2, stall=0.3, total=10),
+    }
+    options.update(overrides)
+    return OpenAIBackend(ModelSettings(**options))
+
+
+REQUEST = NarrativeRequest(
+    (Message("system", "You are Mira."), Message("user", "Hello!", "Ana O'Neil")), speaker="Mira"
+)
+
+
+async def collect(model: OpenAIBackend, request: NarrativeRequest = REQUEST) -> str:
+    parts = []
+    async with model.stream(request) as chunks:
+        async for text in chunks:
+            parts.append(text)
+    return "".join(parts)
+
+
+async def test_streams_text_past_role_empty_and_usage_chunks(server: OpenAIServer) -> None:
+    model = backend(server)
+    assert await collect(model) == "Mira squints at the key."
+    body = server.requests[0]
+    assert body["stream"] is True and body["model"] == "test-model"
+    assert body["messages"][1] == {"role": "user", "content": "Hello!", "name": "Ana_O_Neil"}
+    assert server.headers[0]["authorization"] == f"Bearer {KEY}"
+    await model.aclose()
+
+
+async def test_retries_429_and_500_before_the_first_token_honouring_retry_after(
+    server: OpenAIServer,
+) -> None:
+    server.script.fail_first = 2
+    server.script.fail_status = 429
+    server.script.retry_after = 0.2
+    model = backend(server)
+    started = trio.current_time()
+    assert await collect(model) == "Mira squints at the key."
+    assert trio.current_time() - started >= 0.4  # two waits of Retry-After
+    assert len(server.requests) == 3
+    assert model.statistics()["retries"] == 2
+    server.script.fail_first, server.failures_sent = 5, 0
+    server.script.fail_status, server.script.retry_after = 500, 0
+    with pytest.raises(ModelHTTPError, match="gave up after 4 tries"):
+        await collect(model)
+
+
+async def test_no_retry_after_the_first_token_so_text_is_never_duplicated(
+    server: OpenAIServer,
+) -> None:
+    server.script.cut_after = 2
+    model = backend(server)
+    parts: list[str] = []
+    with pytest.raises(ModelProtocolError):
+        async with model.stream(REQUEST) as chunks:
+            async for text in chunks:
+                parts.append(text)
+    assert "".join(parts) == "Mira squints"
+    assert len(server.requests) == 1
+
+
+async def test_a_stall_between_tokens_and_no_first_token_time_out(server: OpenAIServer) -> None:
+    server.script.stall_after = 2
+    with pytest.raises(ModelStalled):
+        await collect(backend(server))
+    server.script.stall_after = 0
+    with pytest.raises(ModelTimeout):
+        await collect(backend(server, timeouts=Timeouts(first_token=0.3, stall=5, total=10)))
+    server.script.stall_after = None
+    server.script.rate = 10
+    with pytest.raises(ModelTimeout, match="longer than allowed"):
+        await collect(backend(server, timeouts=Timeouts(first_token=5, stall=5, total=0.25)))
+
+
+async def test_malformed_chunks_and_error_objects_mid_stream(server: OpenAIServer) -> None:
+    server.script.malformed_after = 1
+    with pytest.raises(ModelProtocolError, match="malformed"):
+        await collect(backend(server))
+    server.script.malformed_after = None
+    server.script.error_after = 2
+    server.script.error_message = f"overloaded (your key {KEY})"
+    with pytest.raises(ModelHTTPError) as info:
+        await collect(backend(server))
+    assert "overloaded" in str(info.value) and KEY not in str(info.value)
+
+
+async def test_the_key_never_appears_in_errors_or_logs(
+    server: OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script.status, server.script.body = 401, f'{{"error": {{"message": "bad key {KEY}"}}}}'
+    with caplog.at_level(logging.DEBUG), pytest.raises(ModelHTTPError) as info:
+        await collect(backend(server))
+    assert info.value.status == 401
+    assert KEY not in str(info.value) and KEY not in caplog.text
+    assert KEY not in repr(ModelSettings(api_key=KEY))
+
+
+async def test_leaving_the_stream_closes_the_response(server: OpenAIServer) -> None:
+    server.script.text = " ".join(["word"] * 200)
+    server.script.rate = 50
+    model = backend(server)
+    async with model.stream(REQUEST) as chunks:
+        async for _text in chunks:
+            break
+    with trio.fail_after(5):
+        await server.disconnected.wait()
+    assert server.disconnects == 1 and server.completed == 0
+    with trio.move_on_after(0.05):  # cancelling the consumer also closes it
+        await collect(model)
+    with trio.fail_after(5):
+        while server.disconnects < 2:
+            await trio.sleep(0.01)
+
+
+async def test_one_cap_for_everyone_with_narrative_first(server: OpenAIServer) -> None:
+    server.script.text = "one two three"
+    server.script.first_delay = 0.2
+    model = backend(server, max_connections=1)
+    order: list[str] = []
+
+    async def narrative(tag: str) -> None:
+        await collect(model, NarrativeRequest((Message("user", tag),), speaker="Mira"))
+        order.append(tag)
+
+    async def classifier(tag: str) -> None:
+        await model.complete_json(ClassifierRequest(tag, (Message("user", tag),), SCORE))
+        order.append(tag)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(narrative, "first")
+        await trio.sleep(0.05)
+        nursery.start_soon(classifier, "background")
+        await trio.sleep(0.05)
+        nursery.start_soon(narrative, "urgent")
+    assert order == ["first", "urgent", "background"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        (
+            "json_schema",
+            {"type": "json_schema", "json_schema": {"name": "score", "schema": SCORE}},
+        ),
+        ("json_object", {"type": "json_object"}),
+        ("none", None),
+    ],
+)
+async def test_classifier_response_formats(
+    server: OpenAIServer, mode: str, expected: dict[str, Any] | None
+) -> None:
+    server.script.content = 'Sure! ```json\n{"significance": 3}\n``` hope that helps'
+    model = backend(server, response_format=mode)
+    answer = await model.complete_json(
+        ClassifierRequest("score", (Message("user", "rate this"),), SCORE)
+    )
+    assert answer == {"significance": 3}
+    assert server.requests[-1].get("response_format") == expected
+
+
+async def test_classifier_output_that_is_not_the_json_asked_for(server: OpenAIServer) -> None:
+    model = backend(server)
+    server.script.content = "I would say quite significant."
+    with pytest.raises(ModelOutputError):
+        await model.complete_json(ClassifierRequest("score", (Message("user", "x"),), SCORE))
+    server.script.content = '{"mood": "happy"}'
+    with pytest.raises(ModelOutputError, match="significance"):
+        await model.complete_json(ClassifierRequest("score", (Message("user", "x"),), SCORE))
+    server.script.fail_first, server.script.retry_after = 1, 0
+    server.script.content = '{"significance": 1}'
+    answer = await model.complete_json(ClassifierRequest("score", (Message("user", "x"),), SCORE))
+    assert answer == {"significance": 1}
