@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.openai_server import OpenAIServer, run_openai_server  # noqa: E402
+from tests.support.openai_server import OpenAIServer, run_openai_server
 
 
 @pytest.fixture
