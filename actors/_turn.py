@@ -8,6 +8,7 @@ feed publishes what was committed. See docs/architecture.md for the order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
@@ -110,26 +111,40 @@ async def run_turn(
             speaker_id = await cls.addressee(svc, said.prose, cast.host, cast.guest)
         speaker = cast.bot(speaker_id)
 
-        # 4-7. The primary beat and its passes.
-        primary = await _beat_with_passes(
-            svc, feed, turn, cast, said, speaker, supersedes=regenerate, score=score
-        )
-
-        # 8. The silent witness may interject after a primary beat that completed.
-        if cast.guest is not None and primary.completed and turn.cancel_reason is None:
+        # 4-7. The primary beat and its passes. 8. With a guest, whether the silent
+        # witness interjects is decided alongside those passes (it reads the edges as
+        # they were before them), so the classifier calls share the connection cap.
+        witness = None
+        if cast.guest is not None:
             witness = cast.guest if speaker.id == cast.host.id else cast.host
-            if await cls.interjection(svc, cast, witness, speaker, said.model_prose, primary.text):
-                await _beat_with_passes(
-                    svc,
-                    feed,
-                    turn,
-                    cast,
-                    said,
-                    witness,
-                    interjection_of=speaker.id,
-                    addressee_said=primary.text,
-                    score=score,
-                )
+
+        async def interjects(beat: BeatResult) -> bool:
+            assert witness is not None
+            return await cls.interjection(svc, cast, witness, speaker, said.model_prose, beat.text)
+
+        primary, interject = await _beat_with_passes(
+            svc,
+            feed,
+            turn,
+            cast,
+            said,
+            speaker,
+            supersedes=regenerate,
+            score=score,
+            decide=interjects if witness is not None else None,
+        )
+        if witness is not None and interject and turn.cancel_reason is None:
+            await _beat_with_passes(
+                svc,
+                feed,
+                turn,
+                cast,
+                said,
+                witness,
+                interjection_of=speaker.id,
+                addressee_said=primary.text,
+                score=score,
+            )
 
         # 9. World events, then 10. scene close (which reads only the user's prose,
         # so it runs even when the beat was cancelled).
@@ -163,7 +178,9 @@ async def _beat_with_passes(
     addressee_said: str = "",
     supersedes: int | None = None,
     score: bool = True,
-) -> BeatResult:
+    decide: Callable[[BeatResult], Awaitable[bool]] | None = None,
+) -> tuple[BeatResult, bool]:
+    """Stream a beat, then run its passes; ``decide`` runs alongside them (if it completed)."""
     chat_id = cast.chat.id
     prompt = await narrative_request(
         svc, cast, speaker, said, interjection_of=interjection_of, addressee_said=addressee_said
@@ -179,17 +196,40 @@ async def _beat_with_passes(
         interjection_of=interjection_of,
         supersedes=supersedes,
     )
+    decision = False
+
+    async def decide_now() -> None:
+        nonlocal decision
+        assert decide is not None
+        decision = await decide(result)
+
+    async with trio.open_nursery() as nursery:
+        if decide is not None and result.completed and turn.cancel_reason is None:
+            nursery.start_soon(decide_now)
+        await _passes(svc, feed, cast, said, speaker, result, interjection_of, score)
+    return result, decision
+
+
+async def _passes(
+    svc: Services,
+    feed: ChatFeed,
+    cast: Cast,
+    said: TurnInput,
+    speaker: Bot,
+    result: BeatResult,
+    interjection_of: str | None,
+    score: bool,
+) -> None:
     if not result.text.strip():
-        return result
+        return
     if interjection_of is not None and result.truncated:
-        return result  # a cancelled interjection skips its follow-up passes
+        return  # a cancelled interjection skips its follow-up passes
     memory_ids = await write_memories(svc, feed, cast, said, speaker, result)
     await update_state(svc, feed, cast)
     if score and memory_ids:
         await svc.significance.tell(
-            ScoreMemories(chat_id, memory_ids, result.text, said.model_prose)
+            ScoreMemories(cast.chat.id, memory_ids, result.text, said.model_prose)
         )
-    return result
 
 
 async def write_memories(

@@ -34,6 +34,8 @@ class Script:
     rate: float | None = None
     """Tokens per second; None streams as fast as it can."""
     first_delay: float = 0.0
+    classifier_delay: float = 0.0
+    """Seconds before a non-streamed (classifier) answer."""
     fail_first: int = 0
     fail_status: int = 500
     retry_after: float | None = None
@@ -174,6 +176,8 @@ async def _respond(
         )
         return True
     if not body.get("stream"):
+        if script.classifier_delay:
+            await trio.sleep(script.classifier_delay)
         answer = {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -229,35 +233,41 @@ async def _stream(server: OpenAIServer, conn: h11.Connection, stream: trio.Socke
                 server.disconnected.set()
                 raise _Gone() from None
 
-        if script.first_delay:
-            await trio.sleep(script.first_delay)
-        if script.role_chunk:
-            await emit(_chunk({"role": "assistant"}))
-        if script.empty_choices_chunk:
-            await emit(b'data: {"id":"x","object":"chat.completion.chunk","choices":[]}\n\n')
-        for index, token in enumerate(_tokens(script.text)):
-            if index == script.stall_after:
-                await trio.sleep_forever()
-            if index == script.cut_after:
-                await stream.aclose()
-                raise _Gone()
-            if index == script.malformed_after:
-                await emit(b"data: {this is not json\n\n")
-            if index == script.error_after:
-                payload = {"error": {"message": script.error_message, "type": "server_error"}}
-                await emit(f"data: {json.dumps(payload)}\n\n".encode())
-            if script.rate:
-                await trio.sleep(1 / script.rate)
-            await emit(_chunk({"content": token}))
-        await emit(_chunk({}, "stop"))
-        if script.usage_chunk:
-            await emit(
-                b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":5,'
-                b'"completion_tokens":7,"total_tokens":12}}\n\n'
-            )
-        await emit(b"data: [DONE]\n\n")
-        await _send(conn, stream, h11.EndOfMessage())
-        server.completed += 1
+        async def replay() -> None:
+            if script.first_delay:
+                await trio.sleep(script.first_delay)
+            if script.role_chunk:
+                await emit(_chunk({"role": "assistant"}))
+            if script.empty_choices_chunk:
+                await emit(b'data: {"id":"x","object":"chat.completion.chunk","choices":[]}\n\n')
+            for index, token in enumerate(_tokens(script.text)):
+                if index == script.stall_after:
+                    await trio.sleep_forever()
+                if index == script.cut_after:
+                    await stream.aclose()
+                    raise _Gone()
+                if index == script.malformed_after:
+                    await emit(b"data: {this is not json\n\n")
+                if index == script.error_after:
+                    payload = {"error": {"message": script.error_message, "type": "server_error"}}
+                    await emit(f"data: {json.dumps(payload)}\n\n".encode())
+                if script.rate:
+                    await trio.sleep(1 / script.rate)
+                await emit(_chunk({"content": token}))
+            await emit(_chunk({}, "stop"))
+            if script.usage_chunk:
+                await emit(
+                    b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":5,'
+                    b'"completion_tokens":7,"total_tokens":12}}\n\n'
+                )
+            await emit(b"data: [DONE]\n\n")
+            await _send(conn, stream, h11.EndOfMessage())
+            server.completed += 1
+
+        try:
+            await replay()
+        except (_Gone, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
         nursery.cancel_scope.cancel()
 
 
