@@ -121,7 +121,10 @@ async def main() -> None:
     async with run_openai_server() as server:
         server.script.first_delay = FIRST_TOKEN
         server.script.text = "Mira nods and pours."
-        server.script.content = '{"affinity_delta": 0, "trust_delta": 0, "knowledge_facts": [], "interject": false, "reason": "", "significance": 0}'
+        server.script.content = (
+            '{"affinity_delta": 0, "trust_delta": 0, "knowledge_facts": [], '
+            '"interject": false, "reason": "", "significance": 0}'
+        )
         with tempfile.TemporaryDirectory() as tmp:
             bare = await backend_ttft(server.url)
             through = await engine_ttft(server.url, Path(tmp))
