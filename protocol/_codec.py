@@ -171,6 +171,8 @@ def to_wire(
     """
     data: dict[str, Any] = {"type": SERVER_TYPES[type(message)]}
     data.update(converter.unstructure(message))
+    if data["type"] == "error" and data.get("chat_id") is None:
+        data.pop("chat_id", None)  # only errors about a chat (llm_error) carry one
     if direct or data["type"] == "error":
         data["reply_to"] = reply_to
     return data
