@@ -17,9 +17,9 @@ from trio_websocket import open_websocket_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from actors import EngineSettings, open_engine  # noqa: E402
-from llm import ScriptedBackend  # noqa: E402
-from web import Gateway, GatewaySettings  # noqa: E402
+from actors import EngineSettings, open_engine
+from llm import ScriptedBackend
+from web import Gateway, GatewaySettings
 
 
 async def main() -> None:
