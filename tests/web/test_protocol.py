@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,7 +11,10 @@ import trio
 from gateway_kit import TOKEN, Client, Server, make_chat
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
+from actors import EngineSettings, open_engine
+from llm import ScriptedBackend
 from store import Store
+from web import Gateway, GatewaySettings
 
 
 async def test_hello_bots_chats_and_the_you_entity(client: Client) -> None:
@@ -242,3 +246,62 @@ async def test_statistics(client: Client) -> None:
     stats = await client.ask("statistics")
     assert stats["statistics"]["connections"] == 1
     await trio.lowlevel.checkpoint()
+
+
+async def test_a_slow_client_never_slows_the_stream_for_the_others(server: Server) -> None:
+    async with (
+        open_websocket_url(server.url) as fast_ws,
+        open_websocket_url(server.url) as slow_ws,
+    ):
+        fast, slow = Client(fast_ws), Client(slow_ws)
+        chat_id = await make_chat(fast)
+        await fast.ask("open_chat", chat_id=chat_id)
+        await slow.ask("open_chat", chat_id=chat_id)
+        words = " ".join(f"w{i}" for i in range(3000))
+        server.backend.push_narrative(words)
+        await fast.ask("send_turn", chat_id=chat_id, prose="Go")
+        # The slow client reads nothing while the whole beat streams to the fast one.
+        complete = await fast.until("beat_complete")
+        assert complete["text"] == words
+        await fast.until("turn_settled")
+        # Then it catches up: merged tokens, or a fresh chat_state, never a lost beat.
+        seen, text = [], ""
+        while True:
+            message = await slow.recv()
+            seen.append(message["type"])
+            if message["type"] == "token":
+                text += message["text"]
+            if message["type"] == "chat_state":
+                text = ""
+            if message["type"] == "turn_settled":
+                break
+        tokens = seen.count("token")
+        assert tokens < 3000 or "chat_state" in seen  # merged or resynced
+        final = await slow.ask("open_chat", chat_id=chat_id)
+        assert final["timeline"][-1]["text"] == words
+
+
+async def test_shutdown_with_a_beat_in_flight_commits_it_and_closes_1001(tmp_path: Path) -> None:
+    backend = ScriptedBackend()
+    settings = EngineSettings(db_path=tmp_path / "t.db", data_dir=tmp_path)
+    async with open_engine(settings, narrative=backend, classifier=backend) as engine:
+        gateway = Gateway(engine, GatewaySettings(token=TOKEN, port=0))
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(gateway.run)
+            async with open_websocket_url(f"ws://127.0.0.1:{port}/ws?token={TOKEN}") as ws:
+                client = Client(ws)
+                chat_id = await make_chat(client)
+                await client.ask("open_chat", chat_id=chat_id)
+                backend.push_narrative(text="A story that never ends", stall_after=2)
+                await client.ask("send_turn", chat_id=chat_id, prose="Go on")
+                await client.until("token")
+                gateway.stop_accepting()
+                await engine.shutdown()
+                complete = await client.until("beat_complete")
+                assert complete["truncated"] and complete["error"] == "shutdown"
+                await gateway.close()
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:  # what was sent before the close, then the close
+                        await client.recv()
+                assert info.value.reason.code == 1001
+            nursery.cancel_scope.cancel()
