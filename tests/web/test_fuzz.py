@@ -86,32 +86,19 @@ async def test_random_frames_never_break_the_server(server: Server) -> None:
             sent.append(frame)
 
         collect()
+        count = before
         for frame in sent:
             await ws.send_message(frame)
             with trio.fail_after(10):
-                received.append(json.loads(await ws.get_message()))
+                answer = json.loads(await ws.get_message())
+            received.append(answer)
+            if answer["type"] == "accepted":  # hypothesis found a valid turn: let it settle
+                await server.engine.wait_settled(answer["chat_id"])
+            now = await server.engine.store.run(Store.event_count)
+            if answer["type"] == "error":
+                assert now == count, f"{frame!r} was refused but wrote {now - count} events"
+            count = now
         assert len(received) == len(sent)
-        writes = [
-            r
-            for r in received
-            if r["type"] != "error"
-            and r["type"]
-            not in (
-                "welcome",
-                "bots",
-                "chats",
-                "memories",
-                "statistics",
-                "ok",
-                "chat_state",
-                "you",
-            )
-        ]
-        assert await server.engine.store.run(Store.event_count) == before + _written(writes)
+        assert sum(1 for a in received if a["type"] == "error") > len(sent) * 0.9
         assert (await client.ask("list_bots"))["type"] == "bots"
         assert (await client.ask("open_chat", chat_id=chat_id))["type"] == "chat_state"
-
-
-def _written(answers: list[dict[str, Any]]) -> int:
-    # Hypothesis may stumble on a valid command; only then may something be written.
-    return sum(1 for a in answers if a["type"] in ("bot", "chat", "accepted", "memory", "you"))
