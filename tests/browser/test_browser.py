@@ -160,6 +160,9 @@ def test_a_person_chats_stops_regenerates_and_rewinds(
         timeout=60,
     )
 
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "chat.png"))
+
     # Rewind to the first user turn of this chat.
     count = len(turns(driver))
     user_turns = [t for t in turns(driver) if t.get_attribute("data-kind") == "user"]
@@ -173,8 +176,7 @@ def test_a_person_chats_stops_regenerates_and_rewinds(
     wait(driver, lambda d: len(turns(d)) < count)
     assert turns(driver)[-1].get_attribute("data-kind") == "user"
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / "chat.png"))
+    driver.save_screenshot(str(ARTIFACTS / "chat-rewound.png"))
 
 
 def test_model_output_is_always_text(server: str, browser: webdriver.Chrome) -> None:
