@@ -24,8 +24,10 @@ from protocol import (
     YOU_ID,
     Artifacts,
     BeatComplete,
+    BeatStarted,
     ProtocolError,
     Token,
+    TurnSettled,
     converter,
 )
 from store import Store
@@ -240,14 +242,12 @@ class Runner:
             if cancel_after is None:
                 await engine.send_turn(chat_id, prose)
             else:
-                first = _as_list(turn.get("reply"))[:1]
-                text = (
-                    first[0]
-                    if first and isinstance(first[0], str)
-                    else (first[0].get("text", "") if first else "")
-                )
+                beat = int(turn.get("cancel_beat", 1))
+                replies = _as_list(turn.get("reply"))
+                reply = replies[beat - 1] if len(replies) >= beat else ""
+                text = reply if isinstance(reply, str) else reply.get("text", "")
                 prefix = "".join(split_tokens(text)[: int(cancel_after)])
-                await self.send_and_cancel(prose, max(1, len(prefix)))
+                await self.send_and_cancel(prose, max(1, len(prefix)), beat)
         elif "regenerate" in turn:
             latest = (await engine.chat_state(chat_id)).timeline[-1]
             edited = turn["regenerate"] if isinstance(turn["regenerate"], str) else None
@@ -277,16 +277,24 @@ class Runner:
             await engine.cancel(chat_id)
             self.out.say("[cancel]")
 
-    async def send_and_cancel(self, prose: str, characters: int) -> None:
-        """Send a turn and cancel it once its first beat streamed ``characters``."""
+    async def send_and_cancel(self, prose: str, characters: int, beat: int = 1) -> None:
+        """Send a turn; cancel once its ``beat``-th beat streamed ``characters``."""
+        beats: list[int] = []
         async with self.engine.watch(self.chat_id) as messages:
             await self.engine.send_turn(self.chat_id, prose)
             async for message in messages:
-                if isinstance(message, Token) and message.offset + len(message.text) >= characters:
+                if isinstance(message, BeatStarted):
+                    beats.append(message.beat_id)
+                if (
+                    isinstance(message, Token)
+                    and len(beats) >= beat
+                    and message.beat_id == beats[beat - 1]
+                    and message.offset + len(message.text) >= characters
+                ):
                     await self.engine.cancel(self.chat_id)
                     break
-                if isinstance(message, BeatComplete):
-                    break
+                if isinstance(message, TurnSettled):
+                    break  # the beat to cancel never came
 
     async def drain_background(self) -> None:
         """Let the background significance scoring finish before checking."""

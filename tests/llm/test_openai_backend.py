@@ -210,3 +210,20 @@ async def test_classifier_output_that_is_not_the_json_asked_for(server: OpenAISe
     server.script.content = '{"significance": 1}'
     answer = await model.complete_json(ClassifierRequest("score", (Message("user", "x"),), SCORE))
     assert answer == {"significance": 1}
+
+
+async def test_a_server_that_is_not_there_is_retried_then_a_clear_error() -> None:
+    listener = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener[0].socket.getsockname()[1]
+    await listener[0].aclose()  # nothing listens there now
+    model = OpenAIBackend(
+        ModelSettings(
+            backend="openai",
+            base_url=f"http://127.0.0.1:{port}/v1",
+            retries=2,
+            timeouts=Timeouts(connect=1, first_token=2, stall=1, total=20),
+        )
+    )
+    with pytest.raises(ModelHTTPError, match="gave up after 3 tries: connection failed"):
+        await collect(model)
+    assert model.statistics()["retries"] == 2

@@ -305,3 +305,20 @@ async def test_shutdown_with_a_beat_in_flight_commits_it_and_closes_1001(tmp_pat
                         await client.recv()
                 assert info.value.reason.code == 1001
             nursery.cancel_scope.cancel()
+
+
+async def test_world_events_over_the_wire(client: Client, server: Server) -> None:
+    chat_id = await make_chat(client)
+    await client.ask("open_chat", chat_id=chat_id)
+    artifacts = {"acquired_objects": [{"holder_id": "you", "name": "storm lantern"}]}
+    made = await client.ask(
+        "create_world_event", chat_id=chat_id, title="The storm", artifacts=artifacts
+    )
+    assert made["type"] == "ok"
+    event = await client.until("world_event")
+    assert event["title"] == "The storm" and event["status"] == "planned"
+    stranger = {"acquired_objects": [{"holder_id": "ghost", "name": "x"}]}
+    refused = await client.ask(
+        "create_world_event", chat_id=chat_id, title="Odd", artifacts=stranger
+    )
+    assert refused["code"] == "invalid" and "ghost" in refused["message"]

@@ -1,0 +1,72 @@
+"""``troupe serve`` settings: flags over TROUPE_* variables over defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from troupe.__main__ import build_parser, main
+from troupe._config import ConfigError, build_config
+
+
+def config(argv: list[str], env: dict[str, str]):  # type: ignore[no-untyped-def]
+    return build_config(build_parser().parse_args(["serve", *argv]), env)
+
+
+def test_defaults_and_a_token_kept_across_restarts(tmp_path: Path) -> None:
+    first = config(["--data", str(tmp_path)], {})
+    assert (first.host, first.port) == ("127.0.0.1", 8765)
+    assert first.engine.narrative.backend == "local"
+    assert first.engine.classifier is None
+    assert config(["--data", str(tmp_path)], {}).token == first.token
+    assert first.token not in repr(first)
+
+
+def test_environment_and_flags(tmp_path: Path) -> None:
+    env = {
+        "TROUPE_DATA": str(tmp_path),
+        "TROUPE_PORT": "9000",
+        "TROUPE_BACKEND": "openai",
+        "TROUPE_BASE_URL": "http://127.0.0.1:8000/v1",
+        "TROUPE_MODEL": "big",
+        "TROUPE_CLASSIFIER_MODEL": "small",
+        "TROUPE_MAX_CONNECTIONS": "2",
+        "TROUPE_ALLOW_ORIGIN": "http://a.test, http://b.test",
+        "TROUPE_TOKEN": "from-env",
+        "OPENAI_API_KEY": "sk-1",
+    }
+    cfg = config(["--port", "9100", "--allow-origin", "http://c.test"], env)
+    assert cfg.port == 9100 and cfg.token == "from-env"
+    assert cfg.allow_origins == ("http://c.test", "http://a.test", "http://b.test")
+    narrative, classifier = cfg.engine.narrative, cfg.engine.classifier
+    assert (narrative.backend, narrative.model, narrative.max_connections) == ("openai", "big", 2)
+    assert narrative.api_key == "sk-1" and "sk-1" not in repr(narrative)
+    assert classifier is not None and classifier.model == "small"
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--backend", "openai"], "needs --base-url"),
+        (["--backend", "scripted"], "needs --script"),
+        (["--port", "99999"], "between 0 and 65535"),
+        (["--max-connections", "0"], "at least 1"),
+    ],
+)
+def test_bad_settings_are_clear_errors(tmp_path: Path, argv: list[str], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        config(["--data", str(tmp_path), *argv], {})
+
+
+def test_serve_exits_2_on_a_bad_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--data", str(tmp_path), "--backend", "openai"], {}) == 2
+    assert "needs --base-url" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"], {})
+    assert capsys.readouterr().out.startswith("troupe ")
