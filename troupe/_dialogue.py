@@ -23,7 +23,6 @@ from llm import ScriptedBackend, split_tokens
 from protocol import (
     YOU_ID,
     Artifacts,
-    BeatComplete,
     BeatStarted,
     ProtocolError,
     Token,
