@@ -1,7 +1,7 @@
 """Model backends behind one small interface: stream text, complete JSON.
 
 Owns: the request and settings types, the ``openai`` backend (any
-OpenAI-compatible server, over httpx), the ``local`` backend
+OpenAI-compatible server, over httpx and httpx-sse), the ``local`` backend
 (llama.cpp embedded, the packaged Gemma 3 270M by default), the ``scripted``
 backend (canned replies for tests and demos), connection caps with narrative
 calls first, timeouts, retries, and the tolerant JSON extractor. See

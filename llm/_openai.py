@@ -1,7 +1,6 @@
 """The ``openai`` backend: any OpenAI-compatible server, over httpx, under trio.
 
-Streaming reads the server-sent events line by line (see :func:`sse_data`
-for why not with httpx-sse). Connect errors, 429
+Streaming reads the server-sent events with httpx-sse. Connect errors, 429
 and 5xx are retried with backoff and jitter (honouring ``Retry-After``), but
 only before the first token, so no text is ever duplicated. One connection
 cap is shared by every caller, narrative beats before classifier calls.
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 import trio
+from httpx_sse import SSEError, aconnect_sse
 
 from ._errors import (
     ModelError,
@@ -56,28 +56,6 @@ def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
             item["name"] = name
         out.append(item)
     return out
-
-
-async def sse_data(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
-    """The ``data`` of each server-sent event (multi-line data joined; other fields ignored).
-
-    Read by hand rather than with httpx-sse: bench/bench_llm.py measured that
-    library at well over 5% more time per token on the same stream.
-    """
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-            continue
-        if line.startswith(":"):
-            continue  # a comment, e.g. a keep-alive
-        field, _, value = line.partition(":")
-        if field == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        yield "\n".join(data)
 
 
 class _Retry(Exception):
@@ -194,10 +172,8 @@ class OpenAIBackend:
     async def _events(self, body: dict[str, Any]) -> AsyncIterator[Any]:
         try:
             with trio.fail_after(self.settings.timeouts.first_token):
-                request = self.client.build_request(
-                    "POST", "chat/completions", json=body, headers={"Accept": "text/event-stream"}
-                )
-                response = await self.client.send(request, stream=True)
+                context = aconnect_sse(self.client, "POST", "chat/completions", json=body)
+                source = await context.__aenter__()
         except trio.TooSlowError:
             raise ModelTimeout("the model server did not answer in time") from None
         except httpx.TimeoutException:
@@ -205,6 +181,7 @@ class OpenAIBackend:
         except httpx.TransportError as exc:
             raise _Retry(f"connection failed: {type(exc).__name__}") from None
         try:
+            response = source.response
             if response.status_code in RETRY_STATUSES:
                 after = self._retry_after(response)
                 await response.aread()
@@ -213,16 +190,14 @@ class OpenAIBackend:
                 await response.aread()
                 self.errors += 1
                 raise self._error(response.text, response.status_code)
-            yield response
+            yield source
         finally:
             with trio.CancelScope(shield=True):
-                await response.aclose()
+                await context.__aexit__(None, None, None)
 
-    async def _chunks(
-        self, response: httpx.Response, deadline: float
-    ) -> AsyncGenerator[str, None]:
+    async def _chunks(self, source: Any, deadline: float) -> AsyncGenerator[str, None]:
         timeouts = self.settings.timeouts
-        events = sse_data(response.aiter_lines())
+        events = source.aiter_sse()
         first = True
         while True:
             wait = timeouts.first_token if first else timeouts.stall
@@ -242,10 +217,10 @@ class OpenAIBackend:
             except httpx.ReadTimeout:
                 self.errors += 1
                 raise ModelStalled("the model stopped sending tokens") from None
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, SSEError) as exc:
                 self.errors += 1
                 raise ModelProtocolError(f"the stream was cut: {type(exc).__name__}") from None
-            data = event.strip()
+            data = event.data.strip()
             if not data:
                 continue
             if data == "[DONE]":
