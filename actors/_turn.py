@@ -321,22 +321,10 @@ async def append_edge_updates(
 
     def write(s: Store) -> tuple[object, ...]:
         def render(ids: tuple[int, ...]) -> list[EdgeUpdate]:
-            out = []
-            for update in updates:
-                edge = s.get_edge(update.source_id, update.target_id)
-                out.append(
-                    EdgeUpdate(
-                        chat_id,
-                        update.source_id,
-                        update.target_id,
-                        edge.affinity,
-                        edge.trust,
-                        update.affinity_delta,
-                        update.trust_delta,
-                        tuple(update.knowledge_facts),
-                    )
-                )
-            return out
+            return [
+                cls.edge_message(chat_id, u, s.get_edge(u.source_id, u.target_id))
+                for u in updates
+            ]
 
         return s.append(*updates, render=render).messages
 
