@@ -322,8 +322,7 @@ async def append_edge_updates(
     def write(s: Store) -> tuple[object, ...]:
         def render(ids: tuple[int, ...]) -> list[EdgeUpdate]:
             return [
-                cls.edge_message(chat_id, u, s.get_edge(u.source_id, u.target_id))
-                for u in updates
+                cls.edge_message(chat_id, u, s.get_edge(u.source_id, u.target_id)) for u in updates
             ]
 
         return s.append(*updates, render=render).messages
