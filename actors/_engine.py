@@ -27,6 +27,7 @@ from protocol import (
     MemoryNote,
     ProtocolError,
     RewindPreviewReply,
+    WorldEventState,
 )
 from protocol import events as ev
 from runtime import ActorSystem, RestartPolicy, open_actor_system
@@ -301,6 +302,7 @@ class Engine:
             present = [YOU_ID, chat.host_bot_id]
             if chat.guest_bot_id:
                 present.append(chat.guest_bot_id)
+            events = s.world_events(chat_id, ("planned", "active", "completed", "cancelled"))
             return ChatState(
                 chat_id,
                 chat,
@@ -308,6 +310,10 @@ class Engine:
                 tuple(s.edges_among(present)),
                 s.active_scene(chat_id),
                 None,
+                world_events=tuple(
+                    WorldEventState(e.id, e.title, e.status)
+                    for e in events
+                ),
             )
 
         return await self._run(read)

@@ -91,6 +91,7 @@ from ._shapes import (
     Segment,
     SegmentKind,
     Turn,
+    WorldEventState,
     WorldEventStatus,
 )
 
@@ -165,6 +166,7 @@ __all__ = [
     "UserTurn",
     "Welcome",
     "WorldEvent",
+    "WorldEventState",
     "WorldEventStatus",
     "You",
     "check_event",

@@ -12,7 +12,18 @@ from typing import Literal
 
 from attrs import frozen
 
-from ._shapes import Bot, Chat, Edge, Entity, InFlight, Memory, Scene, Segment, Turn
+from ._shapes import (
+    Bot,
+    Chat,
+    Edge,
+    Entity,
+    InFlight,
+    Memory,
+    Scene,
+    Segment,
+    Turn,
+    WorldEventState,
+)
 from ._shapes import WorldEventStatus as WorldEventStatus
 
 ErrorCode = Literal[
@@ -155,6 +166,8 @@ class ChatState:
     scene: Scene | None
     in_flight: InFlight | None
     seq: int = 0
+    world_events: tuple[WorldEventState, ...] = ()
+    """Every world event of the chat and its status (an addition to the protocol)."""
 
 
 @frozen

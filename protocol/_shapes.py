@@ -111,6 +111,15 @@ class InFlight:
     text: str
 
 
+@frozen
+class WorldEventState:
+    """A world event as ``chat_state`` lists it (an addition to the protocol)."""
+
+    event_id: int
+    title: str
+    status: WorldEventStatus
+
+
 # --- world-event artifacts (an addition to the protocol, also stored in the log) ---
 
 

@@ -322,3 +322,12 @@ async def test_world_events_over_the_wire(client: Client, server: Server) -> Non
         "create_world_event", chat_id=chat_id, title="Odd", artifacts=stranger
     )
     assert refused["code"] == "invalid" and "ghost" in refused["message"]
+
+
+async def test_chat_state_lists_the_world_events(client: Client) -> None:
+    chat_id = await make_chat(client)
+    await client.ask("create_world_event", chat_id=chat_id, title="The festival")
+    state = await client.ask("open_chat", chat_id=chat_id)
+    assert [(e["title"], e["status"]) for e in state["world_events"]] == [
+        ("The festival", "planned")
+    ]
