@@ -89,6 +89,15 @@ def _hide(conn: apsw.Connection, chat_id: str, event_id: int, by: int) -> None:
     conn.execute("DELETE FROM timeline WHERE chat_id = ? AND event_id = ?", (chat_id, event_id))
 
 
+def _forget_beat(conn: apsw.Connection, event_id: int) -> None:
+    """A regenerated beat's memories go with it: the new beat writes its own."""
+    for (memory_id,) in conn.execute(
+        "SELECT id FROM memories WHERE source_event_id = ?", (event_id,)
+    ).fetchall():
+        conn.execute("DELETE FROM memories_fts WHERE rowid = ?", (memory_id,))
+        conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
+
+
 # --- the world ---
 
 
@@ -205,6 +214,7 @@ def assistant_turn(conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurn
         conn.execute("DELETE FROM beat_checkpoints WHERE beat_id = ?", (e.started_id,))
     if e.supersedes is not None:
         _hide(conn, e.chat_id, e.supersedes, id)
+        _forget_beat(conn, e.supersedes)
     conn.execute(
         "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, truncated, "
         "interjection_of, user_turn_id) VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?)",
@@ -221,8 +231,9 @@ def memory_written(conn: apsw.Connection, id: int, _at: str, e: ev.MemoryWritten
     if e.scene_id is not None:
         _scene_of(conn, e.scene_id, e.chat_id)
     conn.execute(
-        "INSERT INTO memories(id, bot_id, chat_id, scene_id, text) VALUES (?, ?, ?, ?, ?)",
-        (id, e.bot_id, e.chat_id, e.scene_id, e.text),
+        "INSERT INTO memories(id, bot_id, chat_id, scene_id, text, source_event_id) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (id, e.bot_id, e.chat_id, e.scene_id, e.text, e.source_event_id),
     )
     conn.execute("INSERT INTO memories_fts(rowid, text) VALUES (?, ?)", (id, e.text))
 

@@ -186,10 +186,17 @@ class Migration:
     rebuild: bool
 
 
+PROJECTIONS_V4: Final = """
+ALTER TABLE memories ADD COLUMN source_event_id INTEGER;
+CREATE INDEX memories_source ON memories(source_event_id);
+"""
+"""Memories know the beat they remember, so a regenerated beat's memories go with it."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
     Migration(PROJECTIONS_V3, rebuild=True),
+    Migration(PROJECTIONS_V4, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 

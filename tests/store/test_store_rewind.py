@@ -27,9 +27,14 @@ def test_regenerate_hides_the_old_reply_but_keeps_it_in_the_log(
     assert [t.event_id for t in store.timeline(chat)] == [user_id, new]
     stored = store.get_event(old)
     assert stored is not None and stored.superseded_by == new and not stored.visible
-    assert store.get_memory(memory) is not None, "the superseded turn's memories stay"
+    # The new beat writes its own memories; the old beat's leave the projection
+    # (their events stay in the log, so a rewind past the regenerate brings them back).
+    assert store.get_memory(memory) is None
     latest = store.latest_assistant_turn(chat)
     assert latest is not None and latest.event_id == new
+    store.rewind(chat, memory)
+    assert store.get_memory(memory) is not None
+    assert [t.event_id for t in store.timeline(chat)] == [user_id, old]
 
 
 def test_an_edit_supersedes_the_user_turn(store: Store, world: dict[str, str]) -> None:
