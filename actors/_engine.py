@@ -310,10 +310,7 @@ class Engine:
                 tuple(s.edges_among(present)),
                 s.active_scene(chat_id),
                 None,
-                world_events=tuple(
-                    WorldEventState(e.id, e.title, e.status)
-                    for e in events
-                ),
+                world_events=tuple(WorldEventState(e.id, e.title, e.status) for e in events),
             )
 
         return await self._run(read)
