@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -89,7 +89,14 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 
 
 def wait(driver: webdriver.Chrome, condition, timeout: float = 20):  # type: ignore[no-untyped-def]
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    # The page redraws the timeline on a fresh chat_state: an element found a moment
+    # ago may be gone; look again rather than fail.
+    return WebDriverWait(
+        driver,
+        timeout,
+        poll_frequency=0.05,
+        ignored_exceptions=(StaleElementReferenceException, IndexError),
+    ).until(condition)
 
 
 def by_id(driver: webdriver.Chrome, testid: str) -> list[WebElement]:
@@ -165,16 +172,20 @@ def test_a_person_chats_stops_regenerates_and_rewinds(
 
     # Rewind to the first user turn of this chat.
     count = len(turns(driver))
-    user_turns = [t for t in turns(driver) if t.get_attribute("data-kind") == "user"]
-    first_user = user_turns[0]
-    first_user.find_element(By.CSS_SELECTOR, '[data-testid="rewind"]').click()
+
+    def open_rewind(d: webdriver.Chrome) -> bool:
+        first_user = next(t for t in turns(d) if t.get_attribute("data-kind") == "user")
+        first_user.find_element(By.CSS_SELECTOR, '[data-testid="rewind"]').click()
+        return True
+
+    wait(driver, open_rewind)
     wait(
         driver, lambda d: by_id(d, "rewind-confirm") and by_id(d, "rewind-confirm")[0].is_enabled()
     )
     assert "remove" in by_id(driver, "rewind-preview")[0].text.lower()
     by_id(driver, "rewind-confirm")[0].click()
     wait(driver, lambda d: len(turns(d)) < count)
-    assert turns(driver)[-1].get_attribute("data-kind") == "user"
+    wait(driver, lambda d: turns(d)[-1].get_attribute("data-kind") == "user")
 
     driver.save_screenshot(str(ARTIFACTS / "chat-rewound.png"))
 
