@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 
 import pytest
 
+from troupe import _config
 from troupe.__main__ import build_parser, main
 from troupe._config import ConfigError, build_config
 
@@ -70,3 +73,62 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--version"], {})
     assert capsys.readouterr().out.startswith("troupe ")
+
+
+def serve_help(capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"], {})
+    return capsys.readouterr().out
+
+
+def option_blocks(text: str) -> dict[str, str]:
+    """Each option of a help text with the lines of its description."""
+    blocks: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        found = re.match(r"^  (-\w, )?(--[a-z][\w-]*)", line)
+        if found:
+            current = found.group(2)
+            blocks[current] = line
+        elif current is not None and line.startswith("   "):
+            blocks[current] += " " + line.strip()
+        else:
+            current = None
+    return blocks
+
+
+def test_every_serve_flag_names_its_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = option_blocks(serve_help(capsys))
+    blocks.pop("--help")
+    assert {"--host", "--port", "--backend", "--max-connections"} <= blocks.keys()
+    for flag, block in blocks.items():
+        variable = "TROUPE_" + flag.removeprefix("--").replace("-", "_").upper()
+        assert variable in block, f"`troupe serve --help` does not say {flag} is {variable}"
+
+
+def test_serve_help_lists_every_variable_the_settings_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = serve_help(capsys)
+    read = set(re.findall(r"\"((?:TROUPE|OPENAI)_[A-Z_]+)\"", inspect.getsource(_config)))
+    assert {"TROUPE_PORT", "TROUPE_API_KEY", "OPENAI_API_KEY"} <= read
+    missing = sorted(v for v in read if v not in text)
+    assert not missing, f"`troupe serve --help` does not list {missing}"
+
+
+def test_each_variable_in_the_help_is_honoured(tmp_path: Path) -> None:
+    # The variables the first test above does not set: the help must not promise in vain.
+    cfg = config(
+        [],
+        {
+            "TROUPE_DATA": str(tmp_path),
+            "TROUPE_HOST": "127.0.0.2",
+            "TROUPE_BACKEND": "scripted",
+            "TROUPE_SCRIPT": str(tmp_path / "replies.toml"),
+            "TROUPE_API_KEY": "sk-2",
+            "OPENAI_API_KEY": "sk-1",
+        },
+    )
+    assert cfg.host == "127.0.0.2" and cfg.data_dir == tmp_path
+    assert cfg.engine.narrative.script_path == str(tmp_path / "replies.toml")
+    assert cfg.engine.narrative.api_key == "sk-2"

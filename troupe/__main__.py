@@ -9,6 +9,12 @@ from collections.abc import Mapping, Sequence
 
 from . import __version__
 
+SERVE_EPILOG = (
+    "A flag wins over its TROUPE_* variable, which wins over the default. "
+    "The model server's API key is read only from the environment, never from a flag, "
+    "and never logged: TROUPE_API_KEY, or else OPENAI_API_KEY."
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``troupe``."""
@@ -18,13 +24,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"troupe {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the server and the web client")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8765)")
-    serve.add_argument("--data", help="data folder (default: a per-user data folder)")
-    serve.add_argument("--token", help="access token (default: kept in the data folder)")
+    # Each flag's help names its TROUPE_* variable (tests/test_config.py holds us to it).
+    serve = commands.add_parser(
+        "serve",
+        help="run the server and the web client",
+        description="Run the server and the web client; print the address to open.",
+        epilog=SERVE_EPILOG,
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; TROUPE_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8765; TROUPE_PORT)")
+    serve.add_argument("--data", help="data folder (default: a per-user data folder; TROUPE_DATA)")
     serve.add_argument(
-        "--allow-origin", action="append", default=None, help="another allowed Origin (repeatable)"
+        "--token", help="access token (default: made once, kept in the data folder; TROUPE_TOKEN)"
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=None,
+        help="another allowed Origin, repeatable (TROUPE_ALLOW_ORIGIN: a comma-separated list, "
+        "added to the flags')",
     )
     _model_flags(serve)
 
@@ -36,12 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=["local", "openai", "scripted"])
-    parser.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://host:8000/v1")
-    parser.add_argument("--model", help="narrative model name")
-    parser.add_argument("--classifier-model", help="classifier model (default: --model)")
-    parser.add_argument("--script", help="scripted replies file (with --backend scripted)")
-    parser.add_argument("--max-connections", type=int, help="concurrent model requests")
+    parser.add_argument(
+        "--backend",
+        choices=["local", "openai", "scripted"],
+        help="the model: embedded (local, the default), an OpenAI-compatible server, "
+        "or scripted replies (TROUPE_BACKEND)",
+    )
+    parser.add_argument(
+        "--base-url",
+        help="OpenAI-compatible server, e.g. http://host:8000/v1 (TROUPE_BASE_URL)",
+    )
+    parser.add_argument("--model", help="narrative model name (TROUPE_MODEL)")
+    parser.add_argument(
+        "--classifier-model",
+        help="classifier model (default: --model; TROUPE_CLASSIFIER_MODEL)",
+    )
+    parser.add_argument(
+        "--script", help="scripted replies file (with --backend scripted; TROUPE_SCRIPT)"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        help="concurrent model requests (default 4; TROUPE_MAX_CONNECTIONS)",
+    )
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
