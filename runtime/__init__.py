@@ -17,12 +17,13 @@ from ._errors import (
     RestartIntensityExceeded,
 )
 from ._policy import RestartPolicy
-from ._ref import ActorRef
+from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from ._registry import Registry, RegistryRef
 from ._system import ActorSystem, open_actor_system
 from ._topic import Lagged, Merge, Subscription, Topic
 
 __all__ = [
+    "DEFAULT_ASK_TIMEOUT",
     "Actor",
     "ActorError",
     "ActorFailed",

@@ -11,6 +11,13 @@ from ._cell import Cell
 from ._errors import AskTimeout
 from ._mailbox import Reply
 
+DEFAULT_ASK_TIMEOUT = 5.0
+"""Seconds an ``ask`` waits for its reply unless told otherwise (OTP's ``call`` default).
+
+A caller whose message legitimately takes longer passes its own ``timeout``;
+``math.inf`` waits without a bound and should be reserved for tests.
+"""
+
 
 class ActorRef:
     """The address of a running (or stopped) actor; cheap to copy and to keep.
@@ -47,11 +54,12 @@ class ActorRef:
         """Send without waiting at all; raises :class:`MailboxFull` when full."""
         self._cell.send_nowait((message, None))
 
-    async def ask(self, message: object, timeout: float = math.inf) -> Any:
+    async def ask(self, message: object, timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
         """Send and wait for the reply.
 
         Raises :class:`AskTimeout` when no reply comes within ``timeout``
-        seconds (the wait for mailbox room counts too), :class:`ActorFailed`
+        seconds (default :data:`DEFAULT_ASK_TIMEOUT`; the wait for mailbox
+        room counts too), :class:`ActorFailed`
         when the actor crashed while or before handling it (the crash is the
         ``__cause__``), :class:`ActorStopped` when it stopped first, or the
         refusal the actor raised (see ``Actor.replies_with``). A cancelled
@@ -105,4 +113,4 @@ class ActorRef:
         return self._cell.statistics()
 
 
-__all__ = ["ActorRef"]
+__all__ = ["DEFAULT_ASK_TIMEOUT", "ActorRef"]

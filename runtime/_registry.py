@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from ._actor import Actor
 from ._cell import Cell
 from ._policy import RestartPolicy
-from ._ref import ActorRef
+from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from ._system import ActorSystem
+
+log = logging.getLogger("troupe.runtime")
 
 
 class Registry:
@@ -26,6 +28,10 @@ class Registry:
     An actor that exceeded its restart intensity is left down; like a
     passivated one, it starts afresh (with a fresh restart window) on its
     next message.
+
+    ``on_passivated(key)``, if given, is called once a key's actor has
+    passivated (its mailbox closed, nothing of it running), so that whoever
+    keeps something per live key can let it go; it must not block.
     """
 
     def __init__(
@@ -36,6 +42,7 @@ class Registry:
         idle_timeout: float | None,
         policy: RestartPolicy,
         mailbox_size: int,
+        on_passivated: Callable[[str], None] | None = None,
     ) -> None:
         self.system = system
         self.kind = kind
@@ -43,6 +50,7 @@ class Registry:
         self.idle_timeout = idle_timeout
         self.policy = policy
         self.mailbox_size = mailbox_size
+        self.on_passivated = on_passivated
         self._active: dict[str, Cell] = {}
         # Keys currently passivated: one string per key ever seen and idle,
         # the price of reporting how many actors sleep.
@@ -94,6 +102,11 @@ class Registry:
             if done.state == "passivated":
                 self._passivated.add(key)
                 self.passivations += 1
+                if self.on_passivated is not None and key not in self._active:
+                    try:
+                        self.on_passivated(key)
+                    except Exception:
+                        log.exception("%s: the passivation hook failed", address)
 
         cell.on_activate = activated
         cell.on_finished.append(finished)
@@ -139,6 +152,15 @@ class RegistryRef:
         """The current activation's :class:`ActorRef`, activating it if needed."""
         return ActorRef(self.registry.cell(self.key))
 
+    def current(self) -> ActorRef | None:
+        """The current activation's :class:`ActorRef`, or None when not active (never activates).
+
+        For messages that only concern a live actor, such as telling it to
+        stop what it is doing: a passivated key is not woken up just for that.
+        """
+        cell = self.registry.live(self.key)
+        return None if cell is None else ActorRef(cell)
+
     async def tell(self, message: object) -> None:
         """Send, activating the actor if needed; waits while its mailbox is full."""
         await self.ref().tell(message)
@@ -147,7 +169,7 @@ class RegistryRef:
         """Send without waiting, activating the actor if needed; :class:`MailboxFull` if full."""
         self.ref().tell_nowait(message)
 
-    async def ask(self, message: object, timeout: float = math.inf) -> Any:
+    async def ask(self, message: object, timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
         """Ask, activating the actor if needed; see :meth:`ActorRef.ask`."""
         return await self.ref().ask(message, timeout)
 

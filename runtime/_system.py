@@ -103,18 +103,19 @@ class ActorSystem:
         idle_timeout: float | None = None,
         policy: RestartPolicy = DEFAULT_POLICY,
         mailbox_size: int = 64,
+        on_passivated: Callable[[str], None] | None = None,
     ) -> Registry:
         """Actors addressed ``<kind>:<key>``, spawned on their first message.
 
         With ``idle_timeout``, an actor with no message and no work for that
         long saves (``on_passivate``) and stops; its next message starts it
-        again (``on_start``).
+        again (``on_start``). ``on_passivated(key)`` is called once it has.
         """
         from ._registry import Registry
 
         if kind in self._registries:
             raise ValueError(f"a registry of kind {kind!r} already exists")
-        registry = Registry(self, kind, factory, idle_timeout, policy, mailbox_size)
+        registry = Registry(self, kind, factory, idle_timeout, policy, mailbox_size, on_passivated)
         self._registries[kind] = registry
         return registry
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import (
+    DEFAULT_ASK_TIMEOUT,
     Actor,
     ActorError,
     ActorRef,
@@ -131,6 +132,27 @@ async def test_ask_times_out_clearly_and_the_late_message_is_skipped(
         gate.set()
         assert await ref.ask("after") == 2
         assert log == ["wait", "after"]
+
+
+async def test_ask_without_a_timeout_gives_up_after_the_default(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: list[object] = []
+    gate = trio.Event()
+    async with open_actor_system() as system:
+        ref = await system.spawn(lambda: Recorder(log, gate), "rec")
+        await ref.tell("wait")  # the actor is stuck on this one
+        started = trio.current_time()
+        # The guard only turns a hang into a failure; the default must fire first.
+        with trio.fail_after(10 * DEFAULT_ASK_TIMEOUT), pytest.raises(AskTimeout):
+            await ref.ask("late")
+        assert trio.current_time() - started == pytest.approx(DEFAULT_ASK_TIMEOUT)
+        # A caller that legitimately waits longer says so.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ref.ask, "patient", 3 * DEFAULT_ASK_TIMEOUT)
+            await trio.sleep(2 * DEFAULT_ASK_TIMEOUT)
+            gate.set()
+        assert log == ["wait", "patient"]
 
 
 async def test_a_cancelled_asker_leaves_nothing_behind(

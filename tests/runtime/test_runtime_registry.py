@@ -137,6 +137,35 @@ async def test_running_work_keeps_an_actor_awake(
         assert chats.statistics()["passivations"] == 1
 
 
+async def test_the_passivation_hook_hears_of_each_key_that_went_to_sleep(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = Store(save_time=3)
+    slept: list[tuple[str, bool]] = []
+    async with open_actor_system() as system:
+
+        def passivated(key: str) -> None:
+            slept.append((key, chats.get(key).current() is None))
+
+        chats = system.registry(
+            "chat", lambda key: Counter(key, store), idle_timeout=30, on_passivated=passivated
+        )
+        assert chats.get("7").current() is None  # asking does not activate
+        assert chats.active() == []
+        assert await chats.get("7").ask("a") == 1  # 1 s: loaded
+        assert await chats.get("8").ask("a") == 1  # 2 s
+        current = chats.get("7").current()
+        assert current is not None and current.address == "chat:7"
+        await trio.sleep(30.5)  # 7 idle at 31 s and 8 at 32 s, both saving for 3 s...
+        assert slept == []
+        assert await chats.get("8").ask("b") == 2  # ...when a message wakes 8 up again
+        assert slept == [("7", True)]  # called once the actor is gone, not while saving
+        await current.wait_stopped()
+        await trio.sleep(40)
+        assert slept == [("7", True), ("8", True)]
+        assert chats.statistics()["passivations"] == 2
+
+
 async def test_a_message_arriving_while_saving_wakes_the_same_actor_up(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

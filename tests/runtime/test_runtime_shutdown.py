@@ -50,7 +50,7 @@ async def test_stop_with_drain_finishes_the_mailbox_and_refuses_newcomers(
         answer: list[object] = []
 
         async def ask() -> None:
-            answer.append(await ref.ask(3))
+            answer.append(await ref.ask(3, timeout=60))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ask)

@@ -110,7 +110,7 @@ async def test_an_asker_waiting_when_work_crashes_gets_actor_failed(
         ref = await system.spawn(lambda: Waiter([]), "w")
         await ref.tell("doomed beat")
         with pytest.raises(ActorFailed) as info:
-            await ref.ask("wait for it")
+            await ref.ask("wait for it", timeout=60)
         assert isinstance(info.value.__cause__, ValueError)
 
 
