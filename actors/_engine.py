@@ -169,12 +169,14 @@ class Engine:
             f"{host.name} and {guest.name}" if guest else f"With {host.name}"
         )
 
+        fields = (name, host.id, guest.id if guest else None, where)
+        # Checked (title and location limits) before the id counter moves: a refused
+        # chat writes nothing, not even a skipped id.
+        ev.ChatCreated("c0", *fields)
+
         def create(s: Store) -> Chat:
             chat_id = s.new_chat_id()
-            ids = s.append(
-                ev.ChatCreated(chat_id, name, host.id, guest.id if guest else None, where),
-                ev.SceneOpened(chat_id, where),
-            ).ids
+            ids = s.append(ev.ChatCreated(chat_id, *fields), ev.SceneOpened(chat_id, where)).ids
             for bot in (host, guest):
                 if bot is not None and bot.greeting.strip():
                     s.append(ev.AssistantTurn(chat_id, bot.id, ids[0], None, bot.greeting))
