@@ -36,6 +36,7 @@ ErrorCode = Literal[
     "invalid",
     "rate_limited",
     "llm_error",
+    "storage_full",
     "internal",
 ]
 
