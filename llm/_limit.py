@@ -1,8 +1,16 @@
-"""A connection cap shared by every caller, narrative calls first."""
+"""A connection cap shared by every caller, narrative calls first.
+
+Slots are taken the way :class:`trio.CapacityLimiter` takes them: a caller
+whose scope is already cancelled raises before touching the count; a free
+slot is taken and then a cancel-shielded checkpoint is made, so a cancel
+cannot land between taking and returning; a waiter is handed its slot by the
+releaser (the count does not move), and a waiter found cancelled at the
+moment it is handed one passes it straight on. The only way a slot is ever
+held is that ``acquire`` returned normally.
+"""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,38 +18,53 @@ import trio
 
 
 class PriorityLimiter:
-    """At most ``capacity`` holders; waiting urgent callers go before the others."""
+    """At most ``capacity`` holders; waiting urgent callers go before the others.
+
+    Within each kind, waiters are served first come, first served.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(1, capacity)
-        self.in_use = 0
-        self._waiting: tuple[deque[trio.Event], deque[trio.Event]] = (deque(), deque())
+        self._in_use = 0
+        # Two lots: urgent (narrative beats) and background (classifier calls).
+        self._urgent = trio.lowlevel.ParkingLot()
+        self._background = trio.lowlevel.ParkingLot()
+
+    @property
+    def in_use(self) -> int:
+        """Slots held now (never more than ``capacity``)."""
+        return self._in_use
 
     async def acquire(self, urgent: bool) -> None:
-        """Wait for a slot."""
-        if self.in_use < self.capacity and not any(self._waiting):
-            self.in_use += 1
-            await trio.lowlevel.checkpoint()
+        """Wait for a slot; on return the caller holds one and must :meth:`release` it.
+
+        Cancelled before the slot is held, it raises and holds nothing.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._in_use < self.capacity and not (self._urgent or self._background):
+            self._in_use += 1
+            # A schedule point that no cancel can interrupt: the slot is ours.
+            await trio.lowlevel.cancel_shielded_checkpoint()
             return
-        event = trio.Event()
-        queue = self._waiting[0 if urgent else 1]
-        queue.append(event)
+        lot = self._urgent if urgent else self._background
+        # Cancelled while parked, the task leaves the lot holding nothing; once
+        # unparked by ``release`` it owns the slot that release handed over.
+        await lot.park()
         try:
-            await event.wait()
+            await trio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
-            if event.is_set():
-                self.release()  # the slot was handed over as we were cancelled
-            else:
-                queue.remove(event)
+            # Cancelled as the slot was handed to us: pass it on, hold nothing.
+            self.release()
             raise
 
     def release(self) -> None:
-        """Hand the slot to the next waiter, urgent first."""
-        for queue in self._waiting:
-            if queue:
-                queue.popleft().set()
-                return
-        self.in_use -= 1
+        """Give a slot back: to the next waiter, urgent first, or to the pool."""
+        if self._in_use <= 0:
+            raise RuntimeError("PriorityLimiter released more often than acquired (a bug)")
+        for lot in (self._urgent, self._background):
+            if lot.unpark(count=1):
+                return  # handed over: still in use, by the waiter now
+        self._in_use -= 1
 
     @asynccontextmanager
     async def slot(self, urgent: bool) -> AsyncIterator[None]:
@@ -55,8 +78,8 @@ class PriorityLimiter:
     def statistics(self) -> dict[str, int]:
         """Slots in use, capacity, and waiters of each kind."""
         return {
-            "in_use": self.in_use,
+            "in_use": self._in_use,
             "capacity": self.capacity,
-            "waiting_urgent": len(self._waiting[0]),
-            "waiting_background": len(self._waiting[1]),
+            "waiting_urgent": len(self._urgent),
+            "waiting_background": len(self._background),
         }
