@@ -2,10 +2,13 @@
 
 Owns: the one port that serves the static web client (``web/static/``, plain
 HTML, CSS and JavaScript), ``/healthz``, and the WebSocket endpoint ``/ws``
-speaking the protocol of docs/protocol.md: token and Origin checks, the frame
-limit, a per-connection rate limit, and each connection's watches of chats.
+speaking the protocol of docs/protocol.md: the token and Origin checks, the
+frame limit, a per-connection rate limit and send queue, and each
+connection's watches of chats. Everything a command does is the engine's
+(:mod:`actors`); the gateway only carries it.
 """
 
-from ._gateway import Gateway, GatewaySettings, serve_gateway
+from ._gateway import Gateway, serve_gateway
+from ._settings import GatewaySettings
 
 __all__ = ["Gateway", "GatewaySettings", "serve_gateway"]

@@ -1,16 +1,19 @@
-"""One WebSocket connection: decode, rate-limit, dispatch, answer, and watch chats.
+"""One WebSocket connection: read, limit, decode, dispatch, answer, and watch chats.
 
-Each watched chat is a task that forwards the engine's messages for that chat.
-A slow client only slows its own tasks: the engine's topic buffers for it
-(merging tokens, and past a bound sending a fresh chat_state instead), so
-neither the beat nor the other connections ever wait for it.
+Three kinds of task serve a connection: the reader (one frame at a time, in
+order), one watch per open chat (forwarding what ``engine.watch`` yields),
+and the sender, the only one that writes to the socket, draining the
+connection's :class:`~web._outbox.Outbox`. A client that goes away stops
+the sender and the watches; a command it already sent still runs to its
+end, so a disconnect never cancels a turn.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
@@ -18,124 +21,173 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 import protocol as p
 from actors import Engine
-from protocol import MAX_FRAME_BYTES
+
+from ._bucket import TokenBucket
+from ._outbox import Frame, Outbox
+from ._settings import GatewaySettings
 
 log = logging.getLogger("troupe.web")
 
+_numbers = itertools.count(1)
 
-class TokenBucket:
-    """``rate`` messages a second on average, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.stamp = trio.current_time()
-
-    def take(self) -> bool:
-        """Spend one message; False when the client sends too fast."""
-        now = trio.current_time()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+_MAX_CLIENT_ID = 64
+"""The protocol's bound on a client's ``id``."""
 
 
 class Connection:
-    """Serves one client until it goes away."""
+    """Serves one client until it goes away or the gateway closes it."""
 
     def __init__(
         self,
         ws: WebSocketConnection,
         engine: Engine,
+        settings: GatewaySettings,
         statistics: Callable[[], dict[str, Any]],
-        rate: float,
-        burst: int,
     ) -> None:
+        self.number = next(_numbers)
         self.ws = ws
         self.engine = engine
-        self.statistics = statistics
-        self.bucket = TokenBucket(rate, burst)
+        self.settings = settings
+        self._statistics = statistics
+        self.outbox = Outbox(settings.send_queue)
+        self.bucket = TokenBucket(settings.rate, settings.burst)
         self.watches: dict[str, trio.CancelScope] = {}
-        self.sent = 0
         self.received = 0
+        self.sent = 0
+        self.scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
 
-    async def send(self, data: dict[str, Any]) -> None:
-        """Send one JSON frame."""
-        await self.ws.send_message(json.dumps(data, ensure_ascii=False))
-        self.sent += 1
+    def __repr__(self) -> str:
+        return f"<connection {self.number}>"
 
-    async def send_message(
-        self, message: p.ServerMessage, reply_to: str | None = None, *, direct: bool = False
-    ) -> None:
-        """Send a protocol message."""
-        await self.send(p.to_wire(message, reply_to, direct=direct))
+    def statistics(self) -> dict[str, Any]:
+        """What this connection watches, its send queue, and its traffic so far."""
+        return {
+            "connection": self.number,
+            "watching": sorted(self.watches),
+            "queue_depth": len(self.outbox),
+            "queue": self.outbox.statistics(),
+            "received": self.received,
+            "sent": self.sent,
+            "rate_limited": self.bucket.refused,
+        }
 
-    async def error(self, code: p.ErrorCode, message: str, reply_to: str | None = None) -> None:
-        """Send an error answer."""
-        await self.send_message(p.Error(code, message), reply_to, direct=True)
+    # --- the tasks ---
 
     async def serve(self) -> None:
-        """Read frames until the client closes; answer each."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
+        """Read and answer frames until the client closes or :meth:`close` ends it."""
+        with self.scope:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._send_loop)
+                try:
+                    await self._read_loop()
+                finally:
+                    self.outbox.close()
+                    nursery.cancel_scope.cancel()
+
+    async def _read_loop(self) -> None:
+        while True:
             try:
-                while True:
-                    frame = await self.ws.get_message()
-                    self.received += 1
-                    if not await self.handle_frame(frame):
-                        break
+                frame = await self.ws.get_message()
             except ConnectionClosed:
-                pass
+                return
+            self.received += 1
+            if not await self.handle_frame(frame):
+                return
+
+    async def _send_loop(self) -> None:
+        outbox = self.outbox
+        while True:
+            try:
+                frame = await outbox.get()
+            except trio.EndOfChannel:
+                return
+            try:
+                await self.ws.send_message(json.dumps(frame, ensure_ascii=False))
+            except ConnectionClosed:
+                # The peer is gone: stop queueing for it. The reader finds out on
+                # its own, after it has finished the command it is running.
+                outbox.close()
+                for scope in self.watches.values():
+                    scope.cancel()
+                return
             finally:
-                nursery.cancel_scope.cancel()
+                outbox.sent()
+            self.sent += 1
+
+    async def close(self, code: int, reason: str, timeout: float) -> None:
+        """Send what is queued, then close with ``code``; past ``timeout``, drop the socket."""
+        with trio.move_on_after(timeout) as bounded:
+            for scope in self.watches.values():
+                scope.cancel()
+            await self.outbox.drained()
+            await self.ws.aclose(code, reason)
+        if bounded.cancelled_caught:
+            log.info("%r did not close in time; dropping it", self)
+        self.scope.cancel()
+
+    # --- one frame ---
+
+    async def put(self, message: p.ServerMessage, reply_to: str | None, direct: bool) -> None:
+        """Queue a protocol message for the sender."""
+        await self.outbox.put(p.to_wire(message, reply_to, direct=direct))
+
+    async def error(self, code: p.ErrorCode, message: str, reply_to: str | None = None) -> None:
+        """Queue an error answer."""
+        await self.put(p.Error(code, message), reply_to, True)
 
     async def handle_frame(self, frame: str | bytes) -> bool:
         """Answer one frame; False when the connection must close."""
         if isinstance(frame, bytes):
             await self.error("bad_message", "binary frames are not part of the protocol")
             return True
-        if len(frame.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
-            await self.error("too_large", "the frame is over 64 KiB")
-            await self.ws.aclose(1009, "frame too large")
+        size = len(frame.encode("utf-8", "surrogatepass"))
+        if size > self.settings.max_frame:
+            await self.error(
+                "too_large",
+                f"the frame is {size} bytes; at most {self.settings.max_frame} are allowed",
+                _peek_id(frame),
+            )
+            await self.close(1009, "frame too large", self.settings.close_timeout)
             return False
         if not self.bucket.take():
-            reply_to = _peek_id(frame)
-            await self.error("rate_limited", "too many messages; slow down", reply_to)
+            await self.error(
+                "rate_limited",
+                f"too many messages: at most {self.settings.rate:g} a second"
+                f" (bursts of {self.settings.burst}); this one was not run",
+                _peek_id(frame),
+            )
             return True
         try:
             envelope = p.decode_client(frame)
         except p.ProtocolError as exc:
             await self.error(exc.code, exc.message, exc.reply_to)
-            if exc.code == "too_large" and "frame" in exc.message:
-                await self.ws.aclose(1009, "frame too large")
-                return False
             return True
         try:
             answer = await self.dispatch(envelope)
         except p.ProtocolError as exc:
             await self.error(exc.code, exc.message, envelope.id)
-        except (ConnectionClosed, trio.Cancelled):
-            raise
         except Exception:
-            log.exception("%s failed", envelope.type)
-            await self.error("internal", "something went wrong on our side", envelope.id)
+            log.exception("%r: %s failed", self, envelope.type)
+            await self.error(
+                "internal", f"{envelope.type} failed on our side; it has been logged", envelope.id
+            )
         else:
             if answer is not None:
-                await self.send_message(answer, envelope.id, direct=True)
+                await self.put(answer, envelope.id, True)
         return True
 
     async def dispatch(self, envelope: p.Envelope) -> p.ServerMessage | None:
-        """Run one command; the direct answer (None when the watch sends it)."""
+        """Run one command; its direct answer, or None when a watch sends it."""
         m = envelope.message
         engine = self.engine
         if isinstance(m, p.Hello):
             if m.protocol != p.PROTOCOL_VERSION:
                 raise p.ProtocolError(
-                    "bad_message", f"this server speaks protocol {p.PROTOCOL_VERSION}"
+                    "bad_message",
+                    f"protocol {m.protocol} is not spoken here; this server speaks "
+                    f"{p.PROTOCOL_VERSION}",
                 )
             return p.Welcome(p.PROTOCOL_VERSION, engine.server_version, await engine.you())
         if isinstance(m, p.SetYou):
@@ -152,17 +204,13 @@ class Connection:
         if isinstance(m, p.ListChats):
             return p.Chats(await engine.list_chats())
         if isinstance(m, p.CreateChat):
-            return p.ChatReply(
-                await engine.create_chat(m.host_bot_id, m.guest_bot_id, m.location, m.title)
-            )
+            chat = await engine.create_chat(m.host_bot_id, m.guest_bot_id, m.location, m.title)
+            return p.ChatReply(chat)
         if isinstance(m, p.OpenChat):
             await self.open_chat(m.chat_id, m.after_seq, envelope.id)
             return None
         if isinstance(m, p.CloseChat):
-            scope = self.watches.pop(m.chat_id, None)
-            if scope is not None:
-                scope.cancel()
-            return p.Ok()
+            return await self.close_chat(m.chat_id)
         if isinstance(m, p.SendTurn):
             return p.Accepted(m.chat_id, await engine.send_turn(m.chat_id, m.prose))
         if isinstance(m, p.Cancel):
@@ -183,16 +231,28 @@ class Connection:
             await engine.create_world_event(m.chat_id, m.title, m.description, m.artifacts)
             return p.Ok()
         if isinstance(m, p.GetStatistics):
-            return p.Statistics(self.statistics())
-        raise p.ProtocolError("unknown_type", f"{envelope.type} is not handled")
+            return p.Statistics(self._statistics())
+        raise AssertionError(f"{type(m).__name__} has no handler")
+
+    # --- watching chats ---
 
     async def open_chat(self, chat_id: str, after_seq: int | None, reply_to: str | None) -> None:
-        """Start (or restart) watching a chat; its first message is the direct answer."""
+        """Start (or start again) watching a chat; the watch sends the direct answer."""
         old = self.watches.pop(chat_id, None)
         if old is not None:
             old.cancel()
         assert self._nursery is not None
+        # A refusal (no such chat) comes out of start() before anything was sent.
         await self._nursery.start(self._watch, chat_id, after_seq, reply_to)
+
+    async def close_chat(self, chat_id: str) -> p.Ok:
+        """Stop watching a chat (fine when it was not being watched, if it exists)."""
+        scope = self.watches.pop(chat_id, None)
+        if scope is not None:
+            scope.cancel()
+        elif not any(chat.id == chat_id for chat in await self.engine.list_chats()):
+            raise p.ProtocolError("not_found", f"there is no chat {chat_id!r}")
+        return p.Ok()
 
     async def _watch(
         self,
@@ -205,29 +265,56 @@ class Connection:
             async with self.engine.watch(chat_id, after_seq) as messages:
                 self.watches[chat_id] = scope
                 task_status.started()
-                first = True
-                try:
-                    async for message in messages:
-                        if isinstance(message, dict):
-                            await self.send(message)
-                        elif first and isinstance(message, p.ChatState):
-                            await self.send_message(message, reply_to, direct=True)
-                        else:
-                            await self.send_message(message)
-                        first = False
-                except ConnectionClosed:
-                    pass
+                await self._forward(chat_id, after_seq, reply_to, messages)
         if self.watches.get(chat_id) is scope:
             del self.watches[chat_id]
 
+    async def _forward(
+        self,
+        chat_id: str,
+        after_seq: int | None,
+        reply_to: str | None,
+        messages: AsyncIterator[p.ChatMessage | Frame],
+    ) -> None:
+        # The engine's watch starts with a chat_state, or with the missed messages
+        # when it can replay them; the direct answer is that chat_state, or `ok`
+        # ahead of the replay. When nothing was missed the replay is empty and the
+        # watch yields nothing until the chat moves, so `ok` goes out at once: the
+        # feed makes that same choice on the iterator's first step, from the very
+        # figures read here, so nothing may checkpoint in between (hence put_nowait).
+        answered = False
+        try:
+            if after_seq is not None:
+                feed = self.engine.feed(chat_id)
+                if feed.beat is None and after_seq == feed.published_seq:
+                    answered = True
+                    self.outbox.put_nowait(p.to_wire(p.Ok(), reply_to, direct=True))
+            async for message in messages:
+                if not answered:
+                    answered = True
+                    if isinstance(message, p.ChatState):
+                        await self.put(message, reply_to, True)
+                        continue
+                    await self.put(p.Ok(), reply_to, True)
+                if isinstance(message, dict):
+                    await self.outbox.put(message)  # replayed exactly as first sent
+                else:
+                    await self.put(message, None, False)
+        except Exception:
+            # A bug in this chat's stream: this watch ends, the connection and its
+            # other chats go on, and the client may open the chat again.
+            log.exception("%r: the watch of chat %s failed", self, chat_id)
+            error = p.Error(
+                "internal", "this chat's stream failed on our side; open it again", chat_id
+            )
+            await self.put(error, None if answered else reply_to, True)
+
 
 def _peek_id(frame: str) -> str | None:
+    """The ``id`` of a frame refused before decoding, when it has a usable one."""
     try:
         data = json.loads(frame)
     except ValueError:
         return None
     value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and len(value) <= 64 else None
-
-
-Handler = Callable[..., Awaitable[Any]]
+    return value if isinstance(value, str) and len(value) <= _MAX_CLIENT_ID else None

@@ -1,13 +1,18 @@
-"""The gateway: HTTP and WebSocket on one port, in front of the engine."""
+"""The gateway: HTTP and WebSocket on one port, in front of the engine.
+
+Each accepted socket gets its request head read here. Plain requests are
+answered by :mod:`web._http`; an upgrade to ``/ws`` is checked (token, then
+Origin) and handed to trio-websocket, and the connection is served by a
+:class:`~web._connection.Connection` until either side closes it.
+"""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from pathlib import Path
+from collections import Counter
 from typing import Any
 
-import attrs
 import trio
 import trio_websocket
 from trio_websocket import ConnectionClosed
@@ -15,138 +20,168 @@ from trio_websocket import ConnectionClosed
 from actors import Engine
 
 from ._connection import Connection
-from ._http import BadRequest, Replay, Request, answer, read_head, response
+from ._http import BadRequest, Replay, Request, answer, read_request, render
+from ._settings import GatewaySettings
 
 log = logging.getLogger("troupe.web")
 
-STATIC_DIR = Path(__file__).parent / "static"
-
-
-@attrs.frozen
-class GatewaySettings:
-    """Where to listen, who may connect, and how fast."""
-
-    token: str = attrs.field(repr=False)
-    host: str = "127.0.0.1"
-    port: int = 8765
-    allow_origins: tuple[str, ...] = ()
-    static_dir: Path = STATIC_DIR
-    rate: float = 20.0
-    """Messages a second a connection may send, on average."""
-    burst: int = 40
+# How long the chats' watches must stay quiet before closing counts everything
+# they had to forward as sent (see Gateway.close).
+_QUIET = 0.05
 
 
 class Gateway:
-    """Accepts connections and serves them; ``close()`` ends them all with 1001."""
+    """Accepts connections and serves them until :meth:`shutdown`.
+
+    Run it with :meth:`run` (or :func:`serve_gateway`) in a nursery. To stop
+    without losing what the engine still has to say: :meth:`stop_accepting`,
+    then ``engine.shutdown()`` (beats in flight are committed as truncated and
+    their ``beat_complete`` goes out), then :meth:`close`. :meth:`shutdown`
+    does the first and the last step.
+    """
 
     def __init__(self, engine: Engine, settings: GatewaySettings) -> None:
         self.engine = engine
         self.settings = settings
         self.connections: set[Connection] = set()
         self.accepted = 0
-        self.refused = 0
+        self.refused: Counter[int] = Counter()
         self._accepting = trio.CancelScope()
+        self._listeners: list[trio.SocketListener] = []
 
     def statistics(self) -> dict[str, Any]:
-        """Connections now and so far, and the engine's figures."""
+        """Open connections (each with its send queue depth), refusals, the engine's figures."""
         return {
             "connections": len(self.connections),
             "accepted": self.accepted,
-            "refused": self.refused,
+            "refused": {str(status): n for status, n in sorted(self.refused.items())},
             "per_connection": [
-                {"watching": sorted(c.watches), "sent": c.sent, "received": c.received}
-                for c in self.connections
+                c.statistics() for c in sorted(self.connections, key=lambda c: c.number)
             ],
             "engine": self.engine.statistics(),
         }
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen and serve until cancelled."""
-        listeners = await trio.open_tcp_listeners(self.settings.port, host=self.settings.host)
-        port = listeners[0].socket.getsockname()[1]
+        """Listen and serve until cancelled; reports the bound port when listening."""
+        self._listeners = await trio.open_tcp_listeners(
+            self.settings.port, host=self.settings.host
+        )
+        port: int = self._listeners[0].socket.getsockname()[1]
+        log.info("listening on %s:%d", self.settings.host, port)
         try:
-            async with trio.open_nursery() as connections:
+            async with trio.open_nursery() as handlers:
                 with self._accepting:
                     task_status.started(port)
                     await trio.serve_listeners(
-                        self._handle, listeners, handler_nursery=connections
+                        self._handle, self._listeners, handler_nursery=handlers
                     )
-                await trio.sleep_forever()  # no new connections; the open ones go on
+                await self._close_listeners()  # refused from now on, not left waiting
+                await trio.sleep_forever()  # the open connections go on until closed
         finally:
-            with trio.CancelScope(shield=True):
-                for listener in listeners:
-                    await listener.aclose()
-                await self.close()
+            await self._close_listeners()
 
     def stop_accepting(self) -> None:
-        """Stop taking new connections; those already open go on."""
+        """Take no new connections; the open ones go on."""
         self._accepting.cancel()
 
     async def close(self) -> None:
-        """Close every WebSocket with 1001 (going away), within a bound."""
-        with trio.move_on_after(5):
+        """Send every connection what is queued for it, then close it with 1001 (going away).
+
+        Bounded by ``settings.close_timeout``: a client that does not read or
+        answer the close by then is dropped.
+        """
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(self.settings.close_timeout):
+                async with trio.open_nursery() as nursery:
+                    for connection in list(self.connections):
+                        nursery.start_soon(self._close_one, connection)
             for connection in list(self.connections):
-                try:
-                    await connection.ws.aclose(1001, "the server is shutting down")
-                except Exception:
-                    pass
+                connection.scope.cancel()  # out of time: drop it
+
+    async def _close_one(self, connection: Connection) -> None:
+        # Messages the engine published just before (a beat_complete of a shutdown)
+        # are still on their way through the watch; wait until it stays quiet.
+        outbox = connection.outbox
+        while not outbox.closed:
+            await outbox.drained()
+            moved = outbox.queued + outbox.merged
+            await trio.sleep(_QUIET)
+            if outbox.queued + outbox.merged == moved and not len(outbox):
+                break
+        await connection.close(1001, "the server is shutting down", self.settings.close_timeout)
+
+    async def shutdown(self) -> None:
+        """Stop accepting and close every connection with 1001 (the engine is the caller's)."""
+        self.stop_accepting()
+        await self.close()
+
+    async def _close_listeners(self) -> None:
+        with trio.CancelScope(shield=True):
+            for listener in self._listeners:
+                await listener.aclose()
+
+    # --- one socket ---
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         try:
-            request, data = await read_head(stream)
-        except (BadRequest, trio.TooSlowError, trio.BrokenResourceError, OSError):
+            got = await read_request(stream)
+        except BadRequest as exc:
+            await _send_and_close(stream, render(None, exc.status, f"{exc}\n".encode()))
+            return
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await _close(stream)
             return
+        if got is None:
+            await _close(stream)
+            return
+        request, raw = got
         if not request.is_websocket:
-            try:
-                await stream.send_all(answer(request, self.settings.static_dir))
-            except (trio.BrokenResourceError, OSError):
-                pass
-            await _close(stream)
-            return
-        if request.path != "/ws":
-            await _send_and_close(stream, response(404, "Not Found", b"not found\n"))
+            await _send_and_close(stream, await answer(request, self.settings.static_dir))
             return
         refusal = self._refusal(request)
         if refusal is not None:
-            self.refused += 1
-            await _send_and_close(stream, refusal)
+            status, body = refusal
+            self.refused[status] += 1
+            await _send_and_close(stream, render(request, status, body))
             return
-        await self._serve_websocket(Replay(stream, data))
+        await self._serve_websocket(Replay(stream, raw))
 
-    def _refusal(self, request: Request) -> bytes | None:
+    def _refusal(self, request: Request) -> tuple[int, bytes] | None:
+        if request.path != "/ws":
+            return 404, b"not found\n"
         token = (request.query.get("token") or [""])[0]
         if not hmac.compare_digest(token.encode(), self.settings.token.encode()):
-            return response(401, "Unauthorized", b"a valid token is needed\n")
+            return 401, b"a valid token is needed: /ws?token=...\n"
         origin = request.headers.get("origin")
-        if origin is not None:
-            host = request.headers.get("host", "")
-            own = {f"http://{host}", f"https://{host}"}
-            if origin not in own and origin not in self.settings.allow_origins:
-                return response(403, "Forbidden", b"this origin may not connect\n")
+        if origin is not None and origin.lower() not in self._origins(request):
+            return 403, b"pages from this origin may not connect\n"
         return None
+
+    def _origins(self, request: Request) -> set[str]:
+        host = request.headers.get("host", "").lower()
+        own = {f"http://{host}", f"https://{host}"} if host else set()
+        return own | {origin.lower().rstrip("/") for origin in self.settings.allow_origins}
 
     async def _serve_websocket(self, stream: trio.abc.Stream) -> None:
         async with trio.open_nursery() as nursery:
             try:
                 request = await trio_websocket.wrap_server_stream(
-                    nursery, stream, message_queue_size=16, max_message_size=1024 * 1024
+                    nursery,
+                    stream,
+                    message_queue_size=4,
+                    max_message_size=self.settings.hard_frame_limit,
                 )
                 ws = await request.accept()
             except (ConnectionClosed, trio.BrokenResourceError, OSError):
                 nursery.cancel_scope.cancel()
                 return
-            connection = Connection(
-                ws, self.engine, self.statistics, self.settings.rate, self.settings.burst
-            )
+            connection = Connection(ws, self.engine, self.settings, self.statistics)
             self.accepted += 1
             self.connections.add(connection)
             try:
                 await connection.serve()
-            except ConnectionClosed:
-                pass
             except Exception:
-                log.exception("a connection failed")
+                log.exception("%r failed", connection)
             finally:
                 self.connections.discard(connection)
                 with trio.CancelScope(shield=True), trio.move_on_after(2):
@@ -157,7 +192,7 @@ class Gateway:
 async def _send_and_close(stream: trio.abc.Stream, data: bytes) -> None:
     try:
         await stream.send_all(data)
-    except (trio.BrokenResourceError, OSError):
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
     await _close(stream)
 
@@ -166,7 +201,7 @@ async def _close(stream: trio.abc.Stream) -> None:
     with trio.CancelScope(shield=True), trio.move_on_after(1):
         try:
             await stream.aclose()
-        except (trio.BrokenResourceError, OSError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
 
 
@@ -176,5 +211,9 @@ async def serve_gateway(
     *,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the gateway until cancelled; reports the bound port when listening."""
+    """Serve the gateway until cancelled; ``task_status.started`` gets the bound port.
+
+    For a graceful stop keep the :class:`Gateway` instead and call its
+    :meth:`Gateway.shutdown`.
+    """
     await Gateway(engine, settings).run(task_status=task_status)

@@ -233,13 +233,19 @@ async def test_resume_after_seq(server: Server, client: Client) -> None:
     server.backend.push_narrative("You missed this.")
     await client.ask("send_turn", chat_id=chat_id, prose="Hi")
     await server.engine.wait_settled(chat_id)
-    await client.send("open_chat", chat_id=chat_id, after_seq=state["seq"])
+    ident = await client.send("open_chat", chat_id=chat_id, after_seq=state["seq"])
+    # The direct answer is `ok` ahead of the replay; the replay is what was missed.
+    assert await client.recv() == {"type": "ok", "reply_to": ident}
     replayed = []
     while not replayed or replayed[-1]["type"] != "turn_settled":
         replayed.append(await client.recv())
     assert [m["seq"] for m in replayed] == list(range(state["seq"] + 1, replayed[-1]["seq"] + 1))
-    await client.send("open_chat", chat_id=chat_id, after_seq=99_999)
-    assert (await client.recv())["type"] == "chat_state"
+    # Nothing missed: `ok` at once, and then only what comes next.
+    ident = await client.send("open_chat", chat_id=chat_id, after_seq=replayed[-1]["seq"])
+    assert await client.recv() == {"type": "ok", "reply_to": ident}
+    ident = await client.send("open_chat", chat_id=chat_id, after_seq=99_999)
+    fresh = await client.recv()
+    assert fresh["type"] == "chat_state" and fresh["reply_to"] == ident
 
 
 async def test_statistics(client: Client) -> None:

@@ -1,0 +1,155 @@
+"""One connection's outgoing frames: a bounded queue where a beat's tokens merge.
+
+Every frame a connection sends passes through its outbox and one sender task,
+so a client that reads slowly holds up nobody but itself: the direct answers
+and the chats' watches of that connection wait for room, and the engine,
+which never waits for a watcher, coalesces (and past its own bound resyncs)
+what that watch has not taken yet.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import trio
+
+Frame = dict[str, Any]
+
+
+def merge_token(queued: Frame, new: Frame) -> Frame | None:
+    """The two tokens as one, when ``new`` continues ``queued`` in the same beat."""
+    if (
+        queued.get("type") == "token"
+        and new.get("type") == "token"
+        and queued.get("chat_id") == new.get("chat_id")
+        and queued.get("beat_id") == new.get("beat_id")
+        and queued["offset"] + len(queued["text"]) == new["offset"]
+    ):
+        return {**queued, "text": queued["text"] + new["text"]}
+    return None
+
+
+class Outbox:
+    """A FIFO of frames with room for ``capacity``; a token joins a queued one when it can.
+
+    ``put`` waits while the queue is full; ``get`` waits while it is empty.
+    After :meth:`close`, what was queued and every later put are dropped (the
+    peer is gone, nobody will read them) and ``get`` raises
+    :class:`trio.EndOfChannel`.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("an outbox needs room for at least one frame")
+        self.capacity = capacity
+        self._frames: deque[Frame] = deque()
+        self._readable = trio.lowlevel.ParkingLot()
+        self._writable = trio.lowlevel.ParkingLot()
+        self._idle = trio.lowlevel.ParkingLot()
+        self._sending = False
+        self._closed = False
+        self.queued = 0
+        self.merged = 0
+        self.high_water = 0
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def statistics(self) -> dict[str, int]:
+        """``depth`` now, ``capacity``, frames ``queued`` and ``merged`` so far, ``high_water``."""
+        return {
+            "depth": len(self._frames),
+            "capacity": self.capacity,
+            "queued": self.queued,
+            "merged": self.merged,
+            "high_water": self.high_water,
+        }
+
+    async def put(self, frame: Frame) -> None:
+        """Queue a frame, merging a token into the chat's last queued one if it continues it."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._merge(frame):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        while len(self._frames) >= self.capacity and not self._closed:
+            await self._writable.park()
+            # The queue moved while we waited: the token may merge now.
+            if self._merge(frame):
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+        if self._closed:
+            return
+        self._frames.append(frame)
+        self.queued += 1
+        self.high_water = max(self.high_water, len(self._frames))
+        self._readable.unpark()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def put_nowait(self, frame: Frame) -> None:
+        """Queue a frame at once, past ``capacity`` if need be.
+
+        For a direct answer whose place among the chat's messages is fixed at
+        this very step: waiting for room would let the chat move first.
+        """
+        if self._closed:
+            return
+        self._frames.append(frame)
+        self.queued += 1
+        self.high_water = max(self.high_water, len(self._frames))
+        self._readable.unpark()
+
+    def _merge(self, frame: Frame) -> bool:
+        if frame.get("type") != "token" or self._closed:
+            return False
+        chat_id = frame.get("chat_id")
+        # Only the chat's latest queued frame may absorb it: whatever of that chat
+        # was queued after a token must still arrive after all of that token's text.
+        for index in range(len(self._frames) - 1, -1, -1):
+            queued = self._frames[index]
+            if queued.get("chat_id") != chat_id:
+                continue
+            merged = merge_token(queued, frame)
+            if merged is None:
+                return False
+            self._frames[index] = merged
+            self.merged += 1
+            return True
+        return False
+
+    async def get(self) -> Frame:
+        """The oldest frame; call :meth:`sent` once it is on the wire."""
+        while not self._frames:
+            if self._closed:
+                raise trio.EndOfChannel
+            await self._readable.park()
+        frame = self._frames.popleft()
+        self._sending = True
+        self._writable.unpark()
+        return frame
+
+    def sent(self) -> None:
+        """The frame from the last :meth:`get` has gone out (or never will)."""
+        self._sending = False
+        if not self._frames:
+            self._idle.unpark_all()
+
+    async def drained(self) -> None:
+        """Wait until every queued frame has gone out (or the outbox closed)."""
+        while (self._frames or self._sending) and not self._closed:
+            await self._idle.park()
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        """Drop what is queued and refuse the rest: the peer stopped reading for good."""
+        self._closed = True
+        self._frames.clear()
+        self._sending = False
+        self._readable.unpark_all()
+        self._writable.unpark_all()
+        self._idle.unpark_all()
