@@ -4,7 +4,8 @@ Owns: the request and settings types, the ``openai`` backend (any
 OpenAI-compatible server, over httpx and httpx-sse), the ``local`` backend
 (llama.cpp embedded, the packaged Gemma 3 270M by default), the ``scripted``
 backend (canned replies for tests and demos), connection caps with narrative
-calls first, timeouts, retries, and the tolerant JSON extractor. See
+calls first, timeouts, retries, the JSON modes a server is asked in, and the
+tolerant JSON extractor. See
 docs/models.md.
 """
 
@@ -23,8 +24,10 @@ from ._open import make_backend, open_backend
 from ._openai import OpenAIBackend
 from ._scripted import ScriptedBackend, split_tokens
 from ._types import (
+    JSON_MODES,
     Backend,
     ClassifierRequest,
+    JsonMode,
     Message,
     ModelSettings,
     NarrativeRequest,
@@ -32,8 +35,10 @@ from ._types import (
 )
 
 __all__ = [
+    "JSON_MODES",
     "Backend",
     "ClassifierRequest",
+    "JsonMode",
     "LocalBackend",
     "Message",
     "ModelError",

@@ -52,3 +52,18 @@ def check_schema(value: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, 
         if not isinstance(item, kinds):
             raise ModelOutputError(f"{key!r} is not a {'/'.join(wanted)}")
     return value
+
+
+def schema_prompt(schema: Mapping[str, Any]) -> str:
+    """An instruction asking for one JSON object matching ``schema``, for a prompt.
+
+    Used when the server cannot be handed the schema itself (``response_format``
+    json_object or none): the model reads it instead, and the tolerant
+    extractor above finds the object in whatever comes back.
+    """
+    text = "Reply with one JSON object and nothing else."
+    if schema:
+        text += " It must match this JSON schema: " + json.dumps(
+            dict(schema), separators=(",", ":"), sort_keys=True
+        )
+    return text

@@ -5,6 +5,13 @@ and 5xx are retried with backoff and jitter (honouring ``Retry-After``), but
 only before the first token, so no text is ever duplicated. One connection
 cap is shared by every caller, narrative beats before classifier calls.
 Leaving a stream closes its HTTP response, so the server stops generating.
+
+Every 4xx and 5xx answer is logged with its status and the start of its body
+(the key redacted). Classifier calls ask for JSON in the way the settings'
+``json_mode`` names; in ``auto`` a server that refuses ``response_format``
+json_schema (400, 422 or 500: llama-cpp-python's server answers 500) is asked
+again at once with json_object, then with no ``response_format`` and the
+schema in the prompt, and the mode that worked is kept for the backend's life.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from ._errors import (
     ModelStalled,
     ModelTimeout,
 )
-from ._json import check_schema, extract_json
+from ._json import check_schema, extract_json, schema_prompt
 from ._limit import PriorityLimiter
 from ._types import ClassifierRequest, Message, ModelSettings, NarrativeRequest
 
@@ -37,6 +44,12 @@ log = logging.getLogger("troupe.llm.openai")
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 30.0
+REFUSAL_STATUSES = {400, 422, 500}
+"""How a server says it will not take a ``response_format``."""
+STEPS = ("schema", "object", "none")
+FALLBACK = {"schema": "object", "object": "none"}
+"""The next JSON mode to try when a server refuses one."""
+BODY_LOGGED = 300
 
 
 def _name(name: str | None) -> str | None:
@@ -58,10 +71,23 @@ def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     return out
 
 
+def with_schema_prompt(messages: tuple[Message, ...], schema: Any) -> tuple[Message, ...]:
+    """The messages with the schema described in the system message (added if there is none)."""
+    instruction = schema_prompt(schema)
+    if messages and messages[0].role == "system":
+        first = messages[0]
+        return (Message("system", f"{first.content}\n\n{instruction}", first.name), *messages[1:])
+    return (Message("system", instruction), *messages)
+
+
 class _Retry(Exception):
     def __init__(self, reason: str, after: float | None = None) -> None:
         super().__init__(reason)
         self.after = after
+
+
+class _Refused(Exception):
+    """The server would not take the request's ``response_format``."""
 
 
 class OpenAIBackend:
@@ -84,6 +110,8 @@ class OpenAIBackend:
             limits=httpx.Limits(max_connections=settings.max_connections * 2),
         )
         self.limiter = PriorityLimiter(settings.max_connections)
+        self.json_mode: str = "schema" if settings.json_mode == "auto" else settings.json_mode
+        """The JSON mode classifier calls use now (``auto`` steps it down on refusal)."""
         self.calls = 0
         self.retries = 0
         self.errors = 0
@@ -116,6 +144,11 @@ class OpenAIBackend:
         delay *= 1 + random.uniform(0, 0.25)  # jitter: callers don't retry in lockstep
         self.retries += 1
         await trio.sleep(delay)
+
+    def _log_answer(self, response: httpx.Response, what: str) -> None:
+        """Log a 4xx/5xx answer: its status and the start of its body, the key redacted."""
+        body = self._redact(response.text.strip()[:BODY_LOGGED])
+        log.warning("the model server answered %d to %s: %s", response.status_code, what, body)
 
     def _error(self, response_text: str, status: int | None) -> ModelHTTPError:
         text = response_text.strip()
@@ -182,12 +215,12 @@ class OpenAIBackend:
             raise _Retry(f"connection failed: {type(exc).__name__}") from None
         try:
             response = source.response
-            if response.status_code in RETRY_STATUSES:
-                after = self._retry_after(response)
-                await response.aread()
-                raise _Retry(f"status {response.status_code}", after)
             if response.status_code >= 400:
                 await response.aread()
+                self._log_answer(response, "a beat")
+            if response.status_code in RETRY_STATUSES:
+                raise _Retry(f"status {response.status_code}", self._retry_after(response))
+            if response.status_code >= 400:
                 self.errors += 1
                 raise self._error(response.text, response.status_code)
             yield source
@@ -244,41 +277,67 @@ class OpenAIBackend:
 
     # --- classifiers ---
 
-    def _response_format(self, request: ClassifierRequest) -> dict[str, Any] | None:
-        mode = self.settings.response_format
-        if mode == "json_schema":
-            return {
+    def _classifier_body(self, request: ClassifierRequest, mode: str) -> dict[str, Any]:
+        messages = request.messages
+        response_format: dict[str, Any] | None = None
+        if mode == "schema":
+            response_format = {
                 "type": "json_schema",
                 "json_schema": {"name": request.name, "schema": dict(request.schema)},
             }
-        if mode == "json_object":
-            return {"type": "json_object"}
-        return None
+        else:
+            messages = with_schema_prompt(messages, request.schema)
+            if mode == "object":
+                response_format = {"type": "json_object"}
+        return self._body(
+            messages,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            response_format=response_format,
+        )
 
     async def complete_json(self, request: ClassifierRequest) -> dict[str, Any]:
         """One classifier call, retried before any output, then extracted and checked."""
-        body = self._body(
-            request.messages,
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            response_format=self._response_format(request),
-        )
         self.calls += 1
         async with self.limiter.slot(urgent=False):
-            text = await self._complete(body)
+            mode = self.json_mode
+            while True:
+                # Only ``auto`` steps down, and never past "none" (nothing left to drop).
+                may_refuse = self.settings.json_mode == "auto" and mode in FALLBACK
+                body = self._classifier_body(request, mode)
+                try:
+                    text = await self._complete(body, may_refuse=may_refuse)
+                    break
+                except _Refused:
+                    log.warning(
+                        "the model server refused JSON mode %r; trying %r", mode, FALLBACK[mode]
+                    )
+                    mode = FALLBACK[mode]
+            self._remember(mode)
         try:
             return check_schema(extract_json(text), request.schema)
         except ModelOutputError:
             self.errors += 1
             raise
 
-    async def _complete(self, body: dict[str, Any]) -> str:
+    def _remember(self, mode: str) -> None:
+        """Keep ``mode`` for the backend's life if it is below the one in use."""
+        # Calls in flight together may each step down: keep the lowest that worked.
+        if STEPS.index(mode) > STEPS.index(self.json_mode):
+            log.warning("classifier calls use JSON mode %r from now on", mode)
+            self.json_mode = mode
+
+    async def _complete(self, body: dict[str, Any], *, may_refuse: bool = False) -> str:
         deadline = trio.current_time() + self.settings.timeouts.total
         attempt = 0
         while True:
             try:
                 with trio.fail_after(max(0.0, deadline - trio.current_time())):
                     response = await self.client.post("chat/completions", json=body)
+                if response.status_code >= 400:
+                    self._log_answer(response, "a classifier call")
+                if may_refuse and response.status_code in REFUSAL_STATUSES:
+                    raise _Refused()  # asked again at once in another mode: no backoff
                 if response.status_code in RETRY_STATUSES:
                     raise _Retry(f"status {response.status_code}", self._retry_after(response))
                 if response.status_code >= 400:
@@ -312,6 +371,7 @@ class OpenAIBackend:
             "retries": self.retries,
             "errors": self.errors,
             "streaming": self.streaming,
+            "json_mode": self.json_mode,
             **self.limiter.statistics(),
         }
 

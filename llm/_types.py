@@ -7,8 +7,19 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Protocol
 
 from attrs import Factory, field, frozen
+from attrs.validators import in_
 
 Role = Literal["system", "user", "assistant"]
+
+JsonMode = Literal["auto", "schema", "object", "none"]
+JSON_MODES: tuple[JsonMode, ...] = ("auto", "schema", "object", "none")
+"""How an OpenAI-compatible server is asked for a classifier's JSON.
+
+``schema``: ``response_format`` json_schema, the schema itself; ``object``:
+``response_format`` json_object, the schema described in the prompt; ``none``:
+no ``response_format``, the schema described in the prompt. ``auto`` starts
+at ``schema`` and steps down, for the backend's life, when the server refuses.
+"""
 
 
 @frozen
@@ -60,7 +71,8 @@ class ModelSettings:
     base_url: str | None = None
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)
-    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    json_mode: JsonMode = field(default="auto", validator=in_(JSON_MODES))
+    """How classifier calls ask for JSON; see :data:`JSON_MODES`."""
     max_connections: int = 4
     timeouts: Timeouts = Timeouts()
     retries: int = 3

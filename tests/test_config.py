@@ -55,6 +55,7 @@ def test_environment_and_flags(tmp_path: Path) -> None:
         (["--backend", "scripted"], "needs --script"),
         (["--port", "99999"], "between 0 and 65535"),
         (["--max-connections", "0"], "at least 1"),
+        (["--json-mode", "grammar"], "json mode must be one of auto, schema, object, none"),
     ],
 )
 def test_bad_settings_are_clear_errors(tmp_path: Path, argv: list[str], words: str) -> None:
@@ -132,3 +133,18 @@ def test_each_variable_in_the_help_is_honoured(tmp_path: Path) -> None:
     assert cfg.host == "127.0.0.2" and cfg.data_dir == tmp_path
     assert cfg.engine.narrative.script_path == str(tmp_path / "replies.toml")
     assert cfg.engine.narrative.api_key == "sk-2"
+
+
+def test_the_json_mode_from_flag_or_variable_reaches_both_roles(tmp_path: Path) -> None:
+    env = {
+        "TROUPE_DATA": str(tmp_path),
+        "TROUPE_BACKEND": "openai",
+        "TROUPE_BASE_URL": "http://127.0.0.1:8000/v1",
+        "TROUPE_CLASSIFIER_MODEL": "small",
+    }
+    assert config([], env).engine.narrative.json_mode == "auto"
+    cfg = config([], {**env, "TROUPE_JSON_MODE": "object"})
+    assert cfg.engine.classifier is not None
+    assert cfg.engine.narrative.json_mode == cfg.engine.classifier.json_mode == "object"
+    flagged = config(["--json-mode", "none"], {**env, "TROUPE_JSON_MODE": "object"})
+    assert flagged.engine.narrative.json_mode == "none"  # the flag wins

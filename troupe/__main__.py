@@ -77,6 +77,13 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="concurrent model requests (default 4; TROUPE_MAX_CONNECTIONS)",
     )
+    parser.add_argument(
+        "--json-mode",
+        help="how an openai server is asked for classifier JSON: schema (response_format "
+        "json_schema), object (json_object), none (the schema in the prompt only), or auto, "
+        "the default: schema, stepping down for good when the server refuses "
+        "(TROUPE_JSON_MODE)",
+    )
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

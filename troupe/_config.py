@@ -15,7 +15,7 @@ import platformdirs
 from attrs import field, frozen
 
 from actors import EngineSettings
-from llm import ModelSettings
+from llm import JSON_MODES, ModelSettings
 
 
 @frozen
@@ -61,6 +61,9 @@ def model_settings(
         raise ConfigError(f"max connections must be a whole number, not {raw_cap!r}") from None
     if cap < 1:
         raise ConfigError("max connections must be at least 1")
+    json_mode = str(_pick(getattr(args, "json_mode", None), env, "TROUPE_JSON_MODE", "auto"))
+    if json_mode not in JSON_MODES:
+        raise ConfigError(f"json mode must be one of {', '.join(JSON_MODES)}, not {json_mode!r}")
     key = env.get("TROUPE_API_KEY") or env.get("OPENAI_API_KEY") or None
     if backend == "openai" and not base_url:
         raise ConfigError("--backend openai needs --base-url (or TROUPE_BASE_URL)")
@@ -71,6 +74,7 @@ def model_settings(
         base_url=str(base_url) if base_url else None,
         model=str(model) if model else None,
         api_key=key,
+        json_mode=json_mode,
         max_connections=cap,
         script_path=str(script) if script else None,
         cache_dir=str(data_dir / "cache"),
@@ -82,6 +86,7 @@ def model_settings(
             base_url=narrative.base_url,
             model=str(classifier_model),
             api_key=key,
+            json_mode=narrative.json_mode,
             max_connections=cap,
             script_path=narrative.script_path,
             cache_dir=narrative.cache_dir,

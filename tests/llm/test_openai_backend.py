@@ -130,6 +130,7 @@ async def test_the_key_never_appears_in_errors_or_logs(
     with caplog.at_level(logging.DEBUG), pytest.raises(ModelHTTPError) as info:
         await collect(backend(server))
     assert info.value.status == 401
+    assert "answered 401 to a beat" in caplog.text and "bad key [key]" in caplog.text
     assert KEY not in str(info.value) and KEY not in caplog.text
     assert KEY not in repr(ModelSettings(api_key=KEY))
 
@@ -178,24 +179,103 @@ async def test_one_cap_for_everyone_with_narrative_first(server: OpenAIServer) -
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [
-        (
-            "json_schema",
-            {"type": "json_schema", "json_schema": {"name": "score", "schema": SCORE}},
-        ),
-        ("json_object", {"type": "json_object"}),
+        ("schema", {"type": "json_schema", "json_schema": {"name": "score", "schema": SCORE}}),
+        ("object", {"type": "json_object"}),
         ("none", None),
     ],
 )
-async def test_classifier_response_formats(
+async def test_classifier_json_modes(
     server: OpenAIServer, mode: str, expected: dict[str, Any] | None
 ) -> None:
     server.script.content = 'Sure! ```json\n{"significance": 3}\n``` hope that helps'
-    model = backend(server, response_format=mode)
+    model = backend(server, json_mode=mode)
     answer = await model.complete_json(
-        ClassifierRequest("score", (Message("user", "rate this"),), SCORE)
+        ClassifierRequest("score", (Message("system", "Rate."), Message("user", "this")), SCORE)
     )
     assert answer == {"significance": 3}
-    assert server.requests[-1].get("response_format") == expected
+    sent = server.requests[-1]
+    assert sent.get("response_format") == expected
+    # Where the server is not handed the schema, the system message describes it.
+    system = sent["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("Rate.")
+    assert ('"required":["significance"]' in system["content"]) == (mode != "schema")
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "answered 500" in r.getMessage()]
+
+
+async def test_a_server_that_refuses_json_schema_falls_back_to_json_object_for_good(
+    server: OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script.refuse_formats = ("json_schema",)
+    model = backend(server)
+    request = ClassifierRequest("score", (Message("user", "rate this"),), SCORE)
+    with caplog.at_level(logging.WARNING, logger="troupe.llm.openai"):
+        assert await model.complete_json(request) == {"significance": 2}
+    kinds = [body["response_format"]["type"] for body in server.requests]
+    assert kinds == ["json_schema", "json_object"]  # asked again at once, not four times
+    assert model.statistics()["retries"] == 0 and model.statistics()["json_mode"] == "object"
+    (logged,) = refusals(caplog)
+    assert "a classifier call" in logged and "Input should be 'text' or 'json_object'" in logged
+    assert KEY not in caplog.text
+    # The next call goes straight to the mode that worked.
+    assert await model.complete_json(request) == {"significance": 2}
+    assert len(server.requests) == 3 and server.refusals == 1
+    assert server.requests[-1]["response_format"] == {"type": "json_object"}
+
+
+async def test_a_server_that_refuses_both_formats_gets_prompt_only_json(
+    server: OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script.refuse_formats = ("json_schema", "json_object")
+    server.script.content = 'Here you go: {"significance": 4}'
+    model = backend(server)
+    request = ClassifierRequest("score", (Message("user", "rate this"),), SCORE)
+    with caplog.at_level(logging.WARNING, logger="troupe.llm.openai"):
+        assert await model.complete_json(request) == {"significance": 4}
+        assert await model.complete_json(request) == {"significance": 4}
+    formats = [body.get("response_format") for body in server.requests]
+    assert formats == [
+        {"type": "json_schema", "json_schema": {"name": "score", "schema": SCORE}},
+        {"type": "json_object"},
+        None,
+        None,
+    ]
+    assert len(refusals(caplog)) == 2 and model.statistics()["json_mode"] == "none"
+    prompt = server.requests[-1]["messages"][0]
+    assert prompt["role"] == "system" and '"significance"' in prompt["content"]
+    assert prompt["content"].startswith("Reply with one JSON object")
+
+
+async def test_a_fixed_json_mode_is_never_changed(
+    server: OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script.refuse_formats = ("json_schema",)
+    model = backend(server, json_mode="schema", retries=0)
+    request = ClassifierRequest("score", (Message("user", "rate this"),), SCORE)
+    with caplog.at_level(logging.WARNING), pytest.raises(ModelHTTPError, match="status 500"):
+        await model.complete_json(request)
+    assert [body["response_format"]["type"] for body in server.requests] == ["json_schema"]
+    assert model.statistics()["json_mode"] == "schema" and len(refusals(caplog)) == 1
+
+
+async def test_a_server_failing_in_every_mode_is_retried_and_no_mode_is_kept(
+    server: OpenAIServer,
+) -> None:
+    server.script.fail_first, server.script.retry_after = 10, 0
+    model = backend(server, retries=1)
+    request = ClassifierRequest("score", (Message("user", "rate this"),), SCORE)
+    with pytest.raises(ModelHTTPError, match="gave up after 2 tries: status 500"):
+        await model.complete_json(request)
+    formats = [(body.get("response_format") or {}).get("type") for body in server.requests]
+    assert formats == ["json_schema", "json_object", None, None]
+    assert model.statistics()["json_mode"] == "schema"
+
+
+def test_an_unknown_json_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="json_mode"):
+        ModelSettings(json_mode="grammar")  # type: ignore[arg-type]
 
 
 async def test_classifier_output_that_is_not_the_json_asked_for(server: OpenAIServer) -> None:

@@ -3,8 +3,9 @@
 Pure trio and h11. It serves ``/v1/chat/completions`` (streamed over SSE or
 not) and ``/v1/models``, and misbehaves on request: answers 429 or 500 first,
 streams at a chosen rate, stalls, cuts the connection, sends malformed chunks
-or an error object mid-stream, or answers a classifier with invalid JSON. It
-records every request and every client that left mid-stream.
+or an error object mid-stream, answers a classifier with invalid JSON, or
+refuses some ``response_format`` types with a 500 the way llama-cpp-python's
+server does. It records every request and every client that left mid-stream.
 
     async with run_openai_server() as server:
         server.script.text = "Hello there."
@@ -50,6 +51,8 @@ class Script:
     status: int = 200
     body: str | None = None
     """Answer every request with ``status`` and this body instead."""
+    refuse_formats: tuple[str, ...] = ()
+    """``response_format`` types answered with a 500, as llama-cpp-python's server does."""
 
 
 @attrs.define
@@ -62,6 +65,7 @@ class OpenAIServer:
     headers: list[dict[str, str]] = attrs.Factory(list)
     disconnects: int = 0
     completed: int = 0
+    refusals: int = 0
     failures_sent: int = 0
     disconnected: trio.Event = attrs.Factory(trio.Event)
 
@@ -83,6 +87,19 @@ def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def _refusal(kind: str) -> bytes:
+    # The shape llama-cpp-python's server gives a request its schema rejects: any
+    # exception in a route becomes a 500 "internal_server_error" with its text.
+    allowed = " or ".join(repr(k) for k in ("text", "json_object") if k != kind)
+    message = (
+        "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n"
+        f"  Input should be {allowed} [type=literal_error, input_value={kind!r}, "
+        "input_type=str]"
+    )
+    error = {"message": message, "type": "internal_server_error", "param": None, "code": None}
+    return json.dumps({"error": error}).encode()
 
 
 class _Gone(Exception):
@@ -165,6 +182,11 @@ async def _respond(
     server.requests.append(body)
     if script.body is not None:
         await _simple(conn, stream, script.status, script.body.encode())
+        return True
+    kind = (body.get("response_format") or {}).get("type")
+    if kind in script.refuse_formats:
+        server.refusals += 1
+        await _simple(conn, stream, 500, _refusal(kind))
         return True
     if server.failures_sent < script.fail_first:
         server.failures_sent += 1
