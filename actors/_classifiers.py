@@ -14,7 +14,7 @@ import attrs
 
 import story
 from llm import ClassifierRequest, Message
-from protocol import YOU_ID, Bot, Edge, EdgeUpdate, Memory
+from protocol import YOU_ID, Bot, Edge, EdgeUpdate, Memory, Turn
 from protocol import events as ev
 
 from ._pool import classify
@@ -53,18 +53,30 @@ async def addressee(svc: Services, prose: str, host: Bot, guest: Bot | None) -> 
     return guest.id if answer == "guest" else host.id
 
 
+def names_present(cast: Any) -> dict[str, str]:
+    """Display names of everyone present, by id."""
+    return {entity: cast.name_of(entity) for entity in cast.present_ids}
+
+
+def transcript(cast: Any, turns: Sequence[Turn]) -> tuple[str, ...]:
+    """``"Name: text"`` lines of ``turns`` as a model may read them (OOC removed)."""
+    return story.transcript_lines(turns, names_present(cast))
+
+
 async def state_update(
     svc: Services,
     cast: Any,
     source_id: str,
     target_id: str,
     edge: Edge | None,
-    recent: Sequence[Any],
+    lines: Sequence[str],
 ) -> story.StateChange:
-    """How the edge source → target moves after the latest beat."""
-    names = {entity: cast.name_of(entity) for entity in cast.present_ids}
+    """How the edge source → target moves after the latest beat.
+
+    ``lines`` is the recent dialogue as :func:`transcript` gives it.
+    """
+    names = names_present(cast)
     personas = {YOU_ID: cast.you.persona, **{b.id: b.persona for b in cast.bots}}
-    lines = [f"{names.get(t.speaker_id, t.speaker_id)}: {t.text}" for t in recent]
     prompt = story.state_update_prompt(
         source_id,
         names[source_id],
@@ -73,6 +85,7 @@ async def state_update(
         names[target_id],
         edge or Edge(source_id, target_id, 50, 50, "", ()),
         lines,
+        target_persona=personas.get(target_id, ""),
     )
     return await classify(
         svc.pool,
@@ -159,19 +172,22 @@ async def scene_close(
 
 
 async def scene_summary(
-    svc: Services, cast: Any, witness: Bot, transcript: Sequence[str]
+    svc: Services, cast: Any, witness: Bot, lines: Sequence[str], location: str | None
 ) -> story.SceneSummaryResult:
-    """One witness's summary of the closed scene."""
+    """One witness's summary of the closed scene at ``location``.
+
+    ``lines`` is what the witness saw, as :func:`transcript` gives it.
+    """
     others = {e: cast.name_of(e) for e in cast.present_ids if e != witness.id}
     return await classify(
         svc.pool,
         request(
             "scene_summary",
-            story.scene_summary_prompt(witness, transcript, others),
+            story.scene_summary_prompt(witness, lines, others, location),
             story.SCENE_SUMMARY_SCHEMA,
         ),
-        lambda raw: story.validate_scene_summary(raw, others, transcript),
-        story.default_scene_summary(transcript),
+        lambda raw: story.validate_scene_summary(raw, others, lines, witness.name, location),
+        story.default_scene_summary(lines, witness.name, location),
         critical=True,
     )
 

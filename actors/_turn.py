@@ -280,17 +280,13 @@ async def update_state(svc: Services, feed: ChatFeed, cast: Cast) -> None:
 
     edges, recent = await svc.store.run(read)
     edge_of = {(e.source_id, e.target_id): e for e in edges}  # type: ignore[attr-defined]
+    lines = cls.transcript(cast, recent)  # type: ignore[arg-type]
     pairs = [(a, b) for a in present for b in present if a != b]
     results: dict[tuple[str, str], cls.StateChange] = {}
 
     async def one(source: str, target: str) -> None:
         results[source, target] = await cls.state_update(
-            svc,
-            cast,
-            source,
-            target,
-            edge_of.get((source, target)),
-            recent,  # type: ignore[arg-type]
+            svc, cast, source, target, edge_of.get((source, target)), lines
         )
 
     async with trio.open_nursery() as nursery:

@@ -92,12 +92,13 @@ async def close_scene_if_asked(svc: Services, feed: ChatFeed, cast: Any, prose: 
     if decision is None:
         return
     reason, new_location = decision
-    transcript = await svc.store.run(Store.recent_dialogue, chat_id, 40)
-    lines = [f"{cast.name_of(t.speaker_id)}: {t.text}" for t in transcript]
+    turns = await svc.store.run(Store.recent_dialogue, chat_id, 40)
+    lines = cls.transcript(cast, turns)
+    location = scene.location or cast.chat.location
     summaries: dict[str, Any] = {}
 
     async def summarise(bot: Any) -> None:
-        summaries[bot.id] = await cls.scene_summary(svc, cast, bot, lines)
+        summaries[bot.id] = await cls.scene_summary(svc, cast, bot, lines, location)
 
     async with trio.open_nursery() as nursery:
         for bot in cast.bots:

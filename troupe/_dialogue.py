@@ -324,6 +324,8 @@ class Runner:
             "calls": lambda spec: self.check_calls(where, spec, requests),
             "prompt_has": lambda spec: self.check_prompt(where, spec, requests, True),
             "prompt_lacks": lambda spec: self.check_prompt(where, spec, requests, False),
+            "requests_lack": lambda spec: self.check_requests_lack(where, spec, requests),
+            "requests_have": lambda spec: self.check_requests_have(where, spec, requests),
         }
         for key, spec in expect.items():
             if key in ("error", "rewind_removes"):
@@ -470,6 +472,33 @@ class Runner:
                 verb = "lacks" if present else "contains"
                 self.out.fail(where, f"the prompt {verb} {phrase!r}")
 
+    def check_requests_lack(self, where: str, spec: Any, requests: list[Any]) -> None:
+        """Phrases that no model request of the turn may contain, narrative or classifier."""
+        for phrase in _as_list(spec):
+            carriers = [_kind(r) for r in requests if phrase in _request_text(r)]
+            if carriers:
+                self.out.fail(
+                    where,
+                    f"{len(carriers)} of {len(requests)} model requests contain {phrase!r}: "
+                    f"{', '.join(carriers)}",
+                )
+
+    def check_requests_have(
+        self, where: str, spec: Mapping[str, Any], requests: list[Any]
+    ) -> None:
+        """Per kind (a classifier's name, or ``narrative``): phrases every such request has."""
+        for kind, phrases in spec.items():
+            chosen = [r for r in requests if _kind(r) == kind]
+            if not chosen:
+                self.out.fail(where, f"no {kind} request was sent")
+                continue
+            for phrase in _as_list(phrases):
+                lacking = sum(1 for r in chosen if phrase not in _request_text(r))
+                if lacking:
+                    self.out.fail(
+                        where, f"{lacking} of {len(chosen)} {kind} requests lack {phrase!r}"
+                    )
+
     async def summary(self) -> None:
         """Print the state at the end: edges and memories."""
         state = await self.engine.chat_state(self.chat_id)
@@ -504,6 +533,16 @@ def _compare(out: Outcome, where: str, label: str, value: Any, want: Any) -> Non
             out.fail(where, f"{label} is {value}, want {want['equals']}")
     elif value != want:
         out.fail(where, f"{label} is {value!r}, want {want!r}")
+
+
+def _kind(request: Any) -> str:
+    """A request's kind: its classifier's name, or ``narrative`` for a beat."""
+    return getattr(request, "name", None) or "narrative"
+
+
+def _request_text(request: Any) -> str:
+    """Everything a model request carries, as one text."""
+    return "\n".join(message.content for message in request.messages)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from .._messages import PromptMessage
 from .._names import name_forms
+from .._parse import strip_ooc
 from .._text import collapse
 from ._coerce import field, load_json
 
@@ -26,7 +27,10 @@ ADDRESSEE_SCHEMA: dict[str, Any] = {
 
 
 def addressee_prompt(prose: str, host_name: str, guest_name: str) -> tuple[PromptMessage, ...]:
-    """Messages asking whether ``prose`` is addressed to the host or to the guest."""
+    """Messages asking whether ``prose`` is addressed to the host or to the guest.
+
+    ``prose`` is the person's prose as written; its OOC notes are removed here.
+    """
     system = (
         f"Two characters share a scene: {host_name} (the host) and {guest_name} (the guest). "
         f"Decide which of them the person's words are addressed to, that is, who should "
@@ -34,7 +38,7 @@ def addressee_prompt(prose: str, host_name: str, guest_name: str) -> tuple[Promp
         f'{{"addressee": "host"}} for {host_name} or {{"addressee": "guest"}} for {guest_name}. '
         f"When it is unclear, choose the host."
     )
-    return (PromptMessage("system", system), PromptMessage("user", prose))
+    return (PromptMessage("system", system), PromptMessage("user", strip_ooc(prose)))
 
 
 def _names(value: str, name: str) -> bool:

@@ -15,6 +15,7 @@ from attrs import frozen
 from protocol import Bot, Edge
 
 from .._messages import PromptMessage
+from .._parse import strip_ooc
 from .._relations import describe_edge
 from .._text import collapse, shorten
 from ._coerce import as_bool, as_text, field, load_json
@@ -55,7 +56,7 @@ def interjection_prompt(
 ) -> tuple[PromptMessage, ...]:
     """Messages asking whether ``witness``, who was not addressed, would speak up now.
 
-    ``you_said`` should be the user's prose without OOC.
+    ``you_said`` is the person's prose; any OOC note left in it is removed here.
     """
     w = witness.name
     system = (
@@ -70,7 +71,7 @@ def interjection_prompt(
         f"{w}: {shorten(collapse(witness.persona), 600) or '(no description)'}\n"
         f"{w} toward {addressee_name}: {describe_edge(edge_to_addressee)}\n"
         f"{w} toward {you_name}: {describe_edge(edge_to_you)}\n\n"
-        f"{you_name}: {shorten(collapse(you_said), 1200)}\n"
+        f"{you_name}: {shorten(collapse(strip_ooc(you_said)), 1200)}\n"
         f"{addressee_name}: {shorten(collapse(addressee_said), 1500)}"
     )
     return (PromptMessage("system", system), PromptMessage("user", user))

@@ -12,6 +12,7 @@ from typing import Any
 from attrs import frozen
 
 from .._messages import PromptMessage
+from .._parse import strip_ooc
 from .._scene_rules import MAX_LOCATION, same_place
 from ._coerce import as_bool, as_text, field, load_json
 
@@ -41,7 +42,11 @@ SCENE_CLOSE_SCHEMA: dict[str, Any] = {
 
 
 def scene_close_prompt(prose: str, location: str | None) -> tuple[PromptMessage, ...]:
-    """Messages asking whether ``prose`` ends the scene at ``location``, and where it goes."""
+    """Messages asking whether ``prose`` ends the scene at ``location``, and where it goes.
+
+    ``prose`` is the person's prose as written; its OOC notes are removed here
+    (the rules read them, the model never does).
+    """
     where = location or "an unnamed place"
     system = (
         f"You direct a story. The current scene is at {where}. Decide whether the person's "
@@ -52,7 +57,7 @@ def scene_close_prompt(prose: str, location: str | None) -> tuple[PromptMessage,
         f"new_location: the place the story moves to, in a few words, or null if unknown "
         f"or unchanged."
     )
-    return (PromptMessage("system", system), PromptMessage("user", prose))
+    return (PromptMessage("system", system), PromptMessage("user", strip_ooc(prose)))
 
 
 def validate_scene_close(raw: object, current_location: str | None = None) -> SceneCloseDecision:

@@ -272,6 +272,26 @@ def test_scene_close_prompt_names_the_place() -> None:
     assert "The Gilded Eel" in scene_close_prompt("We leave.", "The Gilded Eel")[0].content
 
 
+OOC_PROSE = '((secret note: Ana is the smuggler)) *I leave.* "Let us go, (you) two."'
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda prose: addressee_prompt(prose, "Mira", "Tobias"),
+        lambda prose: scene_close_prompt(prose, "The Gilded Eel"),
+        lambda prose: interjection_prompt(MIRA, None, None, "Tobias", "Ana", prose, "Hm."),
+    ],
+    ids=["addressee", "scene_close", "interjection"],
+)
+def test_prompts_built_from_the_persons_prose_leave_its_ooc_out(
+    build: Callable[[str], tuple[Any, ...]],
+) -> None:
+    text = "\n".join(message.content for message in build(OOC_PROSE))
+    assert "smuggler" not in text and "secret note" not in text
+    assert "*I leave.*" in text and '"Let us go, (you) two."' in text
+
+
 # --- scene summary ---
 
 
