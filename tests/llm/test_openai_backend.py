@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from llm import (
     ClassifierRequest,
@@ -169,11 +170,47 @@ async def test_one_cap_for_everyone_with_narrative_first(server: OpenAIServer) -
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(narrative, "first")
-        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()
+        assert model.statistics()["in_use"] == 1  # held while the server holds its answer
         nursery.start_soon(classifier, "background")
-        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(narrative, "urgent")
+        await trio.testing.wait_all_tasks_blocked()
+        stats = model.statistics()
+        assert (stats["waiting_urgent"], stats["waiting_background"]) == (1, 1)
     assert order == ["first", "urgent", "background"]
+    assert model.statistics()["in_use"] == 0
+
+
+async def test_a_beat_cancelled_at_any_point_gives_its_slot_back(server: OpenAIServer) -> None:
+    model = backend(server, max_connections=1)
+    # Already cancelled: nothing is sent, no slot is held.
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await collect(model)
+    assert server.requests == [] and model.statistics()["in_use"] == 0
+    # Queued behind another holder of the one slot.
+    await model.limiter.acquire(urgent=False)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collect, model)
+        await trio.testing.wait_all_tasks_blocked()
+        assert model.statistics()["waiting_urgent"] == 1
+        nursery.cancel_scope.cancel()
+    model.limiter.release()
+    assert model.statistics()["in_use"] == 0 and server.requests == []
+    # Sent, waiting for the first token.
+    server.script.first_delay = 30
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collect, model)
+        with trio.fail_after(5):
+            await server.requested.wait()
+        nursery.cancel_scope.cancel()
+    with trio.fail_after(5):
+        await server.disconnected.wait()
+    assert model.statistics()["in_use"] == 0
+    server.script.first_delay = 0
+    assert await collect(model) == "Mira squints at the key."
+    assert model.statistics()["in_use"] == 0
 
 
 @pytest.mark.parametrize(

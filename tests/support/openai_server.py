@@ -68,6 +68,8 @@ class OpenAIServer:
     refusals: int = 0
     failures_sent: int = 0
     disconnected: trio.Event = attrs.Factory(trio.Event)
+    requested: trio.Event = attrs.Factory(trio.Event)
+    """Set at the first chat completion request."""
 
     @property
     def url(self) -> str:
@@ -180,6 +182,7 @@ async def _respond(
         return True
     body = json.loads(raw or b"{}")
     server.requests.append(body)
+    server.requested.set()
     if script.body is not None:
         await _simple(conn, stream, script.status, script.body.encode())
         return True
