@@ -1,8 +1,10 @@
 """The turn's classifier passes: story's prompts and validators, run through the pool.
 
 Each function builds the request from story/, sends it through the
-classifier pool (bounded, prioritised, with a timeout) and returns the
-validated value, or the classifier's safe default when anything goes wrong.
+classifier pool (bounded, prioritised, one timeout for queueing and the
+call) and returns the validated value, or the classifier's safe default when
+anything goes wrong. Every transcript is built with :func:`transcript`, so
+no OOC note reaches a classifier.
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ from llm import ClassifierRequest, Message
 from protocol import YOU_ID, Bot, Edge, EdgeUpdate, Memory, Turn
 from protocol import events as ev
 
-from ._pool import classify
+from ._pool import ClassifierPool
 from ._services import Services
 
 StateChange = story.StateChange
+
+
+def _pool(svc: Services) -> ClassifierPool:
+    pool: ClassifierPool = svc.pool
+    return pool
 
 
 def _messages(prompt: Sequence[story.PromptMessage]) -> tuple[Message, ...]:
@@ -39,8 +46,7 @@ async def addressee(svc: Services, prose: str, host: Bot, guest: Bot | None) -> 
         return host.id
     if decision == "guest":
         return guest.id
-    answer = await classify(
-        svc.pool,
+    answer = await _pool(svc).classify(
         request(
             "addressee",
             story.addressee_prompt(prose, host.name, guest.name),
@@ -87,8 +93,7 @@ async def state_update(
         lines,
         target_persona=personas.get(target_id, ""),
     )
-    return await classify(
-        svc.pool,
+    return await _pool(svc).classify(
         request("state_update", prompt, story.STATE_UPDATE_SCHEMA),
         story.validate_state_update,
         story.StateChange(),
@@ -98,8 +103,7 @@ async def state_update(
 
 async def significance(svc: Services, text: str, context: str) -> int:
     """0..3 for a beat's memories (background priority)."""
-    return await classify(
-        svc.pool,
+    return await _pool(svc).classify(
         request(
             "significance", story.significance_prompt(text, context), story.SIGNIFICANCE_SCHEMA
         ),
@@ -119,8 +123,7 @@ async def interjection(
     prompt = story.interjection_prompt(
         witness, edges[0], edges[1], addressee.name, cast.you.name, you_said, addressee_said
     )
-    decision = await classify(
-        svc.pool,
+    decision = await _pool(svc).classify(
         request("interjection", prompt, story.INTERJECTION_SCHEMA),
         story.validate_interjection,
         story.InterjectionDecision(),
@@ -134,8 +137,7 @@ async def lifecycle(
 ) -> tuple[tuple[int, str], ...]:
     """Legal status moves of the open world events after a beat."""
     open_events = [story.OpenEvent(e.id, e.status, e.title, e.description) for e in events]
-    return await classify(
-        svc.pool,
+    return await _pool(svc).classify(
         request(
             "lifecycle", story.lifecycle_prompt(open_events, narrative), story.LIFECYCLE_SCHEMA
         ),
@@ -154,8 +156,7 @@ async def scene_close(
         return ruled.reason, ruled.new_location
     if isinstance(ruled, story.NoClose):
         return None
-    decision = await classify(
-        svc.pool,
+    decision = await _pool(svc).classify(
         request(
             "scene_close", story.scene_close_prompt(prose, location), story.SCENE_CLOSE_SCHEMA
         ),
@@ -179,8 +180,7 @@ async def scene_summary(
     ``lines`` is what the witness saw, as :func:`transcript` gives it.
     """
     others = {e: cast.name_of(e) for e in cast.present_ids if e != witness.id}
-    return await classify(
-        svc.pool,
+    return await _pool(svc).classify(
         request(
             "scene_summary",
             story.scene_summary_prompt(witness, lines, others, location),

@@ -338,6 +338,7 @@ class Engine:
         return {
             "system": _stats(self.system),
             "chats": {cid: _stats(f.topic) for cid, f in self._feeds.items()},
+            "classifier_pool": _stats(self.svc.pool),
             "narrative_backend": _stats(self.svc.narrative),
         }
 
@@ -403,13 +404,8 @@ async def open_engine(
         engine_ref: list[Engine] = []
         svc = Services(settings, store, narrative, feed=lambda cid: engine_ref[0].feed(cid))
         capacity = (settings.classifier or settings.narrative).max_connections
-        svc.pool = await system.spawn(
-            lambda: ClassifierPool(
-                classifier, capacity=capacity, timeout=settings.classifier_timeout
-            ),
-            address="pool:classifier",
-            policy=RestartPolicy.always(max_restarts=10, within=60.0),
-            mailbox_size=1024,
+        svc.pool = ClassifierPool(
+            classifier, capacity=capacity, timeout=settings.classifier_timeout
         )
         svc.significance = await system.spawn(
             lambda: SignificanceWorker(svc),

@@ -24,7 +24,7 @@ class Services:
     feed: Callable[[str], ChatFeed]
     """The feed of a chat (made on first use)."""
     pool: Any = None
-    """ActorRef of the classifier pool."""
+    """The :class:`~actors._pool.ClassifierPool`."""
     significance: Any = None
     """ActorRef of the significance worker."""
     bots: Any = None
