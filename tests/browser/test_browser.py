@@ -27,9 +27,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("serve")
+def start_server(data: Path, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """A real ``troupe serve`` with scripted replies, and the address it printed."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -37,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "troupe",
             "serve",
             "--port",
-            "0",
+            str(port),
             "--data",
             str(data),
             "--token",
@@ -48,21 +47,36 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(HERE / "replies.toml"),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=(data / "serve.err").open("a"),
         text=True,
     )
     assert process.stdout is not None
     url = None
-    while url is None:
-        ready, _, _ = select.select([process.stdout], [], [], 30)
-        assert ready, "troupe serve did not start"
-        line = process.stdout.readline()
-        assert line, "troupe serve exited"
-        found = re.search(r"(http://\S+)", line)
-        url = found.group(1) if found else None
-    yield url
+    try:
+        while url is None:
+            ready, _, _ = select.select([process.stdout], [], [], 30)
+            assert ready, "troupe serve did not start"
+            line = process.stdout.readline()
+            assert line, f"troupe serve exited: {(data / 'serve.err').read_text()[-2000:]}"
+            found = re.search(r"(http://\S+)", line)
+            url = found.group(1) if found else None
+    except BaseException:
+        process.kill()
+        process.wait(timeout=15)
+        raise
+    return process, url
+
+
+def stop_server(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = start_server(tmp_path_factory.mktemp("serve"))
+    yield url
+    stop_server(process)
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +224,52 @@ def test_model_output_is_always_text(server: str, browser: webdriver.Chrome) -> 
     driver.save_screenshot(str(ARTIFACTS / "chat-phone.png"))
     width = driver.execute_script("return document.documentElement.scrollWidth")
     assert width <= 400
+
+
+def banners(driver: webdriver.Chrome, code: str) -> list[WebElement]:
+    return driver.find_elements(By.CSS_SELECTOR, f'[data-testid="error"][data-code="{code}"]')
+
+
+def test_the_page_says_the_server_stopped_and_comes_back_with_it(
+    tmp_path: Path, browser: webdriver.Chrome
+) -> None:
+    driver = browser
+    driver.set_window_size(1280, 900)  # the test before may have left a phone's width
+    process, url = start_server(tmp_path)
+    try:
+        driver.get(url)
+        wait(driver, lambda d: by_id(d, "status")[0].get_attribute("data-state") == "online")
+        wait(driver, lambda d: by_id(d, "new-chat-host")[0].find_elements(By.TAG_NAME, "option"))
+        by_id(driver, "new-chat-title")[0].send_keys("Across a restart")
+        by_id(driver, "new-chat-create")[0].click()
+        wait(driver, lambda d: "Across a restart" in by_id(d, "chat-title")[0].text)
+        start = len(turns(driver))
+        send(driver, '"Evening, Mira."')
+        wait(driver, lambda d: len(turns(d)) >= start + 2 and settled(d))
+
+        port = int(re.search(r":(\d+)/", url).group(1))  # type: ignore[union-attr]
+        stop_server(process)
+        status = by_id(driver, "status")[0]
+        wait(driver, lambda d: status.get_attribute("data-state") == "offline")
+        assert "Server stopped answering" in status.text
+        assert re.search(r"retry \d+", status.text)
+        # The tries go on, counted where the person can see them; after a few, a
+        # banner says what happened and that the page keeps trying.
+        wait(driver, lambda d: int(status.get_attribute("data-attempts") or 0) >= 3)
+        banner = wait(driver, lambda d: banners(d, "connection_lost"))[0]
+        assert "stopped answering" in banner.text and "keeps trying" in banner.text
+        assert "running" not in banner.text  # not the first-visit hint
+
+        process, _ = start_server(tmp_path, port)
+        wait(driver, lambda d: status.get_attribute("data-state") == "online", timeout=40)
+        assert status.text == "Connected"
+        assert not banners(driver, "connection_lost")
+        # The chat carries on where it was.
+        assert "Across a restart" in by_id(driver, "chat-title")[0].text
+        count = len(turns(driver))
+        send(driver, '"Still there?"')
+        wait(driver, lambda d: len(turns(d)) >= count + 2 and settled(d))
+        assert "slides a glass" in turns(driver)[-1].text
+    finally:
+        if process.poll() is None:
+            stop_server(process)

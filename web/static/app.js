@@ -86,19 +86,28 @@ const status = byTestId("status");
 const statusText = status.querySelector(".status-text");
 let countdown = null;
 
+/**
+ * Show the connection's state. Once the server has greeted this page, a drop
+ * means the server stopped answering (it was stopped, or its machine went
+ * away): say so, and keep counting the tries so the person sees them go on.
+ */
 function setStatus(kind, delay = 0) {
   clearInterval(countdown);
   countdown = null;
   byTestId("status-retry").hidden = kind !== "offline";
   status.dataset.state = kind;
+  const tries = connection.attempt;
+  status.dataset.attempts = String(tries);
+  const trouble = everOnline ? "Server stopped answering" : "Cannot reach the server";
   if (kind === "online") statusText.textContent = "Connected";
-  else if (kind === "connecting") statusText.textContent = "Connecting\u2026";
-  else {
+  else if (kind === "connecting") {
+    statusText.textContent = tries > 0 ? `${trouble} \u00b7 retry ${tries}\u2026` : "Connecting\u2026";
+  } else {
     const until = Date.now() + delay;
     const tick = () => {
       const seconds = Math.max(0, Math.ceil((until - Date.now()) / 1000));
       statusText.textContent =
-        seconds > 0 ? `Offline \u00b7 retrying in ${seconds}s` : "Offline \u00b7 retrying";
+        `${trouble} \u00b7 retry ${tries}` + (seconds > 0 ? ` in ${seconds}s` : "\u2026");
     };
     tick();
     countdown = setInterval(tick, 1000);
@@ -108,9 +117,11 @@ function setStatus(kind, delay = 0) {
 
 // --- connection --------------------------------------------------------------------
 
-// After this many failed attempts in a row, say what usually causes it.
+// After this many failed attempts in a row, say so in a banner too: after a
+// drop, what happened; before the first greeting, what usually causes it.
 const HINT_AFTER_FAILURES = 3;
 let failures = 0;
+let everOnline = false; // the server greeted this page at least once
 
 const connection = new Connection(socketUrl, {
   onMessage: route,
@@ -122,9 +133,13 @@ const connection = new Connection(socketUrl, {
     composer.update();
     if (kind === "waiting" && ++failures === HINT_AFTER_FAILURES) {
       showError(
-        new Error(
-          "Cannot reach the troupe server. Check that it is running and that this page's " +
-            "address is the one `troupe serve` printed (with its ?token=\u2026).",
+        new ConnectionLost(
+          everOnline
+            ? "The troupe server stopped answering. This page keeps trying to reconnect " +
+                "(at least every 15 s) and carries on where it left off once the server is back."
+            : "Cannot reach the troupe server. Check that `troupe serve` is running and that " +
+                "this page's address is the one it printed (with its ?token=\u2026). " +
+                "This page keeps trying.",
         ),
       );
     }
@@ -154,6 +169,9 @@ function greet() {
 function welcomed(welcome) {
   connection.markHealthy();
   failures = 0;
+  everOnline = true;
+  // News of the lost connection is stale now.
+  for (const toast of toasts.querySelectorAll('[data-code="connection_lost"]')) toast.remove();
   state.online = true;
   state.you = welcome.you ?? state.you;
   state.server = welcome.server ?? "";

@@ -1,7 +1,8 @@
 // The WebSocket to the gateway: one JSON object per frame, requests matched
 // to their answers by `id`/`reply_to`, and reconnection with exponential
-// backoff when the network drops. It knows nothing of chats: what to do after
-// (re)connecting is the caller's `onOpen`.
+// backoff, for as long as the page is open, when the network or the server
+// drops. It knows nothing of chats: what to do after (re)connecting is the
+// caller's `onOpen`.
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
@@ -28,7 +29,8 @@ export class ServerError extends Error {
  * A self-healing connection. `onMessage(msg)` gets every server message
  * except error answers to our own requests (those reject the request's
  * promise instead); `onOpen()` runs on each (re)connect; `onStatus(state,
- * detail)` reports "connecting", "open", and "waiting" (with the delay in ms).
+ * delay)` reports "connecting", "open", and "waiting" (with the delay in ms).
+ * `attempt` counts the failed attempts since the server last greeted us.
  */
 export class Connection {
   constructor(url, { onMessage, onOpen, onStatus }) {
@@ -104,8 +106,9 @@ export class Connection {
   scheduleRetry() {
     const base = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** this.attempt);
     this.attempt++;
-    // Jitter keeps many tabs from reconnecting in lockstep after a restart.
-    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    // Jitter keeps many tabs from reconnecting in lockstep after a restart; it
+    // only shortens the wait, so the cap holds: never more than 15 s between tries.
+    const delay = Math.round(base * (0.8 + Math.random() * 0.2));
     this.onStatus("waiting", delay);
     this.timer = setTimeout(() => this.connect(), delay);
   }
