@@ -41,6 +41,7 @@ from ._codec import (
     encode_client,
     encode_server,
     load_event,
+    peek_id,
     to_wire,
 )
 from ._limits import MAX_FRAME_BYTES, MAX_PROSE, PROTOCOL_VERSION
@@ -177,5 +178,6 @@ __all__ = [
     "encode_server",
     "events",
     "load_event",
+    "peek_id",
     "to_wire",
 ]

@@ -12,6 +12,7 @@ from ._limits import (
     MAX_DESCRIPTION,
     MAX_GREETING,
     MAX_ID,
+    MAX_INT,
     MAX_LOCATION,
     MAX_NAME,
     MAX_PERSONA,
@@ -19,9 +20,11 @@ from ._limits import (
     MAX_TITLE,
 )
 from ._shapes import Artifacts
-from ._validators import at_most, not_blank, optional_at_most
+from ._validators import at_most, in_range, not_blank, optional_at_most, optional_in_range
 
 _id = at_most(MAX_ID)
+_log_id = in_range(1, MAX_INT)
+"""Event and memory ids are positions in the log: 1 and up, within SQLite's integers."""
 
 
 @frozen
@@ -90,7 +93,7 @@ class OpenChat:
     """Subscribe to a chat; ``after_seq`` asks for what was missed since then."""
 
     chat_id: str = field(validator=_id)
-    after_seq: int | None = None
+    after_seq: int | None = field(default=None, validator=optional_in_range(0, MAX_INT))
 
 
 @frozen
@@ -120,7 +123,7 @@ class Regenerate:
     """Replace the chat's latest assistant turn, optionally with edited user prose."""
 
     chat_id: str = field(validator=_id)
-    event_id: int
+    event_id: int = field(validator=_log_id)
     prose: str | None = field(default=None, validator=optional_at_most(MAX_PROSE))
 
 
@@ -129,7 +132,7 @@ class RewindPreview:
     """Count what a rewind to ``event_id`` would remove."""
 
     chat_id: str = field(validator=_id)
-    event_id: int
+    event_id: int = field(validator=_log_id)
 
 
 @frozen
@@ -137,7 +140,7 @@ class Rewind:
     """Keep the chat up to and including ``event_id``; remove what came after."""
 
     chat_id: str = field(validator=_id)
-    event_id: int
+    event_id: int = field(validator=_log_id)
 
 
 @frozen
@@ -152,7 +155,7 @@ class ListMemories:
 class PinMemory:
     """Pin or unpin a memory by hand."""
 
-    memory_id: int
+    memory_id: int = field(validator=_log_id)
     pinned: bool
 
 

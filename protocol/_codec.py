@@ -2,7 +2,12 @@
 
 Decoding is strict about types (a string where an int belongs is an error,
 not a conversion) and lenient about extra fields (ignored, as the protocol
-says). Errors carry the protocol code and a message for a person.
+says). Every integer fits SQLite's 64 bits, every string can be written as
+UTF-8, objects come from JSON objects and lists from JSON arrays, and a frame
+nests at most ``MAX_DEPTH`` deep: whatever a client sends, decoding either
+returns a message the rest of the server can store and send back, or raises
+:class:`ProtocolError`. Errors carry the protocol code and a message for a
+person.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ from typing import Any
 import attrs
 import cattrs
 import cattrs.v
+from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter
 
 from . import events as ev
-from ._client import CLIENT_TYPES, ClientMessage
-from ._limits import MAX_CLIENT_ID, MAX_FRAME_BYTES
+from ._client import CLIENT_TYPES, ClientMessage, CreateWorldEvent
+from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
 from ._server import SERVER_TYPES, ErrorCode, ServerMessage
-from ._validators import FieldTooLarge
+from ._shapes import Artifacts
+from ._validators import FieldInvalid, FieldTooLarge, is_text
 
 
 class ProtocolError(Exception):
@@ -54,14 +62,10 @@ class Envelope:
 TYPE_OF_CLIENT = {cls: name for name, cls in CLIENT_TYPES.items()}
 
 
-def _strict(kind: type[Any], label: str) -> Any:
-    def structure(value: Any, _type: Any) -> Any:
-        # bool is an int in Python, never on our wire.
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise TypeError(f"expected {label}")
-        return value
-
-    return structure
+def _boolean(value: Any, _type: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("expected true or false")
+    return value
 
 
 def _float(value: Any, _type: Any) -> float:
@@ -70,12 +74,82 @@ def _float(value: Any, _type: Any) -> float:
     return float(value)
 
 
+def _text(value: Any, _type: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    if not is_text(value):
+        # A lone surrogate (JSON "\ud800") cannot be stored or sent back as UTF-8.
+        raise ValueError("expected text that is valid Unicode (it holds a lone surrogate)")
+    return value
+
+
+def _integer(value: Any, _type: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):  # a bool is an int in Python only
+        raise TypeError("expected an integer")
+    if not MIN_INT <= value <= MAX_INT:
+        raise ValueError(f"expected a 64-bit integer, from {MIN_INT} to {MAX_INT}")
+    return value
+
+
+def _object(cl: Any, conv: cattrs.Converter) -> Any:
+    inner = make_dict_structure_fn(cl, conv)
+
+    def structure(value: Any, type_: Any) -> Any:
+        # Without this, any value with an ``in`` (a list, a string) passes as an empty object.
+        if not isinstance(value, Mapping):
+            raise TypeError("expected an object")
+        return inner(value, type_)
+
+    return structure
+
+
+def _array(type_: Any, conv: cattrs.Converter) -> Any:
+    if getattr(type_, "__origin__", None) is tuple:
+        inner = homogenous_tuple_structure_factory(type_, conv)
+    else:
+        inner = list_structure_factory(type_, conv)
+
+    def structure(value: Any, hint: Any) -> Any:
+        # Without this, a string or an object would be read as a list of its characters or keys.
+        if not isinstance(value, list | tuple):
+            raise TypeError("expected a list")
+        return inner(value, hint)
+
+    return structure
+
+
+def _given_artifacts(conv: cattrs.Converter) -> Any:
+    def structure(value: Any, _type: Any) -> Artifacts:
+        artifacts = conv.structure(value, Artifacts)
+        if artifacts.count == 0:
+            raise FieldInvalid(
+                "name at least one knowledge fact, relationship change or acquired object,"
+                " or leave artifacts out"
+            )
+        return artifacts
+
+    return structure
+
+
 def _make() -> cattrs.Converter:
     conv = make_converter(detailed_validation=True)
-    conv.register_structure_hook(str, _strict(str, "a string"))
-    conv.register_structure_hook(int, _strict(int, "an integer"))
-    conv.register_structure_hook(bool, _strict(bool, "true or false"))
+    conv.register_structure_hook(str, _text)
+    conv.register_structure_hook(int, _integer)
+    conv.register_structure_hook(bool, _boolean)
     conv.register_structure_hook(float, _float)
+    conv.register_structure_hook_factory(attrs.has, lambda cl: _object(cl, conv))
+    conv.register_structure_hook_factory(is_sequence, lambda tp: _array(tp, conv))
+    # ``artifacts`` left out means none; given, it must name something.
+    conv.register_structure_hook(
+        CreateWorldEvent,
+        make_dict_structure_fn(
+            CreateWorldEvent, conv, artifacts=override(struct_hook=_given_artifacts(conv))
+        ),
+    )
+    conv.register_unstructure_hook(
+        CreateWorldEvent,
+        make_dict_unstructure_fn(CreateWorldEvent, conv, artifacts=override(omit_if_default=True)),
+    )
     return conv
 
 
@@ -121,15 +195,60 @@ def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None
     return None
 
 
-def decode_client(frame: str | bytes) -> Envelope:
-    """Decode one text frame into a client message, or raise :class:`ProtocolError`."""
-    size = len(frame.encode() if isinstance(frame, str) else frame)
-    if size > MAX_FRAME_BYTES:
-        raise ProtocolError("too_large", f"the frame is {size} bytes; at most 64 KiB is allowed")
+def _parse(frame: str | bytes) -> Any:
     try:
-        data = json.loads(frame)
+        return json.loads(frame)
+    except RecursionError:
+        raise ProtocolError(
+            "bad_json", f"the frame nests too deeply; at most {MAX_DEPTH} levels are allowed"
+        ) from None
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("bad_json", "the frame is not valid JSON") from None
+
+
+def _depth(data: Any) -> int:
+    """How deeply arrays and objects nest in ``data``, counted without recursion."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            children = list(value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _usable_id(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_CLIENT_ID and is_text(value)
+
+
+def peek_id(frame: str | bytes) -> str | None:
+    """The ``id`` of a frame refused before decoding (too large, too fast), if it has a usable one.
+
+    Usable means what :func:`decode_client` would echo: a string of at most 64
+    characters that can be sent back as UTF-8.
+    """
+    try:
+        data = _parse(frame)
+    except ProtocolError:
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if _usable_id(value) else None
+
+
+def decode_client(frame: str | bytes) -> Envelope:
+    """Decode one text frame into a client message, or raise :class:`ProtocolError`."""
+    size = len(frame.encode("utf-8", "surrogatepass") if isinstance(frame, str) else frame)
+    if size > MAX_FRAME_BYTES:
+        raise ProtocolError("too_large", f"the frame is {size} bytes; at most 64 KiB is allowed")
+    data = _parse(frame)
     if not isinstance(data, dict):
         raise ProtocolError("bad_json", "the frame is not a JSON object")
     reply_to = data.get("id")
@@ -138,6 +257,15 @@ def decode_client(frame: str | bytes) -> Envelope:
     if reply_to is not None and len(reply_to) > MAX_CLIENT_ID:
         raise ProtocolError(
             "too_large", f"id is {len(reply_to)} characters; at most {MAX_CLIENT_ID}"
+        )
+    if reply_to is not None and not is_text(reply_to):
+        # Not echoed: it could not be sent back.
+        raise ProtocolError("bad_message", "id must be valid Unicode (it holds a lone surrogate)")
+    if _depth(data) > MAX_DEPTH:
+        raise ProtocolError(
+            "bad_json",
+            f"the frame nests too deeply; at most {MAX_DEPTH} levels are allowed",
+            reply_to,
         )
     kind = data.get("type")
     if not isinstance(kind, str):

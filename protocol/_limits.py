@@ -18,3 +18,11 @@ MAX_DESCRIPTION: Final = 4000
 MAX_FACT: Final = 300
 MAX_FACTS: Final = 20
 MAX_ARTIFACTS: Final = 20
+"""How many changes one world event's artifacts may name, all lists together."""
+MAX_INT: Final = 2**63 - 1
+"""The largest integer the protocol carries: SQLite's signed 64-bit range."""
+MIN_INT: Final = -(2**63)
+MAX_DEPTH: Final = 64
+"""How deeply a frame's arrays and objects may nest; the protocol itself needs four."""
+MAX_EDGE_DELTA: Final = 100
+"""The largest change of affinity or trust (each 0..100) an artifact may ask for, either way."""

@@ -6,8 +6,10 @@ from typing import Literal
 
 from attrs import field, frozen
 
-from ._limits import MAX_FACT, MAX_ID, MAX_NAME
-from ._validators import at_most, not_blank
+from ._limits import MAX_ARTIFACTS, MAX_EDGE_DELTA, MAX_FACT, MAX_ID, MAX_NAME
+from ._validators import FieldTooLarge, at_most, in_range, not_blank
+
+_delta = in_range(-MAX_EDGE_DELTA, MAX_EDGE_DELTA)
 
 YOU_ID = "you"
 """The entity id of the person playing: always ``you``."""
@@ -138,8 +140,8 @@ class RelationshipArtifact:
 
     source_id: str = field(validator=at_most(MAX_ID))
     target_id: str = field(validator=at_most(MAX_ID))
-    affinity_delta: int = 0
-    trust_delta: int = 0
+    affinity_delta: int = field(default=0, validator=_delta)
+    trust_delta: int = field(default=0, validator=_delta)
 
 
 @frozen
@@ -157,3 +159,16 @@ class Artifacts:
     knowledge_facts: tuple[KnowledgeArtifact, ...] = ()
     relationship_changes: tuple[RelationshipArtifact, ...] = ()
     acquired_objects: tuple[ObjectArtifact, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        if self.count > MAX_ARTIFACTS:
+            raise FieldTooLarge(
+                f"artifacts name {self.count} changes; at most {MAX_ARTIFACTS} are allowed"
+            )
+
+    @property
+    def count(self) -> int:
+        """How many changes these artifacts name, all lists together."""
+        return (
+            len(self.knowledge_facts) + len(self.relationship_changes) + len(self.acquired_objects)
+        )

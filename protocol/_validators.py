@@ -56,3 +56,23 @@ def in_range(low: int, high: int) -> Validator:
             raise FieldInvalid(f"{attribute.name} must be between {low} and {high}")
 
     return check
+
+
+def optional_in_range(low: int, high: int) -> Validator:
+    """Like :func:`in_range`, but ``None`` passes."""
+    inner = in_range(low, high)
+
+    def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            inner(inst, attribute, value)
+
+    return check
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` can be written as UTF-8 (JSON escapes can make lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

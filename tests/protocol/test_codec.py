@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 import protocol as p
 from protocol import events as ev
+from protocol._validators import FieldTooLarge
 
 
 def error_of(frame: str | bytes) -> p.ProtocolError:
@@ -112,3 +114,321 @@ def test_events_round_trip_and_bad_payloads_are_refused() -> None:
         p.load_event("memory_scored", '{"chat_id":"c1","memory_id":1,"significance":9}')
     with pytest.raises(p.EventPayloadError, match="malformed user_turn"):
         p.load_event("user_turn", '{"chat_id":"c1","prose":"hi","segments":[{"kind":"x"}]}')
+
+
+# --- hostile input: every frame decodes to something storable, or is refused ---
+
+LONE = "\ud800"
+BIG = 2**63
+"""One past the largest integer SQLite stores."""
+
+VALID: dict[str, dict[str, Any]] = {
+    "hello": {"protocol": 1},
+    "set_you": {"name": "Ana", "persona": "a sailor"},
+    "list_bots": {},
+    "create_bot": {"name": "Mira", "persona": "barkeep", "greeting": "Hi."},
+    "update_bot": {"bot_id": "mira", "name": "Mira", "persona": "gruff", "greeting": "Hm."},
+    "delete_bot": {"bot_id": "mira"},
+    "list_chats": {},
+    "create_chat": {"host_bot_id": "mira", "guest_bot_id": "tom", "location": "Eel", "title": "T"},
+    "open_chat": {"chat_id": "c1", "after_seq": 3},
+    "close_chat": {"chat_id": "c1"},
+    "send_turn": {"chat_id": "c1", "prose": "Hello"},
+    "cancel": {"chat_id": "c1"},
+    "regenerate": {"chat_id": "c1", "event_id": 9, "prose": "again"},
+    "rewind_preview": {"chat_id": "c1", "event_id": 9},
+    "rewind": {"chat_id": "c1", "event_id": 9},
+    "list_memories": {"bot_id": "mira", "chat_id": "c1"},
+    "pin_memory": {"memory_id": 4, "pinned": True},
+    "create_world_event": {
+        "chat_id": "c1",
+        "title": "Storm",
+        "description": "A storm",
+        "artifacts": {
+            "knowledge_facts": [{"source_id": "mira", "target_id": "you", "fact": "is wet"}],
+            "relationship_changes": [
+                {"source_id": "mira", "target_id": "you", "affinity_delta": 5, "trust_delta": -5}
+            ],
+            "acquired_objects": [{"holder_id": "you", "name": "lantern"}],
+        },
+    },
+    "statistics": {},
+}
+"""A well-formed message of every client type, every optional field given."""
+
+
+def frame_of(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, **fields})
+
+
+Path = tuple[str | int, ...]
+
+
+def leaves(value: Any, path: Path = ()) -> list[tuple[Path, Any]]:
+    """Every scalar in a JSON value, with the keys and indexes that lead to it."""
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in leaves(v, (*path, k))]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in leaves(v, (*path, i))]
+    return [(path, value)]
+
+
+def label(path: Path) -> str:
+    """A path as the codec's errors name it: ``artifacts.knowledge_facts[0].fact``."""
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else f".{step}"
+    return text.lstrip(".")
+
+
+def replace(value: Any, path: Path, new: Any) -> Any:
+    """A copy of ``value`` with the scalar at ``path`` replaced by ``new``."""
+    if not path:
+        return new
+    head, *rest = path
+    if isinstance(value, dict):
+        return {k: replace(v, tuple(rest), new) if k == head else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace(v, tuple(rest), new) if i == head else v for i, v in enumerate(value)]
+    return value
+
+
+def test_the_valid_samples_cover_every_type_and_decode() -> None:
+    assert set(VALID) == set(p.CLIENT_TYPES)
+    for kind, fields in VALID.items():
+        assert p.decode_client(frame_of(kind, **fields)).type == kind
+
+
+STRING_FIELDS = [
+    (kind, path)
+    for kind, fields in VALID.items()
+    for path, v in leaves(fields)
+    if isinstance(v, str)
+]
+INT_FIELDS = [
+    (kind, path)
+    for kind, fields in VALID.items()
+    for path, v in leaves(fields)
+    if isinstance(v, int) and not isinstance(v, bool)
+]
+
+
+@pytest.mark.parametrize(("kind", "path"), STRING_FIELDS, ids=str)
+def test_every_string_field_refuses_a_lone_surrogate(kind: str, path: Path) -> None:
+    fields = replace(VALID[kind], path, f"a{LONE}b")
+    error = error_of(frame_of(kind, id="s", **fields))
+    assert error.code == "bad_message"
+    assert label(path) in error.message
+    assert "surrogate" in error.message
+    assert error.reply_to == "s"
+
+
+@pytest.mark.parametrize(("kind", "path"), INT_FIELDS, ids=str)
+@pytest.mark.parametrize("number", [BIG, 2**64, -BIG - 1, 10**40], ids=str)
+def test_every_integer_field_is_bounded_to_64_bits(kind: str, path: Path, number: int) -> None:
+    error = error_of(frame_of(kind, **replace(VALID[kind], path, number)))
+    assert error.code == "bad_message"
+    assert str(path[-1]) in error.message
+
+
+@pytest.mark.parametrize(("kind", "path"), INT_FIELDS, ids=str)
+def test_no_integer_field_takes_a_boolean(kind: str, path: Path) -> None:
+    error = error_of(frame_of(kind, **replace(VALID[kind], path, True)))
+    assert error.code == "bad_message"
+    assert "integer" in error.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "words"),
+    [
+        ("rewind_preview", {"chat_id": "c1", "event_id": 0}, "event_id must be between 1"),
+        ("rewind", {"chat_id": "c1", "event_id": -1}, "event_id must be between 1"),
+        ("regenerate", {"chat_id": "c1", "event_id": 0}, "event_id must be between 1"),
+        ("pin_memory", {"memory_id": 0, "pinned": True}, "memory_id must be between 1"),
+        ("open_chat", {"chat_id": "c1", "after_seq": -1}, "after_seq must be between 0"),
+        (
+            "create_world_event",
+            replace(
+                VALID["create_world_event"],
+                ("artifacts", "relationship_changes", 0, "trust_delta"),
+                101,
+            ),
+            "trust_delta must be between -100 and 100",
+        ),
+    ],
+)
+def test_ids_seqs_and_deltas_keep_to_their_ranges(
+    kind: str, fields: dict[str, Any], words: str
+) -> None:
+    error = error_of(frame_of(kind, **fields))
+    assert (error.code, words in error.message) == ("bad_message", True)
+
+
+def test_the_edges_of_every_range_are_accepted() -> None:
+    top = BIG - 1
+    assert p.decode_client(frame_of("rewind", chat_id="c", event_id=top)).message == p.Rewind(
+        "c", top
+    )
+    assert p.decode_client(frame_of("rewind_preview", chat_id="c", event_id=1)).type == (
+        "rewind_preview"
+    )
+    assert p.decode_client(frame_of("open_chat", chat_id="c", after_seq=0)).message == p.OpenChat(
+        "c", 0
+    )
+    change = {"source_id": "a", "target_id": "b", "affinity_delta": -100, "trust_delta": 100}
+    fields = {"chat_id": "c", "title": "t", "artifacts": {"relationship_changes": [change]}}
+    assert p.decode_client(frame_of("create_world_event", **fields)).type == "create_world_event"
+
+
+def test_an_id_with_a_lone_surrogate_is_not_echoed() -> None:
+    error = error_of(frame_of("list_bots", id=f"x{LONE}"))
+    assert (error.code, error.reply_to) == ("bad_message", None)
+    assert "id" in error.message
+    assert p.peek_id(frame_of("list_bots", id=f"x{LONE}")) is None
+    assert p.peek_id(frame_of("list_bots", id="fine")) == "fine"
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 30_000])
+def test_deep_nesting_is_bad_json(depth: int) -> None:
+    error = error_of('{"type": "list_bots", "x": ' + nested(depth - 1) + "}")
+    assert error.code == "bad_json"
+    assert "nests too deeply" in error.message
+    assert error_of(nested(depth)).code == "bad_json"
+    assert p.peek_id(nested(depth)) is None
+
+
+def test_nesting_up_to_the_limit_is_fine_and_the_id_is_kept_past_it() -> None:
+    assert p.decode_client('{"type": "list_bots", "x": ' + nested(63) + "}").type == "list_bots"
+    error = error_of('{"type": "list_bots", "id": "d", "x": ' + nested(64) + "}")
+    assert (error.code, error.reply_to) == ("bad_json", "d")
+
+
+WORLD = {"chat_id": "c1", "title": "Storm"}
+LANTERN = {"holder_id": "you", "name": "lantern"}
+FACT = {"source_id": "mira", "target_id": "you", "fact": "is wet"}
+
+
+@pytest.mark.parametrize(
+    ("artifacts", "code", "words"),
+    [
+        ([], "bad_message", "artifacts: expected an object"),
+        ("", "bad_message", "artifacts: expected an object"),
+        ({}, "bad_message", "at least one"),
+        ({"acquired_objects": []}, "bad_message", "at least one"),
+        ({"acquired_objects": {}}, "bad_message", "acquired_objects: expected a list"),
+        ({"acquired_objects": "lantern"}, "bad_message", "expected a list"),
+        ({"acquired_objects": ["lantern"]}, "bad_message", "expected an object"),
+        ({"acquired_objects": [LANTERN] * 21}, "too_large", "at most 20"),
+        (
+            {
+                "acquired_objects": [LANTERN] * 7,
+                "knowledge_facts": [FACT] * 7,
+                "relationship_changes": [{"source_id": "a", "target_id": "b"}] * 7,
+            },
+            "too_large",
+            "21 changes",
+        ),
+    ],
+)
+def test_artifacts_when_given_name_one_to_twenty_changes(
+    artifacts: Any, code: str, words: str
+) -> None:
+    error = error_of(frame_of("create_world_event", **WORLD, artifacts=artifacts))
+    assert error.code == code
+    assert words in error.message
+
+
+def test_artifacts_may_be_left_out_and_twenty_is_allowed() -> None:
+    bare = p.decode_client(frame_of("create_world_event", **WORLD)).message
+    assert bare == p.CreateWorldEvent("c1", "Storm")
+    # A message without artifacts encodes without them, so it decodes again.
+    assert "artifacts" not in p.encode_client(bare)
+    assert p.decode_client(p.encode_client(bare)).message == bare
+    full = p.decode_client(
+        frame_of("create_world_event", **WORLD, artifacts={"acquired_objects": [LANTERN] * 20})
+    )
+    assert isinstance(full.message, p.CreateWorldEvent)
+    assert full.message.artifacts.count == 20
+
+
+def test_the_log_refuses_what_the_wire_refuses() -> None:
+    with pytest.raises(p.EventPayloadError, match="64-bit"):
+        p.load_event("chat_rewound", json.dumps({"chat_id": "c1", "to_event_id": 2**64}))
+    with pytest.raises(p.EventPayloadError, match="surrogate"):
+        p.load_event("user_turn", json.dumps({"chat_id": "c1", "prose": LONE, "segments": []}))
+    with pytest.raises(FieldTooLarge, match="at most 20"):
+        p.check_event(
+            ev.WorldEventCreated(
+                "c1",
+                "Storm",
+                artifacts=p.Artifacts(acquired_objects=(p.ObjectArtifact("you", "x"),) * 21),
+            )
+        )
+
+
+HOSTILE = (
+    st.integers()
+    | st.sampled_from([BIG, -BIG - 1, 2**64, 0, -1, True, False, None, 1.5, [], {}])
+    | st.text(max_size=8)
+    | st.builds(
+        lambda a, s, b: a + s + b,
+        st.text(max_size=4),
+        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+        st.text(max_size=4),
+    )
+)
+
+
+def is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable(value: Any) -> bool:
+    """Whether every scalar of an unstructured message fits SQLite and UTF-8."""
+    for _, leaf in leaves(value):
+        if isinstance(leaf, str) and not is_text(leaf):
+            return False
+        if isinstance(leaf, int) and not -BIG <= leaf < BIG:
+            return False
+    return True
+
+
+@given(
+    st.sampled_from(sorted(VALID)).flatmap(
+        lambda kind: st.tuples(
+            st.just(kind),
+            st.lists(
+                st.sampled_from([path for path, _ in leaves(VALID[kind])] or [("x",)]), max_size=3
+            ),
+            st.lists(HOSTILE, min_size=3, max_size=3),
+        )
+    ),
+    st.none() | HOSTILE,
+)
+def test_hostile_fields_decode_to_storable_messages_or_a_protocol_error(
+    case: tuple[str, list[Path], list[Any]], ident: Any
+) -> None:
+    kind, paths, values = case
+    fields = VALID[kind]
+    for path, value in zip(paths, values, strict=False):
+        fields = replace(fields, path, value)
+    frame = json.dumps({"type": kind, "id": ident, "extra": values[-1], **fields})
+    try:
+        envelope = p.decode_client(frame)
+    except p.ProtocolError as exc:
+        assert exc.code in {"bad_json", "bad_message", "too_large"}
+        assert exc.reply_to is None or is_text(exc.reply_to)
+        # The answer itself can always be sent.
+        p.encode_server(p.Error(exc.code, exc.message), exc.reply_to).encode("utf-8")
+        return
+    assert storable(p.converter.unstructure(envelope.message))
+    assert envelope.id is None or is_text(envelope.id)
+    p.encode_client(envelope.message, envelope.id).encode("utf-8")
