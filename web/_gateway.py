@@ -20,7 +20,8 @@ from trio_websocket import ConnectionClosed
 from actors import Engine
 
 from ._connection import Connection
-from ._http import BadRequest, Replay, Request, answer, read_request, render
+from ._handshake import Refusal, check_handshake
+from ._http import HEAD_TIMEOUT, BadRequest, Replay, Request, answer, read_request, render
 from ._settings import GatewaySettings
 
 log = logging.getLogger("troupe.web")
@@ -46,6 +47,10 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.accepted = 0
         self.refused: Counter[int] = Counter()
+        self.clients = 0
+        """WebSocket connections open or in their handshake."""
+        self.pending = 0
+        """Sockets still being routed: reading a head, or answering a plain request."""
         self._accepting = trio.CancelScope()
         self._listeners: list[trio.SocketListener] = []
 
@@ -53,6 +58,9 @@ class Gateway:
         """Open connections (each with its send queue depth), refusals, the engine's figures."""
         return {
             "connections": len(self.connections),
+            "clients": self.clients,
+            "max_clients": self.settings.max_clients,
+            "pending": self.pending,
             "accepted": self.accepted,
             "refused": {str(status): n for status, n in sorted(self.refused.items())},
             "per_connection": [
@@ -61,11 +69,20 @@ class Gateway:
             "engine": self.engine.statistics(),
         }
 
-    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen and serve until cancelled; reports the bound port when listening."""
-        self._listeners = await trio.open_tcp_listeners(
-            self.settings.port, host=self.settings.host
-        )
+    async def run(
+        self,
+        listeners: list[trio.SocketListener] | None = None,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen and serve until cancelled; reports the bound port when listening.
+
+        ``listeners`` already bound are used (and closed) instead of binding
+        ``settings.host`` and ``settings.port``.
+        """
+        if listeners is None:
+            listeners = await trio.open_tcp_listeners(self.settings.port, host=self.settings.host)
+        self._listeners = listeners
         port: int = self._listeners[0].socket.getsockname()[1]
         log.info("listening on %s:%d", self.settings.host, port)
         try:
@@ -123,38 +140,78 @@ class Gateway:
     # --- one socket ---
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        if self.pending >= self.settings.max_pending:
+            # Not even read: every socket holds a file descriptor until it closes.
+            self.refused[503] += 1
+            await _send_unread(stream, render(None, 503, _BUSY))
+            return
+        self.pending += 1
+        try:
+            admitted = await self._route(stream)
+        except Exception:
+            # Our bug, in one socket's handling: the others and the gateway go on.
+            log.exception("handling a request failed")
+            await _close(stream)
+            return
+        finally:
+            self.pending -= 1
+        if admitted is None:
+            return
+        try:
+            await self._serve_websocket(admitted)
+        finally:
+            self.clients -= 1
+            await _close(stream)
+
+    async def _route(self, stream: trio.SocketStream) -> Replay | None:
+        """Answer a plain request or refuse an upgrade; an admitted upgrade's stream."""
         try:
             got = await read_request(stream)
         except BadRequest as exc:
             await _send_and_close(stream, render(None, exc.status, f"{exc}\n".encode()))
-            return
+            return None
         except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await _close(stream)
-            return
+            return None
         if got is None:
             await _close(stream)
-            return
+            return None
         request, raw = got
         if not request.is_websocket:
             await _send_and_close(stream, await answer(request, self.settings.static_dir))
-            return
+            return None
         refusal = self._refusal(request)
         if refusal is not None:
-            status, body = refusal
-            self.refused[status] += 1
-            await _send_and_close(stream, render(request, status, body))
-            return
-        await self._serve_websocket(Replay(stream, raw))
+            self.refused[refusal.status] += 1
+            log.debug("refused a WebSocket upgrade with %d: %s", refusal.status, refusal.message)
+            body = f"{refusal.message}\n".encode()
+            await _send_and_close(
+                stream, render(request, refusal.status, body, extra=refusal.headers)
+            )
+            return None
+        # Counted from here, before the handshake's first await, so that a burst of
+        # upgrades cannot all slip under the cap together.
+        self.clients += 1
+        return Replay(stream, raw)
 
-    def _refusal(self, request: Request) -> tuple[int, bytes] | None:
+    def _refusal(self, request: Request) -> Refusal | None:
         if request.path != "/ws":
-            return 404, b"not found\n"
+            return Refusal(404, "not found")
         token = (request.query.get("token") or [""])[0]
         if not hmac.compare_digest(token.encode(), self.settings.token.encode()):
-            return 401, b"a valid token is needed: /ws?token=...\n"
+            return Refusal(401, "a valid token is needed: /ws?token=...")
         origin = request.headers.get("origin")
         if origin is not None and origin.lower() not in self._origins(request):
-            return 403, b"pages from this origin may not connect\n"
+            return Refusal(403, "pages from this origin may not connect")
+        refusal = check_handshake(request)
+        if refusal is not None:
+            return refusal
+        if self.clients >= self.settings.max_clients:
+            return Refusal(
+                503,
+                f"the server has {self.clients} connections, its most; try again later",
+                (("Retry-After", "5"),),
+            )
         return None
 
     def _origins(self, request: Request) -> set[str]:
@@ -162,17 +219,28 @@ class Gateway:
         own = {f"http://{host}", f"https://{host}"} if host else set()
         return own | {origin.lower().rstrip("/") for origin in self.settings.allow_origins}
 
-    async def _serve_websocket(self, stream: trio.abc.Stream) -> None:
+    async def _serve_websocket(self, stream: Replay) -> None:
         async with trio.open_nursery() as nursery:
-            try:
-                request = await trio_websocket.wrap_server_stream(
-                    nursery,
-                    stream,
-                    message_queue_size=4,
-                    max_message_size=self.settings.hard_frame_limit,
-                )
-                ws = await request.accept()
-            except (ConnectionClosed, trio.BrokenResourceError, OSError):
+            ws = None
+            # The head was checked, so the handshake completes unless the client
+            # vanishes or stalls; the bound covers a stall.
+            with trio.move_on_after(HEAD_TIMEOUT):
+                try:
+                    request = await trio_websocket.wrap_server_stream(
+                        nursery,
+                        stream,
+                        message_queue_size=4,
+                        max_message_size=self.settings.hard_frame_limit,
+                    )
+                    ws = await request.accept()
+                except (
+                    ConnectionClosed,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    OSError,
+                ):
+                    pass
+            if ws is None:
                 nursery.cancel_scope.cancel()
                 return
             connection = Connection(ws, self.engine, self.settings, self.statistics)
@@ -184,9 +252,23 @@ class Gateway:
                 log.exception("%r failed", connection)
             finally:
                 self.connections.discard(connection)
-                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                bound = self.settings.close_timeout
+                with trio.CancelScope(shield=True), trio.move_on_after(bound):
                     await ws.aclose()
-                nursery.cancel_scope.cancel()
+                # Only trio-websocket's reader is left in the nursery. It may still
+                # be reading the client's answer to our close, which is what lets a
+                # close end at once with its code: cancelling it now would leave
+                # `Connection.close` waiting out its bound. It ends by itself once
+                # the socket closes; the deadline is for a client that never answers.
+                nursery.cancel_scope.deadline = min(
+                    nursery.cancel_scope.deadline, trio.current_time() + bound
+                )
+
+
+_LINGER = 1.0
+"""Seconds a refused socket's late bytes are read and dropped before it closes."""
+
+_BUSY = b"the server has too many requests at once; try again shortly\n"
 
 
 async def _send_and_close(stream: trio.abc.Stream, data: bytes) -> None:
@@ -194,6 +276,24 @@ async def _send_and_close(stream: trio.abc.Stream, data: bytes) -> None:
         await stream.send_all(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
+    await _close(stream)
+
+
+async def _send_unread(stream: trio.SocketStream, data: bytes) -> None:
+    """Answer without reading the request, then close so that the answer arrives.
+
+    Closing a socket with unread bytes resets it, and the reset can overtake
+    the answer; so stop writing, and drop what the client sends for a moment.
+    """
+    with trio.move_on_after(_LINGER):
+        try:
+            await stream.send_all(data)
+            await stream.send_eof()
+            for _ in range(16):
+                if not await stream.receive_some(65536):
+                    break
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
     await _close(stream)
 
 

@@ -44,6 +44,7 @@ _REASONS = {
     405: b"Method Not Allowed",
     426: b"Upgrade Required",
     431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
 }
 
 # The page loads only its own files and talks only to its own server.
@@ -127,9 +128,11 @@ def render(
     status: int,
     body: bytes,
     content_type: str = "text/plain; charset=utf-8",
+    extra: tuple[tuple[str, str], ...] = (),
 ) -> bytes:
     """A complete response that closes the connection (through h11 when a request was read)."""
     headers = [
+        *extra,
         ("Content-Type", content_type),
         ("Content-Length", str(len(body))),
         ("Connection", "close"),

@@ -46,3 +46,10 @@ class GatewaySettings:
     ``chat_state`` instead of a backlog."""
     close_timeout: float = attrs.field(default=5.0, validator=gt(0))
     """Seconds closing the connections may take on shutdown."""
+    max_clients: int = attrs.field(default=512, validator=gt(0))
+    """WebSocket connections open at once (handshakes included); past it an
+    upgrade is answered 503 at once, so the process never runs out of file
+    descriptors and stalls everyone."""
+    max_pending: int = attrs.field(default=64, validator=gt(0))
+    """Sockets not yet a WebSocket (sending a request head, or fetching a
+    page) at once; past it a new socket gets 503 without being read."""
