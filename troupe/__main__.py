@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="another allowed Origin, repeatable (TROUPE_ALLOW_ORIGIN: a comma-separated list, "
         "added to the flags')",
     )
+    serve.add_argument(
+        "--max-clients",
+        type=int,
+        help="WebSocket clients served at once; past it, HTTP 503 (default 512; "
+        "TROUPE_MAX_CLIENTS)",
+    )
     _model_flags(serve)
 
     replay = commands.add_parser("replay", help="run a scripted dialogue headless")

@@ -7,6 +7,7 @@ in the project reads the environment.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,8 @@ class Config:
     token: str = field(repr=False)
     allow_origins: tuple[str, ...]
     engine: EngineSettings
+    max_clients: int = 512
+    """WebSocket clients served at once; past it an upgrade gets HTTP 503."""
 
 
 class ConfigError(Exception):
@@ -103,9 +106,12 @@ def load_token(data_dir: Path, given: str | None) -> str:
         token = path.read_text().strip()
         if token:
             return token
+        path.unlink()
     token = secrets.token_urlsafe(24)
-    path.write_text(token + "\n")
-    path.chmod(0o600)
+    # Private from the first byte: made with mode 0600, never readable by others.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
     return token
 
 
@@ -123,6 +129,13 @@ def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         raise ConfigError(f"port must be between 0 and 65535, not {port}")
     origins = list(args.allow_origin or [])
     origins += [o.strip() for o in env.get("TROUPE_ALLOW_ORIGIN", "").split(",") if o.strip()]
+    raw_clients = _pick(getattr(args, "max_clients", None), env, "TROUPE_MAX_CLIENTS", 512)
+    try:
+        max_clients = int(str(raw_clients))
+    except ValueError:
+        raise ConfigError(f"max clients must be a whole number, not {raw_clients!r}") from None
+    if max_clients < 1:
+        raise ConfigError("max clients must be at least 1")
     narrative, classifier = model_settings(args, env, data_dir)
     token = load_token(data_dir, str(_pick(args.token, env, "TROUPE_TOKEN", "")) or None)
     return Config(
@@ -131,6 +144,7 @@ def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         data_dir=data_dir,
         token=token,
         allow_origins=tuple(origins),
+        max_clients=max_clients,
         engine=EngineSettings(
             db_path=data_dir / "troupe.db",
             data_dir=data_dir,
