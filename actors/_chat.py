@@ -19,6 +19,7 @@ from store import Invalid, NotFound, Store
 from story import parse_prose, prose_for_model
 
 from ._beat import TurnState
+from ._feed import ChatFeed
 from ._messages import (
     CancelTurn,
     PlanWorldEvent,
@@ -42,11 +43,14 @@ class ChatActor(Actor):
     def __init__(self, chat_id: str, svc: Services) -> None:
         self.chat_id = chat_id
         self.svc = svc
-        self.feed = svc.feed(chat_id)
+        self.feed: ChatFeed
         self.turn: TurnState | None = None
         self.turns = 0
 
     async def on_start(self) -> None:
+        # The feed lives with the active chat: made (or found) on each activation,
+        # dropped by the engine once the actor passivated and nobody watches.
+        self.feed = await self.svc.open_feed(self.chat_id)
         # A restarted actor starts with no turn in flight; a beat its predecessor left
         # open (a crash between started and ended) is closed as interrupted.
         self.turn = None

@@ -30,7 +30,7 @@ from protocol import (
     WorldEventState,
 )
 from protocol import events as ev
-from runtime import ActorSystem, RestartPolicy, open_actor_system
+from runtime import ActorError, ActorRef, ActorSystem, RestartPolicy, open_actor_system
 from store import AsyncStore, Invalid, NotFound, Store, open_store
 
 from . import _messages as m
@@ -56,14 +56,19 @@ class Engine:
         self.svc = svc
         self.system = system
         self.server_version = server_version
+        # A chat's feed lives while its actor is active or someone holds it (a
+        # watcher, a chat_state being read); see _release_feed.
         self._feeds: dict[str, ChatFeed] = {}
+        self._holders: dict[str, int] = {}
         self._chats = system.registry(
             "chat",
             factory=lambda key: ChatActor(key, svc),
             idle_timeout=svc.settings.chat_idle_timeout,
             policy=RestartPolicy.always(max_restarts=5, within=60.0),
+            on_passivated=self._release_feed,
         )
         self._closing = False
+        self._shut_down = trio.Event()
 
     @property
     def store(self) -> AsyncStore:
@@ -128,7 +133,7 @@ class Engine:
                 ev.BotUpdated(bot_id, name.strip() if name else None, persona, greeting)
             )
         )
-        await self.svc.bots.get(bot_id).tell(Forget())
+        await self._forget_bot(bot_id)
         return await self._bot(bot_id)
 
     async def delete_bot(self, bot_id: str) -> None:
@@ -141,10 +146,18 @@ class Engine:
                 "invalid", f"{bot_id} hosts chat {', '.join(hosting)}; it cannot be deleted"
             )
         for chat in chats:
-            if chat.guest_bot_id == bot_id:
-                await wait_settled(self._chats.get(chat.id))
+            # Only an active chat can have a turn in flight: the others stay asleep.
+            ref = self._chats.get(chat.id).current() if chat.guest_bot_id == bot_id else None
+            if ref is not None:
+                await wait_settled(ref)
         await self._run(lambda s: s.append(ev.BotDeleted(bot_id)))
-        await self.svc.bots.get(bot_id).tell(Forget())
+        await self._forget_bot(bot_id)
+
+    async def _forget_bot(self, bot_id: str) -> None:
+        """Make an active bot actor reload; an inactive one loads afresh when it starts."""
+        ref = self.svc.bots.get(bot_id).current()
+        if ref is not None:
+            await ref.tell(Forget())
 
     # --- chats ---
 
@@ -188,22 +201,67 @@ class Engine:
         return await self._run(create)
 
     async def _chat(self, chat_id: str) -> Any:
+        """The chat's actor (activated by the first message sent to it)."""
         if self._closing:
             raise ProtocolError("invalid", "the server is shutting down")
         if chat_id not in self._feeds:
             chat = await self._run(Store.get_chat, chat_id)
             if chat is None:
                 raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
-            last = await self._run(Store.last_seq, chat_id)
-            if chat_id not in self._feeds:
-                self._feeds[chat_id] = ChatFeed(
-                    chat_id, last, max_buffer=self.svc.settings.watch_buffer
-                )
         return self._chats.get(chat_id)
 
+    # --- feeds: one per chat in use ---
+
     def feed(self, chat_id: str) -> ChatFeed:
-        """The feed of a chat the engine has touched."""
+        """The feed of a chat in use now (its actor is active or it is watched); else KeyError."""
         return self._feeds[chat_id]
+
+    async def open_feed(self, chat_id: str) -> ChatFeed:
+        """The chat's feed, made if it has none now (the chat actor calls this as it starts)."""
+        feed = self._feeds.get(chat_id)
+        if feed is None:
+            last = await self._run(Store.last_seq, chat_id)
+            feed = self._feeds.get(chat_id)  # another task may have made it meanwhile
+            if feed is None:
+                feed = ChatFeed(chat_id, last, max_buffer=self.svc.settings.watch_buffer)
+                self._feeds[chat_id] = feed
+        return feed
+
+    @asynccontextmanager
+    async def _held_feed(self, chat_id: str) -> AsyncIterator[ChatFeed]:
+        """The chat's feed, kept for the block even if the chat actor passivates meanwhile."""
+        await self._chat(chat_id)
+        feed = await self.open_feed(chat_id)
+        # No checkpoint since open_feed returned: the feed cannot have been dropped.
+        self._holders[chat_id] = self._holders.get(chat_id, 0) + 1
+        try:
+            yield feed
+        finally:
+            left = self._holders[chat_id] - 1
+            if left:
+                self._holders[chat_id] = left
+            else:
+                del self._holders[chat_id]
+                self._release_feed(chat_id)
+
+    def _release_feed(self, chat_id: str) -> None:
+        """Drop the chat's feed once neither its actor nor anyone else holds it.
+
+        Called when the chat actor passivates and when the last holder lets
+        go; the next user makes a fresh feed from the store's latest seq.
+        """
+        if chat_id not in self._holders and self._chats.get(chat_id).current() is None:
+            self._feeds.pop(chat_id, None)
+
+    def _deliver(self, chat_id: str, messages: Any) -> None:
+        """Publish committed messages on the chat's feed, if it has one now.
+
+        With no feed there is nobody to tell: whoever opens the chat next
+        starts from the store, where the messages already are.
+        """
+        feed = self._feeds.get(chat_id)
+        if feed is not None:
+            feed.deliver(messages)
 
     async def _ask(self, chat_id: str, message: object) -> Any:
         ref = await self._chat(chat_id)
@@ -285,7 +343,7 @@ class Engine:
 
                 return s.append(kind(chat_id, memory_id, "manual"), render=note).messages
 
-            self.feed(chat_id).deliver(await self._run(write))
+            self._deliver(chat_id, await self._run(write))
         updated = await self._run(Store.get_memory, memory_id)
         assert updated is not None
         return updated
@@ -294,8 +352,8 @@ class Engine:
 
     async def chat_state(self, chat_id: str) -> ChatState:
         """A consistent picture of the chat now."""
-        await self._chat(chat_id)
-        return await self.feed(chat_id).consistent_state(lambda: self._snapshot(chat_id))
+        async with self._held_feed(chat_id) as feed:
+            return await feed.consistent_state(lambda: self._snapshot(chat_id))
 
     async def _snapshot(self, chat_id: str) -> ChatState:
         def read(s: Store) -> ChatState:
@@ -322,13 +380,14 @@ class Engine:
         self, chat_id: str, after_seq: int | None = None
     ) -> AsyncIterator[AsyncIterator[ChatMessage | dict[str, Any]]]:
         """Follow a chat: a chat_state (or the missed messages), then live messages."""
-        await self._chat(chat_id)
-        feed = self.feed(chat_id)
 
         async def replay(seq: int) -> list[dict[str, Any]] | None:
             return await self._run(Store.messages_after, chat_id, seq)
 
-        async with feed.watch(lambda: self._snapshot(chat_id), replay, after_seq) as messages:
+        async with (
+            self._held_feed(chat_id) as feed,
+            feed.watch(lambda: self._snapshot(chat_id), replay, after_seq) as messages,
+        ):
             yield messages
 
     # --- the whole ---
@@ -343,20 +402,42 @@ class Engine:
         }
 
     async def shutdown(self) -> None:
-        """Stop taking turns and commit every beat in flight as truncated (``shutdown``)."""
-        self._closing = True
-        with trio.move_on_after(self.svc.settings.shutdown_timeout):
-            async with trio.open_nursery() as nursery:
-                for chat_id in list(self._feeds):
-                    nursery.start_soon(self._stop_chat, chat_id)
+        """Stop taking turns, commit every beat in flight as truncated (``shutdown``), stop.
 
-    async def _stop_chat(self, chat_id: str) -> None:
-        ref = self._chats.get(chat_id)
+        Returns within ``shutdown_timeout`` overall, however many beats are in
+        flight: the classifier pool closes (each pass takes its default at
+        once), each active chat, and only those (a passivated chat is not woken
+        up to be stopped), is told to cancel its turn, and the turns are
+        waited for once, for three quarters of the bound; the actor system then
+        stops every actor within what is left, cancelling a turn still running
+        (its beat is committed all the same). Later calls wait for the first.
+        """
+        if self._closing:
+            await self._shut_down.wait()
+            return
+        self._closing = True
+        bound = self.svc.settings.shutdown_timeout
+        deadline = trio.current_time() + bound
         try:
-            await ref.ask(m.CancelTurn("shutdown"), timeout=2.0)
+            self.svc.pool.close()
+            active = [self._chats.get(key).current() for key in self._chats.active()]
+            with trio.move_on_at(deadline - bound / 4) as late:
+                async with trio.open_nursery() as nursery:
+                    for ref in active:
+                        if ref is not None:
+                            nursery.start_soon(self._stop_chat, ref)
+            if late.cancelled_caught:
+                log.warning("shutdown: some turns did not settle within %.1fs", 0.75 * bound)
+            await self.system.shutdown(timeout=max(deadline - trio.current_time(), 0.01))
+        finally:
+            self._shut_down.set()
+
+    async def _stop_chat(self, ref: ActorRef) -> None:
+        try:
+            await ref.ask(m.CancelTurn("shutdown"))
             await wait_settled(ref)
-        except Exception:
-            log.exception("chat %s did not stop cleanly", chat_id)
+        except ActorError as exc:
+            log.warning("chat %s did not stop cleanly: %r", ref.address, exc)
 
 
 def _stats(thing: object) -> Any:
@@ -402,7 +483,13 @@ async def open_engine(
             open_actor_system(shutdown_timeout=settings.shutdown_timeout)
         )
         engine_ref: list[Engine] = []
-        svc = Services(settings, store, narrative, feed=lambda cid: engine_ref[0].feed(cid))
+        svc = Services(
+            settings,
+            store,
+            narrative,
+            feed=lambda cid: engine_ref[0].feed(cid),
+            open_feed=lambda cid: engine_ref[0].open_feed(cid),
+        )
         capacity = (settings.classifier or settings.narrative).max_connections
         svc.pool = ClassifierPool(
             classifier, capacity=capacity, timeout=settings.classifier_timeout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -22,7 +22,9 @@ class Services:
     store: AsyncStore
     narrative: Backend
     feed: Callable[[str], ChatFeed]
-    """The feed of a chat (made on first use)."""
+    """The feed of a chat in use now; KeyError when it has none (nobody to tell)."""
+    open_feed: Callable[[str], Awaitable[ChatFeed]]
+    """The feed of a chat, made if needed (a chat actor's, as it starts)."""
     pool: Any = None
     """The :class:`~actors._pool.ClassifierPool`."""
     significance: Any = None
