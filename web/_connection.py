@@ -30,8 +30,10 @@ log = logging.getLogger("troupe.web")
 
 _numbers = itertools.count(1)
 
-_MAX_CLIENT_ID = 64
-"""The protocol's bound on a client's ``id``."""
+_SLOW = (p.DeleteBot,)
+"""Commands that wait for turns to settle, and so run beside the reader."""
+_MAX_SLOW = 8
+"""Slow commands of one connection at once; past it the reader waits for one to end."""
 
 
 class Connection:
@@ -56,6 +58,8 @@ class Connection:
         self.sent = 0
         self.scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
+        self._commands: trio.Nursery | None = None
+        self._slow = trio.Semaphore(_MAX_SLOW)
 
     def __repr__(self) -> str:
         return f"<connection {self.number}>"
@@ -81,7 +85,11 @@ class Connection:
                 self._nursery = nursery
                 nursery.start_soon(self._send_loop)
                 try:
-                    await self._read_loop()
+                    # A client that goes away still has its slow commands run to
+                    # their end: leaving this nursery waits for them.
+                    async with trio.open_nursery() as commands:
+                        self._commands = commands
+                        await self._read_loop()
                 finally:
                     self.outbox.close()
                     nursery.cancel_scope.cancel()
@@ -147,7 +155,7 @@ class Connection:
             await self.error(
                 "too_large",
                 f"the frame is {size} bytes; at most {self.settings.max_frame} are allowed",
-                _peek_id(frame),
+                p.peek_id(frame),
             )
             await self.close(1009, "frame too large", self.settings.close_timeout)
             return False
@@ -156,7 +164,7 @@ class Connection:
                 "rate_limited",
                 f"too many messages: at most {self.settings.rate:g} a second"
                 f" (bursts of {self.settings.burst}); this one was not run",
-                _peek_id(frame),
+                p.peek_id(frame),
             )
             return True
         try:
@@ -164,6 +172,32 @@ class Connection:
         except p.ProtocolError as exc:
             await self.error(exc.code, exc.message, exc.reply_to)
             return True
+        except Exception:
+            # Our bug in decoding: the client gets `internal`, the connection goes on.
+            log.exception("%r: decoding a frame failed", self)
+            await self.error(
+                "internal",
+                "reading this frame failed on our side; it has been logged",
+                p.peek_id(frame),
+            )
+            return True
+        if isinstance(envelope.message, _SLOW) and self._commands is not None:
+            # It may wait for turns to settle: run it beside the reader, so that a
+            # `cancel` sent after it is read and answered meanwhile.
+            await self._slow.acquire()
+            self._commands.start_soon(self._run_slow, envelope)
+        else:
+            await self.run(envelope)
+        return True
+
+    async def _run_slow(self, envelope: p.Envelope) -> None:
+        try:
+            await self.run(envelope)
+        finally:
+            self._slow.release()
+
+    async def run(self, envelope: p.Envelope) -> None:
+        """Run one decoded command and queue its answer (or its error)."""
         try:
             answer = await self.dispatch(envelope)
         except p.ProtocolError as exc:
@@ -176,7 +210,6 @@ class Connection:
         else:
             if answer is not None:
                 await self.put(answer, envelope.id, True)
-        return True
 
     async def dispatch(self, envelope: p.Envelope) -> p.ServerMessage | None:
         """Run one command; its direct answer, or None when a watch sends it."""
@@ -308,13 +341,3 @@ class Connection:
                 "internal", "this chat's stream failed on our side; open it again", chat_id
             )
             await self.put(error, None if answered else reply_to, True)
-
-
-def _peek_id(frame: str) -> str | None:
-    """The ``id`` of a frame refused before decoding, when it has a usable one."""
-    try:
-        data = json.loads(frame)
-    except ValueError:
-        return None
-    value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and len(value) <= _MAX_CLIENT_ID else None
