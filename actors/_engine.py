@@ -47,6 +47,8 @@ log = logging.getLogger("troupe.actors.engine")
 T = TypeVar("T")
 
 ASK_TIMEOUT = 60.0
+"""Seconds a command waits for its chat actor: longer than the runtime's default
+ask, since a rewind snapshots and re-projects, and a command may queue behind one."""
 
 
 class Engine:
@@ -393,7 +395,7 @@ class Engine:
     # --- the whole ---
 
     def statistics(self) -> dict[str, Any]:
-        """Live figures: actors, feeds, the pool and the backends."""
+        """Live figures: actors, feeds of the chats in use, the classifier pool, the backend."""
         return {
             "system": _stats(self.system),
             "chats": {cid: _stats(f.topic) for cid, f in self._feeds.items()},
