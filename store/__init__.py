@@ -3,12 +3,12 @@
 Owns: the SQLite schema and its migrations; appending events together with
 their projection change and outgoing chat messages in one transaction; the
 queries the turn flow needs; rewind (after a snapshot) and supersede; crash
-recovery of beats left open; and running all of it on one thread for trio.
-See docs/storage.md.
+recovery of beats left open; holding a beat's end while the disk is full;
+and running all of it on one thread for trio. See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store
-from ._errors import Invalid, NotFound, StoreError
+from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._records import AppendResult, Render, RewindPreview, StoredEvent, WorldEventRow
 from ._store import Store, utc_now
 
@@ -19,6 +19,7 @@ __all__ = [
     "NotFound",
     "Render",
     "RewindPreview",
+    "StorageFull",
     "Store",
     "StoreError",
     "StoredEvent",

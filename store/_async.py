@@ -11,10 +11,17 @@ bench/bench_store.py), which also may pick a different thread for each call.
 Cancellation: a call cancelled before it is queued does not run; once
 queued it runs to the end and its caller waits for it, as with
 ``to_thread``: a write is never half-known.
+
+A caller that must not wait at all (a streaming beat) can ``submit`` a call
+and get its outcome in a callback. A beat's end held for lack of space
+(:meth:`Store.hold_beat_end`) is written by whichever later call first
+finds room; what it committed is handed, on the trio side, to the callback
+given with it, before the caller of that call resumes.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -31,13 +38,21 @@ from protocol import events as ev
 from ._records import AppendResult, Render
 from ._store import Store, utc_now
 
+log = logging.getLogger("troupe.store")
+
 T = TypeVar("T")
 
-_Job = tuple[Callable[[], Any], trio.lowlevel.TrioToken, trio.lowlevel.Task]
+Deliver = Callable[[outcome.Outcome[Any]], None]
+"""Takes a call's outcome on the trio side."""
+
+_Job = tuple[Callable[[], Any], trio.lowlevel.TrioToken, Deliver]
+
+Landed = Callable[[AppendResult], None]
+"""Told, on the trio side, what a held beat end committed once it was written."""
 
 
 class _Worker:
-    """One thread running queued calls; results go back to the task that asked."""
+    """One thread running queued calls; each outcome goes back to the trio side."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -47,19 +62,24 @@ class _Worker:
 
     def _loop(self) -> None:
         while (job := self._jobs.get()) is not None:
-            fn, token, task = job
+            fn, token, deliver = job
             result = outcome.capture(fn)
             try:
-                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+                token.run_sync_soon(deliver, result)
             except trio.RunFinishedError:
                 pass  # the trio run is gone; nobody is waiting any more
 
-    async def call(self, fn: Callable[[], T]) -> T:
-        await trio.lowlevel.checkpoint_if_cancelled()
+    def submit(self, fn: Callable[[], T], deliver: Callable[[outcome.Outcome[T]], None]) -> None:
+        """Queue ``fn``; ``deliver(outcome)`` runs on the trio side when it has run."""
         if not self._thread.is_alive():
             raise trio.ClosedResourceError("the store is closed")
         self.calls += 1
-        self._jobs.put((fn, trio.lowlevel.current_trio_token(), trio.lowlevel.current_task()))
+        self._jobs.put((fn, trio.lowlevel.current_trio_token(), deliver))
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        task = trio.lowlevel.current_task()
+        self.submit(fn, lambda result: trio.lowlevel.reschedule(task, result))
         result: T = await trio.lowlevel.wait_task_rescheduled(
             lambda _: trio.lowlevel.Abort.FAILED  # queued: it will run; wait for it
         )
@@ -84,24 +104,83 @@ class AsyncStore:
         self.store = store
         self._worker = _Worker()
         self._closed = False
+        self._on_landed: dict[int, Landed] = {}
+
+    def _job(self, fn: Callable[[], T]) -> Callable[[], T]:
+        """``fn``, followed on the store's thread by handing over the held ends it wrote."""
+        token = trio.lowlevel.current_trio_token()
+
+        def job() -> T:
+            try:
+                return fn()
+            finally:
+                landed = self.store.landed()
+                if landed:
+                    try:
+                        token.run_sync_soon(self._land, landed)
+                    except trio.RunFinishedError:
+                        pass  # nobody is left to tell; the ends are written all the same
+
+        return job
+
+    def _land(self, landed: list[tuple[int, AppendResult]]) -> None:
+        for beat_id, result in landed:
+            then = self._on_landed.pop(beat_id, None)
+            if then is None:
+                continue
+            try:
+                then(result)
+            except Exception:
+                log.exception("telling that beat %d's end was written failed", beat_id)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(store, *args)`` on the store's thread and return (or raise) its result."""
         if self._closed:
             raise trio.ClosedResourceError("the store is closed")
-        return await self._worker.call(lambda: fn(self.store, *args))
+        return await self._worker.call(self._job(lambda: fn(self.store, *args)))
 
     async def append(self, *events: ev.Event, render: Render | None = None) -> AppendResult:
         """:meth:`Store.append` on the store's thread."""
-        return await self._worker.call(lambda: self.store.append(*events, render=render))
+        return await self.run(lambda s: s.append(*events, render=render))
 
     async def record(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
         """:meth:`Store.record` on the store's thread."""
-        return await self._worker.call(lambda: self.store.record(messages))
+        return await self.run(Store.record, messages)
 
     async def checkpoint_beat(self, beat_id: int, chat_id: str, text: str) -> None:
         """:meth:`Store.checkpoint_beat` on the store's thread."""
-        await self._worker.call(lambda: self.store.checkpoint_beat(beat_id, chat_id, text))
+        await self.run(Store.checkpoint_beat, beat_id, chat_id, text)
+
+    def submit(
+        self, fn: Callable[..., T], then: Callable[[outcome.Outcome[T]], None], *args: Any
+    ) -> None:
+        """Queue ``fn(store, *args)`` without waiting; ``then(outcome)`` on the trio side later.
+
+        For a caller that must not wait for the store, however busy it is (a
+        beat's checkpoints and its end): the call still runs, in order with
+        every other, and its outcome, value or error, is handed to ``then``.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the store is closed")
+        self._worker.submit(self._job(lambda: fn(self.store, *args)), then)
+
+    def hold_beat_end(self, event: ev.AssistantTurn, render: Render | None, then: Landed) -> None:
+        """:meth:`Store.hold_beat_end`, queued, not awaited; ``then(result)`` once it is written.
+
+        Synchronous on purpose: a beat calls it when its end could not be
+        written, and must neither wait for the store nor be cancelled then.
+        """
+        if event.started_id is None:
+            raise ValueError("only a streamed beat's end (with its started_id) can be held")
+        beat_id = event.started_id
+
+        def queued(result: outcome.Outcome[bool]) -> None:
+            if isinstance(result, outcome.Error):
+                self._on_landed.pop(beat_id, None)
+                log.error("holding beat %d's end failed", beat_id, exc_info=result.error)
+
+        self.submit(Store.hold_beat_end, queued, event, render)
+        self._on_landed[beat_id] = then
 
     async def aclose(self) -> None:
         """Close the database (after the calls already queued) and end the thread."""
@@ -110,7 +189,7 @@ class AsyncStore:
         self._closed = True
         try:
             with trio.CancelScope(shield=True):
-                await self._worker.call(self.store.close)
+                await self._worker.call(self._job(self.store.close))
         finally:
             self._worker.stop()
 

@@ -1,4 +1,4 @@
-"""Errors of the store: the caller asked for something that cannot be written."""
+"""Errors of the store: what cannot be written, and why (a bad request, or a full disk)."""
 
 from __future__ import annotations
 
@@ -13,3 +13,12 @@ class NotFound(StoreError):
 
 class Invalid(StoreError):
     """Well-formed, but not allowed in the current state."""
+
+
+class StorageFull(StoreError):
+    """The disk holding the database is full (or the database reached its size limit).
+
+    Nobody's request was wrong: the server ran out of space. Nothing of the
+    write was kept, and writes work again, without a restart, once space is
+    freed.
+    """

@@ -24,6 +24,7 @@ from protocol import load_event
 from . import _schema
 from ._errors import StoreError
 from ._project import HANDLERS, seed_projections
+from ._tx import space_errors
 
 log = logging.getLogger("troupe.store")
 
@@ -103,15 +104,19 @@ def snapshot(conn: apsw.Connection, folder: Path, label: str, keep: int) -> Path
     The backup reads one consistent state of the database even while the WAL
     holds commits not yet checkpointed, which a file copy would not.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:80]
     target = folder / f"{stamp}-{safe}.db"
-    copy = apsw.Connection(str(target))
-    try:
-        with copy.backup("main", conn, "main") as backup:
-            backup.step(-1)
-    finally:
+    with space_errors():
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = apsw.Connection(str(target))
+        try:
+            with space_errors(copy), copy.backup("main", conn, "main") as backup:
+                backup.step(-1)
+        except BaseException:
+            copy.close()
+            target.unlink(missing_ok=True)  # half a snapshot is no snapshot
+            raise
         copy.close()
     for old in snapshots(folder)[: max(0, len(snapshots(folder)) - keep)]:
         old.unlink(missing_ok=True)

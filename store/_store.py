@@ -4,11 +4,14 @@ A plain synchronous class on one apsw connection, so it can be tested
 without trio; :mod:`store._async` runs it on one thread for the trio side.
 Every append is one transaction: the log rows, their projection changes and
 the chat messages they produce (stamped with the chat's next ``seq``) commit
-together or not at all.
+together or not at all. A beat's end that did not fit on a full disk is held
+and written first by the next write that can (see :meth:`Store.hold_beat_end`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -22,11 +25,13 @@ from protocol import YOU_ID, BeatComplete, ChatMessage, EventPayloadError, check
 from protocol import events as ev
 
 from . import _history, _outbox, _schema
-from ._errors import Invalid, NotFound
+from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._project import HANDLERS, seed_projections
 from ._queries import Queries
 from ._records import AppendResult, Render, RewindPreview
 from ._tx import transaction
+
+log = logging.getLogger("troupe.store")
 
 BUSY_TIMEOUT_MS = 5000
 """How long a write waits for another connection's lock (a backup, a second process)."""
@@ -73,6 +78,8 @@ class Store(Queries):
         self.now = now
         self._counts = {"appended": 0, "recovered": 0, "rewinds": 0, "rebuilds": 0}
         self._last_rebuild_s = 0.0
+        self._held: dict[int, tuple[ev.AssistantTurn, Render | None]] = {}
+        self._landed: list[tuple[int, AppendResult]] = []
 
     @classmethod
     def open(
@@ -113,7 +120,13 @@ class Store(Queries):
         return store
 
     def close(self) -> None:
-        """Close the connection; the store is unusable afterwards."""
+        """Close the connection; the store is unusable afterwards.
+
+        Beat ends still held for lack of space get one last try; those that
+        still do not fit are recovered from their checkpoints on the next open.
+        """
+        with contextlib.suppress(StorageFull):
+            self._write_held()
         self.conn.close()
 
     # --- writing ---
@@ -127,7 +140,14 @@ class Store(Queries):
         called inside the transaction with the new ids (it may query the
         store, which already shows the new events); each chat message it
         returns gets its chat's next seq and is returned stamped.
+
+        On a full disk it raises :class:`StorageFull` and writes nothing; so
+        it does while a beat's end is held and still does not fit.
         """
+        self._write_held()
+        return self._append(events, render)
+
+    def _append(self, events: Sequence[ev.Event], render: Render | None) -> AppendResult:
         checked = []
         for event in events:
             if isinstance(event, ev.ChatRewound):
@@ -155,6 +175,7 @@ class Store(Queries):
 
     def record(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
         """Stamp and journal chat messages that no event produced (e.g. ``turn_settled``)."""
+        self._write_held()
         with transaction(self.conn):
             stamped = self._stamp(messages)
         return stamped
@@ -178,10 +199,14 @@ class Store(Queries):
     def checkpoint_beat(self, beat_id: int, chat_id: str, text: str) -> None:
         """Keep a streaming beat's text so far, outside the log, for crash recovery.
 
-        Cheap enough to call every couple of seconds: one upserted row per
-        beat, dropped when the beat's ``assistant_turn`` is appended. A
-        checkpoint for a beat that is not open (it already ended) is ignored.
+        Cheap enough to call every second: one upserted row per beat, dropped
+        when the beat's ``assistant_turn`` is appended. A checkpoint for a
+        beat that is not open (it already ended) is ignored.
         """
+        self._write_held()
+        self._checkpoint(beat_id, chat_id, text)
+
+    def _checkpoint(self, beat_id: int, chat_id: str, text: str) -> None:
         with transaction(self.conn):
             self.conn.execute(
                 "INSERT INTO beat_checkpoints(beat_id, chat_id, text, at) "
@@ -222,6 +247,58 @@ class Store(Queries):
         self._counts["recovered"] += len(open_beats)
         return [row[0] for row in open_beats]
 
+    # --- beat ends held for lack of space ---
+
+    def hold_beat_end(self, event: ev.AssistantTurn, render: Render | None = None) -> bool:
+        """Keep a beat's end that could not be written until a write can; True if written now.
+
+        Held ends are written, in order, at the start of every later write,
+        before what that write asks; while they still do not fit, the write
+        raises :class:`StorageFull` itself. So no message of the chat gets a
+        seq before the beat's ``beat_complete`` does, and the chat works again
+        as soon as space is freed. The results go to :meth:`landed`.
+
+        Held ends live in memory. When one does not fit now, its whole text
+        is also tried as the beat's checkpoint (an update of a row that is
+        usually there already), so that if the process stops before space
+        returns, recovery on the next open ends the beat with that text, or
+        else with the last checkpoint that fitted.
+        """
+        if event.started_id is None:
+            raise Invalid("only a streamed beat's end (with its started_id) can be held")
+        self._held[event.started_id] = (event, render)
+        try:
+            self._write_held()
+        except StorageFull:
+            with contextlib.suppress(StorageFull):
+                self._checkpoint(event.started_id, event.chat_id, event.text)
+            return False
+        return True
+
+    def held_beats(self) -> list[int]:
+        """The beats whose end is held, waiting for space."""
+        return list(self._held)
+
+    def landed(self) -> list[tuple[int, AppendResult]]:
+        """The held beat ends written since the last call: ``(beat_id, result)``, oldest first."""
+        landed, self._landed = self._landed, []
+        return landed
+
+    def _write_held(self) -> None:
+        for beat_id, (event, render) in list(self._held.items()):
+            try:
+                result = self._append((event,), render)
+            except StorageFull:
+                raise
+            except StoreError as exc:
+                # Only this store ends beats while it is open, so this cannot happen;
+                # should it, one bad end must not refuse every later write.
+                log.error("held end of beat %d dropped: %s", beat_id, exc)
+                del self._held[beat_id]
+                continue
+            del self._held[beat_id]
+            self._landed.append((beat_id, result))
+
     # --- new ids ---
 
     def new_bot_id(self, name: str) -> str:
@@ -246,6 +323,7 @@ class Store(Queries):
         """
         row = self._one("SELECT value FROM meta WHERE key = 'chats'")
         n = int(row[0]) + 1 if row else 1
+        self._write_held()
         while self._one("SELECT 1 FROM chats WHERE id = ?", f"c{n}"):
             n += 1
         with transaction(self.conn):
@@ -289,6 +367,7 @@ class Store(Queries):
         visible: edges, memories, scenes and world events become what they
         were. Other chats' events are never marked, even those that came later.
         """
+        self._write_held()
         self._check_rewind(chat_id, event_id)
         self.snapshot(f"rewind-{chat_id}-{event_id}")
         with transaction(self.conn):
@@ -328,8 +407,12 @@ class Store(Queries):
         return _history.snapshots(self.data_dir / "snapshots")
 
     def counters(self) -> dict[str, Any]:
-        """Counters since opening (appends, recoveries, rewinds, rebuilds); reads no table."""
-        return {**self._counts, "last_rebuild_s": round(self._last_rebuild_s, 4)}
+        """Counters since opening (appends, recoveries, rewinds, rebuilds, held ends); no table."""
+        return {
+            **self._counts,
+            "held": len(self._held),
+            "last_rebuild_s": round(self._last_rebuild_s, 4),
+        }
 
     def statistics(self) -> dict[str, Any]:
         """The counters, the log's size and the schema version."""
