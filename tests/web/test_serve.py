@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import stat
@@ -20,7 +21,9 @@ import trio
 from gateway_kit import Client
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from troupe._config import load_token
+from troupe.__main__ import build_parser
+from troupe._config import ConfigError, build_config, load_token
+from troupe._serve import client_cap
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "serve-token"
@@ -69,8 +72,18 @@ class Serving:
 
 
 @asynccontextmanager
-async def troupe_serve(tmp_path: Path) -> AsyncIterator[Serving]:
-    """A ``troupe serve`` process on a free port whose model stalls mid-beat."""
+async def troupe_serve(
+    tmp_path: Path, files: tuple[int, int] | None = None
+) -> AsyncIterator[Serving]:
+    """A ``troupe serve`` process on a free port whose model stalls mid-beat.
+
+    ``files`` sets its (soft, hard) limit on open files as it starts.
+    """
+
+    def limit_files() -> None:
+        if files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, files)
+
     script = tmp_path / "replies.toml"
     script.write_text(STALLING)
     log = tmp_path / "serve.log"
@@ -80,6 +93,7 @@ async def troupe_serve(tmp_path: Path) -> AsyncIterator[Serving]:
             stdout=subprocess.PIPE,
             stderr=errors,
             cwd=ROOT,
+            preexec_fn=limit_files,
         )
     try:
         assert process.stdout is not None
@@ -199,3 +213,41 @@ async def test_sigterm_with_20_beats_in_flight_commits_them_and_exits(tmp_path: 
         assert set(complete) == set(chats)
         assert all(m["truncated"] and m["error"] == "shutdown" for m in complete.values())
         print(json.dumps({"sigterm_with_20_beats_exit_seconds": round(stopped_in, 2)}))
+
+
+async def test_serve_raises_its_open_file_limit_to_the_hard_one(tmp_path: Path) -> None:
+    async with troupe_serve(tmp_path, files=(256, 4096)) as serving:
+        limits = await trio.Path(f"/proc/{serving.process.pid}/limits").read_text()
+        row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert row.split()[3:5] == ["4096", "4096"]
+        assert await serving.stop() == 0
+
+
+def test_the_client_cap_leaves_room_under_the_file_limit() -> None:
+    assert client_cap(512, 64, None) == 512
+    assert client_cap(512, 64, 65536) == 512
+    assert client_cap(512, 64, 256) == 128  # 64 files for the rest, 64 for requests
+    assert client_cap(512, 64, 100) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "expected"),
+    [
+        ([], {}, 512),
+        (["--max-clients", "5"], {}, 5),
+        ([], {"TROUPE_MAX_CLIENTS": "7"}, 7),
+        (["--max-clients", "5"], {"TROUPE_MAX_CLIENTS": "7"}, 5),
+    ],
+)
+def test_max_clients_comes_from_the_flag_or_the_environment(
+    tmp_path: Path, flags: list[str], env: dict[str, str], expected: int
+) -> None:
+    args = build_parser().parse_args(["serve", "--data", str(tmp_path), "--token", "t", *flags])
+    assert build_config(args, env).max_clients == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_bad_max_clients_is_refused(tmp_path: Path, value: str) -> None:
+    args = build_parser().parse_args(["serve", "--data", str(tmp_path), "--token", "t"])
+    with pytest.raises(ConfigError, match="max clients"):
+        build_config(args, {"TROUPE_MAX_CLIENTS": value})
