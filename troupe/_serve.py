@@ -7,7 +7,8 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import trio
 
@@ -89,7 +90,7 @@ async def serve(
         listeners = await trio.open_tcp_listeners(config.port, host=config.host)
     except OSError as exc:
         raise CannotListen(config, exc) from None
-    with trio.CancelScope() as everything:
+    with trio.CancelScope() as everything, _closing(listeners):
         async with open_engine(config.engine, server_version=f"troupe {__version__}") as engine:
             if await seed_demo(engine):
                 log.info("seeded the demo world")
@@ -129,6 +130,16 @@ async def serve(
                         with trio.move_on_at(stop_by):
                             await gateway.close()
                     nursery.cancel_scope.cancel()
+
+
+@contextmanager
+def _closing(listeners: list[trio.SocketListener]) -> Iterator[None]:
+    """Close the listeners on the way out, also when the gateway never ran."""
+    try:
+        yield
+    finally:
+        for listener in listeners:
+            listener.socket.close()
 
 
 def run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:

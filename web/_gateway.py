@@ -159,6 +159,9 @@ class Gateway:
             return
         try:
             await self._serve_websocket(admitted)
+        except Exception:
+            # A bug here or in trio-websocket: this client is dropped, the rest go on.
+            log.exception("a WebSocket connection failed")
         finally:
             self.clients -= 1
             await _close(stream)
