@@ -1,9 +1,12 @@
 """The gateway: HTTP and WebSocket on one port, in front of the engine.
 
 Each accepted socket gets its request head read here. Plain requests are
-answered by :mod:`web._http`; an upgrade to ``/ws`` is checked (token, then
-Origin) and handed to trio-websocket, and the connection is served by a
-:class:`~web._connection.Connection` until either side closes it.
+answered by :mod:`web._http`; an upgrade to ``/ws`` is checked (token,
+Origin, the handshake itself, then the cap on clients) and handed to
+trio-websocket, and the connection is served by a
+:class:`~web._connection.Connection` until either side closes it. Every
+socket is counted while it is open, so the gateway answers 503 rather than
+run out of file descriptors.
 """
 
 from __future__ import annotations
