@@ -3,24 +3,40 @@
 Cancel, a backend error, a stall, a shutdown or a bug all end the stream the
 same way: what was received is committed with ``truncated`` and the reason,
 in a shielded scope with its own deadline, so nothing the person saw is lost.
+
+The token loop never waits for the store: tokens go to the feed as they
+come, and a task of the beat's own writes the crash-recovery checkpoint
+(only the latest text, at most once per interval). A rewind of another chat
+or a slow disk delays checkpoints, never tokens.
+
+When the end cannot be written (the disk is full, or the cleanup deadline
+passed first), the beat still ends for every watcher: a ``beat_complete``
+with ``seq`` 0 and ``event_id`` 0 (not committed, see ``ChatFeed``), and the
+store holds the end until a write fits; the committed ``beat_complete``
+follows then.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import attrs
+import outcome
 import trio
 
 from llm import ModelError, NarrativeRequest
-from protocol import BeatComplete, BeatStarted, Error
+from protocol import BeatComplete, BeatStarted, ChatMessage, Error
 from protocol import events as ev
-from store import Store
+from store import AppendResult, Render, StorageFull, Store, StoreError
 
 from ._feed import ChatFeed
 from ._services import Services
 
 log = logging.getLogger("troupe.actors.beat")
+
+T = TypeVar("T")
 
 
 @attrs.define
@@ -57,10 +73,93 @@ class BeatResult:
         return not self.truncated and bool(self.text.strip())
 
 
+EMPTY = "empty"
+"""``beat_complete.error`` of a beat whose model said nothing (or only whitespace)."""
+
+STORAGE_FULL = "storage_full"
+"""``beat_complete.error`` of a beat whose end did not fit on the disk."""
+
+
 def describe(exc: ModelError) -> str:
     """A short reason for ``beat_complete.error``."""
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+@attrs.define
+class _Received:
+    """What the model sent so far, and how the stream ended."""
+
+    parts: list[str] = attrs.Factory(list)
+    truncated: bool = False
+    error: str | None = None
+    crash: Exception | None = None
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class _Checkpoints:
+    """Writes a streaming beat's latest text for crash recovery, off the token loop.
+
+    The token loop only calls :meth:`note`. This task waits for new text, then
+    for the interval since its last write, then writes everything received
+    so far in one call. While that call waits for the store, tokens keep
+    streaming; the next write takes all of them at once.
+    """
+
+    def __init__(self, svc: Services, chat_id: str, beat_id: int, received: _Received) -> None:
+        self._svc = svc
+        self._chat_id = chat_id
+        self._beat_id = beat_id
+        self._received = received
+        self._fresh = trio.Event()
+        self.written = 0
+
+    def note(self) -> None:
+        """New text arrived (never blocks)."""
+        self._fresh.set()
+
+    async def run(self) -> None:
+        """Write checkpoints until cancelled (when the beat's stream ends)."""
+        interval = self._svc.settings.checkpoint_interval
+        last = trio.current_time()
+        while True:
+            await self._fresh.wait()
+            await trio.sleep_until(last + interval)
+            self._fresh = trio.Event()
+            text = self._received.text()
+            result = await _outcome_of(
+                self._svc, Store.checkpoint_beat, self._beat_id, self._chat_id, text
+            )
+            if isinstance(result, outcome.Error):
+                # A checkpoint only matters after a crash; the beat goes on without it.
+                failure = result.error
+                level = logging.WARNING if isinstance(failure, StoreError) else logging.ERROR
+                log.log(
+                    level,
+                    "chat %s: beat %d: checkpoint failed: %r",
+                    self._chat_id,
+                    self._beat_id,
+                    failure,
+                )
+            else:
+                self.written += 1
+            last = trio.current_time()
+
+
+async def _outcome_of(svc: Services, fn: Callable[..., T], *args: Any) -> outcome.Outcome[T]:
+    """Run a store call and wait for its outcome; a cancel stops the wait, never the call."""
+    box: list[outcome.Outcome[T]] = []
+    arrived = trio.Event()
+
+    def then(result: outcome.Outcome[T]) -> None:
+        box.append(result)
+        arrived.set()
+
+    svc.store.submit(fn, then, *args)
+    await arrived.wait()
+    return box[0]
 
 
 async def stream_beat(
@@ -75,7 +174,13 @@ async def stream_beat(
     interjection_of: str | None = None,
     supersedes: int | None = None,
 ) -> BeatResult:
-    """Stream one beat to the chat's feed and commit it; never loses received text."""
+    """Stream one beat to the chat's feed and commit it; never loses received text.
+
+    Raises :class:`store.StorageFull` when the beat's end did not fit on the
+    disk (after ending it for the watchers: the turn should stop there), and
+    ``trio.TooSlowError`` when the store did not take the end before the
+    cleanup deadline (the end is held and written as soon as it can be).
+    """
     started = await svc.store.run(
         lambda s: s.append(
             ev.AssistantTurnStarted(chat_id, speaker_id, user_turn_id, interjection_of),
@@ -88,72 +193,167 @@ async def stream_beat(
     feed.deliver(started.messages)
     feed.start_beat(beat_id, speaker_id)
 
-    parts: list[str] = []
-    truncated = False
-    error: str | None = None
-    crash: BaseException | None = None
-    interval = svc.settings.checkpoint_interval
+    received = _Received()
+    checkpoints = _Checkpoints(svc, chat_id, beat_id, received)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(checkpoints.run)
+            await _receive(svc, feed, turn, request, received, checkpoints)
+            nursery.cancel_scope.cancel()
+    finally:
+        turn.scope = None
+        text = received.text()
+        if not text and not received.truncated:
+            received.truncated, received.error = True, EMPTY
+        end = ev.AssistantTurn(
+            chat_id,
+            speaker_id,
+            user_turn_id,
+            beat_id,
+            text,
+            truncated=received.truncated,
+            error=received.error,
+            interjection_of=interjection_of,
+            supersedes=supersedes,
+        )
+        committed = await _commit_end(svc, feed, end)
+    if received.crash is not None:
+        raise received.crash
+    return BeatResult(
+        committed.ids[0], beat_id, speaker_id, text, received.truncated, received.error
+    )
+
+
+async def _receive(
+    svc: Services,
+    feed: ChatFeed,
+    turn: TurnState,
+    request: NarrativeRequest,
+    received: _Received,
+    checkpoints: _Checkpoints,
+) -> None:
+    """Stream the model's reply into ``received`` and the feed; raises only ``Cancelled``."""
+    chat_id = feed.chat_id
     try:
         with trio.CancelScope() as scope:
             turn.scope = scope
             if turn.cancel_reason is not None:
                 scope.cancel()
-            last_checkpoint = trio.current_time()
             async with svc.narrative.stream(request) as chunks:
                 async for chunk in chunks:
-                    parts.append(chunk)
+                    if not received.parts:
+                        # Some servers open a reply with a space or a newline: never shown,
+                        # never kept, so what streamed and what is committed stay equal.
+                        chunk = chunk.lstrip()
+                        if not chunk:
+                            continue
+                    received.parts.append(chunk)
                     feed.token(chunk)
-                    now = trio.current_time()
-                    if now - last_checkpoint >= interval:
-                        last_checkpoint = now
-                        text_so_far = "".join(parts)
-                        await svc.store.run(Store.checkpoint_beat, beat_id, chat_id, text_so_far)
+                    checkpoints.note()
         if scope.cancelled_caught:
-            truncated, error = True, turn.cancel_reason or "cancelled"
+            received.truncated, received.error = True, turn.cancel_reason or "cancelled"
     except ModelError as exc:
-        truncated, error = True, describe(exc)
-        feed.error(Error("llm_error", f"the model failed: {error}", chat_id))
+        received.truncated, received.error = True, describe(exc)
+        feed.error(Error("llm_error", f"the model failed: {received.error}", chat_id))
     except trio.Cancelled:
         # The actor itself is being stopped: the system is shutting down.
-        truncated, error = True, turn.cancel_reason or "shutdown"
+        received.truncated, received.error = True, turn.cancel_reason or "shutdown"
         raise
     except Exception as exc:
-        log.exception("chat %s: beat %d crashed", chat_id, beat_id)
-        truncated, error, crash = True, "internal", exc
-    finally:
-        turn.scope = None
-        text = "".join(parts)
+        log.exception("chat %s: beat crashed", chat_id)
+        received.truncated, received.error, received.crash = True, "internal", exc
+
+
+async def _commit_end(svc: Services, feed: ChatFeed, end: ev.AssistantTurn) -> AppendResult:
+    """Append the beat's ``assistant_turn`` and end the beat for every watcher, whatever happens.
+
+    The append is queued, not awaited: past the cleanup deadline the beat
+    ends for the watchers without it (``trio.TooSlowError``), and the end is
+    published once the store gets to it.
+    """
+    first_end, render = end, _render_end(end)
+    box: list[outcome.Outcome[AppendResult]] = []
+    arrived = trio.Event()
+    ended = False
+
+    def finished(result: outcome.Outcome[AppendResult]) -> None:
+        if not ended:
+            box.append(result)
+            arrived.set()
+        else:
+            _late(svc, feed, first_end, result)
+
+    committed: AppendResult | None = None
+    try:
+        svc.store.submit(lambda s: s.append(first_end, render=render), finished)
         with trio.CancelScope(shield=True) as shield:
             shield.deadline = trio.current_time() + svc.settings.shutdown_timeout
-            ended = await svc.store.run(
-                lambda s: s.append(
-                    ev.AssistantTurn(
-                        chat_id,
-                        speaker_id,
-                        user_turn_id,
-                        beat_id,
-                        text,
-                        truncated=truncated,
-                        error=error,
-                        interjection_of=interjection_of,
-                        supersedes=supersedes,
-                    ),
-                    render=lambda ids: [
-                        BeatComplete(
-                            chat_id,
-                            beat_id,
-                            ids[0],
-                            speaker_id,
-                            text,
-                            truncated,
-                            interjection_of,
-                            error,
-                        )
-                    ],
-                )
+            await arrived.wait()
+        if not box:
+            raise trio.TooSlowError(
+                f"the store did not take beat {end.started_id}'s end in time; it is written "
+                "when the store gets to it"
             )
-            feed.end_beat()
-            feed.deliver(ended.messages)
-    if crash is not None:
-        raise crash
-    return BeatResult(ended.ids[0], beat_id, speaker_id, text, truncated, error)
+        try:
+            committed = box[0].unwrap()
+        except StorageFull:
+            end = attrs.evolve(end, truncated=True, error=STORAGE_FULL)
+            render = _render_end(end)
+            _hold(svc, feed, end, render)
+            raise
+        return committed
+    finally:
+        ended = True
+        feed.end_beat()
+        if committed is not None:
+            feed.deliver(committed.messages)
+        else:
+            feed.deliver(render((0,)))  # event_id 0 and seq 0: not committed (yet)
+
+
+def _late(
+    svc: Services, feed: ChatFeed, end: ev.AssistantTurn, result: outcome.Outcome[AppendResult]
+) -> None:
+    """The end of a beat that already ended for its watchers reached the store after all."""
+    try:
+        committed = result.unwrap()
+    except StorageFull:
+        end = attrs.evolve(end, truncated=True, error=STORAGE_FULL)
+        _hold(svc, feed, end, _render_end(end))
+    except Exception:
+        log.exception("chat %s: beat %d's end failed", end.chat_id, end.started_id)
+    else:
+        feed.deliver(committed.messages)
+
+
+def _hold(svc: Services, feed: ChatFeed, end: ev.AssistantTurn, render: Render) -> None:
+    """Leave the end to the store, to write with the first write that fits; then publish it."""
+
+    def landed(result: AppendResult) -> None:
+        log.info("chat %s: beat %d's end written after all", end.chat_id, end.started_id)
+        feed.deliver(result.messages)
+
+    try:
+        svc.store.hold_beat_end(end, render, landed)
+    except trio.ClosedResourceError:
+        # The store is closing: the next open recovers the beat from its checkpoint.
+        log.warning("chat %s: beat %d left open for recovery", end.chat_id, end.started_id)
+
+
+def _render_end(end: ev.AssistantTurn) -> Render:
+    def render(ids: tuple[int, ...]) -> list[ChatMessage]:
+        assert end.started_id is not None
+        return [
+            BeatComplete(
+                end.chat_id,
+                end.started_id,
+                ids[0],
+                end.speaker_id,
+                end.text,
+                end.truncated,
+                end.interjection_of,
+                end.error,
+            )
+        ]
+
+    return render

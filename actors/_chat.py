@@ -15,7 +15,7 @@ import trio
 from protocol import ProtocolError, RewindPreviewReply, Segment, UserTurn, WorldEvent
 from protocol import events as ev
 from runtime import Actor
-from store import Invalid, NotFound, Store
+from store import Invalid, NotFound, StorageFull, Store
 from story import parse_prose, prose_for_model
 
 from ._beat import TurnState
@@ -66,6 +66,8 @@ class ChatActor(Actor):
             raise ProtocolError("not_found", str(exc)) from None
         except Invalid as exc:
             raise ProtocolError("invalid", str(exc)) from None
+        except StorageFull as exc:
+            raise ProtocolError("storage_full", str(exc)) from None
 
     async def _command(self, message: object) -> object:
         if isinstance(message, StartTurn):

@@ -31,7 +31,7 @@ from protocol import (
 )
 from protocol import events as ev
 from runtime import ActorError, ActorRef, ActorSystem, RestartPolicy, open_actor_system
-from store import AsyncStore, Invalid, NotFound, Store, open_store
+from store import AsyncStore, Invalid, NotFound, StorageFull, Store, open_store
 
 from . import _messages as m
 from ._bot import BotActor, Forget
@@ -85,6 +85,8 @@ class Engine:
             raise ProtocolError("not_found", str(exc)) from None
         except Invalid as exc:
             raise ProtocolError("invalid", str(exc)) from None
+        except StorageFull as exc:
+            raise ProtocolError("storage_full", str(exc)) from None
 
     # --- the user and the bots ---
 

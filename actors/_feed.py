@@ -4,6 +4,11 @@ Every chat message with a ``seq`` is committed by the store together with the
 event it reports; the feed publishes them in ``seq`` order (tasks that commit
 concurrently may resume in either order) and tokens as they stream. A watcher
 gets a consistent ``chat_state`` first and then only what came after it.
+
+A message with ``seq`` 0 was not committed: it tells of something the store
+could not write (a beat's end on a full disk). It is published at once,
+takes no number and is not in the journal, so a client that resumes never
+gets it again; seqs start at 1, so 0 is never a real one.
 """
 
 from __future__ import annotations
@@ -69,9 +74,12 @@ class ChatFeed:
     # --- publishing ---
 
     def deliver(self, messages: Sequence[ChatMessage]) -> None:
-        """Publish committed, seq-stamped messages in seq order."""
+        """Publish seq-stamped messages in seq order, and unnumbered ones (seq 0) at once."""
         for message in messages:
             seq = getattr(message, "seq", 0)
+            if seq == 0:
+                self.topic.publish(message)
+                continue
             if seq <= self.published_seq:
                 continue
             self._pending[seq] = message
@@ -203,7 +211,7 @@ class ChatFeed:
                 yield token
                 continue
             seq = getattr(item, "seq", None)
-            if seq is not None:
+            if seq:  # None (an error) or 0 (not committed) is outside the numbering
                 if seq <= seen:
                     continue
                 seen = seq

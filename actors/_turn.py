@@ -14,9 +14,9 @@ import attrs
 import trio
 
 from llm import NarrativeRequest
-from protocol import YOU_ID, Bot, Chat, EdgeUpdate, Entity, MemoryNote, TurnSettled
+from protocol import YOU_ID, Bot, Chat, EdgeUpdate, Entity, Error, MemoryNote, TurnSettled
 from protocol import events as ev
-from store import Store
+from store import StorageFull, Store
 
 from . import _classifiers as cls
 from ._beat import BeatResult, TurnState, stream_beat
@@ -150,10 +150,17 @@ async def run_turn(
         # so it runs even when the beat was cancelled).
         await run_world_events(svc, feed, cast, primary.text)
         await close_scene_if_asked(svc, feed, cast, said.prose)
+    except StorageFull as exc:
+        # Nothing more of this turn fits; a beat cut short by it has already ended.
+        feed.error(Error("storage_full", str(exc), chat_id))
     finally:
         # 11. Settled, even after a failure: the chat must take the next turn.
         with trio.CancelScope(shield=True):
-            settled = await svc.store.run(Store.record, [TurnSettled(chat_id, said.user_turn_id)])
+            settle = [TurnSettled(chat_id, said.user_turn_id)]
+            try:
+                settled = await svc.store.run(Store.record, settle)
+            except StorageFull:
+                settled = tuple(settle)  # seq 0: told, not journaled
             feed.deliver(settled)
             if regenerate is not None:
                 feed.resync()  # the superseded turn left the timeline: every watcher redraws
