@@ -1,0 +1,182 @@
+"""Where a turn is (its phase) and what it knows so far (its progress).
+
+Each phase waits for one kind of answer: the phase names what the turn is
+waiting on. :class:`Progress` is frozen; a step makes a new one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import TypeVar
+
+from attrs import field, frozen
+
+from protocol import Bot, Edge, Entity
+
+from ._addressee import addressee_by_rules
+from ._classifiers import SceneSummaryResult, StateChange
+from ._names import mentions
+from ._scene_rules import SceneCloseRuling, scene_close_by_rules
+from ._turn_io import BeatEnded, Cast, Input, OpenWorldEvent, PersonSaid, TurnError
+
+T = TypeVar("T")
+
+
+class Phase(enum.Enum):
+    """What the turn waits for now (see :data:`WAITS`)."""
+
+    IDLE = "idle"
+    OPENING = "opening"
+    OPENING_SCENE = "opening_scene"
+    ADDRESSING = "addressing"
+    PRIMARY = "primary"
+    READING = "reading"
+    REMEMBERING = "remembering"
+    WEIGHING = "weighing"
+    RELATING = "relating"
+    DECIDING = "deciding"
+    INTERJECTION = "interjection"
+    WORLD_READING = "world_reading"
+    WORLD_ASKING = "world_asking"
+    WORLD_MOVING = "world_moving"
+    CLOSING_ASKING = "closing_asking"
+    CLOSING_READING = "closing_reading"
+    SUMMARISING = "summarising"
+    CLOSING = "closing"
+    SETTLED = "settled"
+
+
+WAITS: dict[Phase, str] = {
+    Phase.IDLE: "Nothing yet: waits for the person's prose.",
+    Phase.OPENING: "Reads whether a scene is open.",
+    Phase.OPENING_SCENE: "Appends the scene it opens (there was none).",
+    Phase.ADDRESSING: "Asks the addressee classifier (the rules could not decide).",
+    Phase.PRIMARY: "Streams the addressee's beat.",
+    Phase.READING: "Reads the edges and the dialogue a beat's passes need.",
+    Phase.REMEMBERING: "Appends one memory per witness.",
+    Phase.WEIGHING: "Asks one state update per directed pair present.",
+    Phase.RELATING: "Appends the edge updates.",
+    Phase.DECIDING: "Waits for the interjection decisions still out.",
+    Phase.INTERJECTION: "Streams the silent witness's beat.",
+    Phase.WORLD_READING: "Reads the open world events.",
+    Phase.WORLD_ASKING: "Asks the lifecycle classifier.",
+    Phase.WORLD_MOVING: "Appends the world events' moves and what completing them promotes.",
+    Phase.CLOSING_ASKING: "Asks the scene-close classifier (the rules were unsure).",
+    Phase.CLOSING_READING: "Reads the dialogue the witnesses sum up.",
+    Phase.SUMMARISING: "Asks each witness's scene summary.",
+    Phase.CLOSING: "Appends the closed scene, its summaries, and the next scene.",
+    Phase.SETTLED: "Done: the turn settled; every later input is a leftover and ignored.",
+}
+"""What each state is doing while it waits."""
+
+
+@frozen
+class Progress:
+    """A turn in flight: its phase and everything it learnt so far."""
+
+    phase: Phase
+    cast: Cast
+    said: PersonSaid | None = None
+    model_prose: str = ""
+    """The person's prose without OOC: all any model reads of it."""
+    cancel: str | None = None
+    scene_id: int | None = None
+    location: str | None = None
+    """The open scene's location."""
+    speaker_id: str | None = None
+    """Who the person addressed: the primary beat's speaker."""
+    primary: BeatEnded | None = None
+    beat: BeatEnded | None = None
+    """The beat whose passes run now."""
+    beat_speaker: str | None = None
+    edges: Mapping[tuple[str, str], Edge] = field(factory=dict)
+    lines: tuple[str, ...] = ()
+    """The transcript (OOC removed) the classifiers of this phase read."""
+    memory_ids: tuple[int, ...] = ()
+    waiting: frozenset[str] = frozenset()
+    """Keys of the classifiers asked and not answered yet."""
+    changes: Mapping[str, StateChange] = field(factory=dict)
+    decisions: Mapping[str, bool] = field(factory=dict)
+    """The silent witnesses' interjection decisions so far."""
+    interjector: str | None = None
+    world: tuple[OpenWorldEvent, ...] = ()
+    closing: tuple[str, str | None] | None = None
+    """Why the scene closes, and where the next one opens."""
+    summaries: Mapping[str, SceneSummaryResult] = field(factory=dict)
+
+
+def expect(value: object, kind: type[T], what: str) -> T:
+    """``value`` as a ``kind``, or the driver's mistake."""
+    if not isinstance(value, kind):
+        raise TurnError(f"{what} should be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def said_of(p: Progress) -> PersonSaid:
+    """The prose that opened the turn."""
+    return expect(p.said, PersonSaid, "the turn's prose")
+
+
+def person_of(p: Progress) -> Entity:
+    """The person who spoke."""
+    person = p.cast.person(said_of(p).person_id)
+    return expect(person, Entity, "the person who spoke")
+
+
+def character_of(p: Progress, bot_id: str | None) -> Bot:
+    """A character present."""
+    return expect(p.cast.character(bot_id or ""), Bot, f"character {bot_id!r}")
+
+
+def speaker_by_rules(p: Progress) -> str | None:
+    """Who answers, when it is clear without a classifier; ``None``: ask it.
+
+    A regenerated beat keeps its speaker if still present. One character
+    answers alone. Two: :func:`addressee_by_rules`. More: the one character
+    named alone, else the host (the addressee classifier knows two only).
+    """
+    said = said_of(p)
+    cast = p.cast
+    kept = said.regenerate.speaker_id if said.regenerate is not None else None
+    if kept is not None and cast.character(kept) is not None:
+        return kept
+    if len(cast.characters) == 1:
+        return cast.host.id
+    if len(cast.characters) == 2:
+        host, guest = cast.characters
+        decision = addressee_by_rules(said.prose, host, guest)
+        return {"host": host.id, "guest": guest.id}.get(decision)
+    named = [c.id for c in cast.characters if mentions(said.prose, c.name)]
+    return named[0] if len(named) == 1 else cast.host.id
+
+
+def silent_witnesses(p: Progress) -> tuple[Bot, ...]:
+    """The characters present who were not addressed, in cast order."""
+    return tuple(c for c in p.cast.characters if c.id != p.speaker_id)
+
+
+def edge_of(p: Progress, source: str, target: str) -> Edge:
+    """The edge as last read (a never-touched edge is 50/50 and blank)."""
+    return p.edges.get((source, target)) or Edge(source, target, 50, 50, "", ())
+
+
+def pairs_of(p: Progress) -> tuple[tuple[str, str], ...]:
+    """Every directed pair of people and characters present."""
+    present = p.cast.present_ids
+    return tuple((a, b) for a in present for b in present if a != b)
+
+
+def scene_ruling(p: Progress) -> SceneCloseRuling:
+    """What the scene-close rules read in the person's prose (OOC included)."""
+    return scene_close_by_rules(said_of(p).prose, p.location)
+
+
+def chosen_interjector(p: Progress, decisions: Mapping[str, bool]) -> str | None:
+    """The first silent witness, in cast order, who decided to speak up."""
+    return next((w.id for w in silent_witnesses(p) if decisions.get(w.id)), None)
+
+
+def input_name(i: Input | type[Input]) -> str:
+    """An input's class name, for messages."""
+    return i.__name__ if isinstance(i, type) else type(i).__name__
