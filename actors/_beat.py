@@ -114,7 +114,6 @@ class _Checkpoints:
         self._beat_id = beat_id
         self._received = received
         self._fresh = trio.Event()
-        self.written = 0
 
     def note(self) -> None:
         """New text arrived (never blocks)."""
@@ -143,8 +142,6 @@ class _Checkpoints:
                     self._beat_id,
                     failure,
                 )
-            else:
-                self.written += 1
             last = trio.current_time()
 
 
