@@ -19,7 +19,7 @@ follows then.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -278,7 +278,7 @@ async def _commit_end(svc: Services, feed: ChatFeed, end: ev.AssistantTurn) -> A
             box.append(result)
             arrived.set()
         else:
-            _late(svc, feed, first_end, result)
+            _late(svc, first_end, result)
 
     committed: AppendResult | None = None
     try:
@@ -296,7 +296,7 @@ async def _commit_end(svc: Services, feed: ChatFeed, end: ev.AssistantTurn) -> A
         except StorageFull:
             end = attrs.evolve(end, truncated=True, error=STORAGE_FULL)
             render = _render_end(end)
-            _hold(svc, feed, end, render)
+            _hold(svc, end, render)
             raise
         return committed
     finally:
@@ -308,33 +308,45 @@ async def _commit_end(svc: Services, feed: ChatFeed, end: ev.AssistantTurn) -> A
             feed.deliver(render((0,)))  # event_id 0 and seq 0: not committed (yet)
 
 
-def _late(
-    svc: Services, feed: ChatFeed, end: ev.AssistantTurn, result: outcome.Outcome[AppendResult]
-) -> None:
+def _late(svc: Services, end: ev.AssistantTurn, result: outcome.Outcome[AppendResult]) -> None:
     """The end of a beat that already ended for its watchers reached the store after all."""
     try:
         committed = result.unwrap()
     except StorageFull:
         end = attrs.evolve(end, truncated=True, error=STORAGE_FULL)
-        _hold(svc, feed, end, _render_end(end))
+        _hold(svc, end, _render_end(end))
     except Exception:
         log.exception("chat %s: beat %d's end failed", end.chat_id, end.started_id)
     else:
-        feed.deliver(committed.messages)
+        _publish_late(svc, end.chat_id, committed.messages)
 
 
-def _hold(svc: Services, feed: ChatFeed, end: ev.AssistantTurn, render: Render) -> None:
+def _hold(svc: Services, end: ev.AssistantTurn, render: Render) -> None:
     """Leave the end to the store, to write with the first write that fits; then publish it."""
 
     def landed(result: AppendResult) -> None:
         log.info("chat %s: beat %d's end written after all", end.chat_id, end.started_id)
-        feed.deliver(result.messages)
+        _publish_late(svc, end.chat_id, result.messages)
 
     try:
         svc.store.hold_beat_end(end, render, landed)
     except trio.ClosedResourceError:
         # The store is closing: the next open recovers the beat from its checkpoint.
         log.warning("chat %s: beat %d left open for recovery", end.chat_id, end.started_id)
+
+
+def _publish_late(svc: Services, chat_id: str, messages: Sequence[ChatMessage]) -> None:
+    """Publish a late end on the chat's feed of now, which may not be the beat's own.
+
+    The chat may have passivated meanwhile and its feed been made again from
+    the store's seq; with no feed at all nobody watches, and the next one
+    starts from the store, which has the end.
+    """
+    try:
+        feed = svc.feed(chat_id)
+    except KeyError:
+        return
+    feed.deliver(messages)
 
 
 def _render_end(end: ev.AssistantTurn) -> Render:
