@@ -100,7 +100,6 @@ class OpenWorldEvent:
 
 Answer = (
     str
-    | int
     | StateChange
     | InterjectionDecision
     | SceneCloseDecision

@@ -7,18 +7,27 @@ waiting on. :class:`Progress` is frozen; a step makes a new one.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from protocol import Bot, Edge, Entity
 
 from ._addressee import addressee_by_rules
-from ._classifiers import SceneSummaryResult, StateChange
+from ._classifiers import InterjectionDecision, SceneSummaryResult, StateChange
 from ._names import mentions
 from ._scene_rules import SceneCloseRuling, scene_close_by_rules
-from ._turn_io import BeatEnded, Cast, Input, OpenWorldEvent, PersonSaid, TurnError
+from ._turn_io import (
+    BeatEnded,
+    Cast,
+    Classified,
+    Command,
+    Input,
+    OpenWorldEvent,
+    PersonSaid,
+    TurnError,
+)
 
 T = TypeVar("T")
 
@@ -87,6 +96,8 @@ class Progress:
     speaker_id: str | None = None
     """Who the person addressed: the primary beat's speaker."""
     primary: BeatEnded | None = None
+    decide: bool = False
+    """The silent witnesses are asked whether they interject (the primary beat completed)."""
     beat: BeatEnded | None = None
     """The beat whose passes run now."""
     beat_speaker: str | None = None
@@ -180,3 +191,32 @@ def chosen_interjector(p: Progress, decisions: Mapping[str, bool]) -> str | None
 def input_name(i: Input | type[Input]) -> str:
     """An input's class name, for messages."""
     return i.__name__ if isinstance(i, type) else type(i).__name__
+
+
+Step = tuple[Progress, tuple[Command, ...]]
+"""What an effect gives back: the new progress and the commands to run."""
+Guard = Callable[[Progress, Input], bool]
+Effect = Callable[[Progress, Input], Step]
+
+INTERJECTION = "interjection:"
+STATE_UPDATE = "state_update:"
+SCENE_SUMMARY = "scene_summary:"
+"""Prefixes of classifier keys; the rest of the key names the witness or the pair."""
+
+
+def answer_of(i: Input) -> Classified:
+    """The input as a classifier's answer."""
+    return expect(i, Classified, "the answer")
+
+
+def key_of(i: Input) -> str:
+    """The classifier key the input answers, if it is an answer."""
+    return i.key if isinstance(i, Classified) else ""
+
+
+def with_decision(p: Progress, i: Input) -> Progress:
+    """The progress with this interjection decision kept."""
+    answer = answer_of(i)
+    witness = answer.key.removeprefix(INTERJECTION)
+    decision = expect(answer.value, InterjectionDecision, "interjection")
+    return evolve(p, decisions={**p.decisions, witness: decision.interject})

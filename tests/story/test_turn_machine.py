@@ -664,7 +664,7 @@ def _sample(kind: type[Input]) -> Input:
         Loaded: Loaded(),
         Appended: Appended((1,)),
         BeatEnded: BeatEnded(1, "hi"),
-        Classified: Classified("nothing-asked", 0),
+        Classified: Classified("nothing-asked", "host"),
         CancelRequested: CancelRequested(),
         Halted: Halted("x"),
     }
@@ -820,3 +820,15 @@ def test_any_legal_run_settles_exactly_once_and_no_request_carries_ooc(
     beats = run.beats()
     assert len(beats) <= 2
     assert all(b.interjection_of is not None for b in beats[1:])
+
+
+def test_a_cancel_just_after_a_completed_beat_still_asks_but_never_interjects() -> None:
+    # As the turn always did: the decision starts when the beat completes; a cancel
+    # that comes after it only stops the interjection's beat.
+    run = drive(
+        TWO,
+        '"Evening, Mira."',
+        answers={"interjection": InterjectionDecision(True)},
+        cancel_in=Phase.READING,
+    )
+    assert (len(run.beats()), run.calls("interjection")) == (1, 1)

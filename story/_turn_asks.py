@@ -1,0 +1,208 @@
+"""The effects that ask classifiers, and read their answers.
+
+Every classifier request of the turn is built here, from story's prompt
+builders, and every transcript a classifier reads is
+:func:`transcript_lines` of the dialogue read: no OOC note reaches a model.
+"""
+
+from __future__ import annotations
+
+from attrs import evolve
+
+from ._classifiers import (
+    ADDRESSEE_SCHEMA,
+    INTERJECTION_SCHEMA,
+    LIFECYCLE_SCHEMA,
+    SCENE_CLOSE_SCHEMA,
+    SCENE_SUMMARY_SCHEMA,
+    STATE_UPDATE_SCHEMA,
+    InterjectionDecision,
+    OpenEvent,
+    SceneCloseDecision,
+    StateChange,
+    addressee_prompt,
+    default_scene_summary,
+    interjection_prompt,
+    lifecycle_prompt,
+    scene_close_prompt,
+    scene_summary_prompt,
+    state_update_prompt,
+    validate_addressee,
+    validate_interjection,
+    validate_lifecycle,
+    validate_scene_close,
+    validate_scene_summary,
+    validate_state_update,
+)
+from ._transcript import transcript_lines
+from ._turn_io import Answer, BeatEnded, Classify, Input, Loaded, TurnError
+from ._turn_state import (
+    INTERJECTION,
+    SCENE_SUMMARY,
+    STATE_UPDATE,
+    Progress,
+    Step,
+    answer_of,
+    character_of,
+    edge_of,
+    expect,
+    pairs_of,
+    person_of,
+    said_of,
+    silent_witnesses,
+)
+
+
+def ask_addressee(p: Progress, i: Input) -> Step:
+    """Ask the addressee classifier which of the two was spoken to."""
+    host, guest = p.cast.characters[:2]
+    prose = said_of(p).prose
+
+    def validate(raw: object) -> Answer:
+        return validate_addressee(raw, host.name, guest.name)
+
+    ask = Classify(
+        "addressee",
+        "addressee",
+        addressee_prompt(prose, host.name, guest.name),
+        ADDRESSEE_SCHEMA,
+        validate,
+        "host",
+    )
+    return p, (ask,)
+
+
+def take_addressee(p: Progress, i: Input) -> Step:
+    """The speaker is who the classifier chose (the host unless clearly the guest)."""
+    answer = answer_of(i)
+    if answer.key != "addressee":
+        raise TurnError(f"the turn waits for the addressee, not {answer.key!r}")
+    host, guest = p.cast.characters[:2]
+    return evolve(p, speaker_id=guest.id if answer.value == "guest" else host.id), ()
+
+
+def note_relations(p: Progress, i: Input) -> Step:
+    """Keep the edges, and the dialogue as a transcript without OOC."""
+    loaded = expect(i, Loaded, "the read")
+    edges = {(e.source_id, e.target_id): e for e in loaded.edges}
+    return evolve(p, edges=edges, lines=transcript_lines(loaded.dialogue, p.cast.names)), ()
+
+
+def ask_interjection(p: Progress, i: Input) -> Step:
+    """Ask each silent witness whether it speaks up (alongside the passes)."""
+    speaker = character_of(p, p.speaker_id)
+    person = person_of(p)
+    said = expect(p.primary, BeatEnded, "the primary beat").text
+    asks = tuple(
+        Classify(
+            INTERJECTION + witness.id,
+            "interjection",
+            interjection_prompt(
+                witness,
+                edge_of(p, witness.id, speaker.id),
+                edge_of(p, witness.id, person.id),
+                speaker.name,
+                person.name,
+                p.model_prose,
+                said,
+            ),
+            INTERJECTION_SCHEMA,
+            validate_interjection,
+            InterjectionDecision(),
+        )
+        for witness in silent_witnesses(p)
+    )
+    return evolve(p, decisions={}), asks
+
+
+def ask_state_updates(p: Progress, i: Input) -> Step:
+    """Ask one state update per directed pair present, all at once."""
+    names, personas = p.cast.names, p.cast.personas
+    asks = tuple(
+        Classify(
+            f"{STATE_UPDATE}{source}->{target}",
+            "state_update",
+            state_update_prompt(
+                source,
+                names[source],
+                personas.get(source, ""),
+                target,
+                names[target],
+                edge_of(p, source, target),
+                p.lines,
+                target_persona=personas.get(target, ""),
+            ),
+            STATE_UPDATE_SCHEMA,
+            validate_state_update,
+            StateChange(),
+        )
+        for source, target in pairs_of(p)
+    )
+    return evolve(p, changes={}), asks
+
+
+def _open_events(p: Progress) -> list[OpenEvent]:
+    return [OpenEvent(e.id, e.status, e.title, e.description) for e in p.world]
+
+
+def ask_lifecycle(p: Progress, i: Input) -> Step:
+    """Ask which open world events the primary beat moved."""
+    p = evolve(p, world=expect(i, Loaded, "the read").world_events)
+    events = _open_events(p)
+    narrative = p.primary.text if p.primary is not None else ""
+
+    def validate(raw: object) -> Answer:
+        return validate_lifecycle(raw, events)
+
+    ask = Classify(
+        "lifecycle",
+        "lifecycle",
+        lifecycle_prompt(events, narrative),
+        LIFECYCLE_SCHEMA,
+        validate,
+        (),
+    )
+    return p, (ask,)
+
+
+def ask_scene_close(p: Progress, i: Input) -> Step:
+    """Ask the scene-close classifier about the prose the rules were unsure of."""
+
+    def validate(raw: object) -> Answer:
+        return validate_scene_close(raw)
+
+    ask = Classify(
+        "scene_close",
+        "scene_close",
+        scene_close_prompt(said_of(p).prose, p.location),
+        SCENE_CLOSE_SCHEMA,
+        validate,
+        SceneCloseDecision(),
+    )
+    return p, (ask,)
+
+
+def ask_summaries(p: Progress, i: Input) -> Step:
+    """Ask each witness for its summary of the scene, all at once."""
+    lines = transcript_lines(expect(i, Loaded, "the read").dialogue, p.cast.names)
+    location = p.location or p.cast.location
+    asks = []
+    for witness in p.cast.characters:
+        others = {e: n for e, n in p.cast.names.items() if e != witness.id}
+
+        def validate(
+            raw: object, others: dict[str, str] = others, name: str = witness.name
+        ) -> Answer:
+            return validate_scene_summary(raw, others, lines, name, location)
+
+        asks.append(
+            Classify(
+                SCENE_SUMMARY + witness.id,
+                "scene_summary",
+                scene_summary_prompt(witness, lines, others, location),
+                SCENE_SUMMARY_SCHEMA,
+                validate,
+                default_scene_summary(lines, witness.name, location),
+            )
+        )
+    return evolve(p, lines=lines, summaries={}), tuple(asks)

@@ -1,0 +1,123 @@
+"""The guards of the turn's table: when a row applies.
+
+Each reads the progress and the input, and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ._classifiers import SceneCloseDecision
+from ._scene_rules import Close, Unsure
+from ._turn_io import BeatEnded, Input, Loaded
+from ._turn_state import (
+    INTERJECTION,
+    SCENE_SUMMARY,
+    STATE_UPDATE,
+    Phase,
+    Progress,
+    answer_of,
+    chosen_interjector,
+    expect,
+    key_of,
+    scene_ruling,
+    speaker_by_rules,
+    with_decision,
+)
+
+
+def always(p: Progress, i: Input) -> bool:
+    """Otherwise."""
+    return True
+
+
+def no_scene_open(p: Progress, i: Input) -> bool:
+    """The chat has no open scene."""
+    return expect(i, Loaded, "the read").scene is None
+
+
+def speaker_known(p: Progress, i: Input) -> bool:
+    """The rules (or a regenerated beat) name the speaker."""
+    return speaker_by_rules(p) is not None
+
+
+def passes_due(p: Progress, i: Input) -> bool:
+    """The beat said something, and is not an interjection cut short."""
+    beat = expect(i, BeatEnded, "the beat")
+    cut_short = p.phase is Phase.INTERJECTION and beat.truncated
+    return bool(beat.text.strip()) and not cut_short
+
+
+def interjection_open(p: Progress, i: Input) -> bool:
+    """These are the primary beat's passes, and it completed before any cancel."""
+    return p.decide and p.interjector is None
+
+
+def a_decision(p: Progress, i: Input) -> bool:
+    """The answer is an interjection decision."""
+    return key_of(i).startswith(INTERJECTION)
+
+
+def more_changes_due(p: Progress, i: Input) -> bool:
+    """A state update is still out besides this one."""
+    return _out(p, STATE_UPDATE, besides=key_of(i))
+
+
+def decisions_due(p: Progress, i: Input) -> bool:
+    """An interjection decision is still out."""
+    return _out(p, INTERJECTION)
+
+
+def interjection_due(p: Progress, i: Input) -> bool:
+    """A silent witness decided to speak, nobody cancelled, and none spoke yet."""
+    return _interjects(p, p.decisions)
+
+
+def more_decisions_due(p: Progress, i: Input) -> bool:
+    """An interjection decision is still out besides this one."""
+    return _out(p, INTERJECTION, besides=key_of(i))
+
+
+def interjects(p: Progress, i: Input) -> bool:
+    """With this last decision, a silent witness speaks up (and nobody cancelled)."""
+    return _interjects(p, with_decision(p, i).decisions)
+
+
+def _out(p: Progress, prefix: str, besides: str = "") -> bool:
+    return any(k.startswith(prefix) and k != besides for k in p.waiting)
+
+
+def _interjects(p: Progress, decisions: Mapping[str, bool]) -> bool:
+    return (
+        chosen_interjector(p, decisions) is not None and p.cancel is None and p.interjector is None
+    )
+
+
+def events_open(p: Progress, i: Input) -> bool:
+    """Some world event is planned or active."""
+    return bool(expect(i, Loaded, "the read").world_events)
+
+
+def events_move(p: Progress, i: Input) -> bool:
+    """The lifecycle classifier moved some world event."""
+    return bool(answer_of(i).value)
+
+
+def rules_close(p: Progress, i: Input) -> bool:
+    """The scene-close rules close the scene."""
+    return isinstance(scene_ruling(p), Close)
+
+
+def rules_unsure(p: Progress, i: Input) -> bool:
+    """The scene-close rules are unsure."""
+    return isinstance(scene_ruling(p), Unsure)
+
+
+def closes(p: Progress, i: Input) -> bool:
+    """The scene-close classifier closes the scene."""
+    return expect(answer_of(i).value, SceneCloseDecision, "scene_close").close
+
+
+def more_summaries_due(p: Progress, i: Input) -> bool:
+    """A scene summary is still out besides this one."""
+    return _out(p, SCENE_SUMMARY, besides=key_of(i))
