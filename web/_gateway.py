@@ -54,6 +54,7 @@ class Gateway:
         """WebSocket connections open or in their handshake."""
         self.pending = 0
         """Sockets still being routed: reading a head, or answering a plain request."""
+        self._refusing = 0  # sockets being answered 503 unread
         self._accepting = trio.CancelScope()
         self._listeners: list[trio.SocketListener] = []
 
@@ -146,7 +147,14 @@ class Gateway:
         if self.pending >= self.settings.max_pending:
             # Not even read: every socket holds a file descriptor until it closes.
             self.refused[503] += 1
-            await _send_unread(stream, render(None, 503, _BUSY))
+            if self._refusing >= self.settings.max_pending:
+                await _close(stream)  # a flood: no answer, the file back at once
+                return
+            self._refusing += 1
+            try:
+                await _send_unread(stream, render(None, 503, _BUSY))
+            finally:
+                self._refusing -= 1
             return
         self.pending += 1
         try:
