@@ -296,6 +296,15 @@ def test_three_characters_the_one_named_answers_else_the_host_and_no_classifier(
     assert run.calls("state_update") == 12  # four present: 4 * 3 directed pairs
 
 
+def test_with_two_people_the_one_who_spoke_is_remembered_and_every_pair_weighed() -> None:
+    cast = Cast("c1", PLACE, (MIRA,), (ANA, BEN))
+    run = drive(cast, '"Evening, Mira."', person="ben")
+    memory = next(e for e in run.events() if isinstance(e, ev.MemoryWritten))
+    assert memory.text.startswith('Ben said: "Evening, Mira."')
+    assert run.calls("state_update") == 6
+    assert run.beats()[0].request.stop == ("\nAna:", "\nBen:")
+
+
 # --- the interjection ---
 
 
@@ -596,6 +605,14 @@ def test_a_halt_in_every_state_settles_at_once_and_ignores_leftovers(phase: Phas
         assert run.phases[halted] is Phase.SETTLED
 
 
+WAITING_ON = {
+    "addressee": Phase.ADDRESSING,
+    "interjection": Phase.DECIDING,
+    "state_update": Phase.WEIGHING,
+    "lifecycle": Phase.WORLD_ASKING,
+    "scene_close": Phase.CLOSING_ASKING,
+    "scene_summary": Phase.SUMMARISING,
+}
 CLASSIFIERS = ["addressee", "interjection", "state_update", "lifecycle", "scene_close"]
 
 
@@ -606,6 +623,7 @@ def test_a_failed_or_stalled_classifier_yields_its_default_and_the_turn_settles(
     answers = {k: v for k, v in FULL["answers"].items() if k != name}
     run = _full(answers=answers, late=[name, "interjection"])
     assert len(run.settles()) == 1
+    assert WAITING_ON[name] in run.phases
     events = run.events()
     speakers = [b.request.speaker_id for b in run.beats()]
     if name == "addressee":
