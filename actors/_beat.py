@@ -176,7 +176,7 @@ async def stream_beat(
     Raises :class:`store.StorageFull` when the beat's end did not fit on the
     disk (after ending it for the watchers: the turn should stop there), and
     ``trio.TooSlowError`` when the store did not take the end before the
-    cleanup deadline (the end is held and written as soon as it can be).
+    cleanup deadline (the end stays queued, and is published once written).
     """
     started = await svc.store.run(
         lambda s: s.append(
