@@ -125,6 +125,8 @@ class _Worker:
         self.pid = process.pid
         self.gone = False
         """The pipe to it broke or it sent nonsense: it can serve no further request."""
+        self.cut = False
+        """We broke off in the middle of a message to it (a cancel): it is alive but unusable."""
         self.overlaps = 0
         """Requests the worker saw arrive while another was unfinished (it counts them)."""
         self.last_words: deque[str] = deque(maxlen=20)
@@ -171,12 +173,16 @@ class _Worker:
 
     async def send(self, message: dict[str, Any]) -> None:
         """Write one message; a closed pipe means the worker is gone."""
+        assert self.process.stdin is not None
         try:
-            assert self.process.stdin is not None
             await self.process.stdin.send_all(json.dumps(message).encode() + b"\n")
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.gone = True
             raise ModelError(CRASHED) from None
+        except trio.Cancelled:
+            # Part of a line may have gone out: the framing is lost, and so is the worker.
+            self.gone = self.cut = True
+            raise
 
     async def receive(self) -> dict[str, Any]:
         """The next message; the end of the pipe means the worker is gone."""
@@ -340,7 +346,7 @@ class LocalBackend:
             self._starts.popleft()
         if len(self._starts) >= MAX_STARTS:
             raise ModelError(
-                f"the local model failed {MAX_STARTS} times within {START_WINDOW:.0f} s;"
+                f"the local model was started {MAX_STARTS} times within {START_WINDOW:.0f} s;"
                 " not starting it again yet (the server log says why)"
             )
         self._starts.append(now)
@@ -388,18 +394,19 @@ class LocalBackend:
                             if worker.gone:
                                 raise
                 except ModelError:
-                    pass  # it died on the way out: handled below
+                    pass  # it died on the way out: discarded below
             if call.finished:
                 return
-        if worker.gone:
+        if worker.gone and not worker.cut:
             await self._discard(worker, crashed=True)
             return
-        self.kills += 1
-        log.warning(
-            "local model worker %d did not stop within %.0f s; killing it",
-            worker.pid,
-            STOP_TIMEOUT,
-        )
+        if not worker.cut:
+            self.kills += 1
+            log.warning(
+                "local model worker %d did not stop within %.0f s; killing it",
+                worker.pid,
+                STOP_TIMEOUT,
+            )
         await self._discard(worker, crashed=False)
 
     @asynccontextmanager

@@ -71,8 +71,9 @@ class Worker:
         self.channel = channel
         self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
+        self._open: set[int] = set()
+        """Requests received and not yet finished."""
         self._stopped: set[int] = set()
-        self._pending = 0
         self.overlaps = 0
         """Requests that arrived while another was unfinished: the server broke its word."""
         self._no_pad = _pad_ban(model)
@@ -91,11 +92,12 @@ class Worker:
                 continue
             with self._lock:
                 if op == STOP:
-                    self._stopped.add(request_id)
+                    if request_id in self._open:  # else it finished already
+                        self._stopped.add(request_id)
                     continue
-                if self._pending:
+                if self._open:
                     self.overlaps += 1
-                self._pending += 1
+                self._open.add(request_id)
             self.requests.put(message)
         sys.stderr.flush()
         os._exit(0)
@@ -105,12 +107,13 @@ class Worker:
         with self._lock:
             return request_id in self._stopped
 
-    def _finish(self, request_id: int, **fields: Any) -> None:
+    def _finish(self, request_id: int, kind: str, **fields: Any) -> None:
+        """Close the request, then say so: the acknowledgment that the model is free."""
         with self._lock:
-            self._pending -= 1
+            self._open.discard(request_id)
             self._stopped.discard(request_id)
             overlaps = self.overlaps
-        self.channel.send(ev="done", id=request_id, overlaps=overlaps, **fields)
+        self.channel.send(ev=kind, id=request_id, overlaps=overlaps, **fields)
 
     # --- the main thread ---
 
@@ -122,15 +125,12 @@ class Worker:
             try:
                 if message["op"] == JSON:
                     text, reason = self._complete_json(request_id, message)
-                    self._finish(request_id, text=text, reason=reason)
+                    self._finish(request_id, "done", text=text, reason=reason)
                 else:
                     reason = self._stream(request_id, message)
-                    self._finish(request_id, reason=reason)
+                    self._finish(request_id, "done", reason=reason)
             except Exception as exc:  # the request's failure, not the worker's
-                with self._lock:
-                    self._pending -= 1
-                    self._stopped.discard(request_id)
-                self.channel.send(ev="error", id=request_id, error=f"{exc}" or repr(exc))
+                self._finish(request_id, "error", error=str(exc) or repr(exc))
 
     def _prefill(self, request_id: int, prompt: str) -> bool:
         """Read the prompt into the model in small chunks; False if stopped meanwhile.

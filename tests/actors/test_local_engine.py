@@ -53,7 +53,9 @@ async def engine(tmp_path: Path, local: LocalBackend) -> AsyncIterator[Engine]:
         # Greedy, so a beat says the same long thing each run; short prompts and a
         # short classifier timeout keep the passes after each beat quick (most
         # take their defaults, and each of those is a stop the worker acknowledges).
-        budgets=Budgets(soft=500, hard=800, recent_turns=2, max_tokens=120, temperature=0.0),
+        budgets=Budgets(
+            soft=500, hard=800, recent_turns=1, relevant_memories=0, max_tokens=40, temperature=0.0
+        ),
         classifier_timeout=0.5,
     )
     async with open_engine(settings, narrative=local, classifier=local) as running:
