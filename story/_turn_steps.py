@@ -61,7 +61,7 @@ def take_the_turn(p: Progress, i: Input) -> Step:
     """Keep the prose (and its OOC-free form); read the open scene."""
     said = expect(i, PersonSaid, "the prose")
     p = evolve(p, said=said, model_prose=prose_for_model(said.segments))
-    person_of(p)  # the speaker must be present
+    person_of(p)  # whoever spoke must be present
     return p, (Read(scene=True),)
 
 
