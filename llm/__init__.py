@@ -24,8 +24,10 @@ from ._open import make_backend, open_backend
 from ._openai import OpenAIBackend
 from ._scripted import ScriptedBackend, split_tokens
 from ._types import (
+    BACKENDS,
     JSON_MODES,
     Backend,
+    BackendKind,
     ClassifierRequest,
     JsonMode,
     Message,
@@ -35,8 +37,10 @@ from ._types import (
 )
 
 __all__ = [
+    "BACKENDS",
     "JSON_MODES",
     "Backend",
+    "BackendKind",
     "ClassifierRequest",
     "JsonMode",
     "LocalBackend",

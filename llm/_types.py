@@ -11,6 +11,10 @@ from attrs.validators import in_
 
 Role = Literal["system", "user", "assistant"]
 
+BackendKind = Literal["local", "openai", "scripted"]
+BACKENDS: tuple[BackendKind, ...] = ("local", "openai", "scripted")
+"""The model backends there are: the embedded model, an OpenAI-compatible server, a script."""
+
 JsonMode = Literal["auto", "schema", "object", "none"]
 JSON_MODES: tuple[JsonMode, ...] = ("auto", "schema", "object", "none")
 """How an OpenAI-compatible server is asked for a classifier's JSON.
@@ -67,7 +71,7 @@ class Timeouts:
 class ModelSettings:
     """One role's model: which backend, where, which model, and how hard to try."""
 
-    backend: Literal["local", "openai", "scripted"] = "local"
+    backend: BackendKind = "local"
     base_url: str | None = None
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)

@@ -16,7 +16,7 @@ import platformdirs
 from attrs import field, frozen
 
 from actors import EngineSettings
-from llm import JSON_MODES, ModelSettings
+from llm import BACKENDS, JSON_MODES, ModelSettings
 
 
 @frozen
@@ -49,8 +49,8 @@ def model_settings(
 ) -> tuple[ModelSettings, ModelSettings | None]:
     """The narrative and classifier model settings (classifier ``None``: share narrative)."""
     backend = str(_pick(getattr(args, "backend", None), env, "TROUPE_BACKEND", "local"))
-    if backend not in ("local", "openai", "scripted"):
-        raise ConfigError(f"backend must be local, openai or scripted, not {backend!r}")
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     base_url = _pick(getattr(args, "base_url", None), env, "TROUPE_BASE_URL")
     model = _pick(getattr(args, "model", None), env, "TROUPE_MODEL")
     classifier_model = _pick(
@@ -73,7 +73,7 @@ def model_settings(
     if backend == "scripted" and not script:
         raise ConfigError("--backend scripted needs --script (or TROUPE_SCRIPT)")
     narrative = ModelSettings(
-        backend=backend,  # type: ignore[arg-type]
+        backend=backend,
         base_url=str(base_url) if base_url else None,
         model=str(model) if model else None,
         api_key=key,
@@ -85,7 +85,7 @@ def model_settings(
     classifier = None
     if classifier_model and classifier_model != model:
         classifier = ModelSettings(
-            backend=backend,  # type: ignore[arg-type]
+            backend=backend,
             base_url=narrative.base_url,
             model=str(classifier_model),
             api_key=key,
