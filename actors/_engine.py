@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
+import attrs
 import trio
 
 from llm import Backend, open_backend
@@ -452,6 +453,8 @@ def _stats(thing: object) -> Any:
         value = method()
     except Exception as exc:
         return {"error": repr(exc)}
+    if attrs.has(type(value)):
+        return attrs.asdict(value)  # a snapshot, as plain dicts and lists
     return value if isinstance(value, dict) else repr(value)
 
 

@@ -186,7 +186,7 @@ def topic_fanout(subscribers: int) -> Callable[[], Awaitable[float]]:
             for sub in subs:
                 sub.close()
         assert delivered[0] == FANOUT_MESSAGES * subscribers
-        assert topic.statistics()["lagged"] == 0
+        assert topic.statistics().lagged == 0
         return took
 
     return measure

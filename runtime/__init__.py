@@ -19,6 +19,13 @@ from ._errors import (
 from ._policy import RestartPolicy
 from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from ._registry import Registry, RegistryRef
+from ._statistics import (
+    ActorStatistics,
+    RegistryStatistics,
+    SubscriptionStatistics,
+    SystemStatistics,
+    TopicStatistics,
+)
 from ._system import ActorSystem, open_actor_system
 from ._topic import Lagged, Merge, Subscription, Topic
 
@@ -28,6 +35,7 @@ __all__ = [
     "ActorError",
     "ActorFailed",
     "ActorRef",
+    "ActorStatistics",
     "ActorStopped",
     "ActorSystem",
     "AskTimeout",
@@ -36,9 +44,13 @@ __all__ = [
     "Merge",
     "Registry",
     "RegistryRef",
+    "RegistryStatistics",
     "RestartIntensityExceeded",
     "RestartPolicy",
     "Subscription",
+    "SubscriptionStatistics",
+    "SystemStatistics",
     "Topic",
+    "TopicStatistics",
     "open_actor_system",
 ]

@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -25,6 +25,7 @@ from ._actor import Actor
 from ._errors import ActorFailed, ActorStopped, MailboxFull, RestartIntensityExceeded
 from ._mailbox import Envelope, Reply
 from ._policy import RestartPolicy, RestartWindow
+from ._statistics import ActorStatistics
 
 if TYPE_CHECKING:
     from ._system import ActorSystem
@@ -192,21 +193,21 @@ class Cell:
 
     # --- introspection ---
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> ActorStatistics:
         """See :meth:`ActorRef.statistics`."""
         channel = self.send_channel.statistics()
-        return {
-            "address": self.address,
-            "state": self.state,
-            "mailbox": channel.current_buffer_used,
-            "mailbox_max": self.mailbox_size,
-            "senders_waiting": channel.tasks_waiting_send,
-            "handled": self.handled,
-            "restarts": self.window.total,
-            "activations": self.activations,
-            "work": self.work_running,
-            "children": len(self.children),
-        }
+        return ActorStatistics(
+            address=self.address,
+            state=self.state,
+            mailbox=channel.current_buffer_used,
+            mailbox_max=self.mailbox_size,
+            senders_waiting=channel.tasks_waiting_send,
+            handled=self.handled,
+            restarts=self.window.total,
+            activations=self.activations,
+            work=self.work_running,
+            children=len(self.children),
+        )
 
     # --- running ---
 

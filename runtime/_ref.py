@@ -10,6 +10,7 @@ import trio
 from ._cell import Cell
 from ._errors import AskTimeout
 from ._mailbox import Reply
+from ._statistics import ActorStatistics
 
 DEFAULT_ASK_TIMEOUT = 5.0
 """Seconds an ``ask`` waits for its reply unless told otherwise (OTP's ``call`` default).
@@ -101,15 +102,10 @@ class ActorRef:
         """Wait until the actor has stopped for good (stopped, failed or passivated)."""
         await self._cell.finished.wait()
 
-    def statistics(self) -> dict[str, Any]:
-        """Figures for dashboards and tests.
-
-        ``address``; ``state`` (starting, running, stopping, passivating,
-        stopped, passivated, failed); ``mailbox`` (queued messages) and
-        ``mailbox_max``; ``senders_waiting`` (blocked in ``tell``);
-        ``handled``; ``restarts``; ``activations``; ``work`` (running work
-        tasks); ``children``.
-        """
+    def statistics(self) -> ActorStatistics:
+        """A snapshot of the actor's figures for dashboards and tests (see
+        :class:`ActorStatistics`): its state, mailbox depth, messages handled,
+        restarts, activations, work and children."""
         return self._cell.statistics()
 
 

@@ -10,6 +10,7 @@ from ._actor import Actor
 from ._cell import Cell
 from ._policy import RestartPolicy
 from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from ._statistics import ActorStatistics, RegistryStatistics
 from ._system import ActorSystem
 
 log = logging.getLogger("troupe.runtime")
@@ -117,18 +118,18 @@ class Registry:
         """Keys with a live actor."""
         return [key for key, cell in self._active.items() if not cell.finished.is_set()]
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> RegistryStatistics:
         """``active`` and ``passivated`` keys now; ``activations`` and ``passivations`` so far.
 
         Activations count every ``on_start`` of a fresh or passivated actor,
         not restarts after a crash (see the actor's own ``restarts``).
         """
-        return {
-            "active": len(self.active()),
-            "passivated": len(self._passivated),
-            "activations": self.activations,
-            "passivations": self.passivations,
-        }
+        return RegistryStatistics(
+            active=len(self.active()),
+            passivated=len(self._passivated),
+            activations=self.activations,
+            passivations=self.passivations,
+        )
 
 
 class RegistryRef:
@@ -179,7 +180,7 @@ class RegistryRef:
         if cell is not None:
             await cell.stop(drain)
 
-    def statistics(self) -> dict[str, Any] | None:
+    def statistics(self) -> ActorStatistics | None:
         """The live actor's figures, or None when it is not active."""
         cell = self.registry.live(self.key)
         return None if cell is None else cell.statistics()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -14,6 +14,7 @@ from ._cell import Cell
 from ._errors import ActorStopped
 from ._policy import DEFAULT_POLICY, RestartPolicy
 from ._ref import ActorRef
+from ._statistics import SystemStatistics
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -124,12 +125,12 @@ class ActorSystem:
         cell = self._cells.get(address)
         return None if cell is None else ActorRef(cell)
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> SystemStatistics:
         """Every live actor's figures (by address), and each registry's."""
-        return {
-            "actors": {address: cell.statistics() for address, cell in self._cells.items()},
-            "registries": {kind: r.statistics() for kind, r in self._registries.items()},
-        }
+        return SystemStatistics(
+            actors={address: cell.statistics() for address, cell in self._cells.items()},
+            registries={kind: r.statistics() for kind, r in self._registries.items()},
+        )
 
     async def shutdown(self, drain: bool = False, timeout: float | None = None) -> None:
         """Stop every actor and return within ``timeout`` (default: ``shutdown_timeout``).

@@ -19,6 +19,8 @@ from typing import Any
 import attrs
 import trio
 
+from ._statistics import SubscriptionStatistics, TopicStatistics
+
 log = logging.getLogger("troupe.runtime")
 
 Merge = Callable[[Any, Any], Any]
@@ -119,17 +121,17 @@ class Subscription:
         self._topic._subscribers.pop(self, None)
         self._lot.unpark_all()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> SubscriptionStatistics:
         """``depth`` (buffered now), ``max_buffer``, ``received``, ``merged``,
         ``lagged`` (times it was told to resync) and ``dropped`` messages."""
-        return {
-            "depth": len(self._buffer),
-            "max_buffer": self.max_buffer,
-            "received": self.received,
-            "merged": self.merged,
-            "lagged": self.lagged,
-            "dropped": self.dropped,
-        }
+        return SubscriptionStatistics(
+            depth=len(self._buffer),
+            max_buffer=self.max_buffer,
+            received=self.received,
+            merged=self.merged,
+            lagged=self.lagged,
+            dropped=self.dropped,
+        )
 
 
 class Topic:
@@ -165,18 +167,18 @@ class Topic:
         finally:
             subscription.close()
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> TopicStatistics:
         """``published``, ``subscribers`` (count), totals of ``merged`` / ``lagged`` /
         ``dropped``, and each subscriber's own figures in ``per_subscriber``."""
-        each = [s.statistics() for s in self._subscribers]
-        return {
-            "published": self.published,
-            "subscribers": len(each),
-            "merged": sum(s["merged"] for s in each),
-            "lagged": sum(s["lagged"] for s in each),
-            "dropped": sum(s["dropped"] for s in each),
-            "per_subscriber": each,
-        }
+        each = tuple(s.statistics() for s in self._subscribers)
+        return TopicStatistics(
+            published=self.published,
+            subscribers=len(each),
+            merged=sum(s.merged for s in each),
+            lagged=sum(s.lagged for s in each),
+            dropped=sum(s.dropped for s in each),
+            per_subscriber=each,
+        )
 
 
 __all__ = ["Lagged", "Subscription", "Topic"]

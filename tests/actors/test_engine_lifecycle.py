@@ -41,7 +41,7 @@ async def passivation_of(engine: Engine, chat_id: str) -> None:
     assert actor is not None, "the chat actor should be active"
     with trio.fail_after(10):
         await actor.wait_stopped()
-    assert actor.statistics()["state"] == "passivated"
+    assert actor.statistics().state == "passivated"
 
 
 async def test_a_chats_feed_lives_with_its_actor_or_its_watchers(tmp_path: Path) -> None:

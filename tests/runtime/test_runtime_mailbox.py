@@ -110,11 +110,11 @@ async def test_tell_waits_while_the_mailbox_is_full_and_tell_nowait_refuses() ->
             await trio.testing.wait_all_tasks_blocked()
             assert not sent.is_set()  # backpressure: the sender waits
             stats = ref.statistics()
-            assert (stats["mailbox"], stats["mailbox_max"], stats["senders_waiting"]) == (2, 2, 1)
+            assert (stats.mailbox, stats.mailbox_max, stats.senders_waiting) == (2, 2, 1)
             gate.set()
         assert await ref.ask("sync") == 5
         assert log == ["wait", 1, 2, 3, "sync"]
-        assert ref.statistics()["handled"] == 5
+        assert ref.statistics().handled == 5
 
 
 async def test_ask_times_out_clearly_and_the_late_message_is_skipped(
@@ -175,7 +175,7 @@ async def test_a_cancelled_asker_leaves_nothing_behind(
         # The actor neither blocked on the gone askers nor handled the queued one.
         assert await ref.ask("after", timeout=5) == 2
         assert log == ["wait", "after"]
-        assert ref.statistics()["mailbox"] == 0
+        assert ref.statistics().mailbox == 0
 
 
 async def test_a_refusal_goes_to_the_asker_and_the_actor_lives_on() -> None:
@@ -185,14 +185,14 @@ async def test_a_refusal_goes_to_the_asker_and_the_actor_lives_on() -> None:
             await ref.ask("no")
         await ref.tell("no")  # a told refusal has nobody to go to: logged only
         assert await ref.ask("yes") == "yes"
-        assert ref.statistics()["restarts"] == 0
+        assert ref.statistics().restarts == 0
 
 
 async def test_sending_to_a_stopped_actor_says_it_is_stopped() -> None:
     async with open_actor_system() as system:
         ref = await system.spawn(lambda: Recorder([]), "rec")
         await ref.stop()
-        assert ref.statistics()["state"] == "stopped"
+        assert ref.statistics().state == "stopped"
         with pytest.raises(ActorStopped, match="rec is stopped"):
             await ref.tell(1)
         with pytest.raises(ActorStopped):

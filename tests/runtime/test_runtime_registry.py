@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from runtime import Actor, ActorFailed, RestartPolicy, open_actor_system
+from runtime import Actor, ActorFailed, RegistryStatistics, RestartPolicy, open_actor_system
 
 
 class Store:
@@ -69,7 +69,7 @@ async def test_racing_first_messages_activate_exactly_once(
                 nursery.start_soon(hit, "chat:42" if n % 2 else "42")
         assert sorted(results) == list(range(1, 51))
         assert store.starts == ["42"]
-        assert chats.statistics()["activations"] == 1
+        assert chats.statistics().activations == 1
         assert chats.active() == ["42"]
         assert system.actor("chat:42") is not None
 
@@ -101,21 +101,15 @@ async def test_idle_actors_save_on_passivate_and_reload_on_start(
         await trio.sleep(11)
         assert chats.active() == []
         assert store.saved == {"7": 2}
-        assert chats.statistics() == {
-            "active": 0,
-            "passivated": 1,
-            "activations": 1,
-            "passivations": 1,
-        }
+        assert chats.statistics() == RegistryStatistics(
+            active=0, passivated=1, activations=1, passivations=1
+        )
         # Sending to the passivated key wakes it transparently, state reloaded.
         assert await ref.ask("c") == 3
         assert store.starts == ["7", "7"]
-        assert chats.statistics() == {
-            "active": 1,
-            "passivated": 0,
-            "activations": 2,
-            "passivations": 1,
-        }
+        assert chats.statistics() == RegistryStatistics(
+            active=1, passivated=0, activations=2, passivations=1
+        )
 
 
 async def test_running_work_keeps_an_actor_awake(
@@ -134,7 +128,7 @@ async def test_running_work_keeps_an_actor_awake(
         assert chats.active() == ["7"]
         await trio.sleep(3)  # 132 s: idle since 131 s
         assert chats.active() == []
-        assert chats.statistics()["passivations"] == 1
+        assert chats.statistics().passivations == 1
 
 
 async def test_the_passivation_hook_hears_of_each_key_that_went_to_sleep(
@@ -163,7 +157,7 @@ async def test_the_passivation_hook_hears_of_each_key_that_went_to_sleep(
         await current.wait_stopped()
         await trio.sleep(40)
         assert slept == [("7", True), ("8", True)]
-        assert chats.statistics()["passivations"] == 2
+        assert chats.statistics().passivations == 2
 
 
 async def test_a_message_arriving_while_saving_wakes_the_same_actor_up(
@@ -176,11 +170,11 @@ async def test_a_message_arriving_while_saving_wakes_the_same_actor_up(
         assert await ref.ask("a") == 1
         await trio.sleep(32)  # idle at 31 s, saving until 34 s
         stats = ref.statistics()
-        assert stats is not None and stats["state"] == "passivating"
+        assert stats is not None and stats.state == "passivating"
         assert await ref.ask("b") == 2  # waits for the save, then the reload
         assert store.overlaps == 0
         assert store.starts == ["7", "7"]
-        assert chats.statistics()["activations"] == 2
+        assert chats.statistics().activations == 2
         assert chats.active() == ["7"]
 
 
@@ -197,9 +191,9 @@ async def test_a_key_that_failed_for_good_starts_afresh_on_its_next_message(
             await ref.ask("boom")
         await trio.testing.wait_all_tasks_blocked()
         assert chats.active() == []
-        assert chats.statistics()["passivated"] == 0
+        assert chats.statistics().passivated == 0
         assert await ref.ask("hello") == 1
-        assert chats.statistics()["activations"] == 2
+        assert chats.statistics().activations == 2
 
 
 async def test_stopping_a_key_and_registry_misuse(
@@ -213,7 +207,7 @@ async def test_stopping_a_key_and_registry_misuse(
         await chats.get("1").ask("x")
         await chats.get("1").stop()
         assert chats.active() == []
-        assert chats.statistics()["passivated"] == 0
+        assert chats.statistics().passivated == 0
         await chats.get("never started").stop()  # nothing to stop: no error
         with pytest.raises(ValueError, match="idle_timeout"):
             system.registry("bad", lambda key: Counter(key, store), idle_timeout=0).get(

@@ -61,7 +61,7 @@ async def test_stop_with_drain_finishes_the_mailbox_and_refuses_newcomers(
                 await ref.tell(4)  # the mailbox closed when the stop began
         assert answer == [3]
         assert log == ["handled 1", "handled 2", "handled 3", "c committed []"]
-        assert ref.statistics()["state"] == "stopped"
+        assert ref.statistics().state == "stopped"
 
 
 async def test_stop_without_drain_cancels_and_cleanup_still_runs(
@@ -121,7 +121,7 @@ async def test_system_shutdown_holds_its_bound_with_stuck_actors_and_stuck_clean
     assert trio.current_time() - exited_at == pytest.approx(1.5)
     assert "stuck: cleanup did not finish within its deadline" in caplog.text
     assert log == ["polite committed ['streaming inf']"]
-    assert stuck.statistics()["state"] == polite.statistics()["state"] == "stopped"
+    assert stuck.statistics().state == polite.statistics().state == "stopped"
 
 
 async def test_system_shutdown_with_drain_drains_then_cancels_within_the_bound(
@@ -144,4 +144,4 @@ async def test_system_shutdown_with_drain_drains_then_cancels_within_the_bound(
     assert log[3:] == ["stuck committed ['streaming inf']"]
     # Half the bound to drain, then the stuck one's cleanup (0.5 s) after its cancel.
     assert took == pytest.approx(5.5)
-    assert system.statistics()["actors"] == {}
+    assert system.statistics().actors == {}

@@ -71,8 +71,8 @@ async def test_a_crash_fails_its_asker_is_logged_and_spares_the_others(
         # A NEW instance: its state starts over, and on_start ran again.
         assert await ref.ask("b") == 1
         assert starts.count("chat:1") == 2
-        assert ref.statistics()["restarts"] == 1
-        assert ref.statistics()["activations"] == 1  # a restart is not an activation
+        assert ref.statistics().restarts == 1
+        assert ref.statistics().activations == 1  # a restart is not an activation
 
 
 async def test_queued_messages_survive_a_restart() -> None:
@@ -113,7 +113,7 @@ async def test_restart_intensity_escalates_and_the_top_level_child_stays_down(
             with pytest.raises(ActorFailed):
                 await ref.ask("boom")
             await trio.sleep(1)
-        assert ref.statistics()["state"] == "running"
+        assert ref.statistics().state == "running"
         # Queue one more ask behind the third crash: it fails along with it.
         async with trio.open_nursery() as nursery:
             failures: dict[str, BaseException] = {}
@@ -134,7 +134,7 @@ async def test_restart_intensity_escalates_and_the_top_level_child_stays_down(
         assert "flaky ended more than 2 times within 60s" in caplog.text
         with trio.fail_after(60):  # a regression fails, never hangs
             await ref.wait_stopped()
-        assert ref.statistics()["state"] == "failed"
+        assert ref.statistics().state == "failed"
         assert starts.count("flaky") == 3
         with pytest.raises(ActorStopped):
             await ref.ask("anything")
@@ -151,7 +151,7 @@ async def test_restarts_outside_the_window_are_forgiven(
                 await ref.ask("boom")
             await trio.sleep(6)
         assert await ref.ask("ok") == 1
-        assert ref.statistics()["restarts"] == 4
+        assert ref.statistics().restarts == 4
 
 
 async def test_never_leaves_a_crashed_actor_down_and_on_failure_ignores_exits(
@@ -163,13 +163,13 @@ async def test_never_leaves_a_crashed_actor_down_and_on_failure_ignores_exits(
             await never.ask("boom")
         with trio.fail_after(60):  # a regression fails, never hangs
             await never.wait_stopped()
-        assert never.statistics()["state"] == "failed"
+        assert never.statistics().state == "failed"
 
         quits = await system.spawn(lambda: Flaky([]), "quits", RestartPolicy.on_failure())
         assert await quits.ask("exit") == "bye"
         with trio.fail_after(60):  # a regression fails, never hangs
             await quits.wait_stopped()
-        assert quits.statistics()["state"] == "stopped"
+        assert quits.statistics().state == "stopped"
 
 
 async def test_always_restarts_after_a_clean_exit_too() -> None:
@@ -180,7 +180,7 @@ async def test_always_restarts_after_a_clean_exit_too() -> None:
         assert await ref.ask("exit") == "bye"
         assert await ref.ask("b") == 1
         assert len(starts) == 2
-        assert ref.statistics()["restarts"] == 1
+        assert ref.statistics().restarts == 1
 
 
 class Parent(Actor):
@@ -213,7 +213,7 @@ async def test_a_child_past_its_intensity_crashes_its_parent_which_restarts_it(
         )
         assert await parent.ask("hello") == 1
         assert children[0].address == "parent/child"
-        assert system.statistics()["actors"]["parent"]["children"] == 1
+        assert system.statistics().actors["parent"].children == 1
 
         with caplog.at_level(logging.ERROR, logger="troupe.runtime"):
             with pytest.raises(ActorFailed):  # the child crashes once: restarted
@@ -223,13 +223,13 @@ async def test_a_child_past_its_intensity_crashes_its_parent_which_restarts_it(
             with trio.fail_after(60):  # a regression fails, never hangs
                 await children[0].wait_stopped()
             await trio.testing.wait_all_tasks_blocked()  # the parent handles the escalation
-        assert children[0].statistics()["state"] == "failed"
+        assert children[0].statistics().state == "failed"
         assert "parent crashed" in caplog.text
         assert "RestartIntensityExceeded" in caplog.text
         # The parent restarted and built a fresh child.
         assert await parent.ask("again") == 1
         assert starts == ["parent", "parent/child", "parent/child", "parent", "parent/child"]
-        assert parent.statistics()["restarts"] == 1
+        assert parent.statistics().restarts == 1
 
 
 async def test_an_actor_that_cannot_be_built_counts_as_a_crash() -> None:
@@ -244,7 +244,7 @@ async def test_an_actor_that_cannot_be_built_counts_as_a_crash() -> None:
     async with open_actor_system() as system:
         ref = await system.spawn(factory, "fragile")
         assert await ref.ask("x") == 1
-        assert ref.statistics()["restarts"] == 1
+        assert ref.statistics().restarts == 1
 
 
 def test_policies_refuse_nonsense() -> None:

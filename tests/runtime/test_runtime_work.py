@@ -54,7 +54,7 @@ async def test_work_runs_beside_the_mailbox_and_cancels_alone(
         ref = await system.spawn(lambda: Streamer(log), "chat:1")
         await ref.tell("beat")
         await trio.sleep(2.5)
-        assert ref.statistics()["work"] == 1
+        assert ref.statistics().work == 1
         # The mailbox is not blocked by the beat: the actor answers at once.
         before = trio.current_time()
         assert await ref.ask("how far") == 3
@@ -62,8 +62,8 @@ async def test_work_runs_beside_the_mailbox_and_cancels_alone(
         await ref.tell("cancel")
         await trio.sleep(0.5)  # past the shielded commit
         assert log[-1] == "beat committed"
-        assert ref.statistics()["work"] == 0
-        assert ref.statistics()["state"] == "running"
+        assert ref.statistics().work == 0
+        assert ref.statistics().state == "running"
         assert await ref.ask("alive") == 4
 
 
@@ -76,10 +76,10 @@ async def test_stopping_the_actor_cancels_all_its_work(
         await ref.tell("beat")
         await ref.tell("beat")
         await trio.sleep(1.5)
-        assert ref.statistics()["work"] == 2
+        assert ref.statistics().work == 2
         await ref.stop(drain=False)
         assert log.count("beat committed") == 2
-        assert ref.statistics()["state"] == "stopped"
+        assert ref.statistics().state == "stopped"
 
 
 async def test_an_exception_escaping_work_crashes_the_actor(
@@ -94,7 +94,7 @@ async def test_an_exception_escaping_work_crashes_the_actor(
         # The crash cancelled the sibling beat (whose commit still ran) and restarted.
         assert log[-1] == "beat committed"
         stats = ref.statistics()
-        assert (stats["restarts"], stats["work"], stats["state"]) == (1, 0, "running")
+        assert (stats.restarts, stats.work, stats.state) == (1, 0, "running")
 
 
 async def test_an_asker_waiting_when_work_crashes_gets_actor_failed(
@@ -122,7 +122,7 @@ async def test_exit_from_work_ends_the_activation(
         await ref.tell("finish")
         with trio.fail_after(5):
             await ref.wait_stopped()
-        assert ref.statistics()["state"] == "stopped"
+        assert ref.statistics().state == "stopped"
 
 
 async def test_work_cannot_start_outside_a_running_actor() -> None:
