@@ -10,5 +10,13 @@ connection's watches of chats. Everything a command does is the engine's
 
 from ._gateway import Gateway, serve_gateway
 from ._settings import GatewaySettings
+from ._statistics import ConnectionStatistics, GatewayStatistics, OutboxStatistics
 
-__all__ = ["Gateway", "GatewaySettings", "serve_gateway"]
+__all__ = [
+    "ConnectionStatistics",
+    "Gateway",
+    "GatewaySettings",
+    "GatewayStatistics",
+    "OutboxStatistics",
+    "serve_gateway",
+]

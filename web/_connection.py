@@ -14,8 +14,8 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
+import attrs
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
@@ -25,6 +25,7 @@ from actors import Engine
 from ._bucket import TokenBucket
 from ._outbox import Frame, Outbox
 from ._settings import GatewaySettings
+from ._statistics import ConnectionStatistics, GatewayStatistics
 
 log = logging.getLogger("troupe.web")
 
@@ -44,7 +45,7 @@ class Connection:
         ws: WebSocketConnection,
         engine: Engine,
         settings: GatewaySettings,
-        statistics: Callable[[], dict[str, Any]],
+        statistics: Callable[[], GatewayStatistics],
     ) -> None:
         self.number = next(_numbers)
         self.ws = ws
@@ -64,17 +65,17 @@ class Connection:
     def __repr__(self) -> str:
         return f"<connection {self.number}>"
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> ConnectionStatistics:
         """What this connection watches, its send queue, and its traffic so far."""
-        return {
-            "connection": self.number,
-            "watching": sorted(self.watches),
-            "queue_depth": len(self.outbox),
-            "queue": self.outbox.statistics(),
-            "received": self.received,
-            "sent": self.sent,
-            "rate_limited": self.bucket.refused,
-        }
+        return ConnectionStatistics(
+            connection=self.number,
+            watching=tuple(sorted(self.watches)),
+            queue_depth=len(self.outbox),
+            queue=self.outbox.statistics(),
+            received=self.received,
+            sent=self.sent,
+            rate_limited=self.bucket.refused,
+        )
 
     # --- the tasks ---
 
@@ -264,7 +265,8 @@ class Connection:
             await engine.create_world_event(m.chat_id, m.title, m.description, m.artifacts)
             return p.Ok()
         if isinstance(m, p.GetStatistics):
-            return p.Statistics(self._statistics())
+            # The snapshot as plain JSON, under its field names: that is the wire shape.
+            return p.Statistics(attrs.asdict(self._statistics()))
         raise AssertionError(f"{type(m).__name__} has no handler")
 
     # --- watching chats ---

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import logging
 from collections import Counter
-from typing import Any
 
 import trio
 import trio_websocket
@@ -26,6 +25,7 @@ from ._connection import Connection
 from ._handshake import Refusal, check_handshake
 from ._http import HEAD_TIMEOUT, BadRequest, Replay, Request, answer, read_request, render
 from ._settings import GatewaySettings
+from ._statistics import GatewayStatistics
 
 log = logging.getLogger("troupe.web")
 
@@ -58,20 +58,20 @@ class Gateway:
         self._accepting = trio.CancelScope()
         self._listeners: list[trio.SocketListener] = []
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> GatewayStatistics:
         """Open connections (each with its send queue depth), refusals, the engine's figures."""
-        return {
-            "connections": len(self.connections),
-            "clients": self.clients,
-            "max_clients": self.settings.max_clients,
-            "pending": self.pending,
-            "accepted": self.accepted,
-            "refused": {str(status): n for status, n in sorted(self.refused.items())},
-            "per_connection": [
+        return GatewayStatistics(
+            connections=len(self.connections),
+            clients=self.clients,
+            max_clients=self.settings.max_clients,
+            pending=self.pending,
+            accepted=self.accepted,
+            refused={str(status): n for status, n in sorted(self.refused.items())},
+            per_connection=tuple(
                 c.statistics() for c in sorted(self.connections, key=lambda c: c.number)
-            ],
-            "engine": self.engine.statistics(),
-        }
+            ),
+            engine=self.engine.statistics(),
+        )
 
     async def run(
         self,

@@ -14,6 +14,8 @@ from typing import Any
 
 import trio
 
+from ._statistics import OutboxStatistics
+
 Frame = dict[str, Any]
 
 
@@ -61,15 +63,15 @@ class Outbox:
         """True once :meth:`close` was called."""
         return self._closed
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> OutboxStatistics:
         """``depth`` now, ``capacity``, frames ``queued`` and ``merged`` so far, ``high_water``."""
-        return {
-            "depth": len(self._frames),
-            "capacity": self.capacity,
-            "queued": self.queued,
-            "merged": self.merged,
-            "high_water": self.high_water,
-        }
+        return OutboxStatistics(
+            depth=len(self._frames),
+            capacity=self.capacity,
+            queued=self.queued,
+            merged=self.merged,
+            high_water=self.high_water,
+        )
 
     async def put(self, frame: Frame) -> None:
         """Queue a frame, merging a token into the chat's last queued one if it continues it."""

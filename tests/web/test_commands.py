@@ -204,3 +204,74 @@ async def test_statistics_show_connections_and_their_queues(
             assert connection["queue"]["capacity"] == server.gateway.settings.send_queue
         assert "engine" in figures and chat_id in figures["engine"]["chats"]
     assert (await client.ask("statistics"))["statistics"]["connections"] == 1
+
+
+ACTOR = {
+    "address",
+    "state",
+    "mailbox",
+    "mailbox_max",
+    "senders_waiting",
+    "handled",
+    "restarts",
+    "activations",
+    "work",
+    "children",
+}
+SUBSCRIBER = {"depth", "max_buffer", "received", "merged", "lagged", "dropped"}
+
+
+async def test_the_statistics_answer_is_plain_json_of_the_documented_shape(
+    client: Client, server: Server
+) -> None:
+    chat_id = await make_chat(client)
+    await client.ask("open_chat", chat_id=chat_id)
+    server.backend.push_narrative("Mira nods.")
+    await client.ask("send_turn", chat_id=chat_id, prose="Hello.")
+    await client.until("turn_settled")
+    figures = (await client.ask("statistics"))["statistics"]
+    assert set(figures) == {
+        "connections",
+        "clients",
+        "max_clients",
+        "pending",
+        "accepted",
+        "refused",
+        "per_connection",
+        "engine",
+    }
+    (mine,) = figures["per_connection"]
+    assert set(mine) == {
+        "connection",
+        "watching",
+        "queue_depth",
+        "queue",
+        "received",
+        "sent",
+        "rate_limited",
+    }
+    assert mine["watching"] == [chat_id]
+    assert set(mine["queue"]) == {"depth", "capacity", "queued", "merged", "high_water"}
+    engine = figures["engine"]
+    assert set(engine) == {"system", "chats", "classifier_pool", "narrative_backend"}
+    assert set(engine["system"]) == {"actors", "registries"}
+    assert set(engine["system"]["actors"][f"chat:{chat_id}"]) == ACTOR
+    assert engine["system"]["actors"][f"chat:{chat_id}"]["address"] == f"chat:{chat_id}"
+    assert set(engine["system"]["registries"]["chat"]) == {
+        "active",
+        "passivated",
+        "activations",
+        "passivations",
+    }
+    feed = engine["chats"][chat_id]
+    assert set(feed) == {
+        "published",
+        "subscribers",
+        "merged",
+        "lagged",
+        "dropped",
+        "per_subscriber",
+    }
+    assert feed["subscribers"] == 1 and set(feed["per_subscriber"][0]) == SUBSCRIBER
+    assert set(engine["narrative_backend"]) == {"requests", "served", "failed", "pending"}
+    assert engine["narrative_backend"]["served"] >= 1

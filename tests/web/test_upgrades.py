@@ -67,8 +67,8 @@ async def test_bad_upgrades_are_refused_and_leave_nothing_behind(server: Server)
             assert status in (400, 426)
     assert await settled_tasks() == tasks
     figures = server.gateway.statistics()
-    assert (figures["connections"], figures["clients"], figures["pending"]) == (0, 0, 0)
-    assert figures["refused"] == {"400": 50, "426": 50}
+    assert (figures.connections, figures.clients, figures.pending) == (0, 0, 0)
+    assert figures.refused == {"400": 50, "426": 50}
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ async def test_past_max_clients_an_upgrade_gets_503_and_http_still_answers(
         assert (await clients[4].ask("list_bots"))["type"] == "bots"  # the five go on
         await clients.pop().ws.aclose()
         await settled_tasks()  # the server has seen it go
-        assert server.gateway.statistics()["clients"] == 4
+        assert server.gateway.statistics().clients == 4
         async with open_websocket_url(server.url) as ws:
             assert (await Client(ws).ask("hello", protocol=1))["type"] == "welcome"
         assert server.gateway.refused[503] == 1
