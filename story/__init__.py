@@ -4,13 +4,38 @@ Owns: parsing the user's prose into segments, the addressee rules, the
 assembly of a character's prompt under soft and hard token budgets, every
 classifier's prompt, output schema, validation (with clamping) and safe
 default, the scene-close rules, the per-witness memory text and the
-auto-pin plan; and the turn itself, as a state machine (:class:`TurnMachine`:
-inputs in, commands out, run by a driver in the actors). No I/O, no clock,
+auto-pin plan; the turn itself, as a state machine (:class:`TurnMachine`:
+inputs in, commands out, run by a driver in the actors); and the formats of
+other role-play front ends (character cards V1/V2/V3 as JSON, PNG and
+CHARX, lorebooks, SillyTavern chats: bytes in, bytes out, nothing lost) with
+lore activation as a pure function of the text a character witnessed. No I/O, no clock,
 no randomness: the same inputs always give the same outputs. Imports only
 :mod:`protocol`. docs/story.md explains the rules.
 """
 
 from ._addressee import Decision, addressee_by_rules, pick_addressee
+from ._card_prompt import (
+    CUT_RANK,
+    CardSection,
+    SectionKind,
+    card_examples,
+    card_greetings,
+    card_sections,
+    char_name,
+    replace_macros,
+)
+from ._cards import (
+    BACKFILL_NOTE,
+    NEVER_IN_PROMPTS,
+    Card,
+    CardAsset,
+    CardSpec,
+    card_json_bytes,
+    card_v2_json,
+    card_v3_json,
+    read_card_json,
+)
+from ._charx import Charx, read_charx, write_charx
 from ._classifiers import (
     ADDRESSEE_DEFAULT,
     ADDRESSEE_SCHEMA,
@@ -53,6 +78,34 @@ from ._classifiers import (
     validate_state_update,
 )
 from ._errors import BudgetError, StoryError
+from ._formats import (
+    MAX_CHARX_ENTRIES,
+    MAX_CHARX_UNPACKED,
+    MAX_IMPORT_BYTES,
+    CardError,
+    ErrorCode,
+    Json,
+    JsonObject,
+)
+from ._imports import (
+    ImportedCard,
+    ImportedChat,
+    ImportedLorebook,
+    ImportKind,
+    detect,
+    read_card_png,
+    read_import,
+    write_card_png,
+)
+from ._lore import (
+    Lorebook,
+    LoreEntry,
+    LoreProblem,
+    lorebook_json,
+    read_lorebook_v3,
+    read_world_info,
+)
+from ._lore_scan import MAX_RECURSION, Activated, Activation, activate, read_decorators
 from ._memory import (
     AUTO_PIN_SIGNIFICANCE,
     MAX_POV_MEMORY,
@@ -63,6 +116,15 @@ from ._memory import (
 from ._messages import MESSAGE_OVERHEAD, PromptMessage, Role, message_tokens, prompt_tokens
 from ._names import mentions, name_forms
 from ._parse import parse_prose, prose_for_model, strip_ooc
+from ._png import (
+    Chunk,
+    card_texts,
+    embed_texts,
+    placeholder_png,
+    read_chunks,
+    strip_card,
+    write_chunks,
+)
 from ._prompt import (
     MIN_HARD_BUDGET,
     ActiveEvent,
@@ -79,6 +141,14 @@ from ._scene_rules import (
     Unsure,
     same_place,
     scene_close_by_rules,
+)
+from ._st_chat import (
+    ChatLine,
+    StChat,
+    build_st_chat,
+    chat_transcript,
+    read_st_chat,
+    write_st_chat,
 )
 from ._text import estimate_tokens
 from ._transcript import transcript_lines, turn_text
@@ -125,6 +195,8 @@ __all__ = [
     "ADDRESSEE_SCHEMA",
     "AUTO_PIN_SIGNIFICANCE",
     "AWAITS",
+    "BACKFILL_NOTE",
+    "CUT_RANK",
     "EDGE_DEFAULT",
     "EDGE_MAX",
     "EDGE_MIN",
@@ -134,9 +206,14 @@ __all__ = [
     "LEGAL_MOVES",
     "LIFECYCLE_DEFAULT",
     "LIFECYCLE_SCHEMA",
+    "MAX_CHARX_ENTRIES",
+    "MAX_CHARX_UNPACKED",
+    "MAX_IMPORT_BYTES",
     "MAX_POV_MEMORY",
+    "MAX_RECURSION",
     "MESSAGE_OVERHEAD",
     "MIN_HARD_BUDGET",
+    "NEVER_IN_PROMPTS",
     "SCENE_CLOSE_DEFAULT",
     "SCENE_CLOSE_SCHEMA",
     "SCENE_SUMMARY_SCHEMA",
@@ -146,6 +223,8 @@ __all__ = [
     "STATE_UPDATE_SCHEMA",
     "TRANSITIONS",
     "WAITS",
+    "Activated",
+    "Activation",
     "ActiveEvent",
     "AddresseeChoice",
     "Answer",
@@ -155,17 +234,35 @@ __all__ = [
     "BeatRequest",
     "BudgetError",
     "CancelRequested",
+    "Card",
+    "CardAsset",
+    "CardError",
+    "CardSection",
+    "CardSpec",
     "Cast",
+    "Charx",
+    "ChatLine",
+    "Chunk",
     "Classified",
     "Classify",
     "Close",
     "Command",
     "Decision",
+    "ErrorCode",
     "Halted",
+    "ImportKind",
+    "ImportedCard",
+    "ImportedChat",
+    "ImportedLorebook",
     "Input",
     "Interjection",
     "InterjectionDecision",
+    "Json",
+    "JsonObject",
     "Loaded",
+    "LoreEntry",
+    "LoreProblem",
+    "Lorebook",
     "NoClose",
     "OpenEvent",
     "OpenWorldEvent",
@@ -184,7 +281,9 @@ __all__ = [
     "SceneCloseRuling",
     "SceneSummaryResult",
     "ScoreSignificance",
+    "SectionKind",
     "Settle",
+    "StChat",
     "StateChange",
     "StopBeat",
     "StoryError",
@@ -193,15 +292,28 @@ __all__ = [
     "TurnError",
     "TurnMachine",
     "Unsure",
+    "activate",
     "addressee_by_rules",
     "addressee_prompt",
     "assemble_prompt",
     "auto_pin_plan",
+    "build_st_chat",
+    "card_examples",
+    "card_greetings",
+    "card_json_bytes",
+    "card_sections",
+    "card_texts",
+    "card_v2_json",
+    "card_v3_json",
+    "char_name",
+    "chat_transcript",
     "clamp_edge",
     "default_scene_summary",
     "describe_edge",
     "describe_table",
+    "detect",
     "edge_words",
+    "embed_texts",
     "estimate_tokens",
     "expected",
     "extractive_summary",
@@ -209,14 +321,26 @@ __all__ = [
     "lifecycle_needed",
     "lifecycle_prompt",
     "load_json",
+    "lorebook_json",
     "mentions",
     "message_tokens",
     "name_forms",
     "parse_prose",
     "pick_addressee",
+    "placeholder_png",
     "pov_memory",
     "prompt_tokens",
     "prose_for_model",
+    "read_card_json",
+    "read_card_png",
+    "read_charx",
+    "read_chunks",
+    "read_decorators",
+    "read_import",
+    "read_lorebook_v3",
+    "read_st_chat",
+    "read_world_info",
+    "replace_macros",
     "rows_for",
     "same_place",
     "scene_close_by_rules",
@@ -226,6 +350,7 @@ __all__ = [
     "start",
     "state_update_prompt",
     "step",
+    "strip_card",
     "strip_ooc",
     "transcript_lines",
     "turn_text",
@@ -236,4 +361,8 @@ __all__ = [
     "validate_scene_summary",
     "validate_significance",
     "validate_state_update",
+    "write_card_png",
+    "write_charx",
+    "write_chunks",
+    "write_st_chat",
 ]
