@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import attrs
 import trio
 
 from llm import Backend, ClassifierRequest, ModelError, PriorityLimiter
@@ -99,5 +100,5 @@ class ClassifierPool:
             "in_flight": len(self._scopes),
             "closed": self.closed,
             "by_name": dict(self.by_name),
-            **self.limiter.statistics(),
+            **attrs.asdict(self.limiter.statistics()),
         }

@@ -23,6 +23,13 @@ from ._local import LocalBackend, transcript
 from ._open import make_backend, open_backend
 from ._openai import OpenAIBackend
 from ._scripted import ScriptedBackend, split_tokens
+from ._statistics import (
+    BackendStatistics,
+    LimiterStatistics,
+    LocalStatistics,
+    OpenAIStatistics,
+    ScriptedStatistics,
+)
 from ._types import (
     BACKENDS,
     JSON_MODES,
@@ -41,9 +48,12 @@ __all__ = [
     "JSON_MODES",
     "Backend",
     "BackendKind",
+    "BackendStatistics",
     "ClassifierRequest",
     "JsonMode",
+    "LimiterStatistics",
     "LocalBackend",
+    "LocalStatistics",
     "Message",
     "ModelError",
     "ModelHTTPError",
@@ -54,8 +64,10 @@ __all__ = [
     "ModelTimeout",
     "NarrativeRequest",
     "OpenAIBackend",
+    "OpenAIStatistics",
     "PriorityLimiter",
     "ScriptedBackend",
+    "ScriptedStatistics",
     "Timeouts",
     "check_schema",
     "extract_json",

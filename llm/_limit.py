@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from ._statistics import LimiterStatistics
+
 
 class PriorityLimiter:
     """At most ``capacity`` holders; waiting urgent callers go before the others.
@@ -75,11 +77,11 @@ class PriorityLimiter:
         finally:
             self.release()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> LimiterStatistics:
         """Slots in use, capacity, and waiters of each kind."""
-        return {
-            "in_use": self._in_use,
-            "capacity": self.capacity,
-            "waiting_urgent": len(self._urgent),
-            "waiting_background": len(self._background),
-        }
+        return LimiterStatistics(
+            in_use=self._in_use,
+            capacity=self.capacity,
+            waiting_urgent=len(self._urgent),
+            waiting_background=len(self._background),
+        )

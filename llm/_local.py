@@ -37,6 +37,7 @@ import trio
 from ._errors import ModelError, ModelStalled, ModelTimeout
 from ._json import check_schema, extract_json
 from ._limit import PriorityLimiter
+from ._statistics import LocalStatistics
 from ._types import ClassifierRequest, Message, ModelSettings, NarrativeRequest
 
 log = logging.getLogger("troupe.llm.local")
@@ -492,23 +493,23 @@ class LocalBackend:
                 raise ModelTimeout("the local classifier call took too long")
         return check_schema(extract_json(str(message.get("text", ""))), request.schema)
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> LocalStatistics:
         """Requests, tokens, errors; worker starts, crashes and kills; the worker's pid."""
         worker = self._worker
-        return {
-            "calls": self.calls,
-            "requests": self.requests,
-            "tokens": self.tokens,
-            "errors": self.errors,
-            "starts": self.starts,
-            "restarts": max(0, self.starts - 1),
-            "crashes": self.crashes,
-            "kills": self.kills,
-            "overlaps": self._past_overlaps + (worker.overlaps if worker else 0),
-            "loaded": worker is not None and not worker.gone,
-            "worker_pid": worker.pid if worker is not None else None,
-            "busy": self._busy is not None,
-        }
+        return LocalStatistics(
+            calls=self.calls,
+            requests=self.requests,
+            tokens=self.tokens,
+            errors=self.errors,
+            starts=self.starts,
+            restarts=max(0, self.starts - 1),
+            crashes=self.crashes,
+            kills=self.kills,
+            overlaps=self._past_overlaps + (worker.overlaps if worker else 0),
+            loaded=worker is not None and not worker.gone,
+            worker_pid=worker.pid if worker is not None else None,
+            busy=self._busy is not None,
+        )
 
     async def aclose(self) -> None:
         """End the worker process."""

@@ -38,7 +38,8 @@ from ._errors import (
 )
 from ._json import check_schema, extract_json, schema_prompt
 from ._limit import PriorityLimiter
-from ._types import ClassifierRequest, Message, ModelSettings, NarrativeRequest
+from ._statistics import OpenAIStatistics
+from ._types import ClassifierRequest, JsonMode, Message, ModelSettings, NarrativeRequest
 
 log = logging.getLogger("troupe.llm.openai")
 
@@ -46,8 +47,8 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 30.0
 REFUSAL_STATUSES = {400, 422, 500}
 """How a server says it will not take a ``response_format``."""
-STEPS = ("schema", "object", "none")
-FALLBACK = {"schema": "object", "object": "none"}
+STEPS: tuple[JsonMode, ...] = ("schema", "object", "none")
+FALLBACK: dict[JsonMode, JsonMode] = {"schema": "object", "object": "none"}
 """The next JSON mode to try when a server refuses one."""
 BODY_LOGGED = 300
 
@@ -110,7 +111,7 @@ class OpenAIBackend:
             limits=httpx.Limits(max_connections=settings.max_connections * 2),
         )
         self.limiter = PriorityLimiter(settings.max_connections)
-        self.json_mode: str = "schema" if settings.json_mode == "auto" else settings.json_mode
+        self.json_mode: JsonMode = "schema" if settings.json_mode == "auto" else settings.json_mode
         """The JSON mode classifier calls use now (``auto`` steps it down on refusal)."""
         self.calls = 0
         self.retries = 0
@@ -277,7 +278,7 @@ class OpenAIBackend:
 
     # --- classifiers ---
 
-    def _classifier_body(self, request: ClassifierRequest, mode: str) -> dict[str, Any]:
+    def _classifier_body(self, request: ClassifierRequest, mode: JsonMode) -> dict[str, Any]:
         messages = request.messages
         response_format: dict[str, Any] | None = None
         if mode == "schema":
@@ -320,7 +321,7 @@ class OpenAIBackend:
             self.errors += 1
             raise
 
-    def _remember(self, mode: str) -> None:
+    def _remember(self, mode: JsonMode) -> None:
         """Keep ``mode`` for the backend's life if it is below the one in use."""
         # Calls in flight together may each step down: keep the lowest that worked.
         if STEPS.index(mode) > STEPS.index(self.json_mode):
@@ -364,16 +365,20 @@ class OpenAIBackend:
             await self._backoff(attempt, retry.after)
             attempt += 1
 
-    def statistics(self) -> dict[str, Any]:
-        """Calls, retries, errors, streams open, and the connection cap."""
-        return {
-            "calls": self.calls,
-            "retries": self.retries,
-            "errors": self.errors,
-            "streaming": self.streaming,
-            "json_mode": self.json_mode,
-            **self.limiter.statistics(),
-        }
+    def statistics(self) -> OpenAIStatistics:
+        """Calls, retries, errors, streams open, the JSON mode, and the connection cap."""
+        cap = self.limiter.statistics()
+        return OpenAIStatistics(
+            calls=self.calls,
+            retries=self.retries,
+            errors=self.errors,
+            streaming=self.streaming,
+            json_mode=self.json_mode,
+            in_use=cap.in_use,
+            capacity=cap.capacity,
+            waiting_urgent=cap.waiting_urgent,
+            waiting_background=cap.waiting_background,
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

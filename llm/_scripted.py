@@ -47,6 +47,7 @@ import trio
 
 from ._errors import ModelError, ModelOutputError
 from ._json import check_schema, extract_json
+from ._statistics import ScriptedStatistics
 from ._types import ClassifierRequest, Message, NarrativeRequest
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
@@ -211,14 +212,14 @@ class ScriptedBackend:
             return {keys[0]: reply.json}
         return dict(reply.json)
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> ScriptedStatistics:
         """Requests seen, replies served, requests that found none, and what is queued."""
-        return {
-            "requests": len(self.requests),
-            "served": self.served,
-            "failed": self.failed,
-            "pending": self.pending(),
-        }
+        return ScriptedStatistics(
+            requests=len(self.requests),
+            served=self.served,
+            failed=self.failed,
+            pending=self.pending(),
+        )
 
     async def aclose(self) -> None:
         """Nothing to release."""

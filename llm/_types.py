@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from attrs import Factory, field, frozen
 from attrs.validators import in_
+
+if TYPE_CHECKING:
+    from ._statistics import BackendStatistics
 
 Role = Literal["system", "user", "assistant"]
 
@@ -102,8 +105,8 @@ class Backend(Protocol):
         """One classifier call: the first JSON object of the output, checked for the schema."""
         ...
 
-    def statistics(self) -> dict[str, Any]:
-        """Calls in flight and queued, retries and errors."""
+    def statistics(self) -> BackendStatistics:
+        """A snapshot of the backend's figures: calls in flight and queued, retries and errors."""
         ...
 
     async def aclose(self) -> None:

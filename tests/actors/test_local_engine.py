@@ -76,7 +76,7 @@ async def until(messages: AsyncIterator[Any], kind: type) -> Any:
 
 
 def worker_pid(local: LocalBackend) -> int:
-    pid = local.statistics()["worker_pid"]
+    pid = local.statistics().worker_pid
     assert isinstance(pid, int)
     return pid
 
@@ -98,8 +98,8 @@ async def test_cancel_then_send_again_never_runs_two_completions_at_once(
     assert all(error in (None, "cancelled") for error in endings), endings
     assert "cancelled" in endings
     stats = local.statistics()
-    assert stats["overlaps"] == 0  # the worker never saw a request while one was unfinished
-    assert stats["crashes"] == 0
+    assert stats.overlaps == 0  # the worker never saw a request while one was unfinished
+    assert stats.crashes == 0
 
 
 async def test_a_worker_killed_mid_beat_costs_that_beat_and_nothing_else(
@@ -131,8 +131,8 @@ async def test_a_worker_killed_mid_beat_costs_that_beat_and_nothing_else(
         assert again.error is None
         await until(one, TurnSettled)
     stats = local.statistics()
-    assert stats["crashes"] == 1 and stats["restarts"] == 1
-    assert stats["overlaps"] == 0
+    assert stats.crashes == 1 and stats.restarts == 1
+    assert stats.overlaps == 0
 
 
 async def test_a_classifier_whose_worker_dies_falls_back_to_its_default(
@@ -158,13 +158,13 @@ async def test_a_classifier_whose_worker_dies_falls_back_to_its_default(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(classify)
         await trio.testing.wait_all_tasks_blocked()
-        assert local.statistics()["busy"]  # the request is with the worker
+        assert local.statistics().busy  # the request is with the worker
         os.kill(worker_pid(local), signal.SIGKILL)
     assert results == [-1]
     stats = local.statistics()
-    assert stats["crashes"] == 1 and stats["busy"] is False
+    assert stats.crashes == 1 and stats.busy is False
 
     # The next request starts a fresh worker.
     async with local.stream(warm) as chunks:
         assert [text async for text in chunks]
-    assert local.statistics()["restarts"] == 1
+    assert local.statistics().restarts == 1

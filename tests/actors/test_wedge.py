@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from actors import Engine, EngineSettings, open_engine
-from llm import ModelSettings, OpenAIBackend, Timeouts
+from llm import LimiterStatistics, ModelSettings, OpenAIBackend, Timeouts
 from protocol import BeatComplete, ChatState, Token, TurnSettled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -61,7 +61,7 @@ async def new_chat(engine: Engine, name: str) -> str:
     return (await engine.create_chat(bot.id)).id
 
 
-def slots(engine: Engine) -> dict[str, Any]:
+def slots(engine: Engine) -> LimiterStatistics:
     backend = engine.svc.narrative
     assert isinstance(backend, OpenAIBackend)
     return backend.limiter.statistics()
@@ -104,7 +104,7 @@ async def test_instant_cancels_leak_no_slot_and_the_next_turn_streams(
     assert tokens == "Mira squints at the key."
     with trio.fail_after(WAIT):
         await engine.idle()
-    assert slots(engine)["in_use"] == 0
+    assert slots(engine).in_use == 0
 
 
 async def next_of(messages: AsyncIterator[Any], kind: type) -> Any:

@@ -9,7 +9,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm import PriorityLimiter
+from llm import LimiterStatistics, PriorityLimiter
 
 
 @attrs.define
@@ -40,7 +40,7 @@ async def settle() -> None:
 
 def waiting(limiter: PriorityLimiter) -> int:
     stats = limiter.statistics()
-    return stats["waiting_urgent"] + stats["waiting_background"]
+    return stats.waiting_urgent + stats.waiting_background
 
 
 @pytest.mark.parametrize("full", [False, True])
@@ -53,12 +53,9 @@ async def test_an_already_cancelled_caller_takes_nothing(full: bool) -> None:
         await limiter.acquire(urgent=True)
         pytest.fail("acquire returned to a cancelled caller")
     assert scope.cancelled_caught
-    assert limiter.statistics() == {
-        "in_use": 1 if full else 0,
-        "capacity": 1,
-        "waiting_urgent": 0,
-        "waiting_background": 0,
-    }
+    assert limiter.statistics() == LimiterStatistics(
+        in_use=1 if full else 0, capacity=1, waiting_urgent=0, waiting_background=0
+    )
 
 
 async def test_the_slot_context_of_an_already_cancelled_caller_leaks_nothing() -> None:
@@ -90,7 +87,7 @@ async def test_cancelled_while_waiting_leaves_the_queue_and_takes_no_slot() -> N
         await settle()
         nursery.start_soon(waiter.run, limiter)
         await settle()
-        assert limiter.statistics()["waiting_background"] == 1
+        assert limiter.statistics().waiting_background == 1
         waiter.scope.cancel()
         await settle()
         assert waiter.state == "done" and waiter.scope.cancelled_caught
@@ -123,7 +120,7 @@ async def test_a_waiter_cancelled_as_the_slot_is_handed_over_passes_it_on(
         await settle()
         assert first.state == "done" and first.scope.cancelled_caught
         assert granted == [second] and second.state == "holding"
-        assert limiter.statistics()["in_use"] == 1 and waiting(limiter) == 0
+        assert limiter.statistics().in_use == 1 and waiting(limiter) == 0
         second.finish.set()
     assert limiter.in_use == 0
 
@@ -139,8 +136,8 @@ async def test_urgent_waiters_go_before_background_ones_each_in_arrival_order() 
         for worker in queue:
             nursery.start_soon(worker.run, limiter, granted)
             await settle()
-        assert limiter.statistics()["waiting_urgent"] == 2
-        assert limiter.statistics()["waiting_background"] == 2
+        assert limiter.statistics().waiting_urgent == 2
+        assert limiter.statistics().waiting_background == 2
         for worker in [holder, queue[1], queue[3], queue[0], queue[2]]:
             assert granted[-1] is worker and limiter.in_use == 1
             worker.finish.set()
@@ -175,11 +172,11 @@ def check(limiter: PriorityLimiter, workers: list[Worker]) -> None:
     stats = limiter.statistics()
     holding = [w for w in workers if w.state == "holding"]
     parked = [w for w in workers if w.state == "waiting"]
-    assert stats["in_use"] == len(holding) <= stats["capacity"]
-    assert stats["waiting_urgent"] == sum(w.urgent for w in parked)
-    assert stats["waiting_background"] == sum(not w.urgent for w in parked)
+    assert stats.in_use == len(holding) <= stats.capacity
+    assert stats.waiting_urgent == sum(w.urgent for w in parked)
+    assert stats.waiting_background == sum(not w.urgent for w in parked)
     if parked:  # nobody waits while a slot lies idle
-        assert stats["in_use"] == stats["capacity"]
+        assert stats.in_use == stats.capacity
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -213,6 +210,6 @@ def test_no_interleaving_of_cancels_leaks_or_wedges_a_slot(
                     worker.finish.set()
                 await settle()
             assert all(w.state == "done" for w in workers)
-        assert limiter.statistics()["in_use"] == 0
+        assert limiter.statistics().in_use == 0
 
     trio.run(main)

@@ -77,12 +77,12 @@ async def test_the_local_model_streams_text_and_json(local: LocalBackend) -> Non
     async with local.stream(request(200)) as chunks:
         async for _text in chunks:
             break
-    assert local.statistics()["busy"] is False  # the worker acknowledged the stop
+    assert local.statistics().busy is False  # the worker acknowledged the stop
     async with local.stream(request(4)) as chunks:
         assert [text async for text in chunks]
     stats = local.statistics()
-    assert stats["requests"] == 4 and stats["overlaps"] == 0
-    assert stats["starts"] == 1 and stats["crashes"] == 0
+    assert stats.requests == 4 and stats.overlaps == 0
+    assert stats.starts == 1 and stats.crashes == 0
 
 
 async def test_a_model_that_cannot_load_says_why_and_is_not_retried_forever(
@@ -99,7 +99,7 @@ async def test_a_model_that_cannot_load_says_why_and_is_not_retried_forever(
             async with backend.stream(request()) as chunks:
                 async for _text in chunks:
                     pass
-        assert backend.statistics()["starts"] == MAX_STARTS
+        assert backend.statistics().starts == MAX_STARTS
     finally:
         await backend.aclose()
 

@@ -78,7 +78,7 @@ async def test_retries_429_and_500_before_the_first_token_honouring_retry_after(
     assert await collect(model) == "Mira squints at the key."
     assert trio.current_time() - started >= 0.4  # two waits of Retry-After
     assert len(server.requests) == 3
-    assert model.statistics()["retries"] == 2
+    assert model.statistics().retries == 2
     server.script.fail_first, server.failures_sent = 5, 0
     server.script.fail_status, server.script.retry_after = 500, 0
     with pytest.raises(ModelHTTPError, match="gave up after 4 tries"):
@@ -171,15 +171,15 @@ async def test_one_cap_for_everyone_with_narrative_first(server: OpenAIServer) -
     async with trio.open_nursery() as nursery:
         nursery.start_soon(narrative, "first")
         await trio.testing.wait_all_tasks_blocked()
-        assert model.statistics()["in_use"] == 1  # held while the server holds its answer
+        assert model.statistics().in_use == 1  # held while the server holds its answer
         nursery.start_soon(classifier, "background")
         await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(narrative, "urgent")
         await trio.testing.wait_all_tasks_blocked()
         stats = model.statistics()
-        assert (stats["waiting_urgent"], stats["waiting_background"]) == (1, 1)
+        assert (stats.waiting_urgent, stats.waiting_background) == (1, 1)
     assert order == ["first", "urgent", "background"]
-    assert model.statistics()["in_use"] == 0
+    assert model.statistics().in_use == 0
 
 
 async def test_a_beat_cancelled_at_any_point_gives_its_slot_back(server: OpenAIServer) -> None:
@@ -188,16 +188,16 @@ async def test_a_beat_cancelled_at_any_point_gives_its_slot_back(server: OpenAIS
     with trio.CancelScope() as scope:
         scope.cancel()
         await collect(model)
-    assert server.requests == [] and model.statistics()["in_use"] == 0
+    assert server.requests == [] and model.statistics().in_use == 0
     # Queued behind another holder of the one slot.
     await model.limiter.acquire(urgent=False)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(collect, model)
         await trio.testing.wait_all_tasks_blocked()
-        assert model.statistics()["waiting_urgent"] == 1
+        assert model.statistics().waiting_urgent == 1
         nursery.cancel_scope.cancel()
     model.limiter.release()
-    assert model.statistics()["in_use"] == 0 and server.requests == []
+    assert model.statistics().in_use == 0 and server.requests == []
     # Sent, waiting for the first token.
     server.script.first_delay = 30
     async with trio.open_nursery() as nursery:
@@ -207,10 +207,10 @@ async def test_a_beat_cancelled_at_any_point_gives_its_slot_back(server: OpenAIS
         nursery.cancel_scope.cancel()
     with trio.fail_after(5):
         await server.disconnected.wait()
-    assert model.statistics()["in_use"] == 0
+    assert model.statistics().in_use == 0
     server.script.first_delay = 0
     assert await collect(model) == "Mira squints at the key."
-    assert model.statistics()["in_use"] == 0
+    assert model.statistics().in_use == 0
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,7 @@ async def test_a_server_that_refuses_json_schema_falls_back_to_json_object_for_g
         assert await model.complete_json(request) == {"significance": 2}
     kinds = [body["response_format"]["type"] for body in server.requests]
     assert kinds == ["json_schema", "json_object"]  # asked again at once, not four times
-    assert model.statistics()["retries"] == 0 and model.statistics()["json_mode"] == "object"
+    assert model.statistics().retries == 0 and model.statistics().json_mode == "object"
     (logged,) = refusals(caplog)
     assert "a classifier call" in logged and "Input should be 'text' or 'json_object'" in logged
     assert KEY not in caplog.text
@@ -279,7 +279,7 @@ async def test_a_server_that_refuses_both_formats_gets_prompt_only_json(
         None,
         None,
     ]
-    assert len(refusals(caplog)) == 2 and model.statistics()["json_mode"] == "none"
+    assert len(refusals(caplog)) == 2 and model.statistics().json_mode == "none"
     prompt = server.requests[-1]["messages"][0]
     assert prompt["role"] == "system" and '"significance"' in prompt["content"]
     assert prompt["content"].startswith("Reply with one JSON object")
@@ -294,7 +294,7 @@ async def test_a_fixed_json_mode_is_never_changed(
     with caplog.at_level(logging.WARNING), pytest.raises(ModelHTTPError, match="status 500"):
         await model.complete_json(request)
     assert [body["response_format"]["type"] for body in server.requests] == ["json_schema"]
-    assert model.statistics()["json_mode"] == "schema" and len(refusals(caplog)) == 1
+    assert model.statistics().json_mode == "schema" and len(refusals(caplog)) == 1
 
 
 async def test_a_server_failing_in_every_mode_is_retried_and_no_mode_is_kept(
@@ -307,7 +307,7 @@ async def test_a_server_failing_in_every_mode_is_retried_and_no_mode_is_kept(
         await model.complete_json(request)
     formats = [(body.get("response_format") or {}).get("type") for body in server.requests]
     assert formats == ["json_schema", "json_object", None, None]
-    assert model.statistics()["json_mode"] == "schema"
+    assert model.statistics().json_mode == "schema"
 
 
 def test_an_unknown_json_mode_is_refused() -> None:
@@ -343,4 +343,4 @@ async def test_a_server_that_is_not_there_is_retried_then_a_clear_error() -> Non
     )
     with pytest.raises(ModelHTTPError, match="gave up after 3 tries: connection failed"):
         await collect(model)
-    assert model.statistics()["retries"] == 2
+    assert model.statistics().retries == 2
