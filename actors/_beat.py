@@ -19,7 +19,7 @@ follows then.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -27,11 +27,12 @@ import outcome
 import trio
 
 from llm import ModelError, NarrativeRequest
-from protocol import BeatComplete, BeatStarted, ChatMessage, Error
+from protocol import Error
 from protocol import events as ev
-from store import AppendResult, Render, StorageFull, Store, StoreError
+from store import AppendResult, StorageFull, Store, StoreError, beat_complete, begin_beat, end_beat
 
 from ._feed import ChatFeed
+from ._journal import Journal
 from ._services import Services
 
 log = logging.getLogger("troupe.actors.beat")
@@ -161,14 +162,12 @@ async def _outcome_of(svc: Services, fn: Callable[..., T], *args: Any) -> outcom
 
 async def stream_beat(
     svc: Services,
+    journal: Journal,
     feed: ChatFeed,
     turn: TurnState,
-    *,
-    chat_id: str,
-    speaker_id: str,
-    user_turn_id: int,
+    started: ev.AssistantTurnStarted,
     request: NarrativeRequest,
-    interjection_of: str | None = None,
+    *,
     supersedes: int | None = None,
 ) -> BeatResult:
     """Stream one beat to the chat's feed and commit it; never loses received text.
@@ -178,20 +177,11 @@ async def stream_beat(
     ``trio.TooSlowError`` when the store did not take the end before the
     cleanup deadline (the end stays queued, and is published once written).
     """
-    started = await svc.store.run(
-        lambda s: s.append(
-            ev.AssistantTurnStarted(chat_id, speaker_id, user_turn_id, interjection_of),
-            render=lambda ids: [
-                BeatStarted(chat_id, ids[0], user_turn_id, speaker_id, interjection_of is not None)
-            ],
-        )
-    )
-    beat_id = started.ids[0]
-    feed.deliver(started.messages)
-    feed.start_beat(beat_id, speaker_id)
+    beat_id = (await journal.write(begin_beat, started)).ids[0]
+    feed.start_beat(beat_id, started.speaker_id)
 
     received = _Received()
-    checkpoints = _Checkpoints(svc, chat_id, beat_id, received)
+    checkpoints = _Checkpoints(svc, started.chat_id, beat_id, received)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(checkpoints.run)
@@ -203,21 +193,21 @@ async def stream_beat(
         if not text and not received.truncated:
             received.truncated, received.error = True, EMPTY
         end = ev.AssistantTurn(
-            chat_id,
-            speaker_id,
-            user_turn_id,
+            started.chat_id,
+            started.speaker_id,
+            started.user_turn_id,
             beat_id,
             text,
             truncated=received.truncated,
             error=received.error,
-            interjection_of=interjection_of,
+            interjection_of=started.interjection_of,
             supersedes=supersedes,
         )
-        committed = await _commit_end(svc, feed, end)
+        committed = await _commit_end(journal, feed, end, svc.settings.shutdown_timeout)
     if received.crash is not None:
         raise received.crash
     return BeatResult(
-        committed.ids[0], beat_id, speaker_id, text, received.truncated, received.error
+        committed.ids[0], beat_id, started.speaker_id, text, received.truncated, received.error
     )
 
 
@@ -261,30 +251,33 @@ async def _receive(
         received.truncated, received.error, received.crash = True, "internal", exc
 
 
-async def _commit_end(svc: Services, feed: ChatFeed, end: ev.AssistantTurn) -> AppendResult:
+async def _commit_end(
+    journal: Journal, feed: ChatFeed, end: ev.AssistantTurn, timeout: float
+) -> AppendResult:
     """Append the beat's ``assistant_turn`` and end the beat for every watcher, whatever happens.
 
-    The append is queued, not awaited: past the cleanup deadline the beat
-    ends for the watchers without it (``trio.TooSlowError``), and the end is
-    published once the store gets to it.
+    The append is queued, not awaited: past the cleanup deadline (``timeout``
+    seconds) the beat ends for the watchers without it (``trio.TooSlowError``),
+    and the end is published once the store gets to it.
     """
-    first_end, render = end, _render_end(end)
     box: list[outcome.Outcome[AppendResult]] = []
     arrived = trio.Event()
     ended = False
 
     def finished(result: outcome.Outcome[AppendResult]) -> None:
-        if not ended:
-            box.append(result)
-            arrived.set()
-        else:
-            _late(svc, first_end, result)
+        # The journal publishes a committed end right after this, on the chat's feed of now.
+        if ended:
+            _late(journal, end, result)
+            return
+        if isinstance(result, outcome.Value):
+            feed.end_beat()
+        box.append(result)
+        arrived.set()
 
-    committed: AppendResult | None = None
     try:
-        svc.store.submit(lambda s: s.append(first_end, render=render), finished)
+        journal.submit(end_beat, finished, end)
         with trio.CancelScope(shield=True) as shield:
-            shield.deadline = trio.current_time() + svc.settings.shutdown_timeout
+            shield.deadline = trio.current_time() + timeout
             await arrived.wait()
         if not box:
             raise trio.TooSlowError(
@@ -292,77 +285,42 @@ async def _commit_end(svc: Services, feed: ChatFeed, end: ev.AssistantTurn) -> A
                 "when the store gets to it"
             )
         try:
-            committed = box[0].unwrap()
+            return box[0].unwrap()
         except StorageFull:
             end = attrs.evolve(end, truncated=True, error=STORAGE_FULL)
-            render = _render_end(end)
-            _hold(svc, end, render)
+            _hold(journal, end)
             raise
-        return committed
     finally:
         ended = True
-        feed.end_beat()
-        if committed is not None:
-            feed.deliver(committed.messages)
-        else:
-            feed.deliver(render((0,)))  # event_id 0 and seq 0: not committed (yet)
+        if not box or isinstance(box[0], outcome.Error):
+            feed.end_beat()
+            journal.publish([beat_complete(end, 0)])  # event_id 0 and seq 0: not committed (yet)
 
 
-def _late(svc: Services, end: ev.AssistantTurn, result: outcome.Outcome[AppendResult]) -> None:
-    """The end of a beat that already ended for its watchers reached the store after all."""
-    try:
-        committed = result.unwrap()
-    except StorageFull:
-        end = attrs.evolve(end, truncated=True, error=STORAGE_FULL)
-        _hold(svc, end, _render_end(end))
-    except Exception:
-        log.exception("chat %s: beat %d's end failed", end.chat_id, end.started_id)
+def _late(journal: Journal, end: ev.AssistantTurn, result: outcome.Outcome[AppendResult]) -> None:
+    """The end of a beat that already ended for its watchers reached the store after all.
+
+    Written, it is published by the journal; refused for lack of space, it is held.
+    """
+    if not isinstance(result, outcome.Error):
+        return
+    if isinstance(result.error, StorageFull):
+        _hold(journal, attrs.evolve(end, truncated=True, error=STORAGE_FULL))
     else:
-        _publish_late(svc, end.chat_id, committed.messages)
+        log.error(
+            "chat %s: beat %d's end failed", end.chat_id, end.started_id, exc_info=result.error
+        )
 
 
-def _hold(svc: Services, end: ev.AssistantTurn, render: Render) -> None:
+def _hold(journal: Journal, end: ev.AssistantTurn) -> None:
     """Leave the end to the store, to write with the first write that fits; then publish it."""
 
     def landed(result: AppendResult) -> None:
         log.info("chat %s: beat %d's end written after all", end.chat_id, end.started_id)
-        _publish_late(svc, end.chat_id, result.messages)
+        journal.publish(result.messages)
 
     try:
-        svc.store.hold_beat_end(end, render, landed)
+        journal.store.hold_beat_end(end, None, landed)
     except trio.ClosedResourceError:
         # The store is closing: the next open recovers the beat from its checkpoint.
         log.warning("chat %s: beat %d left open for recovery", end.chat_id, end.started_id)
-
-
-def _publish_late(svc: Services, chat_id: str, messages: Sequence[ChatMessage]) -> None:
-    """Publish a late end on the chat's feed of now, which may not be the beat's own.
-
-    The chat may have passivated meanwhile and its feed been made again from
-    the store's seq; with no feed at all nobody watches, and the next one
-    starts from the store, which has the end.
-    """
-    try:
-        feed = svc.feed(chat_id)
-    except KeyError:
-        return
-    feed.deliver(messages)
-
-
-def _render_end(end: ev.AssistantTurn) -> Render:
-    def render(ids: tuple[int, ...]) -> list[ChatMessage]:
-        assert end.started_id is not None
-        return [
-            BeatComplete(
-                end.chat_id,
-                end.started_id,
-                ids[0],
-                end.speaker_id,
-                end.text,
-                end.truncated,
-                end.interjection_of,
-                end.error,
-            )
-        ]
-
-    return render

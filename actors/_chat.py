@@ -12,14 +12,15 @@ from typing import Any
 
 import trio
 
-from protocol import ProtocolError, RewindPreviewReply, Segment, UserTurn, WorldEvent
+from protocol import ProtocolError, RewindPreviewReply, Segment
 from protocol import events as ev
 from runtime import Actor
-from store import Invalid, NotFound, StorageFull, Store
+from store import Store, add_user_turn, plan_world_event
 from story import parse_prose, prose_for_model
 
 from ._beat import TurnState
 from ._feed import ChatFeed
+from ._journal import Journal
 from ._messages import (
     CancelTurn,
     PlanWorldEvent,
@@ -29,6 +30,7 @@ from ._messages import (
     StartTurn,
     WaitSettled,
 )
+from ._refusals import refusals
 from ._services import Services
 from ._turn import TurnInput, load_cast, run_turn
 
@@ -44,6 +46,7 @@ class ChatActor(Actor):
         self.chat_id = chat_id
         self.svc = svc
         self.feed: ChatFeed
+        self.journal = Journal(svc.store, svc.feed, chat_id)
         self.turn: TurnState | None = None
         self.turns = 0
 
@@ -60,14 +63,8 @@ class ChatActor(Actor):
             self.turn.cancel("shutdown")
 
     async def handle(self, message: object) -> object:
-        try:
+        with refusals():
             return await self._command(message)
-        except NotFound as exc:
-            raise ProtocolError("not_found", str(exc)) from None
-        except Invalid as exc:
-            raise ProtocolError("invalid", str(exc)) from None
-        except StorageFull as exc:
-            raise ProtocolError("storage_full", str(exc)) from None
 
     async def _command(self, message: object) -> object:
         if isinstance(message, StartTurn):
@@ -104,13 +101,9 @@ class ChatActor(Actor):
         self._ensure_idle()
         cast = await load_cast(self.svc, self.chat_id)
         segments = parse_prose(prose)
-        committed = await self.svc.store.run(
-            lambda s: s.append(
-                ev.UserTurn(self.chat_id, prose, segments),
-                render=lambda ids: [UserTurn(self.chat_id, ids[0], prose, segments)],
-            )
+        committed = await self.journal.write(
+            add_user_turn, ev.UserTurn(self.chat_id, prose, segments)
         )
-        self.feed.deliver(committed.messages)
         user_turn_id: int = committed.ids[0]
         said = TurnInput(user_turn_id, prose, prose_for_model(segments))
         self._launch(cast, said)
@@ -123,7 +116,7 @@ class ChatActor(Actor):
 
         async def work() -> None:
             try:
-                await run_turn(self.svc, self.feed, turn, cast, said, **options)
+                await run_turn(self.svc, self.journal, self.feed, turn, cast, said, **options)
             finally:
                 if self.turn is turn:
                     self.turn = None
@@ -144,13 +137,10 @@ class ChatActor(Actor):
         user_turn = await self.svc.store.run(Store.get_event, latest.user_turn_id)
         if prose is not None and prose.strip():
             segments = parse_prose(prose)
-            committed = await self.svc.store.run(
-                lambda s: s.append(
-                    ev.UserTurnEdit(self.chat_id, latest.user_turn_id, prose, segments),
-                    render=lambda ids: [UserTurn(self.chat_id, ids[0], prose, segments)],
-                )
+            committed = await self.journal.write(
+                add_user_turn,
+                ev.UserTurnEdit(self.chat_id, latest.user_turn_id, prose, segments),
             )
-            self.feed.deliver(committed.messages)
             said = TurnInput(committed.ids[0], prose, prose_for_model(segments))
             self._launch(cast, said, regenerate=event_id, score=False)
         else:
@@ -184,13 +174,10 @@ class ChatActor(Actor):
         self.feed.resync()
 
     async def _plan(self, plan: PlanWorldEvent) -> None:
-        committed = await self.svc.store.run(
-            lambda s: s.append(
-                ev.WorldEventCreated(self.chat_id, plan.title, plan.description, plan.artifacts),
-                render=lambda ids: [WorldEvent(self.chat_id, ids[0], plan.title, "planned")],
-            )
+        await self.journal.write(
+            plan_world_event,
+            ev.WorldEventCreated(self.chat_id, plan.title, plan.description, plan.artifacts),
         )
-        self.feed.deliver(committed.messages)
 
 
 async def wait_settled(ref: Any) -> None:

@@ -134,7 +134,7 @@ async def interjection(
 
 async def lifecycle(
     svc: Services, events: Sequence[Any], narrative: str
-) -> tuple[tuple[int, str], ...]:
+) -> tuple[story.Transition, ...]:
     """Legal status moves of the open world events after a beat."""
     open_events = [story.OpenEvent(e.id, e.status, e.title, e.description) for e in events]
     return await _pool(svc).classify(

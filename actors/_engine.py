@@ -25,20 +25,21 @@ from protocol import (
     ChatState,
     Entity,
     Memory,
-    MemoryNote,
     ProtocolError,
     RewindPreviewReply,
     WorldEventState,
 )
 from protocol import events as ev
 from runtime import ActorError, ActorRef, ActorSystem, RestartPolicy, open_actor_system
-from store import AsyncStore, Invalid, NotFound, StorageFull, Store, open_store
+from store import AsyncStore, Store, mark_memory, open_store
 
 from . import _messages as m
 from ._bot import BotActor, Forget
 from ._chat import ChatActor, wait_settled
 from ._feed import ChatFeed
+from ._journal import Journal
 from ._pool import ClassifierPool
+from ._refusals import refusals
 from ._services import Services
 from ._settings import EngineSettings
 from ._significance import SignificanceWorker
@@ -46,6 +47,9 @@ from ._significance import SignificanceWorker
 log = logging.getLogger("troupe.actors.engine")
 
 T = TypeVar("T")
+
+OPEN_FEED_TRIES = 10
+"""Bound on remaking a chat's feed dropped meanwhile (once in a blue moon, never twice)."""
 
 ASK_TIMEOUT = 60.0
 """Seconds a command waits for its chat actor: longer than the runtime's default
@@ -80,14 +84,8 @@ class Engine:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """A store call; the store's refusals become the protocol's."""
-        try:
+        with refusals():
             return await self.store.run(fn, *args)
-        except NotFound as exc:
-            raise ProtocolError("not_found", str(exc)) from None
-        except Invalid as exc:
-            raise ProtocolError("invalid", str(exc)) from None
-        except StorageFull as exc:
-            raise ProtocolError("storage_full", str(exc)) from None
 
     # --- the user and the bots ---
 
@@ -223,14 +221,23 @@ class Engine:
 
     async def open_feed(self, chat_id: str) -> ChatFeed:
         """The chat's feed, made if it has none now (the chat actor calls this as it starts)."""
-        feed = self._feeds.get(chat_id)
-        if feed is None:
-            last = await self._run(Store.last_seq, chat_id)
-            feed = self._feeds.get(chat_id)  # another task may have made it meanwhile
-            if feed is None:
+
+        def make(last: int) -> None:
+            # Made as the store answers, in order with the chat's writes: every message
+            # committed after ``last`` is published on this feed, none is missed.
+            if chat_id not in self._feeds:
                 feed = ChatFeed(chat_id, last, max_buffer=self.svc.settings.watch_buffer)
                 self._feeds[chat_id] = feed
-        return feed
+
+        for _ in range(OPEN_FEED_TRIES):
+            feed = self._feeds.get(chat_id)
+            if feed is not None:
+                return feed
+            # A feed made here may be dropped again before this task resumes (the
+            # chat passivated, its last watcher left): then make another.
+            with refusals():
+                await self.store.commit(Store.last_seq, make, chat_id)
+        raise RuntimeError(f"chat {chat_id}'s feed was dropped as often as it was made")
 
     @asynccontextmanager
     async def _held_feed(self, chat_id: str) -> AsyncIterator[ChatFeed]:
@@ -257,16 +264,6 @@ class Engine:
         """
         if chat_id not in self._holders and self._chats.get(chat_id).current() is None:
             self._feeds.pop(chat_id, None)
-
-    def _deliver(self, chat_id: str, messages: Any) -> None:
-        """Publish committed messages on the chat's feed, if it has one now.
-
-        With no feed there is nobody to tell: whoever opens the chat next
-        starts from the store, where the messages already are.
-        """
-        feed = self._feeds.get(chat_id)
-        if feed is not None:
-            feed.deliver(messages)
 
     async def _ask(self, chat_id: str, message: object) -> Any:
         ref = await self._chat(chat_id)
@@ -339,16 +336,9 @@ class Engine:
         await self._chat(memory.chat_id)
         if memory.pinned != pinned:
             kind = ev.MemoryPinned if pinned else ev.MemoryUnpinned
-            chat_id = memory.chat_id
-
-            def write(s: Store) -> Any:
-                def note(_ids: tuple[int, ...]) -> list[MemoryNote]:
-                    updated = s.get_memory(memory_id)
-                    return [MemoryNote(chat_id, updated)] if updated else []
-
-                return s.append(kind(chat_id, memory_id, "manual"), render=note).messages
-
-            self._deliver(chat_id, await self._run(write))
+            journal = Journal(self.store, self.feed, memory.chat_id)
+            with refusals():
+                await journal.write(mark_memory, kind(memory.chat_id, memory_id, "manual"))
         updated = await self._run(Store.get_memory, memory_id)
         assert updated is not None
         return updated

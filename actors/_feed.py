@@ -1,8 +1,9 @@
 """A chat's outgoing messages: ordered publication, the beat in flight, and watching.
 
 Every chat message with a ``seq`` is committed by the store together with the
-event it reports; the feed publishes them in ``seq`` order (tasks that commit
-concurrently may resume in either order) and tokens as they stream. A watcher
+event it reports; the chat's journal hands them to the feed in ``seq`` order
+as the store commits them (see ``actors/_journal.py``), and the feed
+publishes them, and tokens as they stream. A watcher
 gets a consistent ``chat_state`` first and then only what came after it.
 
 A message with ``seq`` 0 was not committed: it tells of something the store
@@ -26,8 +27,6 @@ from runtime import Lagged, Topic
 log = logging.getLogger("troupe.actors.feed")
 
 Snapshot = Callable[[], Awaitable[ChatState]]
-
-_REORDER_LIMIT = 256
 
 
 class Resync:
@@ -68,37 +67,30 @@ class ChatFeed:
         self.topic: Topic = Topic(merge=merge_tokens, max_buffer=max_buffer)
         self.published_seq = last_seq
         self.beat: Beat | None = None
-        self._pending: dict[int, ChatMessage] = {}
         self.version = 0
 
     # --- publishing ---
 
     def deliver(self, messages: Sequence[ChatMessage]) -> None:
-        """Publish seq-stamped messages in seq order, and unnumbered ones (seq 0) at once."""
-        for message in messages:
-            seq = getattr(message, "seq", 0)
-            if seq == 0:
-                self.topic.publish(message)
-                continue
-            if seq <= self.published_seq:
-                continue
-            self._pending[seq] = message
-        self._flush()
+        """Publish chat messages in the order given: the journal hands them over in seq order.
 
-    def _flush(self) -> None:
-        while self._pending:
-            following = self.published_seq + 1
-            message = self._pending.pop(following, None)
-            if message is None:
-                if len(self._pending) < _REORDER_LIMIT:
-                    return
-                # A seq never arrived (its committer died between commit and publish);
-                # skip it rather than hold the chat back. Watchers resync on the gap.
-                following = min(self._pending)
-                message = self._pending.pop(following)
-                log.warning("chat %s: seq gap before %d", self.chat_id, following)
-            self.published_seq = following
-            self.version += 1
+        A numbered message at or below the feed's seq is already reflected
+        (the feed was made after it committed) and is skipped; one that skips
+        a seq would be a write nobody published, a bug: every watcher starts
+        again from a fresh ``chat_state`` rather than miss it.
+        """
+        for message in messages:
+            seq: int = getattr(message, "seq", 0)  # a token has none
+            if seq:
+                if seq <= self.published_seq:
+                    continue
+                if seq != self.published_seq + 1:
+                    log.error(
+                        "chat %s: seq %d published after %d", self.chat_id, seq, self.published_seq
+                    )
+                    self.resync()
+                self.published_seq = seq
+                self.version += 1
             self.topic.publish(message)
 
     def start_beat(self, beat_id: int, speaker_id: str) -> None:

@@ -14,13 +14,21 @@ import attrs
 import trio
 
 from llm import NarrativeRequest
-from protocol import YOU_ID, Bot, Chat, EdgeUpdate, Entity, Error, MemoryNote, TurnSettled
+from protocol import YOU_ID, Bot, Chat, Entity, Error, TurnSettled
 from protocol import events as ev
-from store import StorageFull, Store
+from store import (
+    StorageFull,
+    Store,
+    apply_edges,
+    open_scene_if_none,
+    settle_turn,
+    write_memories,
+)
 
 from . import _classifiers as cls
 from ._beat import BeatResult, TurnState, stream_beat
 from ._feed import ChatFeed
+from ._journal import Journal
 from ._messages import ScoreMemories
 from ._prompting import narrative_request
 from ._services import Services
@@ -91,6 +99,7 @@ class TurnInput:
 
 async def run_turn(
     svc: Services,
+    journal: Journal,
     feed: ChatFeed,
     turn: TurnState,
     cast: Cast,
@@ -103,7 +112,7 @@ async def run_turn(
     """Steps 3 to 11 of a turn; always ends with ``turn_settled``."""
     chat_id = cast.chat.id
     try:
-        await _open_scene_if_none(svc, feed, cast)
+        await journal.write(open_scene_if_none, chat_id, cast.chat.location)
         # 3. The addressee: rules first; the classifier only when they can't decide.
         if regenerate_speaker is not None:
             speaker_id = regenerate_speaker
@@ -124,6 +133,7 @@ async def run_turn(
 
         primary, interject = await _beat_with_passes(
             svc,
+            journal,
             feed,
             turn,
             cast,
@@ -136,6 +146,7 @@ async def run_turn(
         if witness is not None and interject and turn.cancel_reason is None:
             await _beat_with_passes(
                 svc,
+                journal,
                 feed,
                 turn,
                 cast,
@@ -148,33 +159,26 @@ async def run_turn(
 
         # 9. World events, then 10. scene close (which reads only the user's prose,
         # so it runs even when the beat was cancelled).
-        await run_world_events(svc, feed, cast, primary.text)
-        await close_scene_if_asked(svc, feed, cast, said.prose)
+        await run_world_events(svc, journal, cast, primary.text)
+        await close_scene_if_asked(svc, journal, cast, said.prose)
     except StorageFull as exc:
         # Nothing more of this turn fits; a beat cut short by it has already ended.
         feed.error(Error("storage_full", str(exc), chat_id))
     finally:
         # 11. Settled, even after a failure: the chat must take the next turn.
         with trio.CancelScope(shield=True):
-            settle = [TurnSettled(chat_id, said.user_turn_id)]
             try:
-                settled = await svc.store.run(Store.record, settle)
+                await journal.write(settle_turn, chat_id, said.user_turn_id)
             except StorageFull:
-                settled = tuple(settle)  # seq 0: told, not journaled
-            feed.deliver(settled)
+                journal.publish([TurnSettled(chat_id, said.user_turn_id)])  # seq 0: not journaled
             if regenerate is not None:
                 feed.resync()  # the superseded turn left the timeline: every watcher redraws
             turn.done.set()
 
 
-async def _open_scene_if_none(svc: Services, feed: ChatFeed, cast: Cast) -> None:
-    scene = await svc.store.run(Store.active_scene, cast.chat.id)
-    if scene is None:
-        await svc.store.run(lambda s: s.append(ev.SceneOpened(cast.chat.id, cast.chat.location)))
-
-
 async def _beat_with_passes(
     svc: Services,
+    journal: Journal,
     feed: ChatFeed,
     turn: TurnState,
     cast: Cast,
@@ -192,17 +196,8 @@ async def _beat_with_passes(
     prompt = await narrative_request(
         svc, cast, speaker, said, interjection_of=interjection_of, addressee_said=addressee_said
     )
-    result = await stream_beat(
-        svc,
-        feed,
-        turn,
-        chat_id=chat_id,
-        speaker_id=speaker.id,
-        user_turn_id=said.user_turn_id,
-        request=prompt,
-        interjection_of=interjection_of,
-        supersedes=supersedes,
-    )
+    started = ev.AssistantTurnStarted(chat_id, speaker.id, said.user_turn_id, interjection_of)
+    result = await stream_beat(svc, journal, feed, turn, started, prompt, supersedes=supersedes)
     decision = False
 
     async def decide_now() -> None:
@@ -213,13 +208,13 @@ async def _beat_with_passes(
     async with trio.open_nursery() as nursery:
         if decide is not None and result.completed and turn.cancel_reason is None:
             nursery.start_soon(decide_now)
-        await _passes(svc, feed, cast, said, speaker, result, interjection_of, score)
+        await _passes(svc, journal, cast, said, speaker, result, interjection_of, score)
     return result, decision
 
 
 async def _passes(
     svc: Services,
-    feed: ChatFeed,
+    journal: Journal,
     cast: Cast,
     said: TurnInput,
     speaker: Bot,
@@ -231,25 +226,20 @@ async def _passes(
         return
     if interjection_of is not None and result.truncated:
         return  # a cancelled interjection skips its follow-up passes
-    memory_ids = await write_memories(svc, feed, cast, said, speaker, result)
-    await update_state(svc, feed, cast)
+    memory_ids = await remember(journal, cast, said, speaker, result)
+    await update_state(svc, journal, cast)
     if score and memory_ids:
         await svc.significance.tell(
             ScoreMemories(cast.chat.id, memory_ids, result.text, said.model_prose)
         )
 
 
-async def write_memories(
-    svc: Services,
-    feed: ChatFeed,
-    cast: Cast,
-    said: TurnInput,
-    speaker: Bot,
-    beat: BeatResult,
+async def remember(
+    journal: Journal, cast: Cast, said: TurnInput, speaker: Bot, beat: BeatResult
 ) -> tuple[int, ...]:
     """One memory per witness, from its own point of view."""
     chat_id = cast.chat.id
-    scene = await svc.store.run(Store.active_scene, chat_id)
+    scene = await journal.store.run(Store.active_scene, chat_id)
     memories = [
         ev.MemoryWritten(
             chat_id,
@@ -260,24 +250,10 @@ async def write_memories(
         )
         for witness in cast.bots
     ]
-
-    def write(s: Store) -> tuple[tuple[int, ...], tuple[object, ...]]:
-        result = s.append(
-            *memories,
-            render=lambda ids: [
-                MemoryNote(chat_id, memory)
-                for memory in (s.get_memory(i) for i in ids)
-                if memory is not None
-            ],
-        )
-        return result.ids, result.messages
-
-    ids, messages = await svc.store.run(write)
-    feed.deliver(messages)  # type: ignore[arg-type]
-    return ids
+    return (await journal.write(write_memories, memories)).ids
 
 
-async def update_state(svc: Services, feed: ChatFeed, cast: Cast) -> None:
+async def update_state(svc: Services, journal: Journal, cast: Cast) -> None:
     """One state-update classifier call per directed pair present, run concurrently."""
     chat_id = cast.chat.id
     present = cast.present_ids
@@ -312,26 +288,7 @@ async def update_state(svc: Services, feed: ChatFeed, cast: Cast) -> None:
         for (source, target) in pairs
         if (change := results[source, target]) is not None
     ]
-    await append_edge_updates(svc, feed, chat_id, updates)
-
-
-async def append_edge_updates(
-    svc: Services, feed: ChatFeed, chat_id: str, updates: list[ev.EdgeUpdate]
-) -> None:
-    """Append edge updates and tell the chat the resulting values."""
-    if not updates:
-        return
-
-    def write(s: Store) -> tuple[object, ...]:
-        def render(ids: tuple[int, ...]) -> list[EdgeUpdate]:
-            return [
-                cls.edge_message(chat_id, u, s.get_edge(u.source_id, u.target_id)) for u in updates
-            ]
-
-        return s.append(*updates, render=render).messages
-
-    messages = await svc.store.run(write)
-    feed.deliver(messages)  # type: ignore[arg-type]
+    await journal.write(apply_edges, updates)
 
 
 def narrative_stop(cast: Cast, speaker: Bot) -> tuple[str, ...]:

@@ -76,10 +76,21 @@ class _Worker:
         self.calls += 1
         self._jobs.put((fn, trio.lowlevel.current_trio_token(), deliver))
 
-    async def call(self, fn: Callable[[], T]) -> T:
+    async def call(self, fn: Callable[[], T], then: Callable[[T], None] | None = None) -> T:
         await trio.lowlevel.checkpoint_if_cancelled()
         task = trio.lowlevel.current_task()
-        self.submit(fn, lambda result: trio.lowlevel.reschedule(task, result))
+
+        def wake(result: outcome.Outcome[T]) -> None:
+            if then is not None and isinstance(result, outcome.Value):
+                # Here, not in the waiting task: callbacks run in the order the store ran
+                # the calls, while woken tasks resume in any order.
+                try:
+                    then(result.value)
+                except Exception as exc:
+                    result = outcome.Error(exc)
+            trio.lowlevel.reschedule(task, result)
+
+        self.submit(fn, wake)
         result: T = await trio.lowlevel.wait_task_rescheduled(
             lambda _: trio.lowlevel.Abort.FAILED  # queued: it will run; wait for it
         )
@@ -138,6 +149,18 @@ class AsyncStore:
         if self._closed:
             raise trio.ClosedResourceError("the store is closed")
         return await self._worker.call(self._job(lambda: fn(self.store, *args)))
+
+    async def commit(self, fn: Callable[..., T], publish: Callable[[T], None], *args: Any) -> T:
+        """Run ``fn(store, *args)`` as :meth:`run` does; ``publish(result)`` before it returns.
+
+        ``publish`` runs on the trio side as soon as the store answers, in the
+        order the store ran its calls, whatever order the callers then resume
+        in: what a chat commits is published in ``seq`` order, with no gap. It
+        is not called when ``fn`` raised; when it raises, the caller gets that.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the store is closed")
+        return await self._worker.call(self._job(lambda: fn(self.store, *args)), publish)
 
     async def append(self, *events: ev.Event, render: Render | None = None) -> AppendResult:
         """:meth:`Store.append` on the store's thread."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import apsw
 
-from protocol import YOU_ID, BeatComplete, ChatMessage, EventPayloadError, check_event, dump_event
+from protocol import YOU_ID, ChatMessage, EventPayloadError, check_event, dump_event
 from protocol import events as ev
 
 from . import _history, _outbox, _schema
@@ -29,6 +29,7 @@ from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._project import HANDLERS, seed_projections
 from ._queries import Queries
 from ._records import AppendResult, Render, RewindPreview
+from ._rendering import beat_complete
 from ._tx import transaction
 
 log = logging.getLogger("troupe.store")
@@ -78,7 +79,7 @@ class Store(Queries):
         self.now = now
         self._counts = {"appended": 0, "recovered": 0, "rewinds": 0, "rebuilds": 0}
         self._last_rebuild_s = 0.0
-        self._held: dict[int, tuple[ev.AssistantTurn, Render | None]] = {}
+        self._held: dict[int, tuple[ev.AssistantTurn, Render]] = {}
         self._landed: list[tuple[int, AppendResult]] = []
 
     @classmethod
@@ -231,19 +232,17 @@ class Store(Queries):
             )
         )
         for beat_id, chat_id, speaker_id, user_turn_id, interjection_of, text in open_beats:
-            self.append(
-                ev.AssistantTurn(
-                    chat_id,
-                    speaker_id,
-                    user_turn_id,
-                    beat_id,
-                    text,
-                    truncated=True,
-                    error="interrupted",
-                    interjection_of=interjection_of,
-                ),
-                render=_beat_complete(chat_id, beat_id, speaker_id, text, interjection_of),
+            end = ev.AssistantTurn(
+                chat_id,
+                speaker_id,
+                user_turn_id,
+                beat_id,
+                text,
+                truncated=True,
+                error="interrupted",
+                interjection_of=interjection_of,
             )
+            self.append(end, render=_ending(end))
         self._counts["recovered"] += len(open_beats)
         return [row[0] for row in open_beats]
 
@@ -251,6 +250,8 @@ class Store(Queries):
 
     def hold_beat_end(self, event: ev.AssistantTurn, render: Render | None = None) -> bool:
         """Keep a beat's end that could not be written until a write can; True if written now.
+
+        ``render`` defaults to the beat's ``beat_complete``.
 
         Held ends are written, in order, at the start of every later write,
         before what that write asks; while they still do not fit, the write
@@ -266,7 +267,7 @@ class Store(Queries):
         """
         if event.started_id is None:
             raise Invalid("only a streamed beat's end (with its started_id) can be held")
-        self._held[event.started_id] = (event, render)
+        self._held[event.started_id] = (event, render or _ending(event))
         try:
             self._write_held()
         except StorageFull:
@@ -423,14 +424,6 @@ class Store(Queries):
         }
 
 
-def _beat_complete(
-    chat_id: str, beat_id: int, speaker_id: str, text: str, interjection_of: str | None
-) -> Render:
-    def render(ids: tuple[int, ...]) -> list[ChatMessage]:
-        return [
-            BeatComplete(
-                chat_id, beat_id, ids[0], speaker_id, text, True, interjection_of, "interrupted"
-            )
-        ]
-
-    return render
+def _ending(end: ev.AssistantTurn) -> Render:
+    """Renders a beat's end as its ``beat_complete``, however it ended."""
+    return lambda ids: [beat_complete(end, ids[0])]
