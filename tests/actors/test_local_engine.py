@@ -1,9 +1,7 @@
-"""The engine on the real embedded model: cancels, crashes of its worker, and what they cost.
+"""The engine on the real embedded model: a classifier whose worker dies takes its default.
 
-The local backend runs llama.cpp in a worker process and holds its one slot
-until the worker says the request is done, so a cancelled beat and the
-turn's classifier passes never share the model; a worker that dies costs the
-request in flight (``model_crashed``) and nothing else.
+Cancels in a row and a worker killed mid-beat are driven over real WebSockets
+in tests/web/test_local_gateway.py.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import trio.testing
 
 from actors import Budgets, Engine, EngineSettings, open_engine
 from llm import ClassifierRequest, LocalBackend, Message, ModelSettings, NarrativeRequest
-from protocol import BeatComplete, Token, TurnSettled
 
 SCORE = {
     "type": "object",
@@ -79,60 +76,6 @@ def worker_pid(local: LocalBackend) -> int:
     pid = local.statistics().worker_pid
     assert isinstance(pid, int)
     return pid
-
-
-async def test_cancel_then_send_again_never_runs_two_completions_at_once(
-    engine: Engine, local: LocalBackend
-) -> None:
-    chat_id = await make_chat(engine)
-    endings: list[str | None] = []
-    async with engine.watch(chat_id) as messages:
-        for round_ in range(8):
-            await engine.send_turn(chat_id, f"{TELL_ME} (round {round_})")
-            await until(messages, Token)
-            # The turn's classifier passes start the moment the beat is cancelled.
-            await engine.cancel(chat_id)
-            complete = await until(messages, BeatComplete)
-            endings.append(complete.error)
-            await until(messages, TurnSettled)
-    assert all(error in (None, "cancelled") for error in endings), endings
-    assert "cancelled" in endings
-    stats = local.statistics()
-    assert stats.overlaps == 0  # the worker never saw a request while one was unfinished
-    assert stats.crashes == 0
-
-
-async def test_a_worker_killed_mid_beat_costs_that_beat_and_nothing_else(
-    engine: Engine, local: LocalBackend
-) -> None:
-    first = await make_chat(engine)
-    second = await make_chat(engine, "Tobias")
-    async with engine.watch(first) as one, engine.watch(second) as two:
-        await engine.send_turn(first, TELL_ME)
-        await until(one, Token)
-        # The second chat's beat queues for the model while the first one streams.
-        await engine.send_turn(second, TELL_ME)
-        os.kill(worker_pid(local), signal.SIGKILL)
-        crashed = await until(one, BeatComplete)
-        assert crashed.truncated and crashed.error == "model_crashed"
-        assert crashed.text.strip()  # what was streamed before the crash is kept
-        await until(one, TurnSettled)
-
-        # The other chat carries on from a fresh worker.
-        await until(two, Token)
-        carried = await until(two, BeatComplete)
-        assert carried.error is None and carried.text.strip()
-        await until(two, TurnSettled)
-
-        # And the crashed chat's next turn streams.
-        await engine.send_turn(first, '"Go on."')
-        await until(one, Token)
-        again = await until(one, BeatComplete)
-        assert again.error is None
-        await until(one, TurnSettled)
-    stats = local.statistics()
-    assert stats.crashes == 1 and stats.restarts == 1
-    assert stats.overlaps == 0
 
 
 async def test_a_classifier_whose_worker_dies_falls_back_to_its_default(
