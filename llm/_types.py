@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from attrs import Factory, field, frozen
 from attrs.validators import in_
 
+from protocol import PromptMessage
+from protocol import Role as Role
+
 if TYPE_CHECKING:
     from ._statistics import BackendStatistics
-
-Role = Literal["system", "user", "assistant"]
 
 BackendKind = Literal["local", "openai", "scripted"]
 BACKENDS: tuple[BackendKind, ...] = ("local", "openai", "scripted")
@@ -29,13 +30,8 @@ at ``schema`` and steps down, for the backend's life, when the server refuses.
 """
 
 
-@frozen
-class Message:
-    """One chat message; ``name`` is the speaker's display name."""
-
-    role: Role
-    content: str
-    name: str | None = None
+Message = PromptMessage
+"""One chat message; ``name`` is the speaker's display name (the protocol's prompt message)."""
 
 
 @frozen

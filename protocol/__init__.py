@@ -2,8 +2,12 @@
 
 Owns: every client and server message of the protocol (see docs/protocol.md),
 the shapes they carry, the payload of every event kind (:mod:`protocol.events`),
-the size limits, and the one cattrs converter that turns all of them to and
-from JSON. Pure: no I/O, imports nothing of ours.
+the one cattrs converter that turns all of them to and from JSON, and the
+domain's rules that more than one layer applies: the size limits, the bounds
+and default of affinity and trust and how a number is clamped into them,
+the world-event moves, the message a prompt is made of and its stop
+sequences, and how a refusal becomes a protocol error. Pure: no I/O, imports
+nothing of ours.
 """
 
 from . import events
@@ -33,7 +37,6 @@ from ._client import (
 from ._codec import (
     Envelope,
     EventPayloadError,
-    ProtocolError,
     check_event,
     converter,
     decode_client,
@@ -41,10 +44,45 @@ from ._codec import (
     encode_client,
     encode_server,
     load_event,
+    load_stored,
     peek_id,
     to_wire,
 )
-from ._limits import MAX_FRAME_BYTES, MAX_PROSE, PROTOCOL_VERSION
+from ._domain import (
+    MOVE_EVENTS,
+    OPEN_STATUSES,
+    WORLD_EVENT_MOVES,
+    blank_edge,
+    can_move,
+    clamp_edge,
+    moved_from,
+    promotions,
+    round_half_away,
+    world_event_moved,
+)
+from ._errors import ProtocolError, Refusal, refusals_answered
+from ._limits import (
+    EDGE_DEFAULT,
+    EDGE_MAX,
+    EDGE_MIN,
+    MAX_ARTIFACTS,
+    MAX_DESCRIPTION,
+    MAX_EDGE_DELTA,
+    MAX_FACT,
+    MAX_FACTS,
+    MAX_FRAME_BYTES,
+    MAX_GREETING,
+    MAX_ID,
+    MAX_LOCATION,
+    MAX_NAME,
+    MAX_PERSONA,
+    MAX_PROSE,
+    MAX_SIGNIFICANCE,
+    MAX_TITLE,
+    MIN_SIGNIFICANCE,
+    PROTOCOL_VERSION,
+)
+from ._prompt import PromptMessage, Role, stop_sequences
 from ._server import (
     SERVER_TYPES,
     Accepted,
@@ -98,10 +136,29 @@ from ._shapes import (
 
 __all__ = [
     "CLIENT_TYPES",
+    "EDGE_DEFAULT",
+    "EDGE_MAX",
+    "EDGE_MIN",
+    "MAX_ARTIFACTS",
+    "MAX_DESCRIPTION",
+    "MAX_EDGE_DELTA",
+    "MAX_FACT",
+    "MAX_FACTS",
     "MAX_FRAME_BYTES",
+    "MAX_GREETING",
+    "MAX_ID",
+    "MAX_LOCATION",
+    "MAX_NAME",
+    "MAX_PERSONA",
     "MAX_PROSE",
+    "MAX_SIGNIFICANCE",
+    "MAX_TITLE",
+    "MIN_SIGNIFICANCE",
+    "MOVE_EVENTS",
+    "OPEN_STATUSES",
     "PROTOCOL_VERSION",
     "SERVER_TYPES",
+    "WORLD_EVENT_MOVES",
     "YOU_ID",
     "Accepted",
     "Artifacts",
@@ -145,13 +202,16 @@ __all__ = [
     "Ok",
     "OpenChat",
     "PinMemory",
+    "PromptMessage",
     "ProtocolError",
+    "Refusal",
     "Regenerate",
     "RelationshipArtifact",
     "Rewind",
     "RewindPreview",
     "RewindPreviewReply",
     "Rewound",
+    "Role",
     "Scene",
     "SceneClosed",
     "Segment",
@@ -170,7 +230,10 @@ __all__ = [
     "WorldEventState",
     "WorldEventStatus",
     "You",
+    "blank_edge",
+    "can_move",
     "check_event",
+    "clamp_edge",
     "converter",
     "decode_client",
     "dump_event",
@@ -178,6 +241,13 @@ __all__ = [
     "encode_server",
     "events",
     "load_event",
+    "load_stored",
+    "moved_from",
     "peek_id",
+    "promotions",
+    "refusals_answered",
+    "round_half_away",
+    "stop_sequences",
     "to_wire",
+    "world_event_moved",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -26,20 +26,11 @@ from cattrs.preconf.json import make_converter
 
 from . import events as ev
 from ._client import CLIENT_TYPES, ClientMessage, CreateWorldEvent
+from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_TYPES, ErrorCode, ServerMessage
+from ._server import SERVER_TYPES, ServerMessage
 from ._shapes import Artifacts
-from ._validators import FieldInvalid, FieldTooLarge, is_text
-
-
-class ProtocolError(Exception):
-    """The client sent something we cannot accept: their fault, answered with ``error``."""
-
-    def __init__(self, code: ErrorCode, message: str, reply_to: str | None = None) -> None:
-        super().__init__(message)
-        self.code: ErrorCode = code
-        self.message = message
-        self.reply_to = reply_to
+from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, reading_stored
 
 
 class EventPayloadError(ValueError):
@@ -86,7 +77,7 @@ def _text(value: Any, _type: Any) -> str:
 def _integer(value: Any, _type: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):  # a bool is an int in Python only
         raise TypeError("expected an integer")
-    if not MIN_INT <= value <= MAX_INT:
+    if not MIN_INT <= value <= MAX_INT and limits_apply():
         raise ValueError(f"expected a 64-bit integer, from {MIN_INT} to {MAX_INT}")
     return value
 
@@ -318,8 +309,30 @@ def dump_event(event: ev.Event) -> tuple[str, str]:
     return ev.kind_of(event), json.dumps(converter.unstructure(event), ensure_ascii=False)
 
 
+T = TypeVar("T")
+
+
+def load_stored(data: Any, cls: type[T]) -> T:
+    """Rebuild a stored value (JSON data) as ``cls``: its types are checked, the limits are not.
+
+    The limits are for what comes in; what the log or a projection holds was
+    accepted under the limits of its day, and must read back whatever they were.
+    """
+    with reading_stored():
+        return converter.structure(data, cls)
+
+
 def load_event(kind: str, payload: str | Mapping[str, Any]) -> ev.Event:
-    """Rebuild an event payload from its ``kind`` and JSON, or raise :class:`EventPayloadError`."""
+    """Rebuild an event payload from the log, or raise :class:`EventPayloadError`.
+
+    Like :func:`load_stored`, types are checked and the limits are not: a log
+    written by an earlier release, under other limits, replays.
+    """
+    with reading_stored():
+        return _load(kind, payload)
+
+
+def _load(kind: str, payload: str | Mapping[str, Any]) -> ev.Event:
     cls = ev.EVENT_KINDS.get(kind)
     if cls is None:
         raise EventPayloadError(f"unknown event kind {kind!r}")
@@ -332,6 +345,6 @@ def load_event(kind: str, payload: str | Mapping[str, Any]) -> ev.Event:
 
 
 def check_event(event: ev.Event) -> ev.Event:
-    """Check that an event survives its own round trip, so a bad one is refused before writing."""
+    """Check that an event survives its own round trip, limits included, before it is written."""
     kind, text = dump_event(event)
-    return load_event(kind, text)
+    return _load(kind, text)

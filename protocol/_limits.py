@@ -17,6 +17,7 @@ MAX_PROSE: Final = 8000
 MAX_DESCRIPTION: Final = 4000
 MAX_FACT: Final = 300
 MAX_FACTS: Final = 20
+"""Knowledge facts an edge keeps (the oldest go first) and one edge update may carry."""
 MAX_ARTIFACTS: Final = 20
 """How many changes one world event's artifacts may name, all lists together."""
 MAX_INT: Final = 2**63 - 1
@@ -24,5 +25,13 @@ MAX_INT: Final = 2**63 - 1
 MIN_INT: Final = -(2**63)
 MAX_DEPTH: Final = 64
 """How deeply a frame's arrays and objects may nest; the protocol itself needs four."""
-MAX_EDGE_DELTA: Final = 100
-"""The largest change of affinity or trust (each 0..100) an artifact may ask for, either way."""
+EDGE_MIN: Final = 0
+EDGE_MAX: Final = 100
+"""Affinity and trust each live in ``EDGE_MIN..EDGE_MAX``."""
+EDGE_DEFAULT: Final = 50
+"""Affinity and trust of a pair that has no history yet."""
+MAX_EDGE_DELTA: Final = EDGE_MAX - EDGE_MIN
+"""The largest change of affinity or trust an artifact may ask for, either way."""
+MIN_SIGNIFICANCE: Final = 0
+MAX_SIGNIFICANCE: Final = 3
+"""A memory's significance is ``MIN_SIGNIFICANCE..MAX_SIGNIFICANCE``; the highest pins it."""

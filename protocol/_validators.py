@@ -1,11 +1,35 @@
-"""attrs validators that raise errors the codec can sort into protocol error codes."""
+"""attrs validators that raise errors the codec can sort into protocol error codes.
+
+The limits are for what comes in (a client's command, an event about to be
+written), not for what was written: inside :func:`reading_stored` they do
+not apply, so an event log written under other limits still reads back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Iterator, Sized
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
+
+_reading_stored: ContextVar[bool] = ContextVar("reading_stored", default=False)
+
+
+def limits_apply() -> bool:
+    """Whether size and range limits apply: always, except while reading what was stored."""
+    return not _reading_stored.get()
+
+
+@contextmanager
+def reading_stored() -> Iterator[None]:
+    """Inside, values are rebuilt as they were stored: types are checked, limits are not."""
+    token = _reading_stored.set(True)
+    try:
+        yield
+    finally:
+        _reading_stored.reset(token)
 
 
 class FieldTooLarge(ValueError):
@@ -23,7 +47,7 @@ def at_most(limit: int) -> Validator:
     """The value (a string or a sequence) has at most ``limit`` items."""
 
     def check(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if isinstance(value, Sized) and len(value) > limit:
+        if isinstance(value, Sized) and len(value) > limit and limits_apply():
             raise FieldTooLarge(
                 f"{attribute.name} is {len(value)} long; at most {limit} is allowed"
             )
@@ -44,7 +68,7 @@ def optional_at_most(limit: int) -> Validator:
 
 def not_blank(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """A string that is not empty once trimmed."""
-    if isinstance(value, str) and not value.strip():
+    if isinstance(value, str) and not value.strip() and limits_apply():
         raise FieldInvalid(f"{attribute.name} must not be empty")
 
 
@@ -52,7 +76,7 @@ def in_range(low: int, high: int) -> Validator:
     """An integer between ``low`` and ``high`` inclusive."""
 
     def check(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not low <= value <= high:
+        if not low <= value <= high and limits_apply():
             raise FieldInvalid(f"{attribute.name} must be between {low} and {high}")
 
     return check

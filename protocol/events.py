@@ -23,16 +23,20 @@ from ._limits import (
     MAX_NAME,
     MAX_PERSONA,
     MAX_PROSE,
+    MAX_SIGNIFICANCE,
     MAX_TITLE,
+    MIN_SIGNIFICANCE,
 )
 from ._shapes import Artifacts, Segment
-from ._validators import at_most, in_range, not_blank, optional_at_most
+from ._validators import at_most, in_range, limits_apply, not_blank, optional_at_most
 
 _id = at_most(MAX_ID)
 PinnedBy = Literal["auto", "manual"]
 
 
 def _facts(_inst: object, attribute: object, value: tuple[str, ...]) -> None:
+    if not limits_apply():
+        return
     if len(value) > MAX_FACTS:
         raise ValueError(f"at most {MAX_FACTS} knowledge facts are allowed")
     for fact in value:
@@ -169,7 +173,7 @@ class MemoryScored:
 
     chat_id: str = field(validator=_id)
     memory_id: int
-    significance: int = field(validator=in_range(0, 3))
+    significance: int = field(validator=in_range(MIN_SIGNIFICANCE, MAX_SIGNIFICANCE))
 
 
 @frozen

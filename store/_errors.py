@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from protocol import Refusal
 
-class StoreError(Exception):
-    """Base of the store's errors; nothing was written."""
+
+class StoreError(Refusal):
+    """Base of the store's errors; nothing was written. ``code`` answers it on the wire."""
 
 
 class NotFound(StoreError):
     """The chat, bot, event, memory or scene referred to does not exist."""
 
+    code = "not_found"
+
 
 class Invalid(StoreError):
     """Well-formed, but not allowed in the current state."""
+
+    code = "invalid"
 
 
 class StorageFull(StoreError):
@@ -22,3 +28,5 @@ class StorageFull(StoreError):
     write was kept, and writes work again, without a restart, once space is
     freed.
     """
+
+    code = "storage_full"

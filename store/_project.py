@@ -14,22 +14,29 @@ from typing import Any
 
 import apsw
 
-from protocol import YOU_ID, converter
+from protocol import (
+    EDGE_DEFAULT,
+    MAX_FACTS,
+    MOVE_EVENTS,
+    YOU_ID,
+    clamp_edge,
+    converter,
+    moved_from,
+)
 from protocol import events as ev
 
 from ._errors import Invalid, NotFound
 
-MAX_KNOWN_FACTS = 20
+MAX_KNOWN_FACTS = MAX_FACTS
 """Knowledge facts kept per edge; the oldest go first."""
 
-DEFAULT_EDGE = (50, 50)
+DEFAULT_EDGE = (EDGE_DEFAULT, EDGE_DEFAULT)
 
 Handler = Callable[[apsw.Connection, int, str, Any], None]
 
 
-def clamp(value: int) -> int:
-    """Affinity and trust live in 0..100."""
-    return max(0, min(100, value))
+clamp = clamp_edge
+"""Affinity and trust live in 0..100 (the protocol's bounds)."""
 
 
 def _one(conn: apsw.Connection, sql: str, *args: object) -> Any:
@@ -341,11 +348,8 @@ def scene_summary(conn: apsw.Connection, _id: int, _at: str, e: ev.SceneSummary)
 
 # --- world events ---
 
-_MOVES = {
-    "world_event_started": ({"planned"}, "active"),
-    "world_event_completed": ({"active"}, "completed"),
-    "world_event_cancelled": ({"planned", "active"}, "cancelled"),
-}
+_MOVES = {ev.KIND_OF[event]: (moved_from(to), to) for to, event in MOVE_EVENTS.items()}
+"""Each move's kind: the statuses it may leave, and the one it reaches (the protocol's table)."""
 
 
 def world_event_created(conn: apsw.Connection, id: int, _at: str, e: ev.WorldEventCreated) -> None:

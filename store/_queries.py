@@ -24,11 +24,11 @@ from protocol import (
     Memory,
     Scene,
     Turn,
-    converter,
+    blank_edge,
     load_event,
+    load_stored,
 )
 
-from ._project import DEFAULT_EDGE
 from ._records import StoredEvent, WorldEventRow
 
 _BOT = "SELECT id, name, persona, greeting FROM entities WHERE kind = 'bot' AND deleted = 0"
@@ -60,7 +60,7 @@ def _world_event(row: Sequence[Any]) -> WorldEventRow:
         title,
         description,
         status,
-        converter.structure(json.loads(artifacts), Artifacts),
+        load_stored(json.loads(artifacts), Artifacts),
         chat_id,
     )
 
@@ -181,7 +181,7 @@ class Queries:
             target_id,
         )
         if row is None:
-            return Edge(source_id, target_id, *DEFAULT_EDGE, "", ())
+            return blank_edge(source_id, target_id)
         affinity, trust, summary, facts = row
         return Edge(source_id, target_id, affinity, trust, summary, tuple(json.loads(facts)))
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from protocol import Bot, Memory
+from protocol import MAX_NAME, MAX_SIGNIFICANCE, Bot, Memory
 
 from ._text import collapse, shorten
 
 MAX_POV_PART = 280
 """Characters kept of each side of the exchange in a memory."""
 
-MAX_POV_NAME = 80
+MAX_POV_NAME = MAX_NAME
+"""Characters kept of a name: as many as a name may have."""
 
 MAX_POV_MEMORY = 2 * (MAX_POV_NAME + 12 + MAX_POV_PART)
 """The longest a per-beat memory text can be: two lines of a name, a verb and an excerpt."""
 
-AUTO_PIN_SIGNIFICANCE = 3
+AUTO_PIN_SIGNIFICANCE = MAX_SIGNIFICANCE
 """The significance at which a memory pins itself."""
 
 

@@ -1,27 +1,17 @@
-"""The chat messages a prompt is made of, and how many tokens they cost."""
+"""How many tokens a prompt's messages cost (the message type is the protocol's)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
 
-from attrs import frozen
+from protocol import PromptMessage, Role
 
 from ._text import estimate_tokens
 
-Role = Literal["system", "user", "assistant"]
+__all__ = ["MESSAGE_OVERHEAD", "PromptMessage", "Role", "message_tokens", "prompt_tokens"]
 
 MESSAGE_OVERHEAD = 4
 """Estimated tokens a message costs beyond its content (role, name, separators)."""
-
-
-@frozen
-class PromptMessage:
-    """One chat message for a model: who says it (``role``, and ``name`` when a character)."""
-
-    role: Role
-    content: str
-    name: str | None = None
 
 
 def message_tokens(message: PromptMessage) -> int:

@@ -1,31 +1,13 @@
-"""Relationship numbers: their bounds, and how a character is told them in words."""
+"""Relationship numbers in words, as a character is told them (their bounds are the protocol's)."""
 
 from __future__ import annotations
 
-import math
+from protocol import EDGE_DEFAULT, EDGE_MAX, EDGE_MIN, Edge, clamp_edge
 
-from protocol import Edge
-
-EDGE_MIN = 0
-EDGE_MAX = 100
-EDGE_DEFAULT = 50
-"""Affinity and trust of a pair that has no history yet."""
+__all__ = ["EDGE_DEFAULT", "EDGE_MAX", "EDGE_MIN", "clamp_edge", "describe_edge", "edge_words"]
 
 _AFFINITY_WORDS = ("hostile", "cold", "neutral", "warm", "devoted")
 _TRUST_WORDS = ("distrustful", "wary", "undecided", "trusting", "wholly trusting")
-
-
-def clamp_edge(value: float) -> int:
-    """An affinity or trust value as stored: rounded, within 0..100.
-
-    Infinities clamp to the nearest bound; NaN is the neutral 50.
-    """
-    if math.isnan(value):
-        return EDGE_DEFAULT
-    if math.isinf(value):
-        return EDGE_MAX if value > 0 else EDGE_MIN
-    rounded = math.floor(abs(value) + 0.5) * (1 if value >= 0 else -1)
-    return max(EDGE_MIN, min(EDGE_MAX, rounded))
 
 
 def _band(value: int, words: tuple[str, ...]) -> str:

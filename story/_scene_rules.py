@@ -26,10 +26,9 @@ import re
 
 from attrs import frozen
 
-from ._text import collapse, shorten, straighten, words
+from protocol import MAX_LOCATION as MAX_LOCATION  # the longest location name kept
 
-MAX_LOCATION = 200
-"""The longest location name kept (the protocol's limit for one)."""
+from ._text import collapse, shorten, straighten, words
 
 
 @frozen

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from attrs import evolve, field, frozen
 
-from protocol import Bot, Edge, Entity
+from protocol import Bot, Edge, Entity, blank_edge
 
 from ._addressee import addressee_by_rules
 from ._classifiers import InterjectionDecision, SceneSummaryResult, StateChange
@@ -169,7 +169,7 @@ def silent_witnesses(p: Progress) -> tuple[Bot, ...]:
 
 def edge_of(p: Progress, source: str, target: str) -> Edge:
     """The edge as last read (a never-touched edge is 50/50 and blank)."""
-    return p.edges.get((source, target)) or Edge(source, target, 50, 50, "", ())
+    return p.edges.get((source, target)) or blank_edge(source, target)
 
 
 def pairs_of(p: Progress) -> tuple[tuple[str, str], ...]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from attrs import evolve
 
-from protocol import WorldEventStatus
+from protocol import OPEN_STATUSES, stop_sequences, world_event_moved
 from protocol import events as ev
 
 from ._classifiers import SceneCloseDecision, SceneSummaryResult, StateChange, Transition
@@ -24,7 +24,6 @@ from ._turn_io import (
     CancelRequested,
     Input,
     Loaded,
-    OpenWorldEvent,
     PersonSaid,
     Read,
     ScoreSignificance,
@@ -54,7 +53,6 @@ RECENT_FOR_STATE = 10
 """Turns of dialogue a state update reads (of which the prompt keeps the last few)."""
 RECENT_FOR_SUMMARY = 40
 """Turns of dialogue a scene summary reads."""
-OPEN_STATUSES: tuple[WorldEventStatus, ...] = ("planned", "active")
 
 
 def take_the_turn(p: Progress, i: Input) -> Step:
@@ -89,11 +87,12 @@ def choose_by_rules(p: Progress, i: Input) -> Step:
 
 
 def _stop(p: Progress, speaker_id: str) -> tuple[str, ...]:
-    others = [
-        *(q.name for q in p.cast.people),
-        *(c.name for c in p.cast.characters if c.id != speaker_id),
-    ]
-    return tuple(f"\n{name}:" for name in others)
+    return stop_sequences(
+        [
+            *(q.name for q in p.cast.people),
+            *(c.name for c in p.cast.characters if c.id != speaker_id),
+        ]
+    )
 
 
 def stream_primary(p: Progress, i: Input) -> Step:
@@ -218,39 +217,8 @@ def move_world(p: Progress, i: Input) -> Step:
     chat = p.cast.chat_id
     for move in moves:
         event_id, status = expect(move, Transition, "a lifecycle move")
-        if status == "active":
-            events.append(ev.WorldEventStarted(chat, event_id))
-        elif status == "cancelled":
-            events.append(ev.WorldEventCancelled(chat, event_id))
-        elif status == "completed":
-            events.append(ev.WorldEventCompleted(chat, event_id))
-            events.extend(_promotions(chat, by_id[event_id]))
+        events.extend(world_event_moved(chat, event_id, status, by_id[event_id].artifacts))
     return p, (Append(tuple(events)),)
-
-
-def _promotions(chat_id: str, world: OpenWorldEvent) -> list[ev.Event]:
-    """The events that put a completed world event's artifacts into state."""
-    artifacts = world.artifacts
-    facts: dict[tuple[str, str], list[str]] = {}
-    for fact in artifacts.knowledge_facts:
-        facts.setdefault((fact.source_id, fact.target_id), []).append(fact.fact)
-    changes = {(c.source_id, c.target_id): c for c in artifacts.relationship_changes}
-    out: list[ev.Event] = []
-    for pair in dict.fromkeys([*facts, *changes]):
-        change = changes.get(pair)
-        out.append(
-            ev.EdgeUpdate(
-                pair[0],
-                pair[1],
-                chat_id=chat_id,
-                affinity_delta=change.affinity_delta if change else 0,
-                trust_delta=change.trust_delta if change else 0,
-                knowledge_facts=tuple(facts.get(pair, ())),
-            )
-        )
-    for obj in artifacts.acquired_objects:
-        out.append(ev.ObjectAcquired(chat_id, obj.holder_id, obj.name, world.id))
-    return out
 
 
 def close_by_rules(p: Progress, i: Input) -> Step:

@@ -8,9 +8,10 @@ useful part or fall back to a default; the validators are built on them.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+
+from protocol import round_half_away
 
 from .._names import name_forms
 from .._text import collapse, shorten
@@ -68,12 +69,6 @@ def field(obj: object, *names: str) -> object:
     return None
 
 
-def _round(value: float) -> int | None:
-    if not math.isfinite(value):
-        return None
-    return math.floor(abs(value) + 0.5) * (1 if value >= 0 else -1)
-
-
 def as_int(value: object, low: int, high: int, default: int) -> int:
     """An integer within ``low..high``: ints clamp, floats round (half away from zero),
     numeric strings are read; booleans, non-finite numbers and anything else give ``default``.
@@ -84,14 +79,14 @@ def as_int(value: object, low: int, high: int, default: int) -> int:
     elif isinstance(value, int):
         number = value
     elif isinstance(value, float):
-        number = _round(value)
+        number = round_half_away(value)
     elif isinstance(value, str) and len(value) <= 100:
         text = value.strip()
         try:
             number = int(text)
         except ValueError:
             try:
-                number = _round(float(text))
+                number = round_half_away(float(text))
             except ValueError:
                 number = None
     if number is None:

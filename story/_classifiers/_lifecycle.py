@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from attrs import frozen
 
-from protocol import WorldEventStatus
+from protocol import OPEN_STATUSES, WORLD_EVENT_MOVES, WorldEventStatus, can_move
 
 from .._messages import PromptMessage
 from .._text import collapse, shorten
@@ -37,13 +37,8 @@ class Transition(NamedTuple):
     status: WorldEventStatus
 
 
-LEGAL_MOVES: Mapping[str, frozenset[str]] = {
-    "planned": frozenset({"active", "cancelled"}),
-    "active": frozenset({"completed", "cancelled"}),
-    "completed": frozenset(),
-    "cancelled": frozenset(),
-}
-"""The moves a world event can make, from each status."""
+LEGAL_MOVES: Mapping[WorldEventStatus, frozenset[WorldEventStatus]] = WORLD_EVENT_MOVES
+"""The moves a world event can make, from each status (the protocol's table)."""
 
 LIFECYCLE_DEFAULT: tuple[Transition, ...] = ()
 
@@ -93,7 +88,7 @@ _STATUS_WORDS: Mapping[str, WorldEventStatus] = {
 
 def lifecycle_needed(events: Iterable[OpenEvent]) -> bool:
     """Whether the classifier has anything to move: some event is planned or active."""
-    return any(e.status in ("planned", "active") for e in events)
+    return any(e.status in OPEN_STATUSES for e in events)
 
 
 def lifecycle_prompt(events: Sequence[OpenEvent], narrative: str) -> tuple[PromptMessage, ...]:
@@ -147,6 +142,6 @@ def validate_lifecycle(raw: object, events: Sequence[OpenEvent]) -> tuple[Transi
         status = _STATUS_WORDS.get(word.replace(" ", "_").replace("-", "_"))
         if event is None or status is None or event.id in moved:
             continue
-        if status in LEGAL_MOVES.get(event.status, frozenset()):
+        if can_move(event.status, status):
             moved[event.id] = Transition(event.id, status)
     return tuple(moved.values())

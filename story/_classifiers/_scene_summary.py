@@ -16,7 +16,7 @@ from typing import Any
 
 from attrs import field, frozen
 
-from protocol import Bot
+from protocol import MAX_ID, Bot
 
 from .._messages import PromptMessage
 from .._text import collapse, shorten
@@ -27,7 +27,7 @@ MAX_SUMMARY_CHARS = 600
 MAX_EDGE_SUMMARY_CHARS = 300
 MAX_KNOWLEDGE = 5
 MAX_FACT_CHARS = 200
-MAX_TARGET_CHARS = 64
+MAX_TARGET_CHARS = MAX_ID
 MAX_PEOPLE = 8
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s")

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocol import MAX_SIGNIFICANCE, MIN_SIGNIFICANCE
+
 from .._messages import PromptMessage
 from .._text import collapse, shorten
 from ._coerce import as_int, field, load_json
 
-MAX_SIGNIFICANCE = 3
-SIGNIFICANCE_DEFAULT = 0
+SIGNIFICANCE_DEFAULT = MIN_SIGNIFICANCE
 
 SIGNIFICANCE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"significance": {"type": "integer", "minimum": 0, "maximum": MAX_SIGNIFICANCE}},
+    "properties": {
+        "significance": {
+            "type": "integer",
+            "minimum": MIN_SIGNIFICANCE,
+            "maximum": MAX_SIGNIFICANCE,
+        }
+    },
     "required": ["significance"],
     "additionalProperties": False,
 }
@@ -44,4 +51,4 @@ def validate_significance(raw: object) -> int:
     """Read the score: an integer clamped to 0..3 (a bare number is accepted); else 0."""
     data = load_json(raw)
     value = field(data, "significance", "score", "rating") if isinstance(data, dict) else data
-    return as_int(value, 0, MAX_SIGNIFICANCE, SIGNIFICANCE_DEFAULT)
+    return as_int(value, MIN_SIGNIFICANCE, MAX_SIGNIFICANCE, SIGNIFICANCE_DEFAULT)

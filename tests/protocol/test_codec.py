@@ -111,7 +111,7 @@ def test_events_round_trip_and_bad_payloads_are_refused() -> None:
     with pytest.raises(p.EventPayloadError, match="unknown event kind"):
         p.load_event("nonsense", "{}")
     with pytest.raises(p.EventPayloadError, match="significance"):
-        p.load_event("memory_scored", '{"chat_id":"c1","memory_id":1,"significance":9}')
+        p.load_event("memory_scored", '{"chat_id":"c1","memory_id":1,"significance":"high"}')
     with pytest.raises(p.EventPayloadError, match="malformed user_turn"):
         p.load_event("user_turn", '{"chat_id":"c1","prose":"hi","segments":[{"kind":"x"}]}')
 
@@ -355,9 +355,9 @@ def test_artifacts_may_be_left_out_and_twenty_is_allowed() -> None:
     assert full.message.artifacts.count == 20
 
 
-def test_the_log_refuses_what_the_wire_refuses() -> None:
+def test_the_log_refuses_to_write_what_the_wire_refuses() -> None:
     with pytest.raises(p.EventPayloadError, match="64-bit"):
-        p.load_event("chat_rewound", json.dumps({"chat_id": "c1", "to_event_id": 2**64}))
+        p.check_event(ev.ChatRewound("c1", 2**64))
     with pytest.raises(p.EventPayloadError, match="surrogate"):
         p.load_event("user_turn", json.dumps({"chat_id": "c1", "prose": LONE, "segments": []}))
     with pytest.raises(FieldTooLarge, match="at most 20"):

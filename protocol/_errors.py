@@ -1,0 +1,38 @@
+"""Refusals: the client's fault (:class:`ProtocolError`), and how a refusal becomes one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+from ._server import ErrorCode
+
+
+class ProtocolError(Exception):
+    """The client sent something we cannot accept: their fault, answered with ``error``."""
+
+    def __init__(self, code: ErrorCode, message: str, reply_to: str | None = None) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.reply_to = reply_to
+
+
+class Refusal(Exception):
+    """A request refused below the protocol (by the store, say), with the code that answers it.
+
+    Subclasses name their ``code``; :func:`refusals_answered` turns any of
+    them into the :class:`ProtocolError` the client gets.
+    """
+
+    code: ClassVar[ErrorCode] = "invalid"
+
+
+@contextmanager
+def refusals_answered() -> Iterator[None]:
+    """Inside, a :class:`Refusal` is raised again as the :class:`ProtocolError` of its code."""
+    try:
+        yield
+    except Refusal as exc:
+        raise ProtocolError(exc.code, str(exc)) from None
