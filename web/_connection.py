@@ -15,7 +15,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 
-import attrs
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
@@ -23,6 +22,7 @@ import protocol as p
 from actors import Engine
 
 from ._bucket import TokenBucket
+from ._commands import COMMANDS, Answer
 from ._outbox import Frame, Outbox
 from ._settings import GatewaySettings
 from ._statistics import ConnectionStatistics, GatewayStatistics
@@ -31,8 +31,6 @@ log = logging.getLogger("troupe.web")
 
 _numbers = itertools.count(1)
 
-_SLOW = (p.DeleteBot,)
-"""Commands that wait for turns to settle, and so run beside the reader."""
 _MAX_SLOW = 8
 """Slow commands of one connection at once; past it the reader waits for one to end."""
 
@@ -51,7 +49,8 @@ class Connection:
         self.ws = ws
         self.engine = engine
         self.settings = settings
-        self._statistics = statistics
+        self.gateway_statistics = statistics
+        """The whole gateway's figures, for the ``statistics`` command."""
         self.outbox = Outbox(settings.send_queue)
         self.bucket = TokenBucket(settings.rate, settings.burst)
         self.watches: dict[str, trio.CancelScope] = {}
@@ -182,9 +181,10 @@ class Connection:
                 p.peek_id(frame),
             )
             return True
-        if isinstance(envelope.message, _SLOW) and self._commands is not None:
-            # It may wait for turns to settle: run it beside the reader, so that a
-            # `cancel` sent after it is read and answered meanwhile.
+        command = COMMANDS.get(type(envelope.message))
+        if command is not None and command.slow and self._commands is not None:
+            # It may wait long: run it beside the reader, so that a `cancel` sent
+            # after it is read and answered meanwhile.
             await self._slow.acquire()
             self._commands.start_soon(self._run_slow, envelope)
         else:
@@ -212,62 +212,11 @@ class Connection:
             if answer is not None:
                 await self.put(answer, envelope.id, True)
 
-    async def dispatch(self, envelope: p.Envelope) -> p.ServerMessage | None:
-        """Run one command; its direct answer, or None when a watch sends it."""
-        m = envelope.message
-        engine = self.engine
-        if isinstance(m, p.Hello):
-            if m.protocol != p.PROTOCOL_VERSION:
-                raise p.ProtocolError(
-                    "bad_message",
-                    f"protocol {m.protocol} is not spoken here; this server speaks "
-                    f"{p.PROTOCOL_VERSION}",
-                )
-            return p.Welcome(p.PROTOCOL_VERSION, engine.server_version, await engine.you())
-        if isinstance(m, p.SetYou):
-            return p.You(await engine.set_you(m.name, m.persona))
-        if isinstance(m, p.ListBots):
-            return p.Bots(await engine.list_bots())
-        if isinstance(m, p.CreateBot):
-            return p.BotReply(await engine.create_bot(m.name, m.persona, m.greeting))
-        if isinstance(m, p.UpdateBot):
-            return p.BotReply(await engine.update_bot(m.bot_id, m.name, m.persona, m.greeting))
-        if isinstance(m, p.DeleteBot):
-            await engine.delete_bot(m.bot_id)
-            return p.Ok()
-        if isinstance(m, p.ListChats):
-            return p.Chats(await engine.list_chats())
-        if isinstance(m, p.CreateChat):
-            chat = await engine.create_chat(m.host_bot_id, m.guest_bot_id, m.location, m.title)
-            return p.ChatReply(chat)
-        if isinstance(m, p.OpenChat):
-            await self.open_chat(m.chat_id, m.after_seq, envelope.id)
-            return None
-        if isinstance(m, p.CloseChat):
-            return await self.close_chat(m.chat_id)
-        if isinstance(m, p.SendTurn):
-            return p.Accepted(m.chat_id, await engine.send_turn(m.chat_id, m.prose))
-        if isinstance(m, p.Cancel):
-            await engine.cancel(m.chat_id)
-            return p.Ok()
-        if isinstance(m, p.Regenerate):
-            return p.Accepted(m.chat_id, await engine.regenerate(m.chat_id, m.event_id, m.prose))
-        if isinstance(m, p.RewindPreview):
-            return await engine.rewind_preview(m.chat_id, m.event_id)
-        if isinstance(m, p.Rewind):
-            await engine.rewind(m.chat_id, m.event_id)
-            return p.Rewound(m.chat_id, m.event_id)
-        if isinstance(m, p.ListMemories):
-            return p.Memories(await engine.list_memories(m.bot_id, m.chat_id))
-        if isinstance(m, p.PinMemory):
-            return p.MemoryReply(await engine.pin_memory(m.memory_id, m.pinned))
-        if isinstance(m, p.CreateWorldEvent):
-            await engine.create_world_event(m.chat_id, m.title, m.description, m.artifacts)
-            return p.Ok()
-        if isinstance(m, p.GetStatistics):
-            # The snapshot as plain JSON, under its field names: that is the wire shape.
-            return p.Statistics(attrs.asdict(self._statistics()))
-        raise AssertionError(f"{type(m).__name__} has no handler")
+    async def dispatch(self, envelope: p.Envelope) -> Answer:
+        """Run one command by its handler in :data:`~web._commands.COMMANDS`; its direct
+        answer, or None when a watch sends it."""
+        command = COMMANDS[type(envelope.message)]
+        return await command.handle(self, envelope.message, envelope.id)
 
     # --- watching chats ---
 

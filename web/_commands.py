@@ -1,0 +1,174 @@
+"""What the gateway does with each client message: one handler per type, in a table.
+
+A handler turns one decoded message into the engine call it stands for and
+returns the direct answer (or None when a chat's watch sends it). The table
+also says which commands are *slow*: those that can wait long for something
+other than their own reply. A slow command runs beside the connection's
+reader, so a ``cancel`` sent after it is read and answered meanwhile; its
+answer still carries its ``reply_to``, but may come after the answers to
+commands sent later. Every other command runs in the reader, so their
+answers go out in the order the commands came in.
+
+Slow: ``delete_bot`` (it waits for the turns of the chats where the bot is
+the guest to settle, however long their beats stream) and ``rewind`` (it
+snapshots the database and replays every visible event: the longest job the
+store does). ``regenerate`` and ``create_world_event`` are not: a regenerate
+is refused with ``busy`` rather than waiting for a turn, and both make only
+short store calls before the turn they start runs on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+import protocol as p
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+
+Answer = p.ServerMessage | None
+"""A command's direct answer; None when the chat's watch sends it."""
+
+Handler = Callable[["Connection", Any, str | None], Awaitable[Answer]]
+"""``handler(connection, message, reply_to)``."""
+
+M = TypeVar("M", bound=p.ClientMessage)
+
+
+@attrs.frozen
+class Command:
+    """How the gateway runs one client message type."""
+
+    handle: Handler
+    slow: bool = False
+    """It may wait long for turns or the store: it runs beside the reader."""
+
+
+def _command(
+    kind: type[M],
+    handle: Callable[[Connection, M, str | None], Awaitable[Answer]],
+    *,
+    slow: bool = False,
+) -> tuple[type[object], Command]:
+    # Typed per message class, so a handler can only be filed under the type it reads.
+    return kind, Command(handle, slow)
+
+
+async def _hello(c: Connection, m: p.Hello, _: str | None) -> Answer:
+    if m.protocol != p.PROTOCOL_VERSION:
+        raise p.ProtocolError(
+            "bad_message",
+            f"protocol {m.protocol} is not spoken here; this server speaks {p.PROTOCOL_VERSION}",
+        )
+    return p.Welcome(p.PROTOCOL_VERSION, c.engine.server_version, await c.engine.you())
+
+
+async def _set_you(c: Connection, m: p.SetYou, _: str | None) -> Answer:
+    return p.You(await c.engine.set_you(m.name, m.persona))
+
+
+async def _list_bots(c: Connection, _m: p.ListBots, _: str | None) -> Answer:
+    return p.Bots(await c.engine.list_bots())
+
+
+async def _create_bot(c: Connection, m: p.CreateBot, _: str | None) -> Answer:
+    return p.BotReply(await c.engine.create_bot(m.name, m.persona, m.greeting))
+
+
+async def _update_bot(c: Connection, m: p.UpdateBot, _: str | None) -> Answer:
+    return p.BotReply(await c.engine.update_bot(m.bot_id, m.name, m.persona, m.greeting))
+
+
+async def _delete_bot(c: Connection, m: p.DeleteBot, _: str | None) -> Answer:
+    await c.engine.delete_bot(m.bot_id)
+    return p.Ok()
+
+
+async def _list_chats(c: Connection, _m: p.ListChats, _: str | None) -> Answer:
+    return p.Chats(await c.engine.list_chats())
+
+
+async def _create_chat(c: Connection, m: p.CreateChat, _: str | None) -> Answer:
+    chat = await c.engine.create_chat(m.host_bot_id, m.guest_bot_id, m.location, m.title)
+    return p.ChatReply(chat)
+
+
+async def _open_chat(c: Connection, m: p.OpenChat, reply_to: str | None) -> Answer:
+    await c.open_chat(m.chat_id, m.after_seq, reply_to)
+    return None  # the watch sends the answer, in its place among the chat's messages
+
+
+async def _close_chat(c: Connection, m: p.CloseChat, _: str | None) -> Answer:
+    return await c.close_chat(m.chat_id)
+
+
+async def _send_turn(c: Connection, m: p.SendTurn, _: str | None) -> Answer:
+    return p.Accepted(m.chat_id, await c.engine.send_turn(m.chat_id, m.prose))
+
+
+async def _cancel(c: Connection, m: p.Cancel, _: str | None) -> Answer:
+    await c.engine.cancel(m.chat_id)
+    return p.Ok()
+
+
+async def _regenerate(c: Connection, m: p.Regenerate, _: str | None) -> Answer:
+    return p.Accepted(m.chat_id, await c.engine.regenerate(m.chat_id, m.event_id, m.prose))
+
+
+async def _rewind_preview(c: Connection, m: p.RewindPreview, _: str | None) -> Answer:
+    return await c.engine.rewind_preview(m.chat_id, m.event_id)
+
+
+async def _rewind(c: Connection, m: p.Rewind, _: str | None) -> Answer:
+    await c.engine.rewind(m.chat_id, m.event_id)
+    return p.Rewound(m.chat_id, m.event_id)
+
+
+async def _list_memories(c: Connection, m: p.ListMemories, _: str | None) -> Answer:
+    return p.Memories(await c.engine.list_memories(m.bot_id, m.chat_id))
+
+
+async def _pin_memory(c: Connection, m: p.PinMemory, _: str | None) -> Answer:
+    return p.MemoryReply(await c.engine.pin_memory(m.memory_id, m.pinned))
+
+
+async def _create_world_event(c: Connection, m: p.CreateWorldEvent, _: str | None) -> Answer:
+    await c.engine.create_world_event(m.chat_id, m.title, m.description, m.artifacts)
+    return p.Ok()
+
+
+async def _statistics(c: Connection, _m: p.GetStatistics, _: str | None) -> Answer:
+    # The snapshot as plain JSON, under its field names: that is the wire shape.
+    return p.Statistics(attrs.asdict(c.gateway_statistics()))
+
+
+COMMANDS: Mapping[type[object], Command] = dict(
+    [
+        _command(p.Hello, _hello),
+        _command(p.SetYou, _set_you),
+        _command(p.ListBots, _list_bots),
+        _command(p.CreateBot, _create_bot),
+        _command(p.UpdateBot, _update_bot),
+        _command(p.DeleteBot, _delete_bot, slow=True),
+        _command(p.ListChats, _list_chats),
+        _command(p.CreateChat, _create_chat),
+        _command(p.OpenChat, _open_chat),
+        _command(p.CloseChat, _close_chat),
+        _command(p.SendTurn, _send_turn),
+        _command(p.Cancel, _cancel),
+        _command(p.Regenerate, _regenerate),
+        _command(p.RewindPreview, _rewind_preview),
+        _command(p.Rewind, _rewind, slow=True),
+        _command(p.ListMemories, _list_memories),
+        _command(p.PinMemory, _pin_memory),
+        _command(p.CreateWorldEvent, _create_world_event),
+        _command(p.GetStatistics, _statistics),
+    ]
+)
+"""Every client message type and how the gateway runs it."""
+
+
+__all__ = ["COMMANDS", "Answer", "Command"]
