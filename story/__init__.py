@@ -118,6 +118,7 @@ from ._names import mentions, name_forms
 from ._parse import parse_prose, prose_for_model, strip_ooc
 from ._png import (
     Chunk,
+    card_text,
     card_texts,
     embed_texts,
     placeholder_png,
@@ -302,6 +303,7 @@ __all__ = [
     "card_greetings",
     "card_json_bytes",
     "card_sections",
+    "card_text",
     "card_texts",
     "card_v2_json",
     "card_v3_json",

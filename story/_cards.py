@@ -192,11 +192,10 @@ def _from_v1(doc: JsonObject, spec: str, version: str) -> JsonObject:
 
 def _add_v3_fields(data: JsonObject) -> None:
     data.setdefault("group_only_greetings", [])
-    book = data.get("character_book")
-    if isinstance(book, dict) and isinstance(book.get("entries"), list):
-        for entry in book["entries"] if isinstance(book["entries"], list) else []:
-            if isinstance(entry, dict):
-                entry.setdefault("use_regex", False)
+    entries = object_of(data, "character_book").get("entries")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict):
+            entry.setdefault("use_regex", False)
 
 
 def _card(spec: CardSpec, data: JsonObject, doc: JsonObject, where: str) -> Card:

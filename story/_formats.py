@@ -10,6 +10,7 @@ message names the problem in words a person can act on.
 from __future__ import annotations
 
 import json
+import re
 from typing import Final, Literal, TypeAlias
 
 Json: TypeAlias = "bool | int | float | str | list[Json] | dict[str, Json] | None"
@@ -26,6 +27,9 @@ MAX_CHARX_UNPACKED: Final = 100 * 1024 * 1024
 
 MAX_CHARX_ENTRIES: Final = 10_000
 """The most entries a CHARX zip may hold."""
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_SLASHED = re.compile(r"^/.+/[a-z]*$", re.DOTALL)
 
 ErrorCode = Literal[
     "not_a_card",
@@ -84,6 +88,14 @@ def parse_json(text: str, what: str) -> Json:
     """``text`` parsed as JSON, or ``bad_json`` naming ``what`` and where it broke."""
     try:
         value: Json = json.loads(text)
+        if _SURROGATE.search(text):
+            # Paired escapes decode to one character; a lone one cannot be
+            # written as UTF-8, so it would break every export later.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise CardError(
+            "bad_json", f"{what} holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise CardError(
             "bad_json",
@@ -141,14 +153,19 @@ def text_of(obj: JsonObject, key: str, where: str, code: ErrorCode = "bad_card")
 
 
 def texts_of(
-    obj: JsonObject, key: str, where: str, code: ErrorCode = "bad_card"
+    obj: JsonObject, key: str, where: str, code: ErrorCode = "bad_card", *, commas: bool = False
 ) -> tuple[str, ...]:
-    """``obj[key]`` as a list of texts: absent or null is empty, a lone text is one item."""
+    """``obj[key]`` as a list of texts: absent or null is empty, a lone text is one item.
+
+    With ``commas`` (lorebook keys), a lone text is a comma-separated list,
+    as the V3 spec writes secondary keys, unless it is one ``/regex/``.
+    """
     value = obj.get(key)
     if value is None:
         return ()
     if isinstance(value, str):
-        # Some editors write a comma-separated string where a list belongs.
+        if not commas or _SLASHED.match(value.strip()):
+            return (value,) if value.strip() else ()
         return tuple(part.strip() for part in value.split(",") if part.strip())
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise CardError(code, f"{where}{key} must be a list of texts, not {kind_of(value)}")

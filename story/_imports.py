@@ -17,7 +17,7 @@ from ._cards import V1_FIELDS, Card, card_json_bytes, card_v2_json, card_v3_json
 from ._charx import read_charx
 from ._formats import CardError, Json, check_size, decode_text, parse_json
 from ._lore import Lorebook, LoreProblem, read_lorebook_v3, read_world_info
-from ._png import SIGNATURE, card_texts, embed_texts, placeholder_png, read_chunks, strip_card
+from ._png import SIGNATURE, card_text, embed_texts, placeholder_png, read_chunks, strip_card
 from ._st_chat import StChat, read_st_chat
 
 ImportKind = Literal["png_card", "json_card", "charx", "world_info", "lorebook_v3", "st_chat"]
@@ -119,9 +119,8 @@ def read_card_png(data: bytes) -> ImportedCard:
     The avatar kept is the image without its card chunks.
     """
     check_size(data)
-    texts = card_texts(data)
-    keyword = "ccv3" if "ccv3" in texts else "chara"
-    card = read_card_json(texts[keyword], f"the PNG's '{keyword}' card")
+    keyword, text = card_text(data)
+    card = read_card_json(text, f"the PNG's '{keyword}' card")
     return ImportedCard(card, strip_card(data))
 
 

@@ -292,8 +292,8 @@ def _st_entry(uid: str, e: JsonObject) -> LoreEntry:
     where = f"lorebook entry {uid}: "
     return LoreEntry(
         label=_label(e, uid),
-        keys=texts_of(e, "key", where, "bad_lorebook"),
-        secondary_keys=texts_of(e, "keysecondary", where, "bad_lorebook"),
+        keys=texts_of(e, "key", where, "bad_lorebook", commas=True),
+        secondary_keys=texts_of(e, "keysecondary", where, "bad_lorebook", commas=True),
         content=text_of(e, "content", where, "bad_lorebook"),
         enabled=not flag_of(e, "disable", False) and not _never(e),
         constant=flag_of(e, "constant", False),
@@ -317,8 +317,8 @@ def _card_entry(uid: str, e: JsonObject) -> LoreEntry:
     case = _optional_flag(e.get("case_sensitive"))
     return LoreEntry(
         label=_label(e, uid),
-        keys=texts_of(e, "keys", where, "bad_lorebook"),
-        secondary_keys=texts_of(e, "secondary_keys", where, "bad_lorebook"),
+        keys=texts_of(e, "keys", where, "bad_lorebook", commas=True),
+        secondary_keys=texts_of(e, "secondary_keys", where, "bad_lorebook", commas=True),
         content=text_of(e, "content", where, "bad_lorebook"),
         enabled=flag_of(e, "enabled", True) and not _never(ext),
         constant=flag_of(e, "constant", False),

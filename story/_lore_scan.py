@@ -154,17 +154,12 @@ def activate(
         elif _matches(entry, deco, _window(books[b], entry, deco, messages)):
             take(b, i, entry, deco, "key")
 
-    scanned: set[tuple[int, int]] = set()
     for _ in range(max(0, max_recursion)):
-        fresh = [
-            a.content
-            for key, a in chosen.items()
-            if key not in scanned and not a.entry.prevent_recursion
-        ]
-        scanned.update(chosen)
-        if not fresh:
+        # Everything activated so far is scanned, so an entry whose keys are
+        # spread over two other entries' content still wakes.
+        buffer = "\n".join(a.content for a in chosen.values() if not a.entry.prevent_recursion)
+        if not buffer:
             break
-        buffer = "\n".join(fresh)
         before = len(chosen)
         for b, i, entry, deco in candidates:
             if (b, i) in chosen or not books[b].recursive_scanning or entry.exclude_recursion:

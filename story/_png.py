@@ -74,39 +74,38 @@ def write_chunks(chunks: tuple[Chunk, ...] | list[Chunk]) -> bytes:
 
 
 def text_chunks(chunks: tuple[Chunk, ...]) -> dict[str, bytes]:
-    """The ``tEXt`` chunks as keyword → text bytes (the first of a repeated keyword wins)."""
+    """The ``tEXt`` chunks as keyword → text bytes (the first of a repeated keyword wins).
+
+    Keywords are given in lower case: V1 cards were written as ``Chara`` too.
+    """
     texts: dict[str, bytes] = {}
     for chunk in chunks:
         if chunk.type != b"tEXt" or b"\x00" not in chunk.data:
             continue
         keyword, _, text = chunk.data.partition(b"\x00")
-        texts.setdefault(keyword.decode("latin-1"), text)
+        texts.setdefault(keyword.decode("latin-1").lower(), text)
     return texts
 
 
 def card_texts(png: bytes) -> dict[str, str]:
-    """The card chunks of ``png`` (``chara`` and/or ``ccv3``), base64 decoded to JSON text.
+    """Every card chunk of ``png`` (``chara`` and/or ``ccv3``), base64 decoded to JSON text.
 
     Raises ``bad_png`` for a broken PNG, ``no_card_chunk`` when neither
     chunk is there, ``bad_base64`` when one is not base64 of UTF-8 text.
     """
-    texts = text_chunks(read_chunks(png))
-    found = {k: texts[k] for k in CARD_KEYWORDS if k in texts}
-    if not found:
-        raise CardError(
-            "no_card_chunk",
-            "the PNG holds no character card: it has no tEXt chunk named 'chara' or 'ccv3'",
-        )
-    decoded: dict[str, str] = {}
-    for keyword, raw in found.items():
-        try:
-            decoded[keyword] = base64.b64decode(raw.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise CardError(
-                "bad_base64",
-                f"the PNG's '{keyword}' chunk is not base64 of UTF-8 text",
-            ) from None
-    return decoded
+    found = _card_chunks(png)
+    return {keyword: _decode(keyword, raw) for keyword, raw in found.items()}
+
+
+def card_text(png: bytes) -> tuple[str, str]:
+    """The card chunk to read, as (keyword, JSON text): ``ccv3`` if present, else ``chara``.
+
+    Only that chunk is decoded, so a broken V2 copy beside a sound V3 card
+    does not stop the import. Raises as :func:`card_texts` does.
+    """
+    found = _card_chunks(png)
+    keyword = "ccv3" if "ccv3" in found else "chara"
+    return keyword, _decode(keyword, found[keyword])
 
 
 def embed_texts(png: bytes, texts: dict[str, str]) -> bytes:
@@ -116,12 +115,11 @@ def embed_texts(png: bytes, texts: dict[str, str]) -> bytes:
     chunk, is dropped first, so the result carries exactly the new card;
     every other chunk is kept in its order.
     """
-    replaced = set(texts) | set(CARD_KEYWORDS)
+    replaced = {k.lower() for k in texts} | set(CARD_KEYWORDS)
     kept = [
         c
         for c in read_chunks(png)
-        if c.type != b"IEND"
-        and not (c.type == b"tEXt" and c.data.partition(b"\x00")[0].decode("latin-1") in replaced)
+        if c.type != b"IEND" and not (c.type == b"tEXt" and _keyword(c) in replaced)
     ]
     for keyword, text in texts.items():
         encoded = base64.b64encode(text.encode("utf-8"))
@@ -140,6 +138,31 @@ def placeholder_png() -> bytes:
     header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
     pixels = zlib.compress(b"\x00\x80")
     return write_chunks([Chunk(b"IHDR", header), Chunk(b"IDAT", pixels), Chunk(b"IEND", b"")])
+
+
+def _card_chunks(png: bytes) -> dict[str, bytes]:
+    texts = text_chunks(read_chunks(png))
+    found = {k: texts[k] for k in CARD_KEYWORDS if k in texts}
+    if not found:
+        raise CardError(
+            "no_card_chunk",
+            "the PNG holds no character card: it has no tEXt chunk named 'chara' or 'ccv3'",
+        )
+    return found
+
+
+def _decode(keyword: str, raw: bytes) -> str:
+    try:
+        # Some writers wrap the base64 over several lines.
+        return base64.b64decode(b"".join(raw.split()), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise CardError(
+            "bad_base64", f"the PNG's '{keyword}' chunk is not base64 of UTF-8 text"
+        ) from None
+
+
+def _keyword(chunk: Chunk) -> str:
+    return chunk.data.partition(b"\x00")[0].decode("latin-1").lower()
 
 
 def _name(kind: bytes) -> str:

@@ -266,3 +266,16 @@ def test_macros_are_case_insensitive_and_cover_the_old_forms() -> None:
     assert replace_macros("{{CHAR}} <bot> <Char> {{User}} <USER>", card, "Ada") == (
         "Mira Mira Mira Ada Ada"
     )
+
+
+def test_a_lone_surrogate_is_refused_so_export_can_never_fail() -> None:
+    with pytest.raises(CardError) as caught:
+        read_card_json('{"name": "Mira", "description": "\\ud800 alone"}')
+    assert caught.value.code == "bad_json"
+    paired = read_card_json('{"name": "Mira", "description": "\\ud83c\\udf27 rain"}')
+    assert paired.description == "🌧 rain"
+
+
+def test_a_greeting_given_as_one_text_stays_one_greeting() -> None:
+    card = read_card_json(json.dumps({"name": "Mira", "alternate_greetings": "Hi, you, there"}))
+    assert card.alternate_greetings == ("Hi, you, there",)

@@ -289,3 +289,22 @@ def test_witness_scoping_the_same_book_wakes_only_what_each_witnessed() -> None:
         "Y hid the gold in the cellar.",
     ]
     assert contents([shared], [*witnessed_by_x, "a cellar"]) == []
+
+
+def test_keys_given_as_one_text_are_split_on_commas_but_a_regex_is_not() -> None:
+    doc = world_info()
+    doc["entries"]["0"]["key"] = "harbour, docks"
+    doc["entries"]["1"]["key"] = "/a{1,3}/"
+    wi = read_world_info(json.dumps(doc))
+    assert wi.entries[0].keys == ("harbour", "docks")
+    assert wi.entries[1].keys == ("/a{1,3}/",)
+
+
+def test_recursion_scans_everything_activated_so_far() -> None:
+    lore = book(
+        entry("start", "the north gate"),
+        entry("gate", "the old tower"),
+        entry("north", "Needs both.", secondary_keys=("tower",), selective=True),
+        recursive_scanning=True,
+    )
+    assert contents([lore], ["start"]) == ["the north gate", "the old tower", "Needs both."]

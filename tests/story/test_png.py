@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from story import CardError, card_texts, embed_texts, read_chunks, strip_card
+from story import CardError, card_text, card_texts, embed_texts, read_chunks, strip_card
 from tests.support.card_files import (
     apng,
     card_chunk,
@@ -104,3 +104,15 @@ def test_a_chunk_with_a_wrong_crc_is_refused() -> None:
         card_texts(broken)
     assert caught.value.code == "bad_png"
     assert "CRC" in caught.value.message
+
+
+def test_old_writers_chara_keyword_and_wrapped_base64_are_read() -> None:
+    encoded = base64.b64encode(json.dumps({"name": "Old"}).encode())
+    wrapped = b"\n".join(encoded[i : i + 16] for i in range(0, len(encoded), 16))
+    assert json.loads(card_texts(png(text_chunk("Chara", wrapped)))["chara"]) == {"name": "Old"}
+
+
+def test_a_broken_v2_copy_does_not_stop_a_sound_v3_card() -> None:
+    data = png(text_chunk("chara", b"%%% broken %%%"), card_chunk("ccv3", v3_card()))
+    assert card_text(data)[0] == "ccv3"
+    assert json.loads(card_text(data)[1]) == v3_card()
