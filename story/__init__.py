@@ -10,7 +10,8 @@ other role-play front ends (character cards V1/V2/V3 as JSON, PNG and
 CHARX, lorebooks, SillyTavern chats: bytes in, bytes out, nothing lost) with
 lore activation as a pure function of the text a character witnessed. No I/O, no clock,
 no randomness: the same inputs always give the same outputs. Imports only
-:mod:`protocol`. docs/story.md explains the rules.
+:mod:`protocol`. docs/story.md explains the rules, docs/cards.md the formats
+and lore activation.
 """
 
 from ._addressee import Decision, addressee_by_rules, pick_addressee
