@@ -106,6 +106,7 @@ from ._lore import (
     read_lorebook_v3,
     read_world_info,
 )
+from ._lore_convert import LOREBOOK_V3_KEY, WORLD_INFO_KEY, lorebook_v3_json, world_info_json
 from ._lore_scan import MAX_RECURSION, Activated, Activation, activate, read_decorators
 from ._memory import (
     AUTO_PIN_SIGNIFICANCE,
@@ -208,6 +209,7 @@ __all__ = [
     "LEGAL_MOVES",
     "LIFECYCLE_DEFAULT",
     "LIFECYCLE_SCHEMA",
+    "LOREBOOK_V3_KEY",
     "MAX_CHARX_ENTRIES",
     "MAX_CHARX_UNPACKED",
     "MAX_IMPORT_BYTES",
@@ -225,6 +227,7 @@ __all__ = [
     "STATE_UPDATE_SCHEMA",
     "TRANSITIONS",
     "WAITS",
+    "WORLD_INFO_KEY",
     "Activated",
     "Activation",
     "ActiveEvent",
@@ -325,6 +328,7 @@ __all__ = [
     "lifecycle_prompt",
     "load_json",
     "lorebook_json",
+    "lorebook_v3_json",
     "mentions",
     "message_tokens",
     "name_forms",
@@ -364,6 +368,7 @@ __all__ = [
     "validate_scene_summary",
     "validate_significance",
     "validate_state_update",
+    "world_info_json",
     "write_card_png",
     "write_charx",
     "write_chunks",

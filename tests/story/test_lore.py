@@ -13,10 +13,12 @@ from story import (
     LoreEntry,
     activate,
     lorebook_json,
+    lorebook_v3_json,
     read_card_json,
     read_decorators,
     read_lorebook_v3,
     read_world_info,
+    world_info_json,
 )
 from tests.support.card_files import lorebook_v3, v2_card, v3_card, world_info
 
@@ -308,3 +310,55 @@ def test_recursion_scans_everything_activated_so_far() -> None:
         recursive_scanning=True,
     )
     assert contents([lore], ["start"]) == ["the north gate", "the old tower", "Needs both."]
+
+
+# --- the other format ------------------------------------------------------
+
+SCENES = [
+    ["To the harbour!"],
+    ["The Baron sleeps."],
+    ["nothing at all"],
+    ["Guild business", "at the harbour"],
+]
+
+
+def test_world_info_goes_to_v3_and_back_unchanged() -> None:
+    original = world_info()
+    original["entries"]["1"].update(keysecondary=["Baron"], selectiveLogic=3, caseSensitive=True)
+    wi = read_world_info(json.dumps(original))
+    v3_doc = lorebook_v3_json(wi)
+    assert v3_doc["spec"] == "lorebook_v3"
+    entry = v3_doc["data"]["entries"][1]
+    assert entry["keys"] == ["Guild"] and entry["insertion_order"] == 50
+    assert entry["extensions"]["selectiveLogic"] == 3
+    assert entry["case_sensitive"] is True
+    v3 = read_lorebook_v3(json.dumps(v3_doc))
+    assert world_info_json(v3) == original
+    for scene in SCENES:
+        assert contents([v3], scene) == contents([wi], scene)
+
+
+def test_a_cards_book_goes_to_world_info_and_activates_the_same() -> None:
+    card = read_card_json(json.dumps(v3_card()))
+    assert card.book is not None
+    assert lorebook_v3_json(card.book) == {"spec": "lorebook_v3", "data": card.book.original()}
+    wi_doc = world_info_json(card.book)
+    assert [e["key"] for e in wi_doc["entries"].values()] == [
+        ["brass key"],
+        ["/cell(ar|ars)\\b/i"],
+        ["storm"],
+    ]
+    wi = read_world_info(json.dumps(wi_doc))
+    for scene in (["a brass key"], ["the Cellars"], ["a storm"], ["calm"]):
+        as_card = Lorebook("world_info", "x", card.book.entries, recursive_scanning=True)
+        assert contents([wi], scene) == contents([as_card], scene)
+
+
+def test_a_v3_book_goes_to_world_info_and_back_unchanged() -> None:
+    original = lorebook_v3()
+    v3 = read_lorebook_v3(json.dumps(original))
+    wi = read_world_info(json.dumps(world_info_json(v3)))
+    assert lorebook_v3_json(wi)["data"] == original["data"]
+    for scene in (["brass key"], ["the cellars"], ["nothing"]):
+        same = Lorebook("world_info", "x", v3.entries, recursive_scanning=True)
+        assert contents([wi], scene) == contents([same], scene)
