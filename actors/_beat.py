@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import attrs
 import outcome
@@ -38,6 +38,7 @@ from ._services import Services
 log = logging.getLogger("troupe.actors.beat")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @attrs.define
@@ -146,7 +147,9 @@ class _Checkpoints:
             last = trio.current_time()
 
 
-async def _outcome_of(svc: Services, fn: Callable[..., T], *args: Any) -> outcome.Outcome[T]:
+async def _outcome_of(
+    svc: Services, fn: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
+) -> outcome.Outcome[T]:
     """Run a store call and wait for its outcome; a cancel stops the wait, never the call."""
     box: list[outcome.Outcome[T]] = []
     arrived = trio.Event()
@@ -155,7 +158,7 @@ async def _outcome_of(svc: Services, fn: Callable[..., T], *args: Any) -> outcom
         box.append(result)
         arrived.set()
 
-    svc.store.submit(fn, then, *args)
+    svc.store.submit(lambda s: fn(s, *args, **kwargs), then)
     await arrived.wait()
     return box[0]
 

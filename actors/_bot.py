@@ -8,22 +8,21 @@ cancel scope, so two chats never wait for each other's tokens.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import attrs
 
 from protocol import Bot
 from runtime import Actor
-from store import Store
-
-from ._services import Services
+from store import AsyncStore, Store
+from story import Prompt
 
 
 @attrs.frozen
 class BuildPrompt:
     """Assemble this bot's narrative prompt for a beat (``inputs`` built by the turn)."""
 
-    build: Any
+    build: Callable[[Store, Bot | None], Prompt]
     """A function of (store, bot) returning the prompt; runs in the store's thread."""
 
 
@@ -35,23 +34,23 @@ class Forget:
 class BotActor(Actor):
     """A character: its persona and its view of the world."""
 
-    def __init__(self, bot_id: str, svc: Services) -> None:
+    def __init__(self, bot_id: str, store: AsyncStore) -> None:
         self.bot_id = bot_id
-        self.svc = svc
+        self.store = store
         self.bot: Bot | None = None
         self.prompts_built = 0
 
     async def on_start(self) -> None:
-        self.bot = await self.svc.store.run(Store.get_bot, self.bot_id)
+        self.bot = await self.store.run(Store.get_bot, self.bot_id)
 
     async def handle(self, message: object) -> object:
         if isinstance(message, Forget):
-            self.bot = await self.svc.store.run(Store.get_bot, self.bot_id)
+            self.bot = await self.store.run(Store.get_bot, self.bot_id)
             return None
         if isinstance(message, BuildPrompt):
             if self.bot is None:
-                self.bot = await self.svc.store.run(Store.get_bot, self.bot_id)
+                self.bot = await self.store.run(Store.get_bot, self.bot_id)
             bot = self.bot
             self.prompts_built += 1
-            return await self.svc.store.run(lambda s: message.build(s, bot))
+            return await self.store.run(lambda s: message.build(s, bot))
         raise TypeError(f"a bot does not handle {type(message).__name__}")

@@ -8,17 +8,17 @@ turn while one is in flight is refused with ``busy`` and writes nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import trio
 
 from protocol import ProtocolError, RewindPreviewReply, Segment
 from protocol import events as ev
-from runtime import Actor
+from runtime import Actor, ActorRef, RegistryRef
 from store import Store, add_user_turn, plan_world_event
 from story import parse_prose, prose_for_model
 
 from ._beat import TurnState
+from ._cast import Cast, TurnInput, load_cast
 from ._feed import ChatFeed
 from ._journal import Journal
 from ._messages import (
@@ -32,7 +32,7 @@ from ._messages import (
 )
 from ._refusals import refusals
 from ._services import Services
-from ._turn import TurnInput, load_cast, run_turn
+from ._turn import run_turn
 
 log = logging.getLogger("troupe.actors.chat")
 
@@ -46,14 +46,14 @@ class ChatActor(Actor):
         self.chat_id = chat_id
         self.svc = svc
         self.feed: ChatFeed
-        self.journal = Journal(svc.store, svc.feed, chat_id)
+        self.journal = Journal(svc.store, svc.feeds, chat_id)
         self.turn: TurnState | None = None
         self.turns = 0
 
     async def on_start(self) -> None:
         # The feed lives with the active chat: made (or found) on each activation,
         # dropped by the engine once the actor passivated and nobody watches.
-        self.feed = await self.svc.open_feed(self.chat_id)
+        self.feed = await self.svc.feeds.open(self.chat_id)
         # A restarted actor starts with no turn in flight; a beat its predecessor left
         # open (a crash between started and ended) is closed as interrupted.
         self.turn = None
@@ -87,7 +87,7 @@ class ChatActor(Actor):
             return self.turn.done if self.turn is not None else None
         raise TypeError(f"a chat does not handle {type(message).__name__}")
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, int | bool]:
         """Turns run and whether one is in flight."""
         return {"turns": self.turns, "in_flight": self.turn is not None}
 
@@ -99,7 +99,7 @@ class ChatActor(Actor):
 
     async def _start_turn(self, prose: str) -> int:
         self._ensure_idle()
-        cast = await load_cast(self.svc, self.chat_id)
+        cast = await load_cast(self.svc.store, self.chat_id)
         segments = parse_prose(prose)
         committed = await self.journal.write(
             add_user_turn, ev.UserTurn(self.chat_id, prose, segments)
@@ -109,14 +109,31 @@ class ChatActor(Actor):
         self._launch(cast, said)
         return user_turn_id
 
-    def _launch(self, cast: Any, said: TurnInput, **options: Any) -> None:
+    def _launch(
+        self,
+        cast: Cast,
+        said: TurnInput,
+        *,
+        regenerate: int | None = None,
+        regenerate_speaker: str | None = None,
+    ) -> None:
         turn = TurnState(said.user_turn_id)
         self.turn = turn
         self.turns += 1
 
         async def work() -> None:
             try:
-                await run_turn(self.svc, self.journal, self.feed, turn, cast, said, **options)
+                await run_turn(
+                    self.svc,
+                    self.journal,
+                    self.feed,
+                    turn,
+                    cast,
+                    said,
+                    regenerate=regenerate,
+                    regenerate_speaker=regenerate_speaker,
+                    score=regenerate is None,
+                )
             finally:
                 if self.turn is turn:
                     self.turn = None
@@ -133,7 +150,7 @@ class ChatActor(Actor):
             raise ProtocolError(
                 "invalid", "only the chat's latest assistant turn can be regenerated"
             )
-        cast = await load_cast(self.svc, self.chat_id)
+        cast = await load_cast(self.svc.store, self.chat_id)
         user_turn = await self.svc.store.run(Store.get_event, latest.user_turn_id)
         if prose is not None and prose.strip():
             segments = parse_prose(prose)
@@ -142,19 +159,13 @@ class ChatActor(Actor):
                 ev.UserTurnEdit(self.chat_id, latest.user_turn_id, prose, segments),
             )
             said = TurnInput(committed.ids[0], prose, prose_for_model(segments))
-            self._launch(cast, said, regenerate=event_id, score=False)
+            self._launch(cast, said, regenerate=event_id)
         else:
             original = user_turn.event if user_turn is not None else None
             text = getattr(original, "prose", "")
             segments_of: tuple[Segment, ...] = getattr(original, "segments", ())
             said = TurnInput(latest.user_turn_id, text, prose_for_model(segments_of))
-            self._launch(
-                cast,
-                said,
-                regenerate=event_id,
-                regenerate_speaker=latest.speaker_id,
-                score=False,
-            )
+            self._launch(cast, said, regenerate=event_id, regenerate_speaker=latest.speaker_id)
         return said.user_turn_id
 
     async def _check_event(self, event_id: int) -> None:
@@ -180,10 +191,10 @@ class ChatActor(Actor):
         )
 
 
-async def wait_settled(ref: Any) -> None:
+async def wait_settled(ref: ActorRef | RegistryRef) -> None:
     """Wait until the chat behind ``ref`` has no turn in flight."""
     done = await ref.ask(WaitSettled())
-    if done is not None:
+    if isinstance(done, trio.Event):
         await done.wait()
 
 

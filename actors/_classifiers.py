@@ -9,8 +9,7 @@ no OOC note reaches a classifier.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -18,23 +17,22 @@ import story
 from llm import ClassifierRequest, Message
 from protocol import YOU_ID, Bot, Edge, EdgeUpdate, Memory, Turn
 from protocol import events as ev
+from store import WorldEventRow
 
+from ._cast import Cast
 from ._pool import ClassifierPool
 from ._services import Services
 
 StateChange = story.StateChange
 
 
-def _pool(svc: Services) -> ClassifierPool:
-    pool: ClassifierPool = svc.pool
-    return pool
-
-
 def _messages(prompt: Sequence[story.PromptMessage]) -> tuple[Message, ...]:
     return tuple(Message(m.role, m.content, m.name) for m in prompt)
 
 
-def request(name: str, prompt: Sequence[story.PromptMessage], schema: Any) -> ClassifierRequest:
+def request(
+    name: str, prompt: Sequence[story.PromptMessage], schema: Mapping[str, object]
+) -> ClassifierRequest:
     """A classifier request from one of story's prompts."""
     return ClassifierRequest(name, _messages(prompt), schema)
 
@@ -46,7 +44,7 @@ async def addressee(svc: Services, prose: str, host: Bot, guest: Bot | None) -> 
         return host.id
     if decision == "guest":
         return guest.id
-    answer = await _pool(svc).classify(
+    answer = await svc.pool.classify(
         request(
             "addressee",
             story.addressee_prompt(prose, host.name, guest.name),
@@ -59,19 +57,19 @@ async def addressee(svc: Services, prose: str, host: Bot, guest: Bot | None) -> 
     return guest.id if answer == "guest" else host.id
 
 
-def names_present(cast: Any) -> dict[str, str]:
+def names_present(cast: Cast) -> dict[str, str]:
     """Display names of everyone present, by id."""
     return {entity: cast.name_of(entity) for entity in cast.present_ids}
 
 
-def transcript(cast: Any, turns: Sequence[Turn]) -> tuple[str, ...]:
+def transcript(cast: Cast, turns: Sequence[Turn]) -> tuple[str, ...]:
     """``"Name: text"`` lines of ``turns`` as a model may read them (OOC removed)."""
     return story.transcript_lines(turns, names_present(cast))
 
 
 async def state_update(
     svc: Services,
-    cast: Any,
+    cast: Cast,
     source_id: str,
     target_id: str,
     edge: Edge | None,
@@ -93,7 +91,7 @@ async def state_update(
         lines,
         target_persona=personas.get(target_id, ""),
     )
-    return await _pool(svc).classify(
+    return await svc.pool.classify(
         request("state_update", prompt, story.STATE_UPDATE_SCHEMA),
         story.validate_state_update,
         story.StateChange(),
@@ -101,9 +99,9 @@ async def state_update(
     )
 
 
-async def significance(svc: Services, text: str, context: str) -> int:
+async def significance(pool: ClassifierPool, text: str, context: str) -> int:
     """0..3 for a beat's memories (background priority)."""
-    return await _pool(svc).classify(
+    return await pool.classify(
         request(
             "significance", story.significance_prompt(text, context), story.SIGNIFICANCE_SCHEMA
         ),
@@ -114,7 +112,7 @@ async def significance(svc: Services, text: str, context: str) -> int:
 
 
 async def interjection(
-    svc: Services, cast: Any, witness: Bot, addressee: Bot, you_said: str, addressee_said: str
+    svc: Services, cast: Cast, witness: Bot, addressee: Bot, you_said: str, addressee_said: str
 ) -> bool:
     """Whether the silent witness speaks up after the addressee's beat."""
     edges = await svc.store.run(
@@ -123,7 +121,7 @@ async def interjection(
     prompt = story.interjection_prompt(
         witness, edges[0], edges[1], addressee.name, cast.you.name, you_said, addressee_said
     )
-    decision = await _pool(svc).classify(
+    decision = await svc.pool.classify(
         request("interjection", prompt, story.INTERJECTION_SCHEMA),
         story.validate_interjection,
         story.InterjectionDecision(),
@@ -133,11 +131,11 @@ async def interjection(
 
 
 async def lifecycle(
-    svc: Services, events: Sequence[Any], narrative: str
+    svc: Services, events: Sequence[WorldEventRow], narrative: str
 ) -> tuple[story.Transition, ...]:
     """Legal status moves of the open world events after a beat."""
     open_events = [story.OpenEvent(e.id, e.status, e.title, e.description) for e in events]
-    return await _pool(svc).classify(
+    return await svc.pool.classify(
         request(
             "lifecycle", story.lifecycle_prompt(open_events, narrative), story.LIFECYCLE_SCHEMA
         ),
@@ -156,7 +154,7 @@ async def scene_close(
         return ruled.reason, ruled.new_location
     if isinstance(ruled, story.NoClose):
         return None
-    decision = await _pool(svc).classify(
+    decision = await svc.pool.classify(
         request(
             "scene_close", story.scene_close_prompt(prose, location), story.SCENE_CLOSE_SCHEMA
         ),
@@ -173,14 +171,14 @@ async def scene_close(
 
 
 async def scene_summary(
-    svc: Services, cast: Any, witness: Bot, lines: Sequence[str], location: str | None
+    svc: Services, cast: Cast, witness: Bot, lines: Sequence[str], location: str | None
 ) -> story.SceneSummaryResult:
     """One witness's summary of the closed scene at ``location``.
 
     ``lines`` is what the witness saw, as :func:`transcript` gives it.
     """
     others = {e: cast.name_of(e) for e in cast.present_ids if e != witness.id}
-    return await _pool(svc).classify(
+    return await svc.pool.classify(
         request(
             "scene_summary",
             story.scene_summary_prompt(witness, lines, others, location),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import attrs
 import trio
@@ -30,13 +30,21 @@ from protocol import (
     WorldEventState,
 )
 from protocol import events as ev
-from runtime import ActorError, ActorRef, ActorSystem, RestartPolicy, open_actor_system
-from store import AsyncStore, Store, mark_memory, open_store
+from runtime import (
+    ActorError,
+    ActorRef,
+    ActorSystem,
+    RegistryRef,
+    RestartPolicy,
+    open_actor_system,
+)
+from store import AsyncStore, Store, WireFrame, mark_memory, open_store
 
 from . import _messages as m
 from ._bot import BotActor, Forget
 from ._chat import ChatActor, wait_settled
 from ._feed import ChatFeed
+from ._feeds import Feeds
 from ._journal import Journal
 from ._pool import ClassifierPool
 from ._refusals import refusals
@@ -47,9 +55,7 @@ from ._significance import SignificanceWorker
 log = logging.getLogger("troupe.actors.engine")
 
 T = TypeVar("T")
-
-OPEN_FEED_TRIES = 10
-"""Bound on remaking a chat's feed dropped meanwhile (once in a blue moon, never twice)."""
+P = ParamSpec("P")
 
 ASK_TIMEOUT = 60.0
 """Seconds a command waits for its chat actor: longer than the runtime's default
@@ -65,7 +71,7 @@ class Engine:
         self.server_version = server_version
         # A chat's feed lives while its actor is active or someone holds it (a
         # watcher, a chat_state being read); see _release_feed.
-        self._feeds: dict[str, ChatFeed] = {}
+        self._feeds = svc.feeds
         self._holders: dict[str, int] = {}
         self._chats = system.registry(
             "chat",
@@ -82,10 +88,12 @@ class Engine:
         """The store (for the composition root and tests)."""
         return self.svc.store
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(
+        self, fn: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """A store call; the store's refusals become the protocol's."""
         with refusals():
-            return await self.store.run(fn, *args)
+            return await self.store.run(lambda s: fn(s, *args, **kwargs))
 
     # --- the user and the bots ---
 
@@ -203,7 +211,7 @@ class Engine:
 
         return await self._run(create)
 
-    async def _chat(self, chat_id: str) -> Any:
+    async def _chat(self, chat_id: str) -> RegistryRef:
         """The chat's actor (activated by the first message sent to it)."""
         if self._closing:
             raise ProtocolError("invalid", "the server is shutting down")
@@ -217,27 +225,13 @@ class Engine:
 
     def feed(self, chat_id: str) -> ChatFeed:
         """The feed of a chat in use now (its actor is active or it is watched); else KeyError."""
-        return self._feeds[chat_id]
+        return self._feeds(chat_id)
 
     async def open_feed(self, chat_id: str) -> ChatFeed:
         """The chat's feed, made if it has none now (the chat actor calls this as it starts)."""
 
-        def make(last: int) -> None:
-            # Made as the store answers, in order with the chat's writes: every message
-            # committed after ``last`` is published on this feed, none is missed.
-            if chat_id not in self._feeds:
-                feed = ChatFeed(chat_id, last, max_buffer=self.svc.settings.watch_buffer)
-                self._feeds[chat_id] = feed
-
-        for _ in range(OPEN_FEED_TRIES):
-            feed = self._feeds.get(chat_id)
-            if feed is not None:
-                return feed
-            # A feed made here may be dropped again before this task resumes (the
-            # chat passivated, its last watcher left): then make another.
-            with refusals():
-                await self.store.commit(Store.last_seq, make, chat_id)
-        raise RuntimeError(f"chat {chat_id}'s feed was dropped as often as it was made")
+        with refusals():
+            return await self._feeds.open(chat_id)
 
     @asynccontextmanager
     async def _held_feed(self, chat_id: str) -> AsyncIterator[ChatFeed]:
@@ -263,39 +257,42 @@ class Engine:
         go; the next user makes a fresh feed from the store's latest seq.
         """
         if chat_id not in self._holders and self._chats.get(chat_id).current() is None:
-            self._feeds.pop(chat_id, None)
+            self._feeds.drop(chat_id)
 
-    async def _ask(self, chat_id: str, message: object) -> Any:
+    async def _ask(self, chat_id: str, message: object, answer: type[T]) -> T:
+        """Ask the chat's actor; its answer is an ``answer``, or that is a bug."""
         ref = await self._chat(chat_id)
-        return await ref.ask(message, timeout=ASK_TIMEOUT)
+        reply = await ref.ask(message, timeout=ASK_TIMEOUT)
+        if not isinstance(reply, answer):
+            raise TypeError(f"chat {chat_id} answered {type(message).__name__} with {reply!r}")
+        return reply
 
     async def send_turn(self, chat_id: str, prose: str) -> int:
         """Take the user's prose; the turn streams on the chat. Returns the user turn id."""
-        return int(await self._ask(chat_id, m.StartTurn(prose)))
+        return await self._ask(chat_id, m.StartTurn(prose), int)
 
     async def cancel(self, chat_id: str) -> None:
         """Stop the beat in flight; a no-op when nothing is."""
-        await self._ask(chat_id, m.CancelTurn())
+        await self._ask(chat_id, m.CancelTurn(), type(None))
 
     async def regenerate(self, chat_id: str, event_id: int, prose: str | None = None) -> int:
         """Replace the latest assistant turn. Returns the user turn id it answers."""
-        return int(await self._ask(chat_id, m.RegenerateTurn(event_id, prose)))
+        return await self._ask(chat_id, m.RegenerateTurn(event_id, prose), int)
 
     async def rewind_preview(self, chat_id: str, event_id: int) -> RewindPreviewReply:
         """What a rewind to ``event_id`` would remove."""
-        reply: RewindPreviewReply = await self._ask(chat_id, m.PreviewRewind(event_id))
-        return reply
+        return await self._ask(chat_id, m.PreviewRewind(event_id), RewindPreviewReply)
 
     async def rewind(self, chat_id: str, event_id: int) -> None:
         """Rewind the chat; every watcher gets a fresh chat_state."""
-        await self._ask(chat_id, m.RewindChat(event_id))
+        await self._ask(chat_id, m.RewindChat(event_id), type(None))
 
     async def create_world_event(
         self, chat_id: str, title: str, description: str, artifacts: Artifacts
     ) -> None:
         """Plan a world event in a chat."""
         await self._check_artifacts(chat_id, artifacts)
-        await self._ask(chat_id, m.PlanWorldEvent(title, description, artifacts))
+        await self._ask(chat_id, m.PlanWorldEvent(title, description, artifacts), type(None))
 
     async def _check_artifacts(self, chat_id: str, artifacts: Artifacts) -> None:
         chat = await self._run(Store.get_chat, chat_id)
@@ -336,7 +333,7 @@ class Engine:
         await self._chat(memory.chat_id)
         if memory.pinned != pinned:
             kind = ev.MemoryPinned if pinned else ev.MemoryUnpinned
-            journal = Journal(self.store, self.feed, memory.chat_id)
+            journal = Journal(self.store, self._feeds, memory.chat_id)
             with refusals():
                 await journal.write(mark_memory, kind(memory.chat_id, memory_id, "manual"))
         updated = await self._run(Store.get_memory, memory_id)
@@ -373,10 +370,10 @@ class Engine:
     @asynccontextmanager
     async def watch(
         self, chat_id: str, after_seq: int | None = None
-    ) -> AsyncIterator[AsyncIterator[ChatMessage | dict[str, Any]]]:
+    ) -> AsyncIterator[AsyncIterator[ChatMessage | WireFrame]]:
         """Follow a chat: a chat_state (or the missed messages), then live messages."""
 
-        async def replay(seq: int) -> list[dict[str, Any]] | None:
+        async def replay(seq: int) -> list[WireFrame] | None:
             return await self._run(Store.messages_after, chat_id, seq)
 
         async with (
@@ -387,7 +384,7 @@ class Engine:
 
     # --- the whole ---
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, object]:
         """Live figures: actors, feeds of the chats in use, the classifier pool, the backend."""
         return {
             "system": _stats(self.system),
@@ -435,7 +432,7 @@ class Engine:
             log.warning("chat %s did not stop cleanly: %r", ref.address, exc)
 
 
-def _stats(thing: object) -> Any:
+def _stats(thing: object) -> object:
     method = getattr(thing, "statistics", None)
     if method is None:
         return None
@@ -479,32 +476,23 @@ async def open_engine(
         system = await stack.enter_async_context(
             open_actor_system(shutdown_timeout=settings.shutdown_timeout)
         )
-        engine_ref: list[Engine] = []
-        svc = Services(
-            settings,
-            store,
-            narrative,
-            feed=lambda cid: engine_ref[0].feed(cid),
-            open_feed=lambda cid: engine_ref[0].open_feed(cid),
-        )
+        feeds = Feeds(store, max_buffer=settings.watch_buffer)
         capacity = (settings.classifier or settings.narrative).max_connections
-        svc.pool = ClassifierPool(
-            classifier, capacity=capacity, timeout=settings.classifier_timeout
-        )
-        svc.significance = await system.spawn(
-            lambda: SignificanceWorker(svc),
+        pool = ClassifierPool(classifier, capacity=capacity, timeout=settings.classifier_timeout)
+        significance = await system.spawn(
+            lambda: SignificanceWorker(store, feeds, pool, settings.auto_pin_cap),
             address="worker:significance",
             policy=RestartPolicy.always(max_restarts=10, within=60.0),
             mailbox_size=1024,
         )
-        svc.bots = system.registry(
+        bots = system.registry(
             "bot",
-            factory=lambda key: BotActor(key, svc),
+            factory=lambda key: BotActor(key, store),
             idle_timeout=settings.chat_idle_timeout,
             policy=RestartPolicy.always(max_restarts=5, within=60.0),
         )
+        svc = Services(settings, store, narrative, feeds, pool, significance, bots)
         engine = Engine(svc, system, server_version)
-        engine_ref.append(engine)
         try:
             yield engine
         finally:

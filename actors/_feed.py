@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 import attrs
 
 from protocol import ChatMessage, ChatState, Error, InFlight, Token
-from runtime import Lagged, Topic
+from runtime import Lagged, Subscription, Topic
+from store import WireFrame
 
 log = logging.getLogger("troupe.actors.feed")
 
@@ -135,9 +135,9 @@ class ChatFeed:
     async def watch(
         self,
         snapshot: Snapshot,
-        replay: Callable[[int], Awaitable[list[dict[str, Any]] | None]] | None = None,
+        replay: Callable[[int], Awaitable[list[WireFrame] | None]] | None = None,
         after_seq: int | None = None,
-    ) -> AsyncIterator[AsyncIterator[ChatMessage | dict[str, Any]]]:
+    ) -> AsyncIterator[AsyncIterator[ChatMessage | WireFrame]]:
         """Subscribe; yield a chat_state (or the missed messages), then live messages."""
         async with self.topic.subscribe() as subscription:
             yield self._follow(subscription, snapshot, replay, after_seq)
@@ -156,14 +156,14 @@ class ChatFeed:
 
     async def _follow(
         self,
-        subscription: Any,
+        subscription: Subscription,
         snapshot: Snapshot,
-        replay: Callable[[int], Awaitable[list[dict[str, Any]] | None]] | None,
+        replay: Callable[[int], Awaitable[list[WireFrame] | None]] | None,
         after_seq: int | None,
-    ) -> AsyncIterator[ChatMessage | dict[str, Any]]:
+    ) -> AsyncIterator[ChatMessage | WireFrame]:
         seen = -1
         beat_id, beat_seen = -1, 0
-        replayed: list[dict[str, Any]] | None = None
+        replayed: list[WireFrame] | None = None
         if after_seq is not None and replay is not None and self.beat is None:
             if after_seq == self.published_seq:
                 replayed = []

@@ -47,7 +47,7 @@ class ClassifierPool:
     async def classify(
         self,
         request: ClassifierRequest,
-        validate: Callable[[Any], T],
+        validate: Callable[[dict[str, object]], T],
         default: T,
         *,
         critical: bool = True,

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import story
 from llm import Message, NarrativeRequest
 from protocol import YOU_ID, Bot
 from store import Store
 
 from ._bot import BuildPrompt
+from ._cast import Cast, TurnInput
 from ._services import Services
 
 
 async def narrative_request(
     svc: Services,
-    cast: Any,
+    cast: Cast,
     speaker: Bot,
-    said: Any,
+    said: TurnInput,
     *,
     interjection_of: str | None = None,
     addressee_said: str = "",
@@ -67,7 +66,9 @@ async def narrative_request(
         )
         return story.assemble_prompt(inputs)
 
-    prompt: story.Prompt = await svc.bots.get(speaker.id).ask(BuildPrompt(build), timeout=60)
+    prompt = await svc.bots.get(speaker.id).ask(BuildPrompt(build), timeout=60)
+    if not isinstance(prompt, story.Prompt):
+        raise TypeError(f"bot {speaker.id} built {prompt!r}, not a prompt")
     others = [cast.you.name, *(b.name for b in cast.bots if b.id != speaker.id)]
     return NarrativeRequest(
         tuple(Message(m.role, m.content, m.name) for m in prompt.messages),

@@ -1,33 +1,28 @@
-"""What the actors share: the store, the feeds, the model backends and the pool."""
+"""What the actors share: the store, the feeds, the model backend, the pool and the workers."""
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 
 from llm import Backend
+from runtime import ActorRef, Registry
 from store import AsyncStore
 
-from ._feed import ChatFeed
+from ._feeds import Feeds
+from ._pool import ClassifierPool
 from ._settings import EngineSettings
 
 
-@attrs.define
+@attrs.frozen
 class Services:
-    """Handed to every actor at construction; the engine owns all of it."""
+    """Handed to every chat actor at construction; the engine owns all of it."""
 
     settings: EngineSettings
     store: AsyncStore
     narrative: Backend
-    feed: Callable[[str], ChatFeed]
-    """The feed of a chat in use now; KeyError when it has none (nobody to tell)."""
-    open_feed: Callable[[str], Awaitable[ChatFeed]]
-    """The feed of a chat, made if needed (a chat actor's, as it starts)."""
-    pool: Any = None
-    """The :class:`~actors._pool.ClassifierPool`."""
-    significance: Any = None
-    """ActorRef of the significance worker."""
-    bots: Any = None
-    """Registry of bot actors."""
+    feeds: Feeds
+    pool: ClassifierPool
+    significance: ActorRef
+    """The significance worker."""
+    bots: Registry
+    """The bot actors, one per character."""

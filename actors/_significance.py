@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 
 from runtime import Actor
-from store import score_memories
+from store import AsyncStore, score_memories
 
 from . import _classifiers as cls
-from ._journal import Journal
+from ._journal import FeedOf, Journal
 from ._messages import Flush, ScoreMemories
-from ._services import Services
+from ._pool import ClassifierPool
 
 log = logging.getLogger("troupe.actors.significance")
 
@@ -24,8 +24,13 @@ log = logging.getLogger("troupe.actors.significance")
 class SignificanceWorker(Actor):
     """Scores memories one beat at a time, in order."""
 
-    def __init__(self, svc: Services) -> None:
-        self.svc = svc
+    def __init__(
+        self, store: AsyncStore, feeds: FeedOf, pool: ClassifierPool, auto_pin_cap: int
+    ) -> None:
+        self.store = store
+        self.feeds = feeds
+        self.pool = pool
+        self.auto_pin_cap = auto_pin_cap
         self.scored = 0
 
     async def handle(self, message: object) -> object:
@@ -33,17 +38,17 @@ class SignificanceWorker(Actor):
             return None  # every job told before this one is done
         if not isinstance(message, ScoreMemories):
             raise TypeError(f"the significance worker does not handle {type(message).__name__}")
-        score = await cls.significance(self.svc, message.text, message.context)
+        score = await cls.significance(self.pool, message.text, message.context)
         # Scoring may unpin a memory of another chat: the journal publishes each
         # message on its own chat's feed.
-        journal = Journal(self.svc.store, self.svc.feed, message.chat_id)
+        journal = Journal(self.store, self.feeds, message.chat_id)
         await journal.write(
             score_memories,
             message.chat_id,
             message.memory_ids,
             score,
             cls.auto_pin_plan,
-            self.svc.settings.auto_pin_cap,
+            self.auto_pin_cap,
         )
         self.scored += len(message.memory_ids)
         return None

@@ -10,11 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import attrs
 import trio
 
-from llm import NarrativeRequest
-from protocol import YOU_ID, Bot, Chat, Entity, Error, TurnSettled
+from protocol import Bot, Edge, Error, Turn, TurnSettled
 from protocol import events as ev
 from store import (
     StorageFull,
@@ -27,6 +25,7 @@ from store import (
 
 from . import _classifiers as cls
 from ._beat import BeatResult, TurnState, stream_beat
+from ._cast import Cast, TurnInput
 from ._feed import ChatFeed
 from ._journal import Journal
 from ._messages import ScoreMemories
@@ -35,66 +34,6 @@ from ._services import Services
 from ._world import close_scene_if_asked, run_world_events
 
 log = logging.getLogger("troupe.actors.turn")
-
-
-@attrs.frozen
-class Cast:
-    """Who is in the chat's scene for this turn."""
-
-    chat: Chat
-    you: Entity
-    host: Bot
-    guest: Bot | None
-
-    @property
-    def bots(self) -> tuple[Bot, ...]:
-        """The characters present, host first."""
-        return (self.host,) if self.guest is None else (self.host, self.guest)
-
-    @property
-    def present_ids(self) -> tuple[str, ...]:
-        """Everyone present: the bots and you."""
-        return (*(b.id for b in self.bots), YOU_ID)
-
-    def name_of(self, entity_id: str) -> str:
-        """A display name for an entity present."""
-        if entity_id == YOU_ID:
-            return self.you.name
-        for bot in self.bots:
-            if bot.id == entity_id:
-                return bot.name
-        return entity_id
-
-    def bot(self, bot_id: str) -> Bot:
-        """The bot present with this id."""
-        for bot in self.bots:
-            if bot.id == bot_id:
-                return bot
-        raise KeyError(bot_id)
-
-
-async def load_cast(svc: Services, chat_id: str) -> Cast:
-    """Read the chat and who is in it."""
-
-    def read(s: Store) -> Cast:
-        chat = s.get_chat(chat_id)
-        assert chat is not None
-        host = s.get_bot(chat.host_bot_id)
-        assert host is not None
-        guest = s.get_bot(chat.guest_bot_id) if chat.guest_bot_id else None
-        return Cast(chat, s.get_you(), host, guest)
-
-    return await svc.store.run(read)
-
-
-@attrs.frozen
-class TurnInput:
-    """What the user said this turn."""
-
-    user_turn_id: int
-    prose: str
-    model_prose: str
-    """The prose without OOC: what the characters hear."""
 
 
 async def run_turn(
@@ -258,12 +197,12 @@ async def update_state(svc: Services, journal: Journal, cast: Cast) -> None:
     chat_id = cast.chat.id
     present = cast.present_ids
 
-    def read(s: Store) -> tuple[object, ...]:
+    def read(s: Store) -> tuple[list[Edge], list[Turn]]:
         return (s.edges_among(list(present)), s.recent_dialogue(chat_id, limit=10))
 
     edges, recent = await svc.store.run(read)
-    edge_of = {(e.source_id, e.target_id): e for e in edges}  # type: ignore[attr-defined]
-    lines = cls.transcript(cast, recent)  # type: ignore[arg-type]
+    edge_of = {(e.source_id, e.target_id): e for e in edges}
+    lines = cls.transcript(cast, recent)
     pairs = [(a, b) for a in present for b in present if a != b]
     results: dict[tuple[str, str], cls.StateChange] = {}
 
@@ -289,12 +228,3 @@ async def update_state(svc: Services, journal: Journal, cast: Cast) -> None:
         if (change := results[source, target]) is not None
     ]
     await journal.write(apply_edges, updates)
-
-
-def narrative_stop(cast: Cast, speaker: Bot) -> tuple[str, ...]:
-    """Stop sequences: the next speaker's tag, so a beat never speaks for someone else."""
-    others = [cast.you.name, *(b.name for b in cast.bots if b.id != speaker.id)]
-    return tuple(f"\n{name}:" for name in others)
-
-
-__all__ = ["Cast", "NarrativeRequest", "TurnInput", "load_cast", "run_turn"]

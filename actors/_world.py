@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import trio
 
-from protocol import YOU_ID
+import story
+from protocol import YOU_ID, Bot
 from protocol import events as ev
 from store import Store, close_scene, move_world_events
 
 from . import _classifiers as cls
+from ._cast import Cast
 from ._journal import Journal
 from ._services import Services
 
 log = logging.getLogger("troupe.actors.world")
 
 
-async def run_world_events(svc: Services, journal: Journal, cast: Any, narrative: str) -> None:
+async def run_world_events(svc: Services, journal: Journal, cast: Cast, narrative: str) -> None:
     """Let the lifecycle classifier move open world events; promote what completes."""
     chat_id = cast.chat.id
     open_events = await svc.store.run(Store.world_events, chat_id, ("planned", "active"))
@@ -28,7 +29,7 @@ async def run_world_events(svc: Services, journal: Journal, cast: Any, narrative
     await journal.write(move_world_events, chat_id, moves)
 
 
-async def close_scene_if_asked(svc: Services, journal: Journal, cast: Any, prose: str) -> None:
+async def close_scene_if_asked(svc: Services, journal: Journal, cast: Cast, prose: str) -> None:
     """Close the scene on a closing phrase or a change of location in the user's prose."""
     chat_id = cast.chat.id
     scene = await svc.store.run(Store.active_scene, chat_id)
@@ -41,9 +42,9 @@ async def close_scene_if_asked(svc: Services, journal: Journal, cast: Any, prose
     turns = await svc.store.run(Store.recent_dialogue, chat_id, 40)
     lines = cls.transcript(cast, turns)
     location = scene.location or cast.chat.location
-    summaries: dict[str, Any] = {}
+    summaries: dict[str, story.SceneSummaryResult] = {}
 
-    async def summarise(bot: Any) -> None:
+    async def summarise(bot: Bot) -> None:
         summaries[bot.id] = await cls.scene_summary(svc, cast, bot, lines, location)
 
     async with trio.open_nursery() as nursery:

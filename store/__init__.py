@@ -11,7 +11,14 @@ and running all of it on one thread for trio. See docs/storage.md.
 
 from ._async import AsyncStore, open_store
 from ._errors import Invalid, NotFound, StorageFull, StoreError
-from ._records import AppendResult, Render, RewindPreview, StoredEvent, WorldEventRow
+from ._records import (
+    AppendResult,
+    Render,
+    RewindPreview,
+    StoredEvent,
+    WireFrame,
+    WorldEventRow,
+)
 from ._rendering import beat_complete, edge_update
 from ._store import Store, utc_now
 from ._writes import (
@@ -42,6 +49,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredEvent",
+    "WireFrame",
     "WorldEventRow",
     "add_user_turn",
     "apply_edges",

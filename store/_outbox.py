@@ -18,6 +18,8 @@ import attrs
 
 from protocol import ChatMessage, ChatState, Token, to_wire
 
+from ._records import WireFrame
+
 KEEP_MESSAGES = 2000
 """Messages kept per chat for clients that resume; older ones are pruned."""
 
@@ -62,7 +64,7 @@ def stamp(
     return tuple(stamped)
 
 
-def messages_after(conn: apsw.Connection, chat_id: str, seq: int) -> list[dict[str, Any]] | None:
+def messages_after(conn: apsw.Connection, chat_id: str, seq: int) -> list[WireFrame] | None:
     """The chat's journaled messages after ``seq``, oldest first.
 
     None when they cannot all be replayed: some were pruned, or ``seq`` is

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
 from protocol import Artifacts, ChatMessage, WorldEventStatus
 from protocol import events as ev
+
+WireFrame = dict[str, Any]
+"""A chat message as wire JSON, as the store journals it for clients that resume."""
 
 Render = Callable[[tuple[int, ...]], Sequence[ChatMessage]]
 """Builds an append's chat messages from the new event ids, inside its transaction."""

@@ -28,7 +28,7 @@ from . import _history, _outbox, _schema
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._project import HANDLERS, seed_projections
 from ._queries import Queries
-from ._records import AppendResult, Render, RewindPreview
+from ._records import AppendResult, Render, RewindPreview, WireFrame
 from ._rendering import beat_complete
 from ._tx import transaction
 
@@ -188,7 +188,7 @@ class Store(Queries):
         """The seq of the chat's latest numbered message; 0 before the first."""
         return _outbox.last_seq(self.conn, chat_id)
 
-    def messages_after(self, chat_id: str, seq: int) -> list[dict[str, Any]] | None:
+    def messages_after(self, chat_id: str, seq: int) -> list[WireFrame] | None:
         """The chat's messages after ``seq`` as wire JSON, or None when a replay is impossible.
 
         None means the client needs a fresh ``chat_state``: some of the
