@@ -23,6 +23,7 @@ from ._card_prompt import (
     card_greetings,
     card_sections,
     char_name,
+    fill_macros,
     replace_macros,
 )
 from ._cards import (
@@ -323,6 +324,7 @@ __all__ = [
     "estimate_tokens",
     "expected",
     "extractive_summary",
+    "fill_macros",
     "interjection_prompt",
     "lifecycle_needed",
     "lifecycle_prompt",

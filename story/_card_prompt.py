@@ -63,11 +63,15 @@ def char_name(card: Card) -> str:
     return card.nickname or card.name
 
 
-def replace_macros(text: str, card: Card, user: str) -> str:
-    """``text`` with the character's and the person's names in place of the macros."""
-    name = char_name(card)
-    text = _CHAR.sub(lambda _: name, text)
+def fill_macros(text: str, char: str, user: str) -> str:
+    """``text`` with ``char`` and ``user`` in place of the macros (lore content, greetings...)."""
+    text = _CHAR.sub(lambda _: char, text)
     return _USER.sub(lambda _: user, text)
+
+
+def replace_macros(text: str, card: Card, user: str) -> str:
+    """``text`` with the card's character's name and the person's in place of the macros."""
+    return fill_macros(text, char_name(card), user)
 
 
 def card_examples(card: Card, user: str) -> tuple[str, ...]:

@@ -74,7 +74,10 @@ def read_st_chat(data: bytes) -> StChat:
     """
     check_size(data)
     rows: list[tuple[int, JsonObject, str]] = []
-    for number, line in enumerate(decode_text(data, "the chat").splitlines(), start=1):
+    # Only a newline ends a line: str.splitlines would also cut at U+2028,
+    # which JSON allows raw inside a string.
+    for number, raw_line in enumerate(decode_text(data, "the chat").split("\n"), start=1):
+        line = raw_line.removesuffix("\r")
         if not line.strip():
             continue
         try:

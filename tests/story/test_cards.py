@@ -18,6 +18,7 @@ from story import (
     card_v2_json,
     card_v3_json,
     char_name,
+    fill_macros,
     read_card_json,
     read_card_png,
     read_import,
@@ -279,3 +280,9 @@ def test_a_lone_surrogate_is_refused_so_export_can_never_fail() -> None:
 def test_a_greeting_given_as_one_text_stays_one_greeting() -> None:
     card = read_card_json(json.dumps({"name": "Mira", "alternate_greetings": "Hi, you, there"}))
     assert card.alternate_greetings == ("Hi, you, there",)
+
+
+def test_lore_and_other_text_can_fill_the_macros_with_the_names_in_the_scene() -> None:
+    assert fill_macros("{{char}} nods at {{user}}; <BOT> waits.", "Tobias", "Ada") == (
+        "Tobias nods at Ada; Tobias waits."
+    )

@@ -94,3 +94,12 @@ def test_a_broken_line_is_refused_naming_it(data: bytes, where: str) -> None:
         read_st_chat(data)
     assert caught.value.code == "bad_jsonl"
     assert where in caught.value.message
+
+
+def test_a_line_separator_inside_a_message_does_not_split_the_line() -> None:
+    lines = st_chat_lines()
+    lines[1]["mes"] = "one\u2028two\u2029three"
+    data = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines).encode()
+    chat = read_st_chat(data.replace(b"\n", b"\r\n"))
+    assert chat.lines[0].text == "one\u2028two\u2029three"
+    assert len(chat.lines) == 3
