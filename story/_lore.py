@@ -61,6 +61,13 @@ _POSITION: dict[int, Position] = {
     7: "outlet",
 }
 _SLASHED = re.compile(r"^/(.+)/([a-z]*)$", re.DOTALL)
+MAX_REGEX = 1000
+"""The longest regular expression a lorebook key may be."""
+
+# A group with a quantifier inside, itself quantified: (x+)+, (x*)*, (x{2,})+...
+_NESTED_REPEAT = re.compile(
+    r"\((?:[^()\\]|\\.)*(?:[+*]|\{\d*,\d*\})(?:[^()\\]|\\.)*\)(?:[+*]|\{\d*,)"
+)
 
 
 @frozen
@@ -224,20 +231,33 @@ def _book(
     )
 
 
+def regex_problem(pattern: str, flags: int) -> str | None:
+    """Why ``pattern`` can never be used as a key, or None if it can.
+
+    Besides an invalid pattern, a repetition of a group that itself repeats
+    (``(a+)+``, ``(\\w+\\s?)*``) is refused: Python's engine can take
+    exponential time on it, and lore is scanned on the story's own thread.
+    """
+    if len(pattern) > MAX_REGEX:
+        return f"regular expression longer than {MAX_REGEX} characters; it never matches"
+    try:
+        re.compile(pattern, flags)
+    except re.error as exc:
+        return f"invalid regular expression ({exc}); it never matches"
+    except (OverflowError, RecursionError):
+        return "regular expression too large; it never matches"
+    if _NESTED_REPEAT.search(pattern):
+        return "a repeated group that itself repeats can take exponential time; it never matches"
+    return None
+
+
 def _problems(entry: LoreEntry) -> list[LoreProblem]:
     found: list[LoreProblem] = []
     for key in (*entry.keys, *entry.secondary_keys):
         split = split_regex(key, entry.use_regex, bool(entry.case_sensitive))
-        if split is None:
-            continue
-        try:
-            re.compile(*split)
-        except re.error as exc:
-            found.append(
-                LoreProblem(
-                    entry.label, key, f"invalid regular expression ({exc}); it never matches"
-                )
-            )
+        problem = None if split is None else regex_problem(*split)
+        if problem is not None:
+            found.append(LoreProblem(entry.label, key, problem))
     return found
 
 

@@ -26,7 +26,7 @@ from typing import Literal
 
 from attrs import frozen
 
-from ._lore import Lorebook, LoreEntry, Position, split_regex
+from ._lore import Lorebook, LoreEntry, Position, regex_problem, split_regex
 from ._text import estimate_tokens
 
 MAX_RECURSION = 3
@@ -192,10 +192,9 @@ def key_matches(key: str, text: str, entry: LoreEntry) -> bool:
     sensitive = bool(entry.case_sensitive)
     split = split_regex(key, entry.use_regex, sensitive)
     if split is not None:
-        try:
-            return re.search(split[0], text, split[1]) is not None
-        except re.error:
+        if regex_problem(*split) is not None:
             return False
+        return re.search(split[0], text, split[1]) is not None
     if not key.strip():
         return False
     if entry.whole_words:

@@ -362,3 +362,21 @@ def test_a_v3_book_goes_to_world_info_and_back_unchanged() -> None:
     for scene in (["brass key"], ["the cellars"], ["nothing"]):
         same = Lorebook("world_info", "x", v3.entries, recursive_scanning=True)
         assert contents([wi], scene) == contents([same], scene)
+
+
+@pytest.mark.parametrize(
+    "key", ["/(a+)+$/", "/(\\w+\\s?)*!/", "/(x{2,})+y/", "/" + "a" * 1001 + "/"]
+)
+def test_a_regex_that_could_run_for_ever_is_reported_and_never_matches(key: str) -> None:
+    doc = world_info()
+    doc["entries"]["0"]["key"] = [key]
+    wi = read_world_info(json.dumps(doc))
+    assert [p.key for p in wi.problems] == [key]
+    lone = Lorebook("world_info", "x", (wi.entries[0],))
+    assert contents([lone], ["a" * 40 + "b", "word " * 30]) == []
+
+
+def test_ordinary_regex_keys_are_not_reported() -> None:
+    doc = world_info()
+    doc["entries"]["0"]["key"] = ["/(ab)+c/", "/cell(ar|ars)\\b/i", "/a+b+/"]
+    assert read_world_info(json.dumps(doc)).problems == ()
