@@ -1,28 +1,27 @@
 """Messages a client sends to the server, one class per ``type``.
 
 The envelope fields (``type`` and ``id``) are handled by the codec; these
-classes hold only the fields of their type.
+classes hold only the fields of their type. A command whose event keeps the
+same fields subclasses the payload they share (:mod:`protocol._payloads`).
 """
 
 from __future__ import annotations
 
 from attrs import field, frozen
 
-from ._limits import (
-    MAX_DESCRIPTION,
-    MAX_GREETING,
-    MAX_ID,
-    MAX_INT,
-    MAX_LOCATION,
-    MAX_NAME,
-    MAX_PERSONA,
-    MAX_PROSE,
-    MAX_TITLE,
+from ._limits import MAX_ID, MAX_INT, MAX_PROSE, MAX_TITLE
+from ._payloads import (
+    BotChanges,
+    BotProfile,
+    BotRef,
+    ChatCast,
+    Prose,
+    WorldEventPlan,
+    YouProfile,
 )
-from ._shapes import Artifacts
-from ._validators import at_most, in_range, not_blank, optional_at_most, optional_in_range
+from ._payloads import an_id as _id
+from ._validators import in_range, optional_at_most, optional_in_range
 
-_id = at_most(MAX_ID)
 _log_id = in_range(1, MAX_INT)
 """Event and memory ids are positions in the log: 1 and up, within SQLite's integers."""
 
@@ -35,11 +34,8 @@ class Hello:
 
 
 @frozen
-class SetYou:
+class SetYou(YouProfile):
     """Change the user's own name and persona."""
-
-    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
-    persona: str = field(validator=at_most(MAX_PERSONA))
 
 
 @frozen
@@ -48,29 +44,18 @@ class ListBots:
 
 
 @frozen
-class CreateBot:
+class CreateBot(BotProfile):
     """Create a character."""
 
-    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
-    persona: str = field(validator=at_most(MAX_PERSONA))
-    greeting: str = field(default="", validator=at_most(MAX_GREETING))
-
 
 @frozen
-class UpdateBot:
+class UpdateBot(BotChanges):
     """Change some of a bot's fields; the ones left out stay as they are."""
 
-    bot_id: str = field(validator=_id)
-    name: str | None = field(default=None, validator=optional_at_most(MAX_NAME))
-    persona: str | None = field(default=None, validator=optional_at_most(MAX_PERSONA))
-    greeting: str | None = field(default=None, validator=optional_at_most(MAX_GREETING))
-
 
 @frozen
-class DeleteBot:
+class DeleteBot(BotRef):
     """Delete a bot; chats where it was the guest go on one to one."""
-
-    bot_id: str = field(validator=_id)
 
 
 @frozen
@@ -79,12 +64,9 @@ class ListChats:
 
 
 @frozen
-class CreateChat:
-    """Start a chat with a host bot and, optionally, a guest bot."""
+class CreateChat(ChatCast):
+    """Start a chat with a host bot and, optionally, a guest bot; the title is made if left out."""
 
-    host_bot_id: str = field(validator=_id)
-    guest_bot_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
-    location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
     title: str | None = field(default=None, validator=optional_at_most(MAX_TITLE))
 
 
@@ -104,11 +86,8 @@ class CloseChat:
 
 
 @frozen
-class SendTurn:
+class SendTurn(Prose):
     """The user's prose for the next turn."""
-
-    chat_id: str = field(validator=_id)
-    prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
 
 
 @frozen
@@ -160,13 +139,8 @@ class PinMemory:
 
 
 @frozen
-class CreateWorldEvent:
+class CreateWorldEvent(WorldEventPlan):
     """Plan a world event in a chat (an addition to protocol version 1)."""
-
-    chat_id: str = field(validator=_id)
-    title: str = field(validator=[not_blank, at_most(MAX_TITLE)])
-    description: str = field(default="", validator=at_most(MAX_DESCRIPTION))
-    artifacts: Artifacts = field(factory=Artifacts)
 
 
 @frozen

@@ -17,20 +17,18 @@ from ._limits import (
     MAX_DESCRIPTION,
     MAX_FACT,
     MAX_FACTS,
-    MAX_GREETING,
-    MAX_ID,
     MAX_LOCATION,
     MAX_NAME,
-    MAX_PERSONA,
     MAX_PROSE,
     MAX_SIGNIFICANCE,
     MAX_TITLE,
     MIN_SIGNIFICANCE,
 )
-from ._shapes import Artifacts, Segment
+from ._payloads import BotChanges, BotProfile, BotRef, ChatCast, Prose, WorldEventPlan, YouProfile
+from ._payloads import an_id as _id
+from ._shapes import Segment
 from ._validators import at_most, in_range, limits_apply, not_blank, optional_at_most
 
-_id = at_most(MAX_ID)
 PinnedBy = Literal["auto", "manual"]
 
 
@@ -48,38 +46,29 @@ def _facts(_inst: object, attribute: object, value: tuple[str, ...]) -> None:
 
 
 @frozen
-class YouUpdated:
+class YouUpdated(YouProfile):
     """The user's name or persona changed."""
 
-    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
-    persona: str = field(validator=at_most(MAX_PERSONA))
+
+@frozen(init=False)
+class BotCreated(BotProfile):
+    """A bot was created, with the id the server gave it."""
+
+    bot_id: str = field(kw_only=True, validator=[not_blank, _id])
+
+    def __init__(self, bot_id: str, name: str, persona: str, greeting: str = "") -> None:
+        # The id comes first, as it always did, though the profile's fields are declared first.
+        self.__attrs_init__(name, persona, greeting, bot_id=bot_id)
 
 
 @frozen
-class BotCreated:
-    """A bot was created."""
-
-    bot_id: str = field(validator=[not_blank, _id])
-    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
-    persona: str = field(validator=at_most(MAX_PERSONA))
-    greeting: str = field(default="", validator=at_most(MAX_GREETING))
-
-
-@frozen
-class BotUpdated:
+class BotUpdated(BotChanges):
     """Some of a bot's fields changed; ``None`` means unchanged."""
 
-    bot_id: str = field(validator=_id)
-    name: str | None = field(default=None, validator=optional_at_most(MAX_NAME))
-    persona: str | None = field(default=None, validator=optional_at_most(MAX_PERSONA))
-    greeting: str | None = field(default=None, validator=optional_at_most(MAX_GREETING))
-
 
 @frozen
-class BotDeleted:
+class BotDeleted(BotRef):
     """A bot was deleted; every chat that had it as guest goes on one to one."""
-
-    bot_id: str = field(validator=_id)
 
 
 @frozen
@@ -93,15 +82,23 @@ class LocationCreated:
 # --- one chat ---
 
 
-@frozen
-class ChatCreated:
-    """A chat was started."""
+@frozen(init=False)
+class ChatCreated(ChatCast):
+    """A chat was started, with the id and the title the server gave it."""
 
-    chat_id: str = field(validator=[not_blank, _id])
-    title: str = field(validator=at_most(MAX_TITLE))
-    host_bot_id: str = field(validator=_id)
-    guest_bot_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
-    location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
+    chat_id: str = field(kw_only=True, validator=[not_blank, _id])
+    title: str = field(kw_only=True, validator=at_most(MAX_TITLE))
+
+    def __init__(
+        self,
+        chat_id: str,
+        title: str,
+        host_bot_id: str,
+        guest_bot_id: str | None = None,
+        location: str | None = None,
+    ) -> None:
+        # The id and title come first, as they always did.
+        self.__attrs_init__(host_bot_id, guest_bot_id, location, chat_id=chat_id, title=title)
 
 
 @frozen
@@ -113,11 +110,9 @@ class ChatRewound:
 
 
 @frozen
-class UserTurn:
+class UserTurn(Prose):
     """The user wrote prose."""
 
-    chat_id: str = field(validator=_id)
-    prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
     segments: tuple[Segment, ...]
 
 
@@ -236,13 +231,8 @@ class SceneSummary:
 
 
 @frozen
-class WorldEventCreated:
+class WorldEventCreated(WorldEventPlan):
     """A world event was planned; the id is the world event's."""
-
-    chat_id: str = field(validator=_id)
-    title: str = field(validator=[not_blank, at_most(MAX_TITLE)])
-    description: str = field(default="", validator=at_most(MAX_DESCRIPTION))
-    artifacts: Artifacts = field(factory=Artifacts)
 
 
 @frozen
