@@ -9,16 +9,8 @@ from __future__ import annotations
 
 from attrs import field, frozen
 
+from . import _payloads as shared
 from ._limits import MAX_ID, MAX_INT, MAX_PROSE, MAX_TITLE
-from ._payloads import (
-    BotChanges,
-    BotProfile,
-    BotRef,
-    ChatCast,
-    Prose,
-    WorldEventPlan,
-    YouProfile,
-)
 from ._payloads import an_id as _id
 from ._validators import in_range, optional_at_most, optional_in_range
 
@@ -34,7 +26,7 @@ class Hello:
 
 
 @frozen
-class SetYou(YouProfile):
+class SetYou(shared.YouProfile):
     """Change the user's own name and persona."""
 
 
@@ -44,17 +36,17 @@ class ListBots:
 
 
 @frozen
-class CreateBot(BotProfile):
+class CreateBot(shared.BotProfile):
     """Create a character."""
 
 
 @frozen
-class UpdateBot(BotChanges):
+class UpdateBot(shared.BotChanges):
     """Change some of a bot's fields; the ones left out stay as they are."""
 
 
 @frozen
-class DeleteBot(BotRef):
+class DeleteBot(shared.BotRef):
     """Delete a bot; chats where it was the guest go on one to one."""
 
 
@@ -64,62 +56,56 @@ class ListChats:
 
 
 @frozen
-class CreateChat(ChatCast):
+class CreateChat(shared.ChatCast):
     """Start a chat with a host bot and, optionally, a guest bot; the title is made if left out."""
 
     title: str | None = field(default=None, validator=optional_at_most(MAX_TITLE))
 
 
 @frozen
-class OpenChat:
+class OpenChat(shared.ChatRef):
     """Subscribe to a chat; ``after_seq`` asks for what was missed since then."""
 
-    chat_id: str = field(validator=_id)
     after_seq: int | None = field(default=None, validator=optional_in_range(0, MAX_INT))
 
 
 @frozen
-class CloseChat:
+class CloseChat(shared.ChatRef):
     """Stop receiving a chat's live messages on this connection."""
-
-    chat_id: str = field(validator=_id)
 
 
 @frozen
-class SendTurn(Prose):
+class SendTurn(shared.Prose):
     """The user's prose for the next turn."""
 
 
 @frozen
-class Cancel:
+class Cancel(shared.ChatRef):
     """Stop the beat in flight, keeping what was streamed."""
-
-    chat_id: str = field(validator=_id)
 
 
 @frozen
-class Regenerate:
+class ChatPoint(shared.ChatRef):
+    """A point of a chat's log: one of its events."""
+
+    event_id: int = field(validator=_log_id)
+
+
+@frozen
+class Regenerate(ChatPoint):
     """Replace the chat's latest assistant turn, optionally with edited user prose."""
 
-    chat_id: str = field(validator=_id)
-    event_id: int = field(validator=_log_id)
     prose: str | None = field(default=None, validator=optional_at_most(MAX_PROSE))
 
 
 @frozen
-class RewindPreview:
+class RewindPreview(ChatPoint):
     """Count what a rewind to ``event_id`` would remove."""
-
-    chat_id: str = field(validator=_id)
-    event_id: int = field(validator=_log_id)
 
 
 @frozen
-class Rewind:
+class Rewind(ChatPoint):
     """Keep the chat up to and including ``event_id``; remove what came after."""
-
-    chat_id: str = field(validator=_id)
-    event_id: int = field(validator=_log_id)
 
 
 @frozen
@@ -139,7 +125,7 @@ class PinMemory:
 
 
 @frozen
-class CreateWorldEvent(WorldEventPlan):
+class CreateWorldEvent(shared.WorldEventPlan):
     """Plan a world event in a chat (an addition to protocol version 1)."""
 
 

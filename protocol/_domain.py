@@ -59,9 +59,9 @@ WORLD_EVENT_MOVES: Mapping[WorldEventStatus, frozenset[WorldEventStatus]] = {
 OPEN_STATUSES: tuple[WorldEventStatus, ...] = ("planned", "active")
 """The statuses from which a world event can still move."""
 
-WorldEventMove = ev.WorldEventStarted | ev.WorldEventCompleted | ev.WorldEventCancelled
+Moved = ev.WorldEventStarted | ev.WorldEventCompleted | ev.WorldEventCancelled
 
-MOVE_EVENTS: Mapping[WorldEventStatus, type[WorldEventMove]] = {
+MOVE_EVENTS: Mapping[WorldEventStatus, type[Moved]] = {
     "active": ev.WorldEventStarted,
     "completed": ev.WorldEventCompleted,
     "cancelled": ev.WorldEventCancelled,

@@ -3,55 +3,34 @@
 A command is what a client asks for; its event is what the log keeps once
 it is done. Where the two carry the same fields, both subclass one of these
 frozen classes, so each field's type, default and limits are written once.
-The command adds nothing of its own; the event adds the id the server gave.
+The event adds what the server decided (the new thing's id, say).
 """
 
 from __future__ import annotations
 
 from attrs import field, frozen
 
-from ._limits import (
-    MAX_DESCRIPTION,
-    MAX_GREETING,
-    MAX_ID,
-    MAX_LOCATION,
-    MAX_NAME,
-    MAX_PERSONA,
-    MAX_PROSE,
-    MAX_TITLE,
-)
+from . import _limits as limits
 from ._shapes import Artifacts
 from ._validators import at_most, not_blank, optional_at_most
 
-an_id = at_most(MAX_ID)
+an_id = at_most(limits.MAX_ID)
 """The limit of every id a message or an event names."""
 
 
 @frozen
 class YouProfile:
-    """The person's name and persona (``set_you``, ``you_updated``)."""
+    """A name and a persona: the person's (``set_you``, ``you_updated``), or a bot's."""
 
-    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
-    persona: str = field(validator=at_most(MAX_PERSONA))
+    name: str = field(validator=[not_blank, at_most(limits.MAX_NAME)])
+    persona: str = field(validator=at_most(limits.MAX_PERSONA))
 
 
 @frozen
-class BotProfile:
+class BotProfile(YouProfile):
     """A character as a person writes it (``create_bot``, ``bot_created``)."""
 
-    name: str = field(validator=[not_blank, at_most(MAX_NAME)])
-    persona: str = field(validator=at_most(MAX_PERSONA))
-    greeting: str = field(default="", validator=at_most(MAX_GREETING))
-
-
-@frozen
-class BotChanges:
-    """Some of a bot's fields; ``None`` leaves one as it is (``update_bot``, ``bot_updated``)."""
-
-    bot_id: str = field(validator=an_id)
-    name: str | None = field(default=None, validator=optional_at_most(MAX_NAME))
-    persona: str | None = field(default=None, validator=optional_at_most(MAX_PERSONA))
-    greeting: str | None = field(default=None, validator=optional_at_most(MAX_GREETING))
+    greeting: str = field(default="", validator=at_most(limits.MAX_GREETING))
 
 
 @frozen
@@ -62,27 +41,41 @@ class BotRef:
 
 
 @frozen
+class BotChanges(BotRef):
+    """Some of a bot's fields; ``None`` leaves one as it is (``update_bot``, ``bot_updated``)."""
+
+    name: str | None = field(default=None, validator=optional_at_most(limits.MAX_NAME))
+    persona: str | None = field(default=None, validator=optional_at_most(limits.MAX_PERSONA))
+    greeting: str | None = field(default=None, validator=optional_at_most(limits.MAX_GREETING))
+
+
+@frozen
 class ChatCast:
     """Who a chat is with, and where it starts (``create_chat``, ``chat_created``)."""
 
     host_bot_id: str = field(validator=an_id)
-    guest_bot_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
-    location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
+    guest_bot_id: str | None = field(default=None, validator=optional_at_most(limits.MAX_ID))
+    location: str | None = field(default=None, validator=optional_at_most(limits.MAX_LOCATION))
 
 
 @frozen
-class Prose:
+class ChatRef:
+    """One chat, by id: how every command and event about one chat starts."""
+
+    chat_id: str = field(validator=an_id)
+
+
+@frozen
+class Prose(ChatRef):
     """What the person wrote in a chat (``send_turn``, ``user_turn``)."""
 
-    chat_id: str = field(validator=an_id)
-    prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
+    prose: str = field(validator=[not_blank, at_most(limits.MAX_PROSE)])
 
 
 @frozen
-class WorldEventPlan:
+class WorldEventPlan(ChatRef):
     """A world event as planned (``create_world_event``, ``world_event_created``)."""
 
-    chat_id: str = field(validator=an_id)
-    title: str = field(validator=[not_blank, at_most(MAX_TITLE)])
-    description: str = field(default="", validator=at_most(MAX_DESCRIPTION))
+    title: str = field(validator=[not_blank, at_most(limits.MAX_TITLE)])
+    description: str = field(default="", validator=at_most(limits.MAX_DESCRIPTION))
     artifacts: Artifacts = field(factory=Artifacts)

@@ -13,6 +13,7 @@ from typing import Literal
 
 from attrs import field, frozen
 
+from . import _payloads as shared
 from ._limits import (
     MAX_DESCRIPTION,
     MAX_FACT,
@@ -24,7 +25,6 @@ from ._limits import (
     MAX_TITLE,
     MIN_SIGNIFICANCE,
 )
-from ._payloads import BotChanges, BotProfile, BotRef, ChatCast, Prose, WorldEventPlan, YouProfile
 from ._payloads import an_id as _id
 from ._shapes import Segment
 from ._validators import at_most, in_range, limits_apply, not_blank, optional_at_most
@@ -46,12 +46,12 @@ def _facts(_inst: object, attribute: object, value: tuple[str, ...]) -> None:
 
 
 @frozen
-class YouUpdated(YouProfile):
+class YouUpdated(shared.YouProfile):
     """The user's name or persona changed."""
 
 
 @frozen(init=False)
-class BotCreated(BotProfile):
+class BotCreated(shared.BotProfile):
     """A bot was created, with the id the server gave it."""
 
     bot_id: str = field(kw_only=True, validator=[not_blank, _id])
@@ -62,12 +62,12 @@ class BotCreated(BotProfile):
 
 
 @frozen
-class BotUpdated(BotChanges):
+class BotUpdated(shared.BotChanges):
     """Some of a bot's fields changed; ``None`` means unchanged."""
 
 
 @frozen
-class BotDeleted(BotRef):
+class BotDeleted(shared.BotRef):
     """A bot was deleted; every chat that had it as guest goes on one to one."""
 
 
@@ -83,7 +83,7 @@ class LocationCreated:
 
 
 @frozen(init=False)
-class ChatCreated(ChatCast):
+class ChatCreated(shared.ChatCast):
     """A chat was started, with the id and the title the server gave it."""
 
     chat_id: str = field(kw_only=True, validator=[not_blank, _id])
@@ -102,45 +102,41 @@ class ChatCreated(ChatCast):
 
 
 @frozen
-class ChatRewound:
+class ChatRewound(shared.ChatRef):
     """The chat was rewound: its events after ``to_event_id`` leave the timeline."""
 
-    chat_id: str = field(validator=_id)
     to_event_id: int
 
 
 @frozen
-class UserTurn(Prose):
+class UserTurn(shared.Prose):
     """The user wrote prose."""
 
     segments: tuple[Segment, ...]
 
 
 @frozen
-class UserTurnEdit:
+class UserTurnEdit(shared.ChatRef):
     """The user edited the prose of turn ``supersedes``, which leaves the timeline."""
 
-    chat_id: str = field(validator=_id)
     supersedes: int
     prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
     segments: tuple[Segment, ...]
 
 
 @frozen
-class AssistantTurnStarted:
+class AssistantTurnStarted(shared.ChatRef):
     """A beat started streaming; its id is the beat's id."""
 
-    chat_id: str = field(validator=_id)
     speaker_id: str = field(validator=_id)
     user_turn_id: int
     interjection_of: str | None = None
 
 
 @frozen
-class AssistantTurn:
+class AssistantTurn(shared.ChatRef):
     """A beat ended; ``text`` is what was received, ``truncated`` if it stopped early."""
 
-    chat_id: str = field(validator=_id)
     speaker_id: str = field(validator=_id)
     user_turn_id: int
     started_id: int | None
@@ -152,10 +148,9 @@ class AssistantTurn:
 
 
 @frozen
-class MemoryWritten:
+class MemoryWritten(shared.ChatRef):
     """A bot remembers something from its own point of view; the id is the memory's."""
 
-    chat_id: str = field(validator=_id)
     bot_id: str = field(validator=_id)
     text: str
     scene_id: int | None = None
@@ -163,30 +158,29 @@ class MemoryWritten:
 
 
 @frozen
-class MemoryScored:
+class MemoryScored(shared.ChatRef):
     """The significance pass scored a memory."""
 
-    chat_id: str = field(validator=_id)
     memory_id: int
     significance: int = field(validator=in_range(MIN_SIGNIFICANCE, MAX_SIGNIFICANCE))
 
 
 @frozen
-class MemoryPinned:
-    """A memory was pinned, by hand or automatically (significance 3)."""
+class MemoryPin(shared.ChatRef):
+    """A memory's pin changed, by hand or automatically."""
 
-    chat_id: str = field(validator=_id)
     memory_id: int
     by: PinnedBy
 
 
 @frozen
-class MemoryUnpinned:
-    """A memory was unpinned, by hand or by the auto-pin cap's eviction."""
+class MemoryPinned(MemoryPin):
+    """A memory was pinned, by hand or automatically (significance 3)."""
 
-    chat_id: str = field(validator=_id)
-    memory_id: int
-    by: PinnedBy
+
+@frozen
+class MemoryUnpinned(MemoryPin):
+    """A memory was unpinned, by hand or by the auto-pin cap's eviction."""
 
 
 @frozen
@@ -203,67 +197,61 @@ class EdgeUpdate:
 
 
 @frozen
-class SceneOpened:
+class SceneOpened(shared.ChatRef):
     """A scene opened at ``location``; the id is the scene's."""
 
-    chat_id: str = field(validator=_id)
     location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
 
 
 @frozen
-class SceneClosed:
+class SceneClosed(shared.ChatRef):
     """The scene ended, for ``reason`` (a phrase, a location change, ...)."""
 
-    chat_id: str = field(validator=_id)
     scene_id: int
     reason: str = ""
     next_location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
 
 
 @frozen
-class SceneSummary:
+class SceneSummary(shared.ChatRef):
     """How one witness (``bot_id``) sums up a closed scene."""
 
-    chat_id: str = field(validator=_id)
     scene_id: int
     bot_id: str = field(validator=_id)
     text: str = field(validator=at_most(MAX_DESCRIPTION))
 
 
 @frozen
-class WorldEventCreated(WorldEventPlan):
+class WorldEventCreated(shared.WorldEventPlan):
     """A world event was planned; the id is the world event's."""
 
 
 @frozen
-class WorldEventStarted:
+class WorldEventMove(shared.ChatRef):
+    """A world event of the chat changed status (see :data:`protocol.WORLD_EVENT_MOVES`)."""
+
+    world_event_id: int
+
+
+@frozen
+class WorldEventStarted(WorldEventMove):
     """A planned world event became active."""
 
-    chat_id: str = field(validator=_id)
-    world_event_id: int
-
 
 @frozen
-class WorldEventCompleted:
+class WorldEventCompleted(WorldEventMove):
     """A world event completed; its artifacts are promoted by the events that follow."""
 
-    chat_id: str = field(validator=_id)
-    world_event_id: int
-
 
 @frozen
-class WorldEventCancelled:
+class WorldEventCancelled(WorldEventMove):
     """A world event was called off."""
 
-    chat_id: str = field(validator=_id)
-    world_event_id: int
-
 
 @frozen
-class ObjectAcquired:
+class ObjectAcquired(shared.ChatRef):
     """``holder_id`` now has the object ``name``."""
 
-    chat_id: str = field(validator=_id)
     holder_id: str = field(validator=_id)
     name: str = field(validator=[not_blank, at_most(MAX_NAME)])
     world_event_id: int | None = None
