@@ -12,20 +12,18 @@ abort inside llama.cpp costs one request, not the server. The child serves
 one request at a time, and the backend's one slot (beats before classifiers)
 is held from sending a request until the child acknowledges it finished: two
 completions never share the model. Cancel asks the child to stop, which it
-does within a token; the wait for its acknowledgment is shielded and bounded,
-and a child that does not answer in time is killed. A child that dies fails
-the request in flight with ``ModelError("model_crashed")``, and the next
-request starts a fresh one (at most ``MAX_STARTS`` starts in
-``START_WINDOW`` seconds). The child's stderr goes to the log.
+does within a token (or a chunk of a long prompt); the wait for its
+acknowledgment is shielded and bounded, and a child that does not answer in
+time is killed. A child that dies fails the request in flight with
+``ModelError("model_crashed")``, and the next request starts a fresh one (at
+most ``MAX_STARTS`` starts in ``START_WINDOW`` seconds). The child's stderr
+goes to the log; the pipe itself is ``llm/_local_process.py``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import subprocess
-import sys
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,30 +35,18 @@ import trio
 from ._errors import ModelError, ModelStalled, ModelTimeout
 from ._json import check_schema, extract_json
 from ._limit import PriorityLimiter
+from ._local_process import Call, WorkerProcess
 from ._statistics import LocalStatistics
 from ._types import ClassifierRequest, Message, ModelSettings, NarrativeRequest
 
 log = logging.getLogger("troupe.llm.local")
-worker_log = logging.getLogger("troupe.llm.local.worker")
-
-CRASHED = "model_crashed"
-"""The error of a request whose worker died under it (a beat's ``error``)."""
-
-LOAD_TIMEOUT = 120.0
-"""Seconds a fresh worker has to load the model and say it is ready."""
 
 STOP_TIMEOUT = 10.0
-"""Seconds a worker has to acknowledge a stop; a prompt being read is not interruptible."""
-
-EXIT_TIMEOUT = 5.0
-"""Seconds a worker has to exit, once closed or killed."""
+"""Seconds a worker has to acknowledge a stop (it looks for one per token and per prompt chunk)."""
 
 MAX_STARTS = 5
 START_WINDOW = 60.0
 """At most ``MAX_STARTS`` worker starts within ``START_WINDOW`` seconds; then requests fail."""
-
-MAX_LINE = 1 << 20
-"""The longest protocol line a worker may send (a classifier answer is far shorter)."""
 
 
 def transcript(messages: tuple[Message, ...], speaker: str) -> tuple[str, tuple[str, ...]]:
@@ -118,198 +104,17 @@ def grammar_schema(schema: Any) -> Any:
     return schema
 
 
-class _Worker:
-    """The server's end of one worker process: its pipes, its stderr, how it ended."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self.pid = process.pid
-        self.gone = False
-        """The pipe to it broke or it sent nonsense: it can serve no further request."""
-        self.cut = False
-        """We broke off in the middle of a message to it (a cancel): it is alive but unusable."""
-        self.overlaps = 0
-        """Requests the worker saw arrive while another was unfinished (it counts them)."""
-        self.last_words: deque[str] = deque(maxlen=20)
-        self.stderr_done = trio.Event()
-        self._buffer = bytearray()
-
-    @classmethod
-    async def start(cls, config: dict[str, Any]) -> _Worker:
-        """Start a worker, hand it the model settings, and wait until it is ready."""
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "llm._local_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_worker_env(),
-        )
-        worker = cls(process)
-        # A system task, so the pipe is drained between requests too and the
-        # process dies with the run even if nobody closes the backend.
-        trio.lowlevel.spawn_system_task(worker._drain_stderr, name=f"local-worker-{worker.pid}")
-        try:
-            with trio.move_on_after(LOAD_TIMEOUT) as scope:
-                await worker.send(config)
-                message = await worker.receive()
-            if scope.cancelled_caught:
-                raise ModelError(f"the local model did not load within {LOAD_TIMEOUT:.0f} s")
-            if message.get("ev") != "ready":
-                raise ModelError(f"the local model could not load: {message.get('error')}")
-        except ModelError as exc:
-            with trio.CancelScope(shield=True):
-                await worker.kill()
-            if str(exc) == CRASHED:
-                raise ModelError(
-                    f"the local model could not load: its worker {worker.ended()}"
-                    + "".join(f"\n  {line}" for line in list(worker.last_words)[-3:])
-                ) from None
-            raise
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await worker.kill()
-            raise
-        log.info("local model worker %d ready", worker.pid)
-        return worker
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """Write one message; a closed pipe means the worker is gone."""
-        assert self.process.stdin is not None
-        try:
-            await self.process.stdin.send_all(json.dumps(message).encode() + b"\n")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.gone = True
-            raise ModelError(CRASHED) from None
-        except trio.Cancelled:
-            # Part of a line may have gone out: the framing is lost, and so is the worker.
-            self.gone = self.cut = True
-            raise
-
-    async def receive(self) -> dict[str, Any]:
-        """The next message; the end of the pipe means the worker is gone."""
-        assert self.process.stdout is not None
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self._buffer[:end])
-                del self._buffer[: end + 1]
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    message = None
-                if isinstance(message, dict):
-                    return message
-                return self._broken(f"sent a malformed line: {line[:120]!r}")
-            if len(self._buffer) > MAX_LINE:
-                return self._broken(f"sent a line longer than {MAX_LINE} bytes")
-            try:
-                chunk = await self.process.stdout.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                chunk = b""
-            if not chunk:
-                self.gone = True
-                raise ModelError(CRASHED)
-            self._buffer += chunk
-
-    def _broken(self, why: str) -> dict[str, Any]:
-        log.error("local model worker %d %s", self.pid, why)
-        self.gone = True
-        raise ModelError(CRASHED)
-
-    def ended(self) -> str:
-        """How the process ended, for a person."""
-        code = self.process.returncode
-        if code is None:
-            return "is still running"
-        if code < 0:
-            return f"was killed by signal {-code}"
-        return f"exited with code {code}"
-
-    async def kill(self) -> None:
-        """Kill the process if it lives, and reap it (bounded)."""
-        if self.process.returncode is None:
-            self.process.kill()
-        await self._reap()
-
-    async def close(self) -> None:
-        """Close its stdin, which ends it; kill it if it does not end in time."""
-        assert self.process.stdin is not None
-        await self.process.stdin.aclose()
-        with trio.move_on_after(EXIT_TIMEOUT):
-            await self.process.wait()
-        await self.kill()
-
-    async def _reap(self) -> None:
-        with trio.move_on_after(EXIT_TIMEOUT):
-            await self.process.wait()
-            await self.stderr_done.wait()  # its last words, before anyone reads them
-        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if pipe is not None:
-                await pipe.aclose()
-
-    async def _drain_stderr(self) -> None:
-        """Log every line the worker writes to stderr; keep the last few for a crash report."""
-        assert self.process.stderr is not None
-        pending = bytearray()
-        try:
-            async for chunk in self.process.stderr:
-                pending += chunk
-                *lines, rest = pending.split(b"\n")
-                pending = bytearray(rest[-MAX_LINE:])
-                for line in lines:
-                    self._said(bytes(line))
-            self._said(bytes(pending))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Exception:  # a system task must not raise: the whole run would end
-            log.exception("reading the stderr of local model worker %d failed", self.pid)
-        finally:
-            self.stderr_done.set()
-            if self.process.returncode is None:
-                # The run is ending and nobody closed the backend: don't leave the child behind.
-                self.process.kill()
-
-    def _said(self, raw: bytes) -> None:
-        line = raw.decode(errors="replace").rstrip()
-        if line:
-            self.last_words.append(line)
-            worker_log.info("[%d] %s", self.pid, line)
-
-
-class _Call:
-    """One request in a worker: its id, and whether the worker said it finished."""
-
-    def __init__(self, worker: _Worker, request_id: int) -> None:
-        self.worker = worker
-        self.id = request_id
-        self.finished = False
-
-    async def next(self) -> dict[str, Any]:
-        """The request's next message (``token`` or ``done``); ``error`` raises."""
-        while True:
-            message = await self.worker.receive()
-            if message.get("id") != self.id:
-                continue  # a late word about a request already settled
-            kind = message.get("ev")
-            if kind in ("done", "error"):
-                self.finished = True
-                self.worker.overlaps = int(message.get("overlaps", self.worker.overlaps))
-            if kind == "error":
-                raise ModelError(f"the local model failed: {message.get('error')}")
-            return message
-
-
 class LocalBackend:
     """One embedded model in a worker process, shared by every caller, one request at a time."""
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
         self.limiter = PriorityLimiter(1)
-        self._worker: _Worker | None = None
+        self._worker: WorkerProcess | None = None
         self._path: Path | None = None
         self._starts: deque[float] = deque()
         self._ids = 0
-        self._busy: _Call | None = None
+        self._busy: Call | None = None
         self._past_overlaps = 0
         self.calls = 0
         self.requests = 0
@@ -331,7 +136,7 @@ class LocalBackend:
                 self._path = await trio.to_thread.run_sync(default_model_path, cache)
         return self._path
 
-    async def _running(self) -> _Worker:
+    async def _running(self) -> WorkerProcess:
         """The worker, started if there is none or it died since the last request."""
         worker = self._worker
         if worker is not None and (worker.gone or worker.process.returncode is not None):
@@ -341,7 +146,7 @@ class LocalBackend:
             worker = await self._start()
         return worker
 
-    async def _start(self) -> _Worker:
+    async def _start(self) -> WorkerProcess:
         now = trio.current_time()
         while self._starts and now - self._starts[0] > START_WINDOW:
             self._starts.popleft()
@@ -354,7 +159,7 @@ class LocalBackend:
         self.starts += 1
         path = await self._model_path()
         log.info("starting a local model worker for %s", path)
-        self._worker = await _Worker.start(
+        self._worker = await WorkerProcess.start(
             {
                 "model_path": str(path),
                 "n_ctx": self.settings.context,
@@ -363,7 +168,7 @@ class LocalBackend:
         )
         return self._worker
 
-    async def _discard(self, worker: _Worker, *, crashed: bool) -> None:
+    async def _discard(self, worker: WorkerProcess, *, crashed: bool) -> None:
         """Forget a worker: kill it if it lives, reap it, and log how it ended."""
         if self._worker is worker:
             self._worker = None
@@ -379,7 +184,7 @@ class LocalBackend:
                 "".join(f"\n  {line}" for line in worker.last_words) or " none",
             )
 
-    async def _settle(self, call: _Call) -> None:
+    async def _settle(self, call: Call) -> None:
         """Make sure the worker has left the model: stop the request and wait, bounded."""
         worker = call.worker
         if call.finished:
@@ -411,12 +216,12 @@ class LocalBackend:
         await self._discard(worker, crashed=False)
 
     @asynccontextmanager
-    async def _request(self, op: dict[str, Any], urgent: bool) -> AsyncIterator[_Call]:
+    async def _request(self, op: dict[str, Any], urgent: bool) -> AsyncIterator[Call]:
         """Send one request under the slot; the slot is given back once the worker is done."""
         async with self.limiter.slot(urgent=urgent):
             worker = await self._running()
             self._ids += 1
-            call = _Call(worker, self._ids)
+            call = Call(worker, self._ids)
             self.requests += 1
             self._busy = call
             try:
@@ -451,7 +256,7 @@ class LocalBackend:
             finally:
                 await chunks.aclose()
 
-    async def _tokens(self, call: _Call) -> AsyncGenerator[str, None]:
+    async def _tokens(self, call: Call) -> AsyncGenerator[str, None]:
         timeouts = self.settings.timeouts
         first = True
         while not call.finished:
@@ -517,11 +322,3 @@ class LocalBackend:
         if worker is not None:
             with trio.CancelScope(shield=True):
                 await worker.close()
-
-
-def _worker_env() -> dict[str, str]:
-    """The server's environment, with this source tree first on the worker's import path."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
