@@ -260,7 +260,9 @@ class LocalBackend:
         timeouts = self.settings.timeouts
         first = True
         while not call.finished:
-            with trio.move_on_after(timeouts.first_token if first else timeouts.stall) as waited:
+            # Before the first token the worker reads the whole prompt, which on a
+            # busy CPU takes far longer than a server's time to first token.
+            with trio.move_on_after(timeouts.total if first else timeouts.stall) as waited:
                 message = await call.next()
             if waited.cancelled_caught:
                 if first:
