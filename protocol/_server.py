@@ -157,10 +157,23 @@ class Error:
 
 
 @frozen
-class ChatState:
-    """Everything a client needs to draw a chat; ``seq`` is the last message it reflects."""
+class OnChat:
+    """A message of one chat: every one carries the chat's id first."""
 
     chat_id: str
+
+
+@frozen
+class OnBeat(OnChat):
+    """A message of one beat: the chat's id, then the beat's."""
+
+    beat_id: int
+
+
+@frozen
+class ChatState(OnChat):
+    """Everything a client needs to draw a chat; ``seq`` is the last message it reflects."""
+
     chat: Chat
     timeline: tuple[Turn, ...]
     edges: tuple[Edge, ...]
@@ -172,22 +185,20 @@ class ChatState:
 
 
 @frozen
-class UserTurn:
+class UserTurn(OnChat):
     """The user's turn was written."""
 
-    chat_id: str
     event_id: int
+    """The turn's id: its position in the event log, as ``user_turn_id`` names it later."""
     prose: str
     segments: tuple[Segment, ...]
     seq: int = 0
 
 
 @frozen
-class BeatStarted:
+class BeatStarted(OnBeat):
     """A character starts speaking."""
 
-    chat_id: str
-    beat_id: int
     user_turn_id: int
     speaker_id: str
     interjection: bool
@@ -195,22 +206,18 @@ class BeatStarted:
 
 
 @frozen
-class Token:
+class Token(OnBeat):
     """Streamed text of a beat; ephemeral, no ``seq``."""
 
-    chat_id: str
-    beat_id: int
     speaker_id: str
     offset: int
     text: str
 
 
 @frozen
-class BeatComplete:
+class BeatComplete(OnBeat):
     """A beat ended; ``text`` is exactly what was committed."""
 
-    chat_id: str
-    beat_id: int
     event_id: int
     speaker_id: str
     text: str
@@ -221,34 +228,33 @@ class BeatComplete:
 
 
 @frozen
-class EdgeUpdate:
-    """A relationship changed."""
-
-    chat_id: str
-    source_id: str
-    target_id: str
-    affinity: int
-    trust: int
-    affinity_delta: int
-    trust_delta: int
-    knowledge_facts: tuple[str, ...]
-    seq: int = 0
-
-
-@frozen
-class MemoryNote:
+class MemoryNote(OnChat):
     """A memory was written, scored or pinned (``type`` is ``memory``)."""
 
-    chat_id: str
     memory: Memory
     seq: int = 0
 
 
 @frozen
-class WorldEvent:
+class EdgeUpdate(OnChat):
+    """A relationship changed."""
+
+    source_id: str
+    target_id: str
+    affinity: int
+    trust: int
+    """The edge's values after the change, within 0..100."""
+    affinity_delta: int
+    trust_delta: int
+    """The change the event asked for (the values above are clamped)."""
+    knowledge_facts: tuple[str, ...]
+    seq: int = 0
+
+
+@frozen
+class WorldEvent(OnChat):
     """A world event was planned or changed status."""
 
-    chat_id: str
     event_id: int
     title: str
     status: WorldEventStatus
@@ -256,20 +262,18 @@ class WorldEvent:
 
 
 @frozen
-class SceneClosed:
+class SceneClosed(OnChat):
     """The scene closed, with a summary per witness."""
 
-    chat_id: str
     scene_id: int
     summaries: Mapping[str, str]
     seq: int = 0
 
 
 @frozen
-class TurnSettled:
+class TurnSettled(OnChat):
     """Every pass of the turn is done; the chat takes a new turn."""
 
-    chat_id: str
     user_turn_id: int
     seq: int = 0
 
