@@ -14,10 +14,11 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
-from gateway_kit import TOKEN, Client, Message
+from gateway_kit import TOKEN, Client
 from trio_websocket import open_websocket_url
 
 from actors import Budgets, EngineSettings, open_engine
@@ -30,7 +31,7 @@ TELL_ME = '"Tell me everything about the harbour, Mira, from the very beginning.
 class PatientClient(Client):
     """A client that waits as long as a real model on a busy machine may take."""
 
-    async def _next(self) -> Message:
+    async def _next(self) -> dict[str, Any]:
         with trio.fail_after(120):
             return await super()._next()
 
