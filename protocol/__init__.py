@@ -12,6 +12,7 @@ nothing of ours.
 
 from . import events
 from ._client import (
+    CLIENT_ALIASES,
     CLIENT_TYPES,
     Cancel,
     ClientMessage,
@@ -37,15 +38,19 @@ from ._client import (
 from ._codec import (
     Envelope,
     EventPayloadError,
+    ServerFrame,
+    ServerFrameError,
     check_event,
     converter,
     decode_client,
+    decode_server,
     dump_event,
     encode_client,
     encode_server,
     load_event,
     load_stored,
     peek_id,
+    server_class,
     to_wire,
 )
 from ._domain import (
@@ -84,6 +89,7 @@ from ._limits import (
 )
 from ._prompt import PromptMessage, Role, stop_sequences
 from ._server import (
+    SERVER_NAMES,
     SERVER_TYPES,
     Accepted,
     BeatComplete,
@@ -135,6 +141,7 @@ from ._shapes import (
 )
 
 __all__ = [
+    "CLIENT_ALIASES",
     "CLIENT_TYPES",
     "EDGE_DEFAULT",
     "EDGE_MAX",
@@ -157,6 +164,7 @@ __all__ = [
     "MOVE_EVENTS",
     "OPEN_STATUSES",
     "PROTOCOL_VERSION",
+    "SERVER_NAMES",
     "SERVER_TYPES",
     "WORLD_EVENT_MOVES",
     "YOU_ID",
@@ -217,6 +225,8 @@ __all__ = [
     "Segment",
     "SegmentKind",
     "SendTurn",
+    "ServerFrame",
+    "ServerFrameError",
     "ServerMessage",
     "SetYou",
     "Statistics",
@@ -236,6 +246,7 @@ __all__ = [
     "clamp_edge",
     "converter",
     "decode_client",
+    "decode_server",
     "dump_event",
     "encode_client",
     "encode_server",
@@ -247,6 +258,7 @@ __all__ = [
     "promotions",
     "refusals_answered",
     "round_half_away",
+    "server_class",
     "stop_sequences",
     "to_wire",
     "world_event_moved",

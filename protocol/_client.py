@@ -175,6 +175,9 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "list_memories": ListMemories,
     "pin_memory": PinMemory,
     "create_world_event": CreateWorldEvent,
-    "statistics": GetStatistics,
+    "get_statistics": GetStatistics,
 }
-"""The wire ``type`` of every client message."""
+"""The wire ``type`` of every client message: one meaning each."""
+
+CLIENT_ALIASES: dict[str, type[ClientMessage]] = {"statistics": GetStatistics}
+"""Older names still read: ``statistics`` was the command's name before it got its own."""

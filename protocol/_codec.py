@@ -25,10 +25,10 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.preconf.json import make_converter
 
 from . import events as ev
-from ._client import CLIENT_TYPES, ClientMessage, CreateWorldEvent
+from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateWorldEvent
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_TYPES, ServerMessage
+from ._server import SERVER_NAMES, SERVER_TYPES, MemoryNote, ServerMessage
 from ._shapes import Artifacts
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, reading_stored
 
@@ -128,6 +128,8 @@ def _make() -> cattrs.Converter:
     conv.register_structure_hook(int, _integer)
     conv.register_structure_hook(bool, _boolean)
     conv.register_structure_hook(float, _float)
+    # Only the statistics answer holds free-form values; they are read as they come.
+    conv.register_structure_hook_func(lambda type_: type_ is object, lambda value, _type: value)
     conv.register_structure_hook_factory(attrs.has, lambda cl: _object(cl, conv))
     conv.register_structure_hook_factory(is_sequence, lambda tp: _array(tp, conv))
     # ``artifacts`` left out means none; given, it must name something.
@@ -261,7 +263,7 @@ def decode_client(frame: str | bytes) -> Envelope:
     kind = data.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("bad_message", "type is missing or not a string", reply_to)
-    cls = CLIENT_TYPES.get(kind)
+    cls = CLIENT_TYPES.get(kind) or CLIENT_ALIASES.get(kind)
     if cls is None:
         raise ProtocolError("unknown_type", f"unknown message type {kind!r}", reply_to)
     fields = {k: v for k, v in data.items() if k not in ("type", "id")}
@@ -302,6 +304,57 @@ def encode_server(
 ) -> str:
     """Encode a server message as a text frame."""
     return json.dumps(to_wire(message, reply_to, direct=direct), ensure_ascii=False)
+
+
+class ServerFrameError(ValueError):
+    """A server frame a client cannot read: not JSON, an unknown ``type``, or malformed."""
+
+
+@attrs.frozen
+class ServerFrame:
+    """A decoded server frame: its message, and ``reply_to`` when it answers a command."""
+
+    message: ServerMessage
+    reply_to: str | None = None
+    direct: bool = False
+    """Whether the frame carried ``reply_to`` (a direct answer, or an error)."""
+
+
+def server_class(data: Mapping[str, Any]) -> type[ServerMessage] | None:
+    """The class of a server frame's JSON object, by its ``type``, or ``None`` if unknown.
+
+    ``memory`` names two shapes: with a ``chat_id`` of its own it is the chat
+    message (also named ``memory_note``), without one the answer to ``pin_memory``.
+    """
+    kind = data.get("type")
+    if kind == "memory" and data.get("chat_id") is not None:
+        return MemoryNote
+    return SERVER_NAMES.get(kind) if isinstance(kind, str) else None
+
+
+def decode_server(frame: str | bytes) -> ServerFrame:
+    """Read a server frame (for clients and tests), or raise :class:`ServerFrameError`.
+
+    Every name of :data:`SERVER_NAMES` is read, and the names the server sends;
+    ``encode_server(f.message, f.reply_to, direct=f.direct)`` gives the frame back.
+    """
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError):
+        raise ServerFrameError("the frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ServerFrameError("the frame is not a JSON object")
+    cls = server_class(data)
+    if cls is None:
+        raise ServerFrameError(f"unknown server message type {data.get('type')!r}")
+    fields = {k: v for k, v in data.items() if k not in ("type", "reply_to")}
+    try:
+        message = converter.structure(fields, cls)
+    except Exception as exc:
+        raise ServerFrameError(
+            f"malformed {data['type']}: {_describe(exc, None).message}"
+        ) from exc
+    return ServerFrame(message, data.get("reply_to"), "reply_to" in data)
 
 
 def dump_event(event: ev.Event) -> tuple[str, str]:

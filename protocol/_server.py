@@ -335,4 +335,15 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
 }
-"""The wire ``type`` of every server message."""
+"""The wire ``type`` the server sends for every message.
+
+``memory`` is sent for two shapes, the answer to ``pin_memory`` and the
+chat message, because clients match on it; :data:`SERVER_NAMES` gives the
+chat message its own name too.
+"""
+
+SERVER_NAMES: dict[str, type[ServerMessage]] = {
+    **{name: cls for cls, name in SERVER_TYPES.items() if cls is not MemoryNote},
+    "memory_note": MemoryNote,
+}
+"""One meaning per name: every server message's own ``type`` (``memory_note`` is the chat's)."""

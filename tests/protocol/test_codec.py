@@ -152,7 +152,7 @@ VALID: dict[str, dict[str, Any]] = {
             "acquired_objects": [{"holder_id": "you", "name": "lantern"}],
         },
     },
-    "statistics": {},
+    "get_statistics": {},
 }
 """A well-formed message of every client type, every optional field given."""
 
