@@ -1,16 +1,20 @@
 """The real embedded model: it streams, stops on cancel, and answers schema-valid JSON.
 
-The model runs in a worker process; the crash tests through the engine are
-in tests/actors/test_local_engine.py.
+The model runs in a worker process; the crash tests through the engine and
+the gateway are in tests/actors/test_local_engine.py and
+tests/web/test_local_gateway.py.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+import llm._local
 from llm import (
     ClassifierRequest,
     LocalBackend,
@@ -102,6 +106,25 @@ async def test_a_model_that_cannot_load_says_why_and_is_not_retried_forever(
         assert backend.statistics().starts == MAX_STARTS
     finally:
         await backend.aclose()
+
+
+async def test_a_worker_that_does_not_acknowledge_a_stop_is_killed_and_replaced(
+    local: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(llm._local, "STOP_TIMEOUT", 0.5)
+    async with local.stream(request(200)) as chunks:
+        async for _text in chunks:
+            pid = local.statistics().worker_pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)  # frozen: it can never acknowledge the stop
+            break
+    # Leaving the stream waited for the acknowledgment, gave up, and killed the worker.
+    stats = local.statistics()
+    assert stats.kills == 1 and stats.crashes == 0
+    assert stats.busy is False and stats.worker_pid is None
+    async with local.stream(request(4)) as chunks:
+        assert [text async for text in chunks]
+    assert local.statistics().restarts == 1
 
 
 def test_a_grammar_call_stops_as_soon_as_the_json_value_is_whole() -> None:
