@@ -40,6 +40,21 @@ ErrorCode = Literal[
     "internal",
 ]
 
+
+@frozen
+class OnChat:
+    """A message about one chat: the chat's id comes first."""
+
+    chat_id: str
+
+
+@frozen
+class OnEvent(OnChat):
+    """A message about one event of a chat's log: the chat's id, then the event's."""
+
+    event_id: int
+
+
 # --- direct answers ---
 
 
@@ -93,29 +108,23 @@ class ChatReply:
 
 
 @frozen
-class Accepted:
+class Accepted(OnChat):
     """A turn was accepted; its beats follow on the chat."""
 
-    chat_id: str
     user_turn_id: int
 
 
 @frozen
-class RewindPreviewReply:
+class RewindPreviewReply(OnEvent):
     """What a rewind would remove, counted by event kind."""
 
-    chat_id: str
-    event_id: int
     total_events: int
     by_kind: Mapping[str, int]
 
 
 @frozen
-class Rewound:
+class Rewound(OnEvent):
     """A rewind happened; a fresh ``chat_state`` follows to every subscriber."""
-
-    chat_id: str
-    event_id: int
 
 
 @frozen
@@ -157,13 +166,6 @@ class Error:
 
 
 @frozen
-class OnChat:
-    """A message of one chat: every one carries the chat's id first."""
-
-    chat_id: str
-
-
-@frozen
 class OnBeat(OnChat):
     """A message of one beat: the chat's id, then the beat's."""
 
@@ -185,11 +187,9 @@ class ChatState(OnChat):
 
 
 @frozen
-class UserTurn(OnChat):
+class UserTurn(OnEvent):
     """The user's turn was written."""
 
-    event_id: int
-    """The turn's id: its position in the event log, as ``user_turn_id`` names it later."""
     prose: str
     segments: tuple[Segment, ...]
     seq: int = 0
@@ -252,10 +252,9 @@ class EdgeUpdate(OnChat):
 
 
 @frozen
-class WorldEvent(OnChat):
+class WorldEvent(OnEvent):
     """A world event was planned or changed status."""
 
-    event_id: int
     title: str
     status: WorldEventStatus
     seq: int = 0
