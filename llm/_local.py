@@ -159,14 +159,19 @@ class LocalBackend:
         self.starts += 1
         path = await self._model_path()
         log.info("starting a local model worker for %s", path)
-        self._worker = await WorkerProcess.start(
-            {
-                "model_path": str(path),
-                "n_ctx": self.settings.context,
-                "n_threads": self.settings.threads or max(1, os.cpu_count() or 1),
-            }
-        )
-        return self._worker
+        # Shielded (the start has its own bound): a caller that gives up meanwhile,
+        # say a classifier past its timeout, leaves a loaded worker for the next
+        # request instead of a wasted start that counts against the budget.
+        with trio.CancelScope(shield=True):
+            worker = await WorkerProcess.start(
+                {
+                    "model_path": str(path),
+                    "n_ctx": self.settings.context,
+                    "n_threads": self.settings.threads or max(1, os.cpu_count() or 1),
+                }
+            )
+        self._worker = worker
+        return worker
 
     async def _discard(self, worker: WorkerProcess, *, crashed: bool) -> None:
         """Forget a worker: kill it if it lives, reap it, and log how it ended."""
@@ -206,13 +211,9 @@ class LocalBackend:
         if worker.gone and not worker.cut:
             await self._discard(worker, crashed=True)
             return
-        if not worker.cut:
-            self.kills += 1
-            log.warning(
-                "local model worker %d did not stop within %.0f s; killing it",
-                worker.pid,
-                STOP_TIMEOUT,
-            )
+        # Alive but of no use: it neither acknowledged in time nor took our message.
+        self.kills += 1
+        log.warning("local model worker %d did not stop in time; killing it", worker.pid)
         await self._discard(worker, crashed=False)
 
     @asynccontextmanager

@@ -34,6 +34,9 @@ LOAD_TIMEOUT = 120.0
 EXIT_TIMEOUT = 5.0
 """Seconds a worker has to exit, once closed or killed."""
 
+SEND_TIMEOUT = 5.0
+"""Seconds a message to a worker may take to go out (it reads its stdin at all times)."""
+
 MAX_LINE = 1 << 20
 """The longest protocol line a worker may send (a classifier answer is far shorter)."""
 
@@ -47,7 +50,7 @@ class WorkerProcess:
         self.gone = False
         """The pipe to it broke or it sent nonsense: it can serve no further request."""
         self.cut = False
-        """We broke off in the middle of a message to it (a cancel): it is alive but unusable."""
+        """A message to it was broken off midway: it may be alive, but it is unusable."""
         self.overlaps = 0
         """Requests the worker saw arrive while another was unfinished (it counts them)."""
         self.last_words: deque[str] = deque(maxlen=20)
@@ -93,17 +96,23 @@ class WorkerProcess:
         return worker
 
     async def send(self, message: dict[str, Any]) -> None:
-        """Write one message; a closed pipe means the worker is gone."""
+        """Write one whole message; a closed pipe means the worker is gone.
+
+        Shielded, so a cancel never leaves half a line in the pipe; bounded, since
+        a worker reads its stdin at all times and one that stops is stuck.
+        """
         assert self.process.stdin is not None
-        try:
-            await self.process.stdin.send_all(json.dumps(message).encode() + b"\n")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.gone = True
-            raise ModelError(CRASHED) from None
-        except trio.Cancelled:
-            # Part of a line may have gone out: the framing is lost, and so is the worker.
-            self.gone = self.cut = True
-            raise
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(SEND_TIMEOUT) as bounded:
+                try:
+                    await self.process.stdin.send_all(json.dumps(message).encode() + b"\n")
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.gone = True
+                    raise ModelError(CRASHED) from None
+        if bounded.cancelled_caught:
+            log.error("local model worker %d stopped reading its requests", self.pid)
+            self.gone = self.cut = True  # part of a line may be out: the framing is lost
+            raise ModelError(CRASHED)
 
     async def receive(self) -> dict[str, Any]:
         """The next message; the end of the pipe means the worker is gone."""
