@@ -55,6 +55,7 @@ from ._codec import (
 )
 from ._domain import (
     MOVE_EVENTS,
+    MOVED_TO,
     OPEN_STATUSES,
     WORLD_EVENT_MOVES,
     blank_edge,
@@ -161,6 +162,7 @@ __all__ = [
     "MAX_SIGNIFICANCE",
     "MAX_TITLE",
     "MIN_SIGNIFICANCE",
+    "MOVED_TO",
     "MOVE_EVENTS",
     "OPEN_STATUSES",
     "PROTOCOL_VERSION",

@@ -68,6 +68,11 @@ MOVE_EVENTS: Mapping[WorldEventStatus, type[Moved]] = {
 }
 """The event that records a world event's move to each status."""
 
+MOVED_TO: Mapping[type[ev.WorldEventMove], WorldEventStatus] = {
+    event: to for to, event in MOVE_EVENTS.items()
+}
+"""The status each move event leaves its world event in."""
+
 
 def can_move(status: str, to: str) -> bool:
     """Whether a world event that is ``status`` may become ``to``."""

@@ -15,6 +15,7 @@ from typing import Any
 import apsw
 
 from protocol import (
+    OPEN_STATUSES,
     YOU_ID,
     Artifacts,
     Bot,
@@ -279,7 +280,7 @@ class Queries:
         return row[0] if row else None
 
     def world_events(
-        self, chat_id: str, statuses: Sequence[str] = ("planned", "active")
+        self, chat_id: str, statuses: Sequence[str] = OPEN_STATUSES
     ) -> list[WorldEventRow]:
         """The chat's world events with these statuses, oldest first."""
         marks = ",".join("?" for _ in statuses)

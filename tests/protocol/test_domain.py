@@ -160,3 +160,9 @@ def test_an_old_world_event_completes_within_todays_limits() -> None:
     assert isinstance(update, ev.EdgeUpdate)
     assert (update.affinity_delta, update.trust_delta) == (p.MAX_EDGE_DELTA, -p.MAX_EDGE_DELTA)
     assert len(events) == 2 + p.MAX_ARTIFACTS
+
+
+def test_each_move_event_names_the_status_it_leaves() -> None:
+    for to, event in p.MOVE_EVENTS.items():
+        assert p.MOVED_TO[event] == to
+        assert issubclass(event, ev.WorldEventMove)
