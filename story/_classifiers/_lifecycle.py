@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from attrs import frozen
 
-from protocol import OPEN_STATUSES, WORLD_EVENT_MOVES, WorldEventStatus, can_move
+from protocol import MOVE_EVENTS, OPEN_STATUSES, WORLD_EVENT_MOVES, WorldEventStatus, can_move
 
 from .._messages import PromptMessage
 from .._text import collapse, shorten
@@ -51,7 +51,7 @@ LIFECYCLE_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "event_id": {"type": "integer"},
-                    "status": {"type": "string", "enum": ["active", "completed", "cancelled"]},
+                    "status": {"type": "string", "enum": list(MOVE_EVENTS)},
                 },
                 "required": ["event_id", "status"],
                 "additionalProperties": False,
