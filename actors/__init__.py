@@ -1,7 +1,8 @@
 """The actors of troupe and the engine that owns them.
 
-Owns: the chat actor (one per chat: serializes turns, owns the cancel scope
-of the beat in flight, runs the passes after it), the bot actor (one per
+Owns: the chat actor (one per chat: serializes turns, runs each with the
+turn driver that executes story's turn machine, writes through the chat's
+journal, which publishes what it commits), the bot actor (one per
 character: builds its prompts from its own view of the world), the classifier
 pool (bounded, prioritised, every call with a timeout and a safe default),
 the significance worker, each chat's feed of outgoing messages, and the

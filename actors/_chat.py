@@ -11,14 +11,14 @@ import logging
 
 import trio
 
-from protocol import ProtocolError, RewindPreviewReply, Segment
+from protocol import ProtocolError, RewindPreviewReply
 from protocol import events as ev
 from runtime import Actor, ActorRef, RegistryRef
 from store import Store, add_user_turn, plan_world_event
-from story import parse_prose, prose_for_model
+from story import Cast, PersonSaid, Regenerate, parse_prose
 
-from ._beat import TurnState
-from ._cast import Cast, TurnInput, load_cast
+from ._cast import load_cast
+from ._driver import TurnDriver
 from ._feed import ChatFeed
 from ._journal import Journal
 from ._messages import (
@@ -32,7 +32,6 @@ from ._messages import (
 )
 from ._refusals import refusals
 from ._services import Services
-from ._turn import run_turn
 
 log = logging.getLogger("troupe.actors.chat")
 
@@ -47,7 +46,7 @@ class ChatActor(Actor):
         self.svc = svc
         self.feed: ChatFeed
         self.journal = Journal(svc.store, svc.feeds, chat_id)
-        self.turn: TurnState | None = None
+        self.turn: TurnDriver | None = None
         self.turns = 0
 
     async def on_start(self) -> None:
@@ -94,7 +93,7 @@ class ChatActor(Actor):
     # --- commands ---
 
     def _ensure_idle(self) -> None:
-        if self.turn is not None:
+        if self.turn is not None and not self.turn.done.is_set():
             raise ProtocolError("busy", "a turn of this chat is still in flight; wait or cancel")
 
     async def _start_turn(self, prose: str) -> int:
@@ -104,36 +103,18 @@ class ChatActor(Actor):
         committed = await self.journal.write(
             add_user_turn, ev.UserTurn(self.chat_id, prose, segments)
         )
-        user_turn_id: int = committed.ids[0]
-        said = TurnInput(user_turn_id, prose, prose_for_model(segments))
+        said = PersonSaid(committed.ids[0], prose, segments)
         self._launch(cast, said)
-        return user_turn_id
+        return said.user_turn_id
 
-    def _launch(
-        self,
-        cast: Cast,
-        said: TurnInput,
-        *,
-        regenerate: int | None = None,
-        regenerate_speaker: str | None = None,
-    ) -> None:
-        turn = TurnState(said.user_turn_id)
+    def _launch(self, cast: Cast, said: PersonSaid) -> None:
+        turn = TurnDriver(self.svc, self.journal, self.feed, cast, said.user_turn_id)
         self.turn = turn
         self.turns += 1
 
         async def work() -> None:
             try:
-                await run_turn(
-                    self.svc,
-                    self.journal,
-                    self.feed,
-                    turn,
-                    cast,
-                    said,
-                    regenerate=regenerate,
-                    regenerate_speaker=regenerate_speaker,
-                    score=regenerate is None,
-                )
+                await turn.run(said)
             finally:
                 if self.turn is turn:
                     self.turn = None
@@ -144,28 +125,29 @@ class ChatActor(Actor):
         self._ensure_idle()
         latest = await self.svc.store.run(Store.latest_assistant_turn, self.chat_id)
         if latest is None or latest.event_id != event_id:
-            stored = await self.svc.store.run(Store.get_event, event_id)
-            if stored is None or stored.chat_id != self.chat_id:
-                raise ProtocolError("not_found", f"event {event_id} is not in this chat")
+            await self._check_event(event_id)
             raise ProtocolError(
                 "invalid", "only the chat's latest assistant turn can be regenerated"
             )
         cast = await load_cast(self.svc.store, self.chat_id)
-        user_turn = await self.svc.store.run(Store.get_event, latest.user_turn_id)
         if prose is not None and prose.strip():
             segments = parse_prose(prose)
             committed = await self.journal.write(
                 add_user_turn,
                 ev.UserTurnEdit(self.chat_id, latest.user_turn_id, prose, segments),
             )
-            said = TurnInput(committed.ids[0], prose, prose_for_model(segments))
-            self._launch(cast, said, regenerate=event_id)
+            # Edited prose may address someone else: the speaker is chosen afresh.
+            said = PersonSaid(committed.ids[0], prose, segments, regenerate=Regenerate(event_id))
         else:
-            original = user_turn.event if user_turn is not None else None
-            text = getattr(original, "prose", "")
-            segments_of: tuple[Segment, ...] = getattr(original, "segments", ())
-            said = TurnInput(latest.user_turn_id, text, prose_for_model(segments_of))
-            self._launch(cast, said, regenerate=event_id, regenerate_speaker=latest.speaker_id)
+            stored = await self.svc.store.run(Store.get_event, latest.user_turn_id)
+            original = stored.event if stored is not None else None
+            if not isinstance(original, ev.UserTurn | ev.UserTurnEdit):
+                raise ProtocolError("invalid", f"event {event_id} answers no prose of the person")
+            kept = Regenerate(event_id, latest.speaker_id)
+            said = PersonSaid(
+                latest.user_turn_id, original.prose, original.segments, regenerate=kept
+            )
+        self._launch(cast, said)
         return said.user_turn_id
 
     async def _check_event(self, event_id: int) -> None:

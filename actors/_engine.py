@@ -131,11 +131,11 @@ class Engine:
     async def update_bot(
         self,
         bot_id: str,
-        name: str | None = None,
+        name: str | None = None,  # a new name, not blank
         persona: str | None = None,
         greeting: str | None = None,
     ) -> Bot:
-        """Change some of a bot's fields."""
+        """Change some of a bot's fields; ``None`` leaves a field as it is."""
         await self._bot(bot_id)
         if name is not None and not name.strip():
             raise ProtocolError("bad_message", "name must not be empty")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 
+import story
+from llm import ClassifierRequest, Message
 from runtime import Actor
 from store import AsyncStore, score_memories
 
-from . import _classifiers as cls
 from ._journal import FeedOf, Journal
 from ._messages import Flush, ScoreMemories
 from ._pool import ClassifierPool
@@ -38,7 +39,17 @@ class SignificanceWorker(Actor):
             return None  # every job told before this one is done
         if not isinstance(message, ScoreMemories):
             raise TypeError(f"the significance worker does not handle {type(message).__name__}")
-        score = await cls.significance(self.pool, message.text, message.context)
+        prompt = story.significance_prompt(message.text, message.context)
+        score = await self.pool.classify(
+            ClassifierRequest(
+                "significance",
+                tuple(Message(m.role, m.content, m.name) for m in prompt),
+                story.SIGNIFICANCE_SCHEMA,
+            ),
+            story.validate_significance,
+            0,
+            critical=False,  # background: every turn's calls go first
+        )
         # Scoring may unpin a memory of another chat: the journal publishes each
         # message on its own chat's feed.
         journal = Journal(self.store, self.feeds, message.chat_id)
@@ -47,7 +58,7 @@ class SignificanceWorker(Actor):
             message.chat_id,
             message.memory_ids,
             score,
-            cls.auto_pin_plan,
+            story.auto_pin_plan,
             self.auto_pin_cap,
         )
         self.scored += len(message.memory_ids)

@@ -10,12 +10,12 @@ publishes what each committed; no caller builds messages of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import attrs
 
 from protocol import (
-    Artifacts,
     BeatStarted,
     ChatMessage,
     Memory,
@@ -37,6 +37,8 @@ AutoPinPlan = Callable[[Memory, Sequence[Memory], int], tuple[bool, tuple[int, .
 
 NOTHING = AppendResult(())
 
+E = TypeVar("E")
+
 
 def add_user_turn(s: Store, said: ev.UserTurn | ev.UserTurnEdit) -> AppendResult:
     """The person's prose (or its edit, which supersedes the turn it edits)."""
@@ -53,11 +55,9 @@ def plan_world_event(s: Store, planned: ev.WorldEventCreated) -> AppendResult:
     )
 
 
-def open_scene_if_none(s: Store, chat_id: str, location: str | None) -> AppendResult:
-    """Open a scene at ``location`` when the chat has none open (it tells no message)."""
-    if s.active_scene(chat_id) is not None:
-        return NOTHING
-    return s.append(ev.SceneOpened(chat_id, location))
+def open_scene(s: Store, opening: Sequence[ev.Event]) -> AppendResult:
+    """Open a scene (one ``scene_opened``; no message: the next ``chat_state`` shows it)."""
+    return s.append(*_only(opening, ev.SceneOpened))
 
 
 def begin_beat(s: Store, started: ev.AssistantTurnStarted) -> AppendResult:
@@ -81,77 +81,61 @@ def end_beat(s: Store, end: ev.AssistantTurn) -> AppendResult:
     return s.append(end, render=lambda ids: [beat_complete(end, ids[0])])
 
 
-def write_memories(s: Store, memories: Sequence[ev.MemoryWritten]) -> AppendResult:
-    """New memories, each told as a ``memory_note``."""
-    if not memories:
-        return NOTHING
-    return s.append(*memories, render=lambda ids: _notes(s, ids))
+def write_memories(s: Store, memories: Sequence[ev.Event]) -> AppendResult:
+    """New memories (``memory_written`` events), each told as a ``memory_note``."""
+    written = _only(memories, ev.MemoryWritten)
+    return s.append(*written, render=lambda ids: _notes(s, ids))
 
 
-def apply_edges(s: Store, updates: Sequence[ev.EdgeUpdate]) -> AppendResult:
-    """Edge updates of one chat, each told with the edge's values after it."""
-    if not updates:
-        return NOTHING
-    return s.append(*updates, render=lambda _ids: _edge_messages(s, updates))
+def apply_edges(s: Store, updates: Sequence[ev.Event]) -> AppendResult:
+    """Edge updates, each told with the edge's values after it."""
+    edges = _only(updates, ev.EdgeUpdate)
+    return s.append(*edges, render=lambda _ids: _edge_messages(s, edges))
 
 
-def move_world_events(
-    s: Store, chat_id: str, moves: Sequence[tuple[int, WorldEventStatus]]
-) -> AppendResult:
-    """Move open world events to a new status; a completed one's artifacts go into state.
+_Move = ev.WorldEventStarted | ev.WorldEventCompleted | ev.WorldEventCancelled
+_MOVES: dict[type[ev.Event], WorldEventStatus] = {
+    ev.WorldEventStarted: "active",
+    ev.WorldEventCompleted: "completed",
+    ev.WorldEventCancelled: "cancelled",
+}
 
-    Each move is told as a ``world_event`` message, and each edge its
-    completion changes as an ``edge_update``.
+
+def move_world_events(s: Store, moves: Sequence[ev.Event]) -> AppendResult:
+    """World events' moves, each followed by what completing it promotes into state.
+
+    Each move is told as a ``world_event`` message with the event's new
+    status, then each edge the moves changed as an ``edge_update``.
     """
-    if not moves:
-        return NOTHING
-    events: list[ev.Event] = []
-    told: list[WorldEvent] = []
-    for world_event_id, status in moves:
-        row = s.get_world_event(world_event_id)
-        if row is None or row.chat_id != chat_id:
-            raise ValueError(f"world event {world_event_id} is not in chat {chat_id}")
-        if status == "active":
-            events.append(ev.WorldEventStarted(chat_id, world_event_id))
-        elif status == "cancelled":
-            events.append(ev.WorldEventCancelled(chat_id, world_event_id))
-        elif status == "completed":
-            events.append(ev.WorldEventCompleted(chat_id, world_event_id))
-            events.extend(_promotions(chat_id, world_event_id, row.artifacts))
-        else:
-            raise ValueError(f"a world event cannot move to {status!r}")
-        told.append(WorldEvent(chat_id, world_event_id, row.title, status))
-    edges = [e for e in events if isinstance(e, ev.EdgeUpdate)]
-    return s.append(*events, render=lambda _ids: [*told, *_edge_messages(s, edges)])
+    told: list[ChatMessage] = []
+    for event in moves:
+        if not isinstance(event, _Move):
+            continue  # what a completion promotes
+        status = _MOVES[type(event)]
+        row = s.get_world_event(event.world_event_id)
+        if row is None or row.chat_id != event.chat_id:
+            raise ValueError(f"world event {event.world_event_id} is not in chat {event.chat_id}")
+        told.append(WorldEvent(event.chat_id, event.world_event_id, row.title, status))
+    edges = [e for e in moves if isinstance(e, ev.EdgeUpdate)]
+    return s.append(*moves, render=lambda _ids: [*told, *_edge_messages(s, edges)])
 
 
-def close_scene(
-    s: Store,
-    closed: ev.SceneClosed,
-    summaries: Mapping[str, str],
-    learned: Sequence[ev.EdgeUpdate],
-) -> AppendResult:
-    """Close a scene with each witness's summary and what each learned; open the next one.
+def close_scene(s: Store, closing: Sequence[ev.Event]) -> AppendResult:
+    """Close a scene: ``scene_closed``, the witnesses' summaries, what they learnt, the next scene.
 
-    ``summaries`` maps each witness (bot id) to its summary; ``learned`` are
-    the edge updates (knowledge, edge summaries) the scene left each witness,
-    which must be the source of every one of them. A new scene
-    opens at ``closed.next_location`` when the scene closed by moving there.
+    ``closing`` starts with the ``scene_closed`` event. Told as one
+    ``scene_closed`` message with every summary, then an ``edge_update``
+    per edge the scene changed.
     """
-    chat_id = closed.chat_id
-    events: list[ev.Event] = [closed]
-    for bot_id, text in summaries.items():
-        events.append(ev.SceneSummary(chat_id, closed.scene_id, bot_id, text))
-        events.extend(u for u in learned if u.source_id == bot_id)
-    if any(u.source_id not in summaries for u in learned):
-        raise ValueError("every edge update of a closed scene is a witness's")
-    edges = [e for e in events if isinstance(e, ev.EdgeUpdate)]
-    if closed.next_location:
-        events.append(ev.SceneOpened(chat_id, closed.next_location))
+    closed = closing[0]
+    if not isinstance(closed, ev.SceneClosed):
+        raise ValueError("closing a scene starts with its scene_closed event")
+    summaries = {e.bot_id: e.text for e in closing if isinstance(e, ev.SceneSummary)}
+    edges = [e for e in closing if isinstance(e, ev.EdgeUpdate)]
     return s.append(
-        *events,
+        *closing,
         render=lambda _ids: [
-            SceneClosed(chat_id, closed.scene_id, dict(summaries)),
+            SceneClosed(closed.chat_id, closed.scene_id, summaries),
             *_edge_messages(s, edges),
         ],
     )
@@ -205,6 +189,14 @@ def settle_turn(s: Store, chat_id: str, user_turn_id: int) -> AppendResult:
     return AppendResult((), s.record([TurnSettled(chat_id, user_turn_id)]))
 
 
+def _only(events: Sequence[ev.Event], kind: type[E]) -> list[E]:
+    """The events, every one a ``kind``; any other is the caller's mistake."""
+    of_kind: list[E] = [e for e in events if isinstance(e, kind)]
+    if len(of_kind) != len(events) or not of_kind:
+        raise ValueError(f"expected {kind.__name__} events only, got {events!r}")
+    return of_kind
+
+
 def _notes(s: Store, memory_ids: Iterable[int]) -> list[ChatMessage]:
     notes: list[ChatMessage] = []
     for memory_id in memory_ids:
@@ -222,27 +214,3 @@ def _edge_messages(s: Store, updates: Sequence[ev.EdgeUpdate]) -> list[ChatMessa
         edge = s.get_edge(update.source_id, update.target_id)
         messages.append(edge_update(update.chat_id, update, edge))
     return messages
-
-
-def _promotions(chat_id: str, world_event_id: int, artifacts: Artifacts) -> list[ev.Event]:
-    """The events that put a completed world event's artifacts into state."""
-    out: list[ev.Event] = []
-    facts: dict[tuple[str, str], list[str]] = {}
-    for fact in artifacts.knowledge_facts:
-        facts.setdefault((fact.source_id, fact.target_id), []).append(fact.fact)
-    changes = {(c.source_id, c.target_id): c for c in artifacts.relationship_changes}
-    for pair in dict.fromkeys([*facts, *changes]):
-        change = changes.get(pair)
-        out.append(
-            ev.EdgeUpdate(
-                pair[0],
-                pair[1],
-                chat_id=chat_id,
-                affinity_delta=change.affinity_delta if change else 0,
-                trust_delta=change.trust_delta if change else 0,
-                knowledge_facts=tuple(facts.get(pair, ())),
-            )
-        )
-    for obj in artifacts.acquired_objects:
-        out.append(ev.ObjectAcquired(chat_id, obj.holder_id, obj.name, world_event_id))
-    return out
