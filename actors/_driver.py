@@ -74,6 +74,7 @@ class TurnDriver:
         self.control = TurnState(user_turn_id)
         self._nursery: trio.Nursery | None = None
         self._early: str | None = None
+        self._halted = False
         self._crash: BaseException | None = None
 
     async def run(self, said: story.PersonSaid) -> None:
@@ -136,6 +137,8 @@ class TurnDriver:
                 log.exception("chat %s: the turn failed", self.cast.chat_id)
                 self._crash = self._crash or exc
                 answer = story.Halted("internal")
+            if isinstance(answer, story.Halted):
+                self._halted = True
             if answer is not None:
                 self._take(answer)
 
@@ -197,8 +200,8 @@ class TurnDriver:
 
     async def _finish(self, settle: story.Settle) -> None:
         await self._settle(settle)
-        assert self._nursery is not None
-        self._nursery.cancel_scope.cancel()  # leftovers of a halted turn are not waited for
+        if self._halted and self._nursery is not None:
+            self._nursery.cancel_scope.cancel()  # a halted turn's leftovers are not waited for
 
     async def _settle(self, settle: story.Settle) -> None:
         chat_id = self.cast.chat_id
