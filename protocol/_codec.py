@@ -30,7 +30,7 @@ from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
 from ._server import SERVER_NAMES, SERVER_TYPES, MemoryNote, ServerMessage
 from ._shapes import Artifacts
-from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, reading_stored
+from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
 
 class EventPayloadError(ValueError):
@@ -371,8 +371,7 @@ def load_stored(data: Any, cls: type[T]) -> T:
     The limits are for what comes in; what the log or a projection holds was
     accepted under the limits of its day, and must read back whatever they were.
     """
-    with reading_stored():
-        return converter.structure(data, cls)
+    return stored_read(lambda: converter.structure(data, cls))
 
 
 def load_event(kind: str, payload: str | Mapping[str, Any]) -> ev.Event:
@@ -381,8 +380,7 @@ def load_event(kind: str, payload: str | Mapping[str, Any]) -> ev.Event:
     Like :func:`load_stored`, types are checked and the limits are not: a log
     written by an earlier release, under other limits, replays.
     """
-    with reading_stored():
-        return _load(kind, payload)
+    return stored_read(lambda: _load(kind, payload))
 
 
 def _load(kind: str, payload: str | Mapping[str, Any]) -> ev.Event:

@@ -1,7 +1,7 @@
 """Limits of the wire protocol and of what we store, and the bounds of the story's numbers.
 
 They apply to what comes in (a client's frame, an event about to be written);
-a log written under older limits still reads back (see ``reading_stored``).
+a log written under older limits still reads back (see ``load_event``).
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
 """attrs validators that raise errors the codec can sort into protocol error codes.
 
 The limits are for what comes in (a client's command, an event about to be
-written), not for what was written: inside :func:`reading_stored` they do
+written), not for what was written: within :func:`stored_read` they do
 not apply, so an event log written under other limits still reads back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sized
-from contextlib import contextmanager
+from collections.abc import Callable, Sized
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
+
+T = TypeVar("T")
 
 _reading_stored: ContextVar[bool] = ContextVar("reading_stored", default=False)
 
@@ -22,12 +23,11 @@ def limits_apply() -> bool:
     return not _reading_stored.get()
 
 
-@contextmanager
-def reading_stored() -> Iterator[None]:
-    """Inside, values are rebuilt as they were stored: types are checked, limits are not."""
+def stored_read(read: Callable[[], T]) -> T:
+    """``read()``, with values rebuilt as they were stored: types are checked, limits are not."""
     token = _reading_stored.set(True)
     try:
-        yield
+        return read()
     finally:
         _reading_stored.reset(token)
 
