@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 
 import pytest
 
@@ -12,6 +13,7 @@ import protocol as p
 import story
 from protocol import events as ev
 from protocol._shapes import KnowledgeArtifact, ObjectArtifact, RelationshipArtifact
+from store import Invalid, NotFound, StorageFull
 from story._classifiers import _scene_summary, _state_update
 
 
@@ -133,7 +135,7 @@ def test_an_old_log_replays_events_todays_limits_refuse() -> None:
 
 
 def test_a_client_still_meets_todays_limits() -> None:
-    def refusal(artifacts: dict[str, object]) -> p.ProtocolError:
+    def refusal(artifacts: Mapping[str, object]) -> p.ProtocolError:
         frame = {
             "type": "create_world_event",
             "chat_id": "c1",
@@ -166,3 +168,18 @@ def test_each_move_event_names_the_status_it_leaves() -> None:
     for to, event in p.MOVE_EVENTS.items():
         assert p.MOVED_TO[event] == to
         assert issubclass(event, ev.WorldEventMove)
+
+
+@pytest.mark.parametrize(
+    ("refusal", "code"),
+    [(NotFound, "not_found"), (Invalid, "invalid"), (StorageFull, "storage_full")],
+)
+def test_a_store_refusal_is_answered_with_its_code(refusal: type[Exception], code: str) -> None:
+    with pytest.raises(p.ProtocolError) as answered, p.refusals_answered():
+        raise refusal("there is no chat 'c9'")
+    assert (answered.value.code, answered.value.message) == (code, "there is no chat 'c9'")
+
+
+def test_anything_else_passes_through_unanswered() -> None:
+    with pytest.raises(KeyError), p.refusals_answered():
+        raise KeyError("a bug")
