@@ -21,7 +21,7 @@ import outcome
 import trio
 
 import story
-from llm import ClassifierRequest, Message
+from llm import ClassifierRequest
 from protocol import Error, TurnSettled
 from protocol import events as ev
 from store import (
@@ -189,7 +189,7 @@ class TurnDriver:
         return story.BeatEnded(result.event_id, result.text, result.truncated, result.error)
 
     async def _classify(self, ask: story.Classify) -> story.Classified:
-        messages = tuple(Message(m.role, m.content, m.name) for m in ask.messages)
+        messages = tuple(ask.messages)
         value = await self.svc.pool.classify(
             ClassifierRequest(ask.name, messages, ask.schema),
             ask.validate,

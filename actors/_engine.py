@@ -17,6 +17,7 @@ import trio
 
 from llm import Backend, open_backend
 from protocol import (
+    WORLD_EVENT_MOVES,
     YOU_ID,
     Artifacts,
     Bot,
@@ -354,7 +355,7 @@ class Engine:
             present = [YOU_ID, chat.host_bot_id]
             if chat.guest_bot_id:
                 present.append(chat.guest_bot_id)
-            events = s.world_events(chat_id, ("planned", "active", "completed", "cancelled"))
+            events = s.world_events(chat_id, tuple(WORLD_EVENT_MOVES))
             return ChatState(
                 chat_id,
                 chat,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import story
-from llm import Message, NarrativeRequest
+from llm import NarrativeRequest
 from protocol import Bot
 from store import Store
 
@@ -66,7 +66,7 @@ async def narrative_request(
     if not isinstance(prompt, story.Prompt):
         raise TypeError(f"bot {speaker.id} built {prompt!r}, not a prompt")
     return NarrativeRequest(
-        tuple(Message(m.role, m.content, m.name) for m in prompt.messages),
+        tuple(prompt.messages),  # story's prompt messages are the model's: one type
         speaker=speaker.name,
         max_tokens=budgets.max_tokens,
         temperature=budgets.temperature,

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from protocol import refusals_answered
 
-from protocol import ProtocolError
-from store import Invalid, NotFound, StorageFull
+refusals = refusals_answered
+"""The store's refusals (not found, invalid, a full disk) become the protocol's errors.
 
-
-@contextmanager
-def refusals() -> Iterator[None]:
-    """The store's refusals (not found, invalid, a full disk) become the protocol's errors."""
-    try:
-        yield
-    except NotFound as exc:
-        raise ProtocolError("not_found", str(exc)) from None
-    except Invalid as exc:
-        raise ProtocolError("invalid", str(exc)) from None
-    except StorageFull as exc:
-        raise ProtocolError("storage_full", str(exc)) from None
+Each store error names its protocol code; the mapping is the protocol's.
+"""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 import story
-from llm import ClassifierRequest, Message
+from llm import ClassifierRequest
 from runtime import Actor
 from store import AsyncStore, score_memories
 
@@ -43,7 +43,7 @@ class SignificanceWorker(Actor):
         score = await self.pool.classify(
             ClassifierRequest(
                 "significance",
-                tuple(Message(m.role, m.content, m.name) for m in prompt),
+                tuple(prompt),
                 story.SIGNIFICANCE_SCHEMA,
             ),
             story.validate_significance,

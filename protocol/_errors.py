@@ -23,16 +23,20 @@ class Refusal(Exception):
     """A request refused below the protocol (by the store, say), with the code that answers it.
 
     Subclasses name their ``code``; :func:`refusals_answered` turns any of
-    them into the :class:`ProtocolError` the client gets.
+    them into the :class:`ProtocolError` the client gets. One that names no
+    code is not a refusal of the request but a fault, and is left as it is.
     """
 
-    code: ClassVar[ErrorCode] = "invalid"
+    code: ClassVar[ErrorCode]
 
 
 @contextmanager
 def refusals_answered() -> Iterator[None]:
-    """Inside, a :class:`Refusal` is raised again as the :class:`ProtocolError` of its code."""
+    """Inside, a :class:`Refusal` with a ``code`` is raised again as its :class:`ProtocolError`."""
     try:
         yield
     except Refusal as exc:
-        raise ProtocolError(exc.code, str(exc)) from None
+        code: ErrorCode | None = getattr(exc, "code", None)
+        if code is None:
+            raise
+        raise ProtocolError(code, str(exc)) from None

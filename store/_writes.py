@@ -16,6 +16,7 @@ from typing import TypeVar
 import attrs
 
 from protocol import (
+    MOVED_TO,
     BeatStarted,
     ChatMessage,
     Memory,
@@ -24,7 +25,6 @@ from protocol import (
     TurnSettled,
     UserTurn,
     WorldEvent,
-    WorldEventStatus,
 )
 from protocol import events as ev
 
@@ -93,14 +93,6 @@ def apply_edges(s: Store, updates: Sequence[ev.Event]) -> AppendResult:
     return s.append(*edges, render=lambda _ids: _edge_messages(s, edges))
 
 
-_Move = ev.WorldEventStarted | ev.WorldEventCompleted | ev.WorldEventCancelled
-_MOVES: dict[type[ev.Event], WorldEventStatus] = {
-    ev.WorldEventStarted: "active",
-    ev.WorldEventCompleted: "completed",
-    ev.WorldEventCancelled: "cancelled",
-}
-
-
 def move_world_events(s: Store, moves: Sequence[ev.Event]) -> AppendResult:
     """World events' moves, each followed by what completing it promotes into state.
 
@@ -109,9 +101,9 @@ def move_world_events(s: Store, moves: Sequence[ev.Event]) -> AppendResult:
     """
     told: list[ChatMessage] = []
     for event in moves:
-        if not isinstance(event, _Move):
+        if not isinstance(event, ev.WorldEventMove):
             continue  # what a completion promotes
-        status = _MOVES[type(event)]
+        status = MOVED_TO[type(event)]
         row = s.get_world_event(event.world_event_id)
         if row is None or row.chat_id != event.chat_id:
             raise ValueError(f"world event {event.world_event_id} is not in chat {event.chat_id}")

@@ -13,7 +13,7 @@ import protocol as p
 import story
 from protocol import events as ev
 from protocol._shapes import KnowledgeArtifact, ObjectArtifact, RelationshipArtifact
-from store import Invalid, NotFound, StorageFull
+from store import Invalid, NotFound, StorageFull, StoreError
 from story._classifiers import _scene_summary, _state_update
 
 
@@ -183,3 +183,8 @@ def test_a_store_refusal_is_answered_with_its_code(refusal: type[Exception], cod
 def test_anything_else_passes_through_unanswered() -> None:
     with pytest.raises(KeyError), p.refusals_answered():
         raise KeyError("a bug")
+
+
+def test_a_refusal_without_a_code_is_a_fault_left_as_it_is() -> None:
+    with pytest.raises(StoreError), p.refusals_answered():
+        raise StoreError("the database is newer than this troupe")
