@@ -11,7 +11,6 @@ end, so a disconnect never cancels a turn.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -26,6 +25,7 @@ from ._commands import COMMANDS, Answer
 from ._outbox import Frame, Outbox
 from ._settings import GatewaySettings
 from ._statistics import ConnectionStatistics, GatewayStatistics
+from ._wire import encode, token_frame
 
 log = logging.getLogger("troupe.web")
 
@@ -112,7 +112,7 @@ class Connection:
             except trio.EndOfChannel:
                 return
             try:
-                await self.ws.send_message(json.dumps(frame, ensure_ascii=False))
+                await self.ws.send_message(encode(frame))
             except ConnectionClosed:
                 # The peer is gone: stop queueing for it. The reader finds out on
                 # its own, after it has finished the command it is running.
@@ -280,7 +280,13 @@ class Connection:
                         await self.put(message, reply_to, True)
                         continue
                     await self.put(p.Ok(), reply_to, True)
-                if isinstance(message, dict):
+                if type(message) is p.Token:
+                    # The feed's iterator was this step's checkpoint: a frame that
+                    # fits goes straight in; only a full outbox makes the watch wait.
+                    frame = token_frame(message)  # built once, shared by the chat's watchers
+                    if not self.outbox.try_put(frame):
+                        await self.outbox.put(frame)
+                elif isinstance(message, dict):
                     await self.outbox.put(message)  # replayed exactly as first sent
                 else:
                     await self.put(message, None, False)

@@ -93,6 +93,22 @@ class Outbox:
         self._readable.unpark()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def try_put(self, frame: Frame) -> bool:
+        """Queue a frame (or merge it) if there is room now, without waiting; False if full.
+
+        For a watch, whose every step already waits on the chat's feed: a
+        frame that fits goes in with no further trip through the scheduler.
+        """
+        if self._closed or self._merge(frame):
+            return True
+        if len(self._frames) >= self.capacity:
+            return False
+        self._frames.append(frame)
+        self.queued += 1
+        self.high_water = max(self.high_water, len(self._frames))
+        self._readable.unpark()
+        return True
+
     def put_nowait(self, frame: Frame) -> None:
         """Queue a frame at once, past ``capacity`` if need be.
 
