@@ -6,7 +6,7 @@ second from the project's OpenAI-compatible test server; the model server,
 ``_load.py``). A step passes when the p99 of the gaps between token frames
 at every watcher is at most 100 ms and every beat completed in time. The
 sweep grows the chat count by half until a step fails, then bisects to
-within a tenth, within a time budget per tree.
+within a tenth, within a time budget; the trees compared take turns.
 
 The previous release's tree is swept in the same run as the baseline
 (``--before REV``: a git revision or a source folder; ``none`` to skip).
@@ -26,10 +26,10 @@ from _load import measure, trees
 from _report import report
 
 GAP_P99_MS = 100.0
-START = 50
+START = 20
 CEILING = 600
-BUDGET = 110.0
-"""Seconds of sweeping per tree; the bisection stops early past it."""
+BUDGET = 200.0
+"""Seconds of sweeping in all; the bisection stops early past it."""
 WORDS = 100
 """Tokens per beat: five seconds at 20 a second."""
 
@@ -39,50 +39,65 @@ def passes(run: dict[str, Any]) -> bool:
     return run["gap_p99_ms"] <= GAP_P99_MS and run["incomplete_watchers"] == 0
 
 
-def sweep(tree: Path, tmp: Path) -> dict[str, Any]:
-    """The largest chat count that passes, and every step taken."""
-    steps: list[dict[str, Any]] = []
-    started = time.monotonic()
+class Sweep:
+    """One tree's search: grow by half until a step fails, then bisect to within a tenth."""
 
-    def step(chats: int) -> bool:
-        run = measure("troupe", chats, words=WORDS, tree=tree, data=tmp / f"{len(steps)}")
+    def __init__(self, name: str, tree: Path, tmp: Path) -> None:
+        self.name, self.tree, self.tmp = name, tree, tmp
+        self.good, self.bad = 0, CEILING + 1
+        self.growing = True
+        self.steps: list[dict[str, Any]] = []
+
+    def next(self) -> int | None:
+        """The chat count to try next, or None when the search is done."""
+        if self.growing:
+            chats = int(self.good * 1.5) if self.good else START
+            return chats if chats <= CEILING else None
+        if self.bad - self.good <= max(2, self.good // 10):
+            return None
+        return (self.good + self.bad) // 2
+
+    def step(self, chats: int) -> None:
+        run = measure(
+            "troupe", chats, words=WORDS, tree=self.tree, data=self.tmp / f"{len(self.steps)}"
+        )
         run["passed"] = passes(run)
-        steps.append(run)
+        self.steps.append(run)
+        if run["passed"]:
+            self.good = chats
+        else:
+            self.bad = chats
+            self.growing = False
         print(
-            f"  {chats} chats: gap p99 {run['gap_p99_ms']:.0f} ms,"
+            f"  {self.name}, {chats} chats: gap p99 {run['gap_p99_ms']:.0f} ms,"
             f" first token p99 {run['first_token_p99_ms']:.0f} ms,"
             f" {'pass' if run['passed'] else 'fail'}",
             flush=True,
         )
-        return bool(run["passed"])
 
-    good, bad = 0, CEILING + 1
-    chats = START
-    while chats <= CEILING and time.monotonic() - started < BUDGET:
-        if step(chats):
-            good = chats
-            chats = int(chats * 1.5)
-        else:
-            bad = chats
-            break
-    while bad - good > max(2, good // 10) and time.monotonic() - started < BUDGET:
-        middle = (good + bad) // 2 if good else bad // 2
-        if step(middle):
-            good = middle
-        else:
-            bad = middle
-    return {"capacity": good, "first_failing": bad if bad <= CEILING else None, "steps": steps}
+    def figures(self) -> dict[str, Any]:
+        """The largest chat count that passed, the first that failed, and every step."""
+        failing = self.bad if self.bad <= CEILING else None
+        return {"capacity": self.good, "first_failing": failing, "steps": self.steps}
 
 
 def main() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         compared = trees(sys.argv[1:], Path(tmp))
-        for name, tree in compared.items():
-            print(f"{name}:", flush=True)
-            folder = Path(tmp) / name
-            folder.mkdir()
-            results[name] = sweep(tree, folder)
+        sweeps = [Sweep(name, tree, Path(tmp) / name) for name, tree in compared.items()]
+        started = time.monotonic()
+        # The trees take turns, step by step, so that whatever else the machine
+        # does meanwhile weighs on both alike.
+        while time.monotonic() - started < BUDGET:
+            pending = [(sweep, sweep.next()) for sweep in sweeps]
+            pending = [(sweep, chats) for sweep, chats in pending if chats is not None]
+            if not pending:
+                break
+            for sweep, chats in pending:
+                sweep.step(chats)
+        for sweep in sweeps:
+            results[sweep.name] = sweep.figures()
     rows = [
         (f"{name}: chats at gap p99 <= {GAP_P99_MS:.0f} ms", f"{figures['capacity']}")
         for name, figures in results.items()
