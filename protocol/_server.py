@@ -192,6 +192,7 @@ class UserTurn(OnEvent):
 
     prose: str
     segments: tuple[Segment, ...]
+    """The prose split into dialogue, action, narration and OOC, in order."""
     seq: int = 0
 
 
@@ -202,6 +203,7 @@ class BeatStarted(OnBeat):
     user_turn_id: int
     speaker_id: str
     interjection: bool
+    """True when a silent witness speaks up after the addressee's beat."""
     seq: int = 0
 
 
@@ -236,6 +238,15 @@ class MemoryNote(OnChat):
 
 
 @frozen
+class WorldEvent(OnEvent):
+    """A world event was planned or changed status."""
+
+    title: str
+    status: WorldEventStatus
+    seq: int = 0
+
+
+@frozen
 class EdgeUpdate(OnChat):
     """A relationship changed."""
 
@@ -248,15 +259,7 @@ class EdgeUpdate(OnChat):
     trust_delta: int
     """The change the event asked for (the values above are clamped)."""
     knowledge_facts: tuple[str, ...]
-    seq: int = 0
-
-
-@frozen
-class WorldEvent(OnEvent):
-    """A world event was planned or changed status."""
-
-    title: str
-    status: WorldEventStatus
+    """What the source learned of the target this turn, if anything."""
     seq: int = 0
 
 
