@@ -10,9 +10,22 @@ from __future__ import annotations
 from attrs import field, frozen
 
 from . import _payloads as shared
-from ._limits import MAX_ID, MAX_INT, MAX_PROSE, MAX_TITLE
+from ._limits import MAX_CAST, MAX_ID, MAX_INT, MAX_LOCATION, MAX_PROSE, MAX_TITLE
 from ._payloads import an_id as _id
-from ._validators import in_range, optional_at_most, optional_in_range
+from ._validators import FieldTooLarge, in_range, limits_apply, optional_at_most, optional_in_range
+
+
+def _cast_ids(_inst: object, _attribute: object, value: tuple[str, ...] | None) -> None:
+    # How many and which bots is the engine's to judge (``invalid``, ``not_found``);
+    # here only what no cast could ever hold.
+    if value is None or not limits_apply():
+        return
+    if len(value) > 4 * MAX_CAST:
+        raise FieldTooLarge(f"a cast names at most {MAX_CAST} bots")
+    for bot_id in value:
+        if len(bot_id) > MAX_ID:
+            raise FieldTooLarge(f"a bot id has at most {MAX_ID} characters")
+
 
 _log_id = in_range(1, MAX_INT)
 """Event and memory ids are positions in the log: 1 and up, within SQLite's integers."""
@@ -56,10 +69,39 @@ class ListChats:
 
 
 @frozen
-class CreateChat(shared.ChatCast):
-    """Start a chat with a host bot and, optionally, a guest bot; the title is made if left out."""
+class CreateChat:
+    """Start a chat with a host bot and, optionally, a guest bot; the title is made if left out.
 
+    ``cast`` (an addition to the protocol) names 1 to 8 bots, the host first.
+    With a cast, ``host_bot_id`` and ``guest_bot_id`` may be left out; given,
+    they must be the cast's first and second bots. One of the two is needed.
+    """
+
+    host_bot_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    guest_bot_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
     title: str | None = field(default=None, validator=optional_at_most(MAX_TITLE))
+    cast: tuple[str, ...] | None = field(default=None, validator=_cast_ids)
+
+
+@frozen
+class AddToCast(shared.CastMember):
+    """Add a bot to a chat's cast; it enters the scene (an addition to the protocol)."""
+
+
+@frozen
+class RemoveFromCast(shared.CastMember):
+    """Take a bot out of a chat's cast, and out of the scene; never the host (an addition)."""
+
+
+@frozen
+class EnterScene(shared.CastMember):
+    """A cast member who is away comes into the scene (an addition to the protocol)."""
+
+
+@frozen
+class LeaveScene(shared.CastMember):
+    """A cast member present leaves the scene; it witnesses nothing until it returns."""
 
 
 @frozen
@@ -154,6 +196,10 @@ ClientMessage = (
     | PinMemory
     | CreateWorldEvent
     | GetStatistics
+    | AddToCast
+    | RemoveFromCast
+    | EnterScene
+    | LeaveScene
 )
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
@@ -176,6 +222,10 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "pin_memory": PinMemory,
     "create_world_event": CreateWorldEvent,
     "get_statistics": GetStatistics,
+    "add_to_cast": AddToCast,
+    "remove_from_cast": RemoveFromCast,
+    "enter_scene": EnterScene,
+    "leave_scene": LeaveScene,
 }
 """The wire ``type`` of every client message: one meaning each."""
 

@@ -25,11 +25,11 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.preconf.json import make_converter
 
 from . import events as ev
-from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateWorldEvent
+from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, CreateWorldEvent
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
 from ._server import SERVER_NAMES, SERVER_TYPES, MemoryNote, ServerMessage
-from ._shapes import Artifacts
+from ._shapes import Artifacts, Chat
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
 
@@ -143,7 +143,40 @@ def _make() -> cattrs.Converter:
         CreateWorldEvent,
         make_dict_unstructure_fn(CreateWorldEvent, conv, artifacts=override(omit_if_default=True)),
     )
+    # The additions for casts and presence are left out where they say nothing, so a
+    # frame or a payload of before them reads and writes back byte for byte.
+    for cls, names in _ADDITIONS.items():
+        conv.register_unstructure_hook(
+            cls,
+            make_dict_unstructure_fn(
+                cls,
+                conv,
+                **{name: override(omit_if_default=True) for name in names},  # type: ignore[arg-type]
+            ),
+        )
     return conv
+
+
+_ADDITIONS: dict[type, tuple[str, ...]] = {
+    Chat: ("cast", "present"),
+    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast"),
+    ev.ChatCreated: ("cast",),
+    **{
+        cls: ("present",)
+        for cls in (
+            ev.UserTurn,
+            ev.UserTurnEdit,
+            ev.AssistantTurnStarted,
+            ev.AssistantTurn,
+            ev.MemoryWritten,
+            ev.WorldEventCreated,
+            ev.WorldEventStarted,
+            ev.WorldEventCompleted,
+            ev.WorldEventCancelled,
+        )
+    },
+}
+"""Fields added for casts and presence, written only when they hold something."""
 
 
 converter = _make()

@@ -39,6 +39,8 @@ MAX_DESCRIPTION: Final = MAX_PERSONA
 
 MAX_FACTS: Final = 20
 """Knowledge facts an edge keeps (the oldest go first) and one edge update may carry."""
+MAX_CAST: Final = 8
+"""Characters a chat's cast may hold, the host included."""
 MAX_ARTIFACTS: Final = 20
 """How many changes one world event's artifacts may name, all lists together."""
 

@@ -66,6 +66,13 @@ class ChatRef:
 
 
 @frozen
+class CastMember(ChatRef):
+    """One bot of a chat's cast (``add_to_cast``, ``enter_scene``, ``cast_added``, ...)."""
+
+    bot_id: str = field(validator=an_id)
+
+
+@frozen
 class Prose(ChatRef):
     """What the person wrote in a chat (``send_turn``, ``user_turn``)."""
 

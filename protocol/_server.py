@@ -273,6 +273,15 @@ class SceneClosed(OnChat):
 
 
 @frozen
+class Presence(OnChat):
+    """A cast member entered (``present``) or left the scene (an addition to the protocol)."""
+
+    bot_id: str
+    present: bool
+    seq: int = 0
+
+
+@frozen
 class TurnSettled(OnChat):
     """Every pass of the turn is done; the chat takes a new turn."""
 
@@ -307,6 +316,7 @@ ChatMessage = (
     | WorldEvent
     | SceneClosed
     | TurnSettled
+    | Presence
 )
 """Messages that belong to a chat; all but Token and ChatState are numbered by ``seq``."""
 ServerMessage = DirectAnswer | ChatMessage
@@ -336,6 +346,7 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     WorldEvent: "world_event",
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
+    Presence: "presence",
 }
 """The wire ``type`` the server sends for every message.
 

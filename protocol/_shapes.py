@@ -56,6 +56,10 @@ class Chat:
     guest_bot_id: str | None
     location: str | None
     created_at: str
+    cast: tuple[str, ...] = ()
+    """Every bot of the cast, the host first (an addition to the protocol)."""
+    present: tuple[str, ...] = ()
+    """The cast members in the scene now, in cast order (an addition to the protocol)."""
 
 
 @frozen

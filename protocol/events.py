@@ -31,6 +31,10 @@ from ._validators import at_most, in_range, limits_apply, not_blank, optional_at
 
 PinnedBy = Literal["auto", "manual"]
 
+Present = tuple[str, ...] | None
+"""The entity ids present when an event happened (you included); ``None`` in older logs,
+where everyone of the chat's cast at the time counts as present."""
+
 
 def _facts(_inst: object, attribute: object, value: tuple[str, ...]) -> None:
     if not limits_apply():
@@ -96,9 +100,47 @@ class ChatCreated(shared.ChatCast):
         host_bot_id: str,
         guest_bot_id: str | None = None,
         location: str | None = None,
+        cast: tuple[str, ...] = (),
     ) -> None:
         # The id and title come first, as they always did.
-        self.__attrs_init__(host_bot_id, guest_bot_id, location, chat_id=chat_id, title=title)
+        self.__attrs_init__(
+            host_bot_id, guest_bot_id, location, chat_id=chat_id, title=title, cast=cast
+        )
+
+    cast: tuple[str, ...] = field(default=(), kw_only=True)
+    """Every bot of the cast, the host first (the host and guest are its first two);
+    empty in older logs, where the cast is the host and the guest."""
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The chat's cast as created: ``cast``, or the host and the guest."""
+        if self.cast:
+            return self.cast
+        return (
+            (self.host_bot_id,)
+            if self.guest_bot_id is None
+            else (
+                self.host_bot_id,
+                self.guest_bot_id,
+            )
+        )
+
+
+@frozen
+class CastAdded(shared.CastMember):
+    """A bot joined the chat's cast, and entered its scene."""
+
+
+@frozen
+class CastRemoved(shared.CastMember):
+    """A bot left the chat's cast (and its scene)."""
+
+
+@frozen
+class PresenceChanged(shared.CastMember):
+    """A cast member entered (``present``) or left the scene."""
+
+    present: bool
 
 
 @frozen
@@ -113,6 +155,7 @@ class UserTurn(shared.Prose):
     """The user wrote prose."""
 
     segments: tuple[Segment, ...]
+    present: Present = None
 
 
 @frozen
@@ -122,6 +165,7 @@ class UserTurnEdit(shared.ChatRef):
     supersedes: int
     prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
     segments: tuple[Segment, ...]
+    present: Present = None
 
 
 @frozen
@@ -131,6 +175,7 @@ class AssistantTurnStarted(shared.ChatRef):
     speaker_id: str = field(validator=_id)
     user_turn_id: int
     interjection_of: str | None = None
+    present: Present = None
 
 
 @frozen
@@ -145,6 +190,8 @@ class AssistantTurn(shared.ChatRef):
     error: str | None = None
     interjection_of: str | None = None
     supersedes: int | None = None
+    present: Present = None
+    """Left out, the beat's witnesses are those present when it is written."""
 
 
 @frozen
@@ -155,6 +202,7 @@ class MemoryWritten(shared.ChatRef):
     text: str
     scene_id: int | None = None
     source_event_id: int | None = None
+    present: Present = None
 
 
 @frozen
@@ -225,12 +273,15 @@ class SceneSummary(shared.ChatRef):
 class WorldEventCreated(shared.WorldEventPlan):
     """A world event was planned; the id is the world event's."""
 
+    present: Present = None
+
 
 @frozen
 class WorldEventMove(shared.ChatRef):
     """A world event of the chat changed status (see :data:`protocol.WORLD_EVENT_MOVES`)."""
 
     world_event_id: int
+    present: Present = None
 
 
 @frozen
@@ -282,6 +333,9 @@ Event = (
     | WorldEventCompleted
     | WorldEventCancelled
     | ObjectAcquired
+    | CastAdded
+    | CastRemoved
+    | PresenceChanged
 )
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -309,6 +363,9 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "world_event_completed": WorldEventCompleted,
     "world_event_cancelled": WorldEventCancelled,
     "object_acquired": ObjectAcquired,
+    "cast_added": CastAdded,
+    "cast_removed": CastRemoved,
+    "presence_changed": PresenceChanged,
 }
 """The log ``kind`` of every event payload."""
 
@@ -330,6 +387,7 @@ __all__ = [
     "EVENT_KINDS",
     "Event",
     "PinnedBy",
+    "Present",
     "chat_of",
     "kind_of",
 ]

@@ -16,6 +16,7 @@ import apsw
 
 from protocol import (
     EDGE_DEFAULT,
+    MAX_CAST,
     MAX_FACTS,
     MOVE_EVENTS,
     YOU_ID,
@@ -56,6 +57,47 @@ def _bot(conn: apsw.Connection, bot_id: str, *, live: bool = True) -> None:
     row = _one(conn, "SELECT deleted FROM entities WHERE id = ? AND kind = 'bot'", bot_id)
     if row is None or (live and row[0]):
         raise NotFound(f"there is no bot {bot_id!r}")
+
+
+def _member(conn: apsw.Connection, chat_id: str, bot_id: str) -> tuple[int, bool]:
+    """A cast member's position and presence; not one is the event's mistake."""
+    _chat(conn, chat_id)
+    row = _one(
+        conn,
+        "SELECT position, present FROM chat_cast WHERE chat_id = ? AND bot_id = ?",
+        chat_id,
+        bot_id,
+    )
+    if row is None:
+        raise Invalid(f"{bot_id!r} is not in the cast of chat {chat_id}")
+    return int(row[0]), bool(row[1])
+
+
+def _recast(conn: apsw.Connection, chat_id: str) -> None:
+    """Keep the chat's guest column the cast's second bot, for those who read host and guest."""
+    conn.execute(
+        "UPDATE chats SET guest_bot_id = (SELECT bot_id FROM chat_cast WHERE chat_id = ?1 "
+        "AND position > 0 ORDER BY position LIMIT 1) WHERE id = ?1",
+        (chat_id,),
+    )
+    if _one(conn, "SELECT 1 FROM chat_cast WHERE chat_id = ? AND present = 1", chat_id) is None:
+        # Someone is always in the scene: the host, when everyone else has gone.
+        conn.execute(
+            "UPDATE chat_cast SET present = 1 WHERE chat_id = ? AND position = 0", (chat_id,)
+        )
+
+
+def present_now(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
+    """Who is in the chat's scene now: its present cast members in cast order, then you."""
+    rows = conn.execute(
+        "SELECT bot_id FROM chat_cast WHERE chat_id = ? AND present = 1 ORDER BY position",
+        (chat_id,),
+    )
+    return (*(r[0] for r in rows), YOU_ID)
+
+
+def _present_json(conn: apsw.Connection, chat_id: str, present: ev.Present) -> str:
+    return json.dumps(list(present if present is not None else present_now(conn, chat_id)))
 
 
 def _entity(conn: apsw.Connection, entity_id: str) -> None:
@@ -138,7 +180,16 @@ def bot_deleted(conn: apsw.Connection, _id: int, _at: str, e: ev.BotDeleted) -> 
     # Flagged, not dropped: old turns, memories and edges still name the bot,
     # and a chat it hosts keeps its history.
     conn.execute("UPDATE entities SET deleted = 1 WHERE id = ?", (e.bot_id,))
-    conn.execute("UPDATE chats SET guest_bot_id = NULL WHERE guest_bot_id = ?", (e.bot_id,))
+    # A chat it hosts keeps it (such a bot cannot be deleted; older logs may hold one).
+    chats = [
+        row[0]
+        for row in conn.execute(
+            "SELECT chat_id FROM chat_cast WHERE bot_id = ? AND position > 0", (e.bot_id,)
+        )
+    ]
+    for chat_id in chats:
+        conn.execute("DELETE FROM chat_cast WHERE chat_id = ? AND bot_id = ?", (chat_id, e.bot_id))
+        _recast(conn, chat_id)
 
 
 def location_created(conn: apsw.Connection, _id: int, _at: str, e: ev.LocationCreated) -> None:
@@ -160,16 +211,71 @@ def _location(conn: apsw.Connection, name: str | None) -> None:
 def chat_created(conn: apsw.Connection, id: int, at: str, e: ev.ChatCreated) -> None:
     if _one(conn, "SELECT 1 FROM chats WHERE id = ?", e.chat_id):
         raise Invalid(f"the chat id {e.chat_id!r} is taken")
-    _bot(conn, e.host_bot_id)
-    if e.guest_bot_id is not None:
-        _bot(conn, e.guest_bot_id)
-        if e.guest_bot_id == e.host_bot_id:
-            raise Invalid("the guest must be another bot than the host")
+    members = e.members
+    if e.guest_bot_id == e.host_bot_id:
+        raise Invalid("the guest must be another bot than the host")
+    if e.cast and (members[0], e.guest_bot_id) != (
+        e.host_bot_id,
+        members[1] if len(members) > 1 else None,
+    ):
+        raise Invalid("the host and the guest are the cast's first and second bots")
+    if len(set(members)) != len(members):
+        raise Invalid("a cast names each bot once")
+    if len(members) > MAX_CAST:
+        raise Invalid(f"a cast holds at most {MAX_CAST} bots")
+    for bot_id in members:
+        _bot(conn, bot_id)
     _location(conn, e.location)
     conn.execute(
         "INSERT INTO chats(id, title, host_bot_id, guest_bot_id, location, created_at, "
         "created_event) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (e.chat_id, e.title, e.host_bot_id, e.guest_bot_id, e.location, at, id),
+    )
+    for position, bot_id in enumerate(members):
+        conn.execute(
+            "INSERT INTO chat_cast(chat_id, bot_id, position) VALUES (?, ?, ?)",
+            (e.chat_id, bot_id, position),
+        )
+
+
+_LAST = "SELECT max(position) FROM chat_cast WHERE chat_id = ?"
+
+
+def cast_added(conn: apsw.Connection, _id: int, _at: str, e: ev.CastAdded) -> None:
+    _chat(conn, e.chat_id)
+    _bot(conn, e.bot_id)
+    rows = conn.execute(
+        "SELECT bot_id, position FROM chat_cast WHERE chat_id = ?", (e.chat_id,)
+    ).fetchall()
+    if any(bot_id == e.bot_id for bot_id, _ in rows):
+        raise Invalid(f"{e.bot_id!r} is already in the cast of chat {e.chat_id}")
+    if len(rows) >= MAX_CAST:
+        raise Invalid(f"chat {e.chat_id} has a full cast: at most {MAX_CAST} bots")
+    conn.execute(
+        "INSERT INTO chat_cast(chat_id, bot_id, position, present) VALUES (?, ?, ?, 1)",
+        (e.chat_id, e.bot_id, _one(conn, _LAST, e.chat_id)[0] + 1),
+    )
+    _recast(conn, e.chat_id)
+
+
+def cast_removed(conn: apsw.Connection, _id: int, _at: str, e: ev.CastRemoved) -> None:
+    position, _present = _member(conn, e.chat_id, e.bot_id)
+    if position == 0:
+        raise Invalid(f"{e.bot_id!r} hosts chat {e.chat_id}; the host stays in its cast")
+    conn.execute("DELETE FROM chat_cast WHERE chat_id = ? AND bot_id = ?", (e.chat_id, e.bot_id))
+    _recast(conn, e.chat_id)
+
+
+def presence_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.PresenceChanged) -> None:
+    _position, present = _member(conn, e.chat_id, e.bot_id)
+    if present == e.present:
+        where = "in" if present else "out of"
+        raise Invalid(f"{e.bot_id!r} is already {where} the scene of chat {e.chat_id}")
+    if not e.present and present_now(conn, e.chat_id) == (e.bot_id, YOU_ID):
+        raise Invalid(f"{e.bot_id!r} is the last character in the scene; someone must stay")
+    conn.execute(
+        "UPDATE chat_cast SET present = ? WHERE chat_id = ? AND bot_id = ?",
+        (int(e.present), e.chat_id, e.bot_id),
     )
 
 
@@ -180,9 +286,9 @@ def chat_rewound(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatRewound) -
 def user_turn(conn: apsw.Connection, id: int, _at: str, e: ev.UserTurn) -> None:
     _chat(conn, e.chat_id)
     conn.execute(
-        "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, user_turn_id) "
-        "VALUES (?, ?, 'user', ?, ?, ?)",
-        (id, e.chat_id, YOU_ID, e.prose, id),
+        "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, user_turn_id, "
+        "present) VALUES (?, ?, 'user', ?, ?, ?, ?)",
+        (id, e.chat_id, YOU_ID, e.prose, id, _present_json(conn, e.chat_id, e.present)),
     )
 
 
@@ -190,7 +296,7 @@ def user_turn_edit(conn: apsw.Connection, id: int, at: str, e: ev.UserTurnEdit) 
     _chat(conn, e.chat_id)
     _visible_turn(conn, e.supersedes, e.chat_id, "user")
     _hide(conn, e.chat_id, e.supersedes, id)
-    user_turn(conn, id, at, ev.UserTurn(e.chat_id, e.prose, e.segments))
+    user_turn(conn, id, at, ev.UserTurn(e.chat_id, e.prose, e.segments, e.present))
 
 
 def assistant_turn_started(
@@ -224,8 +330,17 @@ def assistant_turn(conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurn
         _forget_beat(conn, e.supersedes)
     conn.execute(
         "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, truncated, "
-        "interjection_of, user_turn_id) VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?)",
-        (id, e.chat_id, e.speaker_id, e.text, int(e.truncated), e.interjection_of, e.user_turn_id),
+        "interjection_of, user_turn_id, present) VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?, ?)",
+        (
+            id,
+            e.chat_id,
+            e.speaker_id,
+            e.text,
+            int(e.truncated),
+            e.interjection_of,
+            e.user_turn_id,
+            _present_json(conn, e.chat_id, e.present),
+        ),
     )
 
 
@@ -423,6 +538,9 @@ HANDLERS: dict[str, Handler] = {
     "world_event_completed": _world_move("world_event_completed"),
     "world_event_cancelled": _world_move("world_event_cancelled"),
     "object_acquired": object_acquired,
+    "cast_added": cast_added,
+    "cast_removed": cast_removed,
+    "presence_changed": presence_changed,
 }
 assert set(HANDLERS) == set(ev.EVENT_KINDS), "every event kind has a projection"
 

@@ -107,13 +107,40 @@ class Queries:
     # --- chats and their turns ---
 
     def get_chat(self, chat_id: str) -> Chat | None:
-        """A chat, or None."""
+        """A chat with its cast and who is in its scene, or None."""
         row = self._one(_CHAT + " WHERE id = ?", chat_id)
-        return Chat(*row) if row else None
+        return self._chat(row) if row else None
 
     def list_chats(self) -> list[Chat]:
         """Every chat, newest first."""
-        return [Chat(*row) for row in self.conn.execute(_CHAT + " ORDER BY created_event DESC")]
+        rows = self.conn.execute(_CHAT + " ORDER BY created_event DESC").fetchall()
+        return [self._chat(row) for row in rows]
+
+    def _chat(self, row: Sequence[Any]) -> Chat:
+        id_, title, host, guest, location, created_at = row
+        members = self.cast_of(id_)
+        return Chat(
+            id_,
+            title,
+            host,
+            guest,
+            location,
+            created_at,
+            cast=tuple(bot_id for bot_id, _ in members),
+            present=tuple(bot_id for bot_id, present in members if present),
+        )
+
+    def cast_of(self, chat_id: str) -> list[tuple[str, bool]]:
+        """The chat's cast in order (the host first), each bot with whether it is in the scene."""
+        rows = self.conn.execute(
+            "SELECT bot_id, present FROM chat_cast WHERE chat_id = ? ORDER BY position",
+            (chat_id,),
+        )
+        return [(bot_id, bool(present)) for bot_id, present in rows]
+
+    def present_bots(self, chat_id: str) -> list[str]:
+        """The chat's cast members in the scene now, in cast order."""
+        return [bot_id for bot_id, present in self.cast_of(chat_id) if present]
 
     def timeline(self, chat_id: str) -> list[Turn]:
         """The chat's visible turns, oldest first (for ``chat_state``)."""
@@ -121,20 +148,40 @@ class Queries:
         return [_turn(row) for row in rows]
 
     def recent_dialogue(
-        self, chat_id: str, limit: int = 20, after_event_id: int | None = None
+        self,
+        chat_id: str,
+        limit: int = 20,
+        after_event_id: int | None = None,
+        witness: str | None = None,
     ) -> list[Turn]:
         """The chat's newest ``limit`` visible turns, oldest first, for a prompt.
 
         ``after_event_id`` leaves out what came before it, e.g. before a guest
-        entered the scene. One backwards range scan of the chat's index.
+        entered the scene; ``witness`` keeps only the turns that entity was
+        present for. One backwards range scan of the chat's index.
         """
+        seen = ""
+        args: tuple[object, ...] = (chat_id, after_event_id or 0, limit)
+        if witness is not None:
+            seen = " AND EXISTS (SELECT 1 FROM json_each(present) WHERE value = ?)"
+            args = (chat_id, after_event_id or 0, witness, limit)
         rows = list(
             self.conn.execute(
-                _TURN + " WHERE chat_id = ? AND event_id > ? ORDER BY event_id DESC LIMIT ?",
-                (chat_id, after_event_id or 0, limit),
+                _TURN
+                + " WHERE chat_id = ? AND event_id > ?"
+                + seen
+                + " ORDER BY event_id DESC LIMIT ?",
+                args,
             )
         )
         return [_turn(row) for row in reversed(rows)]
+
+    def witnesses(self, chat_id: str, event_id: int) -> tuple[str, ...]:
+        """Who was present for one visible turn of the chat (you included); () if none."""
+        row = self._one(
+            "SELECT present FROM timeline WHERE chat_id = ? AND event_id = ?", chat_id, event_id
+        )
+        return tuple(json.loads(row[0])) if row and row[0] else ()
 
     def latest_assistant_turn(self, chat_id: str) -> Turn | None:
         """The chat's newest visible assistant turn (what regenerate may replace), or None."""

@@ -174,6 +174,7 @@ PROJECTION_TABLES: Final = (
     "timeline",
     "open_beats",
     "inventory",
+    "chat_cast",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
 
@@ -192,11 +193,25 @@ CREATE INDEX memories_source ON memories(source_event_id);
 """
 """Memories know the beat they remember, so a regenerated beat's memories go with it."""
 
+PROJECTIONS_V5: Final = """
+CREATE TABLE chat_cast (
+    chat_id TEXT NOT NULL,
+    bot_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    present INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (chat_id, bot_id)
+) WITHOUT ROWID;
+ALTER TABLE timeline ADD COLUMN present TEXT;
+"""
+"""Casts and presence: every chat's bots in cast order and who is in the scene, and the
+witnesses of each visible turn. A chat from before has the cast its host and guest make."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
+    Migration(PROJECTIONS_V5, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 

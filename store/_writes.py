@@ -21,6 +21,7 @@ from protocol import (
     ChatMessage,
     Memory,
     MemoryNote,
+    Presence,
     SceneClosed,
     TurnSettled,
     UserTurn,
@@ -53,6 +54,22 @@ def plan_world_event(s: Store, planned: ev.WorldEventCreated) -> AppendResult:
         planned,
         render=lambda ids: [WorldEvent(planned.chat_id, ids[0], planned.title, "planned")],
     )
+
+
+def move_cast(s: Store, moves: Sequence[ev.Event]) -> AppendResult:
+    """Cast and presence changes, each told as a ``presence`` message.
+
+    A bot added to the cast enters the scene; one taken out of it leaves.
+    """
+    told: list[ChatMessage] = []
+    for move in moves:
+        if isinstance(move, ev.PresenceChanged):
+            told.append(Presence(move.chat_id, move.bot_id, move.present))
+        elif isinstance(move, ev.CastAdded | ev.CastRemoved):
+            told.append(Presence(move.chat_id, move.bot_id, isinstance(move, ev.CastAdded)))
+        else:
+            raise ValueError(f"expected cast and presence changes only, got {move!r}")
+    return s.append(*moves, render=lambda _ids: told)
 
 
 def open_scene(s: Store, opening: Sequence[ev.Event]) -> AppendResult:

@@ -153,6 +153,10 @@ VALID: dict[str, dict[str, Any]] = {
         },
     },
     "get_statistics": {},
+    "add_to_cast": {"chat_id": "c1", "bot_id": "ada"},
+    "remove_from_cast": {"chat_id": "c1", "bot_id": "ada"},
+    "enter_scene": {"chat_id": "c1", "bot_id": "ada"},
+    "leave_scene": {"chat_id": "c1", "bot_id": "ada"},
 }
 """A well-formed message of every client type, every optional field given."""
 

@@ -243,8 +243,61 @@ class Moves:
         self.s.rewind(chat, pick(targets, b))
         return None
 
+    # --- casts and presence ---
+
+    def cast_chat(self, a: int, b: int, c: int) -> Any:
+        bots = self.live_bots()
+        if not bots or len(self.chats()) >= 3:
+            return None
+        rng = random.Random(a)
+        cast = tuple(rng.sample(bots, 1 + b % min(len(bots), 4)))
+        guest = cast[1] if len(cast) > 1 else None
+        return [ev.ChatCreated(self.s.new_chat_id(), f"t{a}", cast[0], guest, None, cast)]
+
+    def join(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        members = {bot_id for bot_id, _ in self.s.cast_of(chat)}
+        free = [bot for bot in self.live_bots() if bot not in members]
+        return [ev.CastAdded(chat, pick(free, b))] if free else None
+
+    def drop(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        guests = [bot_id for bot_id, _ in self.s.cast_of(chat)[1:]]
+        return [ev.CastRemoved(chat, pick(guests, b))] if guests else None
+
+    def presence(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        members = self.s.cast_of(chat)
+        bot_id, present = pick(members, b)
+        if present and len(self.s.present_bots(chat)) == 1:
+            return None  # the last one present stays
+        return [ev.PresenceChanged(chat, bot_id, not present)]
+
+    def witnessed(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        present = (*self.s.present_bots(chat)[: 1 + c % 3], "you")
+        return [ev.UserTurn(chat, f"seen {b}", said("w"), present)]
+
 
 MOVES: list[Callable[[Moves, int, int, int], Any]] = [
+    Moves.cast_chat,
+    Moves.join,
+    Moves.drop,
+    Moves.presence,
+    Moves.presence,
+    Moves.witnessed,
     Moves.bot,
     Moves.update_bot,
     Moves.delete_bot,
