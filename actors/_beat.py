@@ -3,6 +3,13 @@
 Cancel, a backend error, a stall, a shutdown or a bug all end the stream the
 same way: what was received is committed with ``truncated`` and the reason,
 in a shielded scope with its own deadline, so nothing the person saw is lost.
+A reply that reaches its token cap ends ``truncated`` with ``length``.
+
+A beat never speaks for anyone else: the text streams through a
+``story.SpeakerGuard``, and the first line that opens with another
+speaker's name (``Wren:``, ``- Wren:``, ``**Wren:**``...) ends the beat
+there, before it is shown. Text is shown and committed alike: the beat
+commits exactly what streamed.
 
 The token loop never waits for the store: tokens go to the feed as they
 come, and a task of the beat's own writes the crash-recovery checkpoint
@@ -26,10 +33,11 @@ import attrs
 import outcome
 import trio
 
-from llm import ModelError, NarrativeRequest
+from llm import ModelError, ModelLength, NarrativeRequest
 from protocol import Error
 from protocol import events as ev
 from store import AppendResult, StorageFull, Store, StoreError, beat_complete, begin_beat, end_beat
+from story import SpeakerGuard
 
 from ._feed import ChatFeed
 from ._journal import Journal
@@ -81,6 +89,9 @@ EMPTY = "empty"
 STORAGE_FULL = "storage_full"
 """``beat_complete.error`` of a beat whose end did not fit on the disk."""
 
+LENGTH = "length"
+"""``beat_complete.error`` of a beat that reached its token cap (it ends at a whole sentence)."""
+
 
 def describe(exc: ModelError) -> str:
     """A short reason for ``beat_complete.error``."""
@@ -99,6 +110,16 @@ class _Received:
 
     def text(self) -> str:
         return "".join(self.parts)
+
+
+def others_of(request: NarrativeRequest) -> tuple[str, ...]:
+    """Everyone the beat must not speak for: the names its stop tags (``"\\nName:"``) stop
+    at, and every other speaker of its dialogue."""
+    tagged = (
+        tag[1:-1].strip() for tag in request.stop if tag.startswith("\n") and tag.endswith(":")
+    )
+    named = (m.name for m in request.messages if m.name)
+    return tuple(n for n in dict.fromkeys([*tagged, *named]) if n and n != request.speaker)
 
 
 class _Checkpoints:
@@ -222,26 +243,50 @@ async def _receive(
     received: _Received,
     checkpoints: _Checkpoints,
 ) -> None:
-    """Stream the model's reply into ``received`` and the feed; raises only ``Cancelled``."""
+    """Stream the model's reply into ``received`` and the feed; raises only ``Cancelled``.
+
+    The text passes through a :class:`story.SpeakerGuard`: at the first line
+    that speaks for someone else the stream is left (which closes the
+    request, so the model stops) and the beat ends there, naturally. What
+    the guard holds back (a line's first characters) is shown when the
+    stream ends, however it ends, so what streamed is what is committed.
+    """
     chat_id = feed.chat_id
+    guard = SpeakerGuard(others_of(request), request.speaker)
+
+    def show(text: str) -> None:
+        if text:
+            received.parts.append(text)
+            feed.token(text)
+            checkpoints.note()
+
     try:
         with trio.CancelScope() as scope:
             turn.scope = scope
             if turn.cancel_reason is not None:
                 scope.cancel()
             async with svc.narrative.stream(request) as chunks:
-                async for chunk in chunks:
-                    if not received.parts:
-                        # Some servers open a reply with a space or a newline: never shown,
-                        # never kept, so what streamed and what is committed stay equal.
-                        chunk = chunk.lstrip()
-                        if not chunk:
-                            continue
-                    received.parts.append(chunk)
-                    feed.token(chunk)
-                    checkpoints.note()
+                began = False
+                try:
+                    async for chunk in chunks:
+                        if not began:
+                            # Some servers open a reply with a space or a newline: never
+                            # shown, never kept, so what streamed and what is committed
+                            # stay equal.
+                            chunk = chunk.lstrip()
+                            if not chunk:
+                                continue
+                            began = True
+                        show(guard.feed(chunk))
+                        if guard.cut:
+                            break  # leaving the stream stops the model
+                finally:
+                    show(guard.flush())
         if scope.cancelled_caught:
             received.truncated, received.error = True, turn.cancel_reason or "cancelled"
+    except ModelLength:
+        # Not a failure: the reply was long, and the backend ended it at a whole sentence.
+        received.truncated, received.error = True, LENGTH
     except ModelError as exc:
         received.truncated, received.error = True, describe(exc)
         feed.error(Error("llm_error", f"the model failed: {received.error}", chat_id))

@@ -12,6 +12,7 @@ docs/models.md.
 from ._errors import (
     ModelError,
     ModelHTTPError,
+    ModelLength,
     ModelOutputError,
     ModelProtocolError,
     ModelStalled,
@@ -57,6 +58,7 @@ __all__ = [
     "Message",
     "ModelError",
     "ModelHTTPError",
+    "ModelLength",
     "ModelOutputError",
     "ModelProtocolError",
     "ModelSettings",

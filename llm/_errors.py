@@ -7,6 +7,14 @@ class ModelError(Exception):
     """The model backend failed; what it said so far still counts."""
 
 
+class ModelLength(ModelError):
+    """The reply reached its token cap (``max_tokens``) before it ended.
+
+    Raised after the last chunk; the backend that raises it has ended the
+    text at its last whole sentence.
+    """
+
+
 class ModelTimeout(ModelError):
     """No connection, no first token, or no end within the time allowed."""
 

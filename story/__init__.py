@@ -4,8 +4,9 @@ Owns: parsing the user's prose into segments, the addressee rules, the
 assembly of a character's prompt under soft and hard token budgets, every
 classifier's prompt, output schema, validation (with clamping) and safe
 default, the scene-close rules, the per-witness memory text and the
-auto-pin plan; the turn itself, as a state machine (:class:`TurnMachine`:
-inputs in, commands out, run by a driver in the actors); and the formats of
+auto-pin plan, where a beat starts speaking for someone else; the turn
+itself, as a state machine (:class:`TurnMachine`: inputs in, commands out,
+run by a driver in the actors); and the formats of
 other role-play front ends (character cards V1/V2/V3 as JSON, PNG and
 CHARX, lorebooks, SillyTavern chats: bytes in, bytes out, nothing lost) with
 lore activation as a pure function of the text a character witnessed. No I/O, no clock,
@@ -146,6 +147,7 @@ from ._scene_rules import (
     same_place,
     scene_close_by_rules,
 )
+from ._speakers import SpeakerGuard, foreign_line
 from ._st_chat import (
     ChatLine,
     StChat,
@@ -289,6 +291,7 @@ __all__ = [
     "ScoreSignificance",
     "SectionKind",
     "Settle",
+    "SpeakerGuard",
     "StChat",
     "StateChange",
     "StopBeat",
@@ -325,6 +328,7 @@ __all__ = [
     "expected",
     "extractive_summary",
     "fill_macros",
+    "foreign_line",
     "interjection_prompt",
     "lifecycle_needed",
     "lifecycle_prompt",

@@ -1,5 +1,6 @@
 """One beat through the real engine and store: tokens never wait for the store, a full
-disk still ends the beat, an empty reply is marked, leading whitespace never shows.
+disk still ends the beat, an empty reply is marked, leading whitespace never shows, a
+beat never speaks for someone else, and a reply cut by its token cap says so.
 
 The store runs on its real thread with a real file, so these tests use the real
 clock; a gate (a ``threading.Event``) holds the store's thread where a test
@@ -12,6 +13,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -23,9 +25,21 @@ import pytest
 import trio
 
 from actors import Engine, EngineSettings, open_engine
-from llm import NarrativeRequest, ScriptedBackend
+from llm import (
+    ModelLength,
+    ModelSettings,
+    NarrativeRequest,
+    OpenAIBackend,
+    ScriptedBackend,
+    Timeouts,
+)
 from protocol import BeatComplete, ChatState, Error, ProtocolError, Token, TurnSettled
 from store import Store
+from story import foreign_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.openai_server import run_openai_server
 
 BOUND = 20.0
 """Seconds before a test that waits for a message gives up: a hang guard, never a measure."""
@@ -36,7 +50,9 @@ class Narrator(ScriptedBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        self._send, self._receive = trio.open_memory_channel[str | None](math.inf)
+        self._send, self._receive = trio.open_memory_channel[str | Exception | None](math.inf)
+        self.left = trio.Event()
+        """Set when the beat left the stream (closing the request)."""
 
     def say(self, *chunks: str) -> None:
         """Stream these chunks (they wait in order until the beat reads them)."""
@@ -47,13 +63,22 @@ class Narrator(ScriptedBackend):
         """End the reply in flight."""
         self._send.send_nowait(None)
 
+    def fail(self, exc: Exception) -> None:
+        """End the reply in flight with this error, after the chunks said before it."""
+        self._send.send_nowait(exc)
+
     @asynccontextmanager
     async def stream(self, request: NarrativeRequest) -> AsyncIterator[AsyncIterator[str]]:
         self.requests.append(request)
-        yield self._chunks()
+        try:
+            yield self._chunks()
+        finally:
+            self.left.set()
 
     async def _chunks(self) -> AsyncIterator[str]:
         while (chunk := await self._receive.receive()) is not None:
+            if isinstance(chunk, Exception):
+                raise chunk
             yield chunk
 
 
@@ -372,3 +397,90 @@ async def test_a_beat_past_its_cleanup_deadline_still_ends_for_its_watchers(
         timeline = await engine.store.run(Store.timeline, chat_id)
         assert timeline[-1].text == "Mira waits."
         assert await engine.store.run(Store.open_beats, chat_id) == []
+
+
+# --- defect: the embedded model wrote the person's lines inside a beat ---
+
+
+async def make_pair(engine: Engine) -> str:
+    """A chat of Wren (the person) with Mira, and Tobias as the guest."""
+    await engine.set_you("Wren", "a cartographer")
+    mira = await engine.create_bot("Mira", "barkeep", "")
+    tobias = await engine.create_bot("Tobias", "lamplighter", "")
+    return (await engine.create_chat(mira.id, tobias.id, "The Eel")).id
+
+
+async def test_a_beat_stops_at_a_line_spoken_for_someone_else(tmp_path: Path) -> None:
+    narrator = Narrator()
+    async with open_engine(
+        settings_for(tmp_path), narrative=narrator, classifier=narrator
+    ) as engine:
+        chat_id = await make_pair(engine)
+        async with engine.watch(chat_id) as messages:
+            await until(messages, ChatState)
+            await engine.send_turn(chat_id, "Mira, you don't trust me much, do you?")
+            # The model drifts into a transcript, in the form the stop tag misses; the
+            # rest would follow if the beat went on reading.
+            narrator.say("*Mira shrugs.*", ' "Should', ' I?"', "\n", "- W", "ren", ":", ' "No."')
+            narrator.say("\n**Tobias:** Aye.", "\nMira: Fine.")
+            with trio.fail_after(BOUND):
+                await narrator.left.wait()  # the beat left the stream: the model stopped
+            turn = await collect_turn(messages)
+        tokens = "".join(m.text for m in turn if isinstance(m, Token))
+        complete = next(m for m in turn if isinstance(m, BeatComplete))
+        assert tokens == complete.text == '*Mira shrugs.* "Should I?"'
+        assert (complete.truncated, complete.error) == (False, None)
+        timeline = await engine.store.run(Store.timeline, chat_id)
+        assert timeline[-1].text == complete.text
+
+
+async def test_the_openai_backend_is_cut_at_a_foreign_line_too(tmp_path: Path) -> None:
+    async with run_openai_server() as server:
+        tail = " ".join(f"word{n}" for n in range(400))
+        server.script.text = f'Mira nods. "Ale, mostly."\n**Wren:** "And you?"\nMira: {tail}'
+        server.script.rate = 2000.0  # tokens keep coming well after the cut
+        narrative = OpenAIBackend(
+            ModelSettings(
+                backend="openai",
+                base_url=server.url,
+                model="test-model",
+                timeouts=Timeouts(connect=2, first_token=5, stall=5, total=20),
+            )
+        )
+        scripted = ScriptedBackend()
+        async with open_engine(
+            settings_for(tmp_path), narrative=narrative, classifier=scripted
+        ) as engine:
+            chat_id = await make_pair(engine)
+            async with engine.watch(chat_id) as messages:
+                await until(messages, ChatState)
+                await engine.send_turn(chat_id, "What's good here?")
+                turn = await collect_turn(messages)
+                with trio.fail_after(BOUND):
+                    await server.disconnected.wait()  # the beat hung up on the server
+        tokens = "".join(m.text for m in turn if isinstance(m, Token))
+        complete = next(m for m in turn if isinstance(m, BeatComplete))
+        assert tokens == complete.text == 'Mira nods. "Ale, mostly."'
+        assert foreign_line(complete.text, ["Wren", "Tobias"], "Mira") is None
+        assert server.completed == 0
+        await narrative.aclose()
+
+
+async def test_a_reply_at_its_token_cap_is_marked_length(tmp_path: Path) -> None:
+    narrator = Narrator()
+    async with open_engine(
+        settings_for(tmp_path), narrative=narrator, classifier=narrator
+    ) as engine:
+        chat_id = await make_chat(engine)
+        async with engine.watch(chat_id) as messages:
+            await until(messages, ChatState)
+            await engine.send_turn(chat_id, "Hello")
+            narrator.say("Mira nods.", " She pours")
+            narrator.fail(ModelLength("length"))
+            turn = await collect_turn(messages)
+        tokens = "".join(m.text for m in turn if isinstance(m, Token))
+        complete = next(m for m in turn if isinstance(m, BeatComplete))
+        assert tokens == complete.text == "Mira nods. She pours"
+        assert (complete.truncated, complete.error) == (True, "length")
+        # A long reply is no failure of the model: nobody is told of an llm_error.
+        assert not [m for m in turn if isinstance(m, Error)]
