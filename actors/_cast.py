@@ -7,7 +7,11 @@ from store import AsyncStore, Store
 
 
 async def load_cast(store: AsyncStore, chat_id: str) -> story.Cast:
-    """The chat's characters (the host first) and you, at the chat's location."""
+    """The chat's characters in its scene now (in cast order) and you, at the chat's location.
+
+    A cast member who is away is not in the turn's cast: it never speaks and
+    witnesses nothing of it.
+    """
 
     def read(s: Store) -> story.Cast:
         chat = s.get_chat(chat_id)
@@ -16,8 +20,8 @@ async def load_cast(store: AsyncStore, chat_id: str) -> story.Cast:
         host = s.get_bot(chat.host_bot_id)
         if host is None:
             raise ValueError(f"chat {chat_id}'s host {chat.host_bot_id!r} is gone")
-        guest = s.get_bot(chat.guest_bot_id) if chat.guest_bot_id else None
-        characters = (host,) if guest is None else (host, guest)
+        bots = (s.get_bot(bot_id) for bot_id in chat.present)
+        characters = tuple(bot for bot in bots if bot is not None)
         return story.Cast(chat.id, chat.location, characters, (s.get_you(),))
 
     return await store.run(read)

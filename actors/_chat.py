@@ -14,8 +14,8 @@ import trio
 from protocol import ProtocolError, RewindPreviewReply
 from protocol import events as ev
 from runtime import Actor, ActorRef, RegistryRef
-from store import Store, add_user_turn, plan_world_event
-from story import Cast, PersonSaid, Regenerate, parse_prose
+from store import Store, add_user_turn, move_cast, plan_world_event
+from story import Cast, PersonSaid, Regenerate, parse_prose, presence_by_rules
 
 from ._cast import load_cast
 from ._driver import TurnDriver
@@ -23,6 +23,7 @@ from ._feed import ChatFeed
 from ._journal import Journal
 from ._messages import (
     CancelTurn,
+    MoveCast,
     PlanWorldEvent,
     PreviewRewind,
     RegenerateTurn,
@@ -82,6 +83,10 @@ class ChatActor(Actor):
         if isinstance(message, PlanWorldEvent):
             await self._plan(message)
             return None
+        if isinstance(message, MoveCast):
+            self._ensure_idle()
+            await self.journal.write(move_cast, [message.event])
+            return None
         if isinstance(message, WaitSettled):
             return self.turn.done if self.turn is not None else None
         raise TypeError(f"a chat does not handle {type(message).__name__}")
@@ -98,14 +103,35 @@ class ChatActor(Actor):
 
     async def _start_turn(self, prose: str) -> int:
         self._ensure_idle()
+        await self._moves_in(prose)
         cast = await load_cast(self.svc.store, self.chat_id)
         segments = parse_prose(prose)
         committed = await self.journal.write(
-            add_user_turn, ev.UserTurn(self.chat_id, prose, segments)
+            add_user_turn, ev.UserTurn(self.chat_id, prose, segments, cast.present_ids)
         )
         said = PersonSaid(committed.ids[0], prose, segments)
         self._launch(cast, said)
         return said.user_turn_id
+
+    async def _moves_in(self, prose: str) -> None:
+        """Who the prose says leaves or walks in moves before anyone answers it."""
+        chat = await self.svc.store.run(Store.get_chat, self.chat_id)
+        if chat is None or len(chat.cast) < 2:
+            return
+        names = await self.svc.store.run(_names, chat.cast)
+        present = list(chat.present)
+        moves: list[ev.PresenceChanged] = []
+        for move in presence_by_rules(prose, names):
+            here = move.character_id in present
+            if move.present == here or (here and len(present) == 1):
+                continue  # already so, or the last one present, who stays
+            if move.present:
+                present.append(move.character_id)
+            else:
+                present.remove(move.character_id)
+            moves.append(ev.PresenceChanged(self.chat_id, move.character_id, move.present))
+        if moves:
+            await self.journal.write(move_cast, moves)
 
     def _launch(self, cast: Cast, said: PersonSaid) -> None:
         turn = TurnDriver(self.svc, self.journal, self.feed, cast, said.user_turn_id)
@@ -134,7 +160,9 @@ class ChatActor(Actor):
             segments = parse_prose(prose)
             committed = await self.journal.write(
                 add_user_turn,
-                ev.UserTurnEdit(self.chat_id, latest.user_turn_id, prose, segments),
+                ev.UserTurnEdit(
+                    self.chat_id, latest.user_turn_id, prose, segments, cast.present_ids
+                ),
             )
             # Edited prose may address someone else: the speaker is chosen afresh.
             said = PersonSaid(committed.ids[0], prose, segments, regenerate=Regenerate(event_id))
@@ -167,10 +195,19 @@ class ChatActor(Actor):
         self.feed.resync()
 
     async def _plan(self, plan: PlanWorldEvent) -> None:
+        present = (await load_cast(self.svc.store, self.chat_id)).present_ids
         await self.journal.write(
             plan_world_event,
-            ev.WorldEventCreated(self.chat_id, plan.title, plan.description, plan.artifacts),
+            ev.WorldEventCreated(
+                self.chat_id, plan.title, plan.description, plan.artifacts, present
+            ),
         )
+
+
+def _names(s: Store, bot_ids: tuple[str, ...]) -> dict[str, str]:
+    """The display names of the cast's bots still there, by id."""
+    bots = (s.get_bot(bot_id) for bot_id in bot_ids)
+    return {bot.id: bot.name for bot in bots if bot is not None}
 
 
 async def wait_settled(ref: ActorRef | RegistryRef) -> None:

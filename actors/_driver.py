@@ -149,13 +149,19 @@ class TurnDriver:
 
         def load(s: Store) -> story.Loaded:
             events = s.world_events(chat_id, read.world_events) if read.world_events else []
+            dialogue = tuple(s.recent_dialogue(chat_id, read.dialogue)) if read.dialogue else ()
             return story.Loaded(
                 scene=s.active_scene(chat_id) if read.scene else None,
                 edges=tuple(s.edges_among(read.edges_among)),
-                dialogue=tuple(s.recent_dialogue(chat_id, read.dialogue)) if read.dialogue else (),
+                dialogue=dialogue,
                 world_events=tuple(
                     story.OpenWorldEvent(e.id, e.status, e.title, e.description, e.artifacts)
                     for e in events
+                ),
+                witnessed=tuple(
+                    (t.event_id, seen)
+                    for t in dialogue
+                    if (seen := s.witnesses(chat_id, t.event_id))
                 ),
             )
 
@@ -176,6 +182,7 @@ class TurnDriver:
             command.request.speaker_id,
             command.user_turn_id,
             command.interjection_of,
+            self.cast.present_ids,
         )
         result = await stream_beat(
             self.svc,

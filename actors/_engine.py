@@ -17,6 +17,7 @@ import trio
 
 from llm import Backend, open_backend
 from protocol import (
+    MAX_CAST,
     WORLD_EVENT_MOVES,
     YOU_ID,
     Artifacts,
@@ -149,7 +150,7 @@ class Engine:
         return await self._bot(bot_id)
 
     async def delete_bot(self, bot_id: str) -> None:
-        """Delete a bot; chats where it is the guest go on one to one."""
+        """Delete a bot; chats where it is in the cast (never the host) go on without it."""
         await self._bot(bot_id)
         chats = await self._run(Store.list_chats)
         hosting = [c.id for c in chats if c.host_bot_id == bot_id]
@@ -159,7 +160,7 @@ class Engine:
             )
         for chat in chats:
             # Only an active chat can have a turn in flight: the others stay asleep.
-            ref = self._chats.get(chat.id).current() if chat.guest_bot_id == bot_id else None
+            ref = self._chats.get(chat.id).current() if bot_id in chat.cast else None
             if ref is not None:
                 await wait_settled(ref)
         await self._run(lambda s: s.append(ev.BotDeleted(bot_id)))
@@ -179,31 +180,36 @@ class Engine:
 
     async def create_chat(
         self,
-        host_bot_id: str,
+        host_bot_id: str | None,
         guest_bot_id: str | None = None,
         location: str | None = None,
         title: str | None = None,
+        cast: tuple[str, ...] | None = None,
     ) -> Chat:
-        """Start a chat; the host greets you if it has a greeting."""
-        host = await self._bot(host_bot_id)
-        guest = await self._bot(guest_bot_id) if guest_bot_id else None
-        if guest is not None and guest.id == host.id:
-            raise ProtocolError("invalid", "the guest must be another bot than the host")
+        """Start a chat with a host and a guest, or a cast; the host greets you if it can.
+
+        ``cast`` names 1 to ``MAX_CAST`` bots, the host first; a host or a guest
+        given beside it must be the cast's first or second bot.
+        """
+        members = _cast_of(host_bot_id, guest_bot_id, cast)
+        bots = [await self._bot(bot_id) for bot_id in members]
+        host, guest = bots[0], bots[1] if len(bots) > 1 else None
         where = location.strip() if location and location.strip() else None
-        name = (title or "").strip() or (
-            f"{host.name} and {guest.name}" if guest else f"With {host.name}"
-        )
+        name = (title or "").strip() or _title([b.name for b in bots])
 
         fields = (name, host.id, guest.id if guest else None, where)
+        extra = tuple(members) if cast is not None else ()
         # Checked (title and location limits) before the id counter moves: a refused
         # chat writes nothing, not even a skipped id.
-        ev.ChatCreated("c0", *fields)
+        ev.ChatCreated("c0", *fields, cast=extra)
 
         def create(s: Store) -> Chat:
             chat_id = s.new_chat_id()
-            ids = s.append(ev.ChatCreated(chat_id, *fields), ev.SceneOpened(chat_id, where)).ids
-            for bot in (host, guest):
-                if bot is not None and bot.greeting.strip():
+            ids = s.append(
+                ev.ChatCreated(chat_id, *fields, cast=extra), ev.SceneOpened(chat_id, where)
+            ).ids
+            for bot in bots[:2]:
+                if bot.greeting.strip():
                     s.append(ev.AssistantTurn(chat_id, bot.id, ids[0], None, bot.greeting))
                     break
             chat = s.get_chat(chat_id)
@@ -211,6 +217,33 @@ class Engine:
             return chat
 
         return await self._run(create)
+
+    async def add_to_cast(self, chat_id: str, bot_id: str) -> Chat:
+        """Add a bot to the chat's cast; it enters the scene. Returns the chat as it is now."""
+        await self._bot(bot_id)
+        return await self._move_cast(ev.CastAdded(chat_id, bot_id))
+
+    async def remove_from_cast(self, chat_id: str, bot_id: str) -> Chat:
+        """Take a bot (never the host) out of the chat's cast. Returns the chat as it is now."""
+        await self._bot(bot_id)
+        return await self._move_cast(ev.CastRemoved(chat_id, bot_id))
+
+    async def enter_scene(self, chat_id: str, bot_id: str) -> None:
+        """A cast member who is away comes into the chat's scene."""
+        await self._bot(bot_id)
+        await self._move_cast(ev.PresenceChanged(chat_id, bot_id, True))
+
+    async def leave_scene(self, chat_id: str, bot_id: str) -> None:
+        """A cast member leaves the chat's scene (someone always stays)."""
+        await self._bot(bot_id)
+        await self._move_cast(ev.PresenceChanged(chat_id, bot_id, False))
+
+    async def _move_cast(self, event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged) -> Chat:
+        # Through the chat's actor: it refuses a change while a turn is in flight.
+        await self._ask(event.chat_id, m.MoveCast(event), type(None))
+        chat = await self._run(Store.get_chat, event.chat_id)
+        assert chat is not None
+        return chat
 
     async def _chat(self, chat_id: str) -> RegistryRef:
         """The chat's actor (activated by the first message sent to it)."""
@@ -299,7 +332,7 @@ class Engine:
         chat = await self._run(Store.get_chat, chat_id)
         if chat is None:
             raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
-        present = {YOU_ID, chat.host_bot_id, *([chat.guest_bot_id] if chat.guest_bot_id else [])}
+        present = {YOU_ID, *chat.cast}
         named = [
             *(x for a in artifacts.knowledge_facts for x in (a.source_id, a.target_id)),
             *(x for a in artifacts.relationship_changes for x in (a.source_id, a.target_id)),
@@ -352,9 +385,7 @@ class Engine:
         def read(s: Store) -> ChatState:
             chat = s.get_chat(chat_id)
             assert chat is not None
-            present = [YOU_ID, chat.host_bot_id]
-            if chat.guest_bot_id:
-                present.append(chat.guest_bot_id)
+            present = [YOU_ID, *chat.cast]
             events = s.world_events(chat_id, tuple(WORLD_EVENT_MOVES))
             return ChatState(
                 chat_id,
@@ -431,6 +462,34 @@ class Engine:
             await wait_settled(ref)
         except ActorError as exc:
             log.warning("chat %s did not stop cleanly: %r", ref.address, exc)
+
+
+def _cast_of(
+    host_bot_id: str | None, guest_bot_id: str | None, cast: tuple[str, ...] | None
+) -> tuple[str, ...]:
+    """The cast a ``create_chat`` asks for: ``cast``, or its host and guest."""
+    if cast is None:
+        if host_bot_id is None:
+            raise ProtocolError("invalid", "a chat needs a host_bot_id or a cast")
+        if guest_bot_id == host_bot_id:
+            raise ProtocolError("invalid", "the guest must be another bot than the host")
+        return (host_bot_id,) if guest_bot_id is None else (host_bot_id, guest_bot_id)
+    if not 1 <= len(cast) <= MAX_CAST:
+        raise ProtocolError("invalid", f"a cast names 1 to {MAX_CAST} bots, not {len(cast)}")
+    if len(set(cast)) != len(cast):
+        raise ProtocolError("invalid", "a cast names each bot once")
+    if host_bot_id is not None and host_bot_id != cast[0]:
+        raise ProtocolError("invalid", "the host is the cast's first bot")
+    if guest_bot_id is not None and cast[1:2] != (guest_bot_id,):
+        raise ProtocolError("invalid", "the guest is the cast's second bot")
+    return cast
+
+
+def _title(names: list[str]) -> str:
+    """A chat's title made from its cast's names."""
+    if len(names) == 1:
+        return f"With {names[0]}"
+    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _stats(thing: object) -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from attrs import frozen
 
 from protocol import Artifacts
+from protocol import events as ev
 
 
 @frozen
@@ -50,6 +51,13 @@ class PlanWorldEvent:
     title: str
     description: str
     artifacts: Artifacts
+
+
+@frozen
+class MoveCast:
+    """Change the chat's cast or who is in its scene: one cast or presence event."""
+
+    event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged
 
 
 @frozen

@@ -32,7 +32,8 @@ async def narrative_request(
         bot = bot or speaker
         recent = [
             t
-            for t in s.recent_dialogue(chat_id, budgets.recent_turns + 2)
+            # Only what the speaker was present for: an absent character heard nothing.
+            for t in s.recent_dialogue(chat_id, budgets.recent_turns + 2, witness=bot.id)
             if t.event_id < beat.before_event_id
         ][-budgets.recent_turns :]
         activity = None

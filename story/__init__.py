@@ -142,8 +142,10 @@ from ._relations import EDGE_DEFAULT, EDGE_MAX, EDGE_MIN, clamp_edge, describe_e
 from ._scene_rules import (
     Close,
     NoClose,
+    PresenceMove,
     SceneCloseRuling,
     Unsure,
+    presence_by_rules,
     same_place,
     scene_close_by_rules,
 )
@@ -277,6 +279,7 @@ __all__ = [
     "PersonSaid",
     "Phase",
     "PinPlan",
+    "PresenceMove",
     "Progress",
     "Prompt",
     "PromptInputs",
@@ -342,6 +345,7 @@ __all__ = [
     "pick_addressee",
     "placeholder_png",
     "pov_memory",
+    "presence_by_rules",
     "prompt_tokens",
     "prose_for_model",
     "read_card_json",

@@ -277,3 +277,53 @@ def scene_close_by_rules(prose: str, current_location: str | None) -> SceneClose
     if cue is not None:
         return Unsure(f'movement without a clear destination: "{collapse(cue).lower()}"')
     return NoClose()
+
+
+@frozen
+class PresenceMove:
+    """A character named in the prose comes into the scene (``present``) or leaves it."""
+
+    character_id: str
+    present: bool
+
+
+_LEAVING = (
+    r"leaves|left|exits|exited|departs|departed|goes|went|walks|walked|steps|stepped|storms"
+    r"|stormed|slips|slipped|heads|headed"
+)
+_LEAVING_AFTER = r"(?:\s+(?:out|off|away|outside))?"
+_COMING = (
+    r"walks\s+in|walked\s+in|comes\s+in|came\s+in|steps\s+in|stepped\s+in|enters|entered"
+    r"|arrives|arrived|returns|returned|comes\s+back|came\s+back|is\s+back|joins\s+us|joined\s+us"
+)
+
+
+def presence_by_rules(prose: str, names: dict[str, str]) -> tuple[PresenceMove, ...]:
+    """Read the prose for characters who leave or walk in ("Tobin leaves", "Ada walks in").
+
+    ``names`` are the cast's display names by id. Only a name followed by a
+    coming or going verb counts (a negated one does not: "Ada doesn't leave");
+    the last move of each character wins, in cast order.
+    """
+    text = straighten(prose)
+    last: dict[str, tuple[int, bool]] = {}
+    for character_id, name in names.items():
+        if not name.strip():
+            continue
+        who = re.escape(name.strip())
+        going = re.compile(
+            rf"(?<!\w){who}\s+(?:{_LEAVING})(?:{_LEAVING_AFTER})(?=\s*(?:[.!,;*\"]|$|\s+(?:the|through)\s+(?:room|door)))",
+            re.IGNORECASE,
+        )
+        coming = re.compile(rf"(?<!\w){who}\s+(?:{_COMING})(?!\w)", re.IGNORECASE)
+        for pattern, present in ((going, False), (coming, True)):
+            for m in pattern.finditer(text):
+                if _negated(_window(text, m.start())):
+                    continue
+                if character_id not in last or last[character_id][0] < m.start():
+                    last[character_id] = (m.start(), present)
+    return tuple(
+        PresenceMove(character_id, last[character_id][1])
+        for character_id in names
+        if character_id in last
+    )

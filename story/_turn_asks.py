@@ -46,6 +46,7 @@ from ._turn_state import (
     character_of,
     edge_of,
     expect,
+    lines_seen_by,
     pairs_of,
     person_of,
     said_of,
@@ -85,7 +86,8 @@ def note_relations(p: Progress, i: Input) -> Step:
     """Keep the edges, and the dialogue as a transcript without OOC."""
     loaded = expect(i, Loaded, "the read")
     edges = {(e.source_id, e.target_id): e for e in loaded.edges}
-    return evolve(p, edges=edges, lines=transcript_lines(loaded.dialogue, p.cast.names)), ()
+    lines = transcript_lines(loaded.dialogue, p.cast.names)
+    return evolve(p, edges=edges, lines=lines, read=loaded), ()
 
 
 def ask_interjection(p: Progress, i: Input) -> Step:
@@ -129,7 +131,7 @@ def ask_state_updates(p: Progress, i: Input) -> Step:
                 target,
                 names[target],
                 edge_of(p, source, target),
-                p.lines,
+                lines_seen_by(p, source),
                 target_persona=personas.get(target, ""),
             ),
             STATE_UPDATE_SCHEMA,
@@ -184,14 +186,21 @@ def ask_scene_close(p: Progress, i: Input) -> Step:
 
 def ask_summaries(p: Progress, i: Input) -> Step:
     """Ask each witness for its summary of the scene, all at once."""
-    lines = transcript_lines(expect(i, Loaded, "the read").dialogue, p.cast.names)
+    loaded = expect(i, Loaded, "the read")
+    everything = transcript_lines(loaded.dialogue, p.cast.names)
+    seen = evolve(p, read=loaded)
     location = p.location or p.cast.location
     asks = []
     for witness in p.cast.characters:
         others = {e: n for e, n in p.cast.names.items() if e != witness.id}
+        # Each witness sums up only the turns it was present for.
+        lines = lines_seen_by(seen, witness.id)
 
         def validate(
-            raw: object, others: dict[str, str] = others, name: str = witness.name
+            raw: object,
+            others: dict[str, str] = others,
+            name: str = witness.name,
+            lines: tuple[str, ...] = lines,
         ) -> Answer:
             return validate_scene_summary(raw, others, lines, name, location)
 
@@ -205,4 +214,4 @@ def ask_summaries(p: Progress, i: Input) -> Step:
                 default_scene_summary(lines, witness.name, location),
             )
         )
-    return evolve(p, lines=lines, summaries={}), tuple(asks)
+    return evolve(p, lines=everything, summaries={}), tuple(asks)

@@ -140,6 +140,17 @@ class Loaded:
     edges: tuple[Edge, ...] = ()
     dialogue: tuple[Turn, ...] = ()
     world_events: tuple[OpenWorldEvent, ...] = ()
+    witnessed: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    """Who was present for each turn of ``dialogue``, by event id; a turn left out
+    counts as witnessed by everyone present now."""
+
+
+def seen_by(
+    dialogue: tuple[Turn, ...], witnessed: tuple[tuple[int, tuple[str, ...]], ...], who: str
+) -> tuple[Turn, ...]:
+    """The turns of ``dialogue`` that ``who`` was present for (see :attr:`Loaded.witnessed`)."""
+    present = dict(witnessed)
+    return tuple(t for t in dialogue if who in present.get(t.event_id, (who,)))
 
 
 @frozen

@@ -18,15 +18,18 @@ from ._addressee import addressee_by_rules
 from ._classifiers import InterjectionDecision, SceneSummaryResult, StateChange
 from ._names import mentions
 from ._scene_rules import SceneCloseRuling, scene_close_by_rules
+from ._transcript import transcript_lines
 from ._turn_io import (
     BeatEnded,
     Cast,
     Classified,
     Command,
     Input,
+    Loaded,
     OpenWorldEvent,
     PersonSaid,
     TurnError,
+    seen_by,
 )
 
 T = TypeVar("T")
@@ -104,6 +107,8 @@ class Progress:
     edges: Mapping[tuple[str, str], Edge] = field(factory=dict)
     lines: tuple[str, ...] = ()
     """The transcript (OOC removed) the classifiers of this phase read."""
+    read: Loaded | None = None
+    """The dialogue read for this phase, with who witnessed each turn."""
     memory_ids: tuple[int, ...] = ()
     waiting: frozenset[str] = frozenset()
     """Keys of the classifiers asked and not answered yet."""
@@ -115,6 +120,13 @@ class Progress:
     closing: tuple[str, str | None] | None = None
     """Why the scene closes, and where the next one opens."""
     summaries: Mapping[str, SceneSummaryResult] = field(factory=dict)
+
+
+def lines_seen_by(p: Progress, who: str) -> tuple[str, ...]:
+    """The transcript of the dialogue read, only the turns ``who`` was present for."""
+    if p.read is None:
+        return p.lines
+    return transcript_lines(seen_by(p.read.dialogue, p.read.witnessed, who), p.cast.names)
 
 
 def expect(value: object, kind: type[T], what: str) -> T:

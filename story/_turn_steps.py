@@ -137,6 +137,7 @@ def write_memories(p: Progress, i: Input) -> Step:
             pov_memory(witness, person.name, p.model_prose, speaker.name, beat.text),
             scene_id=p.scene_id,
             source_event_id=beat.event_id,
+            present=p.cast.present_ids,
         )
         for witness in p.cast.characters
     )

@@ -92,8 +92,28 @@ async def _list_chats(c: Connection, _m: p.ListChats, _: str | None) -> Answer:
 
 
 async def _create_chat(c: Connection, m: p.CreateChat, _: str | None) -> Answer:
-    chat = await c.engine.create_chat(m.host_bot_id, m.guest_bot_id, m.location, m.title)
+    chat = await c.engine.create_chat(
+        m.host_bot_id, m.guest_bot_id, m.location, m.title, cast=m.cast
+    )
     return p.ChatReply(chat)
+
+
+async def _add_to_cast(c: Connection, m: p.AddToCast, _: str | None) -> Answer:
+    return p.ChatReply(await c.engine.add_to_cast(m.chat_id, m.bot_id))
+
+
+async def _remove_from_cast(c: Connection, m: p.RemoveFromCast, _: str | None) -> Answer:
+    return p.ChatReply(await c.engine.remove_from_cast(m.chat_id, m.bot_id))
+
+
+async def _enter_scene(c: Connection, m: p.EnterScene, _: str | None) -> Answer:
+    await c.engine.enter_scene(m.chat_id, m.bot_id)
+    return p.Ok()
+
+
+async def _leave_scene(c: Connection, m: p.LeaveScene, _: str | None) -> Answer:
+    await c.engine.leave_scene(m.chat_id, m.bot_id)
+    return p.Ok()
 
 
 async def _open_chat(c: Connection, m: p.OpenChat, reply_to: str | None) -> Answer:
@@ -166,6 +186,10 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.PinMemory, _pin_memory),
         _command(p.CreateWorldEvent, _create_world_event),
         _command(p.GetStatistics, _statistics),
+        _command(p.AddToCast, _add_to_cast),
+        _command(p.RemoveFromCast, _remove_from_cast),
+        _command(p.EnterScene, _enter_scene),
+        _command(p.LeaveScene, _leave_scene),
     ]
 )
 """Every client message type and how the gateway runs it."""

@@ -49,7 +49,11 @@ async def test_chats_are_created_listed_opened_and_closed(client: Client) -> Non
         "guest_bot_id": "tobias",
         "location": "The Eel",
     }
-    assert set(chat) == {"id", "title", "host_bot_id", "guest_bot_id", "location", "created_at"}
+    assert set(chat) == {
+        *("id", "title", "host_bot_id", "guest_bot_id", "location", "created_at"),
+        *("cast", "present"),  # additions: the cast, and who is in the scene
+    }
+    assert chat["cast"] == chat["present"] == ["mira", "tobias"]
     assert (await client.ask("list_chats"))["chats"] == [chat]
     state = await client.ask("open_chat", chat_id=chat["id"])
     assert state["type"] == "chat_state" and state["reply_to"] == "m5"
