@@ -135,11 +135,13 @@ class Runner:
             self.ids[bot.get("key", made.id)] = made.id
             self.names[made.id] = made.name
         chat = self.data["chat"]
+        cast = chat.get("cast")
         made_chat = await self.engine.create_chat(
-            self.resolve(chat["host"]),
+            self.resolve(chat["host"]) if chat.get("host") else None,
             self.resolve(chat["guest"]) if chat.get("guest") else None,
             chat.get("location"),
             chat.get("title"),
+            cast=tuple(self.resolve(key) for key in cast) if cast is not None else None,
         )
         self.chat_id = made_chat.id
         self.out.say(f"# {self.data.get('title', made_chat.title)}")
@@ -275,6 +277,18 @@ class Runner:
         elif "cancel" in turn:
             await engine.cancel(chat_id)
             self.out.say("[cancel]")
+        elif "enter" in turn:
+            await engine.enter_scene(chat_id, self.resolve(turn["enter"]))
+            self.out.say(f"[{turn['enter']} enters]")
+        elif "leave" in turn:
+            await engine.leave_scene(chat_id, self.resolve(turn["leave"]))
+            self.out.say(f"[{turn['leave']} leaves]")
+        elif "add_to_cast" in turn:
+            await engine.add_to_cast(chat_id, self.resolve(turn["add_to_cast"]))
+            self.out.say(f"[{turn['add_to_cast']} joins the cast]")
+        elif "remove_from_cast" in turn:
+            await engine.remove_from_cast(chat_id, self.resolve(turn["remove_from_cast"]))
+            self.out.say(f"[{turn['remove_from_cast']} leaves the cast]")
 
     async def send_and_cancel(self, prose: str, characters: int, beat: int = 1) -> None:
         """Send a turn; cancel once its ``beat``-th beat streamed ``characters``."""
@@ -326,6 +340,11 @@ class Runner:
             "prompt_lacks": lambda spec: self.check_prompt(where, spec, requests, False),
             "requests_lack": lambda spec: self.check_requests_lack(where, spec, requests),
             "requests_have": lambda spec: self.check_requests_have(where, spec, requests),
+            "requests_for_lack": lambda spec: self.check_requests_for(
+                where, spec, requests, False
+            ),
+            "requests_for_have": lambda spec: self.check_requests_for(where, spec, requests, True),
+            "present": lambda spec: self.check_present(where, state.chat, spec),
         }
         for key, spec in expect.items():
             if key in ("error", "rewind_removes"):
@@ -522,6 +541,35 @@ class Runner:
         if state.scene is not None:
             self.out.say(f"scene: {state.scene.location or 'somewhere'}")
 
+    def check_requests_for(
+        self, where: str, spec: Mapping[str, Any], requests: list[Any], present: bool
+    ) -> None:
+        """Per character: phrases that no request built for it has (or that one of them has).
+
+        A request is built for a character when it is its beat, its side of a
+        state update, its interjection question or its scene summary.
+        """
+        for key, phrases in spec.items():
+            bot_id = self.resolve(key)
+            mine = [r for r in requests if _built_for(r, self.names[bot_id], bot_id)]
+            if not mine:
+                self.out.fail(where, f"no request was built for {key}")
+                continue
+            for phrase in _as_list(phrases):
+                carriers = [_kind(r) for r in mine if phrase in _request_text(r)]
+                if present and not carriers:
+                    self.out.fail(where, f"no request built for {key} has {phrase!r}")
+                if not present and carriers:
+                    self.out.fail(
+                        where,
+                        f"requests built for {key} contain {phrase!r}: {', '.join(carriers)}",
+                    )
+
+    def check_present(self, where: str, chat: Any, spec: Any) -> None:
+        """Who is in the scene after the turn, in cast order."""
+        want = [self.resolve(key) for key in _as_list(spec)]
+        _compare(self.out, where, "present", list(chat.present), want)
+
 
 def _compare(out: Outcome, where: str, label: str, value: Any, want: Any) -> None:
     if isinstance(want, Mapping):
@@ -533,6 +581,21 @@ def _compare(out: Outcome, where: str, label: str, value: Any, want: Any) -> Non
             out.fail(where, f"{label} is {value}, want {want['equals']}")
     elif value != want:
         out.fail(where, f"{label} is {value!r}, want {want!r}")
+
+
+def _built_for(request: Any, name: str, bot_id: str) -> bool:
+    """Whether a model request was made from one character's point of view."""
+    kind = _kind(request)
+    if kind == "narrative":
+        return bool(request.speaker == name)
+    text = _request_text(request)
+    if kind == "state_update":
+        return bool(request.messages[-1].content.startswith(f"pair: {bot_id} ->"))
+    if kind == "interjection":
+        return f"{name} is present but was not addressed" in text
+    if kind == "scene_summary":
+        return f"Write {name}'s own account" in text
+    return False
 
 
 def _kind(request: Any) -> str:

@@ -32,7 +32,7 @@ def built_for(request: NarrativeRequest | ClassifierRequest, name: str, bot_id: 
     if request.name == "interjection":
         return f"{name} is present but was not addressed" in text
     if request.name == "scene_summary":
-        return f"\n{name}: " in text and "summary" in text.lower() and f"You are {name}" in text
+        return f"Write {name}'s own account" in text
     return False
 
 
