@@ -85,10 +85,17 @@ def moved_from(to: WorldEventStatus) -> frozenset[WorldEventStatus]:
 
 
 def world_event_moved(
-    chat_id: str, world_event_id: int, to: WorldEventStatus, artifacts: Artifacts
+    chat_id: str,
+    world_event_id: int,
+    to: WorldEventStatus,
+    artifacts: Artifacts,
+    present: ev.Present = None,
 ) -> list[ev.Event]:
-    """The events of a world event's move to ``to``; completing it also promotes its artifacts."""
-    events: list[ev.Event] = [MOVE_EVENTS[to](chat_id, world_event_id)]
+    """The events of a world event's move to ``to``; completing it also promotes its artifacts.
+
+    ``present`` is who witnessed the move (everyone present), recorded on the move.
+    """
+    events: list[ev.Event] = [MOVE_EVENTS[to](chat_id, world_event_id, present)]
     if to == "completed":
         events.extend(promotions(chat_id, world_event_id, artifacts))
     return events

@@ -218,7 +218,8 @@ def move_world(p: Progress, i: Input) -> Step:
     chat = p.cast.chat_id
     for move in moves:
         event_id, status = expect(move, Transition, "a lifecycle move")
-        events.extend(world_event_moved(chat, event_id, status, by_id[event_id].artifacts))
+        artifacts = by_id[event_id].artifacts
+        events.extend(world_event_moved(chat, event_id, status, artifacts, p.cast.present_ids))
     return p, (Append(tuple(events)),)
 
 

@@ -474,11 +474,11 @@ def test_world_event_moves_and_promotes_its_artifacts_on_completion() -> None:
         world=[attrs.evolve(STORM, status="planned")],
         answers={"lifecycle": (Transition(21, "active"),)},
     )
-    assert ev.WorldEventStarted("c1", 21) in started.events()
+    assert ev.WorldEventStarted("c1", 21, ("mira", "you")) in started.events()
     done = drive(world=[STORM], answers={"lifecycle": (Transition(21, "completed"),)})
     (append,) = [c for c in done.of(Append) if isinstance(c, Append)][-1:]
     assert list(append.events) == [
-        ev.WorldEventCompleted("c1", 21),
+        ev.WorldEventCompleted("c1", 21, ("mira", "you")),
         ev.EdgeUpdate(
             "mira", YOU_ID, chat_id="c1", knowledge_facts=("Ana helped bar the shutters",)
         ),
