@@ -69,9 +69,11 @@ SEPARATOR = "\n\n---\n\nThe story so far:\n\n"
 continues the transcript, not the instructions."""
 
 TAIL = 64
-"""Tokens before the cap from which the text after the last sentence end is held back."""
+"""Tokens before the cap from which the text after the last sentence end is held back
+(half the cap, for a cap under twice that)."""
 
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’*)\]_]*(?=\s)|\n")
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’*)\]_]*(?=\s)|(?=\n)")
+"""Where a sentence ends: after its mark (and closing quotes or markup), or before a line end."""
 
 
 def speaker_stops(names: list[str]) -> tuple[str, ...]:
@@ -91,7 +93,7 @@ def transcript(
 
     The system text comes first, then :data:`SEPARATOR`, then one ``Name: text``
     line per message. It stops at the tag of everyone who speaks in it and of
-    ``others``, at a markdown heading, and at two blank lines.
+    ``others``, at a markdown heading or the separator, and at two blank lines.
     """
     system: list[str] = []
     lines: list[str] = []
@@ -108,14 +110,16 @@ def transcript(
     head = "\n\n".join(part for part in system if part)
     prompt = (head + SEPARATOR if head else "") + "\n".join(lines)
     others = tuple(n for n in dict.fromkeys([*names, *others]) if n != speaker)
-    return prompt, (*speaker_stops(list(others)), "\n#", "\n\n\n")
+    # A heading or the separator again: the model went back to the prompt's structure.
+    return prompt, (*speaker_stops(list(others)), "\n#", "\n---", "\n\n\n")
 
 
 class SentenceTail:
     """Near a reply's token cap, hold back the text after its last sentence end.
 
-    Fed one token at a time, it passes text on at once until ``hold_from``
-    tokens have come; from then on it passes text on only up to a sentence end
+    Fed one token at a time, it passes text on at once (but for trailing
+    whitespace, which a reply never ends with) until ``hold_from`` tokens
+    have come; from then on it passes text on only up to a sentence end
     (``.``, ``!``, ``?``, ``…`` with closing quotes or markup, or a line end,
     followed by whitespace). At the cap, :meth:`at_cap` gives the part of what
     it holds that ends a sentence; so the reply ends at a whole sentence. If
@@ -132,10 +136,13 @@ class SentenceTail:
     def feed(self, text: str) -> str:
         """The next token's text; what may be shown now."""
         self.count += 1
-        if self.count <= self.hold_from:
-            self._passed = (self._passed + text)[-16:]
-            return text
         self.held += text
+        if self.count <= self.hold_from:
+            # Trailing whitespace waits for what follows it: at the end it is dropped.
+            keep = len(self.held.rstrip())
+            out, self.held = self.held[:keep], self.held[keep:]
+            self._passed = (self._passed + out)[-16:]
+            return out
         ends = [m.end() for m in _SENTENCE_END.finditer(self.held)]
         if not ends:
             return ""
@@ -158,9 +165,9 @@ class SentenceTail:
         return held[:cut].rstrip() if cut > 0 else ""
 
     def at_end(self) -> str:
-        """The reply ended before its cap: everything held."""
+        """The reply ended before its cap: everything held, but trailing whitespace."""
         held, self.held = self.held, ""
-        return held
+        return held.rstrip()
 
 
 def default_model_path(cache_dir: str | None) -> Path:
@@ -352,7 +359,9 @@ class LocalBackend:
             "stop": list(dict.fromkeys([*stops, *request.stop])),
         }
         async with self._request(op, urgent=True) as call:
-            chunks = self._tokens(call, SentenceTail(request.max_tokens))
+            # A short cap holds back only its second half: its first tokens come at once.
+            tail = min(TAIL, max(1, request.max_tokens // 2))
+            chunks = self._tokens(call, SentenceTail(request.max_tokens, tail))
             try:
                 yield chunks
             finally:

@@ -6,6 +6,7 @@ in tests/web/test_local_gateway.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -17,7 +18,14 @@ import trio
 import trio.testing
 
 from actors import Budgets, Engine, EngineSettings, open_engine
-from llm import ClassifierRequest, LocalBackend, Message, ModelSettings, NarrativeRequest
+from llm import (
+    ClassifierRequest,
+    LocalBackend,
+    Message,
+    ModelLength,
+    ModelSettings,
+    NarrativeRequest,
+)
 
 SCORE = {
     "type": "object",
@@ -78,14 +86,26 @@ def worker_pid(local: LocalBackend) -> int:
     return pid
 
 
+async def one_token_beat(local: LocalBackend) -> int:
+    """Run a beat capped at one token; the tokens the worker sent.
+
+    At its cap the beat ends with ``ModelLength``, its one token held back
+    (it is no whole word yet).
+    """
+    before = local.statistics().tokens
+    warm = NarrativeRequest((Message("user", "Hello.", "Ana"),), "Mira", max_tokens=1)
+    with contextlib.suppress(ModelLength):
+        async with local.stream(warm) as chunks:
+            async for _text in chunks:
+                pass
+    return local.statistics().tokens - before
+
+
 async def test_a_classifier_whose_worker_dies_falls_back_to_its_default(
     engine: Engine, local: LocalBackend
 ) -> None:
     # A one-token beat starts the worker, so the classifier call below is in it at once.
-    warm = NarrativeRequest((Message("user", "Hello.", "Ana"),), "Mira", max_tokens=1)
-    async with local.stream(warm) as chunks:
-        async for _text in chunks:
-            pass
+    assert await one_token_beat(local) == 1
     pool = engine.svc.pool
     request = ClassifierRequest(
         "significance",
@@ -108,6 +128,5 @@ async def test_a_classifier_whose_worker_dies_falls_back_to_its_default(
     assert stats.crashes == 1 and stats.busy is False
 
     # The next request starts a fresh worker.
-    async with local.stream(warm) as chunks:
-        assert [text async for text in chunks]
+    assert await one_token_beat(local) == 1
     assert local.statistics().restarts == 1

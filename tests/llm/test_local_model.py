@@ -229,3 +229,6 @@ def test_the_text_after_the_last_sentence_is_held_only_near_the_cap() -> None:
     tail = SentenceTail(max_tokens=4, tail=6)
     assert [tail.feed(w) for w in ["No", " end", " in", " sigh"]] == ["", "", "", ""]
     assert tail.at_cap() == "No end in"  # no sentence at all: whole words
+    tail = SentenceTail(max_tokens=100)
+    assert [tail.feed(w) for w in ["Hi", ".", "\n", " "]] == ["Hi", ".", "", ""]
+    assert tail.at_end() == ""  # a reply never ends in whitespace

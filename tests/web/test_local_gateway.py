@@ -109,7 +109,7 @@ async def test_cancel_then_send_again_never_runs_two_completions_at_once(
             assert (await client.ask("cancel", chat_id=chat_id))["type"] == "ok"
             endings.append((await client.until("beat_complete"))["error"])
             await client.until("turn_settled")
-        assert all(error in (None, "cancelled") for error in endings), endings
+        assert all(error in (None, "cancelled", "length") for error in endings), endings
         assert "cancelled" in endings
         # The server is up, and this socket still answers.
         assert chat_id in [c["id"] for c in (await client.ask("list_chats"))["chats"]]
@@ -138,13 +138,14 @@ async def test_a_worker_killed_mid_beat_costs_that_beat_and_nothing_else(
         # The other chat, on its own socket, carries on from a fresh worker.
         await two.until("token")
         carried = await two.until("beat_complete")
-        assert carried["error"] is None and carried["text"].strip()
+        # A reply that reaches its cap ends at a whole sentence, marked length.
+        assert carried["error"] in (None, "length") and carried["text"].strip()
         await two.until("turn_settled")
 
         # And the crashed chat's next turn streams.
         await one.ask("send_turn", chat_id=first, prose='"Go on."')
         await one.until("token")
-        assert (await one.until("beat_complete"))["error"] is None
+        assert (await one.until("beat_complete"))["error"] in (None, "length")
         await one.until("turn_settled")
     stats = local.statistics()
     assert stats.crashes == 1 and stats.restarts == 1
