@@ -115,11 +115,11 @@ class ChatActor(Actor):
 
     async def _moves_in(self, prose: str) -> None:
         """Who the prose says leaves or walks in moves before anyone answers it."""
-        chat = await self.svc.store.run(Store.get_chat, self.chat_id)
-        if chat is None or len(chat.cast) < 2:
-            return
-        names = await self.svc.store.run(_names, chat.cast)
-        present = list(chat.present)
+        cast = await self.svc.store.run(_cast_names, self.chat_id)
+        if len(cast) < 2:
+            return  # one character: nobody else to come or go
+        names = {bot_id: name for bot_id, name, _ in cast}
+        present = [bot_id for bot_id, _, here in cast if here]
         moves: list[ev.PresenceChanged] = []
         for move in presence_by_rules(prose, names):
             here = move.character_id in present
@@ -204,10 +204,14 @@ class ChatActor(Actor):
         )
 
 
-def _names(s: Store, bot_ids: tuple[str, ...]) -> dict[str, str]:
-    """The display names of the cast's bots still there, by id."""
-    bots = (s.get_bot(bot_id) for bot_id in bot_ids)
-    return {bot.id: bot.name for bot in bots if bot is not None}
+def _cast_names(s: Store, chat_id: str) -> list[tuple[str, str, bool]]:
+    """The chat's cast in order: each bot's id, name, and whether it is in the scene."""
+    cast = []
+    for bot_id, present in s.cast_of(chat_id):
+        bot = s.get_bot(bot_id)
+        if bot is not None:
+            cast.append((bot_id, bot.name, present))
+    return cast
 
 
 async def wait_settled(ref: ActorRef | RegistryRef) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from actors import Engine
 from llm import ClassifierRequest, NarrativeRequest, ScriptedBackend
-from protocol import MAX_CAST, ChatState, Presence, ProtocolError
+from protocol import MAX_CAST, ChatState, Presence, ProtocolError, Token
 from store import Store
 
 SECRET = "marigold"
@@ -116,6 +116,26 @@ async def test_the_cast_changes_and_is_broadcast_as_presence(engine: Engine) -> 
     await engine.delete_bot(wren.id)
     chat = next(c for c in await engine.list_chats() if c.id == chat_id)
     assert chat.cast == (mira, ada)
+
+
+async def test_nobody_comes_or_goes_while_a_turn_is_in_flight(
+    engine: Engine, backend: ScriptedBackend
+) -> None:
+    chat_id, _mira, ada, _tobin = await three(engine)
+    backend.push_narrative(text="Mira starts a long story", stall_after=2)
+    async with engine.watch(chat_id) as messages:
+        await engine.send_turn(chat_id, '"Mira, tell me a story."')
+        async for message in messages:
+            if isinstance(message, Token):
+                break
+        events = await engine.store.run(Store.event_count)
+        with pytest.raises(ProtocolError) as refused:
+            await engine.leave_scene(chat_id, ada)
+        assert refused.value.code == "busy"
+        assert await engine.store.run(Store.event_count) == events
+        await engine.cancel(chat_id)
+    await engine.wait_settled(chat_id)
+    await engine.leave_scene(chat_id, ada)  # once the turn settled, she may go
 
 
 @pytest.mark.parametrize(
