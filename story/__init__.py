@@ -60,6 +60,7 @@ from ._classifiers import (
     SceneCloseDecision,
     SceneSummaryResult,
     StateChange,
+    Target,
     Transition,
     addressee_prompt,
     default_scene_summary,
@@ -72,6 +73,7 @@ from ._classifiers import (
     scene_summary_prompt,
     significance_prompt,
     state_update_prompt,
+    state_updates_schema,
     validate_addressee,
     validate_interjection,
     validate_lifecycle,
@@ -79,6 +81,7 @@ from ._classifiers import (
     validate_scene_summary,
     validate_significance,
     validate_state_update,
+    validate_state_updates,
 )
 from ._errors import BudgetError, StoryError
 from ._formats import (
@@ -300,6 +303,7 @@ __all__ = [
     "StopBeat",
     "StoryError",
     "StreamBeat",
+    "Target",
     "Transition",
     "TurnError",
     "TurnMachine",
@@ -366,6 +370,7 @@ __all__ = [
     "significance_prompt",
     "start",
     "state_update_prompt",
+    "state_updates_schema",
     "step",
     "strip_card",
     "strip_ooc",
@@ -378,6 +383,7 @@ __all__ = [
     "validate_scene_summary",
     "validate_significance",
     "validate_state_update",
+    "validate_state_updates",
     "world_info_json",
     "write_card_png",
     "write_charx",

@@ -15,24 +15,25 @@ from ._classifiers import (
     LIFECYCLE_SCHEMA,
     SCENE_CLOSE_SCHEMA,
     SCENE_SUMMARY_SCHEMA,
-    STATE_UPDATE_SCHEMA,
     InterjectionDecision,
     OpenEvent,
     SceneCloseDecision,
-    StateChange,
+    Target,
     addressee_prompt,
     default_scene_summary,
+    default_state_updates,
     interjection_prompt,
     lifecycle_prompt,
     scene_close_prompt,
     scene_summary_prompt,
     state_update_prompt,
+    state_updates_schema,
     validate_addressee,
     validate_interjection,
     validate_lifecycle,
     validate_scene_close,
     validate_scene_summary,
-    validate_state_update,
+    validate_state_updates,
 )
 from ._transcript import transcript_lines
 from ._turn_io import Answer, BeatEnded, Classify, Input, Loaded, TurnError
@@ -47,7 +48,6 @@ from ._turn_state import (
     edge_of,
     expect,
     lines_seen_by,
-    pairs_of,
     person_of,
     said_of,
     silent_witnesses,
@@ -118,29 +118,38 @@ def ask_interjection(p: Progress, i: Input) -> Step:
 
 
 def ask_state_updates(p: Progress, i: Input) -> Step:
-    """Ask one state update per directed pair present, all at once."""
+    """Ask one state update per entity present, covering its edges toward everyone present."""
     names, personas = p.cast.names, p.cast.personas
-    asks = tuple(
-        Classify(
-            f"{STATE_UPDATE}{source}->{target}",
-            "state_update",
-            state_update_prompt(
-                source,
-                names[source],
-                personas.get(source, ""),
-                target,
-                names[target],
-                edge_of(p, source, target),
-                lines_seen_by(p, source),
-                target_persona=personas.get(target, ""),
-            ),
-            STATE_UPDATE_SCHEMA,
-            validate_state_update,
-            StateChange(),
+    present = p.cast.present_ids
+    asks = []
+    for source in present:
+        targets = tuple(
+            Target(t, names[t], personas.get(t, ""), edge_of(p, source, t))
+            for t in present
+            if t != source
         )
-        for source, target in pairs_of(p)
-    )
-    return evolve(p, changes={}), asks
+        ids = tuple(t.id for t in targets)
+
+        def validate(raw: object, ids: tuple[str, ...] = ids) -> Answer:
+            return validate_state_updates(raw, ids)
+
+        asks.append(
+            Classify(
+                STATE_UPDATE + source,
+                "state_update",
+                state_update_prompt(
+                    source,
+                    names[source],
+                    personas.get(source, ""),
+                    targets,
+                    lines_seen_by(p, source),
+                ),
+                state_updates_schema(ids),
+                validate,
+                default_state_updates(ids),
+            )
+        )
+    return evolve(p, changes={}), tuple(asks)
 
 
 def _open_events(p: Progress) -> list[OpenEvent]:

@@ -101,6 +101,7 @@ class OpenWorldEvent:
 Answer = (
     str
     | StateChange
+    | dict[str, StateChange]
     | InterjectionDecision
     | SceneCloseDecision
     | SceneSummaryResult

@@ -67,7 +67,7 @@ WAITS: dict[Phase, str] = {
     Phase.PRIMARY: "Streams the addressee's beat.",
     Phase.READING: "Reads the edges and the dialogue a beat's passes need.",
     Phase.REMEMBERING: "Appends one memory per witness.",
-    Phase.WEIGHING: "Asks one state update per directed pair present.",
+    Phase.WEIGHING: "Asks one state update per entity present (its edges to the others).",
     Phase.RELATING: "Appends the edge updates.",
     Phase.DECIDING: "Waits for the interjection decisions still out.",
     Phase.INTERJECTION: "Streams the silent witness's beat.",
@@ -112,7 +112,8 @@ class Progress:
     memory_ids: tuple[int, ...] = ()
     waiting: frozenset[str] = frozenset()
     """Keys of the classifiers asked and not answered yet."""
-    changes: Mapping[str, StateChange] = field(factory=dict)
+    changes: Mapping[str, Mapping[str, StateChange]] = field(factory=dict)
+    """Each source's state update (by classifier key): its change toward each target."""
     decisions: Mapping[str, bool] = field(factory=dict)
     """The silent witnesses' interjection decisions so far."""
     interjector: str | None = None
@@ -213,7 +214,7 @@ Effect = Callable[[Progress, Input], Step]
 INTERJECTION = "interjection:"
 STATE_UPDATE = "state_update:"
 SCENE_SUMMARY = "scene_summary:"
-"""Prefixes of classifier keys; the rest of the key names the witness or the pair."""
+"""Prefixes of classifier keys; the rest of the key names the witness or the source."""
 
 
 def answer_of(i: Input) -> Classified:

@@ -155,17 +155,17 @@ def note_decision(p: Progress, i: Input) -> Step:
 
 
 def note_change(p: Progress, i: Input) -> Step:
-    """Keep a state update's answer."""
+    """Keep one source's state update: its change toward each target."""
     answer = answer_of(i)
-    change = expect(answer.value, StateChange, "state_update")
-    return evolve(p, changes={**p.changes, answer.key: change}), ()
+    changes = expect(answer.value, dict, "state_update")
+    return evolve(p, changes={**p.changes, answer.key: changes}), ()
 
 
 def append_edges(p: Progress, i: Input) -> Step:
     """Append one edge update per pair, in pair order."""
     updates = []
     for source, target in pairs_of(p):
-        change = p.changes[f"{STATE_UPDATE}{source}->{target}"]
+        change = expect(p.changes[STATE_UPDATE + source][target], StateChange, "a state change")
         updates.append(
             ev.EdgeUpdate(
                 source,

@@ -222,11 +222,22 @@ class Runner:
                 self.backend.push_narrative(**_narrative_kwargs(reply))
         for name, outputs in turn.get("classifier", {}).items():
             if isinstance(outputs, Mapping) and outputs and all("->" in k for k in outputs):
-                # keyed by directed pair, e.g. "you->mira"
+                # Keyed by directed pair, e.g. "you->mira"; a state update is one call per
+                # source, so the pairs from one source make one answer (a raw or failing
+                # output stands for the whole call).
+                by_source: dict[str, dict[str, Any]] = {}
                 for pair, output in outputs.items():
                     source, _, target = pair.partition("->")
-                    match = re.escape(f"pair: {self.resolve(source)} -> {self.resolve(target)}")
-                    self.backend.push_classifier(name, match=match, **_classifier_kwargs(output))
+                    by_source.setdefault(self.resolve(source), {})[self.resolve(target)] = output
+                for source, entries in by_source.items():
+                    match = re.escape(f"pair: {source} -> ")
+                    special = [
+                        o for o in entries.values() if _classifier_kwargs(o).get("json") is None
+                    ]
+                    kwargs = (
+                        _classifier_kwargs(special[0]) if special else {"json": {"edges": entries}}
+                    )
+                    self.backend.push_classifier(name, match=match, **kwargs)
                 continue
             if name == "lifecycle":
                 outputs = await self.world_event_ids(outputs)

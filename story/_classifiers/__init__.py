@@ -55,8 +55,12 @@ from ._state_update import (
     STATE_UPDATE_DEFAULT,
     STATE_UPDATE_SCHEMA,
     StateChange,
+    Target,
+    default_state_updates,
     state_update_prompt,
+    state_updates_schema,
     validate_state_update,
+    validate_state_updates,
 )
 
 __all__ = [
@@ -80,9 +84,11 @@ __all__ = [
     "SceneCloseDecision",
     "SceneSummaryResult",
     "StateChange",
+    "Target",
     "Transition",
     "addressee_prompt",
     "default_scene_summary",
+    "default_state_updates",
     "extractive_summary",
     "interjection_prompt",
     "lifecycle_needed",
@@ -92,6 +98,7 @@ __all__ = [
     "scene_summary_prompt",
     "significance_prompt",
     "state_update_prompt",
+    "state_updates_schema",
     "validate_addressee",
     "validate_interjection",
     "validate_lifecycle",
@@ -99,4 +106,5 @@ __all__ = [
     "validate_scene_summary",
     "validate_significance",
     "validate_state_update",
+    "validate_state_updates",
 ]

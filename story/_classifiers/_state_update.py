@@ -1,8 +1,9 @@
-"""The state-update classifier: how one character's feelings toward another moved.
+"""The state-update classifier: how one entity's feelings toward everyone present moved.
 
-Called after every beat once per directed pair of present entities (2 for
-one to one, 6 for three), concurrently through the pool; its result becomes
-an ``edge_update`` event. Safe default: no change, no facts.
+Called after every beat once per present entity (the person included),
+covering its edges toward everyone else present: 2 calls for one to one,
+3 for three, N for N, concurrently through the pool. Each entry of the
+answer becomes an ``edge_update`` event. Safe default: no change, no facts.
 """
 
 from __future__ import annotations
@@ -54,40 +55,75 @@ STATE_UPDATE_SCHEMA: dict[str, Any] = {
 """The JSON the state-update classifier is asked for (read-only)."""
 
 
+@frozen
+class Target:
+    """Someone present whose edge from the source a state update judges."""
+
+    id: str
+    name: str
+    persona: str
+    prior: Edge | None
+    """The edge source → this target before the beat (``None``: no history yet)."""
+
+
+def state_updates_schema(target_ids: Sequence[str]) -> dict[str, Any]:
+    """The JSON one source's state update is asked for: one entry per target id."""
+    return {
+        "type": "object",
+        "properties": {
+            "edges": {
+                "type": "object",
+                "properties": {t: STATE_UPDATE_SCHEMA for t in target_ids},
+                "required": list(target_ids),
+                "additionalProperties": False,
+            }
+        },
+        "required": ["edges"],
+        "additionalProperties": False,
+    }
+
+
 def state_update_prompt(
     source_id: str,
     source_name: str,
     source_persona: str,
-    target_id: str,
-    target_name: str,
-    prior: Edge | None,
+    targets: Sequence[Target],
     dialogue: Sequence[str],
-    *,
-    target_persona: str = "",
 ) -> tuple[PromptMessage, ...]:
-    """Messages asking how ``source`` now feels about ``target``, given the latest lines.
+    """Messages asking how ``source`` now feels about each of ``targets``, in one call.
 
-    The user message starts with ``pair: SOURCE_ID -> TARGET_ID``.
-    ``prior`` is the edge before this beat (``None``: no history yet);
-    ``dialogue`` is ``"Name: text"`` lines, oldest first (see
+    The user message starts with one ``pair: SOURCE_ID -> TARGET_ID`` line
+    per target. ``dialogue`` is ``"Name: text"`` lines, oldest first (see
     :func:`transcript_lines`), of which only the last few are sent.
     """
-    s, t = source_name, target_name
+    s = source_name
+    example = ", ".join(
+        f'"{t.id}": {{"affinity_delta": 0, "trust_delta": 0, "knowledge_facts": []}}'
+        for t in targets
+    )
+    who = "; ".join(f"{t.id} is {t.name}" for t in targets)
     system = (
-        f"You keep track of relationships in a story. Judge how {s}'s feelings toward {t} "
-        f"changed in the latest exchange. Reply with JSON only, in this form:\n"
-        f'{{"affinity_delta": 0, "trust_delta": 0, "knowledge_facts": []}}\n'
-        f"affinity_delta: how much more (positive) or less (negative) {s} likes {t}, "
+        f"You keep track of relationships in a story. Judge how {s}'s feelings toward each "
+        f"other person present changed in the latest exchange ({who}). Reply with JSON only, "
+        f'in this form:\n{{"edges": {{{example}}}}}\n'
+        f"affinity_delta: how much more (positive) or less (negative) {s} likes that person, "
         f"-{MAX_DELTA} to {MAX_DELTA}. trust_delta: the same for trust. Most exchanges "
         f"change little; use 0 when nothing changed. knowledge_facts: at most {MAX_FACTS} "
-        f"short facts {s} newly learned about {t} in this exchange, or none."
+        f"short facts {s} newly learned about that person in this exchange, or none."
+    )
+    # The ids name the pairs for logs and for scripted backends that match on them.
+    header = "".join(f"pair: {source_id} -> {t.id}\n" for t in targets)
+    people = "".join(
+        f"{t.name}: {shorten(collapse(t.persona), 600) or '(no description)'}\n" for t in targets
+    )
+    before = "".join(
+        f"Before this exchange, {s} toward {t.name}: {describe_edge(t.prior)}\n" for t in targets
     )
     user = (
-        # The ids name the pair for logs and for scripted backends that match on them.
-        f"pair: {source_id} -> {target_id}\n"
+        f"{header}"
         f"{s}: {shorten(collapse(source_persona), 600) or '(no description)'}\n"
-        f"{t}: {shorten(collapse(target_persona), 600) or '(no description)'}\n"
-        f"Before this exchange, {s} toward {t}: {describe_edge(prior)}\n\n"
+        f"{people}"
+        f"{before}\n"
         f"The latest exchange:\n{render_lines(dialogue, 8, 600)}"
     )
     return (PromptMessage("system", system), PromptMessage("user", user))
@@ -107,3 +143,21 @@ def validate_state_update(raw: object) -> StateChange:
             field(data, "knowledge_facts", "facts", "knowledge"), MAX_FACTS, MAX_FACT_CHARS
         ),
     )
+
+
+def validate_state_updates(raw: object, target_ids: Sequence[str]) -> dict[str, StateChange]:
+    """Read one source's answer: an entry per target, each as :func:`validate_state_update`.
+
+    The entries may sit under ``edges`` or at the top level; a target with
+    no readable entry (or an unreadable answer) gets no change. Never raises.
+    """
+    data = load_json(raw)
+    entries = data.get("edges", data) if isinstance(data, dict) else {}
+    if not isinstance(entries, dict):
+        entries = {}
+    return {t: validate_state_update(entries.get(t)) for t in target_ids}
+
+
+def default_state_updates(target_ids: Sequence[str]) -> dict[str, StateChange]:
+    """The safe default of one source's state update: no change toward anyone."""
+    return {t: STATE_UPDATE_DEFAULT for t in target_ids}

@@ -27,6 +27,7 @@ from story import (
     SceneCloseDecision,
     SceneSummaryResult,
     StateChange,
+    Target,
     Transition,
     addressee_prompt,
     default_scene_summary,
@@ -39,6 +40,7 @@ from story import (
     scene_summary_prompt,
     significance_prompt,
     state_update_prompt,
+    state_updates_schema,
     validate_addressee,
     validate_interjection,
     validate_lifecycle,
@@ -46,6 +48,7 @@ from story import (
     validate_scene_summary,
     validate_significance,
     validate_state_update,
+    validate_state_updates,
 )
 
 MIRA = Bot("mira", "Mira", "Keeps the bar.", "")
@@ -104,18 +107,33 @@ def test_state_update_default_and_prompt() -> None:
         "mira",
         "Mira",
         "Keeps the bar.",
-        "you",
-        "Ana",
-        Edge("mira", "you", 70, 40, "", ()),
+        [
+            Target("you", "Ana", "A sailor.", Edge("mira", "you", 70, 40, "", ())),
+            Target("oda", "Oda", "A pilot.", None),
+        ],
         ["Ana: Hi.", "Mira: Hello."],
-        target_persona="A sailor.",
     )
     assert [m.role for m in messages] == ["system", "user"]
-    assert "affinity_delta" in messages[0].content
-    assert messages[1].content.startswith("pair: mira -> you\n")
+    assert "affinity_delta" in messages[0].content and '"oda"' in messages[0].content
+    assert messages[1].content.startswith("pair: mira -> you\npair: mira -> oda\n")
     assert "A sailor." in messages[1].content and "Mira: Hello." in messages[1].content
     assert "affinity 70/100" in messages[1].content
-    assert "no history yet" in state_update_prompt("a", "A", "", "b", "B", None, [])[1].content
+    assert "no history yet" in messages[1].content
+
+
+def test_one_sources_state_update_has_an_entry_per_target_each_clamped() -> None:
+    schema = state_updates_schema(["you", "oda"])
+    assert schema["properties"]["edges"]["required"] == ["you", "oda"]
+    changes = validate_state_updates(
+        '{"edges": {"you": {"affinity_delta": 50, "trust_delta": -3, "knowledge_facts": []},'
+        ' "stranger": {"affinity_delta": 5}}}',
+        ["you", "oda"],
+    )
+    assert changes == {"you": StateChange(10, -3, ()), "oda": STATE_UPDATE_DEFAULT}
+    assert validate_state_updates("garbage", ["you"]) == {"you": STATE_UPDATE_DEFAULT}
+    assert validate_state_updates({"you": {"trust_delta": 2}}, ["you"]) == {
+        "you": StateChange(0, 2, ())
+    }
 
 
 # --- significance ---

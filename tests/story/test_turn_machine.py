@@ -273,6 +273,27 @@ def test_state_updates_read_a_transcript_without_ooc() -> None:
     assert 'Ana: "Evening, Mira."' in first.messages[1].content
 
 
+@pytest.mark.parametrize("n", range(1, 9))
+def test_one_state_update_per_entity_present_covers_its_edges_to_all_the_others(n: int) -> None:
+    bots = tuple(Bot(f"b{k}", f"Bot{k}", "", "") for k in range(n))
+    cast = Cast("c1", PLACE, bots, (ANA,))
+    present = [YOU_ID, *(b.id for b in bots)]
+
+    def answer(ask: Classify) -> Answer:
+        source = ask.key.removeprefix("state_update:")
+        targets = ask.schema["properties"]["edges"]["required"]
+        assert sorted(targets) == sorted(t for t in present if t != source)
+        entries = {t: {"affinity_delta": 3, "trust_delta": -2} for t in targets}
+        return ask.validate({"edges": entries})
+
+    run = drive(cast, '"Evening."', answers={"state_update": answer}, beats=["Hm."] * 3)
+    beats = len(run.beats())
+    assert run.calls("state_update") == (n + 1) * beats  # not (n + 1) * n per beat
+    edges = [e for e in run.events() if isinstance(e, ev.EdgeUpdate)]
+    assert len(edges) == (n + 1) * n * beats
+    assert {(e.affinity_delta, e.trust_delta) for e in edges} == {(3, -2)}
+
+
 # --- who answers ---
 
 
@@ -293,7 +314,7 @@ def test_three_characters_the_one_named_answers_else_the_host_and_no_classifier(
     run = drive(THREE, '"Mira, Oda: the tide?"')
     assert run.calls("addressee") == 0
     assert run.beats()[0].request.speaker_id == "mira"
-    assert run.calls("state_update") == 12  # four present: 4 * 3 directed pairs
+    assert run.calls("state_update") == 4  # four present: one per entity
 
 
 def test_with_two_people_the_one_who_spoke_is_remembered_and_every_pair_weighed() -> None:
@@ -301,7 +322,7 @@ def test_with_two_people_the_one_who_spoke_is_remembered_and_every_pair_weighed(
     run = drive(cast, '"Evening, Mira."', person="ben")
     memory = next(e for e in run.events() if isinstance(e, ev.MemoryWritten))
     assert memory.text.startswith('Ben said: "Evening, Mira."')
-    assert run.calls("state_update") == 6
+    assert run.calls("state_update") == 3
     assert run.beats()[0].request.stop == ("\nAna:", "\nBen:")
 
 
@@ -321,7 +342,7 @@ def test_interjection_fires_after_a_completed_beat() -> None:
         "Mira", "Mira shakes her head slowly."
     )
     # expect.calls of tests/dialogues/interjection_fires.toml
-    assert (len(run.beats()), run.calls("interjection"), run.calls("state_update")) == (2, 1, 12)
+    assert (len(run.beats()), run.calls("interjection"), run.calls("state_update")) == (2, 1, 6)
     memories = [e for e in run.events() if isinstance(e, ev.MemoryWritten)]
     assert [m.bot_id for m in memories] == ["mira", "tobias", "mira", "tobias"]
     assert len(run.of(ScoreSignificance)) == 2
@@ -329,7 +350,7 @@ def test_interjection_fires_after_a_completed_beat() -> None:
 
 def test_interjection_declined_is_one_beat() -> None:
     run = drive(TWO, '"Evening, Mira."', answers={"interjection": InterjectionDecision(False)})
-    assert (len(run.beats()), run.calls("interjection"), run.calls("state_update")) == (1, 1, 6)
+    assert (len(run.beats()), run.calls("interjection"), run.calls("state_update")) == (1, 1, 3)
 
 
 def test_a_late_decision_is_waited_for_after_the_passes() -> None:
@@ -376,7 +397,7 @@ def test_a_cancelled_primary_beat_gets_no_interjection() -> None:
     )
     assert run.of(StopBeat) == [StopBeat("stop")]
     assert (len(run.beats()), run.calls("interjection")) == (1, 0)
-    assert run.calls("state_update") == 6  # the partial beat still has its passes
+    assert run.calls("state_update") == 3  # the partial beat still has its passes
     assert len(run.settles()) == 1
 
 
@@ -388,7 +409,7 @@ def test_a_cancelled_interjection_keeps_its_partial_and_skips_its_passes() -> No
         answers={"interjection": InterjectionDecision(True)},
         cancel_in=Phase.INTERJECTION,
     )
-    assert (len(run.beats()), run.calls("interjection"), run.calls("state_update")) == (2, 1, 6)
+    assert (len(run.beats()), run.calls("interjection"), run.calls("state_update")) == (2, 1, 3)
     memories = [e for e in run.events() if isinstance(e, ev.MemoryWritten)]
     assert len(memories) == 2  # the primary beat's only
 
@@ -425,7 +446,7 @@ def test_a_model_error_mid_beat_keeps_the_partial_and_the_turn_settles() -> None
     failed = BeatEnded(0, "It sank off the", truncated=True, error="connection reset by peer")
     run = drive(TWO, '"Mira, what happened to the ferry?"', beats=[failed])
     assert run.calls("interjection") == 0  # not completed
-    assert run.calls("state_update") == 6
+    assert run.calls("state_update") == 3
     memory = next(e for e in run.events() if isinstance(e, ev.MemoryWritten))
     assert "It sank off the" in memory.text
     assert len(run.settles()) == 1
@@ -449,7 +470,7 @@ def test_regenerate_keeps_its_speaker_and_does_not_score() -> None:
     assert run.calls("addressee") == 0
     (beat,) = run.beats()
     assert (beat.request.speaker_id, beat.supersedes) == ("tobias", 55)
-    assert run.calls("state_update") == 6
+    assert run.calls("state_update") == 3
     assert run.of(ScoreSignificance) == []
     assert run.settles() == [Settle(USER_TURN, resync=True)]
 
@@ -755,7 +776,12 @@ def _answer(draw: st.DrawFn, ask: Classify) -> Answer:
     raw: object = {
         "addressee": {"addressee": draw(st.sampled_from(["host", "guest"]))},
         "interjection": {"interject": draw(st.booleans()), "reason": ""},
-        "state_update": {"affinity_delta": draw(st.integers(-20, 20)), "trust_delta": 1},
+        "state_update": {
+            "edges": {
+                t: {"affinity_delta": draw(st.integers(-20, 20)), "trust_delta": 1}
+                for t in (ask.schema["properties"].get("edges", {}).get("required", []))
+            }
+        },
         "lifecycle": {
             "transitions": [
                 {"event_id": 21, "status": draw(st.sampled_from(["active", "completed"]))}
