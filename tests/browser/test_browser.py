@@ -19,7 +19,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 HERE = Path(__file__).parent
 ARTIFACTS = HERE.parent / "artifacts"
@@ -271,5 +271,135 @@ def test_the_page_says_the_server_stopped_and_comes_back_with_it(
         wait(driver, lambda d: len(turns(d)) >= count + 2 and settled(d))
         assert "slides a glass" in turns(driver)[-1].text
     finally:
+        if process.poll() is None:
+            stop_server(process)
+
+
+def member(driver: webdriver.Chrome, bot_id: str) -> WebElement:
+    return driver.find_element(
+        By.CSS_SELECTOR, f'[data-testid="cast-member"][data-bot-id="{bot_id}"]'
+    )
+
+
+def bot_id_named(driver: webdriver.Chrome, name: str) -> str:
+    for item in by_id(driver, "bot-item"):
+        if item.text.strip() == name:
+            return str(item.get_attribute("data-bot-id"))
+    raise AssertionError(f"no character named {name}")
+
+
+def create_bot(driver: webdriver.Chrome, name: str) -> str:
+    by_id(driver, "bot-name")[0].send_keys(name)
+    by_id(driver, "bot-persona")[0].send_keys(f"{name} drinks at the Gilded Eel.")
+    by_id(driver, "bot-save")[0].click()
+    wait(driver, lambda d: any(item.text.strip() == name for item in by_id(d, "bot-item")))
+    return bot_id_named(driver, name)
+
+
+def test_a_cast_of_three_with_one_away_and_one_added_and_removed(
+    tmp_path: Path, browser: webdriver.Chrome
+) -> None:
+    driver = browser
+    driver.set_window_size(1280, 900)
+    process, url = start_server(tmp_path)
+    try:
+        driver.get(url)
+        wait(driver, lambda d: by_id(d, "status")[0].get_attribute("data-state") == "online")
+        wait(driver, lambda d: len(by_id(d, "bot-item")) >= 2)
+        mira, tobias = bot_id_named(driver, "Mira"), bot_id_named(driver, "Tobias")
+        ada = create_bot(driver, "Ada")
+        nell = create_bot(driver, "Nell")
+
+        # A cast of three: the host picked, two more ticked.
+        Select(by_id(driver, "new-chat-host")[0]).select_by_value(mira)
+        for bot in (tobias, ada):
+            driver.find_element(
+                By.CSS_SELECTOR, f'[data-testid="new-chat-member"][value="{bot}"]'
+            ).click()
+        by_id(driver, "new-chat-title")[0].send_keys("Three at the table")
+        by_id(driver, "new-chat-create")[0].click()
+        wait(driver, lambda d: "Three at the table" in by_id(d, "chat-title")[0].text)
+        wait(driver, lambda d: len(by_id(d, "cast-member")) == 3)
+        cast = [m.get_attribute("data-bot-id") for m in by_id(driver, "cast-member")]
+        assert cast == [mira, tobias, ada]
+        assert all(m.get_attribute("data-present") == "true" for m in by_id(driver, "cast-member"))
+        # Each character has its own colour, and the host cannot be removed.
+        hues = {
+            m.find_element(By.CSS_SELECTOR, ".cast-swatch").get_attribute("data-hue")
+            for m in by_id(driver, "cast-member")
+        }
+        assert len(hues) == 3
+        assert not member(driver, mira).find_elements(
+            By.CSS_SELECTOR, '[data-testid="cast-remove"]'
+        )
+
+        # Named alone, Tobias answers, in his colour.
+        send(driver, '"Tobias, another round?"')
+        wait(driver, lambda d: len(turns(d)) >= 2 and settled(d))
+        answer = turns(driver)[-1]
+        assert answer.get_attribute("data-speaker-id") == tobias
+        swatch = member(driver, tobias).find_element(By.CSS_SELECTOR, ".cast-swatch")
+        assert answer.get_attribute("data-hue") == swatch.get_attribute("data-hue")
+
+        # The matrix holds each directed pair of the turn: you, Mira, Ada and Tobias.
+        def cells(d: webdriver.Chrome) -> dict[tuple[str, str], str]:
+            return {
+                (str(e.get_attribute("data-source-id")), str(e.get_attribute("data-target-id"))): (
+                    e.text
+                )
+                for e in by_id(d, "edge")
+            }
+
+        everyone = ["you", mira, tobias, ada]
+        wait(driver, lambda d: len(cells(d)) == 12)
+        assert set(cells(driver)) == {(s, t) for s in everyone for t in everyone if s != t}
+        assert len(by_id(driver, "edge-matrix")) == 1
+        cell = by_id(driver, "edge")[0]
+        assert cell.find_element(By.CSS_SELECTOR, '[data-testid="edge-affinity"]').text.isdigit()
+        assert cell.find_element(By.CSS_SELECTOR, '[data-testid="edge-trust"]').text.isdigit()
+
+        # Tobias steps away: the panel says so, and named alone he no longer answers.
+        member(driver, tobias).find_element(
+            By.CSS_SELECTOR, '[data-testid="cast-presence"]'
+        ).click()
+        wait(driver, lambda d: member(d, tobias).get_attribute("data-present") == "false")
+        count = len(turns(driver))
+        send(driver, '"Tobias, are you there?"')
+        wait(driver, lambda d: len(turns(d)) >= count + 2 and settled(d))
+        speakers = {t.get_attribute("data-speaker-id") for t in turns(driver)[count:]}
+        assert tobias not in speakers and mira in speakers
+
+        # He comes back; Nell joins the cast, present at once, then leaves it.
+        member(driver, tobias).find_element(
+            By.CSS_SELECTOR, '[data-testid="cast-presence"]'
+        ).click()
+        wait(driver, lambda d: member(d, tobias).get_attribute("data-present") == "true")
+        Select(by_id(driver, "cast-add-bot")[0]).select_by_value(nell)
+        by_id(driver, "cast-add")[0].click()
+        wait(driver, lambda d: len(by_id(d, "cast-member")) == 4)
+        assert member(driver, nell).get_attribute("data-present") == "true"
+        member(driver, nell).find_element(By.CSS_SELECTOR, '[data-testid="cast-remove"]').click()
+        wait(driver, lambda d: len(by_id(d, "cast-member")) == 3)
+        assert nell not in [m.get_attribute("data-bot-id") for m in by_id(driver, "cast-member")]
+        # The chat list names the cast in its order.
+        wait(driver, lambda d: any("Mira, Tobias & Ada" in i.text for i in by_id(d, "chat-item")))
+
+        # At phone width, with the story drawer open on the cast and the matrix,
+        # nothing scrolls sideways.
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "cast.png"))
+        driver.set_window_size(375, 812)
+        by_id(driver, "toggle-side")[0].click()
+        wait(driver, lambda d: by_id(d, "cast")[0].is_displayed())
+        driver.save_screenshot(str(ARTIFACTS / "cast-phone.png"))
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        inner = driver.execute_script("return window.innerWidth")
+        assert width <= inner
+        side = by_id(driver, "side")[0]
+        assert driver.execute_script(
+            "return arguments[0].scrollWidth <= arguments[0].clientWidth", side
+        )
+    finally:
+        driver.set_window_size(1280, 900)
         if process.poll() is None:
             stop_server(process)

@@ -2,6 +2,7 @@
 // message to the chat model and the views, and turns the person's clicks
 // into protocol commands. See docs/client.md for what each panel does.
 
+import { CastPanel } from "./cast.js";
 import { OpenChat } from "./chat.js";
 import { Composer } from "./composer.js";
 import { Connection, ConnectionLost } from "./connection.js";
@@ -28,6 +29,7 @@ const CHAT_TYPES = new Set([
   "world_event",
   "scene_closed",
   "turn_settled",
+  "presence",
 ]);
 
 const state = {
@@ -232,6 +234,16 @@ const DIRECT = {
   chat(msg) {
     state.chats = [...state.chats.filter((chat) => chat.id !== msg.chat.id), msg.chat];
     sidebar.renderChats();
+    const open = state.chat;
+    if (open?.id === msg.chat.id) {
+      // A cast change: the cast panel, the matrix's rows and the memories follow.
+      const before = open.botIds().join(" ");
+      open.applyInfo(msg.chat);
+      renderCast();
+      panels.render(open);
+      renderHeader();
+      if (open.botIds().join(" ") !== before) fetchMemories(open);
+    }
   },
   memory(msg) {
     if (state.chat?.applyMemory(msg.memory)) panels.renderMemories();
@@ -299,6 +311,10 @@ const APPLY = {
     panels.renderScene();
     timeline.sceneBreak(chat.closedScene);
   },
+  presence(chat, msg) {
+    chat.applyPresence(msg);
+    renderCast();
+  },
   turn_settled(chat, msg) {
     chat.settled(msg);
     composer.update();
@@ -315,6 +331,7 @@ function applyState(chat, msg) {
   chat.tokenResyncs = new Set();
   timeline.render(chat, { jump });
   panels.render(chat);
+  castPanel.render(chat);
   renderHeader();
   composer.update();
   fetchMemories(chat);
@@ -384,6 +401,7 @@ function openChat(chatId) {
   window.history.replaceState(null, "", `#chat=${encodeURIComponent(chatId)}`);
   timeline.render(chat);
   panels.render(chat);
+  castPanel.render(chat);
   sidebar.renderChats();
   renderHeader();
   composer.update();
@@ -397,9 +415,11 @@ function chatFromAddress() {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
-async function sendTurn(prose) {
+async function sendTurn(prose, replyAs = "") {
   const chat = state.chat;
-  const answer = await request("send_turn", { chat_id: chat.id, prose });
+  const fields = { chat_id: chat.id, prose };
+  if (replyAs) fields.reply_as = replyAs;
+  const answer = await request("send_turn", fields);
   chat.markActive(answer.user_turn_id);
   composer.update();
 }
@@ -427,10 +447,18 @@ function renderHeader() {
   document.title = info ? `${title.textContent} \u00b7 troupe` : "troupe";
 }
 
+/** The cast panel and the composer's "reply as" both show who is present. */
+function renderCast() {
+  castPanel.render(state.chat);
+  composer.update();
+}
+
 function refreshNames() {
   sidebar.render();
   timeline.renameSpeakers();
   panels.render(state.chat);
+  castPanel.render(state.chat);
+  composer.update();
   renderHeader();
 }
 
@@ -449,6 +477,13 @@ const panels = new StoryPanels(byTestId("side"), byTestId("scene"), {
     request("create_world_event", { chat_id: state.chat.id, title, description }),
 });
 
+const castPanel = new CastPanel(byTestId("side"), {
+  names,
+  bots: () => state.bots,
+  showError,
+  command: (type, botId) => request(type, { chat_id: state.chat.id, bot_id: botId }),
+});
+
 const sidebar = new Sidebar(byTestId("nav"), {
   state,
   request,
@@ -464,6 +499,7 @@ const composer = new Composer(byTestId("composer-area"), {
   cancel: () => request("cancel", { chat_id: state.chat.id }),
   regenerate,
   showError,
+  names,
 });
 
 // --- small screens: the side panels live behind two toggles -----------------------------
@@ -502,6 +538,7 @@ document.addEventListener("keydown", (event) => {
 
 timeline.render(null);
 panels.render(null);
+castPanel.render(null);
 sidebar.render();
 renderHeader();
 composer.update();

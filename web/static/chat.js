@@ -44,10 +44,42 @@ export class OpenChat {
     this.loaded = false; // a chat_state has arrived
   }
 
-  /** The bots of this chat, host first. */
+  /** The bots of this chat's cast, host first. */
   botIds() {
     if (!this.info) return [];
+    if (Array.isArray(this.info.cast) && this.info.cast.length) return [...this.info.cast];
     return [this.info.host_bot_id, this.info.guest_bot_id].filter((id) => id);
+  }
+
+  /** Whether a cast member is in the scene now (everyone, for a server without presence). */
+  isPresent(botId) {
+    const present = this.info?.present;
+    return Array.isArray(present) ? present.includes(botId) : this.botIds().includes(botId);
+  }
+
+  /** Whether the server knows muting: its chat then carries `muted`. */
+  supportsMute() {
+    return Array.isArray(this.info?.muted);
+  }
+
+  isMuted(botId) {
+    return this.supportsMute() && this.info.muted.includes(botId);
+  }
+
+  /** Apply a `presence` message: the member enters or leaves the scene. */
+  applyPresence(msg) {
+    if (!this.info) return;
+    const cast = this.botIds();
+    if (msg.present && !cast.includes(msg.bot_id)) cast.push(msg.bot_id); // added to the cast
+    const present = new Set(this.info.present ?? cast);
+    if (msg.present) present.add(msg.bot_id);
+    else present.delete(msg.bot_id);
+    this.info = { ...this.info, cast, present: cast.filter((id) => present.has(id)) };
+  }
+
+  /** A `chat` answer about this chat: its cast, presence and muting are news. */
+  applyInfo(chat) {
+    this.info = { ...this.info, ...chat };
   }
 
   /**

@@ -1,7 +1,7 @@
 // The composer under the timeline: write a turn, stop the beat in flight,
 // or regenerate the latest answer (optionally after editing your own turn).
 
-import { byTestId, codePoints } from "./dom.js";
+import { byTestId, codePoints, fill, h } from "./dom.js";
 
 /** The protocol's limit on a turn's prose, in characters after trimming. */
 export const MAX_PROSE = 8000;
@@ -13,8 +13,9 @@ const SHOW_COUNT_FROM = MAX_PROSE - 1000;
  * promises: `sendTurn(prose)`, `cancel()`, `regenerate(turn, prose|null)`.
  */
 export class Composer {
-  constructor(root, { chat, online, sendTurn, cancel, regenerate, showError }) {
+  constructor(root, { chat, online, sendTurn, cancel, regenerate, showError, names }) {
     this.chat = chat;
+    this.names = names;
     this.online = online;
     this.sendTurn = sendTurn;
     this.cancelTurn = cancel;
@@ -23,6 +24,7 @@ export class Composer {
     this.sending = false;
     this.el = (id) => byTestId(id, root);
     this.prose = this.el("prose");
+    this.replyAs = this.el("reply-as");
     this.wire();
   }
 
@@ -66,6 +68,7 @@ export class Composer {
     this.el("regenerate-confirm").disabled = this.el("send").disabled || !chat?.latestAssistant();
     this.prose.disabled = !chat;
     this.el("composer").dataset.inFlight = inFlight ? "true" : "false";
+    this.renderReplyAs(chat);
     if (!chat) this.closeRegenerate();
   }
 
@@ -82,7 +85,7 @@ export class Composer {
     this.sending = true;
     this.update();
     try {
-      await this.sendTurn(prose);
+      await this.sendTurn(prose, this.replyAs.hidden ? "" : this.replyAs.value);
       // Keep anything typed while the turn travelled.
       if (this.prose.value === prose) this.prose.value = "";
       this.showCount();
@@ -92,6 +95,26 @@ export class Composer {
       this.sending = false;
       this.update();
     }
+  }
+
+  /**
+   * "Reply as": who answers the next turn. Shown only when the server knows
+   * it (its chat carries `muted`, which came with `send_turn.reply_as`);
+   * the choices are the characters present, and "" lets the story decide.
+   */
+  renderReplyAs(chat) {
+    const select = this.replyAs;
+    select.hidden = !chat?.supportsMute();
+    if (select.hidden) return;
+    const present = chat.botIds().filter((id) => chat.isPresent(id));
+    const chosen = present.includes(select.value) ? select.value : "";
+    const options = [["", "anyone answers"], ...present.map((id) => [id, `${this.names(id)} answers`])];
+    const same =
+      select.options.length === options.length &&
+      options.every(([value, label], i) => select.options[i].value === value && select.options[i].text === label);
+    if (!same) fill(select, options.map(([value, label]) => h("option", { value }, label)));
+    select.value = chosen;
+    select.disabled = this.el("send").disabled;
   }
 
   /** Stop the beat in flight; true when there was one to stop. */

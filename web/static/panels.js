@@ -3,6 +3,7 @@
 // events in play. Each panel redraws whole from the chat model: the lists
 // are short, and a full redraw can never drift from the model.
 
+import { tint } from "./colour.js";
 import { byTestId, fill, h } from "./dom.js";
 
 const STATUS_LABEL = {
@@ -26,6 +27,7 @@ export class StoryPanels {
     this.planEvent = planEvent;
     this.showError = showError;
     this.chat = null;
+    this.selectedEdge = null; // "source\u0000target" shown under the matrix
     this.edgesEl = byTestId("edges", root);
     this.memoriesEl = byTestId("memories", root);
     this.worldEl = byTestId("world-events", root);
@@ -39,6 +41,7 @@ export class StoryPanels {
 
   /** Draw every panel for `chat` (null: no chat open). */
   render(chat) {
+    if (chat !== this.chat) this.selectedEdge = null;
     this.chat = chat;
     this.root.classList.toggle("no-chat", !chat);
     this.renderScene();
@@ -96,31 +99,97 @@ export class StoryPanels {
 
   // --- relationships ------------------------------------------------------------
 
+  /**
+   * One compact matrix: each row is who feels, each column toward whom, and
+   * each cell holds affinity and trust (0–100) as two numbers over two thin
+   * bars. Clicking a cell shows that pair's summary and what one knows of
+   * the other below the matrix.
+   */
   renderEdges() {
     const chat = this.chat;
     if (!chat) return fill(this.edgesEl);
-    const edges = [...chat.edges.values()].sort(
-      (a, b) => this.names(a.source_id).localeCompare(this.names(b.source_id)) ||
-        this.names(a.target_id).localeCompare(this.names(b.target_id)),
-    );
-    if (edges.length === 0) {
-      const note = "Relationships appear after the first exchange.";
-      return fill(this.edgesEl, h("li", { class: "muted" }, note));
+    if (chat.edges.size === 0) {
+      return fill(this.edgesEl, h("p", { class: "muted" }, "Relationships appear after the first exchange."));
     }
-    fill(this.edgesEl, ...edges.map((edge) => this.edgeRow(edge)));
+    // The cast in its order, then anyone else an edge names (a former member).
+    const ids = chat.botIds();
+    for (const edge of chat.edges.values()) {
+      for (const id of [edge.source_id, edge.target_id]) if (!ids.includes(id)) ids.push(id);
+    }
+    const head = h(
+      "tr",
+      {},
+      h("th", { class: "matrix-corner", scope: "col" }, h("span", { class: "visually-hidden" }, "feels toward")),
+      ids.map((id) => tint(h("th", { scope: "col", class: "matrix-col", title: this.names(id) }, initials(this.names(id))), id)),
+    );
+    const rows = ids.map((source) =>
+      h(
+        "tr",
+        {},
+        tint(h("th", { scope: "row", class: "matrix-row speaker" }, this.names(source)), source),
+        ids.map((target) => this.edgeCell(chat, source, target)),
+      ),
+    );
+    const selected = this.selectedEdge ? chat.edges.get(this.selectedEdge) : null;
+    fill(
+      this.edgesEl,
+      h(
+        "table",
+        { class: "edge-matrix", testid: "edge-matrix" },
+        h("caption", { class: "matrix-legend" }, "Row feels toward column: affinity / trust"),
+        h("thead", {}, head),
+        h("tbody", {}, rows),
+      ),
+      selected ? this.edgeDetail(selected) : null,
+    );
   }
 
-  edgeRow(edge) {
+  edgeCell(chat, source, target) {
+    if (source === target) return h("td", { class: "matrix-self", "aria-label": "self" }, "\u2014");
+    const key = `${source}\u0000${target}`;
+    const edge = chat.edges.get(key);
+    if (!edge) {
+      return h("td", { class: "matrix-none", title: `${this.names(source)} has no feelings toward ${this.names(target)} yet` }, "\u00b7");
+    }
+    const label = `${this.names(source)} toward ${this.names(target)}: affinity ${edge.affinity}, trust ${edge.trust}`;
+    return h(
+      "td",
+      {
+        class: `edge${this.selectedEdge === key ? " edge--selected" : ""}`,
+        testid: "edge",
+        data: { sourceId: source, targetId: target },
+        title: edge.summary ? `${label}. ${edge.summary}` : label,
+      },
+      h(
+        "button",
+        {
+          type: "button",
+          class: "edge-cell",
+          "aria-label": label,
+          "aria-expanded": this.selectedEdge === key ? "true" : "false",
+          onclick: () => {
+            this.selectedEdge = this.selectedEdge === key ? null : key;
+            this.renderEdges();
+          },
+        },
+        number("affinity", edge.affinity, edge.affinity_delta),
+        number("trust", edge.trust, edge.trust_delta),
+      ),
+    );
+  }
+
+  /** What one feels and knows of the other, for the pair picked in the matrix. */
+  edgeDetail(edge) {
     const facts = edge.knowledge_facts ?? [];
     return h(
-      "li",
-      { class: "edge", testid: "edge", data: { sourceId: edge.source_id, targetId: edge.target_id } },
+      "div",
+      { class: "edge-detail", testid: "edge-detail", data: { sourceId: edge.source_id, targetId: edge.target_id } },
       h(
         "div",
         { class: "edge-pair" },
-        h("span", { class: "speaker" }, this.names(edge.source_id)),
+        tint(h("span", { class: "speaker" }, this.names(edge.source_id)), edge.source_id),
         h("span", { class: "arrow", "aria-label": "feels about" }, " \u2192 "),
-        h("span", { class: "speaker" }, this.names(edge.target_id)),
+        tint(h("span", { class: "speaker" }, this.names(edge.target_id)), edge.target_id),
       ),
       gauge("Affinity", "affinity", edge.affinity, edge.affinity_delta),
       gauge("Trust", "trust", edge.trust, edge.trust_delta),
@@ -255,6 +324,28 @@ export class StoryPanels {
       submit.disabled = false;
     }
   }
+}
+
+/** One matrix number (0..100) over a thin bar, marked up or down after a change. */
+function number(key, value, delta) {
+  const v = Math.max(0, Math.min(100, Number(value) || 0));
+  const change = Number(delta) || 0;
+  const el = h(
+    "span",
+    { class: `cell-value cell-value--${key}${change > 0 ? " delta--up" : change < 0 ? " delta--down" : ""}` },
+    h("span", { testid: `edge-${key}` }, String(v)),
+    h("span", { class: "cell-bar", "aria-hidden": "true" }),
+  );
+  el.style.setProperty("--value", `${v}%`);
+  return el;
+}
+
+/** "Ada Lovelace" → "AL": column heads stay narrow; the full name is the title. */
+function initials(name) {
+  const parts = String(name).trim().split(/\s+/).filter(Boolean);
+  if (parts.length === 0) return "?";
+  if (parts.length === 1) return [...parts[0]].slice(0, 3).join("");
+  return parts.slice(0, 2).map((part) => [...part][0]).join("").toUpperCase();
 }
 
 /** A 0..100 gauge with its number and, after an update, the change. */

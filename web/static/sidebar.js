@@ -2,6 +2,8 @@
 // characters (bots) with their editor, and "you". They read the shared
 // `state` and change the world only through `request`.
 
+import { MAX_CAST } from "./cast.js";
+import { tint } from "./colour.js";
 import { byTestId, fill, h } from "./dom.js";
 
 /**
@@ -18,6 +20,7 @@ export class Sidebar {
     this.showError = showError;
     this.afterNavigate = afterNavigate;
     this.editingBot = null; // bot id in the editor, or null for a new one
+    this.castPick = new Set(); // bot ids ticked for a new chat's cast, in the order ticked
     this.el = (id) => byTestId(id, root);
     this.wireYou();
     this.wireNewChat();
@@ -85,11 +88,11 @@ export class Sidebar {
         this.showError(new Error("Choose a host character first (or create one below)."));
         return;
       }
-      const fields = { host_bot_id: host };
-      const guest = this.el("new-chat-guest").value;
+      // The cast: the host first, then everyone ticked, in the order ticked.
+      const others = [...this.castPick].filter((id) => id !== host && this.state.bots.has(id));
+      const fields = { cast: [host, ...others].slice(0, MAX_CAST) };
       const location = this.el("new-chat-location").value.trim();
       const title = this.el("new-chat-title").value.trim();
-      if (guest && guest !== host) fields.guest_bot_id = guest;
       if (location) fields.location = location;
       if (title) fields.title = title;
       const button = this.el("new-chat-create");
@@ -98,6 +101,8 @@ export class Sidebar {
         const answer = await this.request("create_chat", fields);
         this.el("new-chat-location").value = "";
         this.el("new-chat-title").value = "";
+        this.castPick.clear();
+        this.renderBotChoices();
         this.openChat(answer.chat.id);
         this.afterNavigate();
       } catch (error) {
@@ -109,25 +114,53 @@ export class Sidebar {
     this.el("new-chat-host").addEventListener("change", () => this.renderBotChoices());
   }
 
-  /** Fill the host and guest pickers, keeping what was chosen. */
+  /** Fill the host picker and the cast's tick boxes, keeping what was chosen. */
   renderBotChoices() {
     const hostSelect = this.el("new-chat-host");
-    const guestSelect = this.el("new-chat-guest");
     const bots = [...this.state.bots.values()].sort((a, b) => a.name.localeCompare(b.name));
     const host = this.state.bots.has(hostSelect.value) ? hostSelect.value : (bots[0]?.id ?? "");
-    const guest = guestSelect.value;
     fill(
       hostSelect,
       bots.length ? null : h("option", { value: "" }, "create a character first"),
       bots.map((bot) => h("option", { value: bot.id, selected: bot.id === host }, bot.name)),
     );
     hostSelect.value = host;
+    const others = bots.filter((bot) => bot.id !== host);
+    for (const id of this.castPick) {
+      if (id === host || !this.state.bots.has(id)) this.castPick.delete(id);
+    }
+    // The host and 7 more make the largest cast.
+    const full = this.castPick.size >= MAX_CAST - 1;
     fill(
-      guestSelect,
-      h("option", { value: "" }, "nobody (one to one)"),
-      bots.filter((bot) => bot.id !== host).map((bot) => h("option", { value: bot.id }, bot.name)),
+      this.el("new-chat-cast-options"),
+      others.length ? null : h("li", { class: "muted" }, "nobody else yet (one to one)"),
+      others.map((bot) =>
+        h(
+          "li",
+          {},
+          tint(
+            h(
+              "label",
+              { class: "cast-option" },
+              h("input", {
+                type: "checkbox",
+                value: bot.id,
+                testid: "new-chat-member",
+                checked: this.castPick.has(bot.id),
+                disabled: full && !this.castPick.has(bot.id),
+                onchange: (event) => {
+                  if (event.target.checked) this.castPick.add(bot.id);
+                  else this.castPick.delete(bot.id);
+                  this.renderBotChoices();
+                },
+              }),
+              bot.name,
+            ),
+            bot.id,
+          ),
+        ),
+      ),
     );
-    guestSelect.value = guest && guest !== host && this.state.bots.has(guest) ? guest : "";
     this.el("new-chat-create").disabled = bots.length === 0;
   }
 
@@ -221,7 +254,7 @@ export class Sidebar {
       const bot = this.state.bots.get(this.editingBot);
       if (!bot) return;
       this.el("bot-delete-text").textContent =
-        `Delete ${bot.name}? Chats where ${bot.name} is the guest go on one to one.`;
+        `Delete ${bot.name}? Chats with ${bot.name} in the cast go on without them.`;
       this.el("bot-delete-box").hidden = false;
       this.el("bot-delete-confirm").focus();
     });
@@ -238,7 +271,7 @@ export class Sidebar {
         this.state.bots.delete(botId);
         this.editBot(null);
         this.render();
-        this.request("list_chats").catch(() => {}); // chats may have lost their guest
+        this.request("list_chats").catch(() => {}); // chats may have lost a cast member
       } catch (error) {
         this.showError(error);
       } finally {
@@ -295,6 +328,9 @@ export function chatTitle(chat, botName) {
 }
 
 function chatCast(chat, botName) {
-  const host = botName(chat.host_bot_id);
-  return chat.guest_bot_id ? `${host} & ${botName(chat.guest_bot_id)}` : host;
+  const cast = Array.isArray(chat.cast) && chat.cast.length
+    ? chat.cast
+    : [chat.host_bot_id, chat.guest_bot_id].filter((id) => id);
+  const names = cast.map((id) => botName(id));
+  return names.length > 1 ? `${names.slice(0, -1).join(", ")} & ${names.at(-1)}` : (names[0] ?? "");
 }

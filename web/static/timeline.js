@@ -2,6 +2,7 @@
 // the rewind control of each turn. It draws what chat.js knows; it changes
 // the story only through the `rewind` callbacks it is given.
 
+import { tint } from "./colour.js";
 import { fill, h, humanKind, prose } from "./dom.js";
 
 // How close to the bottom (px) still counts as "reading the latest": only
@@ -164,6 +165,7 @@ export class Timeline {
       turn.text ? h("div", { class: "turn-body" }, prose(turn.text)) : null,
       turn.truncated ? h("div", { class: "turn-stopped", testid: "stopped" }, stoppedNote(turn)) : null,
     );
+    if (!user) tint(li, turn.speaker_id); // each character's beats in their own colour
     return li;
   }
 
@@ -185,6 +187,7 @@ export class Timeline {
       ),
       body,
     );
+    tint(li, beat.speakerId);
     this.beatEls.set(beat.beatId, { li, body });
     return li;
   }
