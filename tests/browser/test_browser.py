@@ -79,8 +79,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stop_server(process)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+def open_browser(profile: Path) -> webdriver.Chrome:
+    """Headless Chromium with its own profile."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -93,11 +93,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
         "--disable-sync",
         "--no-first-run",
         "--window-size=1280,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
     os.environ.setdefault("SE_OFFLINE", "true")
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    driver = open_browser(tmp_path_factory.mktemp("chromium"))
     yield driver
     driver.quit()
 
@@ -401,5 +406,52 @@ def test_a_cast_of_three_with_one_away_and_one_added_and_removed(
         )
     finally:
         driver.set_window_size(1280, 900)
+        if process.poll() is None:
+            stop_server(process)
+
+
+def test_a_second_page_on_the_chat_sees_presence_and_the_cast_change_live(
+    tmp_path: Path, browser: webdriver.Chrome
+) -> None:
+    first = browser
+    first.set_window_size(1280, 900)
+    (tmp_path / "serve").mkdir()
+    process, url = start_server(tmp_path / "serve")
+    second = open_browser(tmp_path / "second")
+    try:
+        first.get(url)
+        wait(first, lambda d: by_id(d, "status")[0].get_attribute("data-state") == "online")
+        wait(first, lambda d: len(by_id(d, "bot-item")) >= 2)
+        mira, tobias = bot_id_named(first, "Mira"), bot_id_named(first, "Tobias")
+        Select(by_id(first, "new-chat-host")[0]).select_by_value(mira)
+        first.find_element(
+            By.CSS_SELECTOR, f'[data-testid="new-chat-member"][value="{tobias}"]'
+        ).click()
+        by_id(first, "new-chat-create")[0].click()
+        wait(first, lambda d: len(by_id(d, "cast-member")) == 2)
+        chat_id = first.execute_script("return window.location.hash")
+        second.get(url + chat_id)
+        wait(second, lambda d: len(by_id(d, "cast-member")) == 2)
+
+        # One page sends Tobias away; the other sees it without asking.
+        member(first, tobias).find_element(
+            By.CSS_SELECTOR, '[data-testid="cast-presence"]'
+        ).click()
+        wait(second, lambda d: member(d, tobias).get_attribute("data-present") == "false")
+        # Mira is the last one present: neither page lets her leave.
+        for page in (first, second):
+            toggle = member(page, mira).find_element(
+                By.CSS_SELECTOR, '[data-testid="cast-presence"]'
+            )
+            wait(page, lambda d, t=toggle: not t.is_enabled())
+
+        # The other page takes Tobias out of the cast: the first page drops him.
+        member(second, tobias).find_element(By.CSS_SELECTOR, '[data-testid="cast-remove"]').click()
+        wait(
+            first,
+            lambda d: [m.get_attribute("data-bot-id") for m in by_id(d, "cast-member")] == [mira],
+        )
+    finally:
+        second.quit()
         if process.poll() is None:
             stop_server(process)

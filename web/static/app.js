@@ -229,6 +229,8 @@ const DIRECT = {
   chats(msg) {
     state.chats = msg.chats ?? [];
     sidebar.renderChats();
+    const open = state.chat && state.chats.find((chat) => chat.id === state.chat.id);
+    if (open && Array.isArray(open.cast)) DIRECT.chat({ chat: open });
     renderHeader();
   },
   chat(msg) {
@@ -314,6 +316,9 @@ const APPLY = {
   presence(chat, msg) {
     chat.applyPresence(msg);
     renderCast();
+    // Leaving the scene and leaving the cast look alike here, and only the
+    // page that sent the command is answered with the new cast: ask for it.
+    if (!msg.present) connection.send("list_chats");
   },
   turn_settled(chat, msg) {
     chat.settled(msg);
