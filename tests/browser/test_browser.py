@@ -362,6 +362,16 @@ def test_a_cast_of_three_with_one_away_and_one_added_and_removed(
         cell = by_id(driver, "edge")[0]
         assert cell.find_element(By.CSS_SELECTOR, '[data-testid="edge-affinity"]').text.isdigit()
         assert cell.find_element(By.CSS_SELECTOR, '[data-testid="edge-trust"]').text.isdigit()
+        # A cell opens that pair's detail below the matrix, and closes it again.
+        pair = (cell.get_attribute("data-source-id"), cell.get_attribute("data-target-id"))
+        cell.find_element(By.TAG_NAME, "button").click()
+        detail = wait(driver, lambda d: by_id(d, "edge-detail"))[0]
+        assert (
+            detail.get_attribute("data-source-id"),
+            detail.get_attribute("data-target-id"),
+        ) == pair
+        by_id(driver, "edge")[0].find_element(By.TAG_NAME, "button").click()
+        wait(driver, lambda d: not by_id(d, "edge-detail"))
 
         # Tobias steps away: the panel says so, and named alone he no longer answers.
         member(driver, tobias).find_element(
@@ -455,3 +465,53 @@ def test_a_second_page_on_the_chat_sees_presence_and_the_cast_change_live(
         second.quit()
         if process.poll() is None:
             stop_server(process)
+
+
+# Every hue a character can get, as the page paints its name, against the page's
+# surface; the contrast ratio is WCAG's, from the colour read back off a canvas.
+CONTRASTS = """
+const probe = (style) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 1;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.fillStyle = style;
+  ctx.fillRect(0, 0, 1, 1);
+  const [r, g, b] = ctx.getImageData(0, 0, 1, 1).data;
+  const lin = (c) => (c / 255 <= 0.04045 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4);
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+};
+const root = getComputedStyle(document.documentElement);
+const surface = probe(root.getPropertyValue("--surface").trim());
+const ratios = [];
+for (let hue = 0; hue < 360; hue += 3) {
+  const el = document.createElement("span");
+  el.className = "who speaker";
+  el.style.setProperty("--hue", String(hue));
+  document.body.append(el);
+  const ink = probe(getComputedStyle(el).color);
+  el.remove();
+  const [hi, lo] = ink > surface ? [ink, surface] : [surface, ink];
+  ratios.push((hi + 0.05) / (lo + 0.05));
+}
+return Math.min(...ratios);
+"""
+
+
+def test_every_character_colour_reads_on_the_light_and_the_dark_page(
+    server: str, browser: webdriver.Chrome
+) -> None:
+    driver = browser
+    driver.get(server)
+    wait(driver, lambda d: by_id(d, "status")[0].get_attribute("data-state") == "online")
+    try:
+        for scheme in ("light", "dark"):
+            driver.execute_cdp_cmd(
+                "Emulation.setEmulatedMedia",
+                {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
+            )
+            assert driver.execute_script(
+                "return matchMedia(arguments[0]).matches", f"(prefers-color-scheme: {scheme})"
+            )
+            assert driver.execute_script(CONTRASTS) >= 4.5, scheme
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
