@@ -41,7 +41,6 @@ from ._turn_guards import (
     interjection_open,
     interjects,
     more_changes_due,
-    more_decisions_due,
     more_summaries_due,
     no_scene_open,
     passes_due,
@@ -174,7 +173,6 @@ TRANSITIONS: tuple[Row, ...] = (
         P.RELATING, Appended, interjection_due, P.INTERJECTION, score_memories, stream_interjection
     ),
     _row(P.RELATING, Appended, always, P.WORLD_READING, score_memories, read_world),
-    _row(P.DECIDING, Classified, more_decisions_due, None, note_decision),
     _row(P.DECIDING, Classified, interjects, P.INTERJECTION, note_decision, stream_interjection),
     _row(P.DECIDING, Classified, always, P.WORLD_READING, note_decision, read_world),
     _row(P.INTERJECTION, BeatEnded, passes_due, P.READING, keep_interjection, read_relations),

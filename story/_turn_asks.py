@@ -11,7 +11,6 @@ from attrs import evolve
 
 from ._classifiers import (
     ADDRESSEE_SCHEMA,
-    INTERJECTION_SCHEMA,
     LIFECYCLE_SCHEMA,
     SCENE_CLOSE_SCHEMA,
     SCENE_SUMMARY_SCHEMA,
@@ -19,10 +18,12 @@ from ._classifiers import (
     OpenEvent,
     SceneCloseDecision,
     Target,
+    Witness,
     addressee_prompt,
     default_scene_summary,
     default_state_updates,
     interjection_prompt,
+    interjection_schema,
     lifecycle_prompt,
     scene_close_prompt,
     scene_summary_prompt,
@@ -91,30 +92,28 @@ def note_relations(p: Progress, i: Input) -> Step:
 
 
 def ask_interjection(p: Progress, i: Input) -> Step:
-    """Ask each silent witness whether it speaks up (alongside the passes)."""
+    """Ask one ranking of the silent witnesses: who, if anyone, speaks up (beside the passes)."""
     speaker = character_of(p, p.speaker_id)
     person = person_of(p)
     said = expect(p.primary, BeatEnded, "the primary beat").text
-    asks = tuple(
-        Classify(
-            INTERJECTION + witness.id,
-            "interjection",
-            interjection_prompt(
-                witness,
-                edge_of(p, witness.id, speaker.id),
-                edge_of(p, witness.id, person.id),
-                speaker.name,
-                person.name,
-                p.model_prose,
-                said,
-            ),
-            INTERJECTION_SCHEMA,
-            validate_interjection,
-            InterjectionDecision(),
-        )
-        for witness in silent_witnesses(p)
+    witnesses = [
+        Witness(w, edge_of(p, w.id, speaker.id), edge_of(p, w.id, person.id))
+        for w in silent_witnesses(p)
+    ]
+    known = {w.bot.id: w.bot.name for w in witnesses}
+
+    def validate(raw: object) -> Answer:
+        return validate_interjection(raw, known)
+
+    ask = Classify(
+        INTERJECTION,
+        "interjection",
+        interjection_prompt(witnesses, speaker.name, person.name, p.model_prose, said),
+        interjection_schema(list(known)),
+        validate,
+        InterjectionDecision(),
     )
-    return evolve(p, decisions={}), asks
+    return evolve(p, ranking=None), (ask,)
 
 
 def ask_state_updates(p: Progress, i: Input) -> Step:

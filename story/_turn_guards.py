@@ -5,7 +5,7 @@ Each reads the progress and the input, and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 from ._classifiers import SceneCloseDecision
 from ._scene_rules import Close, Unsure
@@ -54,7 +54,7 @@ def interjection_open(p: Progress, i: Input) -> bool:
 
 
 def a_decision(p: Progress, i: Input) -> bool:
-    """The answer is an interjection decision."""
+    """The answer is the interjection ranking."""
     return key_of(i).startswith(INTERJECTION)
 
 
@@ -64,32 +64,27 @@ def more_changes_due(p: Progress, i: Input) -> bool:
 
 
 def decisions_due(p: Progress, i: Input) -> bool:
-    """An interjection decision is still out."""
+    """The interjection ranking is still out."""
     return _out(p, INTERJECTION)
 
 
 def interjection_due(p: Progress, i: Input) -> bool:
-    """A silent witness decided to speak, nobody cancelled, and none spoke yet."""
-    return _interjects(p, p.decisions)
-
-
-def more_decisions_due(p: Progress, i: Input) -> bool:
-    """An interjection decision is still out besides this one."""
-    return _out(p, INTERJECTION, besides=key_of(i))
+    """The ranking names a silent witness, nobody cancelled, and none spoke yet."""
+    return _interjects(p, p.ranking)
 
 
 def interjects(p: Progress, i: Input) -> bool:
-    """With this last decision, a silent witness speaks up (and nobody cancelled)."""
-    return _interjects(p, with_decision(p, i).decisions)
+    """With this ranking, a silent witness speaks up (and nobody cancelled)."""
+    return _interjects(p, with_decision(p, i).ranking)
 
 
 def _out(p: Progress, prefix: str, besides: str = "") -> bool:
     return any(k.startswith(prefix) and k != besides for k in p.waiting)
 
 
-def _interjects(p: Progress, decisions: Mapping[str, bool]) -> bool:
+def _interjects(p: Progress, ranking: Sequence[str] | None) -> bool:
     return (
-        chosen_interjector(p, decisions) is not None and p.cancel is None and p.interjector is None
+        chosen_interjector(p, ranking) is not None and p.cancel is None and p.interjector is None
     )
 
 

@@ -7,7 +7,7 @@ waiting on. :class:`Progress` is frozen; a step makes a new one.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from attrs import evolve, field, frozen
@@ -69,7 +69,7 @@ WAITS: dict[Phase, str] = {
     Phase.REMEMBERING: "Appends one memory per witness.",
     Phase.WEIGHING: "Asks one state update per entity present (its edges to the others).",
     Phase.RELATING: "Appends the edge updates.",
-    Phase.DECIDING: "Waits for the interjection decisions still out.",
+    Phase.DECIDING: "Waits for the interjection ranking still out.",
     Phase.INTERJECTION: "Streams the silent witness's beat.",
     Phase.WORLD_READING: "Reads the open world events.",
     Phase.WORLD_ASKING: "Asks the lifecycle classifier.",
@@ -114,8 +114,8 @@ class Progress:
     """Keys of the classifiers asked and not answered yet."""
     changes: Mapping[str, Mapping[str, StateChange]] = field(factory=dict)
     """Each source's state update (by classifier key): its change toward each target."""
-    decisions: Mapping[str, bool] = field(factory=dict)
-    """The silent witnesses' interjection decisions so far."""
+    ranking: tuple[str, ...] | None = None
+    """Who of the silent witnesses would speak up, best first (``None``: not answered)."""
     interjector: str | None = None
     world: tuple[OpenWorldEvent, ...] = ()
     closing: tuple[str, str | None] | None = None
@@ -196,9 +196,10 @@ def scene_ruling(p: Progress) -> SceneCloseRuling:
     return scene_close_by_rules(said_of(p).prose, p.location)
 
 
-def chosen_interjector(p: Progress, decisions: Mapping[str, bool]) -> str | None:
-    """The first silent witness, in cast order, who decided to speak up."""
-    return next((w.id for w in silent_witnesses(p) if decisions.get(w.id)), None)
+def chosen_interjector(p: Progress, ranking: Sequence[str] | None) -> str | None:
+    """The first of the ranking who is a silent witness still present."""
+    silent = {w.id for w in silent_witnesses(p)}
+    return next((w for w in ranking or () if w in silent), None)
 
 
 def input_name(i: Input | type[Input]) -> str:
@@ -211,10 +212,10 @@ Step = tuple[Progress, tuple[Command, ...]]
 Guard = Callable[[Progress, Input], bool]
 Effect = Callable[[Progress, Input], Step]
 
-INTERJECTION = "interjection:"
+INTERJECTION = "interjection"
 STATE_UPDATE = "state_update:"
 SCENE_SUMMARY = "scene_summary:"
-"""Prefixes of classifier keys; the rest of the key names the witness or the source."""
+"""Classifier keys: the one ranking, and prefixes whose rest names the witness or source."""
 
 
 def answer_of(i: Input) -> Classified:
@@ -228,8 +229,6 @@ def key_of(i: Input) -> str:
 
 
 def with_decision(p: Progress, i: Input) -> Progress:
-    """The progress with this interjection decision kept."""
-    answer = answer_of(i)
-    witness = answer.key.removeprefix(INTERJECTION)
-    decision = expect(answer.value, InterjectionDecision, "interjection")
-    return evolve(p, decisions={**p.decisions, witness: decision.interject})
+    """The progress with the interjection ranking kept."""
+    decision = expect(answer_of(i).value, InterjectionDecision, "interjection")
+    return evolve(p, ranking=decision.ranking)

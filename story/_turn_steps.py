@@ -150,7 +150,7 @@ def note_memories(p: Progress, i: Input) -> Step:
 
 
 def note_decision(p: Progress, i: Input) -> Step:
-    """Keep a silent witness's decision."""
+    """Keep the interjection ranking."""
     return with_decision(p, i), ()
 
 
@@ -188,8 +188,8 @@ def score_memories(p: Progress, i: Input) -> Step:
 
 
 def stream_interjection(p: Progress, i: Input) -> Step:
-    """Stream the first willing witness's beat, after what the addressee said."""
-    witness = character_of(p, chosen_interjector(p, p.decisions))
+    """Stream the beat of the ranking's first witness, after what the addressee said."""
+    witness = character_of(p, chosen_interjector(p, p.ranking))
     speaker = character_of(p, p.speaker_id)
     said = said_of(p)
     primary = expect(p.primary, BeatEnded, "the primary beat")

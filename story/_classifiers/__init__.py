@@ -17,7 +17,9 @@ from ._interjection import (
     INTERJECTION_DEFAULT,
     INTERJECTION_SCHEMA,
     InterjectionDecision,
+    Witness,
     interjection_prompt,
+    interjection_schema,
     validate_interjection,
 )
 from ._lifecycle import (
@@ -86,11 +88,13 @@ __all__ = [
     "StateChange",
     "Target",
     "Transition",
+    "Witness",
     "addressee_prompt",
     "default_scene_summary",
     "default_state_updates",
     "extractive_summary",
     "interjection_prompt",
+    "interjection_schema",
     "lifecycle_needed",
     "lifecycle_prompt",
     "load_json",

@@ -29,10 +29,12 @@ from story import (
     StateChange,
     Target,
     Transition,
+    Witness,
     addressee_prompt,
     default_scene_summary,
     extractive_summary,
     interjection_prompt,
+    interjection_schema,
     lifecycle_needed,
     lifecycle_prompt,
     load_json,
@@ -52,6 +54,7 @@ from story import (
 )
 
 MIRA = Bot("mira", "Mira", "Keeps the bar.", "")
+WITNESSES = [Witness(MIRA, None, None)]
 EVENTS = (
     OpenEvent(1, "planned", "The festival", "Lanterns on the water."),
     OpenEvent(2, "active", "The storm", "A storm batters the harbour."),
@@ -194,32 +197,48 @@ def test_addressee_prompt_names_both() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "interject"),
+    ("raw", "ranking"),
     [
-        ({"interject": True, "reason": "named"}, True),
-        ({"interject": "yes"}, True),
-        ({"interject": "maybe"}, False),
-        ({"interject": 1}, True),
-        ("true", True),
-        ("nonsense", False),
-        ({"interject": None}, False),
+        ({"ranking": ["oda", "Tobias"], "reason": "named"}, ("oda", "tobias")),
+        ({"ranking": ["Oda", "oda", "stranger", 3]}, ("oda",)),
+        ({"ranking": []}, ()),
+        ({"speaker": "Tobias"}, ("tobias",)),
+        ({"speaker": "nobody"}, ()),
+        ('["tobias"]', ("tobias",)),
+        ({"interject": True}, ()),  # a yes names nobody among several
+        ("nonsense", ()),
+        ({"ranking": None}, ()),
     ],
 )
-def test_interjection_needs_a_clear_yes(raw: object, interject: bool) -> None:
-    assert validate_interjection(raw).interject is interject
+def test_the_interjection_ranking_keeps_known_witnesses_once_in_order(
+    raw: object, ranking: tuple[str, ...]
+) -> None:
+    decision = validate_interjection(raw, {"tobias": "Tobias", "oda": "Oda Vance"})
+    assert decision.ranking == ranking and decision.interject is bool(ranking)
 
 
-def test_interjection_reason_is_bounded() -> None:
-    decision = validate_interjection({"interject": False, "reason": "r" * 1000})
-    assert decision == InterjectionDecision(False, "r" * 299 + "…")
-    assert InterjectionDecision(False, "") == INTERJECTION_DEFAULT
+@pytest.mark.parametrize(
+    ("raw", "interject"),
+    [({"interject": True}, True), ({"interject": "yes"}, True), ("true", True), ("maybe", False)],
+)
+def test_with_one_witness_a_clear_yes_names_it(raw: object, interject: bool) -> None:
+    assert validate_interjection(raw, {"tobias": "Tobias"}).interject is interject
 
 
-def test_interjection_prompt_has_edges_and_what_was_said() -> None:
+def test_interjection_reason_is_bounded_and_the_schema_lists_the_witnesses() -> None:
+    decision = validate_interjection({"ranking": [], "reason": "r" * 1000}, {"oda": "Oda"})
+    assert decision == InterjectionDecision((), "r" * 299 + "…")
+    assert InterjectionDecision((), "") == INTERJECTION_DEFAULT
+    schema = interjection_schema(["oda", "tobias"])
+    assert schema["properties"]["ranking"]["items"]["enum"] == ["oda", "tobias"]
+
+
+def test_interjection_prompt_has_every_witness_edges_and_what_was_said() -> None:
     messages = interjection_prompt(
-        MIRA,
-        Edge("mira", "tobias", 20, 10, "", ()),
-        None,
+        [
+            Witness(MIRA, Edge("mira", "tobias", 20, 10, "", ()), None),
+            Witness(Bot("oda", "Oda", "A pilot.", ""), None, None),
+        ],
         "Tobias",
         "Ana",
         '"Is it haunted?"',
@@ -227,7 +246,9 @@ def test_interjection_prompt_has_edges_and_what_was_said() -> None:
     )
     body = messages[1].content
     assert "affinity 20/100" in body and "no history yet" in body
+    assert "Mira is present but was not addressed" in body and "A pilot." in body
     assert '"Is it haunted?"' in body and "Tobias shivers." in body
+    assert "mira (Mira)" in messages[0].content and "oda (Oda)" in messages[0].content
 
 
 # --- lifecycle ---
@@ -298,7 +319,7 @@ OOC_PROSE = '((secret note: Ana is the smuggler)) *I leave.* "Let us go, (you) t
     [
         lambda prose: addressee_prompt(prose, "Mira", "Tobias"),
         lambda prose: scene_close_prompt(prose, "The Gilded Eel"),
-        lambda prose: interjection_prompt(MIRA, None, None, "Tobias", "Ana", prose, "Hm."),
+        lambda prose: interjection_prompt(WITNESSES, "Tobias", "Ana", prose, "-"),
     ],
     ids=["addressee", "scene_close", "interjection"],
 )
@@ -398,7 +419,7 @@ VALIDATORS: dict[str, Callable[[Any], object]] = {
     "state_update": validate_state_update,
     "significance": validate_significance,
     "addressee": lambda raw: validate_addressee(raw, "Mira", "Tobias"),
-    "interjection": validate_interjection,
+    "interjection": lambda raw: validate_interjection(raw, {"tobias": "Tobias"}),
     "lifecycle": lambda raw: validate_lifecycle(raw, EVENTS),
     "scene_close": lambda raw: validate_scene_close(raw, "here"),
     "scene_summary": lambda raw: validate_scene_summary(raw, OTHERS, TRANSCRIPT, "Mira"),
@@ -414,8 +435,8 @@ def test_validators_never_raise_and_stay_in_range(raw: object) -> None:
     )
     assert 0 <= validate_significance(raw) <= 3
     assert validate_addressee(raw, "Mira", "Tobias") in ("host", "guest")
-    decision = validate_interjection(raw)
-    assert isinstance(decision.interject, bool) and len(decision.reason) <= 300
+    decision = validate_interjection(raw, {"tobias": "Tobias", "oda": "Oda"})
+    assert set(decision.ranking) <= {"tobias", "oda"} and len(decision.reason) <= 300
     for move in validate_lifecycle(raw, EVENTS):
         assert (move.event_id, move.status) in {
             (1, "active"),

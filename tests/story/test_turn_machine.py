@@ -334,7 +334,7 @@ def test_interjection_fires_after_a_completed_beat() -> None:
         TWO,
         '"Mira, have you seen my brother?"',
         beats=["Mira shakes her head slowly.", 'Tobias clears his throat. "I have."'],
-        answers={"interjection": InterjectionDecision(True, "he knows")},
+        answers={"interjection": InterjectionDecision(("tobias",), "he knows")},
     )
     _primary, second = run.beats()
     assert second.request.speaker_id == "tobias" and second.interjection_of == "mira"
@@ -349,7 +349,7 @@ def test_interjection_fires_after_a_completed_beat() -> None:
 
 
 def test_interjection_declined_is_one_beat() -> None:
-    run = drive(TWO, '"Evening, Mira."', answers={"interjection": InterjectionDecision(False)})
+    run = drive(TWO, '"Evening, Mira."', answers={"interjection": InterjectionDecision()})
     assert (len(run.beats()), run.calls("interjection"), run.calls("state_update")) == (1, 1, 3)
 
 
@@ -358,33 +358,43 @@ def test_a_late_decision_is_waited_for_after_the_passes() -> None:
         TWO,
         '"Evening, Mira."',
         beats=["Mira nods.", "Tobias waves."],
-        answers={"interjection": InterjectionDecision(True)},
+        answers={"interjection": InterjectionDecision(("tobias",))},
         late=["interjection"],
     )
     assert Phase.DECIDING in run.phases
     assert len(run.beats()) == 2
 
 
-def test_among_silent_witnesses_the_first_willing_one_in_cast_order_speaks() -> None:
+def test_one_call_ranks_the_silent_witnesses_and_the_first_ranked_speaks() -> None:
+    def rank(ask: Classify) -> Answer:
+        text = " ".join(m.content for m in ask.messages)
+        assert "Tobias is present but was not addressed" in text
+        assert "Oda is present but was not addressed" in text
+        assert "Mira is present" not in text
+        return ask.validate({"ranking": ["Oda", "tobias", "mira", "nobody-known"]})
+
     run = drive(
-        THREE,
-        '"Mira?"',
-        beats=["Mira nods.", "Oda laughs."],
-        answers={
-            "interjection:tobias": InterjectionDecision(False),
-            "interjection:oda": InterjectionDecision(True),
-        },
+        THREE, '"Mira?"', beats=["Mira nods.", "Oda laughs."], answers={"interjection": rank}
     )
     assert [b.request.speaker_id for b in run.beats()] == ["mira", "oda"]
-    assert run.calls("interjection") == 2
+    assert run.calls("interjection") == 1
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_one_ranking_call_whatever_the_cast_and_nobody_by_default(n: int) -> None:
+    bots = tuple(Bot(f"b{k}", f"Bot{k}", "", "") for k in range(n))
+    cast = Cast("c1", PLACE, bots, (ANA,))
+    run = drive(cast, '"Evening."', beats=["Hm.", "Ha."])
+    assert run.calls("interjection") == (1 if n > 1 else 0)
+    assert len(run.beats()) == 1  # the default ranking is nobody
+    last = f"b{n - 1}"
     run = drive(
-        THREE,
-        '"Mira?"',
-        beats=["Mira nods.", "Tobias coughs."],
-        answers={"interjection": InterjectionDecision(True)},
-        late=["interjection:tobias"],
+        cast,
+        '"Evening."',
+        beats=["Hm.", "Ha."],
+        answers={"interjection": InterjectionDecision((last,))},
     )
-    assert [b.request.speaker_id for b in run.beats()] == ["mira", "tobias"]
+    assert [b.request.speaker_id for b in run.beats()] == (["b0", last] if n > 1 else ["b0"])
 
 
 def test_a_cancelled_primary_beat_gets_no_interjection() -> None:
@@ -392,7 +402,7 @@ def test_a_cancelled_primary_beat_gets_no_interjection() -> None:
         TWO,
         '"Mira, tell me everything about the wreck."',
         beats=[BeatEnded(0, "The wreck lies", truncated=True, error="stop")],
-        answers={"interjection": InterjectionDecision(True)},
+        answers={"interjection": InterjectionDecision(("tobias",))},
         cancel_in=Phase.PRIMARY,
     )
     assert run.of(StopBeat) == [StopBeat("stop")]
@@ -406,7 +416,7 @@ def test_a_cancelled_interjection_keeps_its_partial_and_skips_its_passes() -> No
         TWO,
         '"Mira, where were you?"',
         beats=['Mira folds her arms. "Here."', BeatEnded(0, "Tobias coughs.", truncated=True)],
-        answers={"interjection": InterjectionDecision(True)},
+        answers={"interjection": InterjectionDecision(("tobias",))},
         cancel_in=Phase.INTERJECTION,
     )
     assert (len(run.beats()), run.calls("interjection"), run.calls("state_update")) == (2, 1, 3)
@@ -421,7 +431,7 @@ def test_a_cancel_during_the_passes_stops_the_interjection_the_witness_wanted(
     run = drive(
         TWO,
         '"Evening, Mira."',
-        answers={"interjection": InterjectionDecision(True)},
+        answers={"interjection": InterjectionDecision(("tobias",))},
         late=["interjection"],
         cancel_in=phase,
     )
@@ -465,7 +475,7 @@ def test_regenerate_keeps_its_speaker_and_does_not_score() -> None:
         TWO,
         '"Mira, Tobias, a toast!"',
         regenerate=Regenerate(55, "tobias"),
-        answers={"interjection": InterjectionDecision(False)},
+        answers={"interjection": InterjectionDecision()},
     )
     assert run.calls("addressee") == 0
     (beat,) = run.beats()
@@ -576,7 +586,7 @@ FULL: dict[str, Any] = {
     "beats": ["Mira points north.", "Tobias shrugs."],
     "world": [STORM],
     "answers": {
-        "interjection": InterjectionDecision(True),
+        "interjection": InterjectionDecision(("tobias",)),
         "lifecycle": (Transition(21, "completed"),),
         "scene_close": SceneCloseDecision(True, "the north road"),
     },
@@ -872,7 +882,7 @@ def test_a_cancel_just_after_a_completed_beat_still_asks_but_never_interjects() 
     run = drive(
         TWO,
         '"Evening, Mira."',
-        answers={"interjection": InterjectionDecision(True)},
+        answers={"interjection": InterjectionDecision(("tobias",))},
         cancel_in=Phase.READING,
     )
     assert (len(run.beats()), run.calls("interjection")) == (1, 1)
