@@ -45,7 +45,7 @@ export class CastPanel {
     fill(
       this.select,
       others.length && !full ? null : h("option", { value: "" }, full ? "the cast is full" : "nobody else yet"),
-      others.map((bot) => h("option", { value: bot.id }, bot.name)),
+      full ? null : others.map((bot) => h("option", { value: bot.id }, bot.name)),
     );
     this.select.disabled = full || others.length === 0;
     byTestId("cast-add", this.form).disabled = this.select.disabled;
