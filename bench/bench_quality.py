@@ -22,6 +22,9 @@ Not a pass/fail test: the model samples at the beat's temperature, so the
 figures move from run to run; compare runs of the same size.
 
     python bench/bench_quality.py [--tree PATH] [--label NAME] [--turns N] [--model-path GGUF]
+                                  [--cast three|two]
+
+``--cast two`` plays the same lines in the one-to-one chat (Wren and Mira).
 """
 
 from __future__ import annotations
@@ -100,8 +103,9 @@ def mid_word(text: str) -> bool:
     return bool(stripped) and stripped[-1].isalnum()
 
 
-async def scene(turns: int, model_path: str | None) -> list[dict[str, Any]]:
-    """The demo world's "Three at the bar" chat, ``turns`` scripted lines; every beat."""
+async def scene(turns: int, model_path: str | None, cast: str) -> list[dict[str, Any]]:
+    """A chat of the demo world (``three``: "Three at the bar", ``two``: "Rain at the
+    Gilded Eel"), ``turns`` scripted lines; every beat."""
     import trio
 
     from actors import EngineSettings, open_engine
@@ -122,7 +126,11 @@ async def scene(turns: int, model_path: str | None) -> list[dict[str, Any]]:
             async with open_engine(settings, narrative=local, classifier=scripted) as engine:
                 await seed_demo(engine)
                 you = (await engine.you()).name
-                chat = next(c for c in await engine.list_chats() if c.guest_bot_id)
+                chat = next(
+                    c
+                    for c in await engine.list_chats()
+                    if bool(c.guest_bot_id) == (cast == "three")
+                )
                 names = {b.id: b.name for b in await engine.list_bots()}
                 said = [b.greeting for b in await engine.list_bots() if b.id == chat.host_bot_id]
                 async with engine.watch(chat.id) as messages:
@@ -172,6 +180,7 @@ def main() -> None:
     parser.add_argument("--label", default="")
     parser.add_argument("--turns", type=int, default=len(LINES))
     parser.add_argument("--model-path", default=None)
+    parser.add_argument("--cast", choices=("three", "two"), default="three")
     args = parser.parse_args()
     root = args.tree.resolve()
     sys.path.insert(0, str(root))
@@ -180,7 +189,7 @@ def main() -> None:
 
     start = time.perf_counter()
     logging.getLogger("troupe").setLevel(logging.ERROR)  # scripted classifiers' defaults
-    beats = trio.run(scene, min(args.turns, len(LINES)), args.model_path)
+    beats = trio.run(scene, min(args.turns, len(LINES)), args.model_path, args.cast)
     elapsed = time.perf_counter() - start
     foreign = [foreign_line(b["text"], b["others"]) for b in beats]
     looping = [repeats(b["text"]) for b in beats]
@@ -192,11 +201,13 @@ def main() -> None:
     capped = [b["error"] == "length" for b in beats]
     broken = [mid_word(b["text"]) for b in beats]
     equal = [b["streamed_equals_committed"] for b in beats]
-    name = "quality" + (f"_{args.label}" if args.label else "")
+    name = "quality" + ("" if args.cast == "three" else f"_{args.cast}")
+    name += f"_{args.label}" if args.label else ""
     report(
         name,
         [
             ("tree", str(root)),
+            ("chat", args.cast),
             ("beats", str(len(beats))),
             ("beats with another speaker's line", f"{share(foreign):.0%}"),
             ("beats repeating a sentence verbatim", f"{share(looping):.0%}"),
@@ -209,6 +220,7 @@ def main() -> None:
         ],
         {
             "tree": str(root),
+            "cast": args.cast,
             "beats": len(beats),
             "foreign_line_share": share(foreign),
             "repeat_share": share(looping),

@@ -57,8 +57,8 @@ START_WINDOW = 60.0
 
 
 REPEAT_PENALTY = 1.15
-"""llama.cpp's ``repeat_penalty`` over the reply's last 64 tokens: mild, since quotes, asterisks and
-names recur in every beat and a stronger penalty pushes a 270M model off its format."""
+"""llama.cpp's ``repeat_penalty`` over the reply's last 64 tokens: mild, since quotes,
+asterisks and names recur in every beat and a stronger one pushes a 270M model off its format."""
 FREQUENCY_PENALTY = 0.3
 """Grows with each repeat of a token: what breaks a sentence said again and again."""
 PRESENCE_PENALTY = 0.2
