@@ -15,7 +15,7 @@ no randomness: the same inputs always give the same outputs. Imports only
 and lore activation.
 """
 
-from ._addressee import Decision, addressee_by_rules, pick_addressee
+from ._addressee import addressees_by_rules
 from ._card_prompt import (
     CUT_RANK,
     CardSection,
@@ -54,7 +54,6 @@ from ._classifiers import (
     SIGNIFICANCE_SCHEMA,
     STATE_UPDATE_DEFAULT,
     STATE_UPDATE_SCHEMA,
-    AddresseeChoice,
     InterjectionDecision,
     OpenEvent,
     SceneCloseDecision,
@@ -64,6 +63,7 @@ from ._classifiers import (
     Transition,
     Witness,
     addressee_prompt,
+    addressee_schema,
     default_scene_summary,
     extractive_summary,
     interjection_prompt,
@@ -123,7 +123,7 @@ from ._memory import (
     pov_memory,
 )
 from ._messages import MESSAGE_OVERHEAD, PromptMessage, Role, message_tokens, prompt_tokens
-from ._names import mentions, name_forms
+from ._names import all_mentions, mentions, name_forms
 from ._parse import parse_prose, prose_for_model, strip_ooc
 from ._png import (
     Chunk,
@@ -241,7 +241,6 @@ __all__ = [
     "Activated",
     "Activation",
     "ActiveEvent",
-    "AddresseeChoice",
     "Answer",
     "Append",
     "Appended",
@@ -262,7 +261,6 @@ __all__ = [
     "Classify",
     "Close",
     "Command",
-    "Decision",
     "ErrorCode",
     "Halted",
     "ImportKind",
@@ -312,8 +310,10 @@ __all__ = [
     "Unsure",
     "Witness",
     "activate",
-    "addressee_by_rules",
     "addressee_prompt",
+    "addressee_schema",
+    "addressees_by_rules",
+    "all_mentions",
     "assemble_prompt",
     "auto_pin_plan",
     "build_st_chat",
@@ -350,7 +350,6 @@ __all__ = [
     "message_tokens",
     "name_forms",
     "parse_prose",
-    "pick_addressee",
     "placeholder_png",
     "pov_memory",
     "presence_by_rules",

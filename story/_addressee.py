@@ -1,25 +1,23 @@
-"""Who the user is talking to: the host, the guest, or "ask the classifier".
+"""Who the person is talking to, among N characters: the rules, or "ask the classifier".
 
 The rules run before the first token, so they are cheap and only decide
-what is clear: with no guest the host answers; a name settles it; prose
-that names nobody and addresses nobody goes to the host. What is left —
-both named, or someone addressed by "you", a vocative or a nickname — is
-handed to the addressee classifier, whose safe default is the host.
+what is clear: names (several named answer in the order named), else the
+last character who spoke to the person, else the host. What is left — a
+name two characters share, or someone addressed without a name before
+anyone spoke — is handed to the addressee classifier, whose safe default is
+the host.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Collection, Sequence
 
 from protocol import Bot
 
-from ._names import mentions
+from ._names import all_mentions
 from ._parse import parse_prose
 from ._text import straighten, words
-
-Decision = Literal["host", "guest", "ask"]
-"""What the rules decided: ``"ask"`` means the addressee classifier must choose."""
 
 _SECOND_PERSON = re.compile(
     r"(?<!\w)(?:you|your|yours|yourself|yourselves|ya|y'all|thee|thou|thy|thine)(?!\w)",
@@ -72,32 +70,43 @@ def _addresses_someone(prose: str) -> bool:
     return False
 
 
-def addressee_by_rules(prose: str, host: Bot, guest: Bot | None) -> Decision:
-    """Decide the addressee from names and cues alone, or say the classifier must.
+def addressees_by_rules(
+    prose: str,
+    characters: Sequence[Bot],
+    last_speaker: str | None = None,
+    muted: Collection[str] = frozenset(),
+) -> tuple[str, ...] | None:
+    """Who answers, in order, from names and cues alone; ``None``: the classifier must choose.
 
-    No guest: the host. Only the guest named: the guest. Only the host
-    named: the host. Both named, or neither named while the prose speaks to
-    someone ("you", "hey, stranger", "Red, pass the salt"): ``"ask"``.
-    Neither named and nobody addressed: the host. Names are matched as
-    whole words in any case, full or by first name, anywhere in the prose
-    (an OOC note may name who should answer); the second-person cues are
-    read only outside OOC, since an OOC "you" speaks to the system.
+    Only characters not ``muted`` are chosen (when every one is muted, the
+    host answers). Names decide first: every character named, full name or
+    first word, as a whole word in any case, anywhere in the prose (an OOC
+    note may name who should answer), answers in the order first named. A
+    name that two characters share ("Ana" for Ana Cole and Ana Reyes) cannot
+    decide; where two names start at the same word, the longer one is meant
+    ("Ana Cole"). Nobody named: the last character who spoke to the person; before
+    anyone did, the host, unless the prose speaks to someone without naming
+    them ("you", "hey, stranger", "Red, pass the salt"), which the
+    classifier decides. The second-person cues are read only outside OOC.
     """
-    if guest is None:
-        return "host"
-    host_named = mentions(prose, host.name)
-    guest_named = mentions(prose, guest.name)
-    if guest_named and not host_named:
-        return "guest"
-    if host_named and not guest_named:
-        return "host"
-    if host_named and guest_named:
-        return "ask"
-    return "ask" if _addresses_someone(prose) else "host"
-
-
-def pick_addressee(decision: Decision, host: Bot, guest: Bot | None) -> Bot:
-    """The bot a decision (or a classifier's choice) names; anything unclear is the host."""
-    if decision == "guest" and guest is not None:
-        return guest
-    return host
+    free = [c for c in characters if c.id not in muted] or list(characters[:1])
+    if len(free) == 1:
+        return (free[0].id,)
+    spots: dict[int, list[tuple[int, str]]] = {}
+    for c in free:
+        for at, used in all_mentions(prose, c.name):
+            spots.setdefault(at, []).append((len(used), c.id))
+    order: list[str] = []
+    for at in sorted(spots):
+        longest = max(size for size, _ in spots[at])
+        best = [bot_id for size, bot_id in spots[at] if size == longest]
+        if len(best) > 1:
+            return None  # a name two characters share
+        if best[0] not in order:
+            order.append(best[0])
+    if order:
+        return tuple(order)
+    ids = [c.id for c in free]
+    if last_speaker in ids:
+        return (last_speaker,)
+    return None if _addresses_someone(prose) else (free[0].id,)

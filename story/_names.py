@@ -55,3 +55,11 @@ def mentions(text: str, name: str) -> bool:
     """
     pattern = _pattern(name)
     return pattern is not None and pattern.search(straighten(text)) is not None
+
+
+def all_mentions(text: str, name: str) -> tuple[tuple[int, str], ...]:
+    """Each place ``text`` names ``name`` (as :func:`mentions` reads it), with the words used."""
+    pattern = _pattern(name)
+    if pattern is None:
+        return ()
+    return tuple((m.start(), m.group(0).casefold()) for m in pattern.finditer(straighten(text)))

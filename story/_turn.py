@@ -42,6 +42,7 @@ from ._turn_guards import (
     interjects,
     more_changes_due,
     more_summaries_due,
+    next_speaker_due,
     no_scene_open,
     passes_due,
     rules_close,
@@ -72,6 +73,7 @@ from ._turn_steps import (
     keep_interjection,
     keep_primary,
     move_world,
+    next_speaker,
     note_cancel,
     note_change,
     note_decision,
@@ -153,6 +155,15 @@ TRANSITIONS: tuple[Row, ...] = (
     _row(P.ADDRESSING, Classified, always, P.PRIMARY, take_addressee, stream_primary),
     # 4-7. The primary beat and its passes; 8. the interjection decided alongside them.
     _row(P.PRIMARY, BeatEnded, passes_due, P.READING, keep_primary, read_relations),
+    _row(
+        P.PRIMARY,
+        BeatEnded,
+        next_speaker_due,
+        P.PRIMARY,
+        keep_primary,
+        next_speaker,
+        stream_primary,
+    ),
     _row(P.PRIMARY, BeatEnded, always, P.WORLD_READING, keep_primary, read_world),
     _row(
         P.READING,
@@ -168,6 +179,16 @@ TRANSITIONS: tuple[Row, ...] = (
     _row((P.REMEMBERING, P.WEIGHING, P.RELATING), Classified, a_decision, None, note_decision),
     _row(P.WEIGHING, Classified, more_changes_due, None, note_change),
     _row(P.WEIGHING, Classified, always, P.RELATING, note_change, append_edges),
+    # Several named: each answers in turn, with its own passes, before any interjection.
+    _row(
+        P.RELATING,
+        Appended,
+        next_speaker_due,
+        P.PRIMARY,
+        score_memories,
+        next_speaker,
+        stream_primary,
+    ),
     _row(P.RELATING, Appended, decisions_due, P.DECIDING, score_memories),
     _row(
         P.RELATING, Appended, interjection_due, P.INTERJECTION, score_memories, stream_interjection

@@ -10,7 +10,6 @@ from __future__ import annotations
 from attrs import evolve
 
 from ._classifiers import (
-    ADDRESSEE_SCHEMA,
     LIFECYCLE_SCHEMA,
     SCENE_CLOSE_SCHEMA,
     SCENE_SUMMARY_SCHEMA,
@@ -20,6 +19,7 @@ from ._classifiers import (
     Target,
     Witness,
     addressee_prompt,
+    addressee_schema,
     default_scene_summary,
     default_state_updates,
     interjection_prompt,
@@ -56,31 +56,34 @@ from ._turn_state import (
 
 
 def ask_addressee(p: Progress, i: Input) -> Step:
-    """Ask the addressee classifier which of the two was spoken to."""
-    host, guest = p.cast.characters[:2]
+    """Ask the addressee classifier which of the characters who may answer was spoken to."""
+    free = [c for c in p.cast.characters if c.id not in p.cast.muted] or [p.cast.host]
+    candidates = {c.id: c.name for c in free}
     prose = said_of(p).prose
 
     def validate(raw: object) -> Answer:
-        return validate_addressee(raw, host.name, guest.name)
+        return validate_addressee(raw, candidates)
 
     ask = Classify(
         "addressee",
         "addressee",
-        addressee_prompt(prose, host.name, guest.name),
-        ADDRESSEE_SCHEMA,
+        addressee_prompt(prose, candidates),
+        addressee_schema(list(candidates)),
         validate,
-        "host",
+        free[0].id,
     )
     return p, (ask,)
 
 
 def take_addressee(p: Progress, i: Input) -> Step:
-    """The speaker is who the classifier chose (the host unless clearly the guest)."""
+    """The speaker is who the classifier chose (its default: the host, unless muted)."""
     answer = answer_of(i)
     if answer.key != "addressee":
         raise TurnError(f"the turn waits for the addressee, not {answer.key!r}")
-    host, guest = p.cast.characters[:2]
-    return evolve(p, speaker_id=guest.id if answer.value == "guest" else host.id), ()
+    chosen = answer.value if isinstance(answer.value, str) else ""
+    if p.cast.character(chosen) is None:
+        chosen = p.cast.host.id
+    return evolve(p, speaker_id=chosen, queue=()), ()
 
 
 def note_relations(p: Progress, i: Input) -> Step:

@@ -21,8 +21,9 @@ from ._turn_state import (
     expect,
     key_of,
     scene_ruling,
-    speaker_by_rules,
+    speakers_by_rules,
     with_decision,
+    with_last_speaker,
 )
 
 
@@ -37,8 +38,13 @@ def no_scene_open(p: Progress, i: Input) -> bool:
 
 
 def speaker_known(p: Progress, i: Input) -> bool:
-    """The rules (or a regenerated beat) name the speaker."""
-    return speaker_by_rules(p) is not None
+    """The rules (``reply_as``, a regenerated beat, names, the last speaker) name the speakers."""
+    return speakers_by_rules(with_last_speaker(p, i)) is not None
+
+
+def next_speaker_due(p: Progress, i: Input) -> bool:
+    """Another character named is still to answer, nobody cancelled, and a beat is left."""
+    return bool(p.queue) and p.cancel is None and p.beats < p.cast.max_beats
 
 
 def passes_due(p: Progress, i: Input) -> bool:

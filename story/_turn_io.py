@@ -44,10 +44,16 @@ class Cast:
     location: str | None
     characters: tuple[Bot, ...]
     people: tuple[Entity, ...]
+    muted: frozenset[str] = frozenset()
+    """Characters who answer only when the person forces them (``reply_as``)."""
+    max_beats: int = 3
+    """The most beats a turn streams, interjections included."""
 
     def __attrs_post_init__(self) -> None:
         if not self.characters or not self.people:
             raise TurnError("a cast needs at least one character and one person")
+        if self.max_beats < 1:
+            raise TurnError(f"a turn needs room for at least one beat, got {self.max_beats}")
         ids = self.present_ids
         if len(set(ids)) != len(ids):
             raise TurnError(f"everyone present needs an id of their own, got {ids}")
@@ -131,6 +137,8 @@ class PersonSaid:
     segments: tuple[Segment, ...]
     person_id: str = YOU_ID
     regenerate: Regenerate | None = None
+    reply_as: str | None = None
+    """The character the person forces to answer (muted or not); ``None``: the rules decide."""
 
 
 @frozen

@@ -14,9 +14,8 @@ from attrs import evolve, field, frozen
 
 from protocol import Bot, Edge, Entity, blank_edge
 
-from ._addressee import addressee_by_rules
+from ._addressee import addressees_by_rules
 from ._classifiers import InterjectionDecision, SceneSummaryResult, StateChange
-from ._names import mentions
 from ._scene_rules import SceneCloseRuling, scene_close_by_rules
 from ._transcript import transcript_lines
 from ._turn_io import (
@@ -97,7 +96,15 @@ class Progress:
     location: str | None = None
     """The open scene's location."""
     speaker_id: str | None = None
-    """Who the person addressed: the primary beat's speaker."""
+    """Who the person addressed: the primary beat's speaker (of the one streaming now)."""
+    queue: tuple[str, ...] = ()
+    """The characters named after the speaker, to answer next, in the order named."""
+    spoken: tuple[str, ...] = ()
+    """The characters whose primary beats this turn streamed, in order."""
+    beats: int = 0
+    """Beats streamed this turn, interjections included (at most ``cast.max_beats``)."""
+    last_speaker: str | None = None
+    """The character who last spoke to the person before this turn (read at its start)."""
     primary: BeatEnded | None = None
     decide: bool = False
     """The silent witnesses are asked whether they interject (the primary beat completed)."""
@@ -153,31 +160,36 @@ def character_of(p: Progress, bot_id: str | None) -> Bot:
     return expect(p.cast.character(bot_id or ""), Bot, f"character {bot_id!r}")
 
 
-def speaker_by_rules(p: Progress) -> str | None:
-    """Who answers, when it is clear without a classifier; ``None``: ask it.
+def speakers_by_rules(p: Progress) -> tuple[str, ...] | None:
+    """Who answers, in order, when it is clear without a classifier; ``None``: ask it.
 
-    A regenerated beat keeps its speaker if still present. One character
-    answers alone. Two: :func:`addressee_by_rules`. More: the one character
-    named alone, else the host (the addressee classifier knows two only).
+    ``reply_as`` forces its character (muted or not); a regenerated beat
+    keeps its speaker if still present; else :func:`addressees_by_rules`
+    (names in the order named, else the last speaker, else the host).
     """
     said = said_of(p)
     cast = p.cast
-    kept = said.regenerate.speaker_id if said.regenerate is not None else None
-    if kept is not None and cast.character(kept) is not None:
-        return kept
-    if len(cast.characters) == 1:
-        return cast.host.id
-    if len(cast.characters) == 2:
-        host, guest = cast.characters
-        decision = addressee_by_rules(said.prose, host, guest)
-        return {"host": host.id, "guest": guest.id}.get(decision)
-    named = [c.id for c in cast.characters if mentions(said.prose, c.name)]
-    return named[0] if len(named) == 1 else cast.host.id
+    for forced in (said.reply_as, said.regenerate.speaker_id if said.regenerate else None):
+        if forced is not None and cast.character(forced) is not None:
+            return (forced,)
+    return addressees_by_rules(said.prose, cast.characters, p.last_speaker, cast.muted)
+
+
+def last_speaker_in(p: Progress, loaded: Loaded) -> str | None:
+    """Who last spoke in ``loaded``'s dialogue before this turn: present, not muted."""
+    user_turn = said_of(p).user_turn_id
+    for turn in reversed(loaded.dialogue):
+        if turn.kind != "assistant" or turn.user_turn_id == user_turn:
+            continue
+        if p.cast.character(turn.speaker_id) is not None and turn.speaker_id not in p.cast.muted:
+            return turn.speaker_id
+    return None
 
 
 def silent_witnesses(p: Progress) -> tuple[Bot, ...]:
-    """The characters present who were not addressed, in cast order."""
-    return tuple(c for c in p.cast.characters if c.id != p.speaker_id)
+    """The characters present who did not answer this turn and are not muted, in cast order."""
+    answered = {p.speaker_id, *p.spoken}
+    return tuple(c for c in p.cast.characters if c.id not in answered and c.id not in p.cast.muted)
 
 
 def edge_of(p: Progress, source: str, target: str) -> Edge:
@@ -232,3 +244,10 @@ def with_decision(p: Progress, i: Input) -> Progress:
     """The progress with the interjection ranking kept."""
     decision = expect(answer_of(i).value, InterjectionDecision, "interjection")
     return evolve(p, ranking=decision.ranking)
+
+
+def with_last_speaker(p: Progress, i: Input) -> Progress:
+    """The progress with who last spoke, when the input is the turn's first read."""
+    if isinstance(i, Loaded):
+        return evolve(p, last_speaker=last_speaker_in(p, i))
+    return p

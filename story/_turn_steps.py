@@ -45,14 +45,17 @@ from ._turn_state import (
     said_of,
     scene_ruling,
     silent_witnesses,
-    speaker_by_rules,
+    speakers_by_rules,
     with_decision,
+    with_last_speaker,
 )
 
 RECENT_FOR_STATE = 10
 """Turns of dialogue a state update reads (of which the prompt keeps the last few)."""
 RECENT_FOR_SUMMARY = 40
 """Turns of dialogue a scene summary reads."""
+RECENT_FOR_SPEAKER = 12
+"""Turns of dialogue the turn's first read takes, to find who last spoke to the person."""
 
 
 def take_the_turn(p: Progress, i: Input) -> Step:
@@ -60,18 +63,20 @@ def take_the_turn(p: Progress, i: Input) -> Step:
     said = expect(i, PersonSaid, "the prose")
     p = evolve(p, said=said, model_prose=prose_for_model(said.segments))
     person_of(p)  # whoever spoke must be present
-    return p, (Read(scene=True),)
+    return p, (Read(scene=True, dialogue=RECENT_FOR_SPEAKER),)
 
 
 def open_scene(p: Progress, i: Input) -> Step:
-    """Open a scene at the chat's location."""
+    """Keep who last spoke; open a scene at the chat's location."""
+    p = with_last_speaker(p, i)
     return p, (Append((ev.SceneOpened(p.cast.chat_id, p.cast.location),)),)
 
 
 def note_scene(p: Progress, i: Input) -> Step:
-    """Keep the open scene."""
+    """Keep the open scene and who last spoke."""
     scene = expect(i, Loaded, "the read").scene
     assert scene is not None
+    p = with_last_speaker(p, i)
     return evolve(p, scene_id=scene.id, location=scene.location), ()
 
 
@@ -82,8 +87,14 @@ def note_opened_scene(p: Progress, i: Input) -> Step:
 
 
 def choose_by_rules(p: Progress, i: Input) -> Step:
-    """The speaker is who the rules name."""
-    return evolve(p, speaker_id=speaker_by_rules(p)), ()
+    """The speakers are who the rules name, in order, as many as the turn has beats for."""
+    speakers = speakers_by_rules(p) or (p.cast.host.id,)
+    return evolve(p, speaker_id=speakers[0], queue=speakers[1 : p.cast.max_beats]), ()
+
+
+def next_speaker(p: Progress, i: Input) -> Step:
+    """The next character named answers."""
+    return evolve(p, speaker_id=p.queue[0], queue=p.queue[1:]), ()
 
 
 def _stop(p: Progress, speaker_id: str) -> tuple[str, ...]:
@@ -102,7 +113,7 @@ def stream_primary(p: Progress, i: Input) -> Step:
     request = BeatRequest(speaker.id, p.model_prose, said.user_turn_id, None, _stop(p, speaker.id))
     supersedes = said.regenerate.supersedes if said.regenerate is not None else None
     beat = StreamBeat(request, said.user_turn_id, None, supersedes, p.cancel)
-    return p, (beat,)
+    return evolve(p, beats=p.beats + 1, spoken=(*p.spoken, speaker.id)), (beat,)
 
 
 def keep_primary(p: Progress, i: Input) -> Step:
@@ -110,7 +121,14 @@ def keep_primary(p: Progress, i: Input) -> Step:
     beat = expect(i, BeatEnded, "the beat")
     # Whether a witness may interject is settled now: a cancel after this still
     # stops the interjection's beat, but not the decision's call.
-    decide = beat.completed and p.cancel is None and bool(silent_witnesses(p))
+    # Only after the last named speaker, and only with a beat left for it.
+    decide = (
+        beat.completed
+        and p.cancel is None
+        and not p.queue
+        and p.beats < p.cast.max_beats
+        and bool(silent_witnesses(p))
+    )
     return evolve(p, primary=beat, beat=beat, beat_speaker=p.speaker_id, decide=decide), ()
 
 
@@ -201,7 +219,7 @@ def stream_interjection(p: Progress, i: Input) -> Step:
         _stop(p, witness.id),
     )
     beat = StreamBeat(request, said.user_turn_id, interjection_of=speaker.id)
-    return evolve(p, interjector=witness.id, memory_ids=()), (beat,)
+    return evolve(p, interjector=witness.id, memory_ids=(), beats=p.beats + 1), (beat,)
 
 
 def read_world(p: Progress, i: Input) -> Step:

@@ -8,8 +8,8 @@ anything unusable becomes the classifier's safe default.
 from ._addressee import (
     ADDRESSEE_DEFAULT,
     ADDRESSEE_SCHEMA,
-    AddresseeChoice,
     addressee_prompt,
+    addressee_schema,
     validate_addressee,
 )
 from ._coerce import load_json
@@ -80,7 +80,6 @@ __all__ = [
     "SIGNIFICANCE_SCHEMA",
     "STATE_UPDATE_DEFAULT",
     "STATE_UPDATE_SCHEMA",
-    "AddresseeChoice",
     "InterjectionDecision",
     "OpenEvent",
     "SceneCloseDecision",
@@ -90,6 +89,7 @@ __all__ = [
     "Transition",
     "Witness",
     "addressee_prompt",
+    "addressee_schema",
     "default_scene_summary",
     "default_state_updates",
     "extractive_summary",

@@ -1,12 +1,15 @@
-"""The addressee classifier: which of two bots the user spoke to.
+"""The addressee classifier: which of the characters present the person spoke to.
 
-Called only when the rules answer ``"ask"`` (both named, or someone
-addressed without a name), before the first token. Safe default: the host.
+Called only when the rules cannot decide (a name two characters share, or
+someone addressed without a name before anyone spoke), before the first
+token, with every character who may answer as a candidate. Safe default:
+the first candidate (the host, unless muted).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 from .._messages import PromptMessage
 from .._names import name_forms
@@ -14,46 +17,61 @@ from .._parse import strip_ooc
 from .._text import collapse
 from ._coerce import field, load_json
 
-AddresseeChoice = Literal["host", "guest"]
-ADDRESSEE_DEFAULT: AddresseeChoice = "host"
-
-ADDRESSEE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"addressee": {"type": "string", "enum": ["host", "guest"]}},
-    "required": ["addressee"],
-    "additionalProperties": False,
-}
-"""The JSON the addressee classifier is asked for (read-only)."""
+ADDRESSEE_DEFAULT = "host"
+"""The role the default stands for: the first candidate."""
 
 
-def addressee_prompt(prose: str, host_name: str, guest_name: str) -> tuple[PromptMessage, ...]:
-    """Messages asking whether ``prose`` is addressed to the host or to the guest.
+def addressee_schema(candidate_ids: list[str]) -> dict[str, Any]:
+    """The JSON the addressee classifier is asked for: one candidate's id."""
+    return {
+        "type": "object",
+        "properties": {"addressee": {"type": "string", "enum": candidate_ids}},
+        "required": ["addressee"],
+        "additionalProperties": False,
+    }
+
+
+ADDRESSEE_SCHEMA: dict[str, Any] = addressee_schema(["host", "guest"])
+"""The addressee's JSON for two candidates (read-only; see :func:`addressee_schema`)."""
+
+
+def addressee_prompt(prose: str, candidates: Mapping[str, str]) -> tuple[PromptMessage, ...]:
+    """Messages asking which of ``candidates`` ({id: name}, the host first) ``prose`` addresses.
 
     ``prose`` is the person's prose as written; its OOC notes are removed here.
     """
+    names = list(candidates.values())
+    listed = "; ".join(f"{bot_id} is {name}" for bot_id, name in candidates.items())
     system = (
-        f"Two characters share a scene: {host_name} (the host) and {guest_name} (the guest). "
-        f"Decide which of them the person's words are addressed to, that is, who should "
-        f"answer. Reply with JSON only: "
-        f'{{"addressee": "host"}} for {host_name} or {{"addressee": "guest"}} for {guest_name}. '
-        f"When it is unclear, choose the host."
+        f"Characters share a scene ({listed}); {names[0]} is the host. Decide which of them "
+        f"the person's words are addressed to, that is, who should answer. Reply with JSON "
+        f'only: {{"addressee": "ID"}} with the id of that character. When it is unclear, '
+        f"choose the host."
     )
     return (PromptMessage("system", system), PromptMessage("user", strip_ooc(prose)))
 
 
-def _names(value: str, name: str) -> bool:
-    return bool(name) and value in (form.casefold() for form in name_forms(name))
+def validate_addressee(raw: object, candidates: Mapping[str, str]) -> str:
+    """Read the choice: a candidate's id, full or first name, or the role "host" / "guest".
 
-
-def validate_addressee(raw: object, host_name: str = "", guest_name: str = "") -> AddresseeChoice:
-    """Read the choice: "host" or "guest", or either bot's name; anything else is the host."""
+    "host" is the first candidate and "guest" the second; a name two
+    candidates answer to, or anything else, is the first candidate.
+    """
+    ids = list(candidates)
+    default = ids[0] if ids else ""
     data = load_json(raw)
     value = (
-        field(data, "addressee", "answer", "speaker", "name") if isinstance(data, dict) else data
+        field(data, "addressee", "answer", "speaker", "name", "id")
+        if isinstance(data, dict)
+        else data
     )
     if not isinstance(value, str):
-        return ADDRESSEE_DEFAULT
+        return default
     word = collapse(value).strip(" .!\"'").casefold()
-    is_host = word == "host" or _names(word, host_name)
-    is_guest = word == "guest" or _names(word, guest_name)
-    return "guest" if is_guest and not is_host else ADDRESSEE_DEFAULT
+    roles = {"host": ids[:1], "guest": ids[1:2]}
+    chosen = roles.get(word) or [
+        bot_id
+        for bot_id, name in candidates.items()
+        if word == bot_id.casefold() or word in (f.casefold() for f in name_forms(name))
+    ]
+    return chosen[0] if len(chosen) == 1 else default

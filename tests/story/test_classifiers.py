@@ -31,6 +31,7 @@ from story import (
     Transition,
     Witness,
     addressee_prompt,
+    addressee_schema,
     default_scene_summary,
     extractive_summary,
     interjection_prompt,
@@ -185,12 +186,26 @@ def test_significance_prompt_carries_memory_and_context() -> None:
     ],
 )
 def test_addressee_reads_roles_and_names(raw: object, choice: str) -> None:
-    assert validate_addressee(raw, "Mira", "Tobias Grey") == choice
+    candidates = {"mira": "Mira", "tobias": "Tobias Grey"}
+    assert validate_addressee(raw, candidates) == {"host": "mira", "guest": "tobias"}[choice]
 
 
-def test_addressee_prompt_names_both() -> None:
-    system = addressee_prompt('"You two!"', "Mira", "Tobias")[0].content
-    assert "Mira (the host)" in system and "Tobias (the guest)" in system
+def test_addressee_chooses_among_n_candidates_by_id_or_name() -> None:
+    candidates = {"mira": "Mira", "tobias": "Tobias Grey", "oda": "Oda", "o2": "Oda Lim"}
+    assert validate_addressee({"addressee": "tobias"}, candidates) == "tobias"
+    assert validate_addressee({"addressee": "O2"}, candidates) == "o2"
+    assert validate_addressee({"addressee": "Oda"}, candidates) == "mira"  # two answer to it
+    assert validate_addressee({"addressee": "stranger"}, candidates) == "mira"
+    assert addressee_schema(list(candidates))["properties"]["addressee"]["enum"] == list(
+        candidates
+    )
+
+
+def test_addressee_prompt_names_every_candidate() -> None:
+    system = addressee_prompt('"You there!"', {"mira": "Mira", "tobias": "Tobias", "oda": "Oda"})[
+        0
+    ].content
+    assert "mira is Mira" in system and "oda is Oda" in system and "Mira is the host" in system
 
 
 # --- interjection ---
@@ -317,7 +332,7 @@ OOC_PROSE = '((secret note: Ana is the smuggler)) *I leave.* "Let us go, (you) t
 @pytest.mark.parametrize(
     "build",
     [
-        lambda prose: addressee_prompt(prose, "Mira", "Tobias"),
+        lambda prose: addressee_prompt(prose, {"mira": "Mira", "tobias": "Tobias"}),
         lambda prose: scene_close_prompt(prose, "The Gilded Eel"),
         lambda prose: interjection_prompt(WITNESSES, "Tobias", "Ana", prose, "-"),
     ],
@@ -418,7 +433,7 @@ anything = st.one_of(json_like, keyed, keyed.map(json.dumps), st.binary(max_size
 VALIDATORS: dict[str, Callable[[Any], object]] = {
     "state_update": validate_state_update,
     "significance": validate_significance,
-    "addressee": lambda raw: validate_addressee(raw, "Mira", "Tobias"),
+    "addressee": lambda raw: validate_addressee(raw, {"mira": "Mira", "tobias": "Tobias"}),
     "interjection": lambda raw: validate_interjection(raw, {"tobias": "Tobias"}),
     "lifecycle": lambda raw: validate_lifecycle(raw, EVENTS),
     "scene_close": lambda raw: validate_scene_close(raw, "here"),
@@ -434,7 +449,7 @@ def test_validators_never_raise_and_stay_in_range(raw: object) -> None:
         0 < len(f) <= 200 for f in change.knowledge_facts
     )
     assert 0 <= validate_significance(raw) <= 3
-    assert validate_addressee(raw, "Mira", "Tobias") in ("host", "guest")
+    assert validate_addressee(raw, {"mira": "Mira", "tobias": "Tobias"}) in ("mira", "tobias")
     decision = validate_interjection(raw, {"tobias": "Tobias", "oda": "Oda"})
     assert set(decision.ranking) <= {"tobias", "oda"} and len(decision.reason) <= 300
     for move in validate_lifecycle(raw, EVENTS):

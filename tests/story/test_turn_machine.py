@@ -126,6 +126,7 @@ def drive(
     world: Sequence[OpenWorldEvent] = (),
     cancel_in: Phase | None = None,
     halt_in: Phase | None = None,
+    history: Sequence[Turn] = (),
 ) -> Run:
     """Run a whole turn, answering commands first come first served.
 
@@ -137,7 +138,7 @@ def drive(
     replies = dict(answers or {})
     pending: list[Command] = []
     said = [beat if isinstance(beat, BeatEnded) else BeatEnded(0, beat) for beat in beats]
-    dialogue = [Turn(USER_TURN, "user", person, prose, False, None, USER_TURN)]
+    dialogue = [*history, Turn(USER_TURN, "user", person, prose, False, None, USER_TURN)]
     next_id = [100]
     hooks = {"cancel": cancel_in, "halt": halt_in}
 
@@ -297,10 +298,76 @@ def test_one_state_update_per_entity_present_covers_its_edges_to_all_the_others(
 # --- who answers ---
 
 
-def test_both_named_asks_the_addressee_before_the_first_token() -> None:
-    run = drive(TWO, '"Mira, Tobias, a toast!"', answers={"addressee": "guest"})
+def test_someone_addressed_unnamed_before_anyone_spoke_asks_the_addressee_first() -> None:
+    run = drive(THREE, '"Hey, you, a toast!"', answers={"addressee": "oda"})
     assert _kinds(run)[:3] == ["Read", "Classify", "StreamBeat"]
-    assert run.beats()[0].request.speaker_id == "tobias"
+    assert run.beats()[0].request.speaker_id == "oda"
+    ask = next(c for c in run.of(Classify) if isinstance(c, Classify))
+    assert ask.schema["properties"]["addressee"]["enum"] == ["mira", "tobias", "oda"]
+
+
+def test_several_named_answer_in_the_order_named_each_with_its_own_passes() -> None:
+    run = drive(THREE, '"Oda, Mira, a toast!"', beats=["Oda raises a cup.", "Mira drinks."])
+    assert run.calls("addressee") == 0
+    assert [b.request.speaker_id for b in run.beats()] == ["oda", "mira"]
+    assert all(b.interjection_of is None for b in run.beats())
+    assert run.calls("state_update") == 8  # four present, two beats
+    memories = [e for e in run.events() if isinstance(e, ev.MemoryWritten)]
+    assert len(memories) == 6  # three witnesses, two beats
+    assert run.calls("interjection") == 1  # Tobias, silent, ranked once after the last
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_the_beats_of_a_turn_stop_at_max_beats_interjections_included(n: int) -> None:
+    bots = tuple(Bot(f"b{k}", f"Bot{k}", "", "") for k in range(n))
+    cast = Cast("c1", PLACE, bots, (ANA,), max_beats=3)
+    prose = " ".join(f"Bot{k}," for k in range(n)) + " speak up."
+    run = drive(
+        cast, prose, beats=["Hm."] * 9, answers={"interjection": InterjectionDecision(("b0",))}
+    )
+    assert [b.request.speaker_id for b in run.beats()] == [f"b{k}" for k in range(min(n, 3))]
+    # Two named and a third character silent: the interjection is the third beat.
+    run = drive(
+        cast,
+        " ".join(f"Bot{k}," for k in range(min(n - 1, 2))) + " hello.",
+        beats=["Hm."] * 9,
+        answers={"interjection": InterjectionDecision((f"b{n - 1}",))},
+    )
+    if n == 3:
+        assert [b.interjection_of for b in run.beats()] == [None, None, "b1"]
+    assert len(run.beats()) <= 3
+
+
+def test_nobody_named_the_last_speaker_answers_and_the_host_at_first() -> None:
+    assert drive(THREE, '"And then?"').beats()[0].request.speaker_id == "mira"
+    history = [
+        Turn(1, "user", YOU_ID, '"Oda?"', False, None, 1),
+        Turn(2, "assistant", "oda", "Oda nods.", False, None, 1),
+        Turn(3, "assistant", "ghost", "Someone gone.", False, None, 1),
+    ]
+    run = drive(THREE, '"And then?"', history=history)
+    assert run.beats()[0].request.speaker_id == "oda"  # the one who left is skipped
+    run = drive(THREE, '"How are you?"', history=history)
+    assert (run.beats()[0].request.speaker_id, run.calls("addressee")) == ("oda", 0)
+    run = drive(attrs.evolve(THREE, muted=frozenset({"oda"})), '"And then?"', history=history)
+    assert run.beats()[0].request.speaker_id == "mira"
+
+
+def test_reply_as_forces_the_speaker_even_a_muted_one_and_muted_never_answer_otherwise() -> None:
+    muted = attrs.evolve(THREE, muted=frozenset({"oda"}))
+    prose = '"Oda?"'
+    said = PersonSaid(USER_TURN, prose, story.parse_prose(prose), YOU_ID, reply_as="oda")
+    machine = TurnMachine(muted)
+    machine.send(said)
+    (beat,) = machine.send(Loaded(scene=SCENE))
+    assert isinstance(beat, StreamBeat) and beat.request.speaker_id == "oda"
+    run = drive(
+        muted,
+        prose,
+        beats=["Mira shrugs.", "Tobias laughs."],
+        answers={"interjection": lambda ask: ask.validate({"ranking": ["oda", "tobias"]})},
+    )
+    assert [b.request.speaker_id for b in run.beats()] == ["mira", "tobias"]
 
 
 def test_named_guest_answers_without_a_classifier() -> None:
@@ -442,7 +509,7 @@ def test_a_cancel_during_the_passes_stops_the_interjection_the_witness_wanted(
 
 @pytest.mark.parametrize("phase", [Phase.OPENING, Phase.OPENING_SCENE, Phase.ADDRESSING])
 def test_a_cancel_before_the_beat_starts_it_cut_short(phase: Phase) -> None:
-    run = drive(TWO, '"Mira, Tobias, a toast!"', scene=None, cancel_in=phase)
+    run = drive(TWO, '"Hey, you two, a toast!"', scene=None, cancel_in=phase)
     (beat,) = run.beats()
     assert beat.cancelled == "stop"
     assert run.calls("state_update") == 0  # the beat said nothing: no passes
@@ -581,7 +648,7 @@ def test_witness_summaries_update_their_edges() -> None:
 
 FULL: dict[str, Any] = {
     "cast": TWO,
-    "prose": '"Mira, Tobias, where do we go?" *I leave.* ((SECRET-OOC))',
+    "prose": '"Hey, you two, where do we go?" *I leave.* ((SECRET-OOC))',
     "scene": None,
     "beats": ["Mira points north.", "Tobias shrugs."],
     "world": [STORM],
@@ -697,11 +764,11 @@ def test_inputs_the_state_does_not_take_are_refused() -> None:
 
 def test_an_answer_given_twice_is_refused() -> None:
     run = Run(TurnMachine(TWO))
-    run.send(PersonSaid(USER_TURN, '"Mira, Tobias!"', story.parse_prose('"Mira, Tobias!"')))
+    run.send(PersonSaid(USER_TURN, '"Hey, you!"', story.parse_prose('"Hey, you!"')))
     run.send(Loaded(scene=SCENE))
-    run.send(Classified("addressee", "host"))
+    run.send(Classified("addressee", "mira"))
     with pytest.raises(TurnError):
-        run.send(Classified("addressee", "host"))
+        run.send(Classified("addressee", "mira"))
 
 
 # --- the table ---
@@ -757,7 +824,14 @@ SECRET = "zq-secret-note"
 @st.composite
 def _turns(draw: st.DrawFn) -> tuple[Cast, PersonSaid, list[OpenWorldEvent]]:
     n = draw(st.integers(1, 3))
-    cast = Cast("c1", PLACE, (MIRA, TOBIAS, ODA)[:n], draw(st.sampled_from([(ANA,), (ANA, BEN)])))
+    cast = Cast(
+        "c1",
+        PLACE,
+        (MIRA, TOBIAS, ODA)[:n],
+        draw(st.sampled_from([(ANA,), (ANA, BEN)])),
+        muted=draw(st.sampled_from([frozenset(), frozenset({"tobias"})])),
+        max_beats=draw(st.integers(1, 3)),
+    )
     speech = draw(
         st.sampled_from(
             [
@@ -777,7 +851,9 @@ def _turns(draw: st.DrawFn) -> tuple[Cast, PersonSaid, list[OpenWorldEvent]]:
     )
     person = draw(st.sampled_from([p.id for p in cast.people]))
     world = draw(st.sampled_from([[], [STORM], [attrs.evolve(STORM, status="planned")]]))
-    return cast, PersonSaid(USER_TURN, prose, story.parse_prose(prose), person, regenerate), world
+    reply_as = draw(st.sampled_from([None, "tobias"]))
+    said = PersonSaid(USER_TURN, prose, story.parse_prose(prose), person, regenerate, reply_as)
+    return cast, said, world
 
 
 def _answer(draw: st.DrawFn, ask: Classify) -> Answer:
@@ -872,8 +948,11 @@ def test_any_legal_run_settles_exactly_once_and_no_request_carries_ooc(
     for command in run.commands:
         assert SECRET not in _text_of(command), command
     beats = run.beats()
-    assert len(beats) <= 2
-    assert all(b.interjection_of is not None for b in beats[1:])
+    assert len(beats) <= cast.max_beats
+    interjections = [b for b in beats if b.interjection_of is not None]
+    assert len(interjections) <= 1 and beats[-len(interjections) or len(beats) :] == interjections
+    speakers = [b.request.speaker_id for b in beats]
+    assert len(set(speakers)) == len(speakers)  # nobody answers twice in a turn
 
 
 def test_a_cancel_just_after_a_completed_beat_still_asks_but_never_interjects() -> None:
