@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import trio
+from attrs import evolve
 
 from protocol import ProtocolError, RewindPreviewReply
 from protocol import events as ev
@@ -68,7 +69,7 @@ class ChatActor(Actor):
 
     async def _command(self, message: object) -> object:
         if isinstance(message, StartTurn):
-            return await self._start_turn(message.prose)
+            return await self._start_turn(message.prose, message.reply_as)
         if isinstance(message, CancelTurn):
             if self.turn is not None:
                 self.turn.cancel(message.reason)
@@ -101,17 +102,33 @@ class ChatActor(Actor):
         if self.turn is not None and not self.turn.done.is_set():
             raise ProtocolError("busy", "a turn of this chat is still in flight; wait or cancel")
 
-    async def _start_turn(self, prose: str) -> int:
+    async def _start_turn(self, prose: str, reply_as: str | None = None) -> int:
         self._ensure_idle()
+        if reply_as is not None:
+            # Refused before anything is written, the prose's own moves included.
+            await self._check_reply_as(reply_as)
         await self._moves_in(prose)
-        cast = await load_cast(self.svc.store, self.chat_id)
+        cast = await self._cast()
         segments = parse_prose(prose)
         committed = await self.journal.write(
             add_user_turn, ev.UserTurn(self.chat_id, prose, segments, cast.present_ids)
         )
-        said = PersonSaid(committed.ids[0], prose, segments)
+        said = PersonSaid(committed.ids[0], prose, segments, reply_as=reply_as)
         self._launch(cast, said)
         return said.user_turn_id
+
+    async def _cast(self) -> Cast:
+        cast = await load_cast(self.svc.store, self.chat_id)
+        return evolve(cast, max_beats=self.svc.settings.max_beats_per_turn)
+
+    async def _check_reply_as(self, bot_id: str) -> None:
+        if await self.svc.store.run(Store.get_bot, bot_id) is None:
+            raise ProtocolError("not_found", f"there is no bot {bot_id!r} to reply as")
+        present = (await load_cast(self.svc.store, self.chat_id)).present_ids
+        if bot_id not in present:
+            raise ProtocolError(
+                "invalid", f"bot {bot_id!r} is not in this chat's scene: only one present replies"
+            )
 
     async def _moves_in(self, prose: str) -> None:
         """Who the prose says leaves or walks in moves before anyone answers it."""
@@ -155,7 +172,7 @@ class ChatActor(Actor):
             raise ProtocolError(
                 "invalid", "only the chat's latest assistant turn can be regenerated"
             )
-        cast = await load_cast(self.svc.store, self.chat_id)
+        cast = await self._cast()
         if prose is not None and prose.strip():
             segments = parse_prose(prose)
             committed = await self.journal.write(

@@ -301,9 +301,14 @@ class Engine:
             raise TypeError(f"chat {chat_id} answered {type(message).__name__} with {reply!r}")
         return reply
 
-    async def send_turn(self, chat_id: str, prose: str) -> int:
-        """Take the user's prose; the turn streams on the chat. Returns the user turn id."""
-        return await self._ask(chat_id, m.StartTurn(prose), int)
+    async def send_turn(self, chat_id: str, prose: str, reply_as: str | None = None) -> int:
+        """Take the user's prose; the turn streams on the chat. Returns the user turn id.
+
+        ``reply_as``, a bot present in the chat's scene, answers whatever the
+        rules would choose (``not_found`` for no such bot, ``invalid`` for one
+        not present; nothing is written then).
+        """
+        return await self._ask(chat_id, m.StartTurn(prose, reply_as), int)
 
     async def cancel(self, chat_id: str) -> None:
         """Stop the beat in flight; a no-op when nothing is."""

@@ -13,6 +13,8 @@ class StartTurn:
     """Accept the user's prose and run the turn; the reply is the user turn id."""
 
     prose: str
+    reply_as: str | None = None
+    """A character present who must answer (muted or not)."""
 
 
 @frozen

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from attrs import Factory, field, frozen
-from attrs.validators import ge, gt
+from attrs.validators import ge, gt, le
 
 from llm import ModelSettings
 
@@ -53,4 +53,6 @@ class EngineSettings:
     """Seconds a shutdown takes at the most; also a beat's deadline to commit its end."""
     keep_snapshots: int = 5
     """Snapshots of the database kept (one is taken before each rewind)."""
+    max_beats_per_turn: int = field(default=3, validator=[ge(1), le(8)])
+    """The most beats one turn streams, interjections included (1..8)."""
     watch_buffer: int = 512

@@ -120,6 +120,10 @@ class CloseChat(shared.ChatRef):
 class SendTurn(shared.Prose):
     """The user's prose for the next turn."""
 
+    reply_as: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    """A bot present in the chat's scene who must answer (muted or not); ``None``: the rules
+    choose. An unknown bot is ``not_found``, one not present ``invalid``."""
+
 
 @frozen
 class Cancel(shared.ChatRef):

@@ -56,6 +56,8 @@ def test_environment_and_flags(tmp_path: Path) -> None:
         (["--port", "99999"], "between 0 and 65535"),
         (["--max-connections", "0"], "at least 1"),
         (["--json-mode", "grammar"], "json mode must be one of auto, schema, object, none"),
+        (["--max-beats-per-turn", "0"], "between 1 and 8"),
+        (["--max-beats-per-turn", "9"], "between 1 and 8"),
     ],
 )
 def test_bad_settings_are_clear_errors(tmp_path: Path, argv: list[str], words: str) -> None:
@@ -128,9 +130,17 @@ def test_each_variable_in_the_help_is_honoured(tmp_path: Path) -> None:
             "TROUPE_SCRIPT": str(tmp_path / "replies.toml"),
             "TROUPE_API_KEY": "sk-2",
             "OPENAI_API_KEY": "sk-1",
+            "TROUPE_MAX_BEATS_PER_TURN": "5",
         },
     )
     assert cfg.host == "127.0.0.2" and cfg.data_dir == tmp_path
+    assert cfg.engine.max_beats_per_turn == 5
+    assert (
+        config(
+            ["--data", str(tmp_path), "--max-beats-per-turn", "2"], {}
+        ).engine.max_beats_per_turn
+        == 2
+    )
     assert cfg.engine.narrative.script_path == str(tmp_path / "replies.toml")
     assert cfg.engine.narrative.api_key == "sk-2"
 

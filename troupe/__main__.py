@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="WebSocket clients served at once; past it, HTTP 503 (default 512; "
         "TROUPE_MAX_CLIENTS)",
     )
+    serve.add_argument(
+        "--max-beats-per-turn",
+        type=int,
+        help="beats one turn streams at the most, interjections included, 1..8 (default 3; "
+        "TROUPE_MAX_BEATS_PER_TURN)",
+    )
     _model_flags(serve)
 
     replay = commands.add_parser("replay", help="run a scripted dialogue headless")

@@ -136,6 +136,17 @@ def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         raise ConfigError(f"max clients must be a whole number, not {raw_clients!r}") from None
     if max_clients < 1:
         raise ConfigError("max clients must be at least 1")
+    raw_beats = _pick(
+        getattr(args, "max_beats_per_turn", None), env, "TROUPE_MAX_BEATS_PER_TURN", 3
+    )
+    try:
+        max_beats = int(str(raw_beats))
+    except ValueError:
+        raise ConfigError(
+            f"max beats per turn must be a whole number, not {raw_beats!r}"
+        ) from None
+    if not 1 <= max_beats <= 8:
+        raise ConfigError(f"max beats per turn must be between 1 and 8, not {max_beats}")
     narrative, classifier = model_settings(args, env, data_dir)
     token = load_token(data_dir, str(_pick(args.token, env, "TROUPE_TOKEN", "")) or None)
     return Config(
@@ -150,5 +161,6 @@ def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
             data_dir=data_dir,
             narrative=narrative,
             classifier=classifier,
+            max_beats_per_turn=max_beats,
         ),
     )

@@ -69,7 +69,7 @@ def load_script(path: Path) -> dict[str, Any]:
     return data
 
 
-SETTINGS = {"auto_pin_cap": int, "classifier_timeout": float}
+SETTINGS = {"auto_pin_cap": int, "classifier_timeout": float, "max_beats_per_turn": int}
 """Engine settings a script may change in its ``[settings]`` table."""
 
 
@@ -251,8 +251,9 @@ class Runner:
             prose = turn["you"]
             self.out.say(f"{self.names[YOU_ID]}: {prose}")
             cancel_after = turn.get("cancel_after_tokens")
+            reply_as = self.resolve(turn["reply_as"]) if "reply_as" in turn else None
             if cancel_after is None:
-                await engine.send_turn(chat_id, prose)
+                await engine.send_turn(chat_id, prose, reply_as)
             else:
                 beat = int(turn.get("cancel_beat", 1))
                 replies = _as_list(turn.get("reply"))

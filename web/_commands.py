@@ -126,7 +126,7 @@ async def _close_chat(c: Connection, m: p.CloseChat, _: str | None) -> Answer:
 
 
 async def _send_turn(c: Connection, m: p.SendTurn, _: str | None) -> Answer:
-    return p.Accepted(m.chat_id, await c.engine.send_turn(m.chat_id, m.prose))
+    return p.Accepted(m.chat_id, await c.engine.send_turn(m.chat_id, m.prose, m.reply_as))
 
 
 async def _cancel(c: Connection, m: p.Cancel, _: str | None) -> Answer:

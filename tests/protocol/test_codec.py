@@ -26,6 +26,8 @@ def test_decodes_every_type_with_id_and_ignores_unknown_fields() -> None:
     assert env.id == "a1"
     assert env.type == "send_turn"
     assert p.decode_client('{"type":"list_bots"}').message == p.ListBots()
+    forced = p.decode_client('{"type":"send_turn","chat_id":"c1","prose":"Hi","reply_as":"b2"}')
+    assert forced.message == p.SendTurn(chat_id="c1", prose="Hi", reply_as="b2")
 
 
 @pytest.mark.parametrize(

@@ -279,3 +279,21 @@ async def test_the_statistics_answer_is_plain_json_of_the_documented_shape(
     assert feed["subscribers"] == 1 and set(feed["per_subscriber"][0]) == SUBSCRIBER
     assert set(engine["narrative_backend"]) == {"requests", "served", "failed", "pending"}
     assert engine["narrative_backend"]["served"] >= 1
+
+
+async def test_send_turn_reply_as_picks_the_speaker_and_an_unknown_bot_is_not_found(
+    client: Client, server: Server
+) -> None:
+    chat_id = await make_chat(client, guest=True)
+    state = await client.ask("open_chat", chat_id=chat_id)
+    tobias = next(b for b in state["chat"]["cast"] if b != state["chat"]["host_bot_id"])
+    refused = await client.ask("send_turn", chat_id=chat_id, prose='"Mira?"', reply_as="nobody")
+    assert (refused["type"], refused["code"]) == ("error", "not_found")
+    server.backend.push_narrative("Tobias answers for her.")
+    await client.ask("send_turn", chat_id=chat_id, prose='"Mira?"', reply_as=tobias)
+    seen = client.backlog + await client.turn()
+    client.backlog.clear()
+    started = next(m for m in seen if m["type"] == "beat_started")
+    assert started["speaker_id"] == tobias
+    users = [m for m in seen if m["type"] == "user_turn"]
+    assert len(users) == 1  # the refused turn wrote nothing
