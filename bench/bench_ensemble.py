@@ -16,7 +16,6 @@ import math
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import trio
@@ -26,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _report import report  # noqa: E402
+from _turns import classifier_calls, last_beat_to_settled  # noqa: E402
 
 from actors import EngineSettings, open_engine  # noqa: E402
 from llm import ModelSettings, Timeouts  # noqa: E402
-from protocol import BeatComplete, TurnSettled  # noqa: E402
 from tests.support.openai_server import OpenAIServer, run_openai_server  # noqa: E402
 
 CAP = 4
@@ -49,10 +48,6 @@ def model_settings(url: str) -> ModelSettings:
     )
 
 
-def classifier_calls(server: OpenAIServer, since: int) -> int:
-    return sum(1 for body in server.requests[since:] if not body.get("stream"))
-
-
 async def one_cast(server: OpenAIServer, size: int, tmp: Path) -> dict[str, object]:
     settings = EngineSettings(
         db_path=tmp / f"ensemble{size}.db", data_dir=tmp, narrative=model_settings(server.url)
@@ -68,14 +63,7 @@ async def one_cast(server: OpenAIServer, size: int, tmp: Path) -> dict[str, obje
                 await engine.idle()
                 since = len(server.requests)
                 await engine.send_turn(chat, '"Evening."')
-                last_token = None
-                async for message in messages:
-                    if isinstance(message, BeatComplete):
-                        last_token = time.perf_counter()
-                    if isinstance(message, TurnSettled):
-                        assert last_token is not None
-                        spent = time.perf_counter() - last_token
-                        break
+                spent = await last_beat_to_settled(messages)
                 await engine.idle()  # the background significance score lands too
                 made = classifier_calls(server, since)
                 # The significance score runs in the background, after settling.

@@ -26,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _report import report  # noqa: E402
+from _turns import classifier_calls, last_beat_to_settled  # noqa: E402
 
 from actors import EngineSettings, open_engine  # noqa: E402
 from llm import Message, ModelSettings, NarrativeRequest, OpenAIBackend, Timeouts  # noqa: E402
-from protocol import BeatComplete, Token, TurnSettled  # noqa: E402
-from tests.support.openai_server import run_openai_server  # noqa: E402
+from protocol import Token, TurnSettled  # noqa: E402
+from tests.support.openai_server import OpenAIServer, run_openai_server  # noqa: E402
 
 FIRST_TOKEN = 0.05
 TURNS = 30
@@ -84,7 +85,9 @@ async def engine_ttft(url: str, tmp: Path) -> list[float]:
     return samples
 
 
-async def settle_ratio(url: str, server: object, cap: int, latency: float, tmp: Path) -> dict:
+async def settle_ratio(
+    url: str, server: OpenAIServer, cap: int, latency: float, tmp: Path
+) -> dict:
     settings = EngineSettings(
         db_path=tmp / f"settle{cap}.db", data_dir=tmp, narrative=model_settings(url, cap)
     )
@@ -93,22 +96,20 @@ async def settle_ratio(url: str, server: object, cap: int, latency: float, tmp: 
         host = await engine.create_bot("Mira", "barkeep", "")
         guest = await engine.create_bot("Tobias", "lamplighter", "")
         chat = (await engine.create_chat(host.id, guest.id)).id
-        calls = 6 + 1  # six directed pairs, the interjection decision (quiet)
+        counted = []
         async with engine.watch(chat) as messages:
             await messages.__anext__()
             for _ in range(8):
+                since = len(server.requests)
                 await engine.send_turn(chat, "Mira, evening.")
-                last_token = None
-                async for message in messages:
-                    if isinstance(message, BeatComplete):
-                        last_token = time.perf_counter()
-                    if isinstance(message, TurnSettled):
-                        assert last_token is not None
-                        spent = time.perf_counter() - last_token
-                        break
-                ideal = math.ceil(calls / cap) * latency
-                ratios.append(spent / ideal)
+                spent = await last_beat_to_settled(messages)
                 await engine.idle()
+                # Every call the turn made counts, less the significance score, which
+                # runs in the background once the turn has settled.
+                calls = classifier_calls(server, since) - 1
+                counted.append(calls)
+                ratios.append(spent / (math.ceil(calls / cap) * latency))
+        calls = max(counted)
     return {
         "cap": cap,
         "latency_s": latency,

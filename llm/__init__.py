@@ -2,11 +2,11 @@
 
 Owns: the request and settings types, the ``openai`` backend (any
 OpenAI-compatible server, over httpx and httpx-sse), the ``local`` backend
-(llama.cpp embedded, the packaged Gemma 3 270M by default), the ``scripted``
-backend (canned replies for tests and demos), connection caps with narrative
-calls first, timeouts, retries, the JSON modes a server is asked in, and the
-tolerant JSON extractor. See
-docs/models.md.
+(llama.cpp in a supervised worker process, the packaged Gemma 3 270M by
+default: a crash inside it costs one request), the ``scripted`` backend
+(canned replies for tests and demos), connection caps with narrative calls
+first, timeouts, retries, the JSON modes a server is asked in, and the
+tolerant JSON extractor. See docs/models.md.
 """
 
 from ._errors import (

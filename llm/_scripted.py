@@ -15,8 +15,8 @@ File format (TOML or JSON)::
     match = "(?i)dragon"  # only for a prompt that mentions dragons
     text = "..."
 
-    [[classifier.state_update]]
-    json = { affinity_delta = 3, trust_delta = 1, knowledge_facts = [] }
+    [[classifier.state_update]]   # one source's edges, an entry per target id
+    json = { edges = { you = { affinity_delta = 3, trust_delta = 1, knowledge_facts = [] } } }
 
     [[classifier.significance]]
     raw = "not json at all"   # output that is not JSON

@@ -3,16 +3,15 @@
 Owns: parsing the user's prose into segments, the addressee rules, the
 assembly of a character's prompt under soft and hard token budgets, every
 classifier's prompt, output schema, validation (with clamping) and safe
-default, the scene-close rules, the per-witness memory text and the
-auto-pin plan, where a beat starts speaking for someone else; the turn
-itself, as a state machine (:class:`TurnMachine`: inputs in, commands out,
-run by a driver in the actors); and the formats of
-other role-play front ends (character cards V1/V2/V3 as JSON, PNG and
-CHARX, lorebooks, SillyTavern chats: bytes in, bytes out, nothing lost) with
-lore activation as a pure function of the text a character witnessed. No I/O, no clock,
-no randomness: the same inputs always give the same outputs. Imports only
-:mod:`protocol`. docs/story.md explains the rules, docs/cards.md the formats
-and lore activation.
+default, the scene-close rules, the per-witness memory text and the auto-pin
+plan, where a beat starts speaking for someone else; the turn itself, as a
+state machine (:class:`TurnMachine`: inputs in, commands out, run by a driver
+in the actors); and the formats of other role-play front ends (character cards
+V1/V2/V3 as JSON, PNG and CHARX, lorebooks, SillyTavern chats: bytes in, bytes
+out, nothing lost) with lore activation as a pure function of the text a
+character witnessed. No I/O, no clock, no randomness: the same inputs always
+give the same outputs. Imports only :mod:`protocol`. docs/story.md explains
+the rules, docs/cards.md the formats and lore activation.
 """
 
 from ._addressee import addressees_by_rules

@@ -87,10 +87,7 @@ class Outbox:
                 return
         if self._closed:
             return
-        self._frames.append(frame)
-        self.queued += 1
-        self.high_water = max(self.high_water, len(self._frames))
-        self._readable.unpark()
+        self._push(frame)
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     def try_put(self, frame: Frame) -> bool:
@@ -103,10 +100,7 @@ class Outbox:
             return True
         if len(self._frames) >= self.capacity:
             return False
-        self._frames.append(frame)
-        self.queued += 1
-        self.high_water = max(self.high_water, len(self._frames))
-        self._readable.unpark()
+        self._push(frame)
         return True
 
     def put_nowait(self, frame: Frame) -> None:
@@ -117,6 +111,9 @@ class Outbox:
         """
         if self._closed:
             return
+        self._push(frame)
+
+    def _push(self, frame: Frame) -> None:
         self._frames.append(frame)
         self.queued += 1
         self.high_water = max(self.high_water, len(self._frames))
