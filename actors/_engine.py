@@ -17,7 +17,9 @@ import trio
 
 from llm import Backend, open_backend
 from protocol import (
+    LATEST_TURNS,
     MAX_CAST,
+    MAX_OLDER_TURNS,
     WORLD_EVENT_MOVES,
     YOU_ID,
     Artifacts,
@@ -27,6 +29,7 @@ from protocol import (
     ChatState,
     Entity,
     Memory,
+    OlderTurns,
     ProtocolError,
     RewindPreviewReply,
     WorldEventState,
@@ -238,7 +241,19 @@ class Engine:
         await self._bot(bot_id)
         await self._move_cast(ev.PresenceChanged(chat_id, bot_id, False))
 
-    async def _move_cast(self, event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged) -> Chat:
+    async def mute(self, chat_id: str, bot_id: str) -> Chat:
+        """A cast member answers only when ``reply_as`` forces it. Returns the chat now."""
+        await self._bot(bot_id)
+        return await self._move_cast(ev.MuteChanged(chat_id, bot_id, True))
+
+    async def unmute(self, chat_id: str, bot_id: str) -> Chat:
+        """A muted cast member answers as the rules choose again. Returns the chat now."""
+        await self._bot(bot_id)
+        return await self._move_cast(ev.MuteChanged(chat_id, bot_id, False))
+
+    async def _move_cast(
+        self, event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged | ev.MuteChanged
+    ) -> Chat:
         # Through the chat's actor: it refuses a change while a turn is in flight.
         await self._ask(event.chat_id, m.MoveCast(event), type(None))
         chat = await self._run(Store.get_chat, event.chat_id)
@@ -392,15 +407,41 @@ class Engine:
             assert chat is not None
             present = [YOU_ID, *chat.cast]
             events = s.world_events(chat_id, tuple(WORLD_EVENT_MOVES))
+            # Only the latest turns: a long chat opens as fast as a short one.
+            turns, has_older = s.latest_turns(chat_id, LATEST_TURNS)
             return ChatState(
                 chat_id,
                 chat,
-                tuple(s.timeline(chat_id)),
+                tuple(turns),
                 tuple(s.edges_among(present)),
                 s.active_scene(chat_id),
                 None,
                 world_events=tuple(WorldEventState(e.id, e.title, e.status) for e in events),
+                has_older=has_older,
             )
+
+        return await self._run(read)
+
+    async def load_older(self, chat_id: str, before_event_id: int, limit: int) -> OlderTurns:
+        """The chat's visible turns before ``before_event_id``: the newest ``limit`` of them.
+
+        ``before_event_id`` is an event of this chat (else ``not_found``); ``limit``
+        is 1 to ``MAX_OLDER_TURNS`` (else ``invalid``). Reads only: no actor wakes.
+        """
+        if not 1 <= limit <= MAX_OLDER_TURNS:
+            raise ProtocolError(
+                "invalid", f"load_older takes a limit of 1 to {MAX_OLDER_TURNS} turns, not {limit}"
+            )
+
+        def read(s: Store) -> OlderTurns:
+            if s.get_chat(chat_id) is None:
+                raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
+            if s.event_chat(before_event_id) != chat_id:
+                raise ProtocolError(
+                    "not_found", f"event {before_event_id} is not in chat {chat_id}"
+                )
+            turns, has_older = s.latest_turns(chat_id, limit, before_event_id)
+            return OlderTurns(chat_id, before_event_id, tuple(turns), has_older)
 
         return await self._run(read)
 

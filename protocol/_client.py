@@ -10,7 +10,15 @@ from __future__ import annotations
 from attrs import field, frozen
 
 from . import _payloads as shared
-from ._limits import MAX_CAST, MAX_ID, MAX_INT, MAX_LOCATION, MAX_PROSE, MAX_TITLE
+from ._limits import (
+    LATEST_TURNS,
+    MAX_CAST,
+    MAX_ID,
+    MAX_INT,
+    MAX_LOCATION,
+    MAX_PROSE,
+    MAX_TITLE,
+)
 from ._payloads import an_id as _id
 from ._validators import FieldTooLarge, in_range, limits_apply, optional_at_most, optional_in_range
 
@@ -105,6 +113,16 @@ class LeaveScene(shared.CastMember):
 
 
 @frozen
+class Mute(shared.CastMember):
+    """A cast member answers only when ``send_turn.reply_as`` forces it (an addition)."""
+
+
+@frozen
+class Unmute(shared.CastMember):
+    """A muted cast member answers as the rules choose again (an addition to the protocol)."""
+
+
+@frozen
 class OpenChat(shared.ChatRef):
     """Subscribe to a chat; ``after_seq`` asks for what was missed since then."""
 
@@ -176,6 +194,17 @@ class CreateWorldEvent(shared.WorldEventPlan):
 
 
 @frozen
+class LoadOlder(shared.ChatRef):
+    """The chat's visible turns before ``before_event_id``, newest ``limit`` of them (an
+    addition to the protocol): what ``chat_state`` left out of a long chat."""
+
+    before_event_id: int = field(validator=_log_id)
+    limit: int = LATEST_TURNS
+    """How many turns at most: 1 to ``MAX_OLDER_TURNS``; the engine answers ``invalid`` to
+    any other number."""
+
+
+@frozen
 class GetStatistics:
     """Ask for the server's live figures (an addition to protocol version 1)."""
 
@@ -204,6 +233,9 @@ ClientMessage = (
     | RemoveFromCast
     | EnterScene
     | LeaveScene
+    | Mute
+    | Unmute
+    | LoadOlder
 )
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
@@ -230,6 +262,9 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "remove_from_cast": RemoveFromCast,
     "enter_scene": EnterScene,
     "leave_scene": LeaveScene,
+    "mute": Mute,
+    "unmute": Unmute,
+    "load_older": LoadOlder,
 }
 """The wire ``type`` of every client message: one meaning each."""
 

@@ -184,6 +184,9 @@ class ChatState(OnChat):
     seq: int = 0
     world_events: tuple[WorldEventState, ...] = ()
     """Every world event of the chat and its status (an addition to the protocol)."""
+    has_older: bool = False
+    """``timeline`` holds only the chat's latest turns; ``load_older`` gets the ones before
+    (an addition to the protocol, left out when false)."""
 
 
 @frozen
@@ -282,6 +285,26 @@ class Presence(OnChat):
 
 
 @frozen
+class ChatNote(OnChat):
+    """The chat's cast, presence or muting changed: the chat as it is now, to every watcher
+    (``type`` is ``chat``, as the answer to ``create_chat``; an addition to the protocol)."""
+
+    chat: Chat
+    seq: int = 0
+
+
+@frozen
+class OlderTurns(OnChat):
+    """Answer to ``load_older``: visible turns before ``before_event_id``, oldest first
+    (an addition to the protocol)."""
+
+    before_event_id: int
+    turns: tuple[Turn, ...]
+    has_older: bool
+    """Still older turns are left: ask again before the first of ``turns``."""
+
+
+@frozen
 class TurnSettled(OnChat):
     """Every pass of the turn is done; the chat takes a new turn."""
 
@@ -304,6 +327,7 @@ DirectAnswer = (
     | MemoryReply
     | Statistics
     | Error
+    | OlderTurns
 )
 ChatMessage = (
     ChatState
@@ -317,6 +341,7 @@ ChatMessage = (
     | SceneClosed
     | TurnSettled
     | Presence
+    | ChatNote
 )
 """Messages that belong to a chat; all but Token and ChatState are numbered by ``seq``."""
 ServerMessage = DirectAnswer | ChatMessage
@@ -347,16 +372,21 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
     Presence: "presence",
+    ChatNote: "chat",
+    OlderTurns: "older_turns",
 }
 """The wire ``type`` the server sends for every message.
 
 ``memory`` is sent for two shapes, the answer to ``pin_memory`` and the
 chat message, because clients match on it; :data:`SERVER_NAMES` gives the
-chat message its own name too.
+chat message its own name too. ``chat`` likewise: the answer to
+``create_chat`` and the cast commands, and the chat's own message.
 """
 
 SERVER_NAMES: dict[str, type[ServerMessage]] = {
-    **{name: cls for cls, name in SERVER_TYPES.items() if cls is not MemoryNote},
+    **{name: cls for cls, name in SERVER_TYPES.items() if cls not in (MemoryNote, ChatNote)},
     "memory_note": MemoryNote,
+    "chat_note": ChatNote,
 }
-"""One meaning per name: every server message's own ``type`` (``memory_note`` is the chat's)."""
+"""One meaning per name: every server message's own ``type`` (``memory_note`` and
+``chat_note`` are the chat's)."""

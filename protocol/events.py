@@ -144,6 +144,13 @@ class PresenceChanged(shared.CastMember):
 
 
 @frozen
+class MuteChanged(shared.CastMember):
+    """A cast member was muted (``muted``: it answers only when forced) or unmuted."""
+
+    muted: bool
+
+
+@frozen
 class ChatRewound(shared.ChatRef):
     """The chat was rewound: its events after ``to_event_id`` leave the timeline."""
 
@@ -336,6 +343,7 @@ Event = (
     | CastAdded
     | CastRemoved
     | PresenceChanged
+    | MuteChanged
 )
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -366,6 +374,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "cast_added": CastAdded,
     "cast_removed": CastRemoved,
     "presence_changed": PresenceChanged,
+    "mute_changed": MuteChanged,
 }
 """The log ``kind`` of every event payload."""
 

@@ -279,6 +279,20 @@ def presence_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.PresenceCh
     )
 
 
+def mute_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.MuteChanged) -> None:
+    _member(conn, e.chat_id, e.bot_id)
+    muted = _one(
+        conn, "SELECT muted FROM chat_cast WHERE chat_id = ? AND bot_id = ?", e.chat_id, e.bot_id
+    )[0]
+    if bool(muted) == e.muted:
+        state = "muted" if e.muted else "not muted"
+        raise Invalid(f"{e.bot_id!r} is already {state} in chat {e.chat_id}")
+    conn.execute(
+        "UPDATE chat_cast SET muted = ? WHERE chat_id = ? AND bot_id = ?",
+        (int(e.muted), e.chat_id, e.bot_id),
+    )
+
+
 def chat_rewound(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatRewound) -> None:
     _chat(conn, e.chat_id)  # the marks themselves are set by the rewind (see _store)
 
@@ -541,6 +555,7 @@ HANDLERS: dict[str, Handler] = {
     "cast_added": cast_added,
     "cast_removed": cast_removed,
     "presence_changed": presence_changed,
+    "mute_changed": mute_changed,
 }
 assert set(HANDLERS) == set(ev.EVENT_KINDS), "every event kind has a projection"
 

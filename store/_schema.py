@@ -206,12 +206,19 @@ ALTER TABLE timeline ADD COLUMN present TEXT;
 """Casts and presence: every chat's bots in cast order and who is in the scene, and the
 witnesses of each visible turn. A chat from before has the cast its host and guest make."""
 
+PROJECTIONS_V6: Final = """
+ALTER TABLE chat_cast ADD COLUMN muted INTEGER NOT NULL DEFAULT 0;
+"""
+"""Muting: a cast member who answers only when the person forces it (filled from the
+log's ``mute_changed`` events, like every projection)."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
+    Migration(PROJECTIONS_V6, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 

@@ -159,6 +159,9 @@ VALID: dict[str, dict[str, Any]] = {
     "remove_from_cast": {"chat_id": "c1", "bot_id": "ada"},
     "enter_scene": {"chat_id": "c1", "bot_id": "ada"},
     "leave_scene": {"chat_id": "c1", "bot_id": "ada"},
+    "mute": {"chat_id": "c1", "bot_id": "ada"},
+    "unmute": {"chat_id": "c1", "bot_id": "ada"},
+    "load_older": {"chat_id": "c1", "before_event_id": 40, "limit": 50},
 }
 """A well-formed message of every client type, every optional field given."""
 

@@ -124,8 +124,8 @@ def test_an_old_database_gets_casts_from_its_hosts_and_guests(tmp_path: Path) ->
         s.close()
 
 
-def test_the_named_write_tells_each_change_as_presence(store: Store) -> None:
-    from protocol import Presence
+def test_the_named_write_tells_each_change_as_presence_then_the_chat(store: Store) -> None:
+    from protocol import ChatNote, Presence
     from store import move_cast
 
     result = move_cast(store, [ev.PresenceChanged("c1", "ada", False), ev.CastAdded("c1", "wren")])
@@ -133,4 +133,7 @@ def test_the_named_write_tells_each_change_as_presence(store: Store) -> None:
         ("ada", False),
         ("wren", True),
     ]
-    assert [m.seq for m in result.messages] == [1, 2]
+    assert [m.seq for m in result.messages] == [1, 2, 3]
+    note = result.messages[-1]
+    assert isinstance(note, ChatNote) and note.chat == store.get_chat("c1")
+    assert note.chat.cast[-1] == "wren" and "ada" not in note.chat.present
