@@ -305,7 +305,6 @@ MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.drop,
     Moves.presence,
     Moves.presence,
-    Moves.mute,
     Moves.witnessed,
     Moves.bot,
     Moves.update_bot,
@@ -328,6 +327,7 @@ MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.world,
     Moves.world,
     Moves.rewind,
+    Moves.mute,
 ]
 
 numbers = st.integers(min_value=0, max_value=10_000)
