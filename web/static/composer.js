@@ -88,6 +88,8 @@ export class Composer {
       await this.sendTurn(prose, this.replyAs.hidden ? "" : this.replyAs.value);
       // Keep anything typed while the turn travelled.
       if (this.prose.value === prose) this.prose.value = "";
+      // "Reply as" forces one turn's speaker; the next turn is the story's to decide again.
+      this.replyAs.value = "";
       this.showCount();
     } catch (error) {
       this.showError(error);
