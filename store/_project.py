@@ -284,9 +284,10 @@ def mute_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.MuteChanged) -
     muted = _one(
         conn, "SELECT muted FROM chat_cast WHERE chat_id = ? AND bot_id = ?", e.chat_id, e.bot_id
     )[0]
-    if bool(muted) == e.muted:
-        state = "muted" if e.muted else "not muted"
-        raise Invalid(f"{e.bot_id!r} is already {state} in chat {e.chat_id}")
+    if bool(muted) and e.muted:
+        raise Invalid(f"{e.bot_id!r} is already muted in chat {e.chat_id}")
+    if not muted and not e.muted:
+        raise Invalid(f"{e.bot_id!r} is not muted in chat {e.chat_id}; there is nothing to unmute")
     conn.execute(
         "UPDATE chat_cast SET muted = ? WHERE chat_id = ? AND bot_id = ?",
         (int(e.muted), e.chat_id, e.bot_id),
