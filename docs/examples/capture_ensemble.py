@@ -86,22 +86,40 @@ async def main() -> None:
                     await b.until("welcome")
                     await b.send({"type": "open_chat", "id": "2", "chat_id": chat_id})
                     await b.until("chat_state")
-
-                    await a.send({"type": "mute", "id": "6", "chat_id": chat_id, "bot_id": "ada"})
-                    await a.until("chat")
-                    await b.until("chat")
-
-                    await a.send({"type": "open_chat", "id": "7", "chat_id": chat_id})
+                    await a.send({"type": "open_chat", "id": "6", "chat_id": chat_id})
                     await a.until("chat_state")
+
+                    await a.send(
+                        {"type": "leave_scene", "id": "7", "chat_id": chat_id, "bot_id": "tobin"}
+                    )
+                    await a.until("ok")
+                    await a.send({"type": "create_bot", "id": "8", "name": "Wren", "persona": "x"})
+                    await a.until("bot")
+                    await a.send(
+                        {"type": "add_to_cast", "id": "9", "chat_id": chat_id, "bot_id": "wren"}
+                    )
+                    await a.until("chat")  # the chat's own message
+                    await a.until("chat")  # the answer
+                    await a.send(
+                        {"type": "enter_scene", "id": "10", "chat_id": chat_id, "bot_id": "ada"}
+                    )
+                    await a.until("error")
+                    await a.send({"type": "mute", "id": "11", "chat_id": chat_id, "bot_id": "ada"})
+                    await a.until("chat")
+                    await a.until("chat")
+                    # The page that only watches saw every change as it happened.
+                    for _ in range(3):
+                        await b.until("chat")
+
                     prose = '"Ada, where does the north road go?"'
                     await a.send(
-                        {"type": "send_turn", "id": "8", "chat_id": chat_id, "prose": prose}
+                        {"type": "send_turn", "id": "12", "chat_id": chat_id, "prose": prose}
                     )
                     await a.until("turn_settled")
                     await a.send(
                         {
                             "type": "send_turn",
-                            "id": "9",
+                            "id": "13",
                             "chat_id": chat_id,
                             "prose": '"Mira, is she always like this?"',
                             "reply_as": "ada",
@@ -110,35 +128,35 @@ async def main() -> None:
                     await a.until("turn_settled")
 
                     await a.send(
-                        {"type": "unmute", "id": "10", "chat_id": chat_id, "bot_id": "ada"}
+                        {"type": "unmute", "id": "14", "chat_id": chat_id, "bot_id": "ada"}
                     )
                     await a.until("chat")
                     await a.send(
-                        {"type": "unmute", "id": "11", "chat_id": chat_id, "bot_id": "ada"}
+                        {"type": "unmute", "id": "15", "chat_id": chat_id, "bot_id": "ada"}
                     )
                     await a.until("error")
                     await a.send(
-                        {"type": "mute", "id": "12", "chat_id": chat_id, "bot_id": "nobody"}
+                        {"type": "mute", "id": "16", "chat_id": chat_id, "bot_id": "nobody"}
                     )
                     await a.until("error")
 
                     await a.send(
                         {
                             "type": "create_chat",
-                            "id": "13",
+                            "id": "17",
                             "host_bot_id": "mira",
                             "title": "A long night",
                         }
                     )
                     long_id = (await a.until("chat"))["chat"]["id"]
                     await engine.store.run(write_long_chat, long_id)
-                    await a.send({"type": "open_chat", "id": "14", "chat_id": long_id})
+                    await a.send({"type": "open_chat", "id": "18", "chat_id": long_id})
                     state = await a.until("chat_state")
                     first = state["timeline"][0]["event_id"]
                     await a.send(
                         {
                             "type": "load_older",
-                            "id": "15",
+                            "id": "19",
                             "chat_id": long_id,
                             "before_event_id": first,
                             "limit": 2,
@@ -148,7 +166,7 @@ async def main() -> None:
                     await a.send(
                         {
                             "type": "load_older",
-                            "id": "16",
+                            "id": "20",
                             "chat_id": long_id,
                             "before_event_id": first,
                             "limit": 500,
@@ -158,7 +176,7 @@ async def main() -> None:
                     await a.send(
                         {
                             "type": "load_older",
-                            "id": "17",
+                            "id": "21",
                             "chat_id": chat_id,
                             "before_event_id": first,
                             "limit": 10,
