@@ -136,6 +136,9 @@ async def test_nobody_comes_or_goes_while_a_turn_is_in_flight(
         with pytest.raises(ProtocolError) as refused:
             await engine.leave_scene(chat_id, ada)
         assert refused.value.code == "busy"
+        with pytest.raises(ProtocolError) as refused:
+            await engine.mute(chat_id, ada)  # who answers is not changed mid-turn either
+        assert refused.value.code == "busy"
         assert await engine.store.run(Store.event_count) == events
         await engine.cancel(chat_id)
     await engine.wait_settled(chat_id)
