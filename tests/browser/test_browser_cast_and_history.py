@@ -34,6 +34,11 @@ def muted(driver: webdriver.Chrome, bot_id: str) -> bool:
     return member(driver, bot_id).get_attribute("data-muted") == "true"
 
 
+def reply_as_pressed(driver: webdriver.Chrome, bot_id: str) -> bool:
+    button = member(driver, bot_id).find_element(By.CSS_SELECTOR, '[data-testid="cast-reply-as"]')
+    return button.get_attribute("aria-pressed") == "true"
+
+
 def test_a_muted_character_named_does_not_answer_and_reply_as_forces_one(
     tmp_path: Path, browser: webdriver.Chrome
 ) -> None:
@@ -77,16 +82,30 @@ def test_a_muted_character_named_does_not_answer_and_reply_as_forces_one(
         speakers = [t.get_attribute("data-speaker-id") for t in turns(first)[count:]]
         assert speakers == ["you", mira]
 
-        # "Reply as" Tobias forces him, whoever the prose names; then it is anyone again.
-        Select(by_id(first, "reply-as")[0]).select_by_value(tobias)
+        # "Reply as" Tobias, from his row in the cast, forces him whoever the prose names;
+        # the composer's picker shows the same choice, and after the send it is anyone again.
+        member(first, tobias).find_element(
+            By.CSS_SELECTOR, '[data-testid="cast-reply-as"]'
+        ).click()
+        picker = Select(by_id(first, "reply-as")[0])
+        assert picker.first_selected_option.get_attribute("value") == tobias
+        wait(first, lambda d: reply_as_pressed(d, tobias))
         count = len(turns(first))
         send(first, '"Mira, what do I owe you?"')
         wait(first, lambda d: len(turns(d)) >= count + 2 and settled(d))
         assert turns(first)[-1].get_attribute("data-speaker-id") == tobias
         wait(second, lambda d: turns(d)[-1].get_attribute("data-speaker-id") == tobias)
-        assert (
-            Select(by_id(first, "reply-as")[0]).first_selected_option.get_attribute("value") == ""
-        )
+        picker = Select(by_id(first, "reply-as")[0])
+        assert picker.first_selected_option.get_attribute("value") == ""
+        wait(first, lambda d: not reply_as_pressed(d, tobias))
+
+        # The picker does the same: Ada, named by nobody, answers.
+        Select(by_id(first, "reply-as")[0]).select_by_value(ada)
+        wait(first, lambda d: reply_as_pressed(d, ada))
+        count = len(turns(first))
+        send(first, '"Mira, one more?"')
+        wait(first, lambda d: len(turns(d)) >= count + 2 and settled(d))
+        assert turns(first)[-1].get_attribute("data-speaker-id") == ada
         ARTIFACTS.mkdir(exist_ok=True)
         first.save_screenshot(str(ARTIFACTS / "cast-muted.png"))
 

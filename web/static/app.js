@@ -519,6 +519,8 @@ const castPanel = new CastPanel(byTestId("side"), {
   bots: () => state.bots,
   showError,
   command: (type, botId) => request(type, { chat_id: state.chat.id, bot_id: botId }),
+  replyAs: () => composer.replyAsValue(),
+  chooseReplyAs: (botId) => composer.chooseReplyAs(botId),
 });
 
 const sidebar = new Sidebar(byTestId("nav"), {
@@ -538,6 +540,8 @@ const composer = new Composer(byTestId("composer-area"), {
   showError,
   names,
 });
+// The cast's "Reply as" buttons and the composer's picker show one choice.
+composer.onReplyAs = () => castPanel.render(state.chat);
 
 // --- small screens: the side panels live behind two toggles -----------------------------
 
