@@ -28,7 +28,7 @@ from . import events as ev
 from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, CreateWorldEvent
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_NAMES, SERVER_TYPES, ChatNote, ChatState, MemoryNote, ServerMessage
+from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage
 from ._shapes import Artifacts, Chat
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
@@ -359,13 +359,10 @@ def server_class(data: Mapping[str, Any]) -> type[ServerMessage] | None:
 
     ``memory`` names two shapes: with a ``chat_id`` of its own it is the chat
     message (also named ``memory_note``), without one the answer to ``pin_memory``.
-    ``chat`` likewise: the chat's message (``chat_note``), or a command's answer.
     """
     kind = data.get("type")
     if kind == "memory" and data.get("chat_id") is not None:
         return MemoryNote
-    if kind == "chat" and data.get("chat_id") is not None:
-        return ChatNote
     return SERVER_NAMES.get(kind) if isinstance(kind, str) else None
 
 

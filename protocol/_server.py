@@ -372,21 +372,21 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
     Presence: "presence",
-    ChatNote: "chat",
+    ChatNote: "chat_note",
     OlderTurns: "older_turns",
 }
 """The wire ``type`` the server sends for every message.
 
 ``memory`` is sent for two shapes, the answer to ``pin_memory`` and the
-chat message, because clients match on it; :data:`SERVER_NAMES` gives the
-chat message its own name too. ``chat`` likewise: the answer to
-``create_chat`` and the cast commands, and the chat's own message.
+chat message, because clients of the first release match on it;
+:data:`SERVER_NAMES` gives the chat message its own name too. Messages added
+since have one name each: the chat's own news of itself is ``chat_note``,
+never ``chat`` (the answer to ``create_chat`` and the cast commands).
 """
 
 SERVER_NAMES: dict[str, type[ServerMessage]] = {
-    **{name: cls for cls, name in SERVER_TYPES.items() if cls not in (MemoryNote, ChatNote)},
+    **{name: cls for cls, name in SERVER_TYPES.items() if cls is not MemoryNote},
     "memory_note": MemoryNote,
-    "chat_note": ChatNote,
 }
-"""One meaning per name: every server message's own ``type`` (``memory_note`` and
-``chat_note`` are the chat's)."""
+"""One meaning per name: every server message's own ``type`` (``memory_note`` is
+the chat's memory message)."""

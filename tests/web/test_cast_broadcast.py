@@ -49,15 +49,15 @@ async def test_every_cast_change_reaches_every_watcher_as_the_fresh_chat(
         told = await numbered(other, 11)
         assert [m["seq"] for m in told] == list(range(state["seq"] + 1, state["seq"] + 12))
         assert [m["type"] for m in told] == [
-            "chat",  # mute: no presence moves
-            *("presence", "chat"),  # add_to_cast
-            *("presence", "chat"),  # leave_scene
-            *("presence", "chat"),  # remove_from_cast
-            *("presence", "chat"),  # enter_scene
-            "chat",  # mute
-            "chat",  # unmute
+            "chat_note",  # mute: no presence moves
+            *("presence", "chat_note"),  # add_to_cast
+            *("presence", "chat_note"),  # leave_scene
+            *("presence", "chat_note"),  # remove_from_cast
+            *("presence", "chat_note"),  # enter_scene
+            "chat_note",  # mute
+            "chat_note",  # unmute
         ]
-        chats = [m for m in told if m["type"] == "chat"]
+        chats = [m for m in told if m["type"] == "chat_note"]
         assert all(m["chat_id"] == chat_id and "reply_to" not in m for m in chats)
         assert [c["chat"]["muted"] for c in chats] == [[ada], [ada], [ada], [], [], [wren], []]
         assert [c["chat"]["present"] for c in chats][-1] == [mira, tobin, wren]

@@ -30,7 +30,7 @@ const CHAT_TYPES = new Set([
   "scene_closed",
   "turn_settled",
   "presence",
-  "chat",
+  "chat_note",
 ]);
 
 const state = {
@@ -318,7 +318,7 @@ const APPLY = {
     chat.applyPresence(msg);
     renderCast();
   },
-  chat(_chat, msg) {
+  chat_note(_chat, msg) {
     // After every cast, presence or muting change the chat itself follows, to
     // every page watching it: the same news as the answer to a cast command.
     DIRECT.chat(msg);
