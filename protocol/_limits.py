@@ -34,6 +34,8 @@ MAX_PERSONA: Final = 4000
 """A persona; a bot's greeting and any description (a place's, a world event's) as well."""
 MAX_GREETING: Final = MAX_PERSONA
 MAX_DESCRIPTION: Final = MAX_PERSONA
+MAX_AUTHOR_NOTE: Final = MAX_PERSONA
+"""A chat's author's note."""
 
 # --- counts ---
 
@@ -41,6 +43,8 @@ MAX_FACTS: Final = 20
 """Knowledge facts an edge keeps (the oldest go first) and one edge update may carry."""
 MAX_CAST: Final = 8
 """Characters a chat's cast may hold, the host included."""
+MAX_NOTE_DEPTH: Final = 100
+"""The deepest an author's note may sit, in messages from the end of the dialogue."""
 MAX_ARTIFACTS: Final = 20
 """How many changes one world event's artifacts may name, all lists together."""
 

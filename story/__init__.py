@@ -142,6 +142,7 @@ from ._prompt import (
     PromptInputs,
     assemble_prompt,
 )
+from ._prompt_lore import DEFAULT_NOTE_DEPTH, AuthorNote, depth_prompt_of
 from ._relations import EDGE_DEFAULT, EDGE_MAX, EDGE_MIN, clamp_edge, describe_edge, edge_words
 from ._scene_rules import (
     Close,
@@ -209,6 +210,7 @@ __all__ = [
     "AWAITS",
     "BACKFILL_NOTE",
     "CUT_RANK",
+    "DEFAULT_NOTE_DEPTH",
     "EDGE_DEFAULT",
     "EDGE_MAX",
     "EDGE_MIN",
@@ -243,6 +245,7 @@ __all__ = [
     "Answer",
     "Append",
     "Appended",
+    "AuthorNote",
     "BeatEnded",
     "BeatRequest",
     "BudgetError",
@@ -328,6 +331,7 @@ __all__ = [
     "chat_transcript",
     "clamp_edge",
     "default_scene_summary",
+    "depth_prompt_of",
     "describe_edge",
     "describe_table",
     "detect",
