@@ -15,6 +15,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import attrs
 import trio
 
+import story
 from llm import Backend, open_backend
 from protocol import (
     MAX_CAST,
@@ -30,6 +31,7 @@ from protocol import (
     ProtocolError,
     RewindPreviewReply,
     WorldEventState,
+    author_note_problem,
 )
 from protocol import events as ev
 from runtime import (
@@ -40,7 +42,15 @@ from runtime import (
     RestartPolicy,
     open_actor_system,
 )
-from store import AsyncStore, Store, WireFrame, mark_memory, open_store
+from store import (
+    AsyncStore,
+    Store,
+    WireFrame,
+    attach_lorebooks,
+    mark_memory,
+    open_store,
+    set_author_note,
+)
 
 from . import _messages as m
 from ._bot import BotActor, Forget
@@ -185,15 +195,24 @@ class Engine:
         location: str | None = None,
         title: str | None = None,
         cast: tuple[str, ...] | None = None,
+        greeting: int | None = None,
     ) -> Chat:
         """Start a chat with a host and a guest, or a cast; the host greets you if it can.
 
         ``cast`` names 1 to ``MAX_CAST`` bots, the host first; a host or a guest
-        given beside it must be the cast's first or second bot.
+        given beside it must be the cast's first or second bot. A host made
+        from a card opens the chat with one of its greetings: ``greeting``
+        indexes them (0, the default, is ``first_mes``; then the alternate
+        greetings; then, with more than one character, the group-only ones),
+        and an index it does not have is ``invalid``, with nothing written.
         """
         members = _cast_of(host_bot_id, guest_bot_id, cast)
         bots = [await self._bot(bot_id) for bot_id in members]
         host, guest = bots[0], bots[1] if len(bots) > 1 else None
+        you = await self.you()
+        opening = await self._run(
+            lambda s: greeting_of(s.card_of(host.id), host, you, greeting, group=len(bots) > 1)
+        )
         where = location.strip() if location and location.strip() else None
         name = (title or "").strip() or _title([b.name for b in bots])
 
@@ -208,15 +227,47 @@ class Engine:
             ids = s.append(
                 ev.ChatCreated(chat_id, *fields, cast=extra), ev.SceneOpened(chat_id, where)
             ).ids
-            for bot in bots[:2]:
-                if bot.greeting.strip():
-                    s.append(ev.AssistantTurn(chat_id, bot.id, ids[0], None, bot.greeting))
-                    break
+            if opening is not None:
+                s.append(ev.AssistantTurn(chat_id, host.id, ids[0], None, opening))
+            else:
+                for bot in bots[:2]:
+                    if bot.greeting.strip():
+                        s.append(ev.AssistantTurn(chat_id, bot.id, ids[0], None, bot.greeting))
+                        break
             chat = s.get_chat(chat_id)
             assert chat is not None
             return chat
 
         return await self._run(create)
+
+    # --- steering: lorebooks and the author's note ---
+
+    async def attach_lorebook(self, chat_id: str, lorebook_id: str) -> tuple[str, ...]:
+        """Attach a lorebook to a chat; returns the chat's books now, in the order attached."""
+        return await self._lorebooks(ev.LorebookAttached(chat_id, lorebook_id))
+
+    async def detach_lorebook(self, chat_id: str, lorebook_id: str) -> tuple[str, ...]:
+        """Take a lorebook off a chat; returns the chat's books now."""
+        return await self._lorebooks(ev.LorebookDetached(chat_id, lorebook_id))
+
+    async def _lorebooks(
+        self, change: ev.LorebookAttached | ev.LorebookDetached
+    ) -> tuple[str, ...]:
+        await self._chat(change.chat_id)
+        journal = Journal(self.store, self._feeds, change.chat_id)
+        with refusals():
+            await journal.write(attach_lorebooks, change)
+        return tuple(await self._run(Store.chat_lorebooks, change.chat_id))
+
+    async def set_author_note(self, chat_id: str, text: str, depth: int) -> None:
+        """Set the chat's author's note (``invalid`` out of bounds); an empty text removes it."""
+        problem = author_note_problem(text, depth)
+        if problem is not None:
+            raise ProtocolError("invalid", problem)
+        await self._chat(chat_id)
+        journal = Journal(self.store, self._feeds, chat_id)
+        with refusals():
+            await journal.write(set_author_note, ev.AuthorNoteSet(chat_id, text, depth))
 
     async def add_to_cast(self, chat_id: str, bot_id: str) -> Chat:
         """Add a bot to the chat's cast; it enters the scene. Returns the chat as it is now."""
@@ -400,6 +451,8 @@ class Engine:
                 s.active_scene(chat_id),
                 None,
                 world_events=tuple(WorldEventState(e.id, e.title, e.status) for e in events),
+                lorebooks=tuple(s.chat_lorebooks(chat_id)),
+                author_note=s.author_note(chat_id),
             )
 
         return await self._run(read)
@@ -488,6 +541,30 @@ def _cast_of(
     if guest_bot_id is not None and cast[1:2] != (guest_bot_id,):
         raise ProtocolError("invalid", "the guest is the cast's second bot")
     return cast
+
+
+def greeting_of(
+    card: story.Card | None, host: Bot, you: Entity, index: int | None, *, group: bool
+) -> str | None:
+    """The host's opening line from its card, by ``index``; None for a host without a card.
+
+    Macros are filled with the names of the chat: the host's, and yours.
+    """
+    if card is None:
+        if index not in (None, 0):
+            raise ProtocolError("invalid", f"{host.id} has no card: it has no greeting {index}")
+        return None
+    options = [card.first_mes, *card.alternate_greetings]
+    if group:
+        options.extend(card.group_only_greetings)
+    at = 0 if index is None else index
+    if not 0 <= at < len(options):
+        raise ProtocolError(
+            "invalid",
+            f"{host.name} has greetings 0 to {len(options) - 1}; there is no greeting {at}",
+        )
+    text = story.fill_macros(options[at], card.nickname or host.name, you.name).strip()
+    return text or None
 
 
 def _title(names: list[str]) -> str:

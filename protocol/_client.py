@@ -82,6 +82,10 @@ class CreateChat:
     location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
     title: str | None = field(default=None, validator=optional_at_most(MAX_TITLE))
     cast: tuple[str, ...] | None = field(default=None, validator=_cast_ids)
+    greeting: int | None = field(default=None, validator=optional_in_range(0, MAX_INT))
+    """Which of the host's card greetings opens the chat (an addition): 0 is ``first_mes``,
+    then its alternate greetings, then, with more than one character, its group-only ones.
+    One it does not have is ``invalid``; a host without a card has only 0."""
 
 
 @frozen
@@ -176,6 +180,21 @@ class CreateWorldEvent(shared.WorldEventPlan):
 
 
 @frozen
+class AttachLorebook(shared.LorebookRef):
+    """Attach a lorebook to a chat (an addition to the protocol)."""
+
+
+@frozen
+class DetachLorebook(shared.LorebookRef):
+    """Take a lorebook off a chat (an addition to the protocol)."""
+
+
+@frozen
+class SetAuthorNote(shared.AuthorNoteText):
+    """Set a chat's author's note; an empty text removes it (an addition to the protocol)."""
+
+
+@frozen
 class GetStatistics:
     """Ask for the server's live figures (an addition to protocol version 1)."""
 
@@ -204,6 +223,9 @@ ClientMessage = (
     | RemoveFromCast
     | EnterScene
     | LeaveScene
+    | AttachLorebook
+    | DetachLorebook
+    | SetAuthorNote
 )
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
@@ -230,6 +252,9 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "remove_from_cast": RemoveFromCast,
     "enter_scene": EnterScene,
     "leave_scene": LeaveScene,
+    "attach_lorebook": AttachLorebook,
+    "detach_lorebook": DetachLorebook,
+    "set_author_note": SetAuthorNote,
 }
 """The wire ``type`` of every client message: one meaning each."""
 

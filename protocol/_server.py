@@ -13,6 +13,7 @@ from typing import Literal
 from attrs import frozen
 
 from ._shapes import (
+    AuthorNote,
     Bot,
     Chat,
     Edge,
@@ -184,6 +185,10 @@ class ChatState(OnChat):
     seq: int = 0
     world_events: tuple[WorldEventState, ...] = ()
     """Every world event of the chat and its status (an addition to the protocol)."""
+    lorebooks: tuple[str, ...] = ()
+    """The ids of the lorebooks attached to the chat, in the order attached (an addition)."""
+    author_note: AuthorNote | None = None
+    """The chat's author's note, if it has one (an addition to the protocol)."""
 
 
 @frozen
@@ -282,6 +287,23 @@ class Presence(OnChat):
 
 
 @frozen
+class ChatLorebooks(OnChat):
+    """A lorebook was attached or detached: the chat's books now (an addition)."""
+
+    lorebooks: tuple[str, ...]
+    seq: int = 0
+
+
+@frozen
+class AuthorNoteChanged(OnChat):
+    """The chat's author's note changed; an empty ``text`` means none (an addition)."""
+
+    text: str
+    depth: int
+    seq: int = 0
+
+
+@frozen
 class TurnSettled(OnChat):
     """Every pass of the turn is done; the chat takes a new turn."""
 
@@ -317,6 +339,8 @@ ChatMessage = (
     | SceneClosed
     | TurnSettled
     | Presence
+    | ChatLorebooks
+    | AuthorNoteChanged
 )
 """Messages that belong to a chat; all but Token and ChatState are numbered by ``seq``."""
 ServerMessage = DirectAnswer | ChatMessage
@@ -347,6 +371,8 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
     Presence: "presence",
+    ChatLorebooks: "chat_lorebooks",
+    AuthorNoteChanged: "author_note",
 }
 """The wire ``type`` the server sends for every message.
 

@@ -118,6 +118,14 @@ class InFlight:
 
 
 @frozen
+class AuthorNote:
+    """A chat's author's note: ``text`` goes ``depth`` messages from the end of every prompt."""
+
+    text: str
+    depth: int
+
+
+@frozen
 class WorldEventState:
     """A world event as ``chat_state`` lists it (an addition to the protocol)."""
 

@@ -308,6 +308,21 @@ class ObjectAcquired(shared.ChatRef):
     world_event_id: int | None = None
 
 
+@frozen
+class LorebookAttached(shared.LorebookRef):
+    """A lorebook was attached to the chat: its lore may wake in every character's prompt."""
+
+
+@frozen
+class LorebookDetached(shared.LorebookRef):
+    """A lorebook was taken off the chat."""
+
+
+@frozen
+class AuthorNoteSet(shared.AuthorNoteText):
+    """The chat's author's note changed; an empty text removes it."""
+
+
 Event = (
     YouUpdated
     | BotCreated
@@ -336,6 +351,9 @@ Event = (
     | CastAdded
     | CastRemoved
     | PresenceChanged
+    | LorebookAttached
+    | LorebookDetached
+    | AuthorNoteSet
 )
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -366,6 +384,9 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "cast_added": CastAdded,
     "cast_removed": CastRemoved,
     "presence_changed": PresenceChanged,
+    "lorebook_attached": LorebookAttached,
+    "lorebook_detached": LorebookDetached,
+    "author_note_set": AuthorNoteSet,
 }
 """The log ``kind`` of every event payload."""
 

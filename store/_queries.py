@@ -18,6 +18,7 @@ from protocol import (
     OPEN_STATUSES,
     YOU_ID,
     Artifacts,
+    AuthorNote,
     Bot,
     Chat,
     Edge,
@@ -353,3 +354,16 @@ class Queries:
             "SELECT name FROM inventory WHERE holder_id = ? ORDER BY id", (holder_id,)
         )
         return [row[0] for row in rows]
+
+    def chat_lorebooks(self, chat_id: str) -> list[str]:
+        """The ids of the lorebooks attached to a chat, in the order they were attached."""
+        rows = self.conn.execute(
+            "SELECT lorebook_id FROM chat_lorebooks WHERE chat_id = ? ORDER BY attached_event",
+            (chat_id,),
+        )
+        return [row[0] for row in rows]
+
+    def author_note(self, chat_id: str) -> AuthorNote | None:
+        """A chat's author's note, or None when it has none."""
+        row = self._one("SELECT text, depth FROM author_notes WHERE chat_id = ?", chat_id)
+        return AuthorNote(row[0], int(row[1])) if row else None

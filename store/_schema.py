@@ -175,6 +175,8 @@ PROJECTION_TABLES: Final = (
     "open_beats",
     "inventory",
     "chat_cast",
+    "chat_lorebooks",
+    "author_notes",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
 
@@ -206,12 +208,29 @@ ALTER TABLE timeline ADD COLUMN present TEXT;
 """Casts and presence: every chat's bots in cast order and who is in the scene, and the
 witnesses of each visible turn. A chat from before has the cast its host and guest make."""
 
+PROJECTIONS_V9: Final = """
+CREATE TABLE chat_lorebooks (
+    chat_id TEXT NOT NULL,
+    lorebook_id TEXT NOT NULL,
+    attached_event INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, lorebook_id)
+) WITHOUT ROWID;
+CREATE TABLE author_notes (
+    chat_id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    depth INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+"""The lorebooks attached to each chat, and each chat's author's note. No older log has
+their events, so nothing needs rebuilding."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
+    Migration(PROJECTIONS_V9, rebuild=False),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 

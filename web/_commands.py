@@ -93,7 +93,7 @@ async def _list_chats(c: Connection, _m: p.ListChats, _: str | None) -> Answer:
 
 async def _create_chat(c: Connection, m: p.CreateChat, _: str | None) -> Answer:
     chat = await c.engine.create_chat(
-        m.host_bot_id, m.guest_bot_id, m.location, m.title, cast=m.cast
+        m.host_bot_id, m.guest_bot_id, m.location, m.title, cast=m.cast, greeting=m.greeting
     )
     return p.ChatReply(chat)
 
@@ -113,6 +113,21 @@ async def _enter_scene(c: Connection, m: p.EnterScene, _: str | None) -> Answer:
 
 async def _leave_scene(c: Connection, m: p.LeaveScene, _: str | None) -> Answer:
     await c.engine.leave_scene(m.chat_id, m.bot_id)
+    return p.Ok()
+
+
+async def _attach_lorebook(c: Connection, m: p.AttachLorebook, _: str | None) -> Answer:
+    await c.engine.attach_lorebook(m.chat_id, m.lorebook_id)
+    return p.Ok()
+
+
+async def _detach_lorebook(c: Connection, m: p.DetachLorebook, _: str | None) -> Answer:
+    await c.engine.detach_lorebook(m.chat_id, m.lorebook_id)
+    return p.Ok()
+
+
+async def _set_author_note(c: Connection, m: p.SetAuthorNote, _: str | None) -> Answer:
+    await c.engine.set_author_note(m.chat_id, m.text, m.depth)
     return p.Ok()
 
 
@@ -190,6 +205,9 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.RemoveFromCast, _remove_from_cast),
         _command(p.EnterScene, _enter_scene),
         _command(p.LeaveScene, _leave_scene),
+        _command(p.AttachLorebook, _attach_lorebook),
+        _command(p.DetachLorebook, _detach_lorebook),
+        _command(p.SetAuthorNote, _set_author_note),
     ]
 )
 """Every client message type and how the gateway runs it."""
