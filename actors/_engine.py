@@ -8,7 +8,7 @@ the person raise :class:`protocol.ProtocolError`; anything else is a bug.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -19,6 +19,8 @@ import story
 from llm import Backend, open_backend
 from protocol import (
     MAX_CAST,
+    MAX_GREETING,
+    MAX_PERSONA,
     WORLD_EVENT_MOVES,
     YOU_ID,
     Artifacts,
@@ -156,6 +158,29 @@ class Engine:
                 ev.BotUpdated(bot_id, name.strip() if name else None, persona, greeting)
             )
         )
+        await self._forget_bot(bot_id)
+        return await self._bot(bot_id)
+
+    async def update_card(self, bot_id: str, changes: Mapping[str, str]) -> Bot:
+        """Edit the main fields of a bot's card, keeping the rest of it; returns the bot.
+
+        ``not_found`` for no such bot, ``invalid`` for a bot without a card or
+        a field that cannot be edited; nothing is written then. The bot's
+        persona and greeting follow the description and first message.
+        """
+        await self._bot(bot_id)
+
+        def edit(s: Store) -> None:
+            card = s.card_of(bot_id)
+            if card is None:
+                raise ProtocolError("invalid", f"{bot_id} was not made from a card")
+            try:
+                edited = story.edit_card(card, changes)
+            except story.CardError as exc:
+                raise ProtocolError("invalid", exc.message) from None
+            s.append(*card_edited(s, bot_id, edited, changes))
+
+        await self._run(edit)
         await self._forget_bot(bot_id)
         return await self._bot(bot_id)
 
@@ -541,6 +566,20 @@ def _cast_of(
     if guest_bot_id is not None and cast[1:2] != (guest_bot_id,):
         raise ProtocolError("invalid", "the guest is the cast's second bot")
     return cast
+
+
+def card_edited(
+    s: Store, bot_id: str, card: story.Card, changes: Mapping[str, str]
+) -> list[ev.Event]:
+    """The events of a card edit: the card, then the bot's persona or greeting if they follow."""
+    row = s.conn.execute("SELECT avatar FROM bot_cards WHERE bot_id = ?", (bot_id,)).fetchall()
+    avatar = row[0][0] if row else None
+    events: list[ev.Event] = [ev.BotCard(bot_id, card.spec, card.source, avatar)]
+    persona = card.description[:MAX_PERSONA] if "description" in changes else None
+    greeting = card.first_mes[:MAX_GREETING] if "first_mes" in changes else None
+    if persona is not None or greeting is not None:
+        events.append(ev.BotUpdated(bot_id, None, persona, greeting))
+    return events
 
 
 def greeting_of(

@@ -41,6 +41,7 @@ from ._client import (
     SetAuthorNote,
     SetYou,
     UpdateBot,
+    UpdateCard,
 )
 from ._codec import (
     Envelope,
@@ -265,6 +266,7 @@ __all__ = [
     "Turn",
     "TurnSettled",
     "UpdateBot",
+    "UpdateCard",
     "UserTurn",
     "Welcome",
     "WorldEvent",

@@ -180,6 +180,37 @@ class CreateWorldEvent(shared.WorldEventPlan):
 
 
 @frozen
+class UpdateCard(shared.BotRef):
+    """Edit the main fields of the card a bot was made from; ``None`` leaves one as it is.
+
+    Every other field of the card, and every key it holds that troupe does
+    not know, is kept (an addition to the protocol). The bot's persona and
+    greeting follow its description and first message.
+    """
+
+    description: str | None = None
+    personality: str | None = None
+    scenario: str | None = None
+    first_mes: str | None = None
+    mes_example: str | None = None
+    system_prompt: str | None = None
+    post_history_instructions: str | None = None
+
+    def changes(self) -> dict[str, str]:
+        """The fields given, by their card names."""
+        fields = {
+            "description": self.description,
+            "personality": self.personality,
+            "scenario": self.scenario,
+            "first_mes": self.first_mes,
+            "mes_example": self.mes_example,
+            "system_prompt": self.system_prompt,
+            "post_history_instructions": self.post_history_instructions,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+@frozen
 class AttachLorebook(shared.LorebookRef):
     """Attach a lorebook to a chat (an addition to the protocol)."""
 
@@ -223,6 +254,7 @@ ClientMessage = (
     | RemoveFromCast
     | EnterScene
     | LeaveScene
+    | UpdateCard
     | AttachLorebook
     | DetachLorebook
     | SetAuthorNote
@@ -252,6 +284,7 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "remove_from_cast": RemoveFromCast,
     "enter_scene": EnterScene,
     "leave_scene": LeaveScene,
+    "update_card": UpdateCard,
     "attach_lorebook": AttachLorebook,
     "detach_lorebook": DetachLorebook,
     "set_author_note": SetAuthorNote,

@@ -28,7 +28,7 @@ from . import events as ev
 from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, CreateWorldEvent
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_NAMES, SERVER_TYPES, MemoryNote, ServerMessage
+from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage
 from ._shapes import Artifacts, Chat
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
@@ -159,7 +159,8 @@ def _make() -> cattrs.Converter:
 
 _ADDITIONS: dict[type, tuple[str, ...]] = {
     Chat: ("cast", "present"),
-    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast"),
+    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast", "greeting"),
+    ChatState: ("lorebooks", "author_note"),
     ev.ChatCreated: ("cast",),
     **{
         cls: ("present",)
@@ -176,7 +177,8 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
         )
     },
 }
-"""Fields added for casts and presence, written only when they hold something."""
+"""Fields added for casts and presence (and for steering: a chat's books and author's note),
+written only when they hold something."""
 
 
 converter = _make()

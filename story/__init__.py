@@ -15,6 +15,7 @@ the rules, docs/cards.md the formats and lore activation.
 """
 
 from ._addressee import addressees_by_rules
+from ._card_edit import EDITABLE, edit_card
 from ._card_prompt import (
     CUT_RANK,
     CardSection,
@@ -214,6 +215,7 @@ __all__ = [
     "EDGE_DEFAULT",
     "EDGE_MAX",
     "EDGE_MIN",
+    "EDITABLE",
     "INPUTS",
     "INTERJECTION_DEFAULT",
     "INTERJECTION_SCHEMA",
@@ -336,6 +338,7 @@ __all__ = [
     "describe_table",
     "detect",
     "edge_words",
+    "edit_card",
     "embed_texts",
     "estimate_tokens",
     "expected",

@@ -137,9 +137,14 @@ def _with(parts: CardParts, **changes: Any) -> CardParts:
     return evolve(parts, **changes)
 
 
-def same_text(a: str, b: str) -> bool:
-    """Whether two texts say the same once whitespace is set aside (a persona from a card)."""
-    return collapse(a) == collapse(b)
+def covered_by(persona: str, description: str) -> bool:
+    """Whether a persona says nothing the card's description does not (a bot made from it).
+
+    A bot made from a card has the description as its persona, cut to the
+    persona's limit: the same text, or its start, whitespace aside.
+    """
+    short = collapse(persona)
+    return not short or collapse(description).startswith(short)
 
 
 def lore_for(

@@ -16,7 +16,7 @@ from ._messages import PromptMessage, Role
 from ._parse import strip_ooc
 from ._prompt import ActiveEvent, PromptInputs
 from ._prompt_lore import DEFAULT_NOTE_DEPTH as DEFAULT_DEPTH
-from ._prompt_lore import IN_SYSTEM, CardParts, card_parts, fit_card, lore_for, same_text
+from ._prompt_lore import IN_SYSTEM, CardParts, card_parts, covered_by, fit_card, lore_for
 from ._relations import describe_edge
 from ._transcript import speaker_name, turn_text
 
@@ -76,7 +76,7 @@ def draft_of(inputs: PromptInputs) -> Draft:
         card_parts(inputs.card, you.name, opening(speaker.name)), inputs.card_budget
     )
     persona = speaker.persona.strip()
-    if inputs.card is not None and same_text(persona, card.description):
+    if inputs.card is not None and covered_by(persona, inputs.card.description):
         persona = ""  # the bot was made from the card: its persona is the description
     # Only what the speaker witnessed wakes lore: the dialogue given, then this turn.
     names = _names(inputs)

@@ -116,6 +116,10 @@ async def _leave_scene(c: Connection, m: p.LeaveScene, _: str | None) -> Answer:
     return p.Ok()
 
 
+async def _update_card(c: Connection, m: p.UpdateCard, _: str | None) -> Answer:
+    return p.BotReply(await c.engine.update_card(m.bot_id, m.changes()))
+
+
 async def _attach_lorebook(c: Connection, m: p.AttachLorebook, _: str | None) -> Answer:
     await c.engine.attach_lorebook(m.chat_id, m.lorebook_id)
     return p.Ok()
@@ -205,6 +209,7 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.RemoveFromCast, _remove_from_cast),
         _command(p.EnterScene, _enter_scene),
         _command(p.LeaveScene, _leave_scene),
+        _command(p.UpdateCard, _update_card),
         _command(p.AttachLorebook, _attach_lorebook),
         _command(p.DetachLorebook, _detach_lorebook),
         _command(p.SetAuthorNote, _set_author_note),

@@ -159,6 +159,7 @@ VALID: dict[str, dict[str, Any]] = {
     "remove_from_cast": {"chat_id": "c1", "bot_id": "ada"},
     "enter_scene": {"chat_id": "c1", "bot_id": "ada"},
     "leave_scene": {"chat_id": "c1", "bot_id": "ada"},
+    "update_card": {"bot_id": "mira", "description": "Keeps the bar.", "first_mes": "Hi."},
     "attach_lorebook": {"chat_id": "c1", "lorebook_id": "harbour-lore"},
     "detach_lorebook": {"chat_id": "c1", "lorebook_id": "harbour-lore"},
     "set_author_note": {"chat_id": "c1", "text": "Keep it tense.", "depth": 2},
