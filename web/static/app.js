@@ -2,11 +2,13 @@
 // message to the chat model and the views, and turns the person's clicks
 // into protocol commands. See docs/client.md for what each panel does.
 
+import { CardView, GreetingPicker } from "./card.js";
 import { CastPanel } from "./cast.js";
 import { OpenChat } from "./chat.js";
 import { Composer } from "./composer.js";
 import { Connection, ConnectionLost } from "./connection.js";
 import { byTestId, h } from "./dom.js";
+import { LorePanel } from "./lore.js";
 import { StoryPanels } from "./panels.js";
 import { Sidebar, chatTitle } from "./sidebar.js";
 import { Timeline } from "./timeline.js";
@@ -30,6 +32,8 @@ const CHAT_TYPES = new Set([
   "scene_closed",
   "turn_settled",
   "presence",
+  "chat_lorebooks",
+  "author_note",
 ]);
 
 const state = {
@@ -181,6 +185,7 @@ function welcomed(welcome) {
   refreshNames();
   connection.send("list_bots");
   connection.send("list_chats");
+  lorePanel.refreshBooks();
   const chat = state.chat;
   if (chat) {
     // Resume: the server replays what we missed since the last seq we saw,
@@ -320,6 +325,12 @@ const APPLY = {
     // page that sent the command is answered with the new cast: ask for it.
     if (!msg.present) connection.send("list_chats");
   },
+  chat_lorebooks(_chat, msg) {
+    lorePanel.applyLorebooks(msg);
+  },
+  author_note(_chat, msg) {
+    lorePanel.applyNote(msg);
+  },
   turn_settled(chat, msg) {
     chat.settled(msg);
     composer.update();
@@ -337,6 +348,7 @@ function applyState(chat, msg) {
   timeline.render(chat, { jump });
   panels.render(chat);
   castPanel.render(chat);
+  lorePanel.applyState(msg);
   renderHeader();
   composer.update();
   fetchMemories(chat);
@@ -407,6 +419,7 @@ function openChat(chatId) {
   timeline.render(chat);
   panels.render(chat);
   castPanel.render(chat);
+  lorePanel.render();
   sidebar.renderChats();
   renderHeader();
   composer.update();
@@ -495,6 +508,26 @@ const sidebar = new Sidebar(byTestId("nav"), {
   openChat,
   showError,
   afterNavigate: closeDrawers,
+  hooks: {
+    onEditBot: (bot) => cardView.show(bot),
+    onHost: (host, group) => greetingPicker.show(host, group),
+    chatFields: () => greetingPicker.fields(),
+  },
+});
+
+const cardView = new CardView(byTestId("bot-form"), {
+  request,
+  token,
+  showError,
+  saved: (bot) => DIRECT.bot({ bot }),
+});
+
+const greetingPicker = new GreetingPicker(byTestId("new-chat-form"), { token, showError });
+
+const lorePanel = new LorePanel(byTestId("side"), {
+  request,
+  chat: () => state.chat,
+  showError,
 });
 
 const composer = new Composer(byTestId("composer-area"), {
@@ -544,6 +577,7 @@ document.addEventListener("keydown", (event) => {
 timeline.render(null);
 panels.render(null);
 castPanel.render(null);
+lorePanel.render();
 sidebar.render();
 renderHeader();
 composer.update();

@@ -12,8 +12,10 @@ import { byTestId, fill, h } from "./dom.js";
  * answer; `openChat(id)` switches the timeline to a chat.
  */
 export class Sidebar {
-  constructor(root, { state, request, openChat, showError, afterNavigate }) {
+  constructor(root, { state, request, openChat, showError, afterNavigate, hooks = {} }) {
     this.root = root;
+    // Optional: onEditBot(bot | null), onHost(bot, group), chatFields() -> extra create_chat fields.
+    this.hooks = hooks;
     this.state = state;
     this.request = request;
     this.openChat = openChat;
@@ -95,6 +97,7 @@ export class Sidebar {
       const title = this.el("new-chat-title").value.trim();
       if (location) fields.location = location;
       if (title) fields.title = title;
+      Object.assign(fields, this.hooks.chatFields?.() ?? {});
       const button = this.el("new-chat-create");
       button.disabled = true;
       try {
@@ -162,6 +165,7 @@ export class Sidebar {
       ),
     );
     this.el("new-chat-create").disabled = bots.length === 0;
+    this.hooks.onHost?.(this.state.bots.get(host) ?? null, this.castPick.size > 0);
   }
 
   // --- bots -------------------------------------------------------------------
@@ -215,6 +219,7 @@ export class Sidebar {
       if (current) button.setAttribute("aria-current", "true");
       else button.removeAttribute("aria-current");
     }
+    this.hooks.onEditBot?.(bot ?? null);
     if (bot) this.el("bot-name").focus();
   }
 
