@@ -26,6 +26,7 @@ from protocol import (
     ChatMessage,
     ChatState,
     Entity,
+    LorebookInfo,
     Memory,
     ProtocolError,
     RewindPreviewReply,
@@ -171,6 +172,12 @@ class Engine:
         ref = self.svc.bots.get(bot_id).current()
         if ref is not None:
             await ref.tell(Forget())
+
+    # --- lorebooks ---
+
+    async def list_lorebooks(self) -> tuple[LorebookInfo, ...]:
+        """Every imported lorebook, oldest first."""
+        return tuple(await self._run(Store.list_lorebooks))
 
     # --- chats ---
 

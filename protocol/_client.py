@@ -180,6 +180,11 @@ class GetStatistics:
     """Ask for the server's live figures (an addition to protocol version 1)."""
 
 
+@frozen
+class ListLorebooks:
+    """Ask for every imported lorebook (an addition to the protocol)."""
+
+
 ClientMessage = (
     Hello
     | SetYou
@@ -204,6 +209,7 @@ ClientMessage = (
     | RemoveFromCast
     | EnterScene
     | LeaveScene
+    | ListLorebooks
 )
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
@@ -230,6 +236,7 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "remove_from_cast": RemoveFromCast,
     "enter_scene": EnterScene,
     "leave_scene": LeaveScene,
+    "list_lorebooks": ListLorebooks,
 }
 """The wire ``type`` of every client message: one meaning each."""
 

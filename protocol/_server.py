@@ -18,6 +18,7 @@ from ._shapes import (
     Edge,
     Entity,
     InFlight,
+    LorebookInfo,
     Memory,
     Scene,
     Segment,
@@ -86,6 +87,20 @@ class BotReply:
     """Answer to ``create_bot`` and ``update_bot``."""
 
     bot: Bot
+
+
+@frozen
+class LorebookReply:
+    """An imported lorebook, sent to every client when one is imported (an addition)."""
+
+    lorebook: LorebookInfo
+
+
+@frozen
+class Lorebooks:
+    """Answer to ``list_lorebooks`` (an addition to the protocol)."""
+
+    lorebooks: tuple[LorebookInfo, ...]
 
 
 @frozen
@@ -304,6 +319,8 @@ DirectAnswer = (
     | MemoryReply
     | Statistics
     | Error
+    | LorebookReply
+    | Lorebooks
 )
 ChatMessage = (
     ChatState
@@ -347,6 +364,8 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
     Presence: "presence",
+    LorebookReply: "lorebook",
+    Lorebooks: "lorebooks",
 }
 """The wire ``type`` the server sends for every message.
 

@@ -175,6 +175,8 @@ PROJECTION_TABLES: Final = (
     "open_beats",
     "inventory",
     "chat_cast",
+    "bot_cards",
+    "lorebooks",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
 
@@ -206,12 +208,38 @@ ALTER TABLE timeline ADD COLUMN present TEXT;
 """Casts and presence: every chat's bots in cast order and who is in the scene, and the
 witnesses of each visible turn. A chat from before has the cast its host and guest make."""
 
+PROJECTIONS_V8: Final = """
+CREATE TABLE bot_cards (
+    bot_id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    document TEXT NOT NULL,
+    avatar TEXT
+) WITHOUT ROWID;
+CREATE TABLE lorebooks (
+    lorebook_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    format TEXT NOT NULL,
+    document TEXT NOT NULL,
+    entries INTEGER NOT NULL
+);
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    media_type TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+"""Character cards and lorebooks brought from other front ends. ``bot_cards`` and
+``lorebooks`` are projections of ``bot_card`` and ``lorebook_imported`` events; ``blobs``
+(avatar images, by sha256) is not: it is written with the event that names it and never
+emptied by a rebuild, since the log holds only the image's hash."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
+    Migration(PROJECTIONS_V8, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 
