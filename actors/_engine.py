@@ -29,6 +29,7 @@ from protocol import (
     ChatMessage,
     ChatState,
     Entity,
+    LorebookInfo,
     Memory,
     ProtocolError,
     RewindPreviewReply,
@@ -206,6 +207,12 @@ class Engine:
         ref = self.svc.bots.get(bot_id).current()
         if ref is not None:
             await ref.tell(Forget())
+
+    # --- lorebooks ---
+
+    async def list_lorebooks(self) -> tuple[LorebookInfo, ...]:
+        """Every imported lorebook, oldest first."""
+        return tuple(await self._run(Store.list_lorebooks))
 
     # --- chats ---
 
@@ -573,7 +580,8 @@ def card_edited(
 ) -> list[ev.Event]:
     """The events of a card edit: the card, then the bot's persona or greeting if they follow."""
     row = s.conn.execute("SELECT avatar FROM bot_cards WHERE bot_id = ?", (bot_id,)).fetchall()
-    avatar = row[0][0] if row else None
+    found = row[0][0] if row else None
+    avatar = found if isinstance(found, str) else None
     events: list[ev.Event] = [ev.BotCard(bot_id, card.spec, card.source, avatar)]
     persona = card.description[:MAX_PERSONA] if "description" in changes else None
     greeting = card.first_mes[:MAX_GREETING] if "first_mes" in changes else None

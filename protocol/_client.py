@@ -230,6 +230,11 @@ class GetStatistics:
     """Ask for the server's live figures (an addition to protocol version 1)."""
 
 
+@frozen
+class ListLorebooks:
+    """Ask for every imported lorebook (an addition to the protocol)."""
+
+
 ClientMessage = (
     Hello
     | SetYou
@@ -254,6 +259,7 @@ ClientMessage = (
     | RemoveFromCast
     | EnterScene
     | LeaveScene
+    | ListLorebooks
     | UpdateCard
     | AttachLorebook
     | DetachLorebook
@@ -284,6 +290,7 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "remove_from_cast": RemoveFromCast,
     "enter_scene": EnterScene,
     "leave_scene": LeaveScene,
+    "list_lorebooks": ListLorebooks,
     "update_card": UpdateCard,
     "attach_lorebook": AttachLorebook,
     "detach_lorebook": DetachLorebook,

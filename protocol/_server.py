@@ -19,6 +19,7 @@ from ._shapes import (
     Edge,
     Entity,
     InFlight,
+    LorebookInfo,
     Memory,
     Scene,
     Segment,
@@ -87,6 +88,20 @@ class BotReply:
     """Answer to ``create_bot`` and ``update_bot``."""
 
     bot: Bot
+
+
+@frozen
+class LorebookReply:
+    """An imported lorebook, sent to every client when one is imported (an addition)."""
+
+    lorebook: LorebookInfo
+
+
+@frozen
+class Lorebooks:
+    """Answer to ``list_lorebooks`` (an addition to the protocol)."""
+
+    lorebooks: tuple[LorebookInfo, ...]
 
 
 @frozen
@@ -326,6 +341,8 @@ DirectAnswer = (
     | MemoryReply
     | Statistics
     | Error
+    | LorebookReply
+    | Lorebooks
 )
 ChatMessage = (
     ChatState
@@ -371,6 +388,8 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
     Presence: "presence",
+    LorebookReply: "lorebook",
+    Lorebooks: "lorebooks",
     ChatLorebooks: "chat_lorebooks",
     AuthorNoteChanged: "author_note",
 }

@@ -5,12 +5,16 @@ their projection change and outgoing chat messages in one transaction; the
 queries the turn flow needs; the named writes of a chat (``begin_beat``,
 ``end_beat``, ``write_memories``, ...: events and their messages together);
 rewind (after a snapshot) and supersede; crash recovery of beats left open;
-holding a beat's end while the disk is full; and running all of it on one
-thread for trio. See docs/storage.md.
+holding a beat's end while the disk is full; what was imported from other
+front ends (character cards with their avatars, lorebooks, chats: written in
+one transaction each, read back whole); and running all of it on one thread
+for trio. See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store
 from ._errors import Invalid, NotFound, StorageFull, StoreError
+from ._imports import ChatImport, image_type, import_card, import_chat, import_lorebook, put_blob
+from ._library import lorebook_info
 from ._records import (
     AppendResult,
     Render,
@@ -44,6 +48,7 @@ __all__ = [
     "AppendResult",
     "AsyncStore",
     "AutoPinPlan",
+    "ChatImport",
     "Invalid",
     "NotFound",
     "Render",
@@ -62,12 +67,18 @@ __all__ = [
     "close_scene",
     "edge_update",
     "end_beat",
+    "image_type",
+    "import_card",
+    "import_chat",
+    "import_lorebook",
+    "lorebook_info",
     "mark_memory",
     "move_cast",
     "move_world_events",
     "open_scene",
     "open_store",
     "plan_world_event",
+    "put_blob",
     "score_memories",
     "set_author_note",
     "settle_turn",

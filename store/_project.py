@@ -514,6 +514,36 @@ def object_acquired(conn: apsw.Connection, id: int, _at: str, e: ev.ObjectAcquir
     )
 
 
+# --- cards and lorebooks ---
+
+
+def bot_card(conn: apsw.Connection, _id: int, _at: str, e: ev.BotCard) -> None:
+    _bot(conn, e.bot_id)
+    if (
+        e.avatar is not None
+        and _one(conn, "SELECT 1 FROM blobs WHERE sha256 = ?", e.avatar) is None
+    ):
+        raise Invalid(f"the avatar {e.avatar} of {e.bot_id!r}'s card was never stored")
+    conn.execute(
+        "INSERT OR REPLACE INTO bot_cards(bot_id, spec, document, avatar) VALUES (?, ?, ?, ?)",
+        (e.bot_id, e.spec, e.document, e.avatar),
+    )
+
+
+def lorebook_imported(conn: apsw.Connection, _id: int, _at: str, e: ev.LorebookImported) -> None:
+    if _one(conn, "SELECT 1 FROM lorebooks WHERE lorebook_id = ?", e.lorebook_id):
+        raise Invalid(f"the lorebook id {e.lorebook_id!r} is taken")
+    conn.execute(
+        "INSERT INTO lorebooks(lorebook_id, name, format, document, entries) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (e.lorebook_id, e.name, e.format, e.document, e.entries),
+    )
+
+
+def chat_imported(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatImported) -> None:
+    _chat(conn, e.chat_id)  # the lines stay in the log, read back on export
+
+
 # --- steering: lore and the author's note ---
 
 
@@ -587,6 +617,9 @@ HANDLERS: dict[str, Handler] = {
     "cast_added": cast_added,
     "cast_removed": cast_removed,
     "presence_changed": presence_changed,
+    "bot_card": bot_card,
+    "lorebook_imported": lorebook_imported,
+    "chat_imported": chat_imported,
     "lorebook_attached": lorebook_attached,
     "lorebook_detached": lorebook_detached,
     "author_note_set": author_note_set,

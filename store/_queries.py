@@ -33,7 +33,11 @@ from protocol import (
 
 from ._records import StoredEvent, WorldEventRow
 
-_BOT = "SELECT id, name, persona, greeting FROM entities WHERE kind = 'bot' AND deleted = 0"
+_BOT = (
+    "SELECT e.id, e.name, e.persona, e.greeting, c.bot_id IS NOT NULL, c.avatar "
+    "FROM entities e LEFT JOIN bot_cards c ON c.bot_id = e.id "
+    "WHERE e.kind = 'bot' AND e.deleted = 0"
+)
 _CHAT = "SELECT id, title, host_bot_id, guest_bot_id, location, created_at FROM chats"
 _TURN = (
     "SELECT event_id, kind, speaker_id, text, truncated, interjection_of, user_turn_id "
@@ -48,6 +52,16 @@ MAX_SEARCH_WORDS = 24
 def _turn(row: Sequence[Any]) -> Turn:
     event_id, kind, speaker, text, truncated, interjection_of, user_turn_id = row
     return Turn(event_id, kind, speaker, text, bool(truncated), interjection_of, user_turn_id)
+
+
+def avatar_url(bot_id: str) -> str:
+    """Where the gateway serves a bot's avatar image."""
+    return f"/api/bots/{bot_id}/avatar"
+
+
+def _bot(row: Sequence[Any]) -> Bot:
+    id_, name, persona, greeting, card, avatar = row
+    return Bot(id_, name, persona, greeting, bool(card), avatar_url(id_) if avatar else None)
 
 
 def _memory(row: Sequence[Any]) -> Memory:
@@ -93,12 +107,12 @@ class Queries:
 
     def get_bot(self, bot_id: str) -> Bot | None:
         """A bot that is not deleted, or None."""
-        row = self._one(_BOT + " AND id = ?", bot_id)
-        return Bot(*row) if row else None
+        row = self._one(_BOT + " AND e.id = ?", bot_id)
+        return _bot(row) if row else None
 
     def list_bots(self) -> list[Bot]:
         """Every bot that is not deleted, oldest first."""
-        return [Bot(*row) for row in self.conn.execute(_BOT + " ORDER BY created_event")]
+        return [_bot(row) for row in self.conn.execute(_BOT + " ORDER BY e.created_event")]
 
     def get_entity(self, entity_id: str) -> Entity | None:
         """The user or a bot, deleted bots included (old turns still name them)."""

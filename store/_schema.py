@@ -175,6 +175,8 @@ PROJECTION_TABLES: Final = (
     "open_beats",
     "inventory",
     "chat_cast",
+    "bot_cards",
+    "lorebooks",
     "chat_lorebooks",
     "author_notes",
 )
@@ -208,6 +210,31 @@ ALTER TABLE timeline ADD COLUMN present TEXT;
 """Casts and presence: every chat's bots in cast order and who is in the scene, and the
 witnesses of each visible turn. A chat from before has the cast its host and guest make."""
 
+PROJECTIONS_V8: Final = """
+CREATE TABLE bot_cards (
+    bot_id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    document TEXT NOT NULL,
+    avatar TEXT
+) WITHOUT ROWID;
+CREATE TABLE lorebooks (
+    lorebook_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    format TEXT NOT NULL,
+    document TEXT NOT NULL,
+    entries INTEGER NOT NULL
+);
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    media_type TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+"""Character cards and lorebooks brought from other front ends. ``bot_cards`` and
+``lorebooks`` are projections of ``bot_card`` and ``lorebook_imported`` events; ``blobs``
+(avatar images, by sha256) is not: it is written with the event that names it and never
+emptied by a rebuild, since the log holds only the image's hash."""
+
 PROJECTIONS_V9: Final = """
 CREATE TABLE chat_lorebooks (
     chat_id TEXT NOT NULL,
@@ -230,6 +257,7 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
+    Migration(PROJECTIONS_V8, rebuild=True),
     Migration(PROJECTIONS_V9, rebuild=False),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""

@@ -87,6 +87,10 @@ async def _delete_bot(c: Connection, m: p.DeleteBot, _: str | None) -> Answer:
     return p.Ok()
 
 
+async def _list_lorebooks(c: Connection, _m: p.ListLorebooks, _: str | None) -> Answer:
+    return p.Lorebooks(await c.engine.list_lorebooks())
+
+
 async def _list_chats(c: Connection, _m: p.ListChats, _: str | None) -> Answer:
     return p.Chats(await c.engine.list_chats())
 
@@ -209,6 +213,7 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.RemoveFromCast, _remove_from_cast),
         _command(p.EnterScene, _enter_scene),
         _command(p.LeaveScene, _leave_scene),
+        _command(p.ListLorebooks, _list_lorebooks),
         _command(p.UpdateCard, _update_card),
         _command(p.AttachLorebook, _attach_lorebook),
         _command(p.DetachLorebook, _detach_lorebook),

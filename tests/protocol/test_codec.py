@@ -128,6 +128,7 @@ VALID: dict[str, dict[str, Any]] = {
     "hello": {"protocol": 1},
     "set_you": {"name": "Ana", "persona": "a sailor"},
     "list_bots": {},
+    "list_lorebooks": {},
     "create_bot": {"name": "Mira", "persona": "barkeep", "greeting": "Hi."},
     "update_bot": {"bot_id": "mira", "name": "Mira", "persona": "gruff", "greeting": "Hm."},
     "delete_bot": {"bot_id": "mira"},

@@ -10,8 +10,7 @@ from storeworld import dump_projections, open_store, said
 
 from protocol import AuthorNote
 from protocol import events as ev
-from store import Invalid, NotFound, Store, attach_lorebooks, set_author_note
-from store._imports import import_lorebook
+from store import Invalid, NotFound, Store, attach_lorebooks, import_lorebook, set_author_note
 from story import read_world_info
 
 BOOK = {"entries": {"0": {"uid": 0, "key": ["marigold"], "content": "The smugglers' password."}}}
