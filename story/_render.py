@@ -96,11 +96,15 @@ def draft_of(inputs: PromptInputs) -> Draft:
         budget=inputs.lore_budget,
     )
     note = inputs.author_note
+    # A persona may speak in card macros too: the names in the scene fill them.
+    persona = fill_macros(persona, char, you.name)
     return Draft(
         inputs=inputs,
         persona=persona,
         you_persona=you.persona.strip(),
-        other_persona=other.persona.strip() if other is not None else "",
+        other_persona=(
+            fill_macros(other.persona, other.name, you.name).strip() if other is not None else ""
+        ),
         other_activity=(strip_ooc(inputs.other_activity or "") if other is not None else ""),
         edges=tuple((target, mine.get(target)) for target in present),
         edge_details=True,

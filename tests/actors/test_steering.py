@@ -64,7 +64,7 @@ async def test_a_card_host_opens_with_the_greeting_asked_for(engine: Engine) -> 
     assert [t.text for t in first.timeline] == ["Crates, Ana."]
     second = await engine.chat_state((await engine.create_chat(tobin, greeting=1)).id)
     assert [t.text for t in second.timeline] == ["Back again, Ana?"]
-    group = await engine.create_chat(None, cast=(tobin, mira), greeting=2)
+    group = await engine.create_chat(None, cast=(tobin, mira.id), greeting=2)
     assert [t.text for t in (await engine.chat_state(group.id)).timeline] == [
         "Everyone, grab a rope."
     ]
@@ -74,8 +74,8 @@ async def test_a_greeting_out_of_range_is_invalid_and_writes_nothing(engine: Eng
     tobin = await card_bot(engine)
     mira = await engine.create_bot("Mira", "barkeep", "")
     await refused(engine, "invalid", engine.create_chat(tobin, greeting=2))  # group-only: alone
-    await refused(engine, "invalid", engine.create_chat(None, cast=(tobin, mira), greeting=3))
-    await refused(engine, "invalid", engine.create_chat(mira, greeting=1))  # no card at all
+    await refused(engine, "invalid", engine.create_chat(None, cast=(tobin, mira.id), greeting=3))
+    await refused(engine, "invalid", engine.create_chat(mira.id, greeting=1))  # no card at all
     assert await engine.list_chats() == ()
     assert (await engine.create_chat(tobin)).id == "c1"
 
