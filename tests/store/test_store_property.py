@@ -267,6 +267,23 @@ class Moves:
         lines = tuple(json.dumps({"mes": f"m{n}"}) for n in range(b % 3))
         return [ev.ChatImported(pick(chats, a), "st_chat", "{}", lines, (0,) if c % 2 else ())]
 
+    # --- steering: lorebooks attached to chats, the author's note ---
+
+    def attach(self, a: int, b: int, c: int) -> Any:
+        chats, books = self.chats(), self.ids("SELECT lorebook_id FROM lorebooks ORDER BY 1")
+        if not chats or not books:
+            return None
+        chat, book = pick(chats, a), pick(books, b)
+        if book in self.s.chat_lorebooks(chat):
+            return [ev.LorebookDetached(chat, book)]
+        return [ev.LorebookAttached(chat, book)]
+
+    def note(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        return [ev.AuthorNoteSet(pick(chats, a), f"note {b}" if c % 4 else "", c % 101)]
+
     # --- casts and presence ---
 
     def cast_chat(self, a: int, b: int, c: int) -> Any:
@@ -346,6 +363,9 @@ MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.card,
     Moves.lorebook,
     Moves.imported,
+    Moves.attach,
+    Moves.attach,
+    Moves.note,
 ]
 
 numbers = st.integers(min_value=0, max_value=10_000)
@@ -395,7 +415,7 @@ def test_the_moves_reach_every_event_kind() -> None:
     rng = random.Random(7)
     drawn = [
         (n % len(MOVES), rng.randrange(10_000), rng.randrange(10_000), rng.randrange(10_000))
-        for n in range(600)
+        for n in range(900)
     ]
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(Path(folder))
