@@ -248,8 +248,8 @@ CREATE TABLE author_notes (
     depth INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
-"""The lorebooks attached to each chat, and each chat's author's note. No older log has
-their events, so nothing needs rebuilding."""
+"""The lorebooks attached to each chat, and each chat's author's note (rebuilt like every
+projection, though no older log has their events)."""
 
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
@@ -258,7 +258,7 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
     Migration(PROJECTIONS_V8, rebuild=True),
-    Migration(PROJECTIONS_V9, rebuild=False),
+    Migration(PROJECTIONS_V9, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 
