@@ -17,9 +17,25 @@ from trio_websocket import open_websocket_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import story
 from actors import EngineSettings, open_engine
 from llm import ScriptedBackend
+from store import import_card, import_lorebook
 from web import Gateway, GatewaySettings
+
+HARBOUR = json.dumps({"entries": {"0": {"key": ["lantern"], "content": "The lantern is old."}}})
+TOBIN = json.dumps(
+    {
+        "spec": "chara_card_v3",
+        "spec_version": "3.0",
+        "data": {
+            "name": "Tobin",
+            "description": "{{char}} hauls crates on the docks.",
+            "first_mes": "Crates don't carry themselves, {{user}}.",
+            "alternate_greetings": ["Back again, {{user}}? Grab a rope."],
+        },
+    }
+).encode()
 
 
 async def main() -> None:
@@ -124,6 +140,41 @@ async def main() -> None:
                     await until("error")
                     await send({"type": "open_chat", "id": "13", "chat_id": "nope"})
                     await until("error")
+                    # Steering: a lorebook and a card imported (as the import endpoint
+                    # would), then attached, noted, edited and greeted with.
+                    book = await engine.store.run(
+                        lambda s: import_lorebook(s, story.read_world_info(HARBOUR), "Harbour")
+                    )
+                    await send(
+                        {
+                            "type": "attach_lorebook",
+                            "id": "14",
+                            "chat_id": chat_id,
+                            "lorebook_id": book,
+                        }
+                    )
+                    await until("ok")
+                    note = {"type": "set_author_note", "chat_id": chat_id}
+                    await send({**note, "id": "15", "text": "Keep the fog thick.", "depth": 2})
+                    await until("ok")
+                    await send({**note, "id": "16", "text": "Deeper.", "depth": 101})
+                    await until("error")
+                    card = story.read_import(TOBIN)
+                    assert isinstance(card, story.ImportedCard)
+                    tobin = await engine.store.run(lambda s: import_card(s, card))
+                    await send(
+                        {
+                            "type": "update_card",
+                            "id": "17",
+                            "bot_id": tobin,
+                            "scenario": "Night on the docks; {{user}} needs a boat.",
+                        }
+                    )
+                    await until("bot")
+                    await send(
+                        {"type": "create_chat", "id": "18", "host_bot_id": tobin, "greeting": 1}
+                    )
+                    await until("chat")
                 nursery.cancel_scope.cancel()
 
 
