@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
 import trio
 from trio_websocket import open_websocket_url
 
@@ -124,6 +125,38 @@ async def main() -> None:
                     await until("error")
                     await send({"type": "open_chat", "id": "13", "chat_id": "nope"})
                     await until("error")
+                    base = f"http://127.0.0.1:{port}"
+                    async with httpx.AsyncClient(base_url=base) as http:
+
+                        async def upload(what: str, doc: dict[str, object]) -> None:
+                            data = json.dumps(doc).encode()
+                            print(f"HTTP> POST /api/import ({what}, {len(data)} bytes)")
+                            print("HTTP> " + data.decode())
+                            answer = await http.post(
+                                "/api/import",
+                                content=data,
+                                headers={"Authorization": "Bearer TOKEN"},
+                                params={"name": "harbour"},
+                            )
+                            print(f"HTTP< {answer.status_code} {answer.text}")
+
+                        await upload(
+                            "a V1 card",
+                            {
+                                "name": "Tam",
+                                "description": "A lamplighter.",
+                                "first_mes": "Evening.",
+                            },
+                        )
+                        await until("bot")
+                        await upload(
+                            "a SillyTavern world-info file",
+                            {"entries": {"0": {"uid": 0, "key": ["harbour"], "content": "Fog."}}},
+                        )
+                        await until("lorebook")
+                        await upload("a card without a name", {"description": "Nobody."})
+                    await send({"type": "list_lorebooks", "id": "14"})
+                    await until("lorebooks")
                 nursery.cancel_scope.cancel()
 
 
