@@ -5,6 +5,7 @@
 import { CastPanel } from "./cast.js";
 import { OpenChat } from "./chat.js";
 import { Composer } from "./composer.js";
+import { Importer, Library } from "./import.js";
 import { Connection, ConnectionLost } from "./connection.js";
 import { byTestId, h } from "./dom.js";
 import { StoryPanels } from "./panels.js";
@@ -450,6 +451,7 @@ function renderHeader() {
   const title = byTestId("chat-title");
   title.textContent = state.chat ? (info ? chatTitle(info, (id) => names(id)) : "Opening\u2026") : "troupe";
   document.title = info ? `${title.textContent} \u00b7 troupe` : "troupe";
+  library.chatLinks(state.chat?.id ?? null);
 }
 
 /** The cast panel and the composer's "reply as" both show who is present. */
@@ -459,6 +461,7 @@ function renderCast() {
 }
 
 function refreshNames() {
+  library.refresh();
   sidebar.render();
   timeline.renameSpeakers();
   panels.render(state.chat);
@@ -466,6 +469,9 @@ function refreshNames() {
   composer.update();
   renderHeader();
 }
+
+const library = new Library({ token, bots: () => state.bots });
+library.watch(document.body);
 
 const timeline = new Timeline(byTestId("timeline"), {
   names,
@@ -495,6 +501,7 @@ const sidebar = new Sidebar(byTestId("nav"), {
   openChat,
   showError,
   afterNavigate: closeDrawers,
+  onEditBot: (botId) => library.botLinks(botId),
 });
 
 const composer = new Composer(byTestId("composer-area"), {
@@ -506,6 +513,19 @@ const composer = new Composer(byTestId("composer-area"), {
   showError,
   names,
 });
+
+const importer = new Importer({
+  token,
+  showError,
+  // What was made reaches this page as a broadcast too; a chat is opened at once.
+  onImported(answer) {
+    if (answer.kind === "chat") {
+      DIRECT.chat({ chat: answer.chat });
+      openChat(answer.chat.id);
+    }
+  },
+});
+importer.wire();
 
 // --- small screens: the side panels live behind two toggles -----------------------------
 

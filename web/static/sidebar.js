@@ -12,8 +12,9 @@ import { byTestId, fill, h } from "./dom.js";
  * answer; `openChat(id)` switches the timeline to a chat.
  */
 export class Sidebar {
-  constructor(root, { state, request, openChat, showError, afterNavigate }) {
+  constructor(root, { state, request, openChat, showError, afterNavigate, onEditBot }) {
     this.root = root;
+    this.onEditBot = onEditBot ?? (() => {}); // told the bot now in the editor (or null)
     this.state = state;
     this.request = request;
     this.openChat = openChat;
@@ -210,6 +211,7 @@ export class Sidebar {
     this.el("bot-delete").hidden = !bot;
     this.el("bot-delete-box").hidden = true;
     this.el("bot-note").textContent = "";
+    this.onEditBot(this.editingBot);
     for (const button of this.el("bot-list").querySelectorAll(".bot-open")) {
       const current = button.parentElement.dataset.botId === this.editingBot;
       if (current) button.setAttribute("aria-current", "true");
