@@ -11,14 +11,16 @@ the significance worker, each chat's feed of outgoing messages, the
 """
 
 from ._engine import Engine, open_engine
-from ._library import ImportAnswer, Library, store_import
+from ._library import IMPORT_LIMIT, ImportAnswer, ImportRefused, Library, store_import
 from ._settings import Budgets, EngineSettings
 
 __all__ = [
+    "IMPORT_LIMIT",
     "Budgets",
     "Engine",
     "EngineSettings",
     "ImportAnswer",
+    "ImportRefused",
     "Library",
     "open_engine",
     "store_import",

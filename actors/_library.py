@@ -18,6 +18,8 @@ from attrs import frozen
 from protocol import Bot, Chat, LorebookInfo, LoreProblem
 from store import AsyncStore, Store, card_for, chat_export, import_any, lorebook_info
 from story import (
+    MAX_IMPORT_BYTES,
+    CardError,
     ImportedCard,
     ImportedChat,
     ImportedLorebook,
@@ -32,6 +34,23 @@ from story import (
 from ._refusals import refusals
 
 T = TypeVar("T")
+
+IMPORT_LIMIT = MAX_IMPORT_BYTES
+"""The largest file an import takes (20 MiB): past it, ``too_large``."""
+
+
+class ImportRefused(Exception):
+    """A file that cannot be imported, and why: the person's file, so their fault.
+
+    ``code`` names the problem (``not_a_card``, ``no_name``, ``too_large``...,
+    docs/cards.md lists them); nothing was written.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
 
 Imported = ImportedCard | ImportedLorebook | ImportedChat
 
@@ -112,11 +131,16 @@ class Library:
             return await self.store.run(fn, *args)
 
     async def import_file(self, data: bytes, name: str = "") -> ImportAnswer:
-        """Read and write one file; raises :class:`story.CardError` for a file it cannot take.
+        """Read and write one file; raises :class:`ImportRefused` for a file it cannot take.
 
         ``name`` (a file name without its extension) names a lorebook that has none.
+        The store's refusals (a chat of too many characters) come as
+        :class:`protocol.ProtocolError`.
         """
-        imported = await trio.to_thread.run_sync(read_import, data)
+        try:
+            imported = await trio.to_thread.run_sync(read_import, data)
+        except CardError as exc:
+            raise ImportRefused(exc.code, exc.message) from None
         return await self._run(store_import, imported, name)
 
     async def card_png(self, bot_id: str) -> bytes | None:

@@ -81,7 +81,7 @@ def new_lorebook_id(s: Store, name: str) -> str:
     """A readable id for a new lorebook, from its name: ``lore-kingdom``, ``lore-kingdom-2``..."""
     base = "lore-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "book")
     candidate, n = base.rstrip("-"), 1
-    while s._one("SELECT 1 FROM lorebooks WHERE lorebook_id = ?", candidate):
+    while s.conn.execute("SELECT 1 FROM lorebooks WHERE lorebook_id = ?", (candidate,)).fetchall():
         n += 1
         candidate = f"{base}-{n}"
     return candidate

@@ -24,8 +24,7 @@ import h11
 import trio
 
 import protocol as p
-from actors import Engine, ImportAnswer
-from story import MAX_IMPORT_BYTES, CardError
+from actors import IMPORT_LIMIT, Engine, ImportAnswer, ImportRefused
 
 from ._http import Request, render
 
@@ -111,7 +110,7 @@ class Api:
         name = (request.query.get("name") or [""])[0][:200]
         try:
             done = await self.engine.library.import_file(data, name)
-        except CardError as exc:
+        except ImportRefused as exc:
             raise Refused(413 if exc.code == "too_large" else 400, exc.code, exc.message) from None
         except p.ProtocolError as exc:
             raise Refused(_STATUS.get(exc.code, 400), exc.code, exc.message) from None
@@ -187,13 +186,13 @@ def _import_json(done: ImportAnswer) -> bytes:
 
 
 async def read_body(request: Request, stream: trio.abc.Stream) -> bytes:
-    """The whole body of a request, at most :data:`story.MAX_IMPORT_BYTES`.
+    """The whole body of a request, at most :data:`actors.IMPORT_LIMIT`.
 
     Refused with 413 as soon as the declared ``Content-Length`` or the bytes
     received so far pass the limit, before the rest is read.
     """
     declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_IMPORT_BYTES:
+    if declared is not None and declared.strip().isdigit() and int(declared) > IMPORT_LIMIT:
         raise _too_large(int(declared))
     http = request.http
     if http.they_are_waiting_for_100_continue:
@@ -214,7 +213,7 @@ async def read_body(request: Request, stream: trio.abc.Stream) -> bytes:
                 http.receive_data(bytes(chunk))
             elif isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > MAX_IMPORT_BYTES:
+                if len(body) > IMPORT_LIMIT:
                     raise _too_large(len(body))
             elif isinstance(event, h11.EndOfMessage):
                 return bytes(body)
@@ -226,5 +225,5 @@ def _too_large(size: int) -> Refused:
     return Refused(
         413,
         "too_large",
-        f"the file is {size} bytes; at most {MAX_IMPORT_BYTES} bytes (20 MiB) are accepted",
+        f"the file is {size} bytes; at most {IMPORT_LIMIT} bytes (20 MiB) are accepted",
     )
