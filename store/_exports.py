@@ -78,6 +78,7 @@ def chat_export(s: Store, chat_id: str) -> StChat | None:
     at = {int(event_id): str(when) for event_id, when in rows}
     replaced = _replaced(s, chat_id)
     file = _imported_lines(s, chat_id)
+    last = file.last
     lines: list[ChatLine] = []
     done = -1  # the file's lines up to here are written
     for turn in timeline:
@@ -95,7 +96,7 @@ def chat_export(s: Store, chat_id: str) -> StChat | None:
             lines.extend(_as_is(file.lines[n]) for n in file.skipped if done < n < index)
             lines.append(_from_file(file.lines[index], turn, troupe))
             done = index
-            if index == file.last:
+            if index == last:
                 lines.extend(_as_is(file.lines[n]) for n in file.skipped if n > index)
             continue
         older = _alternatives(turn.event_id, replaced)
