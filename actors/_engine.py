@@ -61,6 +61,7 @@ from ._chat import ChatActor, wait_settled
 from ._feed import ChatFeed
 from ._feeds import Feeds
 from ._journal import Journal
+from ._library import Library
 from ._pool import ClassifierPool
 from ._refusals import refusals
 from ._services import Services
@@ -97,6 +98,8 @@ class Engine:
         )
         self._closing = False
         self._shut_down = trio.Event()
+        self.library = Library(svc.store)
+        """Cards, lorebooks and chats in and out (the gateway's HTTP side)."""
 
     @property
     def store(self) -> AsyncStore:

@@ -13,7 +13,17 @@ for trio. See docs/storage.md.
 
 from ._async import AsyncStore, open_store
 from ._errors import Invalid, NotFound, StorageFull, StoreError
-from ._imports import ChatImport, image_type, import_card, import_chat, import_lorebook, put_blob
+from ._exports import card_for, chat_export
+from ._imports import (
+    ChatImport,
+    Done,
+    image_type,
+    import_any,
+    import_card,
+    import_chat,
+    import_lorebook,
+    put_blob,
+)
 from ._library import lorebook_info
 from ._records import (
     AppendResult,
@@ -49,6 +59,7 @@ __all__ = [
     "AsyncStore",
     "AutoPinPlan",
     "ChatImport",
+    "Done",
     "Invalid",
     "NotFound",
     "Render",
@@ -64,10 +75,13 @@ __all__ = [
     "attach_lorebooks",
     "beat_complete",
     "begin_beat",
+    "card_for",
+    "chat_export",
     "close_scene",
     "edge_update",
     "end_beat",
     "image_type",
+    "import_any",
     "import_card",
     "import_chat",
     "import_lorebook",

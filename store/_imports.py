@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Literal
 
 from attrs import frozen
 
 from protocol import MAX_CAST, MAX_GREETING, MAX_NAME, MAX_PERSONA, MAX_PROSE, MAX_TITLE, YOU_ID
 from protocol import events as ev
-from story import ImportedCard, Lorebook, StChat, parse_prose
+from story import ImportedCard, ImportedChat, ImportedLorebook, Lorebook, StChat, parse_prose
 
 from ._errors import Invalid
 from ._store import Store
@@ -80,7 +81,7 @@ def new_lorebook_id(s: Store, name: str) -> str:
     """A readable id for a new lorebook, from its name: ``lore-kingdom``, ``lore-kingdom-2``..."""
     base = "lore-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "book")
     candidate, n = base.rstrip("-"), 1
-    while s._one("SELECT 1 FROM lorebooks WHERE lorebook_id = ?", candidate):
+    while s.conn.execute("SELECT 1 FROM lorebooks WHERE lorebook_id = ?", (candidate,)).fetchall():
         n += 1
         candidate = f"{base}-{n}"
     return candidate
@@ -190,3 +191,24 @@ def _bot_named(s: Store, name: str) -> str | None:
         if bot.name.casefold() == name.casefold() and bot.id != YOU_ID:
             return bot.id
     return None
+
+
+@frozen
+class Done:
+    """What one imported file became: a bot, a lorebook or a chat (with the bots it made)."""
+
+    kind: Literal["bot", "lorebook", "chat"]
+    id: str
+    created_bots: tuple[str, ...] = ()
+
+
+def import_any(
+    s: Store, imported: ImportedCard | ImportedLorebook | ImportedChat, name: str = ""
+) -> Done:
+    """Write whatever :func:`story.read_import` read; ``name`` names a book that has none."""
+    if isinstance(imported, ImportedCard):
+        return Done("bot", import_card(s, imported))
+    if isinstance(imported, ImportedLorebook):
+        return Done("lorebook", import_lorebook(s, imported.book, name or "Lorebook"))
+    made = import_chat(s, imported.chat)
+    return Done("chat", made.chat_id, made.created_bots)

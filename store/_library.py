@@ -95,10 +95,9 @@ class Library:
         return int(row[0]), event
 
     def chat_events_after(self, chat_id: str, event_id: int, limit: int) -> list[int]:
-        """The ids of the chat's next ``limit`` events after ``event_id`` still in its history."""
+        """The ids of the chat's next ``limit`` events after ``event_id``, rewound or not."""
         rows = self.conn.execute(
-            "SELECT id FROM event_log WHERE chat_id = ? AND id > ? AND rewound_by IS NULL "
-            "ORDER BY id LIMIT ?",
+            "SELECT id FROM event_log WHERE chat_id = ? AND id > ? ORDER BY id LIMIT ?",
             (chat_id, event_id, limit),
         )
         return [int(r[0]) for r in rows]

@@ -6,6 +6,7 @@ import { CardView, GreetingPicker } from "./card.js";
 import { CastPanel } from "./cast.js";
 import { OpenChat } from "./chat.js";
 import { Composer } from "./composer.js";
+import { Importer, Library } from "./import.js";
 import { Connection, ConnectionLost } from "./connection.js";
 import { byTestId, h } from "./dom.js";
 import { LorePanel } from "./lore.js";
@@ -230,6 +231,10 @@ const DIRECT = {
   bot(msg) {
     state.bots.set(msg.bot.id, msg.bot);
     refreshNames();
+  },
+  lorebook(msg) {
+    // An import, here or on another page: the lore panel lists the new book.
+    if (msg.lorebook) lorePanel.applyBook(msg.lorebook);
   },
   chats(msg) {
     state.chats = msg.chats ?? [];
@@ -463,6 +468,7 @@ function renderHeader() {
   const title = byTestId("chat-title");
   title.textContent = state.chat ? (info ? chatTitle(info, (id) => names(id)) : "Opening\u2026") : "troupe";
   document.title = info ? `${title.textContent} \u00b7 troupe` : "troupe";
+  library.chatLinks(state.chat?.id ?? null);
 }
 
 /** The cast panel and the composer's "reply as" both show who is present. */
@@ -472,6 +478,7 @@ function renderCast() {
 }
 
 function refreshNames() {
+  library.refresh();
   sidebar.render();
   timeline.renameSpeakers();
   panels.render(state.chat);
@@ -479,6 +486,9 @@ function refreshNames() {
   composer.update();
   renderHeader();
 }
+
+const library = new Library({ token, bots: () => state.bots });
+library.watch(document.body);
 
 const timeline = new Timeline(byTestId("timeline"), {
   names,
@@ -508,8 +518,9 @@ const sidebar = new Sidebar(byTestId("nav"), {
   openChat,
   showError,
   afterNavigate: closeDrawers,
+  onEditBot: (botId) => library.botLinks(botId),
   hooks: {
-    onEditBot: (bot) => cardView.show(bot),
+    showCard: (bot) => cardView.show(bot),
     onHost: (host, group) => greetingPicker.show(host, group),
     chatFields: () => greetingPicker.fields(),
   },
@@ -539,6 +550,19 @@ const composer = new Composer(byTestId("composer-area"), {
   showError,
   names,
 });
+
+const importer = new Importer({
+  token,
+  showError,
+  // What was made reaches this page as a broadcast too; a chat is opened at once.
+  onImported(answer) {
+    if (answer.kind === "chat") {
+      DIRECT.chat({ chat: answer.chat });
+      openChat(answer.chat.id);
+    }
+  },
+});
+importer.wire();
 
 // --- small screens: the side panels live behind two toggles -----------------------------
 

@@ -12,9 +12,10 @@ import { byTestId, fill, h } from "./dom.js";
  * answer; `openChat(id)` switches the timeline to a chat.
  */
 export class Sidebar {
-  constructor(root, { state, request, openChat, showError, afterNavigate, hooks = {} }) {
+  constructor(root, { state, request, openChat, showError, afterNavigate, onEditBot, hooks = {} }) {
     this.root = root;
-    // Optional: onEditBot(bot | null), onHost(bot, group), chatFields() -> extra create_chat fields.
+    this.onEditBot = onEditBot ?? (() => {}); // told the bot now in the editor (or null)
+    // Optional: showCard(bot | null), onHost(bot, group), chatFields() -> extra create_chat fields.
     this.hooks = hooks;
     this.state = state;
     this.request = request;
@@ -214,12 +215,13 @@ export class Sidebar {
     this.el("bot-delete").hidden = !bot;
     this.el("bot-delete-box").hidden = true;
     this.el("bot-note").textContent = "";
+    this.onEditBot(this.editingBot);
     for (const button of this.el("bot-list").querySelectorAll(".bot-open")) {
       const current = button.parentElement.dataset.botId === this.editingBot;
       if (current) button.setAttribute("aria-current", "true");
       else button.removeAttribute("aria-current");
     }
-    this.hooks.onEditBot?.(bot ?? null);
+    this.hooks.showCard?.(bot ?? null);
     if (bot) this.el("bot-name").focus();
   }
 
