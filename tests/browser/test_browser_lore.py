@@ -13,7 +13,16 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
-from test_browser import ARTIFACTS, bot_id_named, by_id, start_server, stop_server, turns, wait
+from test_browser import (
+    ARTIFACTS,
+    bot_id_named,
+    by_id,
+    open_browser,
+    start_server,
+    stop_server,
+    turns,
+    wait,
+)
 
 TOKEN = "browser-token"
 CARD = {
@@ -38,6 +47,13 @@ CARD = {
     },
 }
 BOOK = {"entries": {"0": {"uid": 0, "key": ["lantern"], "content": "The lantern is old."}}}
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    driver = open_browser(tmp_path_factory.mktemp("chromium-lore"))
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture(scope="module")
