@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from attrs import evolve
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,10 +15,12 @@ from story import (
     MIN_HARD_BUDGET,
     AuthorNote,
     Card,
+    CardError,
     Lorebook,
     Prompt,
     PromptInputs,
     assemble_prompt,
+    edit_card,
     prompt_tokens,
     read_card_json,
     read_world_info,
@@ -270,3 +273,22 @@ def test_never_over_the_hard_budget_with_a_card_lore_and_a_note(
     )
     assert prompt.tokens == prompt_tokens(prompt.messages) <= hard
     assert prompt.messages[0].role == "system"
+
+
+def test_a_card_edit_keeps_every_other_key_in_every_version() -> None:
+    v1 = read_card_json(json.dumps({"name": "Mira", "description": "old", "x_v1": [1]}))
+    edited = edit_card(v1, {"description": "new", "scenario": "A bar."})
+    assert edited.original() == {
+        "name": "Mira",
+        "description": "new",
+        "x_v1": [1],
+        "scenario": "A bar.",
+    }
+    v3 = card(extensions={"tool": {"k": 1}})
+    doc = edit_card(v3, {"personality": "Kind."}).original()
+    before = v3.original()
+    assert doc["data"].pop("personality") == "Kind."
+    before["data"].pop("personality")
+    assert doc == before
+    with pytest.raises(CardError):
+        edit_card(v3, {"creator_notes": "no"})
