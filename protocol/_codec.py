@@ -29,7 +29,7 @@ from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, Cr
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
 from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage
-from ._shapes import Artifacts, Chat
+from ._shapes import Artifacts, Bot, Chat
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
 
@@ -143,7 +143,7 @@ def _make() -> cattrs.Converter:
         CreateWorldEvent,
         make_dict_unstructure_fn(CreateWorldEvent, conv, artifacts=override(omit_if_default=True)),
     )
-    # The additions for casts and presence are left out where they say nothing, so a
+    # The additions (casts, presence, cards) are left out where they say nothing, so a
     # frame or a payload of before them reads and writes back byte for byte.
     for cls, names in _ADDITIONS.items():
         conv.register_unstructure_hook(
@@ -159,8 +159,9 @@ def _make() -> cattrs.Converter:
 
 _ADDITIONS: dict[type, tuple[str, ...]] = {
     Chat: ("cast", "present", "muted"),
-    ChatState: ("has_older",),
-    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast"),
+    Bot: ("card", "avatar_url"),
+    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast", "greeting"),
+    ChatState: ("has_older", "lorebooks", "author_note"),
     ev.ChatCreated: ("cast",),
     **{
         cls: ("present",)
@@ -177,7 +178,8 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
         )
     },
 }
-"""Fields added for casts and presence, written only when they hold something."""
+"""Fields added for casts and presence (and for steering: a chat's books and author's note),
+written only when they hold something."""
 
 
 converter = _make()

@@ -128,6 +128,7 @@ VALID: dict[str, dict[str, Any]] = {
     "hello": {"protocol": 1},
     "set_you": {"name": "Ana", "persona": "a sailor"},
     "list_bots": {},
+    "list_lorebooks": {},
     "create_bot": {"name": "Mira", "persona": "barkeep", "greeting": "Hi."},
     "update_bot": {"bot_id": "mira", "name": "Mira", "persona": "gruff", "greeting": "Hm."},
     "delete_bot": {"bot_id": "mira"},
@@ -162,6 +163,10 @@ VALID: dict[str, dict[str, Any]] = {
     "mute": {"chat_id": "c1", "bot_id": "ada"},
     "unmute": {"chat_id": "c1", "bot_id": "ada"},
     "load_older": {"chat_id": "c1", "before_event_id": 40, "limit": 50},
+    "update_card": {"bot_id": "mira", "description": "Keeps the bar.", "first_mes": "Hi."},
+    "attach_lorebook": {"chat_id": "c1", "lorebook_id": "harbour-lore"},
+    "detach_lorebook": {"chat_id": "c1", "lorebook_id": "harbour-lore"},
+    "set_author_note": {"chat_id": "c1", "text": "Keep it tense.", "depth": 2},
 }
 """A well-formed message of every client type, every optional field given."""
 
