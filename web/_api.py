@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 from collections.abc import Callable
 from urllib.parse import quote
@@ -27,6 +28,8 @@ import protocol as p
 from actors import IMPORT_LIMIT, Engine, ImportAnswer, ImportRefused
 
 from ._http import Request, render
+
+log = logging.getLogger("troupe.web")
 
 BODY_TIMEOUT = 120.0
 """Seconds a client has to send an import's whole body."""
@@ -95,6 +98,14 @@ class Api:
             out = render(
                 request, exc.status, error_body(exc.code, exc.message), "application/json"
             )
+            return out, not body_read
+        except Exception:
+            # Our bug: the person gets an answer all the same, the log the traceback.
+            log.exception("%s %s failed", request.method, request.path)
+            message = (
+                "the server failed on this request (a fault of the server's; its log says more)"
+            )
+            out = render(request, 500, error_body("internal", message), "application/json")
             return out, not body_read
 
     def _check_access(self, request: Request) -> None:

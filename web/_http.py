@@ -47,6 +47,7 @@ _REASONS = {
     413: b"Content Too Large",
     426: b"Upgrade Required",
     431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
     503: b"Service Unavailable",
     507: b"Insufficient Storage",
 }

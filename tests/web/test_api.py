@@ -367,3 +367,15 @@ async def test_any_bot_can_be_downloaded_as_a_card(
     assert (await http.get(f"/api/bots/{tam['id']}/avatar")).status_code == 404
     with trio.fail_after(10):
         assert (await http.get("/api/chats/c99/export.jsonl")).status_code == 404
+
+
+async def test_a_fault_of_the_server_still_gets_an_answer(
+    http: httpx.AsyncClient, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(data: bytes, name: str = "") -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(server.engine.library, "import_file", broken)
+    response = await post(http, as_json(v1_card()))
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal"
