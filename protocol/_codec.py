@@ -25,10 +25,18 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.preconf.json import make_converter
 
 from . import events as ev
-from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, CreateWorldEvent
+from ._client import (
+    CLIENT_ALIASES,
+    CLIENT_TYPES,
+    Cancel,
+    ClientMessage,
+    CreateChat,
+    CreateWorldEvent,
+    SendTurn,
+)
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_NAMES, SERVER_TYPES, MemoryNote, ServerMessage
+from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage, UserTurn
 from ._shapes import Artifacts, Chat
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
@@ -158,14 +166,16 @@ def _make() -> cattrs.Converter:
 
 
 _ADDITIONS: dict[type, tuple[str, ...]] = {
-    Chat: ("cast", "present"),
+    Chat: ("cast", "present", "people"),
+    ChatState: ("queue",),
+    UserTurn: ("speaker_id",),
+    SendTurn: ("queue",),
+    Cancel: ("queued",),
     CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast"),
     ev.ChatCreated: ("cast",),
     **{
         cls: ("present",)
         for cls in (
-            ev.UserTurn,
-            ev.UserTurnEdit,
             ev.AssistantTurnStarted,
             ev.AssistantTurn,
             ev.MemoryWritten,
@@ -175,6 +185,8 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
             ev.WorldEventCancelled,
         )
     },
+    ev.UserTurn: ("present", "person_id"),
+    ev.UserTurnEdit: ("present", "person_id"),
 }
 """Fields added for casts and presence, written only when they hold something."""
 

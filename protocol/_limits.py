@@ -41,6 +41,8 @@ MAX_FACTS: Final = 20
 """Knowledge facts an edge keeps (the oldest go first) and one edge update may carry."""
 MAX_CAST: Final = 8
 """Characters a chat's cast may hold, the host included."""
+MAX_QUEUE: Final = 4
+"""Turns a chat holds queued behind the one in flight (``send_turn`` with ``queue``)."""
 MAX_ARTIFACTS: Final = 20
 """How many changes one world event's artifacts may name, all lists together."""
 

@@ -13,12 +13,14 @@ from typing import Literal
 from attrs import frozen
 
 from ._shapes import (
+    YOU_ID,
     Bot,
     Chat,
     Edge,
     Entity,
     InFlight,
     Memory,
+    QueuedTurn,
     Scene,
     Segment,
     Turn,
@@ -75,6 +77,20 @@ class You:
 
 
 @frozen
+class Personas:
+    """Answer to ``list_personas``: ``you`` first, then the others, oldest first."""
+
+    personas: tuple[Entity, ...]
+
+
+@frozen
+class PersonaReply:
+    """Answer to ``create_persona``, ``update_persona`` and ``take_seat``."""
+
+    persona: Entity
+
+
+@frozen
 class Bots:
     """Answer to ``list_bots``."""
 
@@ -112,6 +128,14 @@ class Accepted(OnChat):
     """A turn was accepted; its beats follow on the chat."""
 
     user_turn_id: int
+
+
+@frozen
+class Queued(OnChat):
+    """A ``send_turn`` with ``queue`` waits behind the turn in flight (``position`` 1 is next)."""
+
+    queue_id: int
+    position: int
 
 
 @frozen
@@ -184,6 +208,8 @@ class ChatState(OnChat):
     seq: int = 0
     world_events: tuple[WorldEventState, ...] = ()
     """Every world event of the chat and its status (an addition to the protocol)."""
+    queue: tuple[QueuedTurn, ...] = ()
+    """The turns waiting behind the one in flight, next first (an addition)."""
 
 
 @frozen
@@ -194,6 +220,8 @@ class UserTurn(OnEvent):
     segments: tuple[Segment, ...]
     """The prose split into dialogue, action, narration and OOC, in order."""
     seq: int = 0
+    speaker_id: str = YOU_ID
+    """The persona who wrote it (an addition; ``you`` when left out)."""
 
 
 @frozen
@@ -282,6 +310,25 @@ class Presence(OnChat):
 
 
 @frozen
+class SeatTaken(OnChat):
+    """A persona sat down at the chat's table for the first time (an addition)."""
+
+    persona: Entity
+    seq: int = 0
+
+
+@frozen
+class TurnQueued(OnChat):
+    """The chat's queue changed: a turn joined it, left it, or started (an addition).
+
+    ``queue`` is the whole queue after the change, next first.
+    """
+
+    queue: tuple[QueuedTurn, ...]
+    seq: int = 0
+
+
+@frozen
 class TurnSettled(OnChat):
     """Every pass of the turn is done; the chat takes a new turn."""
 
@@ -304,6 +351,9 @@ DirectAnswer = (
     | MemoryReply
     | Statistics
     | Error
+    | Personas
+    | PersonaReply
+    | Queued
 )
 ChatMessage = (
     ChatState
@@ -317,6 +367,8 @@ ChatMessage = (
     | SceneClosed
     | TurnSettled
     | Presence
+    | SeatTaken
+    | TurnQueued
 )
 """Messages that belong to a chat; all but Token and ChatState are numbered by ``seq``."""
 ServerMessage = DirectAnswer | ChatMessage
@@ -347,6 +399,11 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
     Presence: "presence",
+    Personas: "personas",
+    PersonaReply: "persona",
+    Queued: "queued",
+    SeatTaken: "seat_taken",
+    TurnQueued: "turn_queued",
 }
 """The wire ``type`` the server sends for every message.
 

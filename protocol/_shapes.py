@@ -60,6 +60,9 @@ class Chat:
     """Every bot of the cast, the host first (an addition to the protocol)."""
     present: tuple[str, ...] = ()
     """The cast members in the scene now, in cast order (an addition to the protocol)."""
+    people: tuple[str, ...] = ()
+    """The personas at the chat's table, in the order they sat or first spoke (an addition;
+    empty until someone took a seat or spoke: then ``you`` alone plays)."""
 
 
 @frozen
@@ -115,6 +118,16 @@ class InFlight:
     beat_id: int
     speaker_id: str
     text: str
+
+
+@frozen
+class QueuedTurn:
+    """A turn waiting in a chat's queue for the one in flight to settle (an addition)."""
+
+    queue_id: int
+    persona_id: str
+    prose: str
+    reply_as: str | None = None
 
 
 @frozen

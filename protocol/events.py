@@ -18,6 +18,7 @@ from ._limits import (
     MAX_DESCRIPTION,
     MAX_FACT,
     MAX_FACTS,
+    MAX_ID,
     MAX_LOCATION,
     MAX_NAME,
     MAX_PROSE,
@@ -63,6 +64,21 @@ class BotCreated(shared.BotProfile):
     def __init__(self, bot_id: str, name: str, persona: str, greeting: str = "") -> None:
         # The id comes first, as it always did, though the profile's fields are declared first.
         self.__attrs_init__(name, persona, greeting, bot_id=bot_id)
+
+
+@frozen(init=False)
+class PersonaCreated(shared.YouProfile):
+    """A persona (a person who can take a seat) was created, with the id the server gave it."""
+
+    persona_id: str = field(kw_only=True, validator=[not_blank, _id])
+
+    def __init__(self, persona_id: str, name: str, persona: str) -> None:
+        self.__attrs_init__(name, persona, persona_id=persona_id)
+
+
+@frozen
+class PersonaUpdated(shared.PersonaChanges):
+    """Some of a persona's fields changed; ``None`` means unchanged (``you`` has its own)."""
 
 
 @frozen
@@ -144,6 +160,11 @@ class PresenceChanged(shared.CastMember):
 
 
 @frozen
+class SeatTaken(shared.Seat):
+    """A persona sat down at the chat's table for the first time: it is present from now on."""
+
+
+@frozen
 class ChatRewound(shared.ChatRef):
     """The chat was rewound: its events after ``to_event_id`` leave the timeline."""
 
@@ -156,6 +177,8 @@ class UserTurn(shared.Prose):
 
     segments: tuple[Segment, ...]
     present: Present = None
+    person_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    """The persona who wrote it; ``None``: ``you`` (older logs, a connection with no seat)."""
 
 
 @frozen
@@ -166,6 +189,8 @@ class UserTurnEdit(shared.ChatRef):
     prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
     segments: tuple[Segment, ...]
     present: Present = None
+    person_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    """The persona of the edited turn; ``None``: ``you``."""
 
 
 @frozen
@@ -336,6 +361,9 @@ Event = (
     | CastAdded
     | CastRemoved
     | PresenceChanged
+    | PersonaCreated
+    | PersonaUpdated
+    | SeatTaken
 )
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -366,6 +394,9 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "cast_added": CastAdded,
     "cast_removed": CastRemoved,
     "presence_changed": PresenceChanged,
+    "persona_created": PersonaCreated,
+    "persona_updated": PersonaUpdated,
+    "seat_taken": SeatTaken,
 }
 """The log ``kind`` of every event payload."""
 

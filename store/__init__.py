@@ -21,6 +21,7 @@ from ._records import (
 )
 from ._rendering import beat_complete, edge_update
 from ._store import Store, utc_now
+from ._table import drop_queued, queue_turn, start_queued, take_seat
 from ._writes import (
     AutoPinPlan,
     add_user_turn,
@@ -57,6 +58,7 @@ __all__ = [
     "beat_complete",
     "begin_beat",
     "close_scene",
+    "drop_queued",
     "edge_update",
     "end_beat",
     "mark_memory",
@@ -65,8 +67,11 @@ __all__ = [
     "open_scene",
     "open_store",
     "plan_world_event",
+    "queue_turn",
     "score_memories",
     "settle_turn",
+    "start_queued",
+    "take_seat",
     "utc_now",
     "write_memories",
 ]

@@ -175,6 +175,7 @@ PROJECTION_TABLES: Final = (
     "open_beats",
     "inventory",
     "chat_cast",
+    "chat_people",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
 
@@ -206,12 +207,35 @@ ALTER TABLE timeline ADD COLUMN present TEXT;
 """Casts and presence: every chat's bots in cast order and who is in the scene, and the
 witnesses of each visible turn. A chat from before has the cast its host and guest make."""
 
+PROJECTIONS_V7: Final = """
+CREATE TABLE chat_people (
+    chat_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, person_id)
+) WITHOUT ROWID;
+CREATE TABLE turn_queue (
+    id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    prose TEXT NOT NULL,
+    reply_as TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX turn_queue_chat ON turn_queue(chat_id, id);
+"""
+"""Several people at one table: the personas of each chat (who sat down or spoke there,
+projected), and the turns waiting behind the one in flight. The queue is not a
+projection: a queued turn is not part of the story until it runs (its ``user_turn``
+is appended then), yet it is kept on disk so that a crash loses none."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
+    Migration(PROJECTIONS_V7, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 
