@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import story
+from protocol import YOU_ID
 from store import AsyncStore, Store
 
 
-async def load_cast(store: AsyncStore, chat_id: str) -> story.Cast:
-    """The chat's characters in its scene now (in cast order) and you, at the chat's location.
+async def load_cast(store: AsyncStore, chat_id: str, person_id: str = YOU_ID) -> story.Cast:
+    """The chat's characters in its scene now (in cast order) and its people, at its location.
 
     A cast member who is away is not in the turn's cast: it never speaks and
-    witnesses nothing of it.
+    witnesses nothing of it. The people are the personas at the chat's table
+    (``you`` alone before anyone sat or spoke), and ``person_id``, who is about
+    to speak, whether it sat down or not.
     """
 
     def read(s: Store) -> story.Cast:
@@ -22,6 +25,10 @@ async def load_cast(store: AsyncStore, chat_id: str) -> story.Cast:
             raise ValueError(f"chat {chat_id}'s host {chat.host_bot_id!r} is gone")
         bots = (s.get_bot(bot_id) for bot_id in chat.present)
         characters = tuple(bot for bot in bots if bot is not None)
-        return story.Cast(chat.id, chat.location, characters, (s.get_you(),))
+        ids = s.people_of(chat_id)
+        if person_id not in ids:
+            ids = (*chat.people, person_id)  # a first word at this table
+        people = tuple(p for p in map(s.get_persona, ids) if p is not None)
+        return story.Cast(chat.id, chat.location, characters, people)
 
     return await store.run(read)

@@ -121,6 +121,10 @@ class Queries:
         )
         return tuple(QueuedTurn(*row) for row in rows)
 
+    def chats_with_queued_turns(self) -> list[str]:
+        """The chats whose queue holds turns (a crash left them waiting)."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT chat_id FROM turn_queue")]
+
     def get_bot(self, bot_id: str) -> Bot | None:
         """A bot that is not deleted, or None."""
         row = self._one(_BOT + " AND id = ?", bot_id)
