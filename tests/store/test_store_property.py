@@ -305,7 +305,9 @@ class Moves:
         others = self.personas()[1:]
         if not others:
             return None
-        return [ev.PersonaUpdated(pick(others, a), name=pick([None, "Renamed"], b), persona=f"{c}")]
+        return [
+            ev.PersonaUpdated(pick(others, a), name=pick([None, "Renamed"], b), persona=f"{c}")
+        ]
 
     def seat(self, a: int, b: int, c: int) -> Any:
         chats = self.chats()
