@@ -5,6 +5,7 @@
 import { CastPanel } from "./cast.js";
 import { OpenChat } from "./chat.js";
 import { Composer } from "./composer.js";
+import { SeatPicker } from "./seats.js";
 import { Connection, ConnectionLost } from "./connection.js";
 import { byTestId, h } from "./dom.js";
 import { StoryPanels } from "./panels.js";
@@ -30,12 +31,15 @@ const CHAT_TYPES = new Set([
   "scene_closed",
   "turn_settled",
   "presence",
+  "seat_taken",
+  "turn_queued",
 ]);
 
 const state = {
   you: null, // Entity
   server: "",
   bots: new Map(), // id → Bot
+  personas: new Map(), // id → Entity: `you` and the other people who can take a seat
   chats: [], // Chat
   chat: null, // OpenChat
   online: false, // greeted by the server
@@ -51,7 +55,7 @@ const socketUrl =
 /** A speaker's name as the person knows it: bots by name, the user by theirs. */
 function names(id) {
   if (id === "you") return state.you?.name || "You";
-  return state.bots.get(id)?.name ?? "Someone";
+  return state.bots.get(id)?.name ?? state.personas.get(id)?.name ?? "Someone";
 }
 
 // --- errors and status ------------------------------------------------------------
@@ -181,6 +185,8 @@ function welcomed(welcome) {
   refreshNames();
   connection.send("list_bots");
   connection.send("list_chats");
+  connection.send("list_personas");
+  seats.reseat(); // a new connection sits as `you` until it takes its seat again
   const chat = state.chat;
   if (chat) {
     // Resume: the server replays what we missed since the last seq we saw,
@@ -249,6 +255,14 @@ const DIRECT = {
   },
   memory(msg) {
     if (state.chat?.applyMemory(msg.memory)) panels.renderMemories();
+  },
+  personas(msg) {
+    state.personas = new Map((msg.personas ?? []).map((persona) => [persona.id, persona]));
+    refreshNames();
+  },
+  persona(msg) {
+    state.personas.set(msg.persona.id, msg.persona);
+    refreshNames();
   },
   rewound(msg) {
     if (state.chat?.id === msg.chat_id) {
@@ -320,6 +334,16 @@ const APPLY = {
     // page that sent the command is answered with the new cast: ask for it.
     if (!msg.present) connection.send("list_chats");
   },
+  seat_taken(chat, msg) {
+    state.personas.set(msg.persona.id, msg.persona);
+    chat.applySeat(msg);
+    refreshNames();
+  },
+  turn_queued(chat, msg) {
+    chat.queue = msg.queue ?? [];
+    seats.renderQueue();
+    composer.update();
+  },
   turn_settled(chat, msg) {
     chat.settled(msg);
     composer.update();
@@ -337,6 +361,7 @@ function applyState(chat, msg) {
   timeline.render(chat, { jump });
   panels.render(chat);
   castPanel.render(chat);
+  seats.render();
   renderHeader();
   composer.update();
   fetchMemories(chat);
@@ -407,6 +432,7 @@ function openChat(chatId) {
   timeline.render(chat);
   panels.render(chat);
   castPanel.render(chat);
+  seats.render();
   sidebar.renderChats();
   renderHeader();
   composer.update();
@@ -424,8 +450,10 @@ async function sendTurn(prose, replyAs = "") {
   const chat = state.chat;
   const fields = { chat_id: chat.id, prose };
   if (replyAs) fields.reply_as = replyAs;
+  // A turn in flight (ours or someone else's at the table): wait in the queue.
+  if (chat.activeTurn !== null) fields.queue = true;
   const answer = await request("send_turn", fields);
-  chat.markActive(answer.user_turn_id);
+  if (answer.type === "accepted") chat.markActive(answer.user_turn_id);
   composer.update();
 }
 
@@ -460,6 +488,7 @@ function renderCast() {
 
 function refreshNames() {
   sidebar.render();
+  seats.render();
   timeline.renameSpeakers();
   panels.render(state.chat);
   castPanel.render(state.chat);
@@ -495,6 +524,15 @@ const sidebar = new Sidebar(byTestId("nav"), {
   openChat,
   showError,
   afterNavigate: closeDrawers,
+});
+
+const seats = new SeatPicker(byTestId("composer-area"), {
+  chat: () => state.chat,
+  personas: () => state.personas,
+  request,
+  showError,
+  names,
+  changed: () => composer.update(),
 });
 
 const composer = new Composer(byTestId("composer-area"), {
@@ -544,6 +582,7 @@ document.addEventListener("keydown", (event) => {
 timeline.render(null);
 panels.render(null);
 castPanel.render(null);
+seats.render();
 sidebar.render();
 renderHeader();
 composer.update();
