@@ -256,3 +256,22 @@ async def test_queued_turns_survive_a_shutdown_and_run_when_the_engine_opens(
     users = [(t.speaker_id, t.text) for t in state.timeline if t.kind == "user"]
     assert users == [(bea, "Hello"), (cal, "Still here?")]
     assert [t.text for t in state.timeline if t.kind == "assistant"][-1] == "Mira blinks awake."
+
+
+async def test_a_regenerated_or_edited_turn_stays_its_personas(
+    engine: Engine, backend: ScriptedBackend
+) -> None:
+    chat_id, bea, _cal = await tavern(engine)
+    for text in ("Mira nods.", "Mira nods again.", "Mira shrugs."):
+        backend.push_narrative(text)
+    await engine.send_turn(chat_id, '"Mira, an ale."', person_id=bea)
+    await engine.wait_settled(chat_id)
+    for prose in (None, '"Mira, a cider."'):
+        latest = (await engine.chat_state(chat_id)).timeline[-1]
+        await engine.regenerate(chat_id, latest.event_id, prose)
+        await engine.wait_settled(chat_id)
+        beat = [r for r in backend.requests if isinstance(r, NarrativeRequest)][-1]
+        assert beat.messages[-1].name == "Bea"
+    timeline = (await engine.chat_state(chat_id)).timeline
+    assert [(t.kind, t.speaker_id) for t in timeline] == [("user", bea), ("assistant", "mira")]
+    assert timeline[0].text == '"Mira, a cider."'
