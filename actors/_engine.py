@@ -35,6 +35,7 @@ from protocol import (
     Memory,
     OlderTurns,
     ProtocolError,
+    Queued,
     RewindPreviewReply,
     WorldEventState,
     author_note_problem,
@@ -56,6 +57,7 @@ from store import (
     mark_memory,
     open_store,
     set_author_note,
+    take_seat,
 )
 
 from . import _messages as m
@@ -126,6 +128,63 @@ class Engine:
         """Change your name and persona."""
         await self._run(lambda s: s.append(ev.YouUpdated(name.strip(), persona)))
         return await self.you()
+
+    # --- personas and seats ---
+
+    async def list_personas(self) -> tuple[Entity, ...]:
+        """Every persona, ``you`` first."""
+        return tuple(await self._run(Store.list_personas))
+
+    async def create_persona(self, name: str, persona: str) -> Entity:
+        """Create a person who can take a seat at a chat's table."""
+
+        def create(s: Store) -> Entity:
+            persona_id = s.new_bot_id(name)  # one id space for everyone in a scene
+            s.append(ev.PersonaCreated(persona_id, name.strip(), persona))
+            made = s.get_persona(persona_id)
+            assert made is not None
+            return made
+
+        return await self._run(create)
+
+    async def persona(self, persona_id: str) -> Entity:
+        """A persona, or ``not_found``."""
+        found = await self._run(Store.get_persona, persona_id)
+        if found is None:
+            raise ProtocolError("not_found", f"there is no persona {persona_id!r}")
+        return found
+
+    async def update_persona(
+        self, persona_id: str, name: str | None = None, persona: str | None = None
+    ) -> Entity:
+        """Change some of a persona's fields (``you``'s too); ``None`` leaves one as it is."""
+        current = await self.persona(persona_id)
+        if name is not None and not name.strip():
+            raise ProtocolError("bad_message", "name must not be empty")
+        if persona_id == YOU_ID:
+            return await self.set_you(
+                name.strip() if name else current.name,
+                persona if persona is not None else current.persona,
+            )
+        changes = ev.PersonaUpdated(persona_id, name.strip() if name else None, persona)
+        await self._run(lambda s: s.append(changes))
+        return await self.persona(persona_id)
+
+    async def take_seat(self, chat_id: str, persona_id: str) -> Entity:
+        """Seat a persona at a chat's table: it is present there from now on.
+
+        The first time it sits there, a ``seat_taken`` is written and told to
+        the chat's watchers; after that a seat costs nothing.
+        """
+        seated = await self.persona(persona_id)
+        chat = await self._run(Store.get_chat, chat_id)
+        if chat is None:
+            raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
+        if persona_id not in chat.people:
+            journal = Journal(self.store, self._feeds, chat_id)
+            with refusals():
+                await journal.write(take_seat, ev.SeatTaken(chat_id, persona_id))
+        return seated
 
     async def list_bots(self) -> tuple[Bot, ...]:
         """Every bot."""
@@ -402,18 +461,52 @@ class Engine:
             raise TypeError(f"chat {chat_id} answered {type(message).__name__} with {reply!r}")
         return reply
 
-    async def send_turn(self, chat_id: str, prose: str, reply_as: str | None = None) -> int:
+    async def send_turn(
+        self,
+        chat_id: str,
+        prose: str,
+        reply_as: str | None = None,
+        *,
+        person_id: str = YOU_ID,
+        queue: bool = False,
+    ) -> int:
         """Take the user's prose; the turn streams on the chat. Returns the user turn id.
 
         ``reply_as``, a bot present in the chat's scene, answers whatever the
         rules would choose (``not_found`` for no such bot, ``invalid`` for one
-        not present; nothing is written then).
+        not present; nothing is written then). The turn is ``person_id``'s.
+        With ``queue``, use :meth:`send_or_queue`, which may answer that it waits.
         """
-        return await self._ask(chat_id, m.StartTurn(prose, reply_as), int)
+        answer = await self.send_or_queue(
+            chat_id, prose, reply_as, person_id=person_id, queue=queue
+        )
+        if isinstance(answer, Queued):
+            raise TypeError("send_turn was asked to queue; use send_or_queue")
+        return answer
 
-    async def cancel(self, chat_id: str) -> None:
-        """Stop the beat in flight; a no-op when nothing is."""
-        await self._ask(chat_id, m.CancelTurn(), type(None))
+    async def send_or_queue(
+        self,
+        chat_id: str,
+        prose: str,
+        reply_as: str | None = None,
+        *,
+        person_id: str = YOU_ID,
+        queue: bool = False,
+    ) -> int | Queued:
+        """As :meth:`send_turn`; with ``queue``, a turn sent while one is in flight waits in
+        the chat's queue (at most ``MAX_QUEUE``, then ``busy``) and this says where."""
+        if person_id != YOU_ID:
+            await self.persona(person_id)
+        start = m.StartTurn(prose, reply_as, person_id, queue)
+        reply = await self._ask(chat_id, start, object)
+        if not isinstance(reply, int | Queued):
+            raise TypeError(f"chat {chat_id} answered a turn with {reply!r}")
+        return reply
+
+    async def cancel(self, chat_id: str, *, queued_by: str | None = None) -> None:
+        """Stop the beat in flight (a no-op when nothing is); with ``queued_by``, also drop
+        that persona's queued turns."""
+        await self._ask(chat_id, m.CancelTurn(queued_by=queued_by), type(None))
 
     async def regenerate(self, chat_id: str, event_id: int, prose: str | None = None) -> int:
         """Replace the latest assistant turn. Returns the user turn id it answers."""
@@ -438,7 +531,7 @@ class Engine:
         chat = await self._run(Store.get_chat, chat_id)
         if chat is None:
             raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
-        present = {YOU_ID, *chat.cast}
+        present = {YOU_ID, *chat.people, *chat.cast}
         named = [
             *(x for a in artifacts.knowledge_facts for x in (a.source_id, a.target_id)),
             *(x for a in artifacts.relationship_changes for x in (a.source_id, a.target_id)),
@@ -449,6 +542,11 @@ class Engine:
             raise ProtocolError(
                 "invalid", f"artifacts name {', '.join(strangers)}, who are not in this chat"
             )
+
+    async def resume_queues(self) -> None:
+        """Wake the chats whose queued turns a crash left waiting: they run them now."""
+        for chat_id in await self._run(Store.chats_with_queued_turns):
+            await self._chats.get(chat_id).tell(m.ResumeQueue())
 
     async def idle(self) -> None:
         """Wait until the background scoring told so far is done (for headless runs)."""
@@ -491,7 +589,7 @@ class Engine:
         def read(s: Store) -> ChatState:
             chat = s.get_chat(chat_id)
             assert chat is not None
-            present = [YOU_ID, *chat.cast]
+            present = [*s.people_of(chat_id), *chat.cast]
             events = s.world_events(chat_id, tuple(WORLD_EVENT_MOVES))
             # Only the latest turns: a long chat opens as fast as a short one.
             turns, has_older = s.latest_turns(chat_id, LATEST_TURNS)
@@ -506,6 +604,7 @@ class Engine:
                 has_older=has_older,
                 lorebooks=tuple(s.chat_lorebooks(chat_id)),
                 author_note=s.author_note(chat_id),
+                queue=s.queued_turns(chat_id),
             )
 
         return await self._run(read)
@@ -726,6 +825,7 @@ async def open_engine(
         )
         svc = Services(settings, store, narrative, feeds, pool, significance, bots)
         engine = Engine(svc, system, server_version)
+        await engine.resume_queues()
         try:
             yield engine
         finally:

@@ -24,7 +24,8 @@ async def narrative_request(
     """
     budgets = svc.settings.budgets
     chat_id = cast.chat_id
-    you = cast.people[0]
+    you = cast.person(beat.person_id) or cast.people[0]
+    others = tuple(q for q in cast.people if q.id != you.id)
     speaker = cast.character(beat.speaker_id)
     if speaker is None:
         raise ValueError(f"{beat.speaker_id} is not in chat {chat_id}")
@@ -65,6 +66,7 @@ async def narrative_request(
             card=s.card_of(bot.id),
             lorebooks=tuple(book for book in books if book is not None),
             author_note=story.AuthorNote(note.text, note.depth) if note is not None else None,
+            people=others,
             soft_budget=budgets.soft,
             hard_budget=budgets.hard,
         )

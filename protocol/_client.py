@@ -52,6 +52,26 @@ class SetYou(shared.YouProfile):
 
 
 @frozen
+class CreatePersona(shared.YouProfile):
+    """Create a person who can take a seat at a chat's table (an addition to the protocol)."""
+
+
+@frozen
+class ListPersonas:
+    """Ask for every persona, ``you`` first (an addition to the protocol)."""
+
+
+@frozen
+class UpdatePersona(shared.PersonaChanges):
+    """Change some of a persona's fields (``you`` included); the ones left out stay."""
+
+
+@frozen
+class TakeSeat(shared.Seat):
+    """This connection's turns in the chat are the persona's from now on (an addition)."""
+
+
+@frozen
 class ListBots:
     """Ask for every bot."""
 
@@ -145,11 +165,17 @@ class SendTurn(shared.Prose):
     reply_as: str | None = field(default=None, validator=optional_at_most(MAX_ID))
     """A bot present in the chat's scene who must answer (muted or not); ``None``: the rules
     choose. An unknown bot is ``not_found``, one not present ``invalid``."""
+    queue: bool = False
+    """While a turn is in flight, wait in the chat's queue (at most ``MAX_QUEUE``) instead of
+    being refused with ``busy`` (an addition to the protocol)."""
 
 
 @frozen
 class Cancel(shared.ChatRef):
     """Stop the beat in flight, keeping what was streamed."""
+
+    queued: bool = False
+    """Also drop this connection's own queued turns of the chat (an addition)."""
 
 
 @frozen
@@ -296,6 +322,10 @@ ClientMessage = (
     | AttachLorebook
     | DetachLorebook
     | SetAuthorNote
+    | CreatePersona
+    | ListPersonas
+    | UpdatePersona
+    | TakeSeat
 )
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
@@ -330,6 +360,10 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "attach_lorebook": AttachLorebook,
     "detach_lorebook": DetachLorebook,
     "set_author_note": SetAuthorNote,
+    "create_persona": CreatePersona,
+    "list_personas": ListPersonas,
+    "update_persona": UpdatePersona,
+    "take_seat": TakeSeat,
 }
 """The wire ``type`` of every client message: one meaning each."""
 

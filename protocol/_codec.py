@@ -25,10 +25,18 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.preconf.json import make_converter
 
 from . import events as ev
-from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, CreateWorldEvent
+from ._client import (
+    CLIENT_ALIASES,
+    CLIENT_TYPES,
+    Cancel,
+    ClientMessage,
+    CreateChat,
+    CreateWorldEvent,
+    SendTurn,
+)
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage
+from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage, UserTurn
 from ._shapes import Artifacts, Bot, Chat
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
@@ -158,16 +166,17 @@ def _make() -> cattrs.Converter:
 
 
 _ADDITIONS: dict[type, tuple[str, ...]] = {
-    Chat: ("cast", "present", "muted"),
+    Chat: ("cast", "present", "muted", "people"),
     Bot: ("card", "avatar_url"),
     CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast", "greeting"),
-    ChatState: ("has_older", "lorebooks", "author_note"),
+    ChatState: ("has_older", "lorebooks", "author_note", "queue"),
+    UserTurn: ("speaker_id",),
+    SendTurn: ("queue",),
+    Cancel: ("queued",),
     ev.ChatCreated: ("cast",),
     **{
         cls: ("present",)
         for cls in (
-            ev.UserTurn,
-            ev.UserTurnEdit,
             ev.AssistantTurnStarted,
             ev.AssistantTurn,
             ev.MemoryWritten,
@@ -177,6 +186,8 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
             ev.WorldEventCancelled,
         )
     },
+    ev.UserTurn: ("present", "person_id"),
+    ev.UserTurnEdit: ("present", "person_id"),
 }
 """Fields added for casts and presence (and for steering: a chat's books and author's note),
 written only when they hold something."""

@@ -49,6 +49,8 @@ MAX_OLDER_TURNS: Final = 200
 """The most turns one ``load_older`` may ask for."""
 MAX_NOTE_DEPTH: Final = 100
 """The deepest an author's note may sit, in messages from the end of the dialogue."""
+MAX_QUEUE: Final = 4
+"""Turns a chat holds queued behind the one in flight (``send_turn`` with ``queue``)."""
 MAX_ARTIFACTS: Final = 20
 """How many changes one world event's artifacts may name, all lists together."""
 

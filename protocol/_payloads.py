@@ -27,6 +27,15 @@ class YouProfile:
 
 
 @frozen
+class PersonaChanges:
+    """Some of a persona's fields; ``None`` leaves one as it is (``update_persona``, ...)."""
+
+    persona_id: str = field(validator=an_id)
+    name: str | None = field(default=None, validator=optional_at_most(limits.MAX_NAME))
+    persona: str | None = field(default=None, validator=optional_at_most(limits.MAX_PERSONA))
+
+
+@frozen
 class BotProfile(YouProfile):
     """A character as a person writes it (``create_bot``, ``bot_created``)."""
 
@@ -90,6 +99,13 @@ class CastMember(ChatRef):
     """One bot of a chat's cast (``add_to_cast``, ``enter_scene``, ``cast_added``, ...)."""
 
     bot_id: str = field(validator=an_id)
+
+
+@frozen
+class Seat(ChatRef):
+    """A persona at a chat's table (``take_seat``, ``seat_taken``)."""
+
+    persona_id: str = field(validator=an_id)
 
 
 @frozen

@@ -13,6 +13,7 @@ from typing import Literal
 from attrs import frozen
 
 from ._shapes import (
+    YOU_ID,
     AuthorNote,
     Bot,
     Chat,
@@ -21,6 +22,7 @@ from ._shapes import (
     InFlight,
     LorebookInfo,
     Memory,
+    QueuedTurn,
     Scene,
     Segment,
     Turn,
@@ -77,6 +79,20 @@ class You:
 
 
 @frozen
+class Personas:
+    """Answer to ``list_personas``: ``you`` first, then the others, oldest first."""
+
+    personas: tuple[Entity, ...]
+
+
+@frozen
+class PersonaReply:
+    """Answer to ``create_persona``, ``update_persona`` and ``take_seat``."""
+
+    persona: Entity
+
+
+@frozen
 class Bots:
     """Answer to ``list_bots``."""
 
@@ -128,6 +144,14 @@ class Accepted(OnChat):
     """A turn was accepted; its beats follow on the chat."""
 
     user_turn_id: int
+
+
+@frozen
+class Queued(OnChat):
+    """A ``send_turn`` with ``queue`` waits behind the turn in flight (``position`` 1 is next)."""
+
+    queue_id: int
+    position: int
 
 
 @frozen
@@ -207,6 +231,8 @@ class ChatState(OnChat):
     """The ids of the lorebooks attached to the chat, in the order attached (an addition)."""
     author_note: AuthorNote | None = None
     """The chat's author's note, if it has one (an addition to the protocol)."""
+    queue: tuple[QueuedTurn, ...] = ()
+    """The turns waiting behind the one in flight, next first (an addition)."""
 
 
 @frozen
@@ -217,6 +243,8 @@ class UserTurn(OnEvent):
     segments: tuple[Segment, ...]
     """The prose split into dialogue, action, narration and OOC, in order."""
     seq: int = 0
+    speaker_id: str = YOU_ID
+    """The persona who wrote it (an addition; ``you`` when left out)."""
 
 
 @frozen
@@ -314,6 +342,14 @@ class ChatNote(OnChat):
 
 
 @frozen
+class SeatTaken(OnChat):
+    """A persona sat down at the chat's table for the first time (an addition)."""
+
+    persona: Entity
+    seq: int = 0
+
+
+@frozen
 class ChatLorebooks(OnChat):
     """A lorebook was attached or detached: the chat's books now (an addition)."""
 
@@ -338,6 +374,17 @@ class AuthorNoteChanged(OnChat):
 
     text: str
     depth: int
+    seq: int = 0
+
+
+@frozen
+class TurnQueued(OnChat):
+    """The chat's queue changed: a turn joined it, left it, or started (an addition).
+
+    ``queue`` is the whole queue after the change, next first.
+    """
+
+    queue: tuple[QueuedTurn, ...]
     seq: int = 0
 
 
@@ -367,6 +414,9 @@ DirectAnswer = (
     | OlderTurns
     | LorebookReply
     | Lorebooks
+    | Personas
+    | PersonaReply
+    | Queued
 )
 ChatMessage = (
     ChatState
@@ -383,6 +433,8 @@ ChatMessage = (
     | ChatNote
     | ChatLorebooks
     | AuthorNoteChanged
+    | SeatTaken
+    | TurnQueued
 )
 """Messages that belong to a chat; all but Token and ChatState are numbered by ``seq``."""
 ServerMessage = DirectAnswer | ChatMessage
@@ -419,6 +471,11 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     Lorebooks: "lorebooks",
     ChatLorebooks: "chat_lorebooks",
     AuthorNoteChanged: "author_note",
+    Personas: "personas",
+    PersonaReply: "persona",
+    Queued: "queued",
+    SeatTaken: "seat_taken",
+    TurnQueued: "turn_queued",
 }
 """The wire ``type`` the server sends for every message.
 

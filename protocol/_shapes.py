@@ -88,6 +88,9 @@ class Chat:
     """The cast members who answer only when ``reply_as`` names them, in cast order (an
     addition to the protocol). This server always sends it, ``[]`` when nobody is muted, so
     a client can tell it knows muting; ``None`` (left out) is a frame of a server before."""
+    people: tuple[str, ...] = ()
+    """The personas at the chat's table, in the order they sat or first spoke (an addition;
+    empty until someone took a seat or spoke: then ``you`` alone plays)."""
 
 
 @frozen
@@ -151,6 +154,16 @@ class AuthorNote:
 
     text: str
     depth: int
+
+
+@frozen
+class QueuedTurn:
+    """A turn waiting in a chat's queue for the one in flight to settle (an addition)."""
+
+    queue_id: int
+    persona_id: str
+    prose: str
+    reply_as: str | None = None
 
 
 @frozen

@@ -18,6 +18,7 @@ from ._limits import (
     MAX_DESCRIPTION,
     MAX_FACT,
     MAX_FACTS,
+    MAX_ID,
     MAX_LOCATION,
     MAX_NAME,
     MAX_PROSE,
@@ -96,6 +97,21 @@ class LorebookImported:
     format: LorebookFormat
     document: str
     entries: int
+
+
+@frozen(init=False)
+class PersonaCreated(shared.YouProfile):
+    """A persona (a person who can take a seat) was created, with the id the server gave it."""
+
+    persona_id: str = field(kw_only=True, validator=[not_blank, _id])
+
+    def __init__(self, persona_id: str, name: str, persona: str) -> None:
+        self.__attrs_init__(name, persona, persona_id=persona_id)
+
+
+@frozen
+class PersonaUpdated(shared.PersonaChanges):
+    """Some of a persona's fields changed; ``None`` means unchanged (``you`` has its own)."""
 
 
 @frozen
@@ -201,6 +217,11 @@ class MuteChanged(shared.CastMember):
 
 
 @frozen
+class SeatTaken(shared.Seat):
+    """A persona sat down at the chat's table for the first time: it is present from now on."""
+
+
+@frozen
 class ChatRewound(shared.ChatRef):
     """The chat was rewound: its events after ``to_event_id`` leave the timeline."""
 
@@ -213,6 +234,8 @@ class UserTurn(shared.Prose):
 
     segments: tuple[Segment, ...]
     present: Present = None
+    person_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    """The persona who wrote it; ``None``: ``you`` (older logs, a connection with no seat)."""
 
 
 @frozen
@@ -223,6 +246,8 @@ class UserTurnEdit(shared.ChatRef):
     prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
     segments: tuple[Segment, ...]
     present: Present = None
+    person_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    """The persona of the edited turn; ``None``: ``you``."""
 
 
 @frozen
@@ -415,6 +440,9 @@ Event = (
     | LorebookAttached
     | LorebookDetached
     | AuthorNoteSet
+    | PersonaCreated
+    | PersonaUpdated
+    | SeatTaken
 )
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -452,6 +480,9 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "lorebook_attached": LorebookAttached,
     "lorebook_detached": LorebookDetached,
     "author_note_set": AuthorNoteSet,
+    "persona_created": PersonaCreated,
+    "persona_updated": PersonaUpdated,
+    "seat_taken": SeatTaken,
 }
 """The log ``kind`` of every event payload."""
 

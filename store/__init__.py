@@ -35,6 +35,7 @@ from ._records import (
 )
 from ._rendering import beat_complete, edge_update
 from ._store import Store, utc_now
+from ._table import drop_queued, queue_turn, start_queued, take_seat
 from ._writes import (
     AutoPinPlan,
     add_user_turn,
@@ -78,6 +79,7 @@ __all__ = [
     "card_for",
     "chat_export",
     "close_scene",
+    "drop_queued",
     "edge_update",
     "end_beat",
     "image_type",
@@ -93,9 +95,12 @@ __all__ = [
     "open_store",
     "plan_world_event",
     "put_blob",
+    "queue_turn",
     "score_memories",
     "set_author_note",
     "settle_turn",
+    "start_queued",
+    "take_seat",
     "utc_now",
     "write_memories",
 ]

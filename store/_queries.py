@@ -24,6 +24,7 @@ from protocol import (
     Edge,
     Entity,
     Memory,
+    QueuedTurn,
     Scene,
     Turn,
     blank_edge,
@@ -31,6 +32,7 @@ from protocol import (
     load_stored,
 )
 
+from ._project import people_of
 from ._records import StoredEvent, WorldEventRow
 
 _BOT = (
@@ -43,6 +45,7 @@ _TURN = (
     "SELECT event_id, kind, speaker_id, text, truncated, interjection_of, user_turn_id "
     "FROM timeline"
 )
+_PEOPLE = "SELECT person_id FROM chat_people WHERE chat_id = ? ORDER BY position"
 _MEMORY = "SELECT id, bot_id, chat_id, text, significance, pinned FROM memories"
 _WORDS = re.compile(r"\w{2,}")
 MAX_SEARCH_WORDS = 24
@@ -105,6 +108,38 @@ class Queries:
         name, persona = self._one("SELECT name, persona FROM entities WHERE id = ?", YOU_ID)
         return Entity(YOU_ID, name, persona)
 
+    def get_persona(self, persona_id: str) -> Entity | None:
+        """A persona (``you`` included), or None."""
+        row = self._one(
+            "SELECT id, name, persona FROM entities WHERE id = ? AND kind IN ('you', 'person')",
+            persona_id,
+        )
+        return Entity(*row) if row else None
+
+    def list_personas(self) -> list[Entity]:
+        """Every persona: ``you`` first, then the others, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, name, persona FROM entities WHERE kind IN ('you', 'person') "
+            "ORDER BY kind = 'person', created_event"
+        )
+        return [Entity(*row) for row in rows]
+
+    def people_of(self, chat_id: str) -> tuple[str, ...]:
+        """The personas at the chat's table in the order they came; ``you`` alone before any."""
+        return people_of(self.conn, chat_id)
+
+    def queued_turns(self, chat_id: str) -> tuple[QueuedTurn, ...]:
+        """The turns waiting in the chat's queue, next first."""
+        rows = self.conn.execute(
+            "SELECT id, person_id, prose, reply_as FROM turn_queue WHERE chat_id = ? ORDER BY id",
+            (chat_id,),
+        )
+        return tuple(QueuedTurn(*row) for row in rows)
+
+    def chats_with_queued_turns(self) -> list[str]:
+        """The chats whose queue holds turns (a crash left them waiting)."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT chat_id FROM turn_queue")]
+
     def get_bot(self, bot_id: str) -> Bot | None:
         """A bot that is not deleted, or None."""
         row = self._one(_BOT + " AND e.id = ?", bot_id)
@@ -149,6 +184,7 @@ class Queries:
             cast=tuple(bot_id for bot_id, _, _ in rows),
             present=tuple(bot_id for bot_id, present, _ in rows if present),
             muted=tuple(bot_id for bot_id, _, muted in rows if muted),
+            people=tuple(r[0] for r in self.conn.execute(_PEOPLE, (id_,))),
         )
 
     def cast_of(self, chat_id: str) -> list[tuple[str, bool]]:

@@ -179,6 +179,7 @@ PROJECTION_TABLES: Final = (
     "lorebooks",
     "chat_lorebooks",
     "author_notes",
+    "chat_people",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
 
@@ -255,6 +256,27 @@ CREATE TABLE author_notes (
 """
 """The lorebooks attached to each chat, and each chat's author's note (rebuilt like every
 projection, though no older log has their events)."""
+PROJECTIONS_V7: Final = """
+CREATE TABLE chat_people (
+    chat_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, person_id)
+) WITHOUT ROWID;
+CREATE TABLE turn_queue (
+    id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    prose TEXT NOT NULL,
+    reply_as TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX turn_queue_chat ON turn_queue(chat_id, id);
+"""
+"""Several people at one table: the personas of each chat (who sat down or spoke there,
+projected), and the turns waiting behind the one in flight. The queue is not a
+projection: a queued turn is not part of the story until it runs (its ``user_turn``
+is appended then), yet it is kept on disk so that a crash loses none."""
 
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
@@ -263,6 +285,7 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
     Migration(PROJECTIONS_V6, rebuild=True),
+    Migration(PROJECTIONS_V7, rebuild=True),
     Migration(PROJECTIONS_V8, rebuild=True),
     Migration(PROJECTIONS_V9, rebuild=True),
 )

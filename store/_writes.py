@@ -17,6 +17,7 @@ import attrs
 
 from protocol import (
     MOVED_TO,
+    YOU_ID,
     AuthorNoteChanged,
     BeatStarted,
     ChatLorebooks,
@@ -47,7 +48,16 @@ E = TypeVar("E")
 def add_user_turn(s: Store, said: ev.UserTurn | ev.UserTurnEdit) -> AppendResult:
     """The person's prose (or its edit, which supersedes the turn it edits)."""
     return s.append(
-        said, render=lambda ids: [UserTurn(said.chat_id, ids[0], said.prose, said.segments)]
+        said,
+        render=lambda ids: [
+            UserTurn(
+                said.chat_id,
+                ids[0],
+                said.prose,
+                said.segments,
+                speaker_id=said.person_id or YOU_ID,
+            )
+        ],
     )
 
 

@@ -98,6 +98,8 @@ class PromptInputs:
     world_events: tuple[ActiveEvent, ...] = field(default=(), converter=_events)
     dialogue: tuple[Turn, ...] = field(default=(), converter=_turns)
     interjection: Interjection | None = None
+    people: tuple[Entity, ...] = ()
+    """The other people at the table besides ``you`` (the one whose prose this beat answers)."""
     entered_at_event_id: int | None = None
     current_turn_id: int | None = None
     card: Card | None = None

@@ -56,7 +56,7 @@ class Draft:
 def draft_of(inputs: PromptInputs) -> Draft:
     """The full draft, before any cut: witness-only filtering happens here."""
     speaker, you, other = inputs.speaker, inputs.you, inputs.other
-    present = [you.id] + ([other.id] if other is not None else [])
+    present = [you.id, *(q.id for q in inputs.people)] + ([other.id] if other is not None else [])
     mine = {
         e.target_id: e
         for e in inputs.edges
@@ -147,6 +147,8 @@ def _lines(inputs: PromptInputs) -> tuple[Line, ...]:
 def _names(i: PromptInputs) -> dict[str, str]:
     names = dict(i.names)
     names[i.you.id] = i.you.name
+    for person in i.people:
+        names[person.id] = person.name
     names[i.speaker.id] = i.speaker.name
     if i.other is not None:
         names[i.other.id] = i.other.name
@@ -190,9 +192,17 @@ def system_text(draft: Draft) -> str:
     ]
     if i.location_description.strip():
         lines.append(i.location_description.strip())
-    present = f"{you}" + (f" and {other.name}" if other is not None else "")
+    everyone = [you, *(q.name for q in i.people)] + ([other.name] if other is not None else [])
+    present = (
+        everyone[0] if len(everyone) == 1 else f"{', '.join(everyone[:-1])} and {everyone[-1]}"
+    )
     lines += [f"Present: {me} (you), {present}.", "", "# Who else is here"]
     lines.append(f"{you} (the person you are playing with): {_or_none(draft.you_persona)}")
+    for person in i.people:
+        # Another person at the table: their persona is theirs to write, never the speaker's.
+        lines.append(
+            f"{person.name} (another person playing): {_or_none(person.persona.strip()[:300])}"
+        )
     if other is not None:
         lines.append(f"{other.name}: {_or_none(draft.other_persona)}")
         if draft.other_activity:
@@ -229,6 +239,8 @@ def system_text(draft: Draft) -> str:
         f"- Stay in character as {me}; write only {me}'s words, actions and thoughts.",
         f"- Never write for {you}: not their words, actions, thoughts or feelings.",
     ]
+    if i.people:
+        lines.append(f"- Nor for {', '.join(q.name for q in i.people)}.")
     if other is not None:
         lines.append(f"- Do not speak or act for {other.name} either.")
     lines += [

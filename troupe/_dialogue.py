@@ -28,6 +28,7 @@ from protocol import (
     BeatStarted,
     Bot,
     ProtocolError,
+    Queued,
     Token,
     TurnSettled,
     converter,
@@ -116,12 +117,16 @@ class Runner:
         self.names: dict[str, str] = {}
         self.chat_id = ""
         self.books: dict[str, str] = {}
+        self.seat = YOU_ID
+        """The persona whose turns the script's connection sends (``seat`` steps change it)."""
         self._printed: set[int] = set()
 
     def resolve(self, key: str) -> str:
         """A script's name for an entity to its id."""
         if key not in self.ids:
-            raise ScriptError(f"the script names {key!r}, which is neither 'you' nor a bot")
+            raise ScriptError(
+                f"the script names {key!r}, which is neither 'you' nor a bot nor a persona"
+            )
         return self.ids[key]
 
     async def run(self) -> Outcome:
@@ -134,6 +139,12 @@ class Runner:
             self.names[YOU_ID] = (await self.engine.you()).name
         for book in self.data.get("lorebook", []):
             self.books[book["key"]] = await self.import_lorebook(book)
+        for persona in self.data.get("persona", []):
+            made_persona = await self.engine.create_persona(
+                persona["name"], persona.get("persona", "")
+            )
+            self.ids[persona.get("key", made_persona.id)] = made_persona.id
+            self.names[made_persona.id] = made_persona.name
         for bot in self.data["bot"]:
             if "card" in bot:
                 made = await self.import_card(bot["card"])
@@ -284,13 +295,26 @@ class Runner:
     async def act(self, turn: Mapping[str, Any]) -> None:
         """Do what the turn says: send prose, regenerate, rewind or pin."""
         engine, chat_id = self.engine, self.chat_id
+        if "seat" in turn:
+            persona = self.resolve(turn["seat"])
+            await engine.take_seat(chat_id, persona)
+            self.seat = persona
+            self.out.say(f"[{self.names[persona]} takes a seat]")
         if "you" in turn:
             prose = turn["you"]
-            self.out.say(f"{self.names[YOU_ID]}: {prose}")
+            self.out.say(f"{self.names[self.seat]}: {prose}")
             cancel_after = turn.get("cancel_after_tokens")
             reply_as = self.resolve(turn["reply_as"]) if "reply_as" in turn else None
-            if cancel_after is None:
-                await engine.send_turn(chat_id, prose, reply_as)
+            if "queue" in turn:
+                answers = await self.send_and_queue(
+                    prose, reply_as, _as_list(turn["queue"]), bool(turn.get("cancel_after_queue"))
+                )
+                want = turn.get("expect", {})
+                for key, value in (("queued", answers[0]), ("queue_refused", answers[1])):
+                    if key in want:
+                        _compare(self.out, "queue", f"{key} turns", value, want[key])
+            elif cancel_after is None:
+                await engine.send_turn(chat_id, prose, reply_as, person_id=self.seat)
             else:
                 beat = int(turn.get("cancel_beat", 1))
                 replies = _as_list(turn.get("reply"))
@@ -355,11 +379,53 @@ class Runner:
             await engine.unmute(chat_id, self.resolve(turn["unmute"]))
             self.out.say(f"[{turn['unmute']} is unmuted]")
 
+    async def send_and_queue(
+        self, prose: str, reply_as: str | None, queued: list[Mapping[str, Any]], cancel: bool
+    ) -> tuple[int, int]:
+        """Send a turn; once its first beat streams, queue the others behind it, in order.
+
+        Each queued turn is sent by a connection seated as its ``as`` persona
+        (``you`` when left out). A turn that finds the chat idle already runs
+        at once: the timeline is the same either way. With ``cancel`` the
+        first turn's beat (a stalled reply holds it) is cancelled once all are
+        sent. Returns how many were queued and how many refused.
+        """
+        counts = [0, 0]
+        async with self.engine.watch(self.chat_id) as messages:
+            await self.engine.send_turn(self.chat_id, prose, reply_as, person_id=self.seat)
+            async for message in messages:
+                if isinstance(message, Token | TurnSettled):
+                    break
+        for item in queued:
+            unknown = set(item) - {"as", "say", "reply_as"}
+            if unknown or "say" not in item:
+                raise ScriptError(f"a queued turn takes say, as and reply_as; got {dict(item)}")
+            person = self.resolve(item.get("as", "you"))
+            if person != YOU_ID:
+                await self.engine.take_seat(self.chat_id, person)
+            forced = self.resolve(item["reply_as"]) if "reply_as" in item else None
+            self.out.say(f"{self.names[person]} (queued): {item['say']}")
+            try:
+                answer = await self.engine.send_or_queue(
+                    self.chat_id, item["say"], forced, person_id=person, queue=True
+                )
+            except ProtocolError as exc:
+                counts[1] += 1
+                self.out.say(f"  → error {exc.code}: {exc.message}")
+                continue
+            if isinstance(answer, Queued):
+                counts[0] += 1
+                self.out.say(f"  → queued at {answer.position}")
+        if cancel:
+            await self.engine.cancel(self.chat_id)
+            self.out.say("[cancel]")
+        return counts[0], counts[1]
+
     async def send_and_cancel(self, prose: str, characters: int, beat: int = 1) -> None:
         """Send a turn; cancel once its ``beat``-th beat streamed ``characters``."""
         beats: list[int] = []
         async with self.engine.watch(self.chat_id) as messages:
-            await self.engine.send_turn(self.chat_id, prose)
+            await self.engine.send_turn(self.chat_id, prose, person_id=self.seat)
             async for message in messages:
                 if isinstance(message, BeatStarted):
                     beats.append(message.beat_id)
@@ -413,7 +479,7 @@ class Runner:
             "muted": lambda spec: self.check_muted(where, state.chat, spec),
         }
         for key, spec in expect.items():
-            if key in ("error", "rewind_removes"):
+            if key in ("error", "rewind_removes", "queued", "queue_refused"):
                 continue
             if key not in checks:
                 raise ScriptError(f"{where}: unknown expectation {key!r}")

@@ -161,12 +161,33 @@ async def _close_chat(c: Connection, m: p.CloseChat, _: str | None) -> Answer:
 
 
 async def _send_turn(c: Connection, m: p.SendTurn, _: str | None) -> Answer:
-    return p.Accepted(m.chat_id, await c.engine.send_turn(m.chat_id, m.prose, m.reply_as))
+    answer = await c.engine.send_or_queue(
+        m.chat_id, m.prose, m.reply_as, person_id=c.seat(m.chat_id), queue=m.queue
+    )
+    return answer if isinstance(answer, p.Queued) else p.Accepted(m.chat_id, answer)
 
 
 async def _cancel(c: Connection, m: p.Cancel, _: str | None) -> Answer:
-    await c.engine.cancel(m.chat_id)
+    await c.engine.cancel(m.chat_id, queued_by=c.seat(m.chat_id) if m.queued else None)
     return p.Ok()
+
+
+async def _create_persona(c: Connection, m: p.CreatePersona, _: str | None) -> Answer:
+    return p.PersonaReply(await c.engine.create_persona(m.name, m.persona))
+
+
+async def _list_personas(c: Connection, _m: p.ListPersonas, _: str | None) -> Answer:
+    return p.Personas(await c.engine.list_personas())
+
+
+async def _update_persona(c: Connection, m: p.UpdatePersona, _: str | None) -> Answer:
+    return p.PersonaReply(await c.engine.update_persona(m.persona_id, m.name, m.persona))
+
+
+async def _take_seat(c: Connection, m: p.TakeSeat, _: str | None) -> Answer:
+    persona = await c.engine.take_seat(m.chat_id, m.persona_id)
+    c.seats[m.chat_id] = persona.id  # only once the seat is taken: a refusal changes nothing
+    return p.PersonaReply(persona)
 
 
 async def _regenerate(c: Connection, m: p.Regenerate, _: str | None) -> Answer:
@@ -233,6 +254,10 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.AttachLorebook, _attach_lorebook),
         _command(p.DetachLorebook, _detach_lorebook),
         _command(p.SetAuthorNote, _set_author_note),
+        _command(p.CreatePersona, _create_persona),
+        _command(p.ListPersonas, _list_personas),
+        _command(p.UpdatePersona, _update_persona),
+        _command(p.TakeSeat, _take_seat),
     ]
 )
 """Every client message type and how the gateway runs it."""

@@ -136,8 +136,8 @@ VALID: dict[str, dict[str, Any]] = {
     "create_chat": {"host_bot_id": "mira", "guest_bot_id": "tom", "location": "Eel", "title": "T"},
     "open_chat": {"chat_id": "c1", "after_seq": 3},
     "close_chat": {"chat_id": "c1"},
-    "send_turn": {"chat_id": "c1", "prose": "Hello"},
-    "cancel": {"chat_id": "c1"},
+    "send_turn": {"chat_id": "c1", "prose": "Hello", "reply_as": "mira", "queue": True},
+    "cancel": {"chat_id": "c1", "queued": True},
     "regenerate": {"chat_id": "c1", "event_id": 9, "prose": "again"},
     "rewind_preview": {"chat_id": "c1", "event_id": 9},
     "rewind": {"chat_id": "c1", "event_id": 9},
@@ -167,6 +167,10 @@ VALID: dict[str, dict[str, Any]] = {
     "attach_lorebook": {"chat_id": "c1", "lorebook_id": "harbour-lore"},
     "detach_lorebook": {"chat_id": "c1", "lorebook_id": "harbour-lore"},
     "set_author_note": {"chat_id": "c1", "text": "Keep it tense.", "depth": 2},
+    "create_persona": {"name": "Bea", "persona": "a smuggler"},
+    "list_personas": {},
+    "update_persona": {"persona_id": "bea", "name": "Bea", "persona": "a retired smuggler"},
+    "take_seat": {"chat_id": "c1", "persona_id": "bea"},
 }
 """A well-formed message of every client type, every optional field given."""
 

@@ -339,8 +339,46 @@ class Moves:
         present = (*self.s.present_bots(chat)[: 1 + c % 3], "you")
         return [ev.UserTurn(chat, f"seen {b}", said("w"), present)]
 
+    # --- several people at one table ---
+
+    def personas(self) -> list[str]:
+        return [p.id for p in self.s.list_personas()]
+
+    def persona(self, a: int, b: int, c: int) -> Any:
+        if len(self.personas()) >= 4:
+            return None
+        name = pick(["Bea", "Cal", "Dov"], a)
+        return [ev.PersonaCreated(self.s.new_bot_id(name), name, f"persona {b}")]
+
+    def update_persona(self, a: int, b: int, c: int) -> Any:
+        others = self.personas()[1:]
+        if not others:
+            return None
+        return [
+            ev.PersonaUpdated(pick(others, a), name=pick([None, "Renamed"], b), persona=f"{c}")
+        ]
+
+    def seat(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        free = [p for p in self.personas() if p not in self.s.people_of(chat)]
+        return [ev.SeatTaken(chat, pick(free, b))] if free else None
+
+    def persona_says(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        person = pick(self.personas(), c)
+        return [ev.UserTurn(pick(chats, a), f"as {person} {b}", said("p"), person_id=person)]
+
 
 MOVES: list[Callable[[Moves, int, int, int], Any]] = [
+    Moves.persona,
+    Moves.update_persona,
+    Moves.seat,
+    Moves.persona_says,
     Moves.cast_chat,
     Moves.join,
     Moves.drop,

@@ -7,6 +7,7 @@ import { CastPanel } from "./cast.js";
 import { OpenChat } from "./chat.js";
 import { Composer } from "./composer.js";
 import { Importer, Library } from "./import.js";
+import { SeatPicker } from "./seats.js";
 import { Connection, ConnectionLost } from "./connection.js";
 import { byTestId, h } from "./dom.js";
 import { LorePanel } from "./lore.js";
@@ -36,12 +37,15 @@ const CHAT_TYPES = new Set([
   "chat_note",
   "chat_lorebooks",
   "author_note",
+  "seat_taken",
+  "turn_queued",
 ]);
 
 const state = {
   you: null, // Entity
   server: "",
   bots: new Map(), // id → Bot
+  personas: new Map(), // id → Entity: `you` and the other people who can take a seat
   chats: [], // Chat
   chat: null, // OpenChat
   online: false, // greeted by the server
@@ -57,7 +61,7 @@ const socketUrl =
 /** A speaker's name as the person knows it: bots by name, the user by theirs. */
 function names(id) {
   if (id === "you") return state.you?.name || "You";
-  return state.bots.get(id)?.name ?? "Someone";
+  return state.bots.get(id)?.name ?? state.personas.get(id)?.name ?? "Someone";
 }
 
 // --- errors and status ------------------------------------------------------------
@@ -188,6 +192,8 @@ function welcomed(welcome) {
   connection.send("list_bots");
   connection.send("list_chats");
   lorePanel.refreshBooks();
+  connection.send("list_personas");
+  seats.reseat(); // a new connection sits as `you` until it takes its seat again
   const chat = state.chat;
   if (chat) {
     // Resume: the server replays what we missed since the last seq we saw,
@@ -260,6 +266,14 @@ const DIRECT = {
   },
   memory(msg) {
     if (state.chat?.applyMemory(msg.memory)) panels.renderMemories();
+  },
+  personas(msg) {
+    state.personas = new Map((msg.personas ?? []).map((persona) => [persona.id, persona]));
+    refreshNames();
+  },
+  persona(msg) {
+    state.personas.set(msg.persona.id, msg.persona);
+    refreshNames();
   },
   rewound(msg) {
     if (state.chat?.id === msg.chat_id) {
@@ -339,6 +353,16 @@ const APPLY = {
   author_note(_chat, msg) {
     lorePanel.applyNote(msg);
   },
+  seat_taken(chat, msg) {
+    state.personas.set(msg.persona.id, msg.persona);
+    chat.applySeat(msg);
+    refreshNames();
+  },
+  turn_queued(chat, msg) {
+    chat.queue = msg.queue ?? [];
+    seats.renderQueue();
+    composer.update();
+  },
   turn_settled(chat, msg) {
     chat.settled(msg);
     composer.update();
@@ -358,6 +382,7 @@ function applyState(chat, msg) {
   panels.render(chat);
   castPanel.render(chat);
   lorePanel.applyState(msg);
+  seats.render();
   renderHeader();
   composer.update();
   fetchMemories(chat);
@@ -429,6 +454,7 @@ function openChat(chatId) {
   panels.render(chat);
   castPanel.render(chat);
   lorePanel.render();
+  seats.render();
   sidebar.renderChats();
   renderHeader();
   composer.update();
@@ -473,8 +499,10 @@ async function sendTurn(prose, replyAs = "") {
   const chat = state.chat;
   const fields = { chat_id: chat.id, prose };
   if (replyAs) fields.reply_as = replyAs;
+  // A turn in flight (ours or someone else's at the table): wait in the queue.
+  if (chat.activeTurn !== null) fields.queue = true;
   const answer = await request("send_turn", fields);
-  chat.markActive(answer.user_turn_id);
+  if (answer.type === "accepted") chat.markActive(answer.user_turn_id);
   composer.update();
 }
 
@@ -511,6 +539,7 @@ function renderCast() {
 function refreshNames() {
   library.refresh();
   sidebar.render();
+  seats.render();
   timeline.renameSpeakers();
   panels.render(state.chat);
   castPanel.render(state.chat);
@@ -573,6 +602,15 @@ const lorePanel = new LorePanel(byTestId("side"), {
   request,
   chat: () => state.chat,
   showError,
+});
+
+const seats = new SeatPicker(byTestId("composer-area"), {
+  chat: () => state.chat,
+  personas: () => state.personas,
+  request,
+  showError,
+  names,
+  changed: () => composer.update(),
 });
 
 const composer = new Composer(byTestId("composer-area"), {
@@ -638,6 +676,7 @@ timeline.render(null);
 panels.render(null);
 castPanel.render(null);
 lorePanel.render();
+seats.render();
 sidebar.render();
 renderHeader();
 composer.update();

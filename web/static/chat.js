@@ -44,6 +44,20 @@ export class OpenChat {
     this.loaded = false; // a chat_state has arrived
     this.hasOlder = false; // turns before `turns[0]` are left to load (`load_older`)
     this.loadingOlder = false;
+    this.queue = []; // QueuedTurn, next first: turns waiting behind the one in flight
+  }
+
+  /** The personas at this chat's table (none yet: `you` alone plays). */
+  people() {
+    return Array.isArray(this.info?.people) ? [...this.info.people] : [];
+  }
+
+  /** A persona sat down at this chat's table. */
+  applySeat(msg) {
+    if (!this.info || !msg.persona) return;
+    const people = this.people();
+    if (!people.includes(msg.persona.id)) people.push(msg.persona.id);
+    this.info = { ...this.info, people };
   }
 
   /** The bots of this chat's cast, host first. */
@@ -109,6 +123,7 @@ export class OpenChat {
     this.edges = new Map();
     for (const edge of msg.edges ?? []) this.edges.set(edgeKey(edge), { ...edge });
     this.scene = msg.scene ?? null;
+    this.queue = msg.queue ?? [];
     if (this.scene) this.closedScene = null;
     this.live = new Map();
     const flight = msg.in_flight;
@@ -162,7 +177,7 @@ export class OpenChat {
     const turn = {
       event_id: msg.event_id,
       kind: "user",
-      speaker_id: "you",
+      speaker_id: msg.speaker_id ?? "you",
       text: msg.prose ?? "",
       truncated: false,
       interjection_of: null,

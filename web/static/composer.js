@@ -6,6 +6,8 @@ import { byTestId, codePoints, fill, h } from "./dom.js";
 /** The protocol's limit on a turn's prose, in characters after trimming. */
 export const MAX_PROSE = 8000;
 const SHOW_COUNT_FROM = MAX_PROSE - 1000;
+/** The protocol's limit on turns queued behind the one in flight. */
+export const MAX_QUEUE = 4;
 
 /**
  * `root` holds the composer's controls. `chat()` returns the open chat model
@@ -63,10 +65,14 @@ export class Composer {
     const chat = this.chat();
     const online = this.online();
     const inFlight = Boolean(chat && chat.activeTurn !== null);
-    this.el("send").disabled = !chat || !online || inFlight || this.sending;
+    // While a turn is in flight, Send queues the turn behind it (four at most).
+    const full = (chat?.queue?.length ?? 0) >= MAX_QUEUE;
+    this.el("send").disabled = !chat || !online || (inFlight && full) || this.sending;
+    this.el("send").textContent = inFlight ? "Queue" : "Send";
+    this.el("send").title = inFlight ? "Queue behind the answer being written (Enter)" : "Send (Enter)";
     this.el("stop").disabled = !chat || !online || !inFlight;
     this.el("regenerate").disabled = !chat || !online || inFlight || !chat.latestAssistant();
-    this.el("regenerate-confirm").disabled = this.el("send").disabled || !chat?.latestAssistant();
+    this.el("regenerate-confirm").disabled = this.el("send").disabled || inFlight || !chat?.latestAssistant();
     this.prose.disabled = !chat;
     this.el("composer").dataset.inFlight = inFlight ? "true" : "false";
     this.renderReplyAs(chat);
