@@ -40,7 +40,7 @@ from runtime import (
     RestartPolicy,
     open_actor_system,
 )
-from store import AsyncStore, Store, WireFrame, mark_memory, open_store
+from store import AsyncStore, NotFound, Store, WireFrame, mark_memory, open_store, start_chat
 
 from . import _messages as m
 from ._bot import BotActor, Forget
@@ -185,11 +185,15 @@ class Engine:
         location: str | None = None,
         title: str | None = None,
         cast: tuple[str, ...] | None = None,
+        continue_from: str | None = None,
     ) -> Chat:
         """Start a chat with a host and a guest, or a cast; the host greets you if it can.
 
         ``cast`` names 1 to ``MAX_CAST`` bots, the host first; a host or a guest
-        given beside it must be the cast's first or second bot.
+        given beside it must be the cast's first or second bot. ``continue_from``
+        names a chat whose memories and edges the bots of both casts bring along
+        (unknown: ``not_found``, nothing written); otherwise the chat starts
+        knowing nothing of any other.
         """
         members = _cast_of(host_bot_id, guest_bot_id, cast)
         bots = [await self._bot(bot_id) for bot_id in members]
@@ -201,13 +205,14 @@ class Engine:
         extra = tuple(members) if cast is not None else ()
         # Checked (title and location limits) before the id counter moves: a refused
         # chat writes nothing, not even a skipped id.
-        ev.ChatCreated("c0", *fields, cast=extra)
+        ev.ChatCreated("c0", *fields, cast=extra, continue_from=continue_from)
 
         def create(s: Store) -> Chat:
+            if continue_from is not None and s.get_chat(continue_from) is None:
+                raise NotFound(f"there is no chat {continue_from!r} to continue from")
             chat_id = s.new_chat_id()
-            ids = s.append(
-                ev.ChatCreated(chat_id, *fields, cast=extra), ev.SceneOpened(chat_id, where)
-            ).ids
+            created = ev.ChatCreated(chat_id, *fields, cast=extra, continue_from=continue_from)
+            ids = start_chat(s, created, ev.SceneOpened(chat_id, where)).ids
             for bot in bots[:2]:
                 if bot.greeting.strip():
                     s.append(ev.AssistantTurn(chat_id, bot.id, ids[0], None, bot.greeting))
@@ -396,7 +401,7 @@ class Engine:
                 chat_id,
                 chat,
                 tuple(s.timeline(chat_id)),
-                tuple(s.edges_among(present)),
+                tuple(s.edges_among(present, chat_id=chat_id)),
                 s.active_scene(chat_id),
                 None,
                 world_events=tuple(WorldEventState(e.id, e.title, e.status) for e in events),

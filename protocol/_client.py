@@ -82,6 +82,9 @@ class CreateChat:
     location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
     title: str | None = field(default=None, validator=optional_at_most(MAX_TITLE))
     cast: tuple[str, ...] | None = field(default=None, validator=_cast_ids)
+    continue_from: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    """A chat whose characters' memories and relationships seed the new chat, for the bots
+    in both casts (an addition); without it the chat starts knowing nothing of any other."""
 
 
 @frozen

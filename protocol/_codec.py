@@ -159,8 +159,8 @@ def _make() -> cattrs.Converter:
 
 _ADDITIONS: dict[type, tuple[str, ...]] = {
     Chat: ("cast", "present"),
-    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast"),
-    ev.ChatCreated: ("cast",),
+    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast", "continue_from"),
+    ev.ChatCreated: ("cast", "continue_from"),
     **{
         cls: ("present",)
         for cls in (

@@ -18,6 +18,7 @@ from ._limits import (
     MAX_DESCRIPTION,
     MAX_FACT,
     MAX_FACTS,
+    MAX_ID,
     MAX_LOCATION,
     MAX_NAME,
     MAX_PROSE,
@@ -101,15 +102,29 @@ class ChatCreated(shared.ChatCast):
         guest_bot_id: str | None = None,
         location: str | None = None,
         cast: tuple[str, ...] = (),
+        continue_from: str | None = None,
     ) -> None:
         # The id and title come first, as they always did.
         self.__attrs_init__(
-            host_bot_id, guest_bot_id, location, chat_id=chat_id, title=title, cast=cast
+            host_bot_id,
+            guest_bot_id,
+            location,
+            chat_id=chat_id,
+            title=title,
+            cast=cast,
+            continue_from=continue_from,
         )
 
     cast: tuple[str, ...] = field(default=(), kw_only=True)
     """Every bot of the cast, the host first (the host and guest are its first two);
     empty in older logs, where the cast is the host and the guest."""
+
+    continue_from: str | None = field(
+        default=None, kw_only=True, validator=optional_at_most(MAX_ID)
+    )
+    """The chat this one carries on from: the memories and edges of the bots in both casts
+    follow as this chat's own ``memory_written`` and ``edge_update`` events. None for a
+    chat that starts fresh (and in older logs)."""
 
     @property
     def members(self) -> tuple[str, ...]:

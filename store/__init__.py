@@ -4,12 +4,14 @@ Owns: the SQLite schema and its migrations; appending events together with
 their projection change and outgoing chat messages in one transaction; the
 queries the turn flow needs; the named writes of a chat (``begin_beat``,
 ``end_beat``, ``write_memories``, ...: events and their messages together);
+starting a chat that carries on from another;
 rewind (after a snapshot) and supersede; crash recovery of beats left open;
 holding a beat's end while the disk is full; and running all of it on one
 thread for trio. See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store
+from ._carry import start_chat
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._records import (
     AppendResult,
@@ -67,6 +69,7 @@ __all__ = [
     "plan_world_event",
     "score_memories",
     "settle_turn",
+    "start_chat",
     "utc_now",
     "write_memories",
 ]

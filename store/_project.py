@@ -225,6 +225,8 @@ def chat_created(conn: apsw.Connection, id: int, at: str, e: ev.ChatCreated) -> 
         raise Invalid(f"a cast holds at most {MAX_CAST} bots")
     for bot_id in members:
         _bot(conn, bot_id)
+    if e.continue_from is not None:
+        _chat(conn, e.continue_from)
     _location(conn, e.location)
     conn.execute(
         "INSERT INTO chats(id, title, host_bot_id, guest_bot_id, location, created_at, "
@@ -387,9 +389,12 @@ def edge_update(conn: apsw.Connection, _id: int, at: str, e: ev.EdgeUpdate) -> N
     _entity(conn, e.target_id)
     if e.source_id == e.target_id:
         raise Invalid("an edge joins two different entities")
+    chat_id = e.chat_id or ""  # an older log's edge without a chat belongs to none
     row = _one(
         conn,
-        "SELECT affinity, trust, summary, facts FROM edges WHERE source_id = ? AND target_id = ?",
+        "SELECT affinity, trust, summary, facts FROM edges "
+        "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
+        chat_id,
         e.source_id,
         e.target_id,
     )
@@ -401,12 +406,13 @@ def edge_update(conn: apsw.Connection, _id: int, at: str, e: ev.EdgeUpdate) -> N
             facts.append(fact)
     facts = facts[-MAX_KNOWN_FACTS:]
     conn.execute(
-        "INSERT INTO edges(source_id, target_id, affinity, trust, summary, facts, last_at, "
-        "last_chat_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(source_id, target_id) DO UPDATE SET affinity = excluded.affinity, "
+        "INSERT INTO edges(chat_id, source_id, target_id, affinity, trust, summary, facts, "
+        "last_at, last_chat_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(chat_id, source_id, target_id) DO UPDATE SET affinity = excluded.affinity, "
         "trust = excluded.trust, summary = excluded.summary, facts = excluded.facts, "
         "last_at = excluded.last_at, last_chat_id = excluded.last_chat_id",
         (
+            chat_id,
             e.source_id,
             e.target_id,
             clamp(affinity + e.affinity_delta),

@@ -206,12 +206,37 @@ ALTER TABLE timeline ADD COLUMN present TEXT;
 """Casts and presence: every chat's bots in cast order and who is in the scene, and the
 witnesses of each visible turn. A chat from before has the cast its host and guest make."""
 
+PROJECTIONS_V10: Final = """
+DROP TABLE edges;
+CREATE TABLE edges (
+    chat_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    affinity INTEGER NOT NULL,
+    trust INTEGER NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    facts TEXT NOT NULL DEFAULT '[]',
+    last_at TEXT,
+    last_chat_id TEXT,
+    PRIMARY KEY (chat_id, source_id, target_id)
+) WITHOUT ROWID;
+DROP INDEX memories_bot;
+DROP INDEX memories_pins;
+CREATE INDEX memories_bot ON memories(chat_id, bot_id, id);
+CREATE INDEX memories_pins ON memories(chat_id, bot_id, pinned, pinned_by);
+"""
+"""A chat is its own story: relationship edges (and the knowledge facts on them) are
+kept per chat, as memories already were, and both are looked up by chat first. An edge
+update of an older log that names no chat lands under the chat id ``''``, which no chat
+reads."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
+    Migration(PROJECTIONS_V10, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 

@@ -24,6 +24,7 @@ from protocol import (
     YOU_ID,
     Artifacts,
     BeatStarted,
+    Edge,
     ProtocolError,
     Token,
     TurnSettled,
@@ -112,6 +113,7 @@ class Runner:
         self.ids: dict[str, str] = {"you": YOU_ID}
         self.names: dict[str, str] = {}
         self.chat_id = ""
+        self.chats: list[str] = []
         self._printed: set[int] = set()
 
     def resolve(self, key: str) -> str:
@@ -144,6 +146,7 @@ class Runner:
             cast=tuple(self.resolve(key) for key in cast) if cast is not None else None,
         )
         self.chat_id = made_chat.id
+        self.chats = [made_chat.id]
         self.out.say(f"# {self.data.get('title', made_chat.title)}")
         for number, turn in enumerate(self.data.get("turn", []), start=1):
             await self.play(number, turn)
@@ -298,9 +301,38 @@ class Runner:
         elif "add_to_cast" in turn:
             await engine.add_to_cast(chat_id, self.resolve(turn["add_to_cast"]))
             self.out.say(f"[{turn['add_to_cast']} joins the cast]")
+        elif "new_chat" in turn:
+            await self.new_chat(turn["new_chat"])
         elif "remove_from_cast" in turn:
             await engine.remove_from_cast(chat_id, self.resolve(turn["remove_from_cast"]))
             self.out.say(f"[{turn['remove_from_cast']} leaves the cast]")
+
+    async def new_chat(self, spec: Mapping[str, Any]) -> None:
+        """Start another chat and play on in it; ``continue_from`` carries one over.
+
+        ``continue_from`` is ``true`` (the chat played so far), the number of one
+        of the script's chats (1 is the first), or a raw chat id.
+        """
+        wanted = spec.get("continue_from")
+        source: str | None = None
+        if wanted is True:
+            source = self.chat_id
+        elif isinstance(wanted, int) and not isinstance(wanted, bool):
+            source = self.chats[wanted - 1]
+        elif isinstance(wanted, str):
+            source = wanted
+        made = await self.engine.create_chat(
+            None,
+            None,
+            spec.get("location"),
+            spec.get("title"),
+            cast=tuple(self.resolve(key) for key in spec["cast"]),
+            continue_from=source,
+        )
+        self.chat_id = made.id
+        self.chats.append(made.id)
+        carried = f", carrying on from {source}" if source else ""
+        self.out.say(f"[new chat {made.id}: {made.title}{carried}]")
 
     async def send_and_cancel(self, prose: str, characters: int, beat: int = 1) -> None:
         """Send a turn; cancel once its ``beat``-th beat streamed ``characters``."""
@@ -402,7 +434,7 @@ class Runner:
         for pair, want in spec.items():
             source, _, target = pair.partition("->")
             edges = await self.engine.store.run(
-                Store.get_edge, self.resolve(source), self.resolve(target)
+                _edge_of, self.chat_id, self.resolve(source), self.resolve(target)
             )
             for field_name in ("affinity", "trust"):
                 if field_name in want:
@@ -640,3 +672,8 @@ def _classifier_kwargs(output: Any) -> dict[str, Any]:
     if isinstance(output, Mapping) and set(output) <= {"raw", "error", "json", "stall"} and output:
         return dict(output)
     return {"json": output}
+
+
+def _edge_of(s: Store, chat_id: str, source: str, target: str) -> Edge:
+    """One edge of the chat the script plays."""
+    return s.get_edge(source, target, chat_id=chat_id)

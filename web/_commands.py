@@ -93,7 +93,12 @@ async def _list_chats(c: Connection, _m: p.ListChats, _: str | None) -> Answer:
 
 async def _create_chat(c: Connection, m: p.CreateChat, _: str | None) -> Answer:
     chat = await c.engine.create_chat(
-        m.host_bot_id, m.guest_bot_id, m.location, m.title, cast=m.cast
+        m.host_bot_id,
+        m.guest_bot_id,
+        m.location,
+        m.title,
+        cast=m.cast,
+        continue_from=m.continue_from,
     )
     return p.ChatReply(chat)
 

@@ -139,7 +139,7 @@ def test_rewind_restores_every_projection_as_it_was(
         twin.append(stored.event)
     expected = {
         "timeline": twin.timeline(chat),
-        "edge": twin.get_edge(mira, "you"),
+        "edge": twin.get_edge(mira, "you", chat_id=chat),
         "memories": twin.list_memories(mira),
         "scene": twin.active_scene(chat),
         "world": twin.world_events(chat, ("planned", "active", "completed")),
@@ -155,7 +155,7 @@ def test_rewind_restores_every_projection_as_it_was(
     stored = store.get_event(rewind_id)
     assert stored is not None and stored.event == ev.ChatRewound(chat, marks["to"])
     assert store.timeline(chat) == expected["timeline"]
-    assert store.get_edge(mira, "you") == expected["edge"]
+    assert store.get_edge(mira, "you", chat_id=chat) == expected["edge"]
     assert store.list_memories(mira) == expected["memories"]
     assert store.get_memory(marks["later_memory"]) is None
     assert store.active_scene(chat) == expected["scene"]
@@ -165,7 +165,7 @@ def test_rewind_restores_every_projection_as_it_was(
     # world-wide events after the checkpoint are not the chat's: they stay
     assert store.get_you().name == "Ash"
     assert store.get_bot("ora") is not None
-    assert store.get_edge(world["tam"], mira).affinity == 55
+    assert store.get_edge(world["tam"], mira, chat_id="").affinity == 55
     later = store.get_event(marks["later_memory"])
     assert later is not None and later.rewound_by == rewind_id
 
@@ -216,7 +216,7 @@ def test_other_chats_are_untouched_even_when_later(store: Store, world: dict[str
     assert [t.text for t in store.timeline(chat)] == ["One."]
     assert store.timeline(other) == other_timeline
     assert store.get_memory(other_memory) is not None
-    assert store.get_edge(tam, "you").affinity == 70
+    assert store.get_edge(tam, "you", chat_id=other).affinity == 70
     rows = store.conn.execute(
         "SELECT count(*) FROM event_log WHERE chat_id = ? AND rewound_by IS NOT NULL", (other,)
     ).fetchall()
