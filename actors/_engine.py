@@ -22,6 +22,8 @@ from protocol import (
     YOU_ID,
     Artifacts,
     Bot,
+    Branches,
+    BranchInfo,
     Chat,
     ChatMessage,
     ChatState,
@@ -323,6 +325,38 @@ class Engine:
         """Replace the latest assistant turn. Returns the user turn id it answers."""
         return await self._ask(chat_id, m.RegenerateTurn(event_id, prose), int)
 
+    async def select_alternative(self, chat_id: str, event_id: int) -> None:
+        """Show another alternative of a beat; every watcher gets a fresh chat_state."""
+        await self._ask(chat_id, m.SelectAlternativeOf(event_id), type(None))
+
+    async def list_branches(self, chat_id: str) -> Branches:
+        """The chat's branches, its first one first."""
+        await self._chat(chat_id)
+        rows = await self._run(Store.branches, chat_id)
+        return Branches(
+            chat_id,
+            tuple(
+                BranchInfo(
+                    r.branch_id,
+                    r.parent_id,
+                    r.fork_event_id,
+                    r.length,
+                    r.tip_event_id,
+                    r.last_line,
+                    r.current,
+                )
+                for r in rows
+            ),
+        )
+
+    async def switch_branch(self, chat_id: str, branch_id: int) -> None:
+        """Make a branch current; the whole world follows and every watcher redraws."""
+        await self._ask(chat_id, m.SwitchTo(branch_id), type(None))
+
+    async def edit_turn(self, chat_id: str, event_id: int, prose: str) -> int:
+        """Say one of the person's turns anew on a branch forked before it; returns its id."""
+        return await self._ask(chat_id, m.EditUserTurn(event_id, prose), int)
+
     async def rewind_preview(self, chat_id: str, event_id: int) -> RewindPreviewReply:
         """What a rewind to ``event_id`` would remove."""
         return await self._ask(chat_id, m.PreviewRewind(event_id), RewindPreviewReply)
@@ -397,10 +431,21 @@ class Engine:
             assert chat is not None
             present = [YOU_ID, *chat.cast]
             events = s.world_events(chat_id, tuple(WORLD_EVENT_MOVES))
+            alternatives = s.alternatives(chat_id)
+            timeline = tuple(
+                attrs.evolve(
+                    turn,
+                    alternatives=len(alternatives[turn.event_id]),
+                    alternative=alternatives[turn.event_id].index(turn.event_id) + 1,
+                )
+                if len(alternatives.get(turn.event_id, ())) > 1
+                else turn
+                for turn in s.timeline(chat_id)
+            )
             return ChatState(
                 chat_id,
                 chat,
-                tuple(s.timeline(chat_id)),
+                timeline,
                 tuple(s.edges_among(present, chat_id=chat_id)),
                 s.active_scene(chat_id),
                 None,

@@ -12,7 +12,15 @@ from attrs import field, frozen
 from . import _payloads as shared
 from ._limits import MAX_CAST, MAX_ID, MAX_INT, MAX_LOCATION, MAX_PROSE, MAX_TITLE
 from ._payloads import an_id as _id
-from ._validators import FieldTooLarge, in_range, limits_apply, optional_at_most, optional_in_range
+from ._validators import (
+    FieldTooLarge,
+    at_most,
+    in_range,
+    limits_apply,
+    not_blank,
+    optional_at_most,
+    optional_in_range,
+)
 
 
 def _cast_ids(_inst: object, _attribute: object, value: tuple[str, ...] | None) -> None:
@@ -158,6 +166,38 @@ class Rewind(ChatPoint):
 
 
 @frozen
+class SelectAlternative(ChatPoint):
+    """Make another alternative of a beat current (an addition).
+
+    ``event_id`` is one of the beat's alternatives; the chat moves to the
+    branch it is on, with everything that followed it there.
+    """
+
+
+@frozen
+class ListBranches(shared.ChatRef):
+    """Ask for a chat's branches (an addition)."""
+
+
+@frozen
+class SwitchBranch(shared.ChatRef):
+    """Make one of the chat's branches current (an addition); the whole world follows it."""
+
+    branch_id: int = field(validator=_log_id)
+
+
+@frozen
+class EditTurn(ChatPoint):
+    """Say one of the person's turns differently (an addition).
+
+    A branch forks just before the turn ``event_id``, and the turn runs there
+    again with the new prose; the old one stays on the branch it was on.
+    """
+
+    prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
+
+
+@frozen
 class ListMemories:
     """A bot's memories, optionally of one chat only."""
 
@@ -207,6 +247,10 @@ ClientMessage = (
     | RemoveFromCast
     | EnterScene
     | LeaveScene
+    | SelectAlternative
+    | ListBranches
+    | SwitchBranch
+    | EditTurn
 )
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
@@ -233,6 +277,10 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "remove_from_cast": RemoveFromCast,
     "enter_scene": EnterScene,
     "leave_scene": LeaveScene,
+    "select_alternative": SelectAlternative,
+    "list_branches": ListBranches,
+    "switch_branch": SwitchBranch,
+    "edit_turn": EditTurn,
 }
 """The wire ``type`` of every client message: one meaning each."""
 

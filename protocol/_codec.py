@@ -28,8 +28,8 @@ from . import events as ev
 from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, CreateWorldEvent
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_NAMES, SERVER_TYPES, MemoryNote, ServerMessage
-from ._shapes import Artifacts, Chat
+from ._server import SERVER_NAMES, SERVER_TYPES, MemoryNote, RewindPreviewReply, ServerMessage
+from ._shapes import Artifacts, Chat, Turn
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
 
@@ -159,6 +159,8 @@ def _make() -> cattrs.Converter:
 
 _ADDITIONS: dict[type, tuple[str, ...]] = {
     Chat: ("cast", "present"),
+    Turn: ("alternatives", "alternative"),
+    RewindPreviewReply: ("summary",),
     CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast", "continue_from"),
     ev.ChatCreated: ("cast", "continue_from"),
     **{

@@ -160,9 +160,35 @@ class PresenceChanged(shared.CastMember):
 
 @frozen
 class ChatRewound(shared.ChatRef):
-    """The chat was rewound: its events after ``to_event_id`` leave the timeline."""
+    """The chat was rewound: a branch starts after ``to_event_id`` and becomes current.
+
+    Its id is the new branch's id. What came after ``to_event_id`` stays on the
+    branch that was current, which can be switched back to.
+    """
 
     to_event_id: int
+
+
+BranchReason = Literal["regenerate", "edit"]
+
+
+@frozen
+class BranchForked(shared.ChatRef):
+    """A branch starts after ``at_event_id`` of the current branch and becomes current.
+
+    Its id is the new branch's id: a beat regenerated, or a turn of the
+    person edited, forks here and the turn runs again on the new branch.
+    """
+
+    at_event_id: int
+    reason: BranchReason
+
+
+@frozen
+class BranchSwitched(shared.ChatRef):
+    """The chat's current branch became ``branch_id``: the world follows its path."""
+
+    branch_id: int
 
 
 @frozen
@@ -331,6 +357,8 @@ Event = (
     | LocationCreated
     | ChatCreated
     | ChatRewound
+    | BranchForked
+    | BranchSwitched
     | UserTurn
     | UserTurnEdit
     | AssistantTurnStarted
@@ -361,6 +389,8 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "location_created": LocationCreated,
     "chat_created": ChatCreated,
     "chat_rewound": ChatRewound,
+    "branch_forked": BranchForked,
+    "branch_switched": BranchSwitched,
     "user_turn": UserTurn,
     "user_turn_edit": UserTurnEdit,
     "assistant_turn_started": AssistantTurnStarted,

@@ -11,6 +11,7 @@ thread for trio. See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store
+from ._branches import BranchRow
 from ._carry import start_chat
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._records import (
@@ -44,6 +45,7 @@ __all__ = [
     "AppendResult",
     "AsyncStore",
     "AutoPinPlan",
+    "BranchRow",
     "Invalid",
     "NotFound",
     "Render",

@@ -205,6 +205,12 @@ def _location(conn: apsw.Connection, name: str | None) -> None:
         conn.execute("INSERT OR IGNORE INTO locations(name) VALUES (?)", (name,))
 
 
+def remember_place(conn: apsw.Connection, event: Any) -> None:
+    """A place a chat or scene named stays known, whichever branch named it."""
+    if isinstance(event, ev.ChatCreated | ev.SceneOpened):
+        _location(conn, event.location)
+
+
 # --- chats and turns ---
 
 
@@ -238,6 +244,13 @@ def chat_created(conn: apsw.Connection, id: int, at: str, e: ev.ChatCreated) -> 
             "INSERT INTO chat_cast(chat_id, bot_id, position) VALUES (?, ?, ?)",
             (e.chat_id, bot_id, position),
         )
+    # The chat's first branch is its root, named by the chat_created event.
+    conn.execute(
+        "INSERT OR IGNORE INTO branches(chat_id, branch_id) VALUES (?, ?)", (e.chat_id, id)
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO chat_branch(chat_id, current) VALUES (?, ?)", (e.chat_id, id)
+    )
 
 
 _LAST = "SELECT max(position) FROM chat_cast WHERE chat_id = ?"
@@ -281,8 +294,48 @@ def presence_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.PresenceCh
     )
 
 
-def chat_rewound(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatRewound) -> None:
-    _chat(conn, e.chat_id)  # the marks themselves are set by the rewind (see _store)
+def current_branch(conn: apsw.Connection, chat_id: str) -> int:
+    """The chat's current branch (0 for a chat of an older log not yet rebuilt)."""
+    row = _one(conn, "SELECT current FROM chat_branch WHERE chat_id = ?", chat_id)
+    return int(row[0]) if row else 0
+
+
+def _fork(conn: apsw.Connection, branch_id: int, chat_id: str, at_event_id: int) -> None:
+    _chat(conn, chat_id)
+    row = _one(conn, "SELECT chat_id FROM event_log WHERE id = ?", at_event_id)
+    if row is None or row[0] != chat_id:
+        raise NotFound(f"event {at_event_id} is not an event of chat {chat_id}")
+    conn.execute(
+        "INSERT OR IGNORE INTO branches(chat_id, branch_id, parent_id, fork_event_id) "
+        "VALUES (?, ?, ?, ?)",
+        (chat_id, branch_id, current_branch(conn, chat_id), at_event_id),
+    )
+    conn.execute("UPDATE chat_branch SET current = ? WHERE chat_id = ?", (branch_id, chat_id))
+
+
+def chat_rewound(conn: apsw.Connection, id: int, _at: str, e: ev.ChatRewound) -> None:
+    # The store re-projects the chat afterwards (see _branches): what came after
+    # the point stays on the branch that was current.
+    _fork(conn, id, e.chat_id, e.to_event_id)
+
+
+def branch_forked(conn: apsw.Connection, id: int, _at: str, e: ev.BranchForked) -> None:
+    _fork(conn, id, e.chat_id, e.at_event_id)
+
+
+def branch_switched(conn: apsw.Connection, _id: int, _at: str, e: ev.BranchSwitched) -> None:
+    _chat(conn, e.chat_id)
+    if (
+        _one(
+            conn,
+            "SELECT 1 FROM branches WHERE chat_id = ? AND branch_id = ?",
+            e.chat_id,
+            e.branch_id,
+        )
+        is None
+    ):
+        raise NotFound(f"chat {e.chat_id} has no branch {e.branch_id}")
+    conn.execute("UPDATE chat_branch SET current = ? WHERE chat_id = ?", (e.branch_id, e.chat_id))
 
 
 def user_turn(conn: apsw.Connection, id: int, _at: str, e: ev.UserTurn) -> None:
@@ -527,6 +580,8 @@ HANDLERS: dict[str, Handler] = {
     "location_created": location_created,
     "chat_created": chat_created,
     "chat_rewound": chat_rewound,
+    "branch_forked": branch_forked,
+    "branch_switched": branch_switched,
     "user_turn": user_turn,
     "user_turn_edit": user_turn_edit,
     "assistant_turn_started": assistant_turn_started,

@@ -175,6 +175,8 @@ PROJECTION_TABLES: Final = (
     "open_beats",
     "inventory",
     "chat_cast",
+    "branches",
+    "chat_branch",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
 
@@ -230,6 +232,23 @@ kept per chat, as memories already were, and both are looked up by chat first. A
 update of an older log that names no chat lands under the chat id ``''``, which no chat
 reads."""
 
+PROJECTIONS_V11: Final = """
+ALTER TABLE event_log ADD COLUMN branch_id INTEGER;
+CREATE INDEX event_log_branch ON event_log(chat_id, branch_id, id);
+CREATE TABLE branches (
+    chat_id TEXT NOT NULL,
+    branch_id INTEGER NOT NULL,
+    parent_id INTEGER,
+    fork_event_id INTEGER,
+    PRIMARY KEY (chat_id, branch_id)
+) WITHOUT ROWID;
+CREATE TABLE chat_branch (chat_id TEXT PRIMARY KEY, current INTEGER NOT NULL) WITHOUT ROWID;
+"""
+"""Branches: every event of a chat belongs to the branch that was current when it was
+written (``event_log.branch_id``, filled in for older logs by the rebuild), each branch
+starts after a fork point of its parent, and each chat has a current branch. A rewind
+of before is a fork too, so its tail becomes a branch that can be returned to."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
@@ -237,6 +256,7 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
     Migration(PROJECTIONS_V10, rebuild=True),
+    Migration(PROJECTIONS_V11, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 
