@@ -4,10 +4,10 @@ Owns: the SQLite schema and its migrations; appending events together with
 their projection change and outgoing chat messages in one transaction; the
 queries the turn flow needs; the named writes of a chat (``begin_beat``,
 ``end_beat``, ``write_memories``, ...: events and their messages together);
-starting a chat that carries on from another;
-rewind (after a snapshot) and supersede; crash recovery of beats left open;
-holding a beat's end while the disk is full; and running all of it on one
-thread for trio. See docs/storage.md.
+starting a chat that carries on from another; branches (rewind, forks and
+switches re-project one chat from its own events) and supersede; crash
+recovery of beats left open; holding a beat's end while the disk is full;
+and running all of it on one thread for trio. See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store

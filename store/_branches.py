@@ -18,6 +18,7 @@ the path.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any, Final
@@ -174,15 +175,103 @@ def final_paths(conn: apsw.Connection) -> dict[str, Path]:
     return {chat_id: path_in(trees[chat_id], current[chat_id]) for chat_id in trees}
 
 
+def _tip(conn: apsw.Connection, chat_id: str, path: Path) -> int:
+    """The newest story event on a path (each branch's run read through the branch index)."""
+    tip = 0
+    for branch, cap in path:
+        # The story's newest event: a fork or switch lands on a branch without changing it.
+        row: list[Any] = conn.execute(
+            "SELECT id FROM event_log WHERE chat_id = ? AND branch_id = ? AND id <= ? "
+            "AND kind NOT IN (?, ?, ?, ?) ORDER BY id DESC LIMIT 1",
+            (chat_id, branch, cap if cap is not None else 1 << 62, *STRUCTURAL),
+        ).fetchall()
+        tip = max(tip, int(row[0][0]) if row else 0)
+    return tip
+
+
+def _view_tables(chat_id: str) -> list[tuple[str, str, tuple[object, ...]]]:
+    """Each chat-scoped projection: its name, the rows of the chat, and their arguments."""
+    scenes = "SELECT id FROM scenes WHERE chat_id = ?"
+    memories = "SELECT id FROM memories WHERE chat_id = ?"
+    return [
+        *((t, f"SELECT * FROM {t} WHERE chat_id = ?", (chat_id,)) for t in _CHAT_TABLES[:-1]),
+        ("chats", "SELECT * FROM chats WHERE id = ?", (chat_id,)),
+        ("scenes", "SELECT * FROM scenes WHERE chat_id = ?", (chat_id,)),
+        (
+            "scene_summaries",
+            f"SELECT * FROM scene_summaries WHERE scene_id IN ({scenes})",
+            (chat_id,),
+        ),
+        ("memories", "SELECT * FROM memories WHERE chat_id = ?", (chat_id,)),
+        (
+            "memories_fts",
+            f"SELECT rowid, text FROM memories_fts WHERE rowid IN ({memories})",
+            (chat_id,),
+        ),
+        (
+            "superseded",
+            "SELECT id, superseded_by FROM event_log WHERE chat_id = ? "
+            "AND superseded_by IS NOT NULL",
+            (chat_id,),
+        ),
+    ]
+
+
+def keep_view(conn: apsw.Connection, chat_id: str) -> None:
+    """Keep the chat's projected rows for its current branch, before it changes branch.
+
+    A cache: coming back to the branch with nothing written on it since
+    restores them instead of replaying the chat (see :func:`reproject_chat`).
+    """
+    branch = current_branch(conn, chat_id)
+    tip = _tip(conn, chat_id, branch_path(conn, chat_id, branch))
+    rows = {name: conn.execute(sql, args).fetchall() for name, sql, args in _view_tables(chat_id)}
+    conn.execute(
+        "INSERT OR REPLACE INTO branch_views(chat_id, branch_id, tip_event_id, rows) "
+        "VALUES (?, ?, ?, ?)",
+        (chat_id, branch, tip, json.dumps(rows, ensure_ascii=False)),
+    )
+
+
+def _restore_view(conn: apsw.Connection, chat_id: str, path: Path) -> bool:
+    """Put back the rows kept for the current branch, if nothing was written on it since."""
+    branch = path[0][0]
+    row: list[Any] = conn.execute(
+        "SELECT tip_event_id, rows FROM branch_views WHERE chat_id = ? AND branch_id = ?",
+        (chat_id, branch),
+    ).fetchall()
+    if not row or int(row[0][0]) != _tip(conn, chat_id, path):
+        return False
+    kept: dict[str, list[list[Any]]] = json.loads(row[0][1])
+    for table, rows in kept.items():
+        if not rows:
+            continue
+        if table == "superseded":
+            conn.executemany(
+                "UPDATE event_log SET superseded_by = ? WHERE id = ?", [(b, a) for a, b in rows]
+            )
+        elif table == "memories_fts":
+            conn.executemany("INSERT INTO memories_fts(rowid, text) VALUES (?, ?)", rows)
+        else:
+            marks = ", ".join("?" for _ in rows[0])
+            conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+    return True
+
+
 def reproject_chat(conn: apsw.Connection, chat_id: str) -> int:
     """Rebuild one chat's projections from its events on its current path; returns how many.
 
     The caller holds the transaction. Only the chat's own rows change; the
-    tree (``branches``, ``chat_branch``) is kept as it is.
+    tree (``branches``, ``chat_branch``) is kept as it is. When the rows of
+    the branch were kept on leaving it and nothing was written on it since,
+    they are put back instead of replayed (0 events replayed).
     """
     path = branch_path(conn, chat_id)
     current = current_branch(conn, chat_id)
     _clear_chat(conn, chat_id)
+    if _restore_view(conn, chat_id, path):
+        _drop_deleted_bots(conn, chat_id)
+        return 0
     where, args = path_sql(path)
     # The chat's events were checked against the bots as they were then: a bot
     # deleted since was alive for them. Its deletion is applied again after.

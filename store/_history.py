@@ -51,6 +51,7 @@ def reproject(conn: apsw.Connection) -> int:
     """
     for table in _schema.PROJECTION_TABLES:
         conn.execute(f"DELETE FROM {table}")
+    conn.execute("DELETE FROM branch_views")  # a cache of projections: rebuilt on demand
     conn.execute("UPDATE event_log SET superseded_by = NULL WHERE superseded_by IS NOT NULL")
     seed_projections(conn)
     paths = final_paths(conn)

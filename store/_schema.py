@@ -243,6 +243,13 @@ CREATE TABLE branches (
     PRIMARY KEY (chat_id, branch_id)
 ) WITHOUT ROWID;
 CREATE TABLE chat_branch (chat_id TEXT PRIMARY KEY, current INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE branch_views (
+    chat_id TEXT NOT NULL,
+    branch_id INTEGER NOT NULL,
+    tip_event_id INTEGER NOT NULL,
+    rows TEXT NOT NULL,
+    PRIMARY KEY (chat_id, branch_id)
+) WITHOUT ROWID;
 """
 """Branches: every event of a chat belongs to the branch that was current when it was
 written (``event_log.branch_id``, filled in for older logs by the rebuild), each branch

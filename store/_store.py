@@ -30,6 +30,7 @@ from ._branches import (
     BranchRow,
     beat_alternatives,
     branch_path,
+    keep_view,
     list_branches,
     on_path,
     path_sql,
@@ -412,6 +413,7 @@ class Store(Queries):
 
     def _branch(self, event: ev.ChatRewound | ev.BranchForked | ev.BranchSwitched) -> int:
         with transaction(self.conn):
+            keep_view(self.conn, event.chat_id)
             event_id = self._append_one(check_event(event))
             reproject_chat(self.conn, event.chat_id)
         self._counts["appended"] += 1
