@@ -5,7 +5,9 @@ A chat of 10,000 events (two branches, forked half-way) in a log of about
 A second chat streams a beat, one token every 5 ms, watched through the
 engine as a client would be. Meanwhile the long chat:
 
-- switches branch (the per-chat replay of its path), and
+- switches branch: once replaying its path (no rows kept), then back and
+  forth with each branch's rows kept when it was left;
+- rewinds (a fork, then the per-chat replay); and
 - as the baseline, in the same run, does what a rewind did before branches:
   a snapshot of the database and a replay of the whole log on the store's
   thread.
@@ -70,24 +72,31 @@ def build(path: Path, chat_events: int, other_events: int) -> tuple[int, int]:
         others = [f"c{n}" for n in range(3, 8)]
         for chat_id in others:
             store.append(ev.ChatCreated(chat_id, chat_id, "tam"))
-        half = chat_events // 10  # exchanges of five events on each branch
+        # The long chat: 2.5 runs of `half` exchanges of five events (a run and a half
+        # on the forked branch); the others' exchanges are spread evenly between.
+        half = max(2, round(chat_events / 12.5))
+        spread = other_events / (5 * 2.5 * half)
+        owed = 0.0
         fork_at = 0
-        n = 0
-        per_other = other_events // (5 * len(others) * half * 2) + 1
+
+        def others_talk(n: int) -> None:
+            nonlocal owed
+            owed += spread
+            while owed >= 1:
+                owed -= 1
+                exchange(store, others[n % len(others)], "tam", n)
+                n += 1
+
         for n in range(half):
             user = exchange(store, "c1", "mira", n)
             if n == half // 2:
                 fork_at = user
-            for chat_id in others:
-                for k in range(per_other):
-                    exchange(store, chat_id, "tam", n * per_other + k)
+            others_talk(n)
         root = store.current_branch("c1")
         forked = store.fork("c1", fork_at, "edit")
         for m in range(half + half // 2):
-            exchange(store, "c1", "mira", n + m)
-            for chat_id in others:
-                for k in range(per_other):
-                    exchange(store, chat_id, "tam", (n + m) * per_other + k)
+            exchange(store, "c1", "mira", half + m)
+            others_talk(half + m)
         (long,) = store.conn.execute(
             "SELECT count(*) FROM event_log WHERE chat_id = 'c1'"
         ).fetchall()[0]
@@ -147,11 +156,19 @@ async def measure(path: Path, folder: Path, root: int, forked: int) -> dict[str,
             await trio.sleep(0.3)
 
         calm = await while_streaming(engine, backend, pause)
+        # No rows kept for any branch: the switch replays the chat's path.
+        await engine.store.run(lambda s: s.conn.execute("DELETE FROM branch_views"))
+        replayed = await while_streaming(engine, backend, lambda: engine.switch_branch("c1", root))
+        # Back and forth: each branch's rows were kept when it was left.
         switch_back = await while_streaming(
-            engine, backend, lambda: engine.switch_branch("c1", root)
+            engine, backend, lambda: engine.switch_branch("c1", forked)
         )
         switch_again = await while_streaming(
-            engine, backend, lambda: engine.switch_branch("c1", forked)
+            engine, backend, lambda: engine.switch_branch("c1", root)
+        )
+        rewind_target = (await engine.chat_state("c1")).timeline[-100].event_id
+        rewind_now = await while_streaming(
+            engine, backend, lambda: engine.rewind("c1", rewind_target)
         )
 
         def old_rewind(s: Store) -> None:
@@ -163,8 +180,10 @@ async def measure(path: Path, folder: Path, root: int, forked: int) -> dict[str,
     return {
         "events": events,
         "idle_stream": calm,
+        "switch_branch_replayed": replayed,
         "switch_branch": switch_back,
         "switch_branch_again": switch_again,
+        "rewind": rewind_now,
         "whole_log_rewind_before": before,
     }
 
@@ -184,8 +203,10 @@ def main() -> None:
         ("token gap, nothing else running", f"{figures['idle_stream']['max_token_gap_ms']} ms"),
     ]
     for key, label in (
-        ("switch_branch", "switch branch (10k-event chat)"),
-        ("switch_branch_again", "switch back"),
+        ("switch_branch_replayed", "switch branch, replaying the chat (10k events)"),
+        ("switch_branch", "switch branch, its rows kept"),
+        ("switch_branch_again", "switch back, its rows kept"),
+        ("rewind", "rewind (a fork: replays the chat)"),
         ("whole_log_rewind_before", "rewind as before (snapshot + whole log)"),
     ):
         f = figures[key]
