@@ -8,7 +8,7 @@ the person raise :class:`protocol.ProtocolError`; anything else is a bug.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -17,7 +17,9 @@ import trio
 
 from llm import Backend, open_backend
 from protocol import (
+    LATEST_TURNS,
     MAX_CAST,
+    MAX_OLDER_TURNS,
     WORLD_EVENT_MOVES,
     YOU_ID,
     Artifacts,
@@ -29,8 +31,10 @@ from protocol import (
     ChatState,
     Entity,
     Memory,
+    OlderTurns,
     ProtocolError,
     RewindPreviewReply,
+    Turn,
     WorldEventState,
 )
 from protocol import events as ev
@@ -245,7 +249,19 @@ class Engine:
         await self._bot(bot_id)
         await self._move_cast(ev.PresenceChanged(chat_id, bot_id, False))
 
-    async def _move_cast(self, event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged) -> Chat:
+    async def mute(self, chat_id: str, bot_id: str) -> Chat:
+        """A cast member answers only when ``reply_as`` forces it. Returns the chat now."""
+        await self._bot(bot_id)
+        return await self._move_cast(ev.MuteChanged(chat_id, bot_id, True))
+
+    async def unmute(self, chat_id: str, bot_id: str) -> Chat:
+        """A muted cast member answers as the rules choose again. Returns the chat now."""
+        await self._bot(bot_id)
+        return await self._move_cast(ev.MuteChanged(chat_id, bot_id, False))
+
+    async def _move_cast(
+        self, event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged | ev.MuteChanged
+    ) -> Chat:
         # Through the chat's actor: it refuses a change while a turn is in flight.
         await self._ask(event.chat_id, m.MoveCast(event), type(None))
         chat = await self._run(Store.get_chat, event.chat_id)
@@ -431,25 +447,42 @@ class Engine:
             assert chat is not None
             present = [YOU_ID, *chat.cast]
             events = s.world_events(chat_id, tuple(WORLD_EVENT_MOVES))
-            alternatives = s.alternatives(chat_id)
-            timeline = tuple(
-                attrs.evolve(
-                    turn,
-                    alternatives=len(alternatives[turn.event_id]),
-                    alternative=alternatives[turn.event_id].index(turn.event_id) + 1,
-                )
-                if len(alternatives.get(turn.event_id, ())) > 1
-                else turn
-                for turn in s.timeline(chat_id)
-            )
+            # Only the latest turns: a long chat opens as fast as a short one.
+            turns, has_older = s.latest_turns(chat_id, LATEST_TURNS)
             return ChatState(
                 chat_id,
                 chat,
-                timeline,
+                with_alternatives(s, chat_id, turns),
                 tuple(s.edges_among(present, chat_id=chat_id)),
                 s.active_scene(chat_id),
                 None,
                 world_events=tuple(WorldEventState(e.id, e.title, e.status) for e in events),
+                has_older=has_older,
+            )
+
+        return await self._run(read)
+
+    async def load_older(self, chat_id: str, before_event_id: int, limit: int) -> OlderTurns:
+        """The chat's visible turns before ``before_event_id``: the newest ``limit`` of them.
+
+        ``before_event_id`` is an event of this chat (else ``not_found``); ``limit``
+        is 1 to ``MAX_OLDER_TURNS`` (else ``invalid``). Reads only: no actor wakes.
+        """
+        if not 1 <= limit <= MAX_OLDER_TURNS:
+            raise ProtocolError(
+                "invalid", f"load_older takes a limit of 1 to {MAX_OLDER_TURNS} turns, not {limit}"
+            )
+
+        def read(s: Store) -> OlderTurns:
+            if s.get_chat(chat_id) is None:
+                raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
+            if s.event_chat(before_event_id) != chat_id:
+                raise ProtocolError(
+                    "not_found", f"event {before_event_id} is not in chat {chat_id}"
+                )
+            turns, has_older = s.latest_turns(chat_id, limit, before_event_id)
+            return OlderTurns(
+                chat_id, before_event_id, with_alternatives(s, chat_id, turns), has_older
             )
 
         return await self._run(read)
@@ -517,6 +550,21 @@ class Engine:
             await wait_settled(ref)
         except ActorError as exc:
             log.warning("chat %s did not stop cleanly: %r", ref.address, exc)
+
+
+def with_alternatives(s: Store, chat_id: str, turns: Iterable[Turn]) -> tuple[Turn, ...]:
+    """The turns, each beat with alternatives carrying how many and which one it is."""
+    alternatives = s.alternatives(chat_id)
+    return tuple(
+        attrs.evolve(
+            turn,
+            alternatives=len(alternatives[turn.event_id]),
+            alternative=alternatives[turn.event_id].index(turn.event_id) + 1,
+        )
+        if len(alternatives.get(turn.event_id, ())) > 1
+        else turn
+        for turn in turns
+    )
 
 
 def _cast_of(

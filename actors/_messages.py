@@ -79,9 +79,9 @@ class PlanWorldEvent:
 
 @frozen
 class MoveCast:
-    """Change the chat's cast or who is in its scene: one cast or presence event."""
+    """Change the chat's cast, who is in its scene or who is muted: one such event."""
 
-    event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged
+    event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged | ev.MuteChanged
 
 
 @frozen

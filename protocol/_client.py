@@ -10,7 +10,15 @@ from __future__ import annotations
 from attrs import field, frozen
 
 from . import _payloads as shared
-from ._limits import MAX_CAST, MAX_ID, MAX_INT, MAX_LOCATION, MAX_PROSE, MAX_TITLE
+from ._limits import (
+    LATEST_TURNS,
+    MAX_CAST,
+    MAX_ID,
+    MAX_INT,
+    MAX_LOCATION,
+    MAX_PROSE,
+    MAX_TITLE,
+)
 from ._payloads import an_id as _id
 from ._validators import (
     FieldTooLarge,
@@ -113,6 +121,16 @@ class EnterScene(shared.CastMember):
 @frozen
 class LeaveScene(shared.CastMember):
     """A cast member present leaves the scene; it witnesses nothing until it returns."""
+
+
+@frozen
+class Mute(shared.CastMember):
+    """A cast member answers only when ``send_turn.reply_as`` forces it (an addition)."""
+
+
+@frozen
+class Unmute(shared.CastMember):
+    """A muted cast member answers as the rules choose again (an addition to the protocol)."""
 
 
 @frozen
@@ -219,6 +237,17 @@ class CreateWorldEvent(shared.WorldEventPlan):
 
 
 @frozen
+class LoadOlder(shared.ChatRef):
+    """The chat's visible turns before ``before_event_id``, newest ``limit`` of them (an
+    addition to the protocol): what ``chat_state`` left out of a long chat."""
+
+    before_event_id: int = field(validator=_log_id)
+    limit: int = LATEST_TURNS
+    """How many turns at most: 1 to ``MAX_OLDER_TURNS``; the engine answers ``invalid`` to
+    any other number."""
+
+
+@frozen
 class GetStatistics:
     """Ask for the server's live figures (an addition to protocol version 1)."""
 
@@ -247,6 +276,9 @@ ClientMessage = (
     | RemoveFromCast
     | EnterScene
     | LeaveScene
+    | Mute
+    | Unmute
+    | LoadOlder
     | SelectAlternative
     | ListBranches
     | SwitchBranch
@@ -277,6 +309,9 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "remove_from_cast": RemoveFromCast,
     "enter_scene": EnterScene,
     "leave_scene": LeaveScene,
+    "mute": Mute,
+    "unmute": Unmute,
+    "load_older": LoadOlder,
     "select_alternative": SelectAlternative,
     "list_branches": ListBranches,
     "switch_branch": SwitchBranch,

@@ -28,7 +28,14 @@ from . import events as ev
 from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, CreateWorldEvent
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_NAMES, SERVER_TYPES, MemoryNote, RewindPreviewReply, ServerMessage
+from ._server import (
+    SERVER_NAMES,
+    SERVER_TYPES,
+    ChatState,
+    MemoryNote,
+    RewindPreviewReply,
+    ServerMessage,
+)
 from ._shapes import Artifacts, Chat, Turn
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
@@ -158,8 +165,10 @@ def _make() -> cattrs.Converter:
 
 
 _ADDITIONS: dict[type, tuple[str, ...]] = {
-    Chat: ("cast", "present"),
+    Chat: ("cast", "present", "muted"),
+    # Before the shapes that hold turns: their hooks are made with the turn's own.
     Turn: ("alternatives", "alternative"),
+    ChatState: ("has_older",),
     RewindPreviewReply: ("summary",),
     CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast", "continue_from"),
     ev.ChatCreated: ("cast", "continue_from"),

@@ -41,6 +41,10 @@ MAX_FACTS: Final = 20
 """Knowledge facts an edge keeps (the oldest go first) and one edge update may carry."""
 MAX_CAST: Final = 8
 """Characters a chat's cast may hold, the host included."""
+LATEST_TURNS: Final = 100
+"""Visible turns ``chat_state`` carries: the chat's latest; ``load_older`` pages further back."""
+MAX_OLDER_TURNS: Final = 200
+"""The most turns one ``load_older`` may ask for."""
 MAX_ARTIFACTS: Final = 20
 """How many changes one world event's artifacts may name, all lists together."""
 

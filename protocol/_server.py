@@ -209,6 +209,9 @@ class ChatState(OnChat):
     seq: int = 0
     world_events: tuple[WorldEventState, ...] = ()
     """Every world event of the chat and its status (an addition to the protocol)."""
+    has_older: bool = False
+    """``timeline`` holds only the chat's latest turns; ``load_older`` gets the ones before
+    (an addition to the protocol, left out when false)."""
 
 
 @frozen
@@ -307,6 +310,26 @@ class Presence(OnChat):
 
 
 @frozen
+class ChatNote(OnChat):
+    """The chat's cast, presence or muting changed: the chat as it is now, to every watcher
+    (``type`` is ``chat``, as the answer to ``create_chat``; an addition to the protocol)."""
+
+    chat: Chat
+    seq: int = 0
+
+
+@frozen
+class OlderTurns(OnChat):
+    """Answer to ``load_older``: visible turns before ``before_event_id``, oldest first
+    (an addition to the protocol)."""
+
+    before_event_id: int
+    turns: tuple[Turn, ...]
+    has_older: bool
+    """Still older turns are left: ask again before the first of ``turns``."""
+
+
+@frozen
 class TurnSettled(OnChat):
     """Every pass of the turn is done; the chat takes a new turn."""
 
@@ -330,6 +353,7 @@ DirectAnswer = (
     | MemoryReply
     | Statistics
     | Error
+    | OlderTurns
 )
 ChatMessage = (
     ChatState
@@ -343,6 +367,7 @@ ChatMessage = (
     | SceneClosed
     | TurnSettled
     | Presence
+    | ChatNote
 )
 """Messages that belong to a chat; all but Token and ChatState are numbered by ``seq``."""
 ServerMessage = DirectAnswer | ChatMessage
@@ -374,16 +399,21 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
     Presence: "presence",
+    ChatNote: "chat_note",
+    OlderTurns: "older_turns",
 }
 """The wire ``type`` the server sends for every message.
 
 ``memory`` is sent for two shapes, the answer to ``pin_memory`` and the
-chat message, because clients match on it; :data:`SERVER_NAMES` gives the
-chat message its own name too.
+chat message, because clients of the first release match on it;
+:data:`SERVER_NAMES` gives the chat message its own name too. Messages added
+since have one name each: the chat's own news of itself is ``chat_note``,
+never ``chat`` (the answer to ``create_chat`` and the cast commands).
 """
 
 SERVER_NAMES: dict[str, type[ServerMessage]] = {
     **{name: cls for cls, name in SERVER_TYPES.items() if cls is not MemoryNote},
     "memory_note": MemoryNote,
 }
-"""One meaning per name: every server message's own ``type`` (``memory_note`` is the chat's)."""
+"""One meaning per name: every server message's own ``type`` (``memory_note`` is
+the chat's memory message)."""

@@ -60,6 +60,10 @@ class Chat:
     """Every bot of the cast, the host first (an addition to the protocol)."""
     present: tuple[str, ...] = ()
     """The cast members in the scene now, in cast order (an addition to the protocol)."""
+    muted: tuple[str, ...] | None = None
+    """The cast members who answer only when ``reply_as`` names them, in cast order (an
+    addition to the protocol). This server always sends it, ``[]`` when nobody is muted, so
+    a client can tell it knows muting; ``None`` (left out) is a frame of a server before."""
 
 
 @frozen

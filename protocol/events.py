@@ -159,6 +159,13 @@ class PresenceChanged(shared.CastMember):
 
 
 @frozen
+class MuteChanged(shared.CastMember):
+    """A cast member was muted (``muted``: it answers only when forced) or unmuted."""
+
+    muted: bool
+
+
+@frozen
 class ChatRewound(shared.ChatRef):
     """The chat was rewound: a branch starts after ``to_event_id`` and becomes current.
 
@@ -379,6 +386,7 @@ Event = (
     | CastAdded
     | CastRemoved
     | PresenceChanged
+    | MuteChanged
 )
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -411,6 +419,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "cast_added": CastAdded,
     "cast_removed": CastRemoved,
     "presence_changed": PresenceChanged,
+    "mute_changed": MuteChanged,
 }
 """The log ``kind`` of every event payload."""
 

@@ -294,6 +294,21 @@ def presence_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.PresenceCh
     )
 
 
+def mute_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.MuteChanged) -> None:
+    _member(conn, e.chat_id, e.bot_id)
+    muted = _one(
+        conn, "SELECT muted FROM chat_cast WHERE chat_id = ? AND bot_id = ?", e.chat_id, e.bot_id
+    )[0]
+    if bool(muted) and e.muted:
+        raise Invalid(f"{e.bot_id!r} is already muted in chat {e.chat_id}")
+    if not muted and not e.muted:
+        raise Invalid(f"{e.bot_id!r} is not muted in chat {e.chat_id}; there is nothing to unmute")
+    conn.execute(
+        "UPDATE chat_cast SET muted = ? WHERE chat_id = ? AND bot_id = ?",
+        (int(e.muted), e.chat_id, e.bot_id),
+    )
+
+
 def current_branch(conn: apsw.Connection, chat_id: str) -> int:
     """The chat's current branch (0 for a chat of an older log not yet rebuilt)."""
     row = _one(conn, "SELECT current FROM chat_branch WHERE chat_id = ?", chat_id)
@@ -602,6 +617,7 @@ HANDLERS: dict[str, Handler] = {
     "cast_added": cast_added,
     "cast_removed": cast_removed,
     "presence_changed": presence_changed,
+    "mute_changed": mute_changed,
 }
 assert set(HANDLERS) == set(ev.EVENT_KINDS), "every event kind has a projection"
 

@@ -118,7 +118,12 @@ class Queries:
 
     def _chat(self, row: Sequence[Any]) -> Chat:
         id_, title, host, guest, location, created_at = row
-        members = self.cast_of(id_)
+        rows: list[tuple[str, int, int]] = list(
+            self.conn.execute(
+                "SELECT bot_id, present, muted FROM chat_cast WHERE chat_id = ? ORDER BY position",
+                (id_,),
+            )
+        )
         return Chat(
             id_,
             title,
@@ -126,8 +131,9 @@ class Queries:
             guest,
             location,
             created_at,
-            cast=tuple(bot_id for bot_id, _ in members),
-            present=tuple(bot_id for bot_id, present in members if present),
+            cast=tuple(bot_id for bot_id, _, _ in rows),
+            present=tuple(bot_id for bot_id, present, _ in rows if present),
+            muted=tuple(bot_id for bot_id, _, muted in rows if muted),
         )
 
     def cast_of(self, chat_id: str) -> list[tuple[str, bool]]:
@@ -138,14 +144,46 @@ class Queries:
         )
         return [(bot_id, bool(present)) for bot_id, present in rows]
 
+    def muted_bots(self, chat_id: str) -> list[str]:
+        """The chat's cast members who answer only when forced, in cast order."""
+        rows = self.conn.execute(
+            "SELECT bot_id FROM chat_cast WHERE chat_id = ? AND muted = 1 ORDER BY position",
+            (chat_id,),
+        )
+        return [row[0] for row in rows]
+
     def present_bots(self, chat_id: str) -> list[str]:
         """The chat's cast members in the scene now, in cast order."""
         return [bot_id for bot_id, present in self.cast_of(chat_id) if present]
 
     def timeline(self, chat_id: str) -> list[Turn]:
-        """The chat's visible turns, oldest first (for ``chat_state``)."""
+        """The chat's visible turns, oldest first (all of them: see :meth:`latest_turns`)."""
         rows = self.conn.execute(_TURN + " WHERE chat_id = ? ORDER BY event_id", (chat_id,))
         return [_turn(row) for row in rows]
+
+    def latest_turns(
+        self, chat_id: str, limit: int, before_event_id: int | None = None
+    ) -> tuple[list[Turn], bool]:
+        """The chat's newest ``limit`` visible turns (before ``before_event_id``, if given),
+        oldest first, and whether older ones are left.
+
+        One backwards range scan of the chat's clustered key that stops after
+        ``limit + 1`` rows: its cost follows ``limit``, not the chat's length.
+        """
+        before = "" if before_event_id is None else " AND event_id < ?"
+        args = (chat_id,) if before_event_id is None else (chat_id, before_event_id)
+        rows = list(
+            self.conn.execute(
+                _TURN + " WHERE chat_id = ?" + before + " ORDER BY event_id DESC LIMIT ?",
+                (*args, limit + 1),
+            )
+        )
+        return [_turn(row) for row in reversed(rows[:limit])], len(rows) > limit
+
+    def event_chat(self, event_id: int) -> str | None:
+        """The chat an event of the log belongs to (hidden or not); None when there is none."""
+        row = self._one("SELECT chat_id FROM event_log WHERE id = ?", event_id)
+        return row[0] if row else None
 
     def recent_dialogue(
         self,

@@ -208,6 +208,11 @@ ALTER TABLE timeline ADD COLUMN present TEXT;
 """Casts and presence: every chat's bots in cast order and who is in the scene, and the
 witnesses of each visible turn. A chat from before has the cast its host and guest make."""
 
+PROJECTIONS_V6: Final = """
+ALTER TABLE chat_cast ADD COLUMN muted INTEGER NOT NULL DEFAULT 0;
+"""
+"""Muting: a cast member who answers only when the person forces it (filled from the
+log's ``mute_changed`` events, like every projection)."""
 PROJECTIONS_V10: Final = """
 DROP TABLE edges;
 CREATE TABLE edges (
@@ -262,6 +267,7 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
+    Migration(PROJECTIONS_V6, rebuild=True),
     Migration(PROJECTIONS_V10, rebuild=True),
     Migration(PROJECTIONS_V11, rebuild=True),
 )

@@ -19,6 +19,7 @@ from protocol import (
     MOVED_TO,
     BeatStarted,
     ChatMessage,
+    ChatNote,
     Memory,
     MemoryNote,
     Presence,
@@ -57,7 +58,8 @@ def plan_world_event(s: Store, planned: ev.WorldEventCreated) -> AppendResult:
 
 
 def move_cast(s: Store, moves: Sequence[ev.Event]) -> AppendResult:
-    """Cast and presence changes, each told as a ``presence`` message.
+    """Cast, presence and muting changes: a ``presence`` message for each move in or out of
+    the scene, then one ``chat`` with the chat as it is after them all.
 
     A bot added to the cast enters the scene; one taken out of it leaves.
     """
@@ -67,9 +69,19 @@ def move_cast(s: Store, moves: Sequence[ev.Event]) -> AppendResult:
             told.append(Presence(move.chat_id, move.bot_id, move.present))
         elif isinstance(move, ev.CastAdded | ev.CastRemoved):
             told.append(Presence(move.chat_id, move.bot_id, isinstance(move, ev.CastAdded)))
-        else:
-            raise ValueError(f"expected cast and presence changes only, got {move!r}")
-    return s.append(*moves, render=lambda _ids: told)
+        elif not isinstance(move, ev.MuteChanged):
+            raise ValueError(f"expected cast, presence and muting changes only, got {move!r}")
+    chat_ids = {ev.chat_of(move) for move in moves}
+    chat_id = chat_ids.pop() if len(chat_ids) == 1 else None
+    if chat_id is None:
+        raise ValueError(f"cast changes are of one chat at a time, not {moves!r}")
+
+    def render(_ids: tuple[int, ...]) -> list[ChatMessage]:
+        chat = s.get_chat(chat_id)
+        assert chat is not None  # the moves were checked against it
+        return [*told, ChatNote(chat_id, chat)]
+
+    return s.append(*moves, render=render)
 
 
 def open_scene(s: Store, opening: Sequence[ev.Event]) -> AppendResult:

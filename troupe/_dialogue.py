@@ -333,6 +333,12 @@ class Runner:
         elif "remove_from_cast" in turn:
             await engine.remove_from_cast(chat_id, self.resolve(turn["remove_from_cast"]))
             self.out.say(f"[{turn['remove_from_cast']} leaves the cast]")
+        elif "mute" in turn:
+            await engine.mute(chat_id, self.resolve(turn["mute"]))
+            self.out.say(f"[{turn['mute']} is muted]")
+        elif "unmute" in turn:
+            await engine.unmute(chat_id, self.resolve(turn["unmute"]))
+            self.out.say(f"[{turn['unmute']} is unmuted]")
 
     async def new_chat(self, spec: Mapping[str, Any]) -> None:
         """Start another chat and play on in it; ``continue_from`` carries one over.
@@ -416,6 +422,7 @@ class Runner:
             ),
             "requests_for_have": lambda spec: self.check_requests_for(where, spec, requests, True),
             "present": lambda spec: self.check_present(where, state.chat, spec),
+            "muted": lambda spec: self.check_muted(where, state.chat, spec),
             "branches": lambda spec: self.check_branches(where, spec),
         }
         for key, spec in expect.items():
@@ -652,6 +659,11 @@ class Runner:
         """Who is in the scene after the turn, in cast order."""
         want = [self.resolve(key) for key in _as_list(spec)]
         _compare(self.out, where, "present", list(chat.present), want)
+
+    def check_muted(self, where: str, chat: Any, spec: Any) -> None:
+        """Who is muted after the turn, in cast order."""
+        want = [self.resolve(key) for key in _as_list(spec)]
+        _compare(self.out, where, "muted", list(chat.muted or ()), want)
 
 
 def _compare(out: Outcome, where: str, label: str, value: Any, want: Any) -> None:

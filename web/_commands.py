@@ -121,6 +121,18 @@ async def _leave_scene(c: Connection, m: p.LeaveScene, _: str | None) -> Answer:
     return p.Ok()
 
 
+async def _mute(c: Connection, m: p.Mute, _: str | None) -> Answer:
+    return p.ChatReply(await c.engine.mute(m.chat_id, m.bot_id))
+
+
+async def _unmute(c: Connection, m: p.Unmute, _: str | None) -> Answer:
+    return p.ChatReply(await c.engine.unmute(m.chat_id, m.bot_id))
+
+
+async def _load_older(c: Connection, m: p.LoadOlder, _: str | None) -> Answer:
+    return await c.engine.load_older(m.chat_id, m.before_event_id, m.limit)
+
+
 async def _open_chat(c: Connection, m: p.OpenChat, reply_to: str | None) -> Answer:
     await c.open_chat(m.chat_id, m.after_seq, reply_to)
     return None  # the watch sends the answer, in its place among the chat's messages
@@ -213,6 +225,9 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.RemoveFromCast, _remove_from_cast),
         _command(p.EnterScene, _enter_scene),
         _command(p.LeaveScene, _leave_scene),
+        _command(p.Mute, _mute),
+        _command(p.Unmute, _unmute),
+        _command(p.LoadOlder, _load_older),
         _command(p.SelectAlternative, _select_alternative),
         _command(p.ListBranches, _list_branches),
         _command(p.SwitchBranch, _switch_branch, slow=True),

@@ -304,6 +304,14 @@ class Moves:
             return None  # the last one present stays
         return [ev.PresenceChanged(chat, bot_id, not present)]
 
+    def mute(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        bot_id, _ = pick(self.s.cast_of(chat), b)
+        return [ev.MuteChanged(chat, bot_id, bot_id not in self.s.muted_bots(chat))]
+
     def witnessed(self, a: int, b: int, c: int) -> Any:
         chats = self.chats()
         if not chats:
@@ -341,6 +349,7 @@ MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.world,
     Moves.world,
     Moves.rewind,
+    Moves.mute,
     Moves.fork,
     Moves.switch,
     Moves.switch,

@@ -30,6 +30,7 @@ const CHAT_TYPES = new Set([
   "scene_closed",
   "turn_settled",
   "presence",
+  "chat_note",
 ]);
 
 const state = {
@@ -316,9 +317,11 @@ const APPLY = {
   presence(chat, msg) {
     chat.applyPresence(msg);
     renderCast();
-    // Leaving the scene and leaving the cast look alike here, and only the
-    // page that sent the command is answered with the new cast: ask for it.
-    if (!msg.present) connection.send("list_chats");
+  },
+  chat_note(_chat, msg) {
+    // After every cast, presence or muting change the chat itself follows, to
+    // every page watching it: the same news as the answer to a cast command.
+    DIRECT.chat(msg);
   },
   turn_settled(chat, msg) {
     chat.settled(msg);
@@ -335,6 +338,7 @@ function applyState(chat, msg) {
   chat.pendingGap = null;
   chat.tokenResyncs = new Set();
   timeline.render(chat, { jump });
+  if (timeline.nearTop()) loadOlder(); // a page too short to scroll
   panels.render(chat);
   castPanel.render(chat);
   renderHeader();
@@ -420,6 +424,33 @@ function chatFromAddress() {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
+/** Turns asked for at a time as the person scrolls up (the server allows 1..200). */
+const OLDER_PAGE = 100;
+
+/** Fetch the turns before the first one shown; one request at a time. */
+async function loadOlder() {
+  const chat = state.chat;
+  const before = chat?.olderBefore();
+  if (before == null || chat.loadingOlder) return;
+  chat.loadingOlder = true;
+  timeline.showOlder("loading");
+  let added = null;
+  try {
+    const answer = await request("load_older", { chat_id: chat.id, before_event_id: before, limit: OLDER_PAGE });
+    if (state.chat !== chat) return;
+    added = chat.prependTurns(answer);
+    if (added) timeline.prependTurns(added, chat);
+  } catch (error) {
+    if (!(error instanceof ConnectionLost)) showError(error);
+  } finally {
+    chat.loadingOlder = false;
+    if (state.chat === chat) timeline.showOlder("idle");
+  }
+  // Still at the top (a tall screen, or a fast fling): the next page follows,
+  // as long as each page brings something.
+  if (added?.length && state.chat === chat && timeline.nearTop()) loadOlder();
+}
+
 async function sendTurn(prose, replyAs = "") {
   const chat = state.chat;
   const fields = { chat_id: chat.id, prose };
@@ -472,6 +503,7 @@ const timeline = new Timeline(byTestId("timeline"), {
   showError,
   previewRewind: (turn) => request("rewind_preview", { chat_id: state.chat.id, event_id: turn.event_id }),
   rewind: (turn) => request("rewind", { chat_id: state.chat.id, event_id: turn.event_id }),
+  loadOlder: () => loadOlder(),
 });
 
 const panels = new StoryPanels(byTestId("side"), byTestId("scene"), {
@@ -487,6 +519,8 @@ const castPanel = new CastPanel(byTestId("side"), {
   bots: () => state.bots,
   showError,
   command: (type, botId) => request(type, { chat_id: state.chat.id, bot_id: botId }),
+  replyAs: () => composer.replyAsValue(),
+  chooseReplyAs: (botId) => composer.chooseReplyAs(botId),
 });
 
 const sidebar = new Sidebar(byTestId("nav"), {
@@ -506,6 +540,8 @@ const composer = new Composer(byTestId("composer-area"), {
   showError,
   names,
 });
+// The cast's "Reply as" buttons and the composer's picker show one choice.
+composer.onReplyAs = () => castPanel.render(state.chat);
 
 // --- small screens: the side panels live behind two toggles -----------------------------
 

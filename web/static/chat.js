@@ -42,6 +42,8 @@ export class OpenChat {
     this.settledTurns = new Set(); // user_turn_ids seen settling
     this.doneBeats = new Set(); // beat_ids completed: late tokens for them are stale
     this.loaded = false; // a chat_state has arrived
+    this.hasOlder = false; // turns before `turns[0]` are left to load (`load_older`)
+    this.loadingOlder = false;
   }
 
   /** The bots of this chat's cast, host first. */
@@ -77,7 +79,7 @@ export class OpenChat {
     this.info = { ...this.info, cast, present: cast.filter((id) => present.has(id)) };
   }
 
-  /** A `chat` answer about this chat: its cast, presence and muting are news. */
+  /** A `chat` answer or message about this chat: its cast, presence and muting are news. */
   applyInfo(chat) {
     this.info = { ...this.info, ...chat };
   }
@@ -103,6 +105,7 @@ export class OpenChat {
     this.info = msg.chat ?? this.info;
     this.lastSeq = typeof msg.seq === "number" ? msg.seq : this.lastSeq;
     this.turns = (msg.timeline ?? []).map((turn) => ({ ...turn, error: null }));
+    this.hasOlder = msg.has_older === true; // only the latest turns came
     this.edges = new Map();
     for (const edge of msg.edges ?? []) this.edges.set(edgeKey(edge), { ...edge });
     this.scene = msg.scene ?? null;
@@ -132,6 +135,25 @@ export class OpenChat {
     } else if (flight && this.activeTurn === null) {
       this.activeTurn = this.live.get(flight.beat_id).userTurnId ?? true;
     }
+  }
+
+  /** The event id the next `load_older` asks before; null when nothing older is left. */
+  olderBefore() {
+    return this.hasOlder && this.turns.length ? this.turns[0].event_id : null;
+  }
+
+  /**
+   * An `older_turns` answer: its turns go before the ones shown. Returns the
+   * turns added, or null when the answer is stale (a chat_state replaced the
+   * timeline since it was asked for).
+   */
+  prependTurns(msg) {
+    if (msg.before_event_id !== this.olderBefore()) return null;
+    const first = this.turns[0].event_id;
+    const older = (msg.turns ?? []).filter((turn) => turn.event_id < first).map((turn) => ({ ...turn, error: null }));
+    this.turns = [...older, ...this.turns];
+    this.hasOlder = msg.has_older === true;
+    return older;
   }
 
   /** A user turn; null when it is already in the timeline. */

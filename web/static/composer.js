@@ -42,6 +42,7 @@ export class Composer {
       }
     });
     this.prose.addEventListener("input", () => this.showCount());
+    this.replyAs.addEventListener("change", () => this.onReplyAs?.());
     this.el("stop").addEventListener("click", () => this.stop());
     this.el("regenerate").addEventListener("click", () => this.openRegenerate());
     this.el("regenerate-cancel").addEventListener("click", () => this.closeRegenerate());
@@ -88,6 +89,8 @@ export class Composer {
       await this.sendTurn(prose, this.replyAs.hidden ? "" : this.replyAs.value);
       // Keep anything typed while the turn travelled.
       if (this.prose.value === prose) this.prose.value = "";
+      // "Reply as" forces one turn's speaker; the next turn is the story's to decide again.
+      this.chooseReplyAs("");
       this.showCount();
     } catch (error) {
       this.showError(error);
@@ -115,6 +118,18 @@ export class Composer {
     if (!same) fill(select, options.map(([value, label]) => h("option", { value }, label)));
     select.value = chosen;
     select.disabled = this.el("send").disabled;
+  }
+
+  /** Who answers the next turn: a bot id, or "" for whoever the story picks. */
+  replyAsValue() {
+    return this.replyAs.hidden ? "" : this.replyAs.value;
+  }
+
+  /** Make `botId` answer the next turn ("" lets the story decide). */
+  chooseReplyAs(botId) {
+    this.replyAs.value = botId;
+    if (this.replyAs.value !== botId) this.replyAs.value = "";
+    this.replyAs.dispatchEvent(new Event("change"));
   }
 
   /** Stop the beat in flight; true when there was one to stop. */
