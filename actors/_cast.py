@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import attrs
+
 import story
+from protocol import Bot
 from store import AsyncStore, Store
 
 
@@ -20,10 +23,20 @@ async def load_cast(store: AsyncStore, chat_id: str) -> story.Cast:
         host = s.get_bot(chat.host_bot_id)
         if host is None:
             raise ValueError(f"chat {chat_id}'s host {chat.host_bot_id!r} is gone")
+        you = s.get_you()
         bots = (s.get_bot(bot_id) for bot_id in chat.present)
-        characters = tuple(bot for bot in bots if bot is not None)
+        characters = tuple(_filled(s, bot, you.name) for bot in bots if bot is not None)
         return story.Cast(
-            chat.id, chat.location, characters, (s.get_you(),), muted=frozenset(chat.muted or ())
+            chat.id, chat.location, characters, (you,), muted=frozenset(chat.muted or ())
         )
 
     return await store.run(read)
+
+
+def _filled(s: Store, bot: Bot, you: str) -> Bot:
+    """A bot whose persona speaks in card macros (``{{char}}``, ``{{user}}``) with the names
+    filled in, as every prompt of the turn (classifiers included) must read it."""
+    card = s.card_of(bot.id) if bot.card else None
+    char = (card.nickname if card is not None else "") or bot.name
+    persona = story.fill_macros(bot.persona, char, you)
+    return bot if persona == bot.persona else attrs.evolve(bot, persona=persona)

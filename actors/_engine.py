@@ -8,18 +8,21 @@ the person raise :class:`protocol.ProtocolError`; anything else is a bug.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
 import attrs
 import trio
 
+import story
 from llm import Backend, open_backend
 from protocol import (
     LATEST_TURNS,
     MAX_CAST,
+    MAX_GREETING,
     MAX_OLDER_TURNS,
+    MAX_PERSONA,
     WORLD_EVENT_MOVES,
     YOU_ID,
     Artifacts,
@@ -30,12 +33,14 @@ from protocol import (
     ChatMessage,
     ChatState,
     Entity,
+    LorebookInfo,
     Memory,
     OlderTurns,
     ProtocolError,
     RewindPreviewReply,
     Turn,
     WorldEventState,
+    author_note_problem,
 )
 from protocol import events as ev
 from runtime import (
@@ -46,7 +51,17 @@ from runtime import (
     RestartPolicy,
     open_actor_system,
 )
-from store import AsyncStore, NotFound, Store, WireFrame, mark_memory, open_store, start_chat
+from store import (
+    AsyncStore,
+    NotFound,
+    Store,
+    WireFrame,
+    attach_lorebooks,
+    mark_memory,
+    open_store,
+    set_author_note,
+    start_chat,
+)
 
 from . import _messages as m
 from ._bot import BotActor, Forget
@@ -54,6 +69,7 @@ from ._chat import ChatActor, wait_settled
 from ._feed import ChatFeed
 from ._feeds import Feeds
 from ._journal import Journal
+from ._library import Library
 from ._pool import ClassifierPool
 from ._refusals import refusals
 from ._services import Services
@@ -90,6 +106,8 @@ class Engine:
         )
         self._closing = False
         self._shut_down = trio.Event()
+        self.library = Library(svc.store)
+        """Cards, lorebooks and chats in and out (the gateway's HTTP side)."""
 
     @property
     def store(self) -> AsyncStore:
@@ -155,6 +173,29 @@ class Engine:
         await self._forget_bot(bot_id)
         return await self._bot(bot_id)
 
+    async def update_card(self, bot_id: str, changes: Mapping[str, str]) -> Bot:
+        """Edit the main fields of a bot's card, keeping the rest of it; returns the bot.
+
+        ``not_found`` for no such bot, ``invalid`` for a bot without a card or
+        a field that cannot be edited; nothing is written then. The bot's
+        persona and greeting follow the description and first message.
+        """
+        await self._bot(bot_id)
+
+        def edit(s: Store) -> None:
+            card = s.card_of(bot_id)
+            if card is None:
+                raise ProtocolError("invalid", f"{bot_id} was not made from a card")
+            try:
+                edited = story.edit_card(card, changes)
+            except story.CardError as exc:
+                raise ProtocolError("invalid", exc.message) from None
+            s.append(*card_edited(s, bot_id, edited, changes))
+
+        await self._run(edit)
+        await self._forget_bot(bot_id)
+        return await self._bot(bot_id)
+
     async def delete_bot(self, bot_id: str) -> None:
         """Delete a bot; chats where it is in the cast (never the host) go on without it."""
         await self._bot(bot_id)
@@ -178,6 +219,12 @@ class Engine:
         if ref is not None:
             await ref.tell(Forget())
 
+    # --- lorebooks ---
+
+    async def list_lorebooks(self) -> tuple[LorebookInfo, ...]:
+        """Every imported lorebook, oldest first."""
+        return tuple(await self._run(Store.list_lorebooks))
+
     # --- chats ---
 
     async def list_chats(self) -> tuple[Chat, ...]:
@@ -191,19 +238,28 @@ class Engine:
         location: str | None = None,
         title: str | None = None,
         cast: tuple[str, ...] | None = None,
+        greeting: int | None = None,
         continue_from: str | None = None,
     ) -> Chat:
         """Start a chat with a host and a guest, or a cast; the host greets you if it can.
 
         ``cast`` names 1 to ``MAX_CAST`` bots, the host first; a host or a guest
-        given beside it must be the cast's first or second bot. ``continue_from``
-        names a chat whose memories and edges the bots of both casts bring along
+        given beside it must be the cast's first or second bot. A host made
+        from a card opens the chat with one of its greetings: ``greeting``
+        indexes them (0, the default, is ``first_mes``; then the alternate
+        greetings; then, with more than one character, the group-only ones),
+        and an index it does not have is ``invalid``, with nothing written.
+        ``continue_from`` names a chat whose memories and edges the bots of both casts bring along
         (unknown: ``not_found``, nothing written); otherwise the chat starts
         knowing nothing of any other.
         """
         members = _cast_of(host_bot_id, guest_bot_id, cast)
         bots = [await self._bot(bot_id) for bot_id in members]
         host, guest = bots[0], bots[1] if len(bots) > 1 else None
+        you = await self.you()
+        opening = await self._run(
+            lambda s: greeting_of(s.card_of(host.id), host, you, greeting, group=len(bots) > 1)
+        )
         where = location.strip() if location and location.strip() else None
         name = (title or "").strip() or _title([b.name for b in bots])
 
@@ -219,15 +275,47 @@ class Engine:
             chat_id = s.new_chat_id()
             created = ev.ChatCreated(chat_id, *fields, cast=extra, continue_from=continue_from)
             ids = start_chat(s, created, ev.SceneOpened(chat_id, where)).ids
-            for bot in bots[:2]:
-                if bot.greeting.strip():
-                    s.append(ev.AssistantTurn(chat_id, bot.id, ids[0], None, bot.greeting))
-                    break
+            if opening is not None:
+                s.append(ev.AssistantTurn(chat_id, host.id, ids[0], None, opening))
+            else:
+                for bot in bots[:2]:
+                    if bot.greeting.strip():
+                        s.append(ev.AssistantTurn(chat_id, bot.id, ids[0], None, bot.greeting))
+                        break
             chat = s.get_chat(chat_id)
             assert chat is not None
             return chat
 
         return await self._run(create)
+
+    # --- steering: lorebooks and the author's note ---
+
+    async def attach_lorebook(self, chat_id: str, lorebook_id: str) -> tuple[str, ...]:
+        """Attach a lorebook to a chat; returns the chat's books now, in the order attached."""
+        return await self._lorebooks(ev.LorebookAttached(chat_id, lorebook_id))
+
+    async def detach_lorebook(self, chat_id: str, lorebook_id: str) -> tuple[str, ...]:
+        """Take a lorebook off a chat; returns the chat's books now."""
+        return await self._lorebooks(ev.LorebookDetached(chat_id, lorebook_id))
+
+    async def _lorebooks(
+        self, change: ev.LorebookAttached | ev.LorebookDetached
+    ) -> tuple[str, ...]:
+        await self._chat(change.chat_id)
+        journal = Journal(self.store, self._feeds, change.chat_id)
+        with refusals():
+            await journal.write(attach_lorebooks, change)
+        return tuple(await self._run(Store.chat_lorebooks, change.chat_id))
+
+    async def set_author_note(self, chat_id: str, text: str, depth: int) -> None:
+        """Set the chat's author's note (``invalid`` out of bounds); an empty text removes it."""
+        problem = author_note_problem(text, depth)
+        if problem is not None:
+            raise ProtocolError("invalid", problem)
+        await self._chat(chat_id)
+        journal = Journal(self.store, self._feeds, chat_id)
+        with refusals():
+            await journal.write(set_author_note, ev.AuthorNoteSet(chat_id, text, depth))
 
     async def add_to_cast(self, chat_id: str, bot_id: str) -> Chat:
         """Add a bot to the chat's cast; it enters the scene. Returns the chat as it is now."""
@@ -458,6 +546,8 @@ class Engine:
                 None,
                 world_events=tuple(WorldEventState(e.id, e.title, e.status) for e in events),
                 has_older=has_older,
+                lorebooks=tuple(s.chat_lorebooks(chat_id)),
+                author_note=s.author_note(chat_id),
             )
 
         return await self._run(read)
@@ -586,6 +676,45 @@ def _cast_of(
     if guest_bot_id is not None and cast[1:2] != (guest_bot_id,):
         raise ProtocolError("invalid", "the guest is the cast's second bot")
     return cast
+
+
+def card_edited(
+    s: Store, bot_id: str, card: story.Card, changes: Mapping[str, str]
+) -> list[ev.Event]:
+    """The events of a card edit: the card, then the bot's persona or greeting if they follow."""
+    row = s.conn.execute("SELECT avatar FROM bot_cards WHERE bot_id = ?", (bot_id,)).fetchall()
+    found = row[0][0] if row else None
+    avatar = found if isinstance(found, str) else None
+    events: list[ev.Event] = [ev.BotCard(bot_id, card.spec, card.source, avatar)]
+    persona = card.description[:MAX_PERSONA] if "description" in changes else None
+    greeting = card.first_mes[:MAX_GREETING] if "first_mes" in changes else None
+    if persona is not None or greeting is not None:
+        events.append(ev.BotUpdated(bot_id, None, persona, greeting))
+    return events
+
+
+def greeting_of(
+    card: story.Card | None, host: Bot, you: Entity, index: int | None, *, group: bool
+) -> str | None:
+    """The host's opening line from its card, by ``index``; None for a host without a card.
+
+    Macros are filled with the names of the chat: the host's, and yours.
+    """
+    if card is None:
+        if index not in (None, 0):
+            raise ProtocolError("invalid", f"{host.id} has no card: it has no greeting {index}")
+        return None
+    options = [card.first_mes, *card.alternate_greetings]
+    if group:
+        options.extend(card.group_only_greetings)
+    at = 0 if index is None else index
+    if not 0 <= at < len(options):
+        raise ProtocolError(
+            "invalid",
+            f"{host.name} has greetings 0 to {len(options) - 1}; there is no greeting {at}",
+        )
+    text = story.fill_macros(options[at], card.nickname or host.name, you.name).strip()
+    return text or None
 
 
 def _title(names: list[str]) -> str:

@@ -98,6 +98,10 @@ class CreateChat:
     location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
     title: str | None = field(default=None, validator=optional_at_most(MAX_TITLE))
     cast: tuple[str, ...] | None = field(default=None, validator=_cast_ids)
+    greeting: int | None = field(default=None, validator=optional_in_range(0, MAX_INT))
+    """Which of the host's card greetings opens the chat (an addition): 0 is ``first_mes``,
+    then its alternate greetings, then, with more than one character, its group-only ones.
+    One it does not have is ``invalid``; a host without a card has only 0."""
     continue_from: str | None = field(default=None, validator=optional_at_most(MAX_ID))
     """A chat whose characters' memories and relationships seed the new chat, for the bots
     in both casts (an addition); without it the chat starts knowing nothing of any other."""
@@ -248,8 +252,59 @@ class LoadOlder(shared.ChatRef):
 
 
 @frozen
+class UpdateCard(shared.BotRef):
+    """Edit the main fields of the card a bot was made from; ``None`` leaves one as it is.
+
+    Every other field of the card, and every key it holds that troupe does
+    not know, is kept (an addition to the protocol). The bot's persona and
+    greeting follow its description and first message.
+    """
+
+    description: str | None = None
+    personality: str | None = None
+    scenario: str | None = None
+    first_mes: str | None = None
+    mes_example: str | None = None
+    system_prompt: str | None = None
+    post_history_instructions: str | None = None
+
+    def changes(self) -> dict[str, str]:
+        """The fields given, by their card names."""
+        fields = {
+            "description": self.description,
+            "personality": self.personality,
+            "scenario": self.scenario,
+            "first_mes": self.first_mes,
+            "mes_example": self.mes_example,
+            "system_prompt": self.system_prompt,
+            "post_history_instructions": self.post_history_instructions,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+@frozen
+class AttachLorebook(shared.LorebookRef):
+    """Attach a lorebook to a chat (an addition to the protocol)."""
+
+
+@frozen
+class DetachLorebook(shared.LorebookRef):
+    """Take a lorebook off a chat (an addition to the protocol)."""
+
+
+@frozen
+class SetAuthorNote(shared.AuthorNoteText):
+    """Set a chat's author's note; an empty text removes it (an addition to the protocol)."""
+
+
+@frozen
 class GetStatistics:
     """Ask for the server's live figures (an addition to protocol version 1)."""
+
+
+@frozen
+class ListLorebooks:
+    """Ask for every imported lorebook (an addition to the protocol)."""
 
 
 ClientMessage = (
@@ -279,6 +334,11 @@ ClientMessage = (
     | Mute
     | Unmute
     | LoadOlder
+    | ListLorebooks
+    | UpdateCard
+    | AttachLorebook
+    | DetachLorebook
+    | SetAuthorNote
     | SelectAlternative
     | ListBranches
     | SwitchBranch
@@ -312,6 +372,11 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "mute": Mute,
     "unmute": Unmute,
     "load_older": LoadOlder,
+    "list_lorebooks": ListLorebooks,
+    "update_card": UpdateCard,
+    "attach_lorebook": AttachLorebook,
+    "detach_lorebook": DetachLorebook,
+    "set_author_note": SetAuthorNote,
     "select_alternative": SelectAlternative,
     "list_branches": ListBranches,
     "switch_branch": SwitchBranch,

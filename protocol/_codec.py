@@ -36,7 +36,7 @@ from ._server import (
     RewindPreviewReply,
     ServerMessage,
 )
-from ._shapes import Artifacts, Chat, Turn
+from ._shapes import Artifacts, Bot, Chat, Turn
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
 
@@ -150,7 +150,7 @@ def _make() -> cattrs.Converter:
         CreateWorldEvent,
         make_dict_unstructure_fn(CreateWorldEvent, conv, artifacts=override(omit_if_default=True)),
     )
-    # The additions for casts and presence are left out where they say nothing, so a
+    # The additions (casts, presence, cards) are left out where they say nothing, so a
     # frame or a payload of before them reads and writes back byte for byte.
     for cls, names in _ADDITIONS.items():
         conv.register_unstructure_hook(
@@ -166,11 +166,20 @@ def _make() -> cattrs.Converter:
 
 _ADDITIONS: dict[type, tuple[str, ...]] = {
     Chat: ("cast", "present", "muted"),
+    Bot: ("card", "avatar_url"),
+    CreateChat: (
+        "host_bot_id",
+        "guest_bot_id",
+        "location",
+        "title",
+        "cast",
+        "greeting",
+        "continue_from",
+    ),
     # Before the shapes that hold turns: their hooks are made with the turn's own.
     Turn: ("alternatives", "alternative"),
-    ChatState: ("has_older",),
+    ChatState: ("has_older", "lorebooks", "author_note"),
     RewindPreviewReply: ("summary",),
-    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast", "continue_from"),
     ev.ChatCreated: ("cast", "continue_from"),
     **{
         cls: ("present",)
@@ -187,7 +196,8 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
         )
     },
 }
-"""Fields added for casts and presence, written only when they hold something."""
+"""Fields added for casts and presence (and for steering: a chat's books and author's note),
+written only when they hold something."""
 
 
 converter = _make()

@@ -66,6 +66,26 @@ class ChatRef:
 
 
 @frozen
+class LorebookRef(ChatRef):
+    """A lorebook and a chat (``attach_lorebook``, ``lorebook_attached``, ...)."""
+
+    lorebook_id: str = field(validator=an_id)
+
+
+@frozen
+class AuthorNoteText(ChatRef):
+    """A chat's author's note and where it goes (``set_author_note``, ``author_note_set``).
+
+    ``depth`` counts messages from the end of the dialogue (0: after the
+    last). Its range and the text's length are the domain's to judge
+    (``author_note_problem``): a note out of bounds is ``invalid``.
+    """
+
+    text: str
+    depth: int = 4
+
+
+@frozen
 class CastMember(ChatRef):
     """One bot of a chat's cast (``add_to_cast``, ``enter_scene``, ``cast_added``, ...)."""
 

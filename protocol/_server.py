@@ -13,11 +13,13 @@ from typing import Literal
 from attrs import frozen
 
 from ._shapes import (
+    AuthorNote,
     Bot,
     Chat,
     Edge,
     Entity,
     InFlight,
+    LorebookInfo,
     Memory,
     Scene,
     Segment,
@@ -86,6 +88,20 @@ class BotReply:
     """Answer to ``create_bot`` and ``update_bot``."""
 
     bot: Bot
+
+
+@frozen
+class LorebookReply:
+    """An imported lorebook, sent to every client when one is imported (an addition)."""
+
+    lorebook: LorebookInfo
+
+
+@frozen
+class Lorebooks:
+    """Answer to ``list_lorebooks`` (an addition to the protocol)."""
+
+    lorebooks: tuple[LorebookInfo, ...]
 
 
 @frozen
@@ -212,6 +228,10 @@ class ChatState(OnChat):
     has_older: bool = False
     """``timeline`` holds only the chat's latest turns; ``load_older`` gets the ones before
     (an addition to the protocol, left out when false)."""
+    lorebooks: tuple[str, ...] = ()
+    """The ids of the lorebooks attached to the chat, in the order attached (an addition)."""
+    author_note: AuthorNote | None = None
+    """The chat's author's note, if it has one (an addition to the protocol)."""
 
 
 @frozen
@@ -312,9 +332,17 @@ class Presence(OnChat):
 @frozen
 class ChatNote(OnChat):
     """The chat's cast, presence or muting changed: the chat as it is now, to every watcher
-    (``type`` is ``chat``, as the answer to ``create_chat``; an addition to the protocol)."""
+    (``type`` ``chat_note``; an addition to the protocol)."""
 
     chat: Chat
+    seq: int = 0
+
+
+@frozen
+class ChatLorebooks(OnChat):
+    """A lorebook was attached or detached: the chat's books now (an addition)."""
+
+    lorebooks: tuple[str, ...]
     seq: int = 0
 
 
@@ -327,6 +355,15 @@ class OlderTurns(OnChat):
     turns: tuple[Turn, ...]
     has_older: bool
     """Still older turns are left: ask again before the first of ``turns``."""
+
+
+@frozen
+class AuthorNoteChanged(OnChat):
+    """The chat's author's note changed; an empty ``text`` means none (an addition)."""
+
+    text: str
+    depth: int
+    seq: int = 0
 
 
 @frozen
@@ -354,6 +391,8 @@ DirectAnswer = (
     | Statistics
     | Error
     | OlderTurns
+    | LorebookReply
+    | Lorebooks
 )
 ChatMessage = (
     ChatState
@@ -368,6 +407,8 @@ ChatMessage = (
     | TurnSettled
     | Presence
     | ChatNote
+    | ChatLorebooks
+    | AuthorNoteChanged
 )
 """Messages that belong to a chat; all but Token and ChatState are numbered by ``seq``."""
 ServerMessage = DirectAnswer | ChatMessage
@@ -401,6 +442,10 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     Presence: "presence",
     ChatNote: "chat_note",
     OlderTurns: "older_turns",
+    LorebookReply: "lorebook",
+    Lorebooks: "lorebooks",
+    ChatLorebooks: "chat_lorebooks",
+    AuthorNoteChanged: "author_note",
 }
 """The wire ``type`` the server sends for every message.
 

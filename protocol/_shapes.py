@@ -44,6 +44,30 @@ class Bot:
     name: str
     persona: str
     greeting: str
+    card: bool = False
+    """The bot was made from a character card, which it keeps (an addition to the protocol)."""
+    avatar_url: str | None = None
+    """Where its avatar image is served (``/api/bots/{id}/avatar``), or None without one
+    (an addition to the protocol)."""
+
+
+@frozen
+class LoreProblem:
+    """Something in an imported lorebook that can never work (an invalid regular expression)."""
+
+    entry: str
+    problem: str
+
+
+@frozen
+class LorebookInfo:
+    """An imported lorebook as the wire lists it (an addition to the protocol)."""
+
+    lorebook_id: str
+    name: str
+    format: str
+    entries: int
+    problems: tuple[LoreProblem, ...] = ()
 
 
 @frozen
@@ -124,6 +148,14 @@ class InFlight:
     beat_id: int
     speaker_id: str
     text: str
+
+
+@frozen
+class AuthorNote:
+    """A chat's author's note: ``text`` goes ``depth`` messages from the end of every prompt."""
+
+    text: str
+    depth: int
 
 
 @frozen

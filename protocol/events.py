@@ -66,6 +66,39 @@ class BotCreated(shared.BotProfile):
         self.__attrs_init__(name, persona, greeting, bot_id=bot_id)
 
 
+CardVersion = Literal["v1", "v2", "v3"]
+"""The version a character card was written in."""
+
+LorebookFormat = Literal["world_info", "lorebook_v3"]
+"""The file a lorebook came in: SillyTavern world info, or a V3 ``lorebook_v3``."""
+
+
+@frozen
+class BotCard(shared.BotRef):
+    """A bot's character card: the document it came in, whole, and its avatar image.
+
+    ``document`` is the card's JSON exactly as it was read, unknown keys and
+    all; ``avatar`` the sha256 (hex) of the image, kept beside the log and
+    written with this event, or None for a card without one. A later
+    ``bot_card`` of the same bot replaces the card.
+    """
+
+    spec: CardVersion
+    document: str
+    avatar: str | None = None
+
+
+@frozen
+class LorebookImported:
+    """A lorebook was imported; ``document`` is its file's JSON exactly as it was read."""
+
+    lorebook_id: str = field(validator=[not_blank, _id])
+    name: str = field(validator=at_most(MAX_TITLE))
+    format: LorebookFormat
+    document: str
+    entries: int
+
+
 @frozen
 class BotUpdated(shared.BotChanges):
     """Some of a bot's fields changed; ``None`` means unchanged."""
@@ -139,6 +172,23 @@ class ChatCreated(shared.ChatCast):
                 self.guest_bot_id,
             )
         )
+
+
+@frozen
+class ChatImported(shared.ChatRef):
+    """A chat was imported from a file of another front end (``st_chat``: SillyTavern).
+
+    ``header`` and ``lines`` are the file's header and message lines exactly
+    as read, so nothing the timeline cannot hold (swipes, dates, ``extra``)
+    is lost. The import appends this event right after the chat's creation,
+    then one turn event per line in order, but for the lines in ``skipped``
+    (system lines, blank messages), which became no turn.
+    """
+
+    format: Literal["st_chat"]
+    header: str
+    lines: tuple[str, ...]
+    skipped: tuple[int, ...] = ()
 
 
 @frozen
@@ -356,6 +406,21 @@ class ObjectAcquired(shared.ChatRef):
     world_event_id: int | None = None
 
 
+@frozen
+class LorebookAttached(shared.LorebookRef):
+    """A lorebook was attached to the chat: its lore may wake in every character's prompt."""
+
+
+@frozen
+class LorebookDetached(shared.LorebookRef):
+    """A lorebook was taken off the chat."""
+
+
+@frozen
+class AuthorNoteSet(shared.AuthorNoteText):
+    """The chat's author's note changed; an empty text removes it."""
+
+
 Event = (
     YouUpdated
     | BotCreated
@@ -387,6 +452,12 @@ Event = (
     | CastRemoved
     | PresenceChanged
     | MuteChanged
+    | BotCard
+    | LorebookImported
+    | ChatImported
+    | LorebookAttached
+    | LorebookDetached
+    | AuthorNoteSet
 )
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -420,6 +491,12 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "cast_removed": CastRemoved,
     "presence_changed": PresenceChanged,
     "mute_changed": MuteChanged,
+    "bot_card": BotCard,
+    "lorebook_imported": LorebookImported,
+    "chat_imported": ChatImported,
+    "lorebook_attached": LorebookAttached,
+    "lorebook_detached": LorebookDetached,
+    "author_note_set": AuthorNoteSet,
 }
 """The log ``kind`` of every event payload."""
 
@@ -439,7 +516,9 @@ def chat_of(event: Event) -> str | None:
 __all__ = [
     *(cls.__name__ for cls in EVENT_KINDS.values()),
     "EVENT_KINDS",
+    "CardVersion",
     "Event",
+    "LorebookFormat",
     "PinnedBy",
     "Present",
     "chat_of",

@@ -4,6 +4,11 @@ Owns: the SQLite schema and its migrations; appending events together with
 their projection change and outgoing chat messages in one transaction; the
 queries the turn flow needs; the named writes of a chat (``begin_beat``,
 ``end_beat``, ``write_memories``, ...: events and their messages together);
+rewind (after a snapshot) and supersede; crash recovery of beats left open;
+holding a beat's end while the disk is full; what was imported from other
+front ends (character cards with their avatars, lorebooks, chats: written in
+one transaction each, read back whole); and running all of it on one thread
+for trio. See docs/storage.md.
 starting a chat that carries on from another; branches (rewind, forks and
 switches re-project one chat from its own events) and supersede; crash
 recovery of beats left open; holding a beat's end while the disk is full;
@@ -14,6 +19,18 @@ from ._async import AsyncStore, open_store
 from ._branches import BranchRow
 from ._carry import start_chat
 from ._errors import Invalid, NotFound, StorageFull, StoreError
+from ._exports import card_for, chat_export
+from ._imports import (
+    ChatImport,
+    Done,
+    image_type,
+    import_any,
+    import_card,
+    import_chat,
+    import_lorebook,
+    put_blob,
+)
+from ._library import lorebook_info
 from ._records import (
     AppendResult,
     Render,
@@ -28,6 +45,7 @@ from ._writes import (
     AutoPinPlan,
     add_user_turn,
     apply_edges,
+    attach_lorebooks,
     begin_beat,
     close_scene,
     end_beat,
@@ -37,6 +55,7 @@ from ._writes import (
     open_scene,
     plan_world_event,
     score_memories,
+    set_author_note,
     settle_turn,
     write_memories,
 )
@@ -46,6 +65,8 @@ __all__ = [
     "AsyncStore",
     "AutoPinPlan",
     "BranchRow",
+    "ChatImport",
+    "Done",
     "Invalid",
     "NotFound",
     "Render",
@@ -58,18 +79,29 @@ __all__ = [
     "WorldEventRow",
     "add_user_turn",
     "apply_edges",
+    "attach_lorebooks",
     "beat_complete",
     "begin_beat",
+    "card_for",
+    "chat_export",
     "close_scene",
     "edge_update",
     "end_beat",
+    "image_type",
+    "import_any",
+    "import_card",
+    "import_chat",
+    "import_lorebook",
+    "lorebook_info",
     "mark_memory",
     "move_cast",
     "move_world_events",
     "open_scene",
     "open_store",
     "plan_world_event",
+    "put_blob",
     "score_memories",
+    "set_author_note",
     "settle_turn",
     "start_chat",
     "utc_now",

@@ -51,6 +51,8 @@ _CHAT_TABLES: Final = (
     "world_events",
     "inventory",
     "chat_cast",
+    "chat_lorebooks",
+    "author_notes",
     "chats",
 )
 

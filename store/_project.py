@@ -20,6 +20,7 @@ from protocol import (
     MAX_FACTS,
     MOVE_EVENTS,
     YOU_ID,
+    author_note_problem,
     clamp_edge,
     converter,
     moved_from,
@@ -587,6 +588,81 @@ def object_acquired(conn: apsw.Connection, id: int, _at: str, e: ev.ObjectAcquir
     )
 
 
+# --- cards and lorebooks ---
+
+
+def bot_card(conn: apsw.Connection, _id: int, _at: str, e: ev.BotCard) -> None:
+    _bot(conn, e.bot_id)
+    if (
+        e.avatar is not None
+        and _one(conn, "SELECT 1 FROM blobs WHERE sha256 = ?", e.avatar) is None
+    ):
+        raise Invalid(f"the avatar {e.avatar} of {e.bot_id!r}'s card was never stored")
+    conn.execute(
+        "INSERT OR REPLACE INTO bot_cards(bot_id, spec, document, avatar) VALUES (?, ?, ?, ?)",
+        (e.bot_id, e.spec, e.document, e.avatar),
+    )
+
+
+def lorebook_imported(conn: apsw.Connection, _id: int, _at: str, e: ev.LorebookImported) -> None:
+    if _one(conn, "SELECT 1 FROM lorebooks WHERE lorebook_id = ?", e.lorebook_id):
+        raise Invalid(f"the lorebook id {e.lorebook_id!r} is taken")
+    conn.execute(
+        "INSERT INTO lorebooks(lorebook_id, name, format, document, entries) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (e.lorebook_id, e.name, e.format, e.document, e.entries),
+    )
+
+
+def chat_imported(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatImported) -> None:
+    _chat(conn, e.chat_id)  # the lines stay in the log, read back on export
+
+
+# --- steering: lore and the author's note ---
+
+
+def lorebook_attached(conn: apsw.Connection, id: int, _at: str, e: ev.LorebookAttached) -> None:
+    _chat(conn, e.chat_id)
+    if _one(conn, "SELECT 1 FROM lorebooks WHERE lorebook_id = ?", e.lorebook_id) is None:
+        raise NotFound(f"there is no lorebook {e.lorebook_id!r}")
+    if _attached(conn, e.chat_id, e.lorebook_id):
+        raise Invalid(f"lorebook {e.lorebook_id!r} is already attached to chat {e.chat_id}")
+    conn.execute(
+        "INSERT INTO chat_lorebooks(chat_id, lorebook_id, attached_event) VALUES (?, ?, ?)",
+        (e.chat_id, e.lorebook_id, id),
+    )
+
+
+def lorebook_detached(conn: apsw.Connection, _id: int, _at: str, e: ev.LorebookDetached) -> None:
+    _chat(conn, e.chat_id)
+    if not _attached(conn, e.chat_id, e.lorebook_id):
+        raise Invalid(f"lorebook {e.lorebook_id!r} is not attached to chat {e.chat_id}")
+    conn.execute(
+        "DELETE FROM chat_lorebooks WHERE chat_id = ? AND lorebook_id = ?",
+        (e.chat_id, e.lorebook_id),
+    )
+
+
+def _attached(conn: apsw.Connection, chat_id: str, lorebook_id: str) -> bool:
+    sql = "SELECT 1 FROM chat_lorebooks WHERE chat_id = ? AND lorebook_id = ?"
+    return _one(conn, sql, chat_id, lorebook_id) is not None
+
+
+def author_note_set(conn: apsw.Connection, _id: int, _at: str, e: ev.AuthorNoteSet) -> None:
+    _chat(conn, e.chat_id)
+    problem = author_note_problem(e.text, e.depth)
+    if problem is not None:
+        raise Invalid(problem)
+    if not e.text.strip():
+        conn.execute("DELETE FROM author_notes WHERE chat_id = ?", (e.chat_id,))
+        return
+    conn.execute(
+        "INSERT INTO author_notes(chat_id, text, depth) VALUES (?, ?, ?) "
+        "ON CONFLICT(chat_id) DO UPDATE SET text = excluded.text, depth = excluded.depth",
+        (e.chat_id, e.text, e.depth),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "you_updated": you_updated,
     "bot_created": bot_created,
@@ -618,6 +694,12 @@ HANDLERS: dict[str, Handler] = {
     "cast_removed": cast_removed,
     "presence_changed": presence_changed,
     "mute_changed": mute_changed,
+    "bot_card": bot_card,
+    "lorebook_imported": lorebook_imported,
+    "chat_imported": chat_imported,
+    "lorebook_attached": lorebook_attached,
+    "lorebook_detached": lorebook_detached,
+    "author_note_set": author_note_set,
 }
 assert set(HANDLERS) == set(ev.EVENT_KINDS), "every event kind has a projection"
 

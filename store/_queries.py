@@ -18,6 +18,7 @@ from protocol import (
     OPEN_STATUSES,
     YOU_ID,
     Artifacts,
+    AuthorNote,
     Bot,
     Chat,
     Edge,
@@ -32,7 +33,11 @@ from protocol import (
 
 from ._records import StoredEvent, WorldEventRow
 
-_BOT = "SELECT id, name, persona, greeting FROM entities WHERE kind = 'bot' AND deleted = 0"
+_BOT = (
+    "SELECT e.id, e.name, e.persona, e.greeting, c.bot_id IS NOT NULL, c.avatar "
+    "FROM entities e LEFT JOIN bot_cards c ON c.bot_id = e.id "
+    "WHERE e.kind = 'bot' AND e.deleted = 0"
+)
 _CHAT = "SELECT id, title, host_bot_id, guest_bot_id, location, created_at FROM chats"
 _TURN = (
     "SELECT event_id, kind, speaker_id, text, truncated, interjection_of, user_turn_id "
@@ -47,6 +52,16 @@ MAX_SEARCH_WORDS = 24
 def _turn(row: Sequence[Any]) -> Turn:
     event_id, kind, speaker, text, truncated, interjection_of, user_turn_id = row
     return Turn(event_id, kind, speaker, text, bool(truncated), interjection_of, user_turn_id)
+
+
+def avatar_url(bot_id: str) -> str:
+    """Where the gateway serves a bot's avatar image."""
+    return f"/api/bots/{bot_id}/avatar"
+
+
+def _bot(row: Sequence[Any]) -> Bot:
+    id_, name, persona, greeting, card, avatar = row
+    return Bot(id_, name, persona, greeting, bool(card), avatar_url(id_) if avatar else None)
 
 
 def _memory(row: Sequence[Any]) -> Memory:
@@ -92,12 +107,12 @@ class Queries:
 
     def get_bot(self, bot_id: str) -> Bot | None:
         """A bot that is not deleted, or None."""
-        row = self._one(_BOT + " AND id = ?", bot_id)
-        return Bot(*row) if row else None
+        row = self._one(_BOT + " AND e.id = ?", bot_id)
+        return _bot(row) if row else None
 
     def list_bots(self) -> list[Bot]:
         """Every bot that is not deleted, oldest first."""
-        return [Bot(*row) for row in self.conn.execute(_BOT + " ORDER BY created_event")]
+        return [_bot(row) for row in self.conn.execute(_BOT + " ORDER BY e.created_event")]
 
     def get_entity(self, entity_id: str) -> Entity | None:
         """The user or a bot, deleted bots included (old turns still name them)."""
@@ -410,3 +425,16 @@ class Queries:
                 (holder_id, chat_id),
             )
         return [row[0] for row in rows]
+
+    def chat_lorebooks(self, chat_id: str) -> list[str]:
+        """The ids of the lorebooks attached to a chat, in the order they were attached."""
+        rows = self.conn.execute(
+            "SELECT lorebook_id FROM chat_lorebooks WHERE chat_id = ? ORDER BY attached_event",
+            (chat_id,),
+        )
+        return [row[0] for row in rows]
+
+    def author_note(self, chat_id: str) -> AuthorNote | None:
+        """A chat's author's note, or None when it has none."""
+        row = self._one("SELECT text, depth FROM author_notes WHERE chat_id = ?", chat_id)
+        return AuthorNote(row[0], int(row[1])) if row else None

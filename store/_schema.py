@@ -175,6 +175,10 @@ PROJECTION_TABLES: Final = (
     "open_beats",
     "inventory",
     "chat_cast",
+    "bot_cards",
+    "lorebooks",
+    "chat_lorebooks",
+    "author_notes",
     "branches",
     "chat_branch",
 )
@@ -213,6 +217,47 @@ ALTER TABLE chat_cast ADD COLUMN muted INTEGER NOT NULL DEFAULT 0;
 """
 """Muting: a cast member who answers only when the person forces it (filled from the
 log's ``mute_changed`` events, like every projection)."""
+PROJECTIONS_V8: Final = """
+CREATE TABLE bot_cards (
+    bot_id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    document TEXT NOT NULL,
+    avatar TEXT
+) WITHOUT ROWID;
+CREATE TABLE lorebooks (
+    lorebook_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    format TEXT NOT NULL,
+    document TEXT NOT NULL,
+    entries INTEGER NOT NULL
+);
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    media_type TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+"""Character cards and lorebooks brought from other front ends. ``bot_cards`` and
+``lorebooks`` are projections of ``bot_card`` and ``lorebook_imported`` events; ``blobs``
+(avatar images, by sha256) is not: it is written with the event that names it and never
+emptied by a rebuild, since the log holds only the image's hash."""
+
+PROJECTIONS_V9: Final = """
+CREATE TABLE chat_lorebooks (
+    chat_id TEXT NOT NULL,
+    lorebook_id TEXT NOT NULL,
+    attached_event INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, lorebook_id)
+) WITHOUT ROWID;
+CREATE TABLE author_notes (
+    chat_id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    depth INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+"""The lorebooks attached to each chat, and each chat's author's note (rebuilt like every
+projection, though no older log has their events)."""
+
 PROJECTIONS_V10: Final = """
 DROP TABLE edges;
 CREATE TABLE edges (
@@ -268,6 +313,8 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
     Migration(PROJECTIONS_V6, rebuild=True),
+    Migration(PROJECTIONS_V8, rebuild=True),
+    Migration(PROJECTIONS_V9, rebuild=True),
     Migration(PROJECTIONS_V10, rebuild=True),
     Migration(PROJECTIONS_V11, rebuild=True),
 )

@@ -37,6 +37,7 @@ from ._branches import (
     reproject_chat,
 )
 from ._errors import Invalid, NotFound, StorageFull, StoreError
+from ._library import Library
 from ._project import HANDLERS, current_branch, seed_projections
 from ._queries import Queries
 from ._records import AppendResult, Render, RewindPreview, WireFrame
@@ -67,7 +68,7 @@ def connect(path: str | Path) -> apsw.Connection:
     return conn
 
 
-class Store(Queries):
+class Store(Queries, Library):
     """The event log and its projections in one SQLite file.
 
     Not thread-safe by design: one owner at a time (the trio side goes

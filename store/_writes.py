@@ -17,7 +17,9 @@ import attrs
 
 from protocol import (
     MOVED_TO,
+    AuthorNoteChanged,
     BeatStarted,
+    ChatLorebooks,
     ChatMessage,
     ChatNote,
     Memory,
@@ -54,6 +56,21 @@ def plan_world_event(s: Store, planned: ev.WorldEventCreated) -> AppendResult:
     return s.append(
         planned,
         render=lambda ids: [WorldEvent(planned.chat_id, ids[0], planned.title, "planned")],
+    )
+
+
+def attach_lorebooks(s: Store, change: ev.LorebookAttached | ev.LorebookDetached) -> AppendResult:
+    """A lorebook attached to a chat or taken off it, told as the chat's books now."""
+    return s.append(
+        change,
+        render=lambda _: [ChatLorebooks(change.chat_id, tuple(s.chat_lorebooks(change.chat_id)))],
+    )
+
+
+def set_author_note(s: Store, note: ev.AuthorNoteSet) -> AppendResult:
+    """The chat's author's note changed (an empty text removes it)."""
+    return s.append(
+        note, render=lambda _: [AuthorNoteChanged(note.chat_id, note.text, note.depth)]
     )
 
 

@@ -7,6 +7,7 @@ must be true afterwards. See docs/dialogues.md for the format.
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import tomllib
@@ -18,19 +19,21 @@ from typing import Any
 import attrs
 import trio
 
+import story
 from actors import Engine, EngineSettings, open_engine
 from llm import ScriptedBackend, split_tokens
 from protocol import (
     YOU_ID,
     Artifacts,
     BeatStarted,
+    Bot,
     Edge,
     ProtocolError,
     Token,
     TurnSettled,
     converter,
 )
-from store import Store
+from store import Store, import_card, import_lorebook
 
 
 class ScriptError(Exception):
@@ -113,6 +116,7 @@ class Runner:
         self.ids: dict[str, str] = {"you": YOU_ID}
         self.names: dict[str, str] = {}
         self.chat_id = ""
+        self.books: dict[str, str] = {}
         self.chats: list[str] = []
         self._printed: set[int] = set()
 
@@ -130,10 +134,15 @@ class Runner:
             self.names[YOU_ID] = entity.name
         else:
             self.names[YOU_ID] = (await self.engine.you()).name
+        for book in self.data.get("lorebook", []):
+            self.books[book["key"]] = await self.import_lorebook(book)
         for bot in self.data["bot"]:
-            made = await self.engine.create_bot(
-                bot["name"], bot.get("persona", ""), bot.get("greeting", "")
-            )
+            if "card" in bot:
+                made = await self.import_card(bot["card"])
+            else:
+                made = await self.engine.create_bot(
+                    bot["name"], bot.get("persona", ""), bot.get("greeting", "")
+                )
             self.ids[bot.get("key", made.id)] = made.id
             self.names[made.id] = made.name
         chat = self.data["chat"]
@@ -144,14 +153,42 @@ class Runner:
             chat.get("location"),
             chat.get("title"),
             cast=tuple(self.resolve(key) for key in cast) if cast is not None else None,
+            greeting=chat.get("greeting"),
         )
         self.chat_id = made_chat.id
+        for key in chat.get("lorebooks", []):
+            await self.engine.attach_lorebook(self.chat_id, self.book(key))
         self.chats = [made_chat.id]
         self.out.say(f"# {self.data.get('title', made_chat.title)}")
         for number, turn in enumerate(self.data.get("turn", []), start=1):
             await self.play(number, turn)
         await self.summary()
         return self.out
+
+    def book(self, key: str) -> str:
+        """A script's name for a lorebook to its id."""
+        if key not in self.books:
+            raise ScriptError(f"the script names the lorebook {key!r}, which it never made")
+        return self.books[key]
+
+    async def import_lorebook(self, book: Mapping[str, Any]) -> str:
+        """A ``[[lorebook]]``: its ``entries`` as a SillyTavern world-info file, imported."""
+        entries = {str(n): {"uid": n, **entry} for n, entry in enumerate(book["entries"])}
+        text = json.dumps({"name": book.get("name", book["key"]), "entries": entries})
+        return await self.engine.store.run(
+            lambda s: import_lorebook(s, story.read_world_info(text), book["key"])
+        )
+
+    async def import_card(self, card: Mapping[str, Any]) -> Bot:
+        """A bot's ``card``: a V3 card's ``data`` table, imported as a card file would be."""
+        document = {"spec": "chara_card_v3", "spec_version": "3.0", "data": dict(card)}
+        imported = story.read_import(json.dumps(document).encode("utf-8"))
+        if not isinstance(imported, story.ImportedCard):
+            raise ScriptError(f"the card of {card.get('name')!r} does not read as a card")
+        bot_id = await self.engine.store.run(lambda s: import_card(s, imported))
+        made = await self.engine.store.run(Store.get_bot, bot_id)
+        assert made is not None
+        return made
 
     # --- one turn ---
 
@@ -304,6 +341,16 @@ class Runner:
         elif "leave" in turn:
             await engine.leave_scene(chat_id, self.resolve(turn["leave"]))
             self.out.say(f"[{turn['leave']} leaves]")
+        elif "attach_lorebook" in turn:
+            await engine.attach_lorebook(chat_id, self.book(turn["attach_lorebook"]))
+            self.out.say(f"[lorebook {turn['attach_lorebook']} attached]")
+        elif "detach_lorebook" in turn:
+            await engine.detach_lorebook(chat_id, self.book(turn["detach_lorebook"]))
+            self.out.say(f"[lorebook {turn['detach_lorebook']} detached]")
+        elif "author_note" in turn:
+            note = turn["author_note"]
+            await engine.set_author_note(chat_id, note.get("text", ""), int(note.get("depth", 4)))
+            self.out.say(f"[author's note: {note.get('text', '')}]")
         elif "add_to_cast" in turn:
             await engine.add_to_cast(chat_id, self.resolve(turn["add_to_cast"]))
             self.out.say(f"[{turn['add_to_cast']} joins the cast]")

@@ -87,6 +87,10 @@ async def _delete_bot(c: Connection, m: p.DeleteBot, _: str | None) -> Answer:
     return p.Ok()
 
 
+async def _list_lorebooks(c: Connection, _m: p.ListLorebooks, _: str | None) -> Answer:
+    return p.Lorebooks(await c.engine.list_lorebooks())
+
+
 async def _list_chats(c: Connection, _m: p.ListChats, _: str | None) -> Answer:
     return p.Chats(await c.engine.list_chats())
 
@@ -98,6 +102,7 @@ async def _create_chat(c: Connection, m: p.CreateChat, _: str | None) -> Answer:
         m.location,
         m.title,
         cast=m.cast,
+        greeting=m.greeting,
         continue_from=m.continue_from,
     )
     return p.ChatReply(chat)
@@ -131,6 +136,25 @@ async def _unmute(c: Connection, m: p.Unmute, _: str | None) -> Answer:
 
 async def _load_older(c: Connection, m: p.LoadOlder, _: str | None) -> Answer:
     return await c.engine.load_older(m.chat_id, m.before_event_id, m.limit)
+
+
+async def _update_card(c: Connection, m: p.UpdateCard, _: str | None) -> Answer:
+    return p.BotReply(await c.engine.update_card(m.bot_id, m.changes()))
+
+
+async def _attach_lorebook(c: Connection, m: p.AttachLorebook, _: str | None) -> Answer:
+    await c.engine.attach_lorebook(m.chat_id, m.lorebook_id)
+    return p.Ok()
+
+
+async def _detach_lorebook(c: Connection, m: p.DetachLorebook, _: str | None) -> Answer:
+    await c.engine.detach_lorebook(m.chat_id, m.lorebook_id)
+    return p.Ok()
+
+
+async def _set_author_note(c: Connection, m: p.SetAuthorNote, _: str | None) -> Answer:
+    await c.engine.set_author_note(m.chat_id, m.text, m.depth)
+    return p.Ok()
 
 
 async def _open_chat(c: Connection, m: p.OpenChat, reply_to: str | None) -> Answer:
@@ -228,6 +252,11 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.Mute, _mute),
         _command(p.Unmute, _unmute),
         _command(p.LoadOlder, _load_older),
+        _command(p.ListLorebooks, _list_lorebooks),
+        _command(p.UpdateCard, _update_card),
+        _command(p.AttachLorebook, _attach_lorebook),
+        _command(p.DetachLorebook, _detach_lorebook),
+        _command(p.SetAuthorNote, _set_author_note),
         _command(p.SelectAlternative, _select_alternative),
         _command(p.ListBranches, _list_branches),
         _command(p.SwitchBranch, _switch_branch, slow=True),

@@ -59,6 +59,9 @@ def branch_events(store: Store) -> list[tuple[int, ev.Event]]:
 def rebuilt_from_branches(store: Store, folder: Path) -> Store:
     """A fresh store given only the current branches' events, ids mapped as they go."""
     fresh = open_store(folder)
+    # Images are kept beside the log, not in it: the fresh store gets the same ones.
+    blobs = store.conn.execute("SELECT sha256, media_type, data FROM blobs").fetchall()
+    fresh.conn.executemany("INSERT INTO blobs VALUES (?, ?, ?)", blobs)
     new_id: dict[int, int] = {}
     for old_id, original in branch_events(store):
         event: Any = original
@@ -149,3 +152,31 @@ def test_a_fixed_walk_branches_and_still_agrees() -> None:
                 fresh.close()
         finally:
             store.close()
+
+
+def test_the_export_writes_a_beat_s_alternatives_as_swipes(tmp_path: Path) -> None:
+    from storeworld import add_bot, add_chat, exchange
+
+    from store._exports import chat_export
+
+    store = open_store(tmp_path)
+    try:
+        mira = add_bot(store, "Mira")
+        chat, _ = add_chat(store, mira)
+        user, _, first = exchange(store, chat, mira, "Hello.", "First.")
+        root = store.current_branch(chat)
+        store.fork(chat, user, "regenerate")
+        (beat,) = store.append(ev.AssistantTurnStarted(chat, mira, user)).ids
+        store.append(ev.AssistantTurn(chat, mira, user, beat, "Second."))
+        exported = chat_export(store, chat)
+        assert exported is not None
+        line = exported.lines[-1]
+        assert (line.text, line.swipes, line.swipe_id) == ("Second.", ("First.", "Second."), 1)
+        store.switch_branch(chat, root)
+        exported = chat_export(store, chat)
+        assert exported is not None
+        line = exported.lines[-1]
+        assert (line.text, line.swipes, line.swipe_id) == ("First.", ("First.", "Second."), 0)
+        assert first
+    finally:
+        store.close()

@@ -5,12 +5,14 @@ against the store's current state (or skipped when it cannot be), so every
 sequence is one the turn flow could produce: bots come and go, chats talk,
 beats open and close, turns are regenerated and edited, memories are scored
 and pinned, edges move, scenes open and close, world events run their course,
-and chats are rewound. After the sequence, every projection table and every
-visibility mark must survive ``rebuild()`` unchanged.
+cards, lorebooks and imported chats arrive, and chats are rewound. After the
+sequence, every projection table and every visibility mark must survive
+``rebuild()`` unchanged.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 from collections.abc import Callable, Sequence
@@ -23,7 +25,7 @@ from storeworld import dump_projections, open_store, said
 
 from protocol import Artifacts, KnowledgeArtifact, ObjectArtifact
 from protocol import events as ev
-from store import Store
+from store import Store, put_blob
 
 T = TypeVar("T")
 NAMES = ["Mira", "Tam", "Ora"]
@@ -246,6 +248,45 @@ class Moves:
         self.s.rewind(chat, pick(targets, b))
         return None
 
+    # --- cards, lorebooks, imported chats ---
+
+    def card(self, a: int, b: int, c: int) -> Any:
+        bots = self.live_bots()
+        if not bots:
+            return None
+        avatar = put_blob(self.s, f"image {c % 3}".encode(), "image/png") if b % 2 else None
+        document = json.dumps({"name": f"card {a}", "description": f"d{b}"})
+        return [ev.BotCard(pick(bots, a), pick(["v1", "v2", "v3"], c), document, avatar)]
+
+    def lorebook(self, a: int, b: int, c: int) -> Any:
+        taken = len(self.ids("SELECT lorebook_id FROM lorebooks"))
+        document = json.dumps({"entries": {}})
+        return [ev.LorebookImported(f"lore-{taken + 1}", f"book {a}", "world_info", document, 0)]
+
+    def imported(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        lines = tuple(json.dumps({"mes": f"m{n}"}) for n in range(b % 3))
+        return [ev.ChatImported(pick(chats, a), "st_chat", "{}", lines, (0,) if c % 2 else ())]
+
+    # --- steering: lorebooks attached to chats, the author's note ---
+
+    def attach(self, a: int, b: int, c: int) -> Any:
+        chats, books = self.chats(), self.ids("SELECT lorebook_id FROM lorebooks ORDER BY 1")
+        if not chats or not books:
+            return None
+        chat, book = pick(chats, a), pick(books, b)
+        if book in self.s.chat_lorebooks(chat):
+            return [ev.LorebookDetached(chat, book)]
+        return [ev.LorebookAttached(chat, book)]
+
+    def note(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        return [ev.AuthorNoteSet(pick(chats, a), f"note {b}" if c % 4 else "", c % 101)]
+
     def fork(self, a: int, b: int, c: int) -> Any:
         chats = [chat for chat in self.chats() if not self.s.open_beats(chat)]
         if not chats:
@@ -350,6 +391,12 @@ MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.world,
     Moves.rewind,
     Moves.mute,
+    Moves.card,
+    Moves.lorebook,
+    Moves.imported,
+    Moves.attach,
+    Moves.attach,
+    Moves.note,
     Moves.fork,
     Moves.switch,
     Moves.switch,
@@ -402,7 +449,7 @@ def test_the_moves_reach_every_event_kind() -> None:
     rng = random.Random(7)
     drawn = [
         (n % len(MOVES), rng.randrange(10_000), rng.randrange(10_000), rng.randrange(10_000))
-        for n in range(600)
+        for n in range(1200)
     ]
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(Path(folder))

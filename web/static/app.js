@@ -2,11 +2,14 @@
 // message to the chat model and the views, and turns the person's clicks
 // into protocol commands. See docs/client.md for what each panel does.
 
+import { CardView, GreetingPicker } from "./card.js";
 import { CastPanel } from "./cast.js";
 import { OpenChat } from "./chat.js";
 import { Composer } from "./composer.js";
+import { Importer, Library } from "./import.js";
 import { Connection, ConnectionLost } from "./connection.js";
 import { byTestId, h } from "./dom.js";
+import { LorePanel } from "./lore.js";
 import { StoryPanels } from "./panels.js";
 import { Sidebar, chatTitle } from "./sidebar.js";
 import { Timeline } from "./timeline.js";
@@ -31,6 +34,8 @@ const CHAT_TYPES = new Set([
   "turn_settled",
   "presence",
   "chat_note",
+  "chat_lorebooks",
+  "author_note",
 ]);
 
 const state = {
@@ -182,6 +187,7 @@ function welcomed(welcome) {
   refreshNames();
   connection.send("list_bots");
   connection.send("list_chats");
+  lorePanel.refreshBooks();
   const chat = state.chat;
   if (chat) {
     // Resume: the server replays what we missed since the last seq we saw,
@@ -226,6 +232,10 @@ const DIRECT = {
   bot(msg) {
     state.bots.set(msg.bot.id, msg.bot);
     refreshNames();
+  },
+  lorebook(msg) {
+    // An import, here or on another page: the lore panel lists the new book.
+    if (msg.lorebook) lorePanel.applyBook(msg.lorebook);
   },
   chats(msg) {
     state.chats = msg.chats ?? [];
@@ -323,6 +333,12 @@ const APPLY = {
     // every page watching it: the same news as the answer to a cast command.
     DIRECT.chat(msg);
   },
+  chat_lorebooks(_chat, msg) {
+    lorePanel.applyLorebooks(msg);
+  },
+  author_note(_chat, msg) {
+    lorePanel.applyNote(msg);
+  },
   turn_settled(chat, msg) {
     chat.settled(msg);
     composer.update();
@@ -341,6 +357,7 @@ function applyState(chat, msg) {
   if (timeline.nearTop()) loadOlder(); // a page too short to scroll
   panels.render(chat);
   castPanel.render(chat);
+  lorePanel.applyState(msg);
   renderHeader();
   composer.update();
   fetchMemories(chat);
@@ -411,6 +428,7 @@ function openChat(chatId) {
   timeline.render(chat);
   panels.render(chat);
   castPanel.render(chat);
+  lorePanel.render();
   sidebar.renderChats();
   renderHeader();
   composer.update();
@@ -481,6 +499,7 @@ function renderHeader() {
   const title = byTestId("chat-title");
   title.textContent = state.chat ? (info ? chatTitle(info, (id) => names(id)) : "Opening\u2026") : "troupe";
   document.title = info ? `${title.textContent} \u00b7 troupe` : "troupe";
+  library.chatLinks(state.chat?.id ?? null);
 }
 
 /** The cast panel and the composer's "reply as" both show who is present. */
@@ -490,6 +509,7 @@ function renderCast() {
 }
 
 function refreshNames() {
+  library.refresh();
   sidebar.render();
   timeline.renameSpeakers();
   panels.render(state.chat);
@@ -497,6 +517,9 @@ function refreshNames() {
   composer.update();
   renderHeader();
 }
+
+const library = new Library({ token, bots: () => state.bots });
+library.watch(document.body);
 
 const timeline = new Timeline(byTestId("timeline"), {
   names,
@@ -529,6 +552,27 @@ const sidebar = new Sidebar(byTestId("nav"), {
   openChat,
   showError,
   afterNavigate: closeDrawers,
+  onEditBot: (botId) => library.botLinks(botId),
+  hooks: {
+    showCard: (bot) => cardView.show(bot),
+    onHost: (host, group) => greetingPicker.show(host, group),
+    chatFields: () => greetingPicker.fields(),
+  },
+});
+
+const cardView = new CardView(byTestId("bot-form"), {
+  request,
+  token,
+  showError,
+  saved: (bot) => DIRECT.bot({ bot }),
+});
+
+const greetingPicker = new GreetingPicker(byTestId("new-chat-form"), { token, showError });
+
+const lorePanel = new LorePanel(byTestId("side"), {
+  request,
+  chat: () => state.chat,
+  showError,
 });
 
 const composer = new Composer(byTestId("composer-area"), {
@@ -542,6 +586,19 @@ const composer = new Composer(byTestId("composer-area"), {
 });
 // The cast's "Reply as" buttons and the composer's picker show one choice.
 composer.onReplyAs = () => castPanel.render(state.chat);
+
+const importer = new Importer({
+  token,
+  showError,
+  // What was made reaches this page as a broadcast too; a chat is opened at once.
+  onImported(answer) {
+    if (answer.kind === "chat") {
+      DIRECT.chat({ chat: answer.chat });
+      openChat(answer.chat.id);
+    }
+  },
+});
+importer.wire();
 
 // --- small screens: the side panels live behind two toggles -----------------------------
 
@@ -580,6 +637,7 @@ document.addEventListener("keydown", (event) => {
 timeline.render(null);
 panels.render(null);
 castPanel.render(null);
+lorePanel.render();
 sidebar.render();
 renderHeader();
 composer.update();
