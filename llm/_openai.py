@@ -37,7 +37,7 @@ from ._errors import (
     ModelTimeout,
 )
 from ._json import check_schema, extract_json, schema_prompt
-from ._limit import PriorityLimiter
+from ._limit import Priority, PriorityLimiter, classifier_priority
 from ._statistics import OpenAIStatistics
 from ._types import ClassifierRequest, JsonMode, Message, ModelSettings, NarrativeRequest
 
@@ -178,7 +178,7 @@ class OpenAIBackend:
         )
         self.calls += 1
         timeouts = self.settings.timeouts
-        async with self.limiter.slot(urgent=True):
+        async with self.limiter.slot(Priority.NARRATIVE):
             deadline = trio.current_time() + timeouts.total
             attempt = 0
             while True:
@@ -300,7 +300,7 @@ class OpenAIBackend:
     async def complete_json(self, request: ClassifierRequest) -> dict[str, Any]:
         """One classifier call, retried before any output, then extracted and checked."""
         self.calls += 1
-        async with self.limiter.slot(urgent=False):
+        async with self.limiter.slot(classifier_priority(request)):
             mode = self.json_mode
             while True:
                 # Only ``auto`` steps down, and never past "none" (nothing left to drop).
@@ -378,6 +378,7 @@ class OpenAIBackend:
             capacity=cap.capacity,
             waiting_urgent=cap.waiting_urgent,
             waiting_background=cap.waiting_background,
+            waiting_critical=cap.waiting_critical,
         )
 
     async def aclose(self) -> None:

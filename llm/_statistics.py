@@ -25,7 +25,9 @@ class LimiterStatistics:
     waiting_urgent: int
     """Narrative callers waiting for a slot."""
     waiting_background: int
-    """Classifier callers waiting for a slot."""
+    """Background classifier callers waiting for a slot."""
+    waiting_critical: int = 0
+    """Critical classifier callers (a beat waits on them) waiting for a slot."""
 
 
 @attrs.frozen
@@ -54,7 +56,9 @@ class OpenAIStatistics(BackendStatistics):
     waiting_urgent: int
     """Narrative calls waiting for a connection slot."""
     waiting_background: int
-    """Classifier calls waiting for a connection slot."""
+    """Background classifier calls waiting for a connection slot."""
+    waiting_critical: int = 0
+    """Critical classifier calls (a beat waits on them) waiting for a connection slot."""
 
 
 @attrs.frozen
