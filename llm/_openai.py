@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import httpx
 import trio
 from httpx_sse import SSEError, aconnect_sse
@@ -367,18 +368,13 @@ class OpenAIBackend:
 
     def statistics(self) -> OpenAIStatistics:
         """Calls, retries, errors, streams open, the JSON mode, and the connection cap."""
-        cap = self.limiter.statistics()
         return OpenAIStatistics(
             calls=self.calls,
             retries=self.retries,
             errors=self.errors,
             streaming=self.streaming,
             json_mode=self.json_mode,
-            in_use=cap.in_use,
-            capacity=cap.capacity,
-            waiting_urgent=cap.waiting_urgent,
-            waiting_background=cap.waiting_background,
-            waiting_critical=cap.waiting_critical,
+            **attrs.asdict(self.limiter.statistics()),
         )
 
     async def aclose(self) -> None:

@@ -35,9 +35,9 @@ class BackendStatistics:
     """What every backend's figures are: a snapshot; each backend adds its own fields."""
 
 
-@attrs.frozen
-class OpenAIStatistics(BackendStatistics):
-    """An :class:`OpenAIBackend`'s figures, its connection cap's among them."""
+@attrs.frozen(kw_only=True)
+class OpenAIStatistics(LimiterStatistics, BackendStatistics):
+    """An :class:`OpenAIBackend`'s figures: its connection cap's, then its calls'."""
 
     calls: int
     """Narrative and classifier calls made."""
@@ -49,16 +49,6 @@ class OpenAIStatistics(BackendStatistics):
     """Narrative streams open now."""
     json_mode: JsonMode
     """How classifier calls ask for JSON now (``auto`` steps down as servers refuse)."""
-    in_use: int
-    """Connection slots held now."""
-    capacity: int
-    """The connection cap."""
-    waiting_urgent: int
-    """Narrative calls waiting for a connection slot."""
-    waiting_background: int
-    """Background classifier calls waiting for a connection slot."""
-    waiting_critical: int = 0
-    """Critical classifier calls (a beat waits on them) waiting for a connection slot."""
 
 
 @attrs.frozen

@@ -106,12 +106,21 @@ async def test_cancelled_while_waiting_leaves_the_queue_and_takes_no_slot() -> N
 
 
 @pytest.mark.parametrize("cancel_first", [False, True])
+@pytest.mark.parametrize(
+    ("first_level", "second_level"),
+    [
+        (True, False),
+        (Priority.NARRATIVE, Priority.CRITICAL),
+        (Priority.CRITICAL, Priority.BACKGROUND),
+        (Priority.BACKGROUND, Priority.BACKGROUND),
+    ],
+)
 async def test_a_waiter_cancelled_as_the_slot_is_handed_over_passes_it_on(
-    cancel_first: bool,
+    cancel_first: bool, first_level: Priority | bool, second_level: Priority | bool
 ) -> None:
     limiter = PriorityLimiter(1)
     await limiter.acquire(urgent=True)  # the test holds the one slot itself
-    first, second = Worker(True), Worker(False)
+    first, second = Worker(first_level), Worker(second_level)
     granted: list[Worker] = []
     async with trio.open_nursery() as nursery:
         for worker in (first, second):
@@ -134,34 +143,27 @@ async def test_a_waiter_cancelled_as_the_slot_is_handed_over_passes_it_on(
     assert limiter.in_use == 0
 
 
-async def test_urgent_waiters_go_before_background_ones_each_in_arrival_order() -> None:
-    limiter = PriorityLimiter(1)
-    holder = Worker(True)
-    queue = [Worker(False), Worker(True), Worker(False), Worker(True)]
-    granted: list[Worker] = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(holder.run, limiter, granted)
-        await settle()
-        for worker in queue:
-            nursery.start_soon(worker.run, limiter, granted)
-            await settle()
-        assert limiter.statistics().waiting_urgent == 2
-        assert limiter.statistics().waiting_background == 2
-        for worker in [holder, queue[1], queue[3], queue[0], queue[2]]:
-            assert granted[-1] is worker and limiter.in_use == 1
-            worker.finish.set()
-            await settle()
-    assert granted == [holder, queue[1], queue[3], queue[0], queue[2]]
-    assert limiter.in_use == 0
-
-
 N, C, B = Priority.NARRATIVE, Priority.CRITICAL, Priority.BACKGROUND
 
 
-async def test_three_priorities_hand_over_narrative_then_critical_then_background() -> None:
+@pytest.mark.parametrize(
+    ("holder_level", "levels", "order", "waiters"),
+    [
+        # Two levels, the old spelling: urgent before background.
+        (True, [False, True, False, True], [1, 3, 0, 2], (2, 0, 2)),
+        # Three: narrative, then critical classifier calls, then background ones.
+        (B, [B, C, N, B, C, N], [2, 5, 1, 4, 0, 3], (2, 2, 2)),
+    ],
+)
+async def test_urgent_waiters_go_before_background_ones_each_in_arrival_order(
+    holder_level: Priority | bool,
+    levels: list[Priority | bool],
+    order: list[int],
+    waiters: tuple[int, int, int],
+) -> None:
     limiter = PriorityLimiter(1)
-    holder = Worker(B)
-    queue = [Worker(B), Worker(C), Worker(N), Worker(B), Worker(C), Worker(N)]
+    holder = Worker(holder_level)
+    queue = [Worker(level) for level in levels]
     granted: list[Worker] = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(holder.run, limiter, granted)
@@ -170,12 +172,8 @@ async def test_three_priorities_hand_over_narrative_then_critical_then_backgroun
             nursery.start_soon(worker.run, limiter, granted)
             await settle()
         stats = limiter.statistics()
-        assert (stats.waiting_urgent, stats.waiting_critical, stats.waiting_background) == (
-            2,
-            2,
-            2,
-        )
-        expected = [holder, queue[2], queue[5], queue[1], queue[4], queue[0], queue[3]]
+        assert (stats.waiting_urgent, stats.waiting_critical, stats.waiting_background) == waiters
+        expected = [holder, *(queue[i] for i in order)]
         for worker in expected:
             assert granted[-1] is worker and limiter.in_use == 1
             worker.finish.set()
@@ -203,37 +201,10 @@ async def test_a_critical_caller_arriving_later_overtakes_waiting_background_one
         await settle()
         assert granted[-1] is critical  # the background ones came first and still wait
         assert limiter.statistics().waiting_background == 3
-        for worker in [holders[1], critical, *background]:
+        for worker in [holders[1], critical, *background]:  # one at a time, as they come
             worker.finish.set()
-        await settle()
+            await settle()
     assert granted[3:] == background and limiter.in_use == 0
-
-
-@pytest.mark.parametrize("cancel_first", [False, True])
-@pytest.mark.parametrize("first_level", [N, C])
-async def test_any_level_cancelled_as_the_slot_is_handed_over_passes_it_down(
-    cancel_first: bool, first_level: Priority
-) -> None:
-    limiter = PriorityLimiter(1)
-    await limiter.acquire(N)
-    first, second = Worker(first_level), Worker(B)
-    granted: list[Worker] = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(second.run, limiter, granted)
-        await settle()
-        nursery.start_soon(first.run, limiter, granted)
-        await settle()
-        if cancel_first:
-            first.scope.cancel()
-            limiter.release()
-        else:
-            limiter.release()
-            first.scope.cancel()
-        await settle()
-        assert first.state == "done" and first.scope.cancelled_caught
-        assert granted == [second] and limiter.in_use == 1 and waiting(limiter) == 0
-        second.finish.set()
-    assert limiter.in_use == 0
 
 
 @pytest.mark.parametrize("level", list(Priority))
