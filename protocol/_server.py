@@ -12,6 +12,7 @@ from typing import Literal
 
 from attrs import frozen
 
+from . import _payloads as shared
 from ._shapes import (
     Bot,
     Chat,
@@ -20,7 +21,7 @@ from ._shapes import (
     InFlight,
     Memory,
     Scene,
-    Segment,
+    Segments,
     Turn,
     WorldEventState,
 )
@@ -108,10 +109,15 @@ class ChatReply:
 
 
 @frozen
-class Accepted(OnChat):
-    """A turn was accepted; its beats follow on the chat."""
+class OnTurn(OnChat):
+    """A message about one user turn: the chat's id, then the turn's."""
 
     user_turn_id: int
+
+
+@frozen
+class Accepted(OnTurn):
+    """A turn was accepted; its beats follow on the chat."""
 
 
 @frozen
@@ -191,8 +197,7 @@ class UserTurn(OnEvent):
     """The user's turn was written."""
 
     prose: str
-    segments: tuple[Segment, ...]
-    """The prose split into dialogue, action, narration and OOC, in order."""
+    segments: Segments
     seq: int = 0
 
 
@@ -273,19 +278,17 @@ class SceneClosed(OnChat):
 
 
 @frozen
-class Presence(OnChat):
+class Presence(shared.CastMember):
     """A cast member entered (``present``) or left the scene (an addition to the protocol)."""
 
-    bot_id: str
     present: bool
     seq: int = 0
 
 
 @frozen
-class TurnSettled(OnChat):
+class TurnSettled(OnTurn):
     """Every pass of the turn is done; the chat takes a new turn."""
 
-    user_turn_id: int
     seq: int = 0
 
 
