@@ -76,9 +76,7 @@ async def test_a_wait_for_the_backends_slot_counts_against_the_timeout(
 async def test_a_stalled_call_yields_the_default_within_the_timeout(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    backend = ScriptedBackend(capacity=2)
-    backend.push_classifier("significance", stall=True, keep=True)
-    pool = ClassifierPool(backend, timeout=3.0)
+    backend, pool = stalling(capacity=2, timeout=3.0)
     started = trio.current_time()
     results: list[int] = []
     async with trio.open_nursery() as nursery:
@@ -90,6 +88,13 @@ async def test_a_stalled_call_yields_the_default_within_the_timeout(
     assert pool.statistics()["timeouts"] == 5 and cap(pool) == (0, 2, 0, 0, 0)
 
 
+def stalling(capacity: int, timeout: float) -> tuple[ScriptedBackend, ClassifierPool]:
+    """A capped backend whose every classifier call hangs, and a pool over it."""
+    backend = ScriptedBackend(capacity=capacity)
+    backend.push_classifier("significance", stall=True, keep=True)
+    return backend, ClassifierPool(backend, timeout=timeout)
+
+
 async def _append(results: list[int], pool: ClassifierPool) -> None:
     results.append(await pool.classify(request(), score, -1))
 
@@ -97,9 +102,7 @@ async def _append(results: list[int], pool: ClassifierPool) -> None:
 async def test_a_closed_pool_yields_the_default_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    backend = ScriptedBackend(capacity=1)
-    backend.push_classifier("significance", stall=True, keep=True)
-    pool = ClassifierPool(backend, timeout=30.0)
+    backend, pool = stalling(capacity=1, timeout=30.0)
     results: list[int] = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_append, results, pool)  # stalls in the backend
