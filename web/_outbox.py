@@ -113,14 +113,20 @@ class Outbox:
             return
         self._push(frame)
 
+    # The hot path runs once per frame and watcher: a lot nobody waits in is
+    # not touched, and an empty queue is not searched.
+
     def _push(self, frame: Frame) -> None:
-        self._frames.append(frame)
+        frames = self._frames
+        frames.append(frame)
         self.queued += 1
-        self.high_water = max(self.high_water, len(self._frames))
-        self._readable.unpark()
+        if len(frames) > self.high_water:
+            self.high_water = len(frames)
+        if self._readable:
+            self._readable.unpark()
 
     def _merge(self, frame: Frame) -> bool:
-        if frame.get("type") != "token" or self._closed:
+        if not self._frames or frame.get("type") != "token" or self._closed:
             return False
         chat_id = frame.get("chat_id")
         # Only the chat's latest queued frame may absorb it: whatever of that chat
@@ -145,13 +151,14 @@ class Outbox:
             await self._readable.park()
         frame = self._frames.popleft()
         self._sending = True
-        self._writable.unpark()
+        if self._writable:
+            self._writable.unpark()
         return frame
 
     def sent(self) -> None:
         """The frame from the last :meth:`get` has gone out (or never will)."""
         self._sending = False
-        if not self._frames:
+        if not self._frames and self._idle:
             self._idle.unpark_all()
 
     async def drained(self) -> None:
