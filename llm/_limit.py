@@ -34,7 +34,7 @@ class Priority(enum.IntEnum):
     CRITICAL = 1
     """A classifier pass a beat waits on (the addressee, the interjection ranking)."""
     BACKGROUND = 2
-    """A classifier pass nobody watches wait (state updates, summaries, significance)."""
+    """A classifier pass no beat waits on (state updates, summaries, significance)."""
 
 
 def priority_of(level: Priority | bool | None, urgent: bool | None = None) -> Priority:
