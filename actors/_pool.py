@@ -2,7 +2,7 @@
 
 The pool has no cap of its own: the backend's one connection cap bounds
 classifier calls and narrative beats together, and picks each call's place
-in line from the request (``critical`` passes, which a beat waits on, before
+in line from the request (``critical`` passes, which a turn waits on, before
 background ones; narrative beats before both). One timeout covers the whole
 call, the wait for the backend's slot included, and every call has a safe
 default: a classifier that fails, stalls or lies costs a default value,

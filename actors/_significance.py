@@ -45,7 +45,7 @@ class SignificanceWorker(Actor):
                 "significance",
                 tuple(prompt),
                 story.SIGNIFICANCE_SCHEMA,
-                critical=False,  # background: every beat and every pass a beat waits on go first
+                critical=False,  # background: every beat and every pass a turn waits on go first
             ),
             story.validate_significance,
             0,

@@ -5,7 +5,7 @@ OpenAI-compatible server, over httpx and httpx-sse), the ``local`` backend
 (llama.cpp in a supervised worker process, the packaged Gemma 3 270M by
 default: a crash inside it costs one request), the ``scripted`` backend
 (canned replies for tests and demos), connection caps in three priorities
-(narrative beats, then the classifier passes a beat waits on, then the
+(narrative beats, then the classifier passes a turn waits on, then the
 rest), timeouts, retries, the JSON modes a server is asked in, and the
 tolerant JSON extractor. See docs/models.md.
 """

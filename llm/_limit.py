@@ -1,9 +1,9 @@
 """A connection cap shared by every caller, in three priorities.
 
-Narrative beats go first, then the classifier passes a beat waits on
-(``critical``: who answers, who interjects), then the background passes
-(state updates, summaries, significance). Within a priority, waiters are
-served first come, first served.
+Narrative beats go first, then the classifier passes a turn waits on
+(``critical``: who answers, who interjects, how the relations moved, ...),
+then the background ones nobody waits on (significance scoring). Within a
+priority, waiters are served first come, first served.
 
 Slots are taken the way :class:`trio.CapacityLimiter` takes them: a caller
 whose scope is already cancelled raises before touching the count; a free
@@ -32,9 +32,9 @@ class Priority(enum.IntEnum):
     NARRATIVE = 0
     """A beat someone is watching stream."""
     CRITICAL = 1
-    """A classifier pass a beat waits on (the addressee, the interjection ranking)."""
+    """A classifier pass a turn waits on (the addressee, the state updates, ...)."""
     BACKGROUND = 2
-    """A classifier pass no beat waits on (state updates, summaries, significance)."""
+    """A classifier call nobody waits on (significance scoring)."""
 
 
 def priority_of(level: Priority | bool | None, urgent: bool | None = None) -> Priority:
@@ -50,7 +50,7 @@ def priority_of(level: Priority | bool | None, urgent: bool | None = None) -> Pr
 
 
 def classifier_priority(request: ClassifierRequest) -> Priority:
-    """The priority a backend gives a classifier call: critical if a beat waits on it."""
+    """The priority a backend gives a classifier call: critical if a turn waits on it."""
     return Priority.CRITICAL if request.critical else Priority.BACKGROUND
 
 

@@ -25,9 +25,9 @@ class LimiterStatistics:
     waiting_urgent: int
     """Narrative callers waiting for a slot."""
     waiting_background: int
-    """Background classifier callers waiting for a slot."""
+    """Background classifier callers (significance) waiting for a slot."""
     waiting_critical: int = 0
-    """Critical classifier callers (a beat waits on them) waiting for a slot."""
+    """Critical classifier callers (a turn waits on them) waiting for a slot."""
 
 
 @attrs.frozen

@@ -55,8 +55,8 @@ class ClassifierRequest:
     max_tokens: int = 256
     temperature: float = 0.0
     critical: bool = False
-    """A beat waits on the answer (who answers, who interjects): it goes before
-    background passes for a connection slot, though still after narrative beats."""
+    """A turn waits on the answer: it goes before background calls (significance)
+    for a connection slot, though still after narrative beats."""
 
 
 @frozen

@@ -149,7 +149,6 @@ def ask_state_updates(p: Progress, i: Input) -> Step:
                 state_updates_schema(ids),
                 validate,
                 default_state_updates(ids),
-                critical=False,
             )
         )
     return evolve(p, changes={}), tuple(asks)
@@ -175,7 +174,6 @@ def ask_lifecycle(p: Progress, i: Input) -> Step:
         LIFECYCLE_SCHEMA,
         validate,
         (),
-        critical=False,
     )
     return p, (ask,)
 
@@ -193,7 +191,6 @@ def ask_scene_close(p: Progress, i: Input) -> Step:
         SCENE_CLOSE_SCHEMA,
         validate,
         SceneCloseDecision(),
-        critical=False,
     )
     return p, (ask,)
 
@@ -226,7 +223,6 @@ def ask_summaries(p: Progress, i: Input) -> Step:
                 SCENE_SUMMARY_SCHEMA,
                 validate,
                 default_scene_summary(lines, witness.name, location),
-                critical=False,
             )
         )
     return evolve(p, lines=everything, summaries={}), tuple(asks)

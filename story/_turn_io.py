@@ -293,9 +293,9 @@ class Classify:
     validate: Callable[[object], Answer] = field(eq=False, repr=False)
     default: Answer
     critical: bool = True
-    """A beat waits on the answer (who answers, who interjects), so the backend
-    serves it before background passes (state updates, lifecycle, scene close,
-    summaries), which only the turn's settling waits on."""
+    """The turn waits on the answer (every pass the machine asks for does: the
+    chat takes no new turn until this one settles), so the backend serves it
+    before background calls such as significance scoring, after narrative beats."""
 
 
 @frozen

@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from actors import Engine
 from actors._pool import ClassifierPool
 from llm import (
     ClassifierRequest,
@@ -146,7 +147,7 @@ async def test_the_backend_serves_beats_then_critical_passes_then_background_one
 ) -> None:
     backend = ScriptedBackend(capacity=1)
     backend.push_narrative("Evening.", keep=True)
-    for name in ("addressee", "significance", "state_update"):
+    for name in ("addressee", "significance", "significance-2"):
         backend.push_classifier(name, {"score": 1}, keep=True)
     assert backend.limiter is not None
     pool = ClassifierPool(backend, timeout=60.0)
@@ -166,7 +167,7 @@ async def test_the_backend_serves_beats_then_critical_passes_then_background_one
     async with trio.open_nursery() as nursery:
         for job in (
             lambda: classify("significance", False),
-            lambda: classify("state_update", False),
+            lambda: classify("significance-2", False),
             lambda: classify("addressee", True),
             beat,
         ):
@@ -174,7 +175,7 @@ async def test_the_backend_serves_beats_then_critical_passes_then_background_one
             await trio.testing.wait_all_tasks_blocked()
         assert cap(pool) == (1, 1, 1, 1, 2)
         backend.limiter.release()
-    assert served == ["beat", "addressee", "significance", "state_update"]
+    assert served == ["beat", "addressee", "significance", "significance-2"]
 
 
 @pytest.fixture
@@ -214,12 +215,12 @@ async def test_through_the_openai_backend_a_waiting_beat_overtakes_queued_passes
 
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(classify, "summary")
+            nursery.start_soon(classify, "significance-1")
             with trio.fail_after(10):
                 await server.requested.wait()  # the first pass holds the connection
             for job in (
-                lambda: classify("state_update"),
-                lambda: classify("lifecycle"),
+                lambda: classify("significance-2"),
+                lambda: classify("significance-3"),
                 lambda: classify("addressee", True),
                 beat,
             ):
@@ -228,8 +229,26 @@ async def test_through_the_openai_backend_a_waiting_beat_overtakes_queued_passes
             assert cap(pool) == (1, 1, 1, 1, 2)
     finally:
         await model.aclose()
-    assert served == ["summary", "beat", "addressee", "state_update", "lifecycle"]
+    assert served == ["significance-1", "beat", "addressee", "significance-2", "significance-3"]
     names = [
         body.get("stream", False) or body["messages"][-1]["content"] for body in server.requests
     ]
-    assert names == ["summary", True, "addressee", "state_update", "lifecycle"]
+    assert names == ["significance-1", True, "addressee", "significance-2", "significance-3"]
+
+
+async def test_a_turn_asks_every_pass_as_critical_and_scores_significance_in_the_background(
+    engine: Engine, backend: ScriptedBackend
+) -> None:
+    mira = await engine.create_bot("Mira", "barkeep", "")
+    tobias = await engine.create_bot("Tobias", "lamplighter", "")
+    chat_id = (await engine.create_chat(mira.id, tobias.id, "The Eel")).id
+    backend.push_narrative("Mira squints at the key.", keep=True)
+    backend.push_classifier("significance", 3, keep=True)
+    await engine.send_turn(chat_id, '"Recognise this key, anyone?"')
+    await engine.wait_settled(chat_id)
+    await engine.idle()  # the significance worker has scored what the turn remembered
+    asked = [r for r in backend.requests if isinstance(r, ClassifierRequest)]
+    critical = {r.name for r in asked if r.critical}
+    background = {r.name for r in asked if not r.critical}
+    assert {"state_update", "interjection"} <= critical  # how relations moved, who speaks up
+    assert background == {"significance"}  # nobody waits on it
