@@ -870,8 +870,7 @@ async def open_engine(
             open_actor_system(shutdown_timeout=settings.shutdown_timeout)
         )
         feeds = Feeds(store, max_buffer=settings.watch_buffer)
-        capacity = (settings.classifier or settings.narrative).max_connections
-        pool = ClassifierPool(classifier, capacity=capacity, timeout=settings.classifier_timeout)
+        pool = ClassifierPool(classifier, timeout=settings.classifier_timeout)
         significance = await system.spawn(
             lambda: SignificanceWorker(store, feeds, pool, settings.auto_pin_cap),
             address="worker:significance",

@@ -3,7 +3,9 @@
 A command is what a client asks for; its event is what the log keeps once
 it is done. Where the two carry the same fields, both subclass one of these
 frozen classes, so each field's type, default and limits are written once.
-The event adds what the server decided (the new thing's id, say).
+The event adds what the server decided (the new thing's id, say). A chat
+message that repeats an event to the chat's watchers may subclass the same
+class (``presence`` and ``presence_changed`` are one cast member of a chat).
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class AuthorNoteText(ChatRef):
 
 @frozen
 class CastMember(ChatRef):
-    """One bot of a chat's cast (``add_to_cast``, ``enter_scene``, ``cast_added``, ...)."""
+    """One bot of a chat's cast (``add_to_cast``, ``enter_scene``, ``cast_added``,
+    ``memory_written``, ``presence``, ...)."""
 
     bot_id: str = field(validator=an_id)
 
@@ -106,6 +109,15 @@ class Seat(ChatRef):
     """A persona at a chat's table (``take_seat``, ``seat_taken``)."""
 
     persona_id: str = field(validator=an_id)
+
+
+@frozen
+class BeatOf(ChatRef):
+    """Who speaks a beat, answering which user turn (``assistant_turn_started``,
+    ``assistant_turn``)."""
+
+    speaker_id: str = field(validator=an_id)
+    user_turn_id: int
 
 
 @frozen

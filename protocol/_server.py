@@ -12,6 +12,7 @@ from typing import Literal
 
 from attrs import frozen
 
+from . import _payloads as shared
 from ._shapes import (
     YOU_ID,
     AuthorNote,
@@ -24,7 +25,7 @@ from ._shapes import (
     Memory,
     QueuedTurn,
     Scene,
-    Segment,
+    Segments,
     Turn,
     WorldEventState,
 )
@@ -140,8 +141,8 @@ class ChatReply:
 
 
 @frozen
-class Accepted(OnChat):
-    """A turn was accepted; its beats follow on the chat."""
+class OnTurn(OnChat):
+    """A message about one user turn: the chat's id, then the turn's."""
 
     user_turn_id: int
 
@@ -152,6 +153,11 @@ class Queued(OnChat):
 
     queue_id: int
     position: int
+
+
+@frozen
+class Accepted(OnTurn):
+    """A turn was accepted; its beats follow on the chat."""
 
 
 @frozen
@@ -265,8 +271,7 @@ class UserTurn(OnEvent):
     """The user's turn was written."""
 
     prose: str
-    segments: tuple[Segment, ...]
-    """The prose split into dialogue, action, narration and OOC, in order."""
+    segments: Segments
     seq: int = 0
     speaker_id: str = YOU_ID
     """The persona who wrote it (an addition; ``you`` when left out)."""
@@ -349,10 +354,9 @@ class SceneClosed(OnChat):
 
 
 @frozen
-class Presence(OnChat):
+class Presence(shared.CastMember):
     """A cast member entered (``present``) or left the scene (an addition to the protocol)."""
 
-    bot_id: str
     present: bool
     seq: int = 0
 
@@ -414,10 +418,9 @@ class TurnQueued(OnChat):
 
 
 @frozen
-class TurnSettled(OnChat):
+class TurnSettled(OnTurn):
     """Every pass of the turn is done; the chat takes a new turn."""
 
-    user_turn_id: int
     seq: int = 0
 
 
