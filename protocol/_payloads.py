@@ -30,7 +30,8 @@ class YouProfile:
 
 @frozen
 class PersonaChanges:
-    """Some of a persona's fields; ``None`` leaves one as it is (``update_persona``, ...)."""
+    """Some of a persona's fields; ``None`` leaves one as it is (``update_persona``,
+    ``persona_updated``). ``persona_id`` may be ``you``."""
 
     persona_id: str = field(validator=an_id)
     name: str | None = field(default=None, validator=optional_at_most(limits.MAX_NAME))
@@ -77,13 +78,6 @@ class ChatRef:
 
 
 @frozen
-class LorebookRef(ChatRef):
-    """A lorebook and a chat (``attach_lorebook``, ``lorebook_attached``, ...)."""
-
-    lorebook_id: str = field(validator=an_id)
-
-
-@frozen
 class AuthorNoteText(ChatRef):
     """A chat's author's note and where it goes (``set_author_note``, ``author_note_set``).
 
@@ -109,6 +103,13 @@ class Seat(ChatRef):
     """A persona at a chat's table (``take_seat``, ``seat_taken``)."""
 
     persona_id: str = field(validator=an_id)
+
+
+@frozen
+class LorebookRef(ChatRef):
+    """A lorebook and a chat (``attach_lorebook``, ``lorebook_attached``, ...)."""
+
+    lorebook_id: str = field(validator=an_id)
 
 
 @frozen

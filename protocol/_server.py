@@ -13,14 +13,13 @@ from typing import Literal
 from attrs import frozen
 
 from . import _payloads as shared
+from . import _shapes as shapes
 from ._shapes import (
     YOU_ID,
-    AuthorNote,
     Bot,
     Chat,
     Edge,
     Entity,
-    InFlight,
     LorebookInfo,
     Memory,
     QueuedTurn,
@@ -251,7 +250,7 @@ class ChatState(OnChat):
     timeline: tuple[Turn, ...]
     edges: tuple[Edge, ...]
     scene: Scene | None
-    in_flight: InFlight | None
+    in_flight: shapes.InFlight | None
     seq: int = 0
     world_events: tuple[WorldEventState, ...] = ()
     """Every world event of the chat and its status (an addition to the protocol)."""
@@ -260,7 +259,7 @@ class ChatState(OnChat):
     (an addition to the protocol, left out when false)."""
     lorebooks: tuple[str, ...] = ()
     """The ids of the lorebooks attached to the chat, in the order attached (an addition)."""
-    author_note: AuthorNote | None = None
+    author_note: shapes.AuthorNote | None = None
     """The chat's author's note, if it has one (an addition to the protocol)."""
     queue: tuple[QueuedTurn, ...] = ()
     """The turns waiting behind the one in flight, next first (an addition)."""
