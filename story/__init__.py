@@ -201,6 +201,7 @@ from ._turn_io import (
     TurnError,
 )
 from ._turn_state import WAITS, Phase, Progress
+from ._window import DIALOGUE_BLOCK, block_of, stable_window
 
 __all__ = [
     "ADDRESSEE_DEFAULT",
@@ -209,6 +210,7 @@ __all__ = [
     "AWAITS",
     "BACKFILL_NOTE",
     "CUT_RANK",
+    "DIALOGUE_BLOCK",
     "EDGE_DEFAULT",
     "EDGE_MAX",
     "EDGE_MIN",
@@ -315,6 +317,7 @@ __all__ = [
     "all_mentions",
     "assemble_prompt",
     "auto_pin_plan",
+    "block_of",
     "build_st_chat",
     "card_examples",
     "card_greetings",
@@ -370,6 +373,7 @@ __all__ = [
     "scene_close_prompt",
     "scene_summary_prompt",
     "significance_prompt",
+    "stable_window",
     "start",
     "state_update_prompt",
     "state_updates_schema",
