@@ -59,7 +59,9 @@ def beat(chat: str, lines: list[tuple[str, str]], feeling: str) -> NarrativeRequ
     system = f"You are Mira.\n\n# Mira\n{CARD}"
     notes = f"\n\n# How Mira feels about them\n- Ana: {feeling}"
     messages = [Message("system", system + notes)]
-    messages += [Message("user" if who == "Ana" else "assistant", text, who) for who, text in lines]
+    messages += [
+        Message("user" if who == "Ana" else "assistant", text, who) for who, text in lines
+    ]
     return NarrativeRequest(
         tuple(messages),
         speaker="Mira",
