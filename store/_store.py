@@ -21,7 +21,13 @@ from typing import Any
 
 import apsw
 
-from protocol import YOU_ID, ChatMessage, EventPayloadError, check_event, dump_event
+from protocol import (
+    YOU_ID,
+    ChatMessage,
+    EventPayloadError,
+    checked_payload,
+    dump_event,
+)
 from protocol import events as ev
 
 from . import _history, _outbox, _schema
@@ -154,24 +160,25 @@ class Store(Queries):
             if isinstance(event, ev.ChatRewound):
                 raise Invalid("a chat is rewound with rewind(), which also snapshots it")
             try:
-                checked.append(check_event(event))
+                checked.append(checked_payload(event))
             except EventPayloadError as exc:
                 raise Invalid(str(exc)) from None
         with transaction(self.conn):
-            ids = tuple(self._append_one(event) for event in checked)
+            ids = tuple(self._append_one(*one) for one in checked)
             messages = self._stamp(render(ids)) if render is not None else ()
         self._counts["appended"] += len(ids)
         return AppendResult(ids, messages)
 
-    def _append_one(self, event: ev.Event) -> int:
-        kind, payload = dump_event(event)
+    def _append_one(self, event: ev.Event, kind: str, payload: str) -> int:
+        """One checked event: its log row (the payload as it was checked) and its projection."""
+        conn = self.conn
         at = self.now()
-        self.conn.execute(
+        conn.execute(
             "INSERT INTO event_log(at, chat_id, kind, payload) VALUES (?, ?, ?, ?)",
             (at, ev.chat_of(event), kind, payload),
         )
-        event_id = self.conn.last_insert_rowid()
-        HANDLERS[kind](self.conn, event_id, at, event)
+        event_id = conn.last_insert_rowid()
+        HANDLERS[kind](conn, event_id, at, event)
         return event_id
 
     def record(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
