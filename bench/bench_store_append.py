@@ -76,6 +76,14 @@ def raw(path: Path, n: int, batch: int) -> float:
 
     conn = connect(path)
     rows = raw_rows(n)
+    # An older schema's timeline has no ``present``: write what that store writes.
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(timeline)")}
+    present = "present" in columns
+    insert = "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, user_turn_id" + (
+        ", present) VALUES (?, ?, 'user', ?, ?, ?, ?)"
+        if present
+        else ") VALUES (?, ?, 'user', ?, ?, ?)"
+    )
     started = time.perf_counter()
     for start in range(0, n, batch):
         conn.execute("BEGIN IMMEDIATE")
@@ -85,11 +93,8 @@ def raw(path: Path, n: int, batch: int) -> float:
                 (AT, *log_row),
             )
             event_id = conn.last_insert_rowid()
-            conn.execute(
-                "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, user_turn_id, "
-                "present) VALUES (?, ?, 'user', ?, ?, ?, ?)",
-                (event_id, line[0], line[1], line[2], event_id, line[3]),
-            )
+            values = (event_id, line[0], line[1], line[2], event_id)
+            conn.execute(insert, (*values, line[3]) if present else values)
         conn.execute("COMMIT")
     rate = n / (time.perf_counter() - started)
     conn.close()

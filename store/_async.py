@@ -108,11 +108,22 @@ class _Worker:
                 results = self._grouper([fn for fn, *_ in group])
                 self.groups += 1
                 self.grouped += len(group)
-            for (_, token, deliver, _group), result in zip(group, results, strict=True):
-                try:
-                    token.run_sync_soon(deliver, result)
-                except trio.RunFinishedError:
-                    pass  # the trio run is gone; nobody is waiting any more
+            # One wake-up of the trio side per group, not one per write: each costs
+            # the loop a syscall and the GIL a hand-over.
+            token = group[0][1]
+            if all(job[1] is token for job in group):
+                done = [(job[2], result) for job, result in zip(group, results, strict=True)]
+                self._deliver(token, _deliver_all, done)
+            else:
+                for (_, its, deliver, _group), result in zip(group, results, strict=True):
+                    self._deliver(its, deliver, result)
+
+    @staticmethod
+    def _deliver(token: trio.lowlevel.TrioToken, fn: Callable[[Any], None], arg: Any) -> None:
+        try:
+            token.run_sync_soon(fn, arg)
+        except trio.RunFinishedError:
+            pass  # the trio run is gone; nobody is waiting any more
 
     def submit(
         self,
@@ -318,6 +329,15 @@ class AsyncStore:
             "grouped_writes": self._worker.grouped,
             **self.store.counters(),
         }
+
+
+def _deliver_all(done: list[tuple[Deliver, outcome.Outcome[Any]]]) -> None:
+    """Hand each outcome of a group to its caller, in the order the store ran them."""
+    for deliver, result in done:
+        try:
+            deliver(result)
+        except Exception:  # one caller's trouble must not leave the others waiting
+            log.exception("handing a store call's outcome over failed")
 
 
 def _savepoint(conn: Any, fn: Callable[[], T]) -> T:
