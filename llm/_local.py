@@ -24,6 +24,11 @@ time is killed. A child that dies fails the request in flight with
 ``ModelError("model_crashed")``, and the next request starts a fresh one (at
 most ``MAX_STARTS`` starts in ``START_WINDOW`` seconds). The child's stderr
 goes to the log; the pipe itself is ``llm/_local_process.py``.
+
+A beat's prompt puts what changes every turn (the notes from
+``NarrativeRequest.notes_from``) after the older lines, and the worker keeps
+each chat's evaluated prompt between its turns (``llm/_local_cache.py``), so
+the next beat reads only what changed, classifier calls in between or not.
 """
 
 from __future__ import annotations
