@@ -266,6 +266,10 @@ def main() -> None:
     def ms(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms"
 
+    # Prompt tokens read (not reused): what the wait is made of, and, unlike a time, the
+    # same in every run.
+    read = {int(n): after["prompt_tokens"][n] - after["reused_tokens"][n] for n in after["ttft"]}
+    late_read = [read[n] for n in range(12, TURNS + 1)]
     ttft = after["ttft"]
     late = statistics.median(ttft[str(n)] for n in range(25, TURNS + 1))
     t2, t30 = ttft["2"], ttft[str(TURNS)]
@@ -278,6 +282,12 @@ def main() -> None:
             f"after: turn {TURNS} prompt tokens reused",
             f"{after['reused_tokens'][str(TURNS)]} of {after['prompt_tokens'][str(TURNS)]}",
         ),
+        ("after: tokens read at turn 2", str(read[2])),
+        (f"after: tokens read at turn {TURNS}", f"{read[TURNS]} ({read[TURNS] / read[2]:.2f}x)"),
+        (
+            f"after: tokens read, turns 12-{TURNS}",
+            f"mean {statistics.mean(late_read):.0f}, most {max(late_read)}",
+        ),
         ("cache off: turn 2", ms(off["ttft"]["2"])),
         (f"cache off: turn {TURNS}", ms(off["ttft"][str(TURNS)])),
     ]
@@ -288,6 +298,7 @@ def main() -> None:
         "cache_off": off,
         "turn30_over_turn2": t30 / t2,
         "median_25_30_ms": late * 1000,
+        "tokens_read": read,
     }
     if before is not None:
         b30 = before["ttft"][str(TURNS)]
