@@ -9,7 +9,7 @@ beat one classifier call runs on the same model, as a turn's passes do: it
 takes over the model's context, which is what made every beat of a long chat
 read its whole prompt again.
 
-It measures, in one run, each in a process of its own, all three at once:
+It measures, in one run, each in a process of its own, one after the other:
 
 - ``after``: this tree, every turn from 1 to 30 (the prefix cache needs the
   chat's history); TTFT of turn 2 and turn 30, the median of turns 25-30, and
@@ -253,14 +253,17 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     from _report import report
 
-    # The three runs go at once: the same machine, the same minutes, whatever else it does.
-    runs = {
-        "after": _start(ROOT, list(range(1, TURNS + 1)), args.threads, None),
-        "cache off": _start(ROOT, [2, TURNS], args.threads, 0),
-    }
+    # One after the other: each has both cores (llama.cpp's threads spin while they wait).
+    plan: list[tuple[str, Path, list[int], int | None]] = [
+        ("after", ROOT, list(range(1, TURNS + 1)), None),
+        ("cache off", ROOT, [2, TURNS], 0),
+    ]
     if args.before:
-        runs["before"] = _start(args.before, [2, TURNS], args.threads, None)
-    results = {name: _result(name, run) for name, run in runs.items()}
+        plan.append(("before", args.before, [2, TURNS], None))
+    results = {
+        name: _result(name, _start(tree, turns, args.threads, cache))
+        for name, tree, turns, cache in plan
+    }
     after, off, before = results["after"], results["cache off"], results.get("before")
 
     def ms(seconds: float) -> str:
