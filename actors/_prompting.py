@@ -33,12 +33,18 @@ async def narrative_request(
 
     def build(s: Store, bot: Bot | None) -> story.Prompt:
         bot = bot or speaker
-        recent = [
-            t
-            # Only what the speaker was present for: an absent character heard nothing.
-            for t in s.recent_dialogue(chat_id, budgets.recent_turns + 2, witness=bot.id)
-            if t.event_id < beat.before_event_id
-        ][-budgets.recent_turns :]
+        # Read a block further back than the window, so that it can start where a
+        # block starts and keep that start for a few turns (the model's cached prefix).
+        reach = budgets.recent_turns + story.DIALOGUE_BLOCK + 2
+        recent = story.stable_window(
+            [
+                t
+                # Only what the speaker was present for: an absent character heard nothing.
+                for t in s.recent_dialogue(chat_id, reach, witness=bot.id)
+                if t.event_id < beat.before_event_id
+            ],
+            budgets.recent_turns,
+        )
         activity = None
         if other is not None:
             theirs = [t for t in recent if t.speaker_id == other.id]
@@ -84,4 +90,7 @@ async def narrative_request(
         max_tokens=budgets.max_tokens,
         temperature=budgets.temperature,
         stop=beat.stop,
+        cache_key=f"{chat_id}/{speaker.id}",
+        notes_from=prompt.notes_from,
+        current=prompt.current,
     )

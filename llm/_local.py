@@ -24,6 +24,11 @@ time is killed. A child that dies fails the request in flight with
 ``ModelError("model_crashed")``, and the next request starts a fresh one (at
 most ``MAX_STARTS`` starts in ``START_WINDOW`` seconds). The child's stderr
 goes to the log; the pipe itself is ``llm/_local_process.py``.
+
+A beat's prompt puts what changes every turn (the notes from
+``NarrativeRequest.notes_from``) after the older lines, and the worker keeps
+each chat's evaluated prompt between its turns (``llm/_local_cache.py``), so
+the next beat reads only what changed, classifier calls in between or not.
 """
 
 from __future__ import annotations
@@ -87,25 +92,40 @@ def speaker_stops(names: list[str]) -> tuple[str, ...]:
 
 
 def transcript(
-    messages: tuple[Message, ...], speaker: str, others: tuple[str, ...] = ()
+    messages: tuple[Message, ...],
+    speaker: str,
+    others: tuple[str, ...] = (),
+    notes_from: int | None = None,
+    current: int = 1,
 ) -> tuple[str, tuple[str, ...]]:
     """The conversation as a transcript ending with ``speaker:``, and the stop strings.
 
     The system text comes first, then :data:`SEPARATOR`, then one ``Name: text``
-    line per message. It stops at the tag of everyone who speaks in it and of
-    ``others``, at a markdown heading or the separator, and at two blank lines.
+    line per message. With ``notes_from``, the first system message's text from
+    there on (what changes every turn) goes after the older lines instead, just
+    before the last ``current`` lines: what stays the same comes first, so the
+    next turn's prompt shares it and the worker reads only what follows. It
+    stops at the tag of everyone who speaks in it and of ``others``, at a
+    markdown heading or the separator, and at two blank lines.
     """
     system: list[str] = []
+    notes = ""
     lines: list[str] = []
     names: list[str] = []
     for message in messages:
         if message.role == "system":
-            system.append(message.content.strip())
+            content = message.content
+            if notes_from is not None and not system and not notes:
+                content, notes = content[:notes_from], content[notes_from:].strip()
+            system.append(content.strip())
             continue
         name = message.name or ("Narrator" if message.role == "user" else speaker)
         if name not in names:
             names.append(name)
         lines.append(f"{name}: {message.content.strip()}")
+    if notes:
+        at = max(0, len(lines) - max(0, current))
+        lines[at:at] = [f"\n{notes}\n"] if at else [f"{notes}\n"]
     lines.append(f"{speaker}:")
     head = "\n\n".join(part for part in system if part)
     prompt = (head + SEPARATOR if head else "") + "\n".join(lines)
@@ -219,6 +239,8 @@ class LocalBackend:
         self._ids = 0
         self._busy: Call | None = None
         self._past_overlaps = 0
+        self._past_prompt = (0, 0)
+        self._last_prompt = (0, 0)
         self.calls = 0
         self.requests = 0
         self.tokens = 0
@@ -271,6 +293,7 @@ class LocalBackend:
                     "model_path": str(path),
                     "n_ctx": self.settings.context,
                     "n_threads": self.settings.threads or max(1, os.cpu_count() or 1),
+                    "cache_bytes": self.settings.prefix_cache_bytes,
                 }
             )
         self._worker = worker
@@ -281,6 +304,13 @@ class LocalBackend:
         if self._worker is worker:
             self._worker = None
         self._past_overlaps += worker.overlaps
+        past_prompt, past_reused = self._past_prompt
+        self._past_prompt = (
+            past_prompt + worker.prompt_tokens,
+            past_reused + worker.reused_tokens,
+        )
+        if worker.prompt_tokens:
+            self._last_prompt = worker.last_prompt
         with trio.CancelScope(shield=True):
             await worker.kill()
         if crashed:
@@ -346,11 +376,17 @@ class LocalBackend:
     async def stream(self, request: NarrativeRequest) -> AsyncIterator[AsyncIterator[str]]:
         """Stream a beat from the embedded model."""
         tagged = tuple(t[1:-1] for t in request.stop if t.startswith("\n") and t.endswith(":"))
-        prompt, stops = transcript(request.messages, request.speaker, tagged)
+        prompt, stops = transcript(
+            request.messages, request.speaker, tagged, request.notes_from, request.current
+        )
         self.calls += 1
         op = {
             "op": "stream",
             "prompt": prompt,
+            # Per chat and speaker: each speaker's prompt starts with its own card.
+            "cache_key": (
+                f"{request.cache_key}:{request.speaker}" if request.cache_key is not None else None
+            ),
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "repeat_penalty": REPEAT_PENALTY,
@@ -420,8 +456,12 @@ class LocalBackend:
         return check_schema(extract_json(str(message.get("text", ""))), request.schema)
 
     def statistics(self) -> LocalStatistics:
-        """Requests, tokens, errors; worker starts, crashes and kills; the worker's pid."""
+        """Requests, tokens, errors; worker starts, crashes and kills; the worker's pid;
+        prompt tokens read and reused, and the worker's prefix cache."""
         worker = self._worker
+        past_prompt, past_reused = self._past_prompt
+        cache = worker.cache if worker is not None else {}
+        last = worker.last_prompt if worker is not None and worker.prompt_tokens else None
         return LocalStatistics(
             calls=self.calls,
             requests=self.requests,
@@ -435,6 +475,15 @@ class LocalBackend:
             loaded=worker is not None and not worker.gone,
             worker_pid=worker.pid if worker is not None else None,
             busy=self._busy is not None,
+            prompt_tokens=past_prompt + (worker.prompt_tokens if worker else 0),
+            reused_tokens=past_reused + (worker.reused_tokens if worker else 0),
+            last_prompt_tokens=(last or self._last_prompt)[0],
+            last_reused_tokens=(last or self._last_prompt)[1],
+            cache_entries=cache.get("entries", 0),
+            cache_bytes=cache.get("bytes", 0),
+            cache_cap=cache.get("cap", self.settings.prefix_cache_bytes),
+            cache_hits=cache.get("hits", 0),
+            cache_evictions=cache.get("evictions", 0),
         )
 
     async def aclose(self) -> None:

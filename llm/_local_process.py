@@ -53,6 +53,14 @@ class WorkerProcess:
         """A message to it was broken off midway: it may be alive, but it is unusable."""
         self.overlaps = 0
         """Requests the worker saw arrive while another was unfinished (it counts them)."""
+        self.prompt_tokens = 0
+        """Prompt tokens of the requests it finished."""
+        self.reused_tokens = 0
+        """Of those, the tokens its context or prefix cache already held (not read again)."""
+        self.last_prompt = (0, 0)
+        """The last finished request's prompt tokens and reused tokens."""
+        self.cache: dict[str, int] = {}
+        """Its prefix cache's figures, as of the last finished request."""
         self.last_words: deque[str] = deque(maxlen=20)
         self.stderr_done = trio.Event()
         self._buffer = bytearray()
@@ -145,6 +153,17 @@ class WorkerProcess:
         self.gone = True
         raise ModelError(CRASHED)
 
+    def finished(self, message: dict[str, Any]) -> None:
+        """Take the figures a ``done`` or ``error`` message reports."""
+        prompt = int(message.get("prompt_tokens", 0))
+        reused = int(message.get("reused_tokens", 0))
+        self.prompt_tokens += prompt
+        self.reused_tokens += reused
+        self.last_prompt = (prompt, reused)
+        cache = message.get("cache")
+        if isinstance(cache, dict):
+            self.cache = {str(k): int(v) for k, v in cache.items()}
+
     def ended(self) -> str:
         """How the process ended, for a person."""
         code = self.process.returncode
@@ -223,6 +242,7 @@ class Call:
             if kind in ("done", "error"):
                 self.finished = True
                 self.worker.overlaps = int(message.get("overlaps", self.worker.overlaps))
+                self.worker.finished(message)
             if kind == "error":
                 raise ModelError(f"the local model failed: {message.get('error')}")
             return message

@@ -11,6 +11,12 @@ A reader thread takes the requests off stdin while the main thread generates,
 so a ``stop`` is seen between two tokens. The end of stdin means the server is
 gone: the worker exits at once. Anything llama.cpp prints goes to stderr,
 which the server logs; stdout carries only the protocol.
+
+A ``stream`` request may name a ``cache_key`` (its chat and speaker): the
+evaluated prompt is then kept in the worker's prefix cache
+(``llm/_local_cache.py``) so that the key's next beat evaluates only what
+changed. Every ``done`` reports the prompt's tokens, how many of them were
+reused rather than evaluated, and the cache's figures.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import signal
 import sys
 import threading
 from typing import Any, BinaryIO
+
+from llm._local_cache import DEFAULT_CAP, Entry, PrefixCache, common_prefix
 
 # How a request looks on the wire, and how the worker answers.
 STREAM = "stream"
@@ -66,9 +74,14 @@ class Channel:
 class Worker:
     """The model and the requests for it, served in the order they came."""
 
-    def __init__(self, model: Any, channel: Channel) -> None:
+    def __init__(self, model: Any, channel: Channel, cache_cap: int = DEFAULT_CAP) -> None:
         self.model = model
         self.channel = channel
+        self.cache = PrefixCache(cache_cap)
+        self._live_key: str | None = None
+        """The key whose beat the live context holds, if it is not saved since."""
+        self._prompt = (0, 0)
+        """The last request's prompt tokens and how many of them were reused."""
         self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
         self._open: set[int] = set()
@@ -113,7 +126,16 @@ class Worker:
             self._open.discard(request_id)
             self._stopped.discard(request_id)
             overlaps = self.overlaps
-        self.channel.send(ev=kind, id=request_id, overlaps=overlaps, **fields)
+        prompt, reused = self._prompt
+        self.channel.send(
+            ev=kind,
+            id=request_id,
+            overlaps=overlaps,
+            prompt_tokens=prompt,
+            reused_tokens=reused,
+            cache=self.cache.statistics(),
+            **fields,
+        )
 
     # --- the main thread ---
 
@@ -122,6 +144,7 @@ class Worker:
         while True:
             message = self.requests.get()
             request_id = int(message["id"])
+            self._prompt = (0, 0)
             try:
                 if message["op"] == JSON:
                     text, reason = self._complete_json(request_id, message)
@@ -132,25 +155,30 @@ class Worker:
             except Exception as exc:  # the request's failure, not the worker's
                 self._finish(request_id, "error", error=str(exc) or repr(exc))
 
-    def _prefill(self, request_id: int, prompt: str) -> bool:
+    def _prefill(self, request_id: int, prompt: str, key: str | None = None) -> bool:
         """Read the prompt into the model in small chunks; False if stopped meanwhile.
 
-        The completion call then finds the prompt cached and reads only its last
-        token, so a stop during a long prompt is seen within a chunk, not at its end.
+        What the live context (or the key's saved context, if it holds more of
+        the prompt) already holds is not read again. The completion call then
+        finds the prompt cached and reads only its last token, so a stop during
+        a long prompt is seen within a chunk, not at its end.
         """
         model = self.model
         tokens = model.tokenize(prompt.encode(), add_bos=False, special=True)
         bos = model.token_bos()
         if model._model.add_bos_token() and bos >= 0:
             tokens = [bos, *tokens]
+        if key != self._live_key:
+            self._save_live()  # whatever comes next overwrites it
         if len(tokens) >= model.n_ctx():
             return not self.stopped(request_id)  # the completion call reports it
-        cached = model.input_ids[: model.n_tokens].tolist()
-        same = 0
-        for a, b in zip(cached, tokens[:-1], strict=False):
-            if a != b:
-                break
-            same += 1
+        same = common_prefix(model.input_ids[: model.n_tokens].tolist(), tokens[:-1])
+        saved = self.cache.get(key) if key is not None else None
+        if saved is not None and common_prefix(saved.tokens, tokens[:-1]) > same:
+            self._load(saved)
+            same = common_prefix(saved.tokens, tokens[:-1])
+        self._live_key = key
+        self._prompt = (len(tokens), same)
         model.n_tokens = same  # eval() drops the cache past this point
         for start in range(same, len(tokens) - 1, PREFILL_CHUNK):
             if self.stopped(request_id):
@@ -158,8 +186,43 @@ class Worker:
             model.eval(tokens[start : min(start + PREFILL_CHUNK, len(tokens) - 1)])
         return not self.stopped(request_id)
 
+    def _save_live(self) -> None:
+        """Keep the live context under its key, before another request overwrites it."""
+        import ctypes
+
+        import llama_cpp
+
+        key, self._live_key = self._live_key, None
+        model = self.model
+        if key is None or self.cache.cap == 0 or model.n_tokens == 0:
+            return
+        ctx = model._ctx.ctx
+        size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0))
+        tokens = tuple(model.input_ids[: model.n_tokens].tolist())
+        self.cache.put(key, Entry(tokens, bytes(memoryview(buffer)[:written])))
+
+    def _load(self, entry: Entry) -> None:
+        """Put a saved context back in place of the live one."""
+        import ctypes
+
+        import llama_cpp
+
+        model = self.model
+        ctx = model._ctx.ctx
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
+        model.n_tokens = 0
+        buffer = (ctypes.c_uint8 * len(entry.state)).from_buffer_copy(entry.state)
+        if llama_cpp.llama_state_seq_set_data(ctx, buffer, len(entry.state), 0) == 0:
+            return  # llama.cpp refused it: the prompt is read from the start
+        model.input_ids[: len(entry.tokens)] = entry.tokens
+        model.n_tokens = len(entry.tokens)
+        self.cache.hits += 1
+
     def _stream(self, request_id: int, message: dict[str, Any]) -> str:
-        if not self._prefill(request_id, message["prompt"]):
+        key = message.get("cache_key")
+        if not self._prefill(request_id, message["prompt"], str(key) if key else None):
             return "stopped"
         parts = self.model.create_completion(
             message["prompt"],
@@ -237,6 +300,9 @@ def load(settings: dict[str, Any]) -> Any:
         model_path=str(settings["model_path"]),
         n_ctx=int(settings["n_ctx"]),
         n_threads=int(settings["n_threads"]),
+        # A full-size window cache for Gemma 3's sliding-window layers: a shorter one
+        # forgets the positions a kept prefix needs when the prompt after it changes.
+        swa_full=True,
         verbose=False,
     )
 
@@ -253,7 +319,7 @@ def main() -> int:
     except Exception as exc:
         channel.send(ev="fatal", error=f"{type(exc).__name__}: {exc}")
         return 1
-    worker = Worker(model, channel)
+    worker = Worker(model, channel, int(settings.get("cache_bytes", DEFAULT_CAP)))
     threading.Thread(target=worker.read, args=(stdin,), name="stdin", daemon=True).start()
     channel.send(ev="ready", pid=os.getpid())
     worker.serve()

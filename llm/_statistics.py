@@ -79,6 +79,24 @@ class LocalStatistics(BackendStatistics):
     """The worker's process id, if there is one."""
     busy: bool
     """A request is with the worker now."""
+    prompt_tokens: int = 0
+    """Prompt tokens of the requests the workers finished."""
+    reused_tokens: int = 0
+    """Of those, the tokens a worker did not read again (its context or prefix cache held them)."""
+    last_prompt_tokens: int = 0
+    """The last finished request's prompt tokens."""
+    last_reused_tokens: int = 0
+    """The last finished request's reused prompt tokens."""
+    cache_entries: int = 0
+    """Chats (and speakers) whose evaluated prompt the worker's prefix cache keeps now."""
+    cache_bytes: int = 0
+    """Bytes those take (never above ``cache_cap``)."""
+    cache_cap: int = 0
+    """The prefix cache's byte cap (``ModelSettings.prefix_cache_bytes``)."""
+    cache_hits: int = 0
+    """Times the worker loaded a chat's saved prompt back (since it started)."""
+    cache_evictions: int = 0
+    """Saved prompts dropped to stay under the cap (since it started)."""
 
 
 @attrs.frozen

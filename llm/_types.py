@@ -43,6 +43,12 @@ class NarrativeRequest:
     max_tokens: int = 300
     temperature: float = 0.8
     stop: tuple[str, ...] = ()
+    cache_key: str | None = None
+    """The chat the beat belongs to: a backend that keeps evaluated prompts keeps it per key."""
+    notes_from: int | None = None
+    """Where the first system message's per-turn notes begin (feelings, memories, events)."""
+    current: int = 1
+    """The last messages that are this turn's own; the notes may go just before them."""
 
 
 @frozen
@@ -87,6 +93,8 @@ class ModelSettings:
     cache_dir: str | None = None
     threads: int | None = None
     context: int = 4096
+    prefix_cache_bytes: int = 256 * 1024 * 1024
+    """Bytes of evaluated prompts the local model keeps between a chat's turns (0: none)."""
 
 
 class Backend(Protocol):

@@ -465,3 +465,12 @@ def check_event(event: ev.Event) -> ev.Event:
     """Check that an event survives its own round trip, limits included, before it is written."""
     kind, text = dump_event(event)
     return _load(kind, text)
+
+
+def checked_payload(event: ev.Event) -> tuple[ev.Event, str, str]:
+    """:func:`check_event`, with the ``kind`` and JSON text it checked: what the log keeps.
+
+    The text is the one that loaded back, so it need not be encoded again.
+    """
+    kind, text = dump_event(event)
+    return _load(kind, text), kind, text

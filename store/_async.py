@@ -12,6 +12,16 @@ Cancellation: a call cancelled before it is queued does not run; once
 queued it runs to the end and its caller waits for it, as with
 ``to_thread``: a write is never half-known.
 
+Group commit: writes made with :meth:`AsyncStore.append` or
+:meth:`AsyncStore.commit` that are already queued when the thread gets to
+them run in one transaction, each in a savepoint of its own (``MAX_GROUP`` at
+the most): a write that fails is rolled back alone and its caller gets its
+error, and nobody hears of a write before the transaction holding it
+committed; if that commit fails, every write of it fails with that error.
+With many chats writing at once this saves a commit (a WAL append) per write;
+a write with nothing queued behind it runs alone, as before. While a beat's
+end is held for lack of space, writes run one by one.
+
 A caller that must not wait at all (a streaming beat) can ``submit`` a call
 and get its outcome in a callback. A beat's end held for lack of space
 (:meth:`Store.hold_beat_end`) is written by whichever later call first
@@ -36,8 +46,10 @@ from protocol import ChatMessage, LorebookInfo
 from protocol import events as ev
 from story import Card, Lorebook
 
+from ._errors import StorageFull
 from ._records import AppendResult, Render
 from ._store import Store, utc_now
+from ._tx import FULL_MESSAGE, space_errors, transaction
 
 log = logging.getLogger("troupe.store")
 
@@ -46,7 +58,14 @@ T = TypeVar("T")
 Deliver = Callable[[outcome.Outcome[Any]], None]
 """Takes a call's outcome on the trio side."""
 
-_Job = tuple[Callable[[], Any], trio.lowlevel.TrioToken, Deliver]
+_Job = tuple[Callable[[], Any], trio.lowlevel.TrioToken, Deliver, bool]
+"""A call, where its outcome goes, and whether it may share a transaction with others."""
+
+Grouper = Callable[[Sequence[Callable[[], Any]]], list[outcome.Outcome[Any]]]
+"""Runs several writes in one transaction; one outcome each, in order."""
+
+MAX_GROUP = 64
+"""Writes committed together at the most."""
 
 Landed = Callable[[AppendResult], None]
 """Told, on the trio side, what a held beat end committed once it was written."""
@@ -55,29 +74,82 @@ Landed = Callable[[AppendResult], None]
 class _Worker:
     """One thread running queued calls; each outcome goes back to the trio side."""
 
-    def __init__(self) -> None:
+    def __init__(self, grouper: Grouper | None = None) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._grouper = grouper
         self._thread = threading.Thread(target=self._loop, name="troupe-store", daemon=True)
         self._thread.start()
         self.calls = 0
+        self.groups = 0
+        """Transactions that held more than one write."""
+        self.grouped = 0
+        """Writes that shared a transaction with others."""
 
     def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            fn, token, deliver = job
-            result = outcome.capture(fn)
-            try:
-                token.run_sync_soon(deliver, result)
-            except trio.RunFinishedError:
-                pass  # the trio run is gone; nobody is waiting any more
+        ahead: list[_Job | None] = []
+        while True:
+            job = ahead.pop() if ahead else self._jobs.get()
+            if job is None:
+                return
+            group = [job]
+            if job[3] and self._grouper is not None:
+                while len(group) < MAX_GROUP:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None or not more[3]:
+                        ahead.append(more)  # runs next, after the group: order is kept
+                        break
+                    group.append(more)
+            results: list[outcome.Outcome[Any]]
+            if len(group) == 1 or self._grouper is None:
+                results = [outcome.capture(job[0])]
+            else:
+                results = self._grouper([fn for fn, *_ in group])
+                self.groups += 1
+                self.grouped += len(group)
+            # One wake-up of the trio side per group, not one per write: each costs
+            # the loop a syscall and the GIL a hand-over.
+            token = group[0][1]
+            if all(job[1] is token for job in group):
+                done = [(job[2], result) for job, result in zip(group, results, strict=True)]
+                self._deliver(token, _deliver_all, done)
+            else:
+                for (_, its, deliver, _group), result in zip(group, results, strict=True):
+                    self._deliver(its, deliver, result)
 
-    def submit(self, fn: Callable[[], T], deliver: Callable[[outcome.Outcome[T]], None]) -> None:
-        """Queue ``fn``; ``deliver(outcome)`` runs on the trio side when it has run."""
+    @staticmethod
+    def _deliver(token: trio.lowlevel.TrioToken, fn: Callable[[Any], None], arg: Any) -> None:
+        try:
+            token.run_sync_soon(fn, arg)
+        except trio.RunFinishedError:
+            pass  # the trio run is gone; nobody is waiting any more
+
+    def submit(
+        self,
+        fn: Callable[[], T],
+        deliver: Callable[[outcome.Outcome[T]], None],
+        *,
+        group: bool = False,
+    ) -> None:
+        """Queue ``fn``; ``deliver(outcome)`` runs on the trio side when it has run.
+
+        ``group``: ``fn`` only writes through the store's own transactions, so
+        it may share one with the writes queued next to it.
+        """
         if not self._thread.is_alive():
             raise trio.ClosedResourceError("the store is closed")
         self.calls += 1
-        self._jobs.put((fn, trio.lowlevel.current_trio_token(), deliver))
+        self._jobs.put((fn, trio.lowlevel.current_trio_token(), deliver, group))
 
-    async def call(self, fn: Callable[[], T], then: Callable[[T], None] | None = None) -> T:
+    async def call(
+        self,
+        fn: Callable[[], T],
+        then: Callable[[T], None] | None = None,
+        *,
+        group: bool = False,
+    ) -> T:
         await trio.lowlevel.checkpoint_if_cancelled()
         task = trio.lowlevel.current_task()
 
@@ -91,7 +163,7 @@ class _Worker:
                     result = outcome.Error(exc)
             trio.lowlevel.reschedule(task, result)
 
-        self.submit(fn, wake)
+        self.submit(fn, wake, group=group)
         result: T = await trio.lowlevel.wait_task_rescheduled(
             lambda _: trio.lowlevel.Abort.FAILED  # queued: it will run; wait for it
         )
@@ -114,7 +186,7 @@ class AsyncStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._worker = _Worker()
+        self._worker = _Worker(self._together)
         self._closed = False
         self._on_landed: dict[int, Landed] = {}
 
@@ -134,6 +206,27 @@ class AsyncStore:
                         pass  # nobody is left to tell; the ends are written all the same
 
         return job
+
+    def _together(self, fns: Sequence[Callable[[], Any]]) -> list[outcome.Outcome[Any]]:
+        """Run writes in one transaction, each in a savepoint; on the store's thread."""
+        store = self.store
+        if store.held_beats():  # a held beat end goes first, and alone: one by one
+            return [outcome.capture(fn) for fn in fns]
+        conn = store.conn
+        results: list[outcome.Outcome[Any]] = []
+        try:
+            with transaction(conn):
+                for fn in fns:
+                    results.append(outcome.capture(_savepoint, conn, fn))
+                    if not conn.in_transaction:
+                        break  # SQLite rolled the whole transaction back (a full disk)
+                if not conn.in_transaction:
+                    raise StorageFull(FULL_MESSAGE)
+        except BaseException as exc:  # nothing of the group is written
+            failed: outcome.Outcome[Any] = outcome.Error(exc)
+            kept = [r if isinstance(r, outcome.Error) else failed for r in results]
+            return kept + [failed] * (len(fns) - len(results))
+        return results
 
     def _land(self, landed: list[tuple[int, AppendResult]]) -> None:
         for beat_id, result in landed:
@@ -161,11 +254,17 @@ class AsyncStore:
         """
         if self._closed:
             raise trio.ClosedResourceError("the store is closed")
-        return await self._worker.call(self._job(lambda: fn(self.store, *args)), publish)
+        return await self._worker.call(
+            self._job(lambda: fn(self.store, *args)), publish, group=True
+        )
 
     async def append(self, *events: ev.Event, render: Render | None = None) -> AppendResult:
-        """:meth:`Store.append` on the store's thread."""
-        return await self.run(lambda s: s.append(*events, render=render))
+        """:meth:`Store.append` on the store's thread (sharing a transaction, see above)."""
+        if self._closed:
+            raise trio.ClosedResourceError("the store is closed")
+        return await self._worker.call(
+            self._job(lambda: self.store.append(*events, render=render)), group=True
+        )
 
     async def record(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
         """:meth:`Store.record` on the store's thread."""
@@ -243,8 +342,25 @@ class AsyncStore:
         return {
             "calls": self._worker.calls,
             "queued": self._worker.pending(),
+            "group_commits": self._worker.groups,
+            "grouped_writes": self._worker.grouped,
             **self.store.counters(),
         }
+
+
+def _deliver_all(done: list[tuple[Deliver, outcome.Outcome[Any]]]) -> None:
+    """Hand each outcome of a group to its caller, in the order the store ran them."""
+    for deliver, result in done:
+        try:
+            deliver(result)
+        except Exception:  # one caller's trouble must not leave the others waiting
+            log.exception("handing a store call's outcome over failed")
+
+
+def _savepoint(conn: Any, fn: Callable[[], T]) -> T:
+    """``fn()`` in a savepoint: rolled back alone if it raises; a full disk is ``StorageFull``."""
+    with space_errors(conn), conn:
+        return fn()
 
 
 @asynccontextmanager

@@ -17,11 +17,16 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import apsw
 
-from protocol import YOU_ID, ChatMessage, EventPayloadError, check_event, dump_event
+from protocol import (
+    YOU_ID,
+    ChatMessage,
+    EventPayloadError,
+    checked_payload,
+)
 from protocol import events as ev
 
 from . import _history, _outbox, _schema
@@ -66,6 +71,12 @@ def connect(path: str | Path) -> apsw.Connection:
     # every commit; docs/storage.md has the figures and the reasoning.
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+_OPENS_A_BRANCH: Final = frozenset(
+    {"chat_created", "chat_rewound", "branch_forked", "branch_switched"}
+)
+"""Event kinds whose projection changes the chat's current branch: they belong to the new one."""
 
 
 class Store(Queries, Library):
@@ -164,32 +175,39 @@ class Store(Queries, Library):
         checked = []
         for event in events:
             if isinstance(event, ev.ChatRewound):
-                raise Invalid("a chat is rewound with rewind(), which also snapshots it")
-            try:
-                checked.append(check_event(event))
-            except EventPayloadError as exc:
-                raise Invalid(str(exc)) from None
+                raise Invalid("a chat is rewound with rewind(), which forks a branch")
+            checked.append(self._checked(event))
         with transaction(self.conn):
-            ids = tuple(self._append_one(event) for event in checked)
+            ids = tuple(self._append_one(*one) for one in checked)
             messages = self._stamp(render(ids)) if render is not None else ()
         self._counts["appended"] += len(ids)
         return AppendResult(ids, messages)
 
-    def _append_one(self, event: ev.Event) -> int:
-        kind, payload = dump_event(event)
+    @staticmethod
+    def _checked(event: ev.Event) -> tuple[ev.Event, str, str]:
+        """The event, its kind and its payload as checked; bad payloads are ``invalid``."""
+        try:
+            return checked_payload(event)
+        except EventPayloadError as exc:
+            raise Invalid(str(exc)) from None
+
+    def _append_one(self, event: ev.Event, kind: str, payload: str) -> int:
+        """One checked event: its log row (the payload as it was checked) and its projection."""
+        conn = self.conn
         at = self.now()
-        self.conn.execute(
-            "INSERT INTO event_log(at, chat_id, kind, payload) VALUES (?, ?, ?, ?)",
-            (at, ev.chat_of(event), kind, payload),
-        )
-        event_id = self.conn.last_insert_rowid()
-        HANDLERS[kind](self.conn, event_id, at, event)
         chat_id = ev.chat_of(event)
-        if chat_id is not None:
+        branch = current_branch(conn, chat_id) if chat_id is not None else None
+        conn.execute(
+            "INSERT INTO event_log(at, chat_id, kind, payload, branch_id) VALUES (?, ?, ?, ?, ?)",
+            (at, chat_id, kind, payload, branch),
+        )
+        event_id = conn.last_insert_rowid()
+        HANDLERS[kind](conn, event_id, at, event)
+        if chat_id is not None and kind in _OPENS_A_BRANCH:
             # On the branch current once it applied: a fork's own event opens its branch.
-            self.conn.execute(
+            conn.execute(
                 "UPDATE event_log SET branch_id = ? WHERE id = ?",
-                (current_branch(self.conn, chat_id), event_id),
+                (current_branch(conn, chat_id), event_id),
             )
         return event_id
 
@@ -415,7 +433,7 @@ class Store(Queries, Library):
     def _branch(self, event: ev.ChatRewound | ev.BranchForked | ev.BranchSwitched) -> int:
         with transaction(self.conn):
             keep_view(self.conn, event.chat_id)
-            event_id = self._append_one(check_event(event))
+            event_id = self._append_one(*self._checked(event))
             reproject_chat(self.conn, event.chat_id)
         self._counts["appended"] += 1
         return event_id

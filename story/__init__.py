@@ -204,6 +204,7 @@ from ._turn_io import (
     TurnError,
 )
 from ._turn_state import WAITS, Phase, Progress
+from ._window import DIALOGUE_BLOCK, block_of, stable_window
 
 __all__ = [
     "ADDRESSEE_DEFAULT",
@@ -213,6 +214,7 @@ __all__ = [
     "BACKFILL_NOTE",
     "CUT_RANK",
     "DEFAULT_NOTE_DEPTH",
+    "DIALOGUE_BLOCK",
     "EDGE_DEFAULT",
     "EDGE_MAX",
     "EDGE_MIN",
@@ -321,6 +323,7 @@ __all__ = [
     "all_mentions",
     "assemble_prompt",
     "auto_pin_plan",
+    "block_of",
     "build_st_chat",
     "card_examples",
     "card_greetings",
@@ -379,6 +382,7 @@ __all__ = [
     "scene_close_prompt",
     "scene_summary_prompt",
     "significance_prompt",
+    "stable_window",
     "start",
     "state_update_prompt",
     "state_updates_schema",

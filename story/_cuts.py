@@ -5,8 +5,8 @@ left to give before the next starts:
 
 1. relevant memories, least relevant first (``relevant_memory:<id>``);
 2. the card's example dialogues, last first (``card_example:<n>``);
-3. dialogue, oldest first, down to the last ``dialogue_floor`` turns
-   (``dialogue:<event id>``);
+3. dialogue, oldest first, a block of turns at a time (see ``_window``),
+   down to the last ``dialogue_floor`` turns (``dialogue:<event id>``);
 4. lore entries, lowest priority first (``lore:<label>``);
 5. world-event descriptions, last listed first, keeping the titles
    (``world_event_description:<title>``);
@@ -49,11 +49,12 @@ from attrs import evolve
 from ._messages import MESSAGE_OVERHEAD, message_tokens, prompt_tokens
 from ._prompt import Prompt, PromptInputs
 from ._prompt_lore import lore_label, lore_rank
-from ._render import Draft, draft_of, render
+from ._render import Draft, draft_of, notes_from, render
 from ._text import CHARS_PER_TOKEN, shorten, shorten_tail
+from ._window import block_of
 
-Step = Callable[[Draft, int], "tuple[Draft, str] | None"]
-"""A cut: given a draft and the tokens over the limit, a smaller draft and its name."""
+Step = Callable[[Draft, int], "tuple[Draft, str | tuple[str, ...]] | None"]
+"""A cut: given a draft and the tokens over the limit, a smaller draft and its name (or names)."""
 
 _SHORT_MEMORY = 160
 
@@ -74,6 +75,25 @@ def _drop_dialogue(floor: int | None) -> Step:
         return evolve(draft, dialogue=draft.dialogue[1:]), f"dialogue:{gone.event_id}"
 
     return step
+
+
+def _drop_dialogue_block(draft: Draft, _excess: int) -> tuple[Draft, tuple[str, ...]] | None:
+    """The oldest turns up to where the next block of the dialogue starts, down to the floor.
+
+    Whole blocks, so that the dialogue's first turn stays the same over several
+    turns of a chat (see ``_window``): a cut of one turn each time the prompt
+    grows would change its start, and every token after it, on every turn.
+    """
+    keep = draft.inputs.dialogue_floor
+    dialogue = draft.dialogue
+    if len(dialogue) <= keep:
+        return None
+    end = 1
+    first = block_of(dialogue[0].event_id)
+    while end < len(dialogue) - keep and block_of(dialogue[end].event_id) == first:
+        end += 1
+    names = tuple(f"dialogue:{line.event_id}" for line in dialogue[:end])
+    return evolve(draft, dialogue=dialogue[end:]), names
 
 
 def _drop_event_description(draft: Draft, _excess: int) -> tuple[Draft, str] | None:
@@ -186,7 +206,7 @@ def _shrink(attribute: str, label: str, floor: int, *, keep_end: bool = False) -
 SOFT_CUTS: tuple[Step, ...] = (
     _drop_relevant,
     _drop_card_example,
-    _drop_dialogue(None),
+    _drop_dialogue_block,
     _drop_lore,
     _drop_event_description,
     _drop_pinned(None),
@@ -226,9 +246,10 @@ def _apply(draft: Draft, steps: tuple[Step, ...], limit: int, cut: list[str]) ->
             done = step(draft, tokens - limit)
             if done is None:
                 break
-            draft, name = done
-            if name not in cut or ":" in name:
-                cut.append(name)
+            draft, names = done
+            for name in (names,) if isinstance(names, str) else names:
+                if name not in cut or ":" in name:
+                    cut.append(name)
             tokens = prompt_tokens(render(draft))
     return draft
 
@@ -252,4 +273,10 @@ def fit(inputs: PromptInputs) -> Prompt:
     draft = _apply(draft, HARD_CUTS, inputs.hard_budget, cut)
     draft = _trim_system(draft, inputs.hard_budget, cut)
     messages = render(draft)
-    return Prompt(messages=messages, cut=tuple(cut), tokens=prompt_tokens(messages))
+    return Prompt(
+        messages=messages,
+        cut=tuple(cut),
+        tokens=prompt_tokens(messages),
+        notes_from=notes_from(draft),
+        current=1 if inputs.interjection is None else 2,
+    )

@@ -140,11 +140,18 @@ class Prompt:
     """A beat's prompt: the messages, what was cut to fit the budgets, and its size.
 
     ``cut`` names each cut in the order made (see docs/story.md for the names).
+    The system message's per-turn part (feelings, memories, events) starts at
+    character ``notes_from`` of its text, and the last ``current`` messages are
+    this turn's own (the person's prose, and the addressee's answer when the
+    speaker chimes in): a backend that keeps the evaluated prompt between turns
+    may move those notes after the dialogue, before the current messages.
     """
 
     messages: tuple[PromptMessage, ...]
     cut: tuple[str, ...]
     tokens: int
+    notes_from: int | None = None
+    current: int = 1
 
 
 def assemble_prompt(inputs: PromptInputs) -> Prompt:

@@ -168,10 +168,30 @@ def _or_none(text: str) -> str:
 
 
 def system_text(draft: Draft) -> str:
-    """The system message: who the speaker is, the scene, the others, feelings, memories."""
+    """The system message: who the speaker is, the scene, the others, then feelings, memories.
+
+    What stays the same from turn to turn comes first and what changes with
+    every turn last (from :func:`notes_from` on), so that a backend that keeps
+    the evaluated prompt reads only what changed (see docs/models.md).
+    """
+    text = "\n".join([*_stable_lines(draft), *_notes_lines(draft)])
+    if draft.system_chars is not None:
+        text = text[: max(0, draft.system_chars)]
+    return text
+
+
+def notes_from(draft: Draft) -> int:
+    """Where the system message's per-turn part begins (feelings, memories, events)."""
+    stable = len("\n".join(_stable_lines(draft)))
+    if draft.system_chars is not None:
+        stable = min(stable, max(0, draft.system_chars))
+    return stable
+
+
+def _stable_lines(draft: Draft) -> list[str]:
+    """Who the speaker is, the scene, who else is here, how to write: the same every turn."""
     i = draft.inputs
     me, you, other = i.speaker.name, i.you.name, i.other
-    names = _names(i)
     card = draft.card
     lines = [card.opening, "", f"# {me}"]
     if draft.persona or not card.description:
@@ -205,8 +225,31 @@ def system_text(draft: Draft) -> str:
         )
     if other is not None:
         lines.append(f"{other.name}: {_or_none(draft.other_persona)}")
-        if draft.other_activity:
-            lines.append(f"What {other.name} did last: {draft.other_activity}")
+    lines += [
+        "",
+        "# How to write",
+        f"- Stay in character as {me}; write only {me}'s words, actions and thoughts.",
+        f"- Never write for {you}: not their words, actions, thoughts or feelings.",
+    ]
+    if i.people:
+        lines.append(f"- Nor for {', '.join(q.name for q in i.people)}.")
+    if other is not None:
+        lines.append(f"- Do not speak or act for {other.name} either.")
+    lines += [
+        '- Put spoken words in "double quotes" and actions between *asterisks*.',
+        "- Stay inside the story: no notes to the author, no mention of being an AI.",
+    ]
+    return lines
+
+
+def _notes_lines(draft: Draft) -> list[str]:
+    """What the speaker feels, remembers and knows right now: it changes every turn."""
+    i = draft.inputs
+    me, you, other = i.speaker.name, i.you.name, i.other
+    names = _names(i)
+    lines: list[str] = []
+    if other is not None and draft.other_activity:
+        lines += ["", f"What {other.name} did last: {draft.other_activity}"]
     lines += ["", f"# How {me} feels about them"]
     for target, edge in draft.edges:
         lines.append(
@@ -233,24 +276,7 @@ def system_text(draft: Draft) -> str:
             f"listening and now chimes in with a short beat of their own, reacting to what "
             f"was just said.",
         ]
-    lines += [
-        "",
-        "# How to write",
-        f"- Stay in character as {me}; write only {me}'s words, actions and thoughts.",
-        f"- Never write for {you}: not their words, actions, thoughts or feelings.",
-    ]
-    if i.people:
-        lines.append(f"- Nor for {', '.join(q.name for q in i.people)}.")
-    if other is not None:
-        lines.append(f"- Do not speak or act for {other.name} either.")
-    lines += [
-        '- Put spoken words in "double quotes" and actions between *asterisks*.',
-        "- Stay inside the story: no notes to the author, no mention of being an AI.",
-    ]
-    text = "\n".join(lines)
-    if draft.system_chars is not None:
-        text = text[: max(0, draft.system_chars)]
-    return text
+    return lines
 
 
 def render(draft: Draft) -> tuple[PromptMessage, ...]:

@@ -232,3 +232,24 @@ def test_the_text_after_the_last_sentence_is_held_only_near_the_cap() -> None:
     tail = SentenceTail(max_tokens=100)
     assert [tail.feed(w) for w in ["Hi", ".", "\n", " "]] == ["Hi", ".", "", ""]
     assert tail.at_end() == ""  # a reply never ends in whitespace
+
+
+def test_the_per_turn_notes_follow_the_older_lines_in_the_transcript() -> None:
+    system = "# Mira\nKeeps the bar."
+    notes = "\n\n# How Mira feels about them\n- Wren: wary"
+    prompt, _ = transcript(
+        (
+            Message("system", system + notes),
+            Message("user", "A room, please.", "Wren"),
+            Message("assistant", "Room nine.", "Mira"),
+            Message("user", "And supper?", "Wren"),
+        ),
+        "Mira",
+        notes_from=len(system),
+    )
+    rules, story = prompt.split(SEPARATOR)
+    assert rules == system
+    assert story == (
+        "Wren: A room, please.\nMira: Room nine.\n\n"
+        "# How Mira feels about them\n- Wren: wary\n\nWren: And supper?\nMira:"
+    )

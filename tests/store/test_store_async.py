@@ -140,3 +140,33 @@ async def test_the_loop_keeps_running_while_the_store_works(tmp_path: Path) -> N
         assert await astore.run(lambda s: len(s.timeline("c1"))) == 1
     print(f"loop lag: {lag_append * 1000:.2f} ms appending, {lag_rewind * 1000:.2f} ms rewinding")
     assert turns_during_append > 3 and turns_during_rewind > 3
+
+
+async def test_queued_writes_share_one_transaction_and_fail_alone(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "t.db") as astore:
+        await astore.append(ev.BotCreated("mira", "Mira", ""), ev.ChatCreated("c1", "T", "mira"))
+        gate = threading.Event()
+        results: dict[int, Any] = {}
+
+        async def write(n: int) -> None:
+            chat = "nope" if n == 3 else "c1"  # one bad write among them
+            try:
+                results[n] = (await astore.append(ev.UserTurn(chat, f"Line {n}.", said("x")))).ids
+            except NotFound as exc:
+                results[n] = exc
+
+        async with trio.open_nursery() as nursery:
+            # The store's thread waits on the gate while the writes queue up behind it.
+            nursery.start_soon(astore.run, lambda _s: gate.wait(10))
+            await trio.testing.wait_all_tasks_blocked()
+            for n in range(8):
+                nursery.start_soon(write, n)
+                await trio.testing.wait_all_tasks_blocked()
+            gate.set()
+        stats = astore.statistics()
+        assert stats["group_commits"] == 1 and stats["grouped_writes"] == 8
+        assert isinstance(results[3], NotFound)
+        ids = [results[n][0] for n in range(8) if n != 3]
+        assert ids == list(range(ids[0], ids[0] + 7))  # in the order they were queued
+        lines = [t.text for t in await astore.run(Store.timeline, "c1")]
+        assert lines == [f"Line {n}." for n in range(8) if n != 3]

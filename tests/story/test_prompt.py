@@ -305,3 +305,36 @@ def test_the_person_who_spoke_is_you_and_the_one_who_did_not_is_another() -> Non
     assert "Bea (the person you are playing with): A smuggler" in system
     assert "Ana (another person playing): A sailor" in system
     assert prompt.messages[-1].name == "Bea"
+
+
+def test_what_changes_every_turn_comes_last_in_the_system_message() -> None:
+    prompt = assemble_prompt(inputs())
+    system = prompt.messages[0].content
+    assert prompt.notes_from is not None and prompt.current == 1
+    stable, notes = system[: prompt.notes_from], system[prompt.notes_from :]
+    for needle in ("Mira keeps the bar", "Location: The Gilded Eel.", "Never write for Ana"):
+        assert needle in stable, needle
+    for needle in ("What Tobias did last", "- Ana: warm", "pinned memory 1", "- The storm"):
+        assert needle in notes and needle not in stable, needle
+    # The same chat one turn on, with other feelings and memories: the same stable part.
+    later = assemble_prompt(
+        inputs(edges=(Edge("mira", "you", 80, 40, "Ana tipped well.", ()), None), relevant=())
+    )
+    assert later.messages[0].content[: later.notes_from] == stable
+    chimes = assemble_prompt(
+        inputs(speaker=TOBIAS, other=MIRA, interjection=Interjection("Mira", "Mira squints."))
+    )
+    assert chimes.current == 2
+
+
+def test_the_soft_budget_drops_the_oldest_dialogue_a_whole_block_at_a_time() -> None:
+    # Event ids 30 and 31 are the end of one block, 32 on the next (blocks of 32 ids).
+    dialogue = tuple(
+        turn(30 + i, "you" if i % 2 == 0 else "mira", f"line {30 + i} " + "d" * 60)
+        for i in range(8)
+    )
+    full = assemble_prompt(inputs(dialogue=dialogue, relevant=())).tokens
+    prompt = assemble_prompt(inputs(dialogue=dialogue, relevant=(), soft_budget=full - 5))
+    assert prompt.cut == ("dialogue:30", "dialogue:31")
+    text = text_of(prompt)
+    assert "line 31" not in text and "line 32" in text
