@@ -119,7 +119,13 @@ class ChatActor(Actor):
 
     async def _cast(self) -> Cast:
         cast = await load_cast(self.svc.store, self.chat_id)
-        return evolve(cast, max_beats=self.svc.settings.max_beats_per_turn)
+        settings = self.svc.settings
+        words = settings.state_judge == "words"
+        return evolve(
+            cast,
+            max_beats=settings.max_beats_per_turn,
+            state_judge="words" if words else "model",
+        )
 
     async def _check_reply_as(self, bot_id: str) -> None:
         if await self.svc.store.run(Store.get_bot, bot_id) is None:

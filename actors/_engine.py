@@ -15,7 +15,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import attrs
 import trio
 
-from llm import Backend, open_backend
+from llm import Backend, LocalBackend, open_backend
 from protocol import (
     MAX_CAST,
     WORLD_EVENT_MOVES,
@@ -556,6 +556,9 @@ async def open_engine(
             idle_timeout=settings.chat_idle_timeout,
             policy=RestartPolicy.always(max_restarts=5, within=60.0),
         )
+        if settings.state_judge == "auto":
+            small = isinstance(classifier, LocalBackend)
+            settings = attrs.evolve(settings, state_judge="words" if small else "model")
         svc = Services(settings, store, narrative, feeds, pool, significance, bots)
         engine = Engine(svc, system, server_version)
         try:

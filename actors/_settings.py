@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from attrs import Factory, field, frozen
-from attrs.validators import ge, gt, le
+from attrs.validators import ge, gt, in_, le
 
 from llm import ModelSettings
 
@@ -53,6 +54,12 @@ class EngineSettings:
     """Seconds a shutdown takes at the most; also a beat's deadline to commit its end."""
     keep_snapshots: int = 5
     """Snapshots of the database kept (one is taken before each rewind)."""
+    state_judge: Literal["auto", "model", "words"] = field(
+        default="auto", validator=in_(("auto", "model", "words"))
+    )
+    """Who judges how relationships move after a beat: the state-update classifier
+    (``model``), the sentiment lexicon alone (``words``), or ``auto``: the lexicon when
+    the classifier role runs on the embedded model, which cannot tell warm from cold."""
     max_beats_per_turn: int = field(default=3, validator=[ge(1), le(8)])
     """The most beats one turn streams, interjections included (1..8)."""
     watch_buffer: int = 512

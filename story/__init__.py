@@ -67,6 +67,7 @@ from ._classifiers import (
     extractive_summary,
     interjection_prompt,
     interjection_schema,
+    judge_by_words,
     lifecycle_needed,
     lifecycle_prompt,
     load_json,
@@ -153,6 +154,7 @@ from ._scene_rules import (
     same_place,
     scene_close_by_rules,
 )
+from ._sentiment import Tone, tone
 from ._speakers import SpeakerGuard, foreign_line
 from ._st_chat import (
     ChatLine,
@@ -303,6 +305,7 @@ __all__ = [
     "StoryError",
     "StreamBeat",
     "Target",
+    "Tone",
     "Transition",
     "TurnError",
     "TurnMachine",
@@ -340,6 +343,7 @@ __all__ = [
     "foreign_line",
     "interjection_prompt",
     "interjection_schema",
+    "judge_by_words",
     "lifecycle_needed",
     "lifecycle_prompt",
     "load_json",
@@ -376,6 +380,7 @@ __all__ = [
     "step",
     "strip_card",
     "strip_ooc",
+    "tone",
     "transcript_lines",
     "turn_text",
     "validate_addressee",

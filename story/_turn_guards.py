@@ -54,6 +54,11 @@ def passes_due(p: Progress, i: Input) -> bool:
     return bool(beat.text.strip()) and not cut_short
 
 
+def judged_by_words(p: Progress, i: Input) -> bool:
+    """The chat's relationships are judged by the lexicon alone (``Cast.state_judge``)."""
+    return p.cast.state_judge == "words"
+
+
 def interjection_open(p: Progress, i: Input) -> bool:
     """These are the primary beat's passes, and it completed before any cancel."""
     return p.decide and p.interjector is None
