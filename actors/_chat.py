@@ -120,11 +120,11 @@ class ChatActor(Actor):
     async def _cast(self) -> Cast:
         cast = await load_cast(self.svc.store, self.chat_id)
         settings = self.svc.settings
-        words = settings.state_judge == "words"
+        rules = settings.judge == "rules"
         return evolve(
             cast,
             max_beats=settings.max_beats_per_turn,
-            state_judge="words" if words else "model",
+            judge="rules" if rules else "model",
         )
 
     async def _check_reply_as(self, bot_id: str) -> None:

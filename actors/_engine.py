@@ -556,9 +556,9 @@ async def open_engine(
             idle_timeout=settings.chat_idle_timeout,
             policy=RestartPolicy.always(max_restarts=5, within=60.0),
         )
-        if settings.state_judge == "auto":
+        if settings.judge == "auto":
             small = isinstance(classifier, LocalBackend)
-            settings = attrs.evolve(settings, state_judge="words" if small else "model")
+            settings = attrs.evolve(settings, judge="rules" if small else "model")
         svc = Services(settings, store, narrative, feeds, pool, significance, bots)
         engine = Engine(svc, system, server_version)
         try:

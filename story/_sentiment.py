@@ -7,8 +7,8 @@ character feels warmer or colder after "You're a liar and a thief", the
 wonderful" (docs/models.md has the figures). This lexicon reads the same
 lines without a model: each word it knows carries a warmth and a trust
 weight, a negation just before a word ("not", "never", "don't") turns it
-around, an intensifier ("very", "so") strengthens it, and the sum, capped,
-is how far one exchange moves an edge.
+around, an intensifier ("very", "so") strengthens it, trust counts half
+in warmth, and the sum, capped, is how far one exchange moves an edge.
 
 It is deliberately small and plain: words of fondness, thanks, praise and
 help against insult, threat, contempt and violence for warmth; honesty,
@@ -105,8 +105,8 @@ _add(
     -1.0,
     "annoying annoyed bother bothered rude cold coldly sneer sneers sneered scowl scowls "
     "scowled frown frowns frowned glare glares glared mock mocks mocked boring dull "
-    "ugly lazy weak useless pathetic shut silly nonsense leave tired sigh sighs "
-    "impatient sharp sharply suspicious",
+    "ugly lazy weak useless pathetic shut silly nonsense tired sigh sighs "
+    "impatient sharp sharply",
 )
 _add(
     _WARM,
@@ -189,7 +189,9 @@ def tone(text: str) -> Tone:
     is cold and untrustworthy; ``tone("I don't hate you")`` leans warm.
     """
     words = words_of(text)
-    return Tone(_cap(_score(words, _WARM)), _cap(_score(words, _TRUST)))
+    trust = _score(words, _TRUST)
+    # Being lied to cools a listener, being confided in warms one: trust counts half in warmth.
+    return Tone(_cap(_score(words, _WARM) + trust / 2), _cap(trust))
 
 
 __all__ = ["MAX_SHIFT", "Tone", "tone", "words_of"]

@@ -29,6 +29,7 @@ from ._turn_asks import (
     ask_summaries,
     judge_states_by_words,
     note_relations,
+    rank_by_mention,
     take_addressee,
 )
 from ._turn_guards import (
@@ -38,10 +39,11 @@ from ._turn_guards import (
     decisions_due,
     events_move,
     events_open,
+    interjection_by_rules,
     interjection_due,
     interjection_open,
     interjects,
-    judged_by_words,
+    judged_by_rules,
     more_changes_due,
     more_summaries_due,
     next_speaker_due,
@@ -170,6 +172,15 @@ TRANSITIONS: tuple[Row, ...] = (
     _row(
         P.READING,
         Loaded,
+        interjection_by_rules,
+        P.REMEMBERING,
+        note_relations,
+        write_memories,
+        rank_by_mention,
+    ),
+    _row(
+        P.READING,
+        Loaded,
         interjection_open,
         P.REMEMBERING,
         note_relations,
@@ -180,7 +191,7 @@ TRANSITIONS: tuple[Row, ...] = (
     _row(
         P.REMEMBERING,
         Appended,
-        judged_by_words,
+        judged_by_rules,
         P.RELATING,
         note_memories,
         judge_states_by_words,

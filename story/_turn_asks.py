@@ -37,6 +37,7 @@ from ._classifiers import (
     validate_scene_summary,
     validate_state_updates,
 )
+from ._names import mentions
 from ._transcript import transcript_lines
 from ._turn_io import Answer, BeatEnded, Classify, Input, Loaded, TurnError
 from ._turn_state import (
@@ -141,6 +142,13 @@ def judge_states_by_words(p: Progress, i: Input) -> Step:
         for source in present
     }
     return evolve(p, changes=changes), ()
+
+
+def rank_by_mention(p: Progress, i: Input) -> Step:
+    """Rank, without a model, the silent witnesses the primary beat names: they speak up."""
+    said = expect(p.primary, BeatEnded, "the primary beat").text
+    named = [w for w in silent_witnesses(p) if mentions(said, w.name)]
+    return evolve(p, ranking=tuple(w.id for w in named)), ()
 
 
 def ask_state_updates(p: Progress, i: Input) -> Step:

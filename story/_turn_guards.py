@@ -54,9 +54,14 @@ def passes_due(p: Progress, i: Input) -> bool:
     return bool(beat.text.strip()) and not cut_short
 
 
-def judged_by_words(p: Progress, i: Input) -> bool:
-    """The chat's relationships are judged by the lexicon alone (``Cast.state_judge``)."""
-    return p.cast.state_judge == "words"
+def judged_by_rules(p: Progress, i: Input) -> bool:
+    """The chat's passes are judged by rules, not a model (``Cast.judge``)."""
+    return p.cast.judge == "rules"
+
+
+def interjection_by_rules(p: Progress, i: Input) -> bool:
+    """The primary beat's passes, completed before any cancel, and rules judge the ranking."""
+    return interjection_open(p, i) and judged_by_rules(p, i)
 
 
 def interjection_open(p: Progress, i: Input) -> bool:

@@ -33,8 +33,8 @@ class TurnError(StoryError):
     """An input the turn does not expect now: the driver's mistake, never the person's."""
 
 
-StateJudge = Literal["model", "words"]
-"""Who judges how relationships move after a beat (see :attr:`Cast.state_judge`)."""
+Judge = Literal["model", "rules"]
+"""Who judges a beat's passes (see :attr:`Cast.judge`)."""
 
 
 @frozen
@@ -53,10 +53,10 @@ class Cast:
     """Characters who answer only when the person forces them (``reply_as``)."""
     max_beats: int = 3
     """The most beats a turn streams, interjections included."""
-    state_judge: StateJudge = "model"
-    """Who judges how relationships move after a beat: the state-update classifier
-    (``model``), or the sentiment lexicon alone (``words``: no model call; for a
-    model too small to tell a kind line from a cruel one)."""
+    judge: Judge = "model"
+    """Who judges a beat's passes: the classifiers (``model``), or rules with no model
+    call (``rules``: relationships by the sentiment lexicon, an interjection by the
+    witness the beat names), for a model too small to tell a kind line from a cruel one."""
 
     def __attrs_post_init__(self) -> None:
         if not self.characters or not self.people:

@@ -9,7 +9,7 @@ a relationship a kind or a cruel line should move; no facts.
 
 A small embedded model cannot make this judgement (it calls every line
 warmer), so a chat on one skips the model and takes :func:`judge_by_words`
-alone (``Cast.state_judge``).
+alone (``Cast.judge``).
 """
 
 from __future__ import annotations
