@@ -24,12 +24,14 @@ from protocol import (
     Bot,
     Chat,
     ChatMessage,
+    ChatSettings,
     ChatState,
     Entity,
     Memory,
     ProtocolError,
     RewindPreviewReply,
     WorldEventState,
+    sampler_problem,
 )
 from protocol import events as ev
 from runtime import (
@@ -379,6 +381,26 @@ class Engine:
         assert updated is not None
         return updated
 
+    async def update_chat_settings(self, chat_id: str, changes: ChatSettings) -> ChatSettings:
+        """Change some of a chat's sampler settings (``None`` ones stay); its settings now.
+
+        A value out of bounds is ``invalid`` and nothing is written; the next
+        beat of the chat samples with the new settings.
+        """
+        problem = sampler_problem(changes)
+        if problem is not None:
+            raise ProtocolError("invalid", f"{problem} (update_chat_settings)")
+        if await self._run(Store.get_chat, chat_id) is None:
+            raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
+        given = attrs.asdict(changes)
+
+        def write(s: Store) -> ChatSettings:
+            if any(value is not None for value in given.values()):
+                s.append(ev.ChatSettingsUpdated(chat_id, **given))
+            return s.chat_settings(chat_id)
+
+        return await self._run(write)
+
     # --- watching ---
 
     async def chat_state(self, chat_id: str) -> ChatState:
@@ -400,6 +422,7 @@ class Engine:
                 s.active_scene(chat_id),
                 None,
                 world_events=tuple(WorldEventState(e.id, e.title, e.status) for e in events),
+                settings=s.chat_settings(chat_id),
             )
 
         return await self._run(read)

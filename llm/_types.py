@@ -43,6 +43,12 @@ class NarrativeRequest:
     max_tokens: int = 300
     temperature: float = 0.8
     stop: tuple[str, ...] = ()
+    top_p: float | None = None
+    """Nucleus sampling's share; ``None``: the backend's default. So for the next two."""
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    """The embedded model's repetition penalty; an OpenAI-compatible server gets it as
+    llama.cpp's server reads it, only when set."""
 
 
 @frozen

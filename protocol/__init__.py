@@ -38,6 +38,7 @@ from ._client import (
     SendTurn,
     SetYou,
     UpdateBot,
+    UpdateChatSettings,
 )
 from ._codec import (
     Envelope,
@@ -94,6 +95,7 @@ from ._limits import (
     PROTOCOL_VERSION,
 )
 from ._prompt import PromptMessage, Role, stop_sequences
+from ._sampler import SAMPLER_BOUNDS, ChatSettings, sampler_problem
 from ._server import (
     SERVER_NAMES,
     SERVER_TYPES,
@@ -105,6 +107,7 @@ from ._server import (
     ChatMessage,
     ChatReply,
     Chats,
+    ChatSettingsReply,
     ChatState,
     DirectAnswer,
     EdgeUpdate,
@@ -173,6 +176,7 @@ __all__ = [
     "MOVE_EVENTS",
     "OPEN_STATUSES",
     "PROTOCOL_VERSION",
+    "SAMPLER_BOUNDS",
     "SERVER_NAMES",
     "SERVER_TYPES",
     "WORLD_EVENT_MOVES",
@@ -189,6 +193,8 @@ __all__ = [
     "Chat",
     "ChatMessage",
     "ChatReply",
+    "ChatSettings",
+    "ChatSettingsReply",
     "ChatState",
     "Chats",
     "ClientMessage",
@@ -248,6 +254,7 @@ __all__ = [
     "Turn",
     "TurnSettled",
     "UpdateBot",
+    "UpdateChatSettings",
     "UserTurn",
     "Welcome",
     "WorldEvent",
@@ -272,6 +279,7 @@ __all__ = [
     "promotions",
     "refusals_answered",
     "round_half_away",
+    "sampler_problem",
     "server_class",
     "stop_sequences",
     "to_wire",

@@ -176,6 +176,21 @@ class CreateWorldEvent(shared.WorldEventPlan):
 
 
 @frozen
+class UpdateChatSettings(shared.ChatRef):
+    """Change some of a chat's sampler settings; the ones left out stay (an addition).
+
+    Each is bounded (see ``protocol.SAMPLER_BOUNDS``); a value out of bounds
+    is ``invalid`` and nothing is written.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    max_tokens: int | None = None
+
+
+@frozen
 class GetStatistics:
     """Ask for the server's live figures (an addition to protocol version 1)."""
 
@@ -198,6 +213,7 @@ ClientMessage = (
     | Rewind
     | ListMemories
     | PinMemory
+    | UpdateChatSettings
     | CreateWorldEvent
     | GetStatistics
     | AddToCast
@@ -224,6 +240,7 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "rewind": Rewind,
     "list_memories": ListMemories,
     "pin_memory": PinMemory,
+    "update_chat_settings": UpdateChatSettings,
     "create_world_event": CreateWorldEvent,
     "get_statistics": GetStatistics,
     "add_to_cast": AddToCast,

@@ -28,7 +28,7 @@ from . import events as ev
 from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, CreateWorldEvent
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_NAMES, SERVER_TYPES, MemoryNote, ServerMessage
+from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage
 from ._shapes import Artifacts, Chat
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
@@ -161,6 +161,7 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
     Chat: ("cast", "present"),
     CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast"),
     ev.ChatCreated: ("cast",),
+    ChatState: ("settings",),
     **{
         cls: ("present",)
         for cls in (
@@ -176,7 +177,8 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
         )
     },
 }
-"""Fields added for casts and presence, written only when they hold something."""
+"""Fields added for casts, presence and a chat's settings, written only when they hold
+something (a chat at the backend's defaults sends no ``settings``)."""
 
 
 converter = _make()

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from attrs import frozen
+from attrs import field, frozen
 
+from ._sampler import ChatSettings
 from ._shapes import (
     Bot,
     Chat,
@@ -142,6 +143,13 @@ class MemoryReply:
 
 
 @frozen
+class ChatSettingsReply(OnChat):
+    """Answer to ``update_chat_settings``: the chat's settings now (an addition)."""
+
+    settings: ChatSettings
+
+
+@frozen
 class Statistics:
     """Answer to ``statistics``: live figures of actors, topics and backends."""
 
@@ -184,6 +192,8 @@ class ChatState(OnChat):
     seq: int = 0
     world_events: tuple[WorldEventState, ...] = ()
     """Every world event of the chat and its status (an addition to the protocol)."""
+    settings: ChatSettings = field(factory=ChatSettings)
+    """The chat's sampler settings (an addition; ``null`` ones are the backend's default)."""
 
 
 @frozen
@@ -303,6 +313,7 @@ DirectAnswer = (
     | Memories
     | MemoryReply
     | Statistics
+    | ChatSettingsReply
     | Error
 )
 ChatMessage = (
@@ -335,6 +346,7 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     Memories: "memories",
     MemoryReply: "memory",
     Statistics: "statistics",
+    ChatSettingsReply: "chat_settings",
     Error: "error",
     ChatState: "chat_state",
     UserTurn: "user_turn",

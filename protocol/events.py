@@ -132,6 +132,17 @@ class CastAdded(shared.CastMember):
 
 
 @frozen
+class ChatSettingsUpdated(shared.ChatRef):
+    """Some of a chat's sampler settings changed; ``None``: that setting stays as it was."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    max_tokens: int | None = None
+
+
+@frozen
 class CastRemoved(shared.CastMember):
     """A bot left the chat's cast (and its scene)."""
 
@@ -336,6 +347,7 @@ Event = (
     | CastAdded
     | CastRemoved
     | PresenceChanged
+    | ChatSettingsUpdated
 )
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -366,6 +378,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "cast_added": CastAdded,
     "cast_removed": CastRemoved,
     "presence_changed": PresenceChanged,
+    "chat_settings_updated": ChatSettingsUpdated,
 }
 """The log ``kind`` of every event payload."""
 

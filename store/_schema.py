@@ -175,6 +175,7 @@ PROJECTION_TABLES: Final = (
     "open_beats",
     "inventory",
     "chat_cast",
+    "chat_settings",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
 
@@ -206,12 +207,27 @@ ALTER TABLE timeline ADD COLUMN present TEXT;
 """Casts and presence: every chat's bots in cast order and who is in the scene, and the
 witnesses of each visible turn. A chat from before has the cast its host and guest make."""
 
+PROJECTIONS_V12: Final = """
+CREATE TABLE chat_settings (
+    chat_id TEXT PRIMARY KEY,
+    temperature REAL,
+    top_p REAL,
+    min_p REAL,
+    repeat_penalty REAL,
+    max_tokens INTEGER
+) WITHOUT ROWID;
+"""
+"""Each chat's sampler settings (``chat_settings_updated``); a chat without a row, or a
+null column, samples at the backend's defaults. Rebuilt after it like every projection
+table, so a database is always what its log says."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
+    Migration(PROJECTIONS_V12, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 

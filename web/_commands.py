@@ -160,6 +160,11 @@ async def _create_world_event(c: Connection, m: p.CreateWorldEvent, _: str | Non
     return p.Ok()
 
 
+async def _update_chat_settings(c: Connection, m: p.UpdateChatSettings, _: str | None) -> Answer:
+    changes = p.ChatSettings(m.temperature, m.top_p, m.min_p, m.repeat_penalty, m.max_tokens)
+    return p.ChatSettingsReply(m.chat_id, await c.engine.update_chat_settings(m.chat_id, changes))
+
+
 async def _statistics(c: Connection, _m: p.GetStatistics, _: str | None) -> Answer:
     # The snapshot as plain JSON, under its field names: that is the wire shape.
     return p.Statistics(attrs.asdict(c.gateway_statistics()))
@@ -190,6 +195,7 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.RemoveFromCast, _remove_from_cast),
         _command(p.EnterScene, _enter_scene),
         _command(p.LeaveScene, _leave_scene),
+        _command(p.UpdateChatSettings, _update_chat_settings),
     ]
 )
 """Every client message type and how the gateway runs it."""

@@ -290,9 +290,18 @@ class Moves:
         present = (*self.s.present_bots(chat)[: 1 + c % 3], "you")
         return [ev.UserTurn(chat, f"seen {b}", said("w"), present)]
 
+    def tune(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        temperature = None if b % 3 == 0 else (b % 200) / 100
+        return [ev.ChatSettingsUpdated(chat, temperature, max_tokens=16 + c % 500)]
+
 
 MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.cast_chat,
+    Moves.tune,
     Moves.join,
     Moves.drop,
     Moves.presence,
