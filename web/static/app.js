@@ -8,6 +8,7 @@ import { Composer } from "./composer.js";
 import { Connection, ConnectionLost } from "./connection.js";
 import { byTestId, h } from "./dom.js";
 import { StoryPanels } from "./panels.js";
+import { SettingsPanel } from "./settings.js";
 import { Sidebar, chatTitle } from "./sidebar.js";
 import { Timeline } from "./timeline.js";
 
@@ -322,6 +323,10 @@ const APPLY = {
   },
   turn_settled(chat, msg) {
     chat.settled(msg);
+    for (const waiter of settleWaiters.filter((w) => w.chat === chat)) {
+      settleWaiters.splice(settleWaiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
     composer.update();
     // Every beat completes before its turn settles; one still streaming
     // means we missed its end.
@@ -337,6 +342,7 @@ function applyState(chat, msg) {
   timeline.render(chat, { jump });
   panels.render(chat);
   castPanel.render(chat);
+  settingsPanel.render(chat);
   renderHeader();
   composer.update();
   fetchMemories(chat);
@@ -406,6 +412,7 @@ function openChat(chatId) {
   window.history.replaceState(null, "", `#chat=${encodeURIComponent(chatId)}`);
   timeline.render(chat);
   panels.render(chat);
+  settingsPanel.render(chat);
   castPanel.render(chat);
   sidebar.renderChats();
   renderHeader();
@@ -420,13 +427,36 @@ function chatFromAddress() {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
-async function sendTurn(prose, replyAs = "") {
+/**
+ * Send a turn. `queued`: the previous turn's passes still run, so the turn is
+ * sent with `queue: true` and starts when they finish. A server that does not
+ * queue turns refuses it (`bad_message` or `busy`): then the turn waits here
+ * for the settle and goes plainly.
+ */
+async function sendTurn(prose, replyAs = "", queued = false) {
   const chat = state.chat;
   const fields = { chat_id: chat.id, prose };
   if (replyAs) fields.reply_as = replyAs;
-  const answer = await request("send_turn", fields);
+  let answer;
+  if (queued) {
+    try {
+      answer = await connection.request("send_turn", { ...fields, queue: true });
+    } catch (error) {
+      if (error.code !== "bad_message" && error.code !== "busy") throw error;
+      await settledOnce(chat);
+    }
+  }
+  answer ??= await request("send_turn", fields);
   chat.markActive(answer.user_turn_id);
   composer.update();
+}
+
+const settleWaiters = [];
+
+/** Resolves when `chat`'s turn in flight settles (at once if none is). */
+function settledOnce(chat) {
+  if (chat.activeTurn === null) return Promise.resolve();
+  return new Promise((resolve) => settleWaiters.push({ chat, resolve }));
 }
 
 async function regenerate(target, prose) {
@@ -489,6 +519,11 @@ const castPanel = new CastPanel(byTestId("side"), {
   command: (type, botId) => request(type, { chat_id: state.chat.id, bot_id: botId }),
 });
 
+const settingsPanel = new SettingsPanel(byTestId("side"), {
+  showError,
+  save: (changes) => request("update_chat_settings", { chat_id: state.chat.id, ...changes }),
+});
+
 const sidebar = new Sidebar(byTestId("nav"), {
   state,
   request,
@@ -543,6 +578,7 @@ document.addEventListener("keydown", (event) => {
 
 timeline.render(null);
 panels.render(null);
+settingsPanel.render(null);
 castPanel.render(null);
 sidebar.render();
 renderHeader();

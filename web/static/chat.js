@@ -42,6 +42,17 @@ export class OpenChat {
     this.settledTurns = new Set(); // user_turn_ids seen settling
     this.doneBeats = new Set(); // beat_ids completed: late tokens for them are stale
     this.loaded = false; // a chat_state has arrived
+    this.settings = null; // the chat's sampler settings (null fields: the server's defaults)
+    this.takingIn = null; // who answered last while the turn's passes still run
+  }
+
+  /**
+   * The turn's beats are done but it has not settled: the characters are
+   * taking in what was said (relationships, memories). A turn sent now waits
+   * for them.
+   */
+  settling() {
+    return this.activeTurn !== null && this.live.size === 0 && this.takingIn !== null;
   }
 
   /** The bots of this chat's cast, host first. */
@@ -107,6 +118,8 @@ export class OpenChat {
     for (const edge of msg.edges ?? []) this.edges.set(edgeKey(edge), { ...edge });
     this.scene = msg.scene ?? null;
     if (this.scene) this.closedScene = null;
+    this.settings = msg.settings ?? null;
+    this.takingIn = null;
     this.live = new Map();
     const flight = msg.in_flight;
     if (flight) {
@@ -164,6 +177,7 @@ export class OpenChat {
       beat.interjection = Boolean(msg.interjection);
     }
     if (this.activeTurn === null) this.markActive(msg.user_turn_id);
+    this.takingIn = null;
     return beat;
   }
 
@@ -206,6 +220,7 @@ export class OpenChat {
     const beat = this.live.get(msg.beat_id);
     this.live.delete(msg.beat_id);
     this.doneBeats.add(msg.beat_id);
+    if (this.activeTurn !== null) this.takingIn = msg.speaker_id;
     const turn = {
       event_id: msg.event_id,
       kind: "assistant",
@@ -265,6 +280,7 @@ export class OpenChat {
   /** A turn settled: the chat takes the next one (turns never overlap). */
   settled(msg) {
     this.activeTurn = null;
+    this.takingIn = null;
     if (typeof msg.user_turn_id === "number") this.settledTurns.add(msg.user_turn_id);
   }
 

@@ -62,12 +62,17 @@ export class Composer {
     const chat = this.chat();
     const online = this.online();
     const inFlight = Boolean(chat && chat.activeTurn !== null);
-    this.el("send").disabled = !chat || !online || inFlight || this.sending;
+    // While the passes run the composer stays usable: a turn sent then waits for them.
+    const settling = Boolean(chat?.settling());
+    this.el("send").disabled = !chat || !online || (inFlight && !settling) || this.sending;
     this.el("stop").disabled = !chat || !online || !inFlight;
     this.el("regenerate").disabled = !chat || !online || inFlight || !chat.latestAssistant();
     this.el("regenerate-confirm").disabled = this.el("send").disabled || !chat?.latestAssistant();
     this.prose.disabled = !chat;
     this.el("composer").dataset.inFlight = inFlight ? "true" : "false";
+    const status = this.el("turn-status");
+    status.hidden = !settling;
+    status.textContent = settling ? `${this.names(chat.takingIn)} is taking in what was said\u2026` : "";
     this.renderReplyAs(chat);
     if (!chat) this.closeRegenerate();
   }
@@ -82,10 +87,11 @@ export class Composer {
       this.showError(tooLong(trimmed));
       return;
     }
+    const queued = chat.settling();
     this.sending = true;
     this.update();
     try {
-      await this.sendTurn(prose, this.replyAs.hidden ? "" : this.replyAs.value);
+      await this.sendTurn(prose, this.replyAs.hidden ? "" : this.replyAs.value, queued);
       // Keep anything typed while the turn travelled.
       if (this.prose.value === prose) this.prose.value = "";
       this.showCount();
