@@ -31,7 +31,7 @@ Not a pass/fail test: the model samples at the beat's temperature, so the
 figures move from run to run; compare runs of the same size.
 
     python bench/bench_quality.py [--tree PATH] [--label NAME] [--turns N] [--model-path GGUF]
-                                  [--cast three|two]
+                                  [--cast three|two] [--threads N]
 
 ``--cast two`` plays the same lines in the one-to-one chat (Wren and Mira).
 """
@@ -79,6 +79,14 @@ HOSTILE = (
 )
 LINES = tuple((line, 1) for line in WARM) + tuple((line, -1) for line in HOSTILE)
 """The scene: each line and its direction (1 warm, -1 hostile)."""
+
+
+def scene_lines(turns: int) -> tuple[tuple[str, int], ...]:
+    """The first ``turns`` lines of the scene, half warm then half hostile (so a short run
+    still turns)."""
+    warm = (turns + 1) // 2
+    return LINES[: min(warm, len(WARM))] + LINES[len(WARM) : len(WARM) + turns - warm]
+
 
 SENTENCE = re.compile(r"[^.!?\n]+[.!?]+")
 INSTRUCTIONS = (
@@ -156,7 +164,12 @@ def affinity(state: Any, source: str, target: str) -> int:
 
 
 async def scene(
-    turns: int, model_path: str | None, cast: str, calls: Counter[str], failed: Counter[str]
+    turns: int,
+    model_path: str | None,
+    cast: str,
+    calls: Counter[str],
+    failed: Counter[str],
+    threads: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A chat of the demo world (``three``: "Three at the bar", ``two``: "Rain at the
     Gilded Eel"), ``turns`` scripted lines; every beat, and every turn's figures."""
@@ -171,7 +184,9 @@ async def scene(
     moves: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
-        model = ModelSettings(model_path=model_path, cache_dir=str(data / "cache"))
+        model = ModelSettings(
+            model_path=model_path, cache_dir=str(data / "cache"), threads=threads
+        )
         local = LocalBackend(model)
         count_calls(local, calls, failed)
         settings = EngineSettings(db_path=data / "troupe.db", data_dir=data, narrative=model)
@@ -189,13 +204,13 @@ async def scene(
                 said = [b.greeting for b in await engine.list_bots() if b.id == host]
                 before = affinity(await engine.chat_state(chat.id), host, you.id)
                 async with engine.watch(chat.id) as messages:
-                    for prose, direction in LINES[:turns]:
+                    for prose, direction in scene_lines(turns):
                         await engine.send_turn(chat.id, prose)
                         said.append(prose)
                         streamed: dict[int, list[str]] = {}
                         started = time.perf_counter()
                         ended = started
-                        with trio.fail_after(900):
+                        with trio.fail_after(1800):
                             async for message in messages:
                                 if isinstance(message, Token):
                                     streamed.setdefault(message.beat_id, []).append(message.text)
@@ -261,6 +276,9 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=len(LINES))
     parser.add_argument("--model-path", default=None)
     parser.add_argument("--cast", choices=("three", "two"), default="three")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="the model's threads (default: every core)"
+    )
     args = parser.parse_args()
     root = args.tree.resolve()
     sys.path.insert(0, str(root))
@@ -272,7 +290,7 @@ def main() -> None:
     calls: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     beats, moves = trio.run(
-        scene, min(args.turns, len(LINES)), args.model_path, args.cast, calls, failed
+        scene, min(args.turns, len(LINES)), args.model_path, args.cast, calls, failed, args.threads
     )
     elapsed = time.perf_counter() - start
     foreign = [foreign_line(b["text"], b["others"]) for b in beats]
@@ -298,6 +316,7 @@ def main() -> None:
         [
             ("tree", str(root)),
             ("chat", args.cast),
+            ("model threads", str(args.threads or "every core")),
             ("beats", str(len(beats))),
             ("beats with another speaker's line", f"{share(foreign):.0%}"),
             ("beats repeating a sentence verbatim", f"{share(looping):.0%}"),

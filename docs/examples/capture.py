@@ -124,6 +124,26 @@ async def main() -> None:
                     await until("error")
                     await send({"type": "open_chat", "id": "13", "chat_id": "nope"})
                     await until("error")
+                    await send(
+                        {
+                            "type": "update_chat_settings",
+                            "id": "14",
+                            "chat_id": chat_id,
+                            "temperature": 0.6,
+                            "min_p": 0.1,
+                            "max_tokens": 200,
+                        }
+                    )
+                    await until("chat_settings")
+                    await send(
+                        {
+                            "type": "update_chat_settings",
+                            "id": "15",
+                            "chat_id": chat_id,
+                            "temperature": 3,
+                        }
+                    )
+                    await until("error")
                 nursery.cancel_scope.cancel()
 
 
