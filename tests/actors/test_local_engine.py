@@ -132,7 +132,9 @@ async def test_a_classifier_whose_worker_dies_falls_back_to_its_default(
     assert local.statistics().restarts == 1
 
 
-async def test_a_warm_exchange_moves_affinity_up_on_the_embedded_model(engine: Engine) -> None:
+async def test_a_warm_exchange_moves_affinity_up_on_the_embedded_model(
+    engine: Engine, local: LocalBackend
+) -> None:
     """The real engine on the real model: Mira likes the person more after a kind turn.
 
     The embedded model cannot judge this (docs/models.md), so the engine judges the
@@ -156,3 +158,4 @@ async def test_a_warm_exchange_moves_affinity_up_on_the_embedded_model(engine: E
     assert edge.affinity > 50 and edge.trust > 50
     pool = engine.statistics()["classifier_pool"]
     assert isinstance(pool, dict) and "state_update" not in pool["by_name"]
+    assert local.statistics().tokens <= 24  # the chat's max_tokens, not the engine's 40
