@@ -6,8 +6,8 @@ character feels warmer or colder after "You're a liar and a thief", the
 270M model answers "warmer" as readily as after "Thank you, you're
 wonderful" (docs/models.md has the figures). This lexicon reads the same
 lines without a model: each word it knows carries a warmth and a trust
-weight, a negation just before a word ("not", "never", "don't") turns it
-around, an intensifier ("very", "so") strengthens it, trust counts half
+weight, a negation just before a word in the same clause ("not", "never",
+"don't") turns it around, an intensifier ("very", "so") strengthens it, trust counts half
 in warmth, and the sum, capped, is how far one exchange moves an edge.
 
 It is deliberately small and plain: words of fondness, thanks, praise and
@@ -27,6 +27,8 @@ MAX_SHIFT = 6
 classifier's own cap is 10: words alone are weaker evidence than a judgement)."""
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_CLAUSE = re.compile(r"[.!?;:,\n()\"“”*]+")
+"""Where a clause ends: a negation reaches no further ("didn't you? Thief." is no praise)."""
 
 _NEGATIONS = frozenset(
     {
@@ -188,10 +190,11 @@ def tone(text: str) -> Tone:
     ``tone("Thank you, you're so kind")`` is warm; ``tone("You're a liar")``
     is cold and untrustworthy; ``tone("I don't hate you")`` leans warm.
     """
-    words = words_of(text)
-    trust = _score(words, _TRUST)
+    clauses = [words_of(clause) for clause in _CLAUSE.split(text.replace("’", "'"))]
+    warmth = sum(_score(words, _WARM) for words in clauses)
+    trust = sum(_score(words, _TRUST) for words in clauses)
     # Being lied to cools a listener, being confided in warms one: trust counts half in warmth.
-    return Tone(_cap(_score(words, _WARM) + trust / 2), _cap(trust))
+    return Tone(_cap(warmth + trust / 2), _cap(trust))
 
 
 __all__ = ["MAX_SHIFT", "Tone", "tone", "words_of"]

@@ -53,6 +53,11 @@ def test_a_negation_turns_the_word_around() -> None:
     assert tone("I don't hate you.").warmth > 0
 
 
+def test_a_negation_stops_at_the_clause() -> None:
+    assert tone("You stole my map while I slept, didn't you? Thief.").warmth < 0
+    assert tone("I didn't sleep. You're kind.").warmth > 0
+
+
 def test_an_intensifier_strengthens_and_the_sum_is_capped() -> None:
     assert tone("You are very kind.").warmth > tone("You are kind.").warmth
     flood = " ".join(["I hate you, liar, thief!"] * 20)
