@@ -5,11 +5,23 @@ turn driver that executes story's turn machine, writes through the chat's
 journal, which publishes what it commits), the bot actor (one per
 character: builds its prompts from its own view of the world), the classifier
 pool (bounded, prioritised, every call with a timeout and a safe default),
-the significance worker, each chat's feed of outgoing messages, and the
-:class:`Engine` that the gateway and the replay runner talk to.
+the significance worker, each chat's feed of outgoing messages, the
+:class:`Engine` that the gateway and the replay runner talk to, and its
+:class:`Library` of imports and exports (cards, lorebooks, chats).
 """
 
 from ._engine import Engine, open_engine
+from ._library import IMPORT_LIMIT, ImportAnswer, ImportRefused, Library, store_import
 from ._settings import Budgets, EngineSettings
 
-__all__ = ["Budgets", "Engine", "EngineSettings", "open_engine"]
+__all__ = [
+    "IMPORT_LIMIT",
+    "Budgets",
+    "Engine",
+    "EngineSettings",
+    "ImportAnswer",
+    "ImportRefused",
+    "Library",
+    "open_engine",
+    "store_import",
+]

@@ -2,7 +2,10 @@
 
 Commands arrive in its mailbox one at a time. A turn runs as the actor's long
 work, so the mailbox stays free for ``cancel`` while a beat streams; a second
-turn while one is in flight is refused with ``busy`` and writes nothing.
+turn while one is in flight is refused with ``busy`` and writes nothing, unless
+it asks to be queued: then it waits in the chat's queue (at most ``MAX_QUEUE``,
+kept on disk by ``store.queue_turn``) and runs, in arrival order, once the turns
+ahead of it settle. The same work runs them one after the other.
 """
 
 from __future__ import annotations
@@ -12,10 +15,18 @@ import logging
 import trio
 from attrs import evolve
 
-from protocol import ProtocolError, RewindPreviewReply
+from protocol import MAX_QUEUE, YOU_ID, ProtocolError, Queued, QueuedTurn, RewindPreviewReply
 from protocol import events as ev
 from runtime import Actor, ActorRef, RegistryRef
-from store import Store, add_user_turn, move_cast, plan_world_event
+from store import (
+    Store,
+    add_user_turn,
+    drop_queued,
+    move_cast,
+    plan_world_event,
+    queue_turn,
+    start_queued,
+)
 from story import Cast, PersonSaid, Regenerate, parse_prose, presence_by_rules
 
 from ._cast import load_cast
@@ -28,6 +39,7 @@ from ._messages import (
     PlanWorldEvent,
     PreviewRewind,
     RegenerateTurn,
+    ResumeQueue,
     RewindChat,
     StartTurn,
     WaitSettled,
@@ -50,6 +62,14 @@ class ChatActor(Actor):
         self.journal = Journal(svc.store, svc.feeds, chat_id)
         self.turn: TurnDriver | None = None
         self.turns = 0
+        self.queued: list[QueuedTurn] = []
+        """The chat's queue as the store keeps it, next first; only this actor changes it."""
+        self.idle = trio.Event()
+        """Set while no turn is in flight and none is queued."""
+        self.idle.set()
+        self.stopping = False
+        self.starting = False
+        self.runner: object | None = None
 
     async def on_start(self) -> None:
         # The feed lives with the active chat: made (or found) on each activation,
@@ -58,8 +78,12 @@ class ChatActor(Actor):
         # A restarted actor starts with no turn in flight; a beat its predecessor left
         # open (a crash between started and ended) is closed as interrupted.
         self.turn = None
+        # Turns queued before a crash wait on disk: the first message (ResumeQueue,
+        # sent as the engine opens) runs them.
+        self.queued = list(await self.svc.store.run(Store.queued_turns, self.chat_id))
 
     async def on_stop(self) -> None:
+        self.stopping = True  # what is still queued stays on disk for the next start
         if self.turn is not None:
             self.turn.cancel("shutdown")
 
@@ -68,12 +92,20 @@ class ChatActor(Actor):
             return await self._command(message)
 
     async def _command(self, message: object) -> object:
+        if self.queued and self.idle.is_set() and not self.stopping:
+            self._launch(None, None)  # turns a crash left queued run first
         if isinstance(message, StartTurn):
-            return await self._start_turn(message.prose, message.reply_as)
+            return await self._start_turn(message)
         if isinstance(message, CancelTurn):
+            if message.reason == "shutdown":
+                self.stopping = True
             if self.turn is not None:
                 self.turn.cancel(message.reason)
+            if message.queued_by is not None:
+                await self._drop_queued(message.queued_by)
             return None
+        if isinstance(message, ResumeQueue):
+            return None  # the queue, if any, started above
         if isinstance(message, RegenerateTurn):
             return await self._regenerate(message.event_id, message.prose)
         if isinstance(message, PreviewRewind):
@@ -89,36 +121,85 @@ class ChatActor(Actor):
             await self.journal.write(move_cast, [message.event])
             return None
         if isinstance(message, WaitSettled):
-            return self.turn.done if self.turn is not None else None
+            return None if self.idle.is_set() else self.idle
         raise TypeError(f"a chat does not handle {type(message).__name__}")
 
     def statistics(self) -> dict[str, int | bool]:
-        """Turns run and whether one is in flight."""
-        return {"turns": self.turns, "in_flight": self.turn is not None}
+        """Turns run, whether one is in flight, and how many wait in the queue."""
+        return {
+            "turns": self.turns,
+            "in_flight": self.turn is not None,
+            "queued": len(self.queued),
+        }
 
     # --- commands ---
 
+    def _busy(self) -> bool:
+        in_flight = self.turn is not None and not self.turn.done.is_set()
+        return in_flight or self.starting or bool(self.queued)
+
     def _ensure_idle(self) -> None:
-        if self.turn is not None and not self.turn.done.is_set():
+        if self._busy():
             raise ProtocolError("busy", "a turn of this chat is still in flight; wait or cancel")
 
-    async def _start_turn(self, prose: str, reply_as: str | None = None) -> int:
+    async def _start_turn(self, m: StartTurn) -> int | Queued:
+        if m.queue and self._busy():
+            return await self._queue(m)
         self._ensure_idle()
-        if reply_as is not None:
+        if m.reply_as is not None:
             # Refused before anything is written, the prose's own moves included.
-            await self._check_reply_as(reply_as)
-        await self._moves_in(prose)
-        cast = await self._cast()
-        segments = parse_prose(prose)
-        committed = await self.journal.write(
-            add_user_turn, ev.UserTurn(self.chat_id, prose, segments, cast.present_ids)
-        )
-        said = PersonSaid(committed.ids[0], prose, segments, reply_as=reply_as)
+            await self._check_reply_as(m.reply_as)
+        cast, said = await self._write_turn(m.prose, m.person_id, m.reply_as)
         self._launch(cast, said)
         return said.user_turn_id
 
-    async def _cast(self) -> Cast:
-        cast = await load_cast(self.svc.store, self.chat_id)
+    async def _write_turn(
+        self, prose: str, person_id: str, reply_as: str | None, queue_id: int | None = None
+    ) -> tuple[Cast, PersonSaid]:
+        """Append the person's prose (after the moves it tells of); ``queue_id``: it waited."""
+        await self._moves_in(prose)
+        cast = await self._cast(person_id)
+        segments = parse_prose(prose)
+        person = None if person_id == YOU_ID else person_id
+        said = ev.UserTurn(self.chat_id, prose, segments, cast.present_ids, person)
+        if queue_id is None:
+            committed = await self.journal.write(add_user_turn, said)
+        else:
+            committed = await self.journal.write(start_queued, queue_id, said)
+        return cast, PersonSaid(committed.ids[0], prose, segments, person_id, reply_as=reply_as)
+
+    async def _queue(self, m: StartTurn) -> Queued:
+        """Put the turn at the end of the chat's queue; ``busy`` when the queue is full."""
+        if len(self.queued) >= MAX_QUEUE:
+            raise ProtocolError(
+                "busy", f"this chat already has {MAX_QUEUE} turns queued; wait for one to run"
+            )
+        if m.reply_as is not None:
+            await self._check_reply_as(m.reply_as)
+        if len(self.queued) >= MAX_QUEUE:  # another filled the queue while we checked
+            raise ProtocolError("busy", f"this chat already has {MAX_QUEUE} turns queued")
+        written = await self.journal.write(
+            queue_turn, self.chat_id, m.person_id, m.prose, m.reply_as
+        )
+        self.queued.append(QueuedTurn(written.ids[0], m.person_id, m.prose, m.reply_as))
+        if not self._busy_running():
+            self._launch(None, None)  # the turn ahead settled while this one was written
+        return Queued(self.chat_id, written.ids[0], len(self.queued))
+
+    def _busy_running(self) -> bool:
+        """Some work runs the chat's turns now (and will take the queue's next)."""
+        return not self.idle.is_set()
+
+    async def _drop_queued(self, person_id: str) -> None:
+        """Drop the persona's own queued turns (nobody else's)."""
+        mine = tuple(q.queue_id for q in self.queued if q.persona_id == person_id)
+        if not mine:
+            return
+        self.queued = [q for q in self.queued if q.queue_id not in mine]
+        await self.journal.write(drop_queued, self.chat_id, mine)
+
+    async def _cast(self, person_id: str = YOU_ID) -> Cast:
+        cast = await load_cast(self.svc.store, self.chat_id, person_id)
         settings = self.svc.settings
         rules = settings.judge == "rules"
         return evolve(
@@ -156,19 +237,70 @@ class ChatActor(Actor):
         if moves:
             await self.journal.write(move_cast, moves)
 
-    def _launch(self, cast: Cast, said: PersonSaid) -> None:
+    def _driver(self, cast: Cast, said: PersonSaid) -> TurnDriver:
         turn = TurnDriver(self.svc, self.journal, self.feed, cast, said.user_turn_id)
-        self.turn = turn
+        self.turn = turn  # at once: a turn sent from now on finds the chat busy
         self.turns += 1
+        return turn
+
+    def _launch(self, cast: Cast | None, said: PersonSaid | None) -> None:
+        """Run ``said``'s turn (if any), then the queued turns in order, as the actor's work.
+
+        One work runs a chat's turns at a time: a later launch (a turn sent the
+        moment the last one settled) takes the queue over from an earlier one
+        still winding down.
+        """
+        first = self._driver(cast, said) if cast is not None and said is not None else None
+        runner = object()
+        self.runner = runner
+        if self.idle.is_set():
+            self.idle = trio.Event()
+        idle = self.idle
 
         async def work() -> None:
+            turn, now = first, said
             try:
-                await turn.run(said)
+                while True:
+                    if turn is None or now is None:
+                        taken = await self._next_queued()
+                        if taken is None:
+                            return
+                        turn, now = taken
+                    try:
+                        await turn.run(now)
+                    finally:
+                        if self.turn is turn:
+                            self.turn = None
+                    turn = now = None
+                    if self.runner is not runner or self.stopping:
+                        return
             finally:
-                if self.turn is turn:
-                    self.turn = None
+                if self.runner is runner:
+                    idle.set()
 
         self.start_work(work)
+
+    async def _next_queued(self) -> tuple[TurnDriver, PersonSaid] | None:
+        """The queue's next turn, written now that it runs; None when the queue is empty."""
+        self.starting = True  # between two turns the chat is busy all the same
+        try:
+            while self.queued and not self.stopping:
+                head = self.queued.pop(0)
+                try:
+                    cast, said = await self._write_turn(
+                        head.prose, head.persona_id, head.reply_as, head.queue_id
+                    )
+                except ProtocolError as exc:
+                    # Its persona or its chat changed meanwhile: it cannot run.
+                    log.info(
+                        "chat %s: queued turn %d dropped: %s", self.chat_id, head.queue_id, exc
+                    )
+                    await self.journal.write(drop_queued, self.chat_id, (head.queue_id,))
+                    continue
+                return self._driver(cast, said), said
+            return None
+        finally:
+            self.starting = False
 
     async def _regenerate(self, event_id: int, prose: str | None) -> int:
         self._ensure_idle()
@@ -178,25 +310,35 @@ class ChatActor(Actor):
             raise ProtocolError(
                 "invalid", "only the chat's latest assistant turn can be regenerated"
             )
-        cast = await self._cast()
+        stored = await self.svc.store.run(Store.get_event, latest.user_turn_id)
+        original = stored.event if stored is not None else None
+        written = original if isinstance(original, ev.UserTurn | ev.UserTurnEdit) else None
+        person_id = written.person_id if written is not None else None
+        person = person_id or YOU_ID  # the turn stays its persona's
+        cast = await self._cast(person)
         if prose is not None and prose.strip():
             segments = parse_prose(prose)
             committed = await self.journal.write(
                 add_user_turn,
                 ev.UserTurnEdit(
-                    self.chat_id, latest.user_turn_id, prose, segments, cast.present_ids
+                    self.chat_id,
+                    latest.user_turn_id,
+                    prose,
+                    segments,
+                    cast.present_ids,
+                    person_id,
                 ),
             )
             # Edited prose may address someone else: the speaker is chosen afresh.
-            said = PersonSaid(committed.ids[0], prose, segments, regenerate=Regenerate(event_id))
+            said = PersonSaid(
+                committed.ids[0], prose, segments, person, regenerate=Regenerate(event_id)
+            )
         else:
-            stored = await self.svc.store.run(Store.get_event, latest.user_turn_id)
-            original = stored.event if stored is not None else None
-            if not isinstance(original, ev.UserTurn | ev.UserTurnEdit):
+            if written is None:
                 raise ProtocolError("invalid", f"event {event_id} answers no prose of the person")
             kept = Regenerate(event_id, latest.speaker_id)
             said = PersonSaid(
-                latest.user_turn_id, original.prose, original.segments, regenerate=kept
+                latest.user_turn_id, written.prose, written.segments, person, regenerate=kept
             )
         self._launch(cast, said)
         return said.user_turn_id

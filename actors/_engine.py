@@ -8,16 +8,21 @@ the person raise :class:`protocol.ProtocolError`; anything else is a bug.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
 import attrs
 import trio
 
+import story
 from llm import Backend, LocalBackend, open_backend
 from protocol import (
+    LATEST_TURNS,
     MAX_CAST,
+    MAX_GREETING,
+    MAX_OLDER_TURNS,
+    MAX_PERSONA,
     WORLD_EVENT_MOVES,
     YOU_ID,
     Artifacts,
@@ -27,10 +32,14 @@ from protocol import (
     ChatSettings,
     ChatState,
     Entity,
+    LorebookInfo,
     Memory,
+    OlderTurns,
     ProtocolError,
+    Queued,
     RewindPreviewReply,
     WorldEventState,
+    author_note_problem,
     sampler_problem,
 )
 from protocol import events as ev
@@ -42,7 +51,16 @@ from runtime import (
     RestartPolicy,
     open_actor_system,
 )
-from store import AsyncStore, Store, WireFrame, mark_memory, open_store
+from store import (
+    AsyncStore,
+    Store,
+    WireFrame,
+    attach_lorebooks,
+    mark_memory,
+    open_store,
+    set_author_note,
+    take_seat,
+)
 
 from . import _messages as m
 from ._bot import BotActor, Forget
@@ -50,6 +68,7 @@ from ._chat import ChatActor, wait_settled
 from ._feed import ChatFeed
 from ._feeds import Feeds
 from ._journal import Journal
+from ._library import Library
 from ._pool import ClassifierPool
 from ._refusals import refusals
 from ._services import Services
@@ -86,6 +105,8 @@ class Engine:
         )
         self._closing = False
         self._shut_down = trio.Event()
+        self.library = Library(svc.store)
+        """Cards, lorebooks and chats in and out (the gateway's HTTP side)."""
 
     @property
     def store(self) -> AsyncStore:
@@ -109,6 +130,63 @@ class Engine:
         """Change your name and persona."""
         await self._run(lambda s: s.append(ev.YouUpdated(name.strip(), persona)))
         return await self.you()
+
+    # --- personas and seats ---
+
+    async def list_personas(self) -> tuple[Entity, ...]:
+        """Every persona, ``you`` first."""
+        return tuple(await self._run(Store.list_personas))
+
+    async def create_persona(self, name: str, persona: str) -> Entity:
+        """Create a person who can take a seat at a chat's table."""
+
+        def create(s: Store) -> Entity:
+            persona_id = s.new_bot_id(name)  # one id space for everyone in a scene
+            s.append(ev.PersonaCreated(persona_id, name.strip(), persona))
+            made = s.get_persona(persona_id)
+            assert made is not None
+            return made
+
+        return await self._run(create)
+
+    async def persona(self, persona_id: str) -> Entity:
+        """A persona, or ``not_found``."""
+        found = await self._run(Store.get_persona, persona_id)
+        if found is None:
+            raise ProtocolError("not_found", f"there is no persona {persona_id!r}")
+        return found
+
+    async def update_persona(
+        self, persona_id: str, name: str | None = None, persona: str | None = None
+    ) -> Entity:
+        """Change some of a persona's fields (``you``'s too); ``None`` leaves one as it is."""
+        current = await self.persona(persona_id)
+        if name is not None and not name.strip():
+            raise ProtocolError("bad_message", "name must not be empty")
+        if persona_id == YOU_ID:
+            return await self.set_you(
+                name.strip() if name else current.name,
+                persona if persona is not None else current.persona,
+            )
+        changes = ev.PersonaUpdated(persona_id, name.strip() if name else None, persona)
+        await self._run(lambda s: s.append(changes))
+        return await self.persona(persona_id)
+
+    async def take_seat(self, chat_id: str, persona_id: str) -> Entity:
+        """Seat a persona at a chat's table: it is present there from now on.
+
+        The first time it sits there, a ``seat_taken`` is written and told to
+        the chat's watchers; after that a seat costs nothing.
+        """
+        seated = await self.persona(persona_id)
+        chat = await self._run(Store.get_chat, chat_id)
+        if chat is None:
+            raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
+        if persona_id not in chat.people:
+            journal = Journal(self.store, self._feeds, chat_id)
+            with refusals():
+                await journal.write(take_seat, ev.SeatTaken(chat_id, persona_id))
+        return seated
 
     async def list_bots(self) -> tuple[Bot, ...]:
         """Every bot."""
@@ -151,6 +229,29 @@ class Engine:
         await self._forget_bot(bot_id)
         return await self._bot(bot_id)
 
+    async def update_card(self, bot_id: str, changes: Mapping[str, str]) -> Bot:
+        """Edit the main fields of a bot's card, keeping the rest of it; returns the bot.
+
+        ``not_found`` for no such bot, ``invalid`` for a bot without a card or
+        a field that cannot be edited; nothing is written then. The bot's
+        persona and greeting follow the description and first message.
+        """
+        await self._bot(bot_id)
+
+        def edit(s: Store) -> None:
+            card = s.card_of(bot_id)
+            if card is None:
+                raise ProtocolError("invalid", f"{bot_id} was not made from a card")
+            try:
+                edited = story.edit_card(card, changes)
+            except story.CardError as exc:
+                raise ProtocolError("invalid", exc.message) from None
+            s.append(*card_edited(s, bot_id, edited, changes))
+
+        await self._run(edit)
+        await self._forget_bot(bot_id)
+        return await self._bot(bot_id)
+
     async def delete_bot(self, bot_id: str) -> None:
         """Delete a bot; chats where it is in the cast (never the host) go on without it."""
         await self._bot(bot_id)
@@ -174,6 +275,12 @@ class Engine:
         if ref is not None:
             await ref.tell(Forget())
 
+    # --- lorebooks ---
+
+    async def list_lorebooks(self) -> tuple[LorebookInfo, ...]:
+        """Every imported lorebook, oldest first."""
+        return tuple(await self._run(Store.list_lorebooks))
+
     # --- chats ---
 
     async def list_chats(self) -> tuple[Chat, ...]:
@@ -187,15 +294,24 @@ class Engine:
         location: str | None = None,
         title: str | None = None,
         cast: tuple[str, ...] | None = None,
+        greeting: int | None = None,
     ) -> Chat:
         """Start a chat with a host and a guest, or a cast; the host greets you if it can.
 
         ``cast`` names 1 to ``MAX_CAST`` bots, the host first; a host or a guest
-        given beside it must be the cast's first or second bot.
+        given beside it must be the cast's first or second bot. A host made
+        from a card opens the chat with one of its greetings: ``greeting``
+        indexes them (0, the default, is ``first_mes``; then the alternate
+        greetings; then, with more than one character, the group-only ones),
+        and an index it does not have is ``invalid``, with nothing written.
         """
         members = _cast_of(host_bot_id, guest_bot_id, cast)
         bots = [await self._bot(bot_id) for bot_id in members]
         host, guest = bots[0], bots[1] if len(bots) > 1 else None
+        you = await self.you()
+        opening = await self._run(
+            lambda s: greeting_of(s.card_of(host.id), host, you, greeting, group=len(bots) > 1)
+        )
         where = location.strip() if location and location.strip() else None
         name = (title or "").strip() or _title([b.name for b in bots])
 
@@ -210,15 +326,47 @@ class Engine:
             ids = s.append(
                 ev.ChatCreated(chat_id, *fields, cast=extra), ev.SceneOpened(chat_id, where)
             ).ids
-            for bot in bots[:2]:
-                if bot.greeting.strip():
-                    s.append(ev.AssistantTurn(chat_id, bot.id, ids[0], None, bot.greeting))
-                    break
+            if opening is not None:
+                s.append(ev.AssistantTurn(chat_id, host.id, ids[0], None, opening))
+            else:
+                for bot in bots[:2]:
+                    if bot.greeting.strip():
+                        s.append(ev.AssistantTurn(chat_id, bot.id, ids[0], None, bot.greeting))
+                        break
             chat = s.get_chat(chat_id)
             assert chat is not None
             return chat
 
         return await self._run(create)
+
+    # --- steering: lorebooks and the author's note ---
+
+    async def attach_lorebook(self, chat_id: str, lorebook_id: str) -> tuple[str, ...]:
+        """Attach a lorebook to a chat; returns the chat's books now, in the order attached."""
+        return await self._lorebooks(ev.LorebookAttached(chat_id, lorebook_id))
+
+    async def detach_lorebook(self, chat_id: str, lorebook_id: str) -> tuple[str, ...]:
+        """Take a lorebook off a chat; returns the chat's books now."""
+        return await self._lorebooks(ev.LorebookDetached(chat_id, lorebook_id))
+
+    async def _lorebooks(
+        self, change: ev.LorebookAttached | ev.LorebookDetached
+    ) -> tuple[str, ...]:
+        await self._chat(change.chat_id)
+        journal = Journal(self.store, self._feeds, change.chat_id)
+        with refusals():
+            await journal.write(attach_lorebooks, change)
+        return tuple(await self._run(Store.chat_lorebooks, change.chat_id))
+
+    async def set_author_note(self, chat_id: str, text: str, depth: int) -> None:
+        """Set the chat's author's note (``invalid`` out of bounds); an empty text removes it."""
+        problem = author_note_problem(text, depth)
+        if problem is not None:
+            raise ProtocolError("invalid", problem)
+        await self._chat(chat_id)
+        journal = Journal(self.store, self._feeds, chat_id)
+        with refusals():
+            await journal.write(set_author_note, ev.AuthorNoteSet(chat_id, text, depth))
 
     async def add_to_cast(self, chat_id: str, bot_id: str) -> Chat:
         """Add a bot to the chat's cast; it enters the scene. Returns the chat as it is now."""
@@ -240,7 +388,19 @@ class Engine:
         await self._bot(bot_id)
         await self._move_cast(ev.PresenceChanged(chat_id, bot_id, False))
 
-    async def _move_cast(self, event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged) -> Chat:
+    async def mute(self, chat_id: str, bot_id: str) -> Chat:
+        """A cast member answers only when ``reply_as`` forces it. Returns the chat now."""
+        await self._bot(bot_id)
+        return await self._move_cast(ev.MuteChanged(chat_id, bot_id, True))
+
+    async def unmute(self, chat_id: str, bot_id: str) -> Chat:
+        """A muted cast member answers as the rules choose again. Returns the chat now."""
+        await self._bot(bot_id)
+        return await self._move_cast(ev.MuteChanged(chat_id, bot_id, False))
+
+    async def _move_cast(
+        self, event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged | ev.MuteChanged
+    ) -> Chat:
         # Through the chat's actor: it refuses a change while a turn is in flight.
         await self._ask(event.chat_id, m.MoveCast(event), type(None))
         chat = await self._run(Store.get_chat, event.chat_id)
@@ -303,18 +463,52 @@ class Engine:
             raise TypeError(f"chat {chat_id} answered {type(message).__name__} with {reply!r}")
         return reply
 
-    async def send_turn(self, chat_id: str, prose: str, reply_as: str | None = None) -> int:
+    async def send_turn(
+        self,
+        chat_id: str,
+        prose: str,
+        reply_as: str | None = None,
+        *,
+        person_id: str = YOU_ID,
+        queue: bool = False,
+    ) -> int:
         """Take the user's prose; the turn streams on the chat. Returns the user turn id.
 
         ``reply_as``, a bot present in the chat's scene, answers whatever the
         rules would choose (``not_found`` for no such bot, ``invalid`` for one
-        not present; nothing is written then).
+        not present; nothing is written then). The turn is ``person_id``'s.
+        With ``queue``, use :meth:`send_or_queue`, which may answer that it waits.
         """
-        return await self._ask(chat_id, m.StartTurn(prose, reply_as), int)
+        answer = await self.send_or_queue(
+            chat_id, prose, reply_as, person_id=person_id, queue=queue
+        )
+        if isinstance(answer, Queued):
+            raise TypeError("send_turn was asked to queue; use send_or_queue")
+        return answer
 
-    async def cancel(self, chat_id: str) -> None:
-        """Stop the beat in flight; a no-op when nothing is."""
-        await self._ask(chat_id, m.CancelTurn(), type(None))
+    async def send_or_queue(
+        self,
+        chat_id: str,
+        prose: str,
+        reply_as: str | None = None,
+        *,
+        person_id: str = YOU_ID,
+        queue: bool = False,
+    ) -> int | Queued:
+        """As :meth:`send_turn`; with ``queue``, a turn sent while one is in flight waits in
+        the chat's queue (at most ``MAX_QUEUE``, then ``busy``) and this says where."""
+        if person_id != YOU_ID:
+            await self.persona(person_id)
+        start = m.StartTurn(prose, reply_as, person_id, queue)
+        reply = await self._ask(chat_id, start, object)
+        if not isinstance(reply, int | Queued):
+            raise TypeError(f"chat {chat_id} answered a turn with {reply!r}")
+        return reply
+
+    async def cancel(self, chat_id: str, *, queued_by: str | None = None) -> None:
+        """Stop the beat in flight (a no-op when nothing is); with ``queued_by``, also drop
+        that persona's queued turns."""
+        await self._ask(chat_id, m.CancelTurn(queued_by=queued_by), type(None))
 
     async def regenerate(self, chat_id: str, event_id: int, prose: str | None = None) -> int:
         """Replace the latest assistant turn. Returns the user turn id it answers."""
@@ -339,7 +533,7 @@ class Engine:
         chat = await self._run(Store.get_chat, chat_id)
         if chat is None:
             raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
-        present = {YOU_ID, *chat.cast}
+        present = {YOU_ID, *chat.people, *chat.cast}
         named = [
             *(x for a in artifacts.knowledge_facts for x in (a.source_id, a.target_id)),
             *(x for a in artifacts.relationship_changes for x in (a.source_id, a.target_id)),
@@ -350,6 +544,11 @@ class Engine:
             raise ProtocolError(
                 "invalid", f"artifacts name {', '.join(strangers)}, who are not in this chat"
             )
+
+    async def resume_queues(self) -> None:
+        """Wake the chats whose queued turns a crash left waiting: they run them now."""
+        for chat_id in await self._run(Store.chats_with_queued_turns):
+            await self._chats.get(chat_id).tell(m.ResumeQueue())
 
     async def idle(self) -> None:
         """Wait until the background scoring told so far is done (for headless runs)."""
@@ -412,18 +611,47 @@ class Engine:
         def read(s: Store) -> ChatState:
             chat = s.get_chat(chat_id)
             assert chat is not None
-            present = [YOU_ID, *chat.cast]
+            present = [*s.people_of(chat_id), *chat.cast]
             events = s.world_events(chat_id, tuple(WORLD_EVENT_MOVES))
+            # Only the latest turns: a long chat opens as fast as a short one.
+            turns, has_older = s.latest_turns(chat_id, LATEST_TURNS)
             return ChatState(
                 chat_id,
                 chat,
-                tuple(s.timeline(chat_id)),
+                tuple(turns),
                 tuple(s.edges_among(present)),
                 s.active_scene(chat_id),
                 None,
                 world_events=tuple(WorldEventState(e.id, e.title, e.status) for e in events),
+                has_older=has_older,
+                lorebooks=tuple(s.chat_lorebooks(chat_id)),
+                author_note=s.author_note(chat_id),
+                queue=s.queued_turns(chat_id),
                 settings=s.chat_settings(chat_id),
             )
+
+        return await self._run(read)
+
+    async def load_older(self, chat_id: str, before_event_id: int, limit: int) -> OlderTurns:
+        """The chat's visible turns before ``before_event_id``: the newest ``limit`` of them.
+
+        ``before_event_id`` is an event of this chat (else ``not_found``); ``limit``
+        is 1 to ``MAX_OLDER_TURNS`` (else ``invalid``). Reads only: no actor wakes.
+        """
+        if not 1 <= limit <= MAX_OLDER_TURNS:
+            raise ProtocolError(
+                "invalid", f"load_older takes a limit of 1 to {MAX_OLDER_TURNS} turns, not {limit}"
+            )
+
+        def read(s: Store) -> OlderTurns:
+            if s.get_chat(chat_id) is None:
+                raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
+            if s.event_chat(before_event_id) != chat_id:
+                raise ProtocolError(
+                    "not_found", f"event {before_event_id} is not in chat {chat_id}"
+                )
+            turns, has_older = s.latest_turns(chat_id, limit, before_event_id)
+            return OlderTurns(chat_id, before_event_id, tuple(turns), has_older)
 
         return await self._run(read)
 
@@ -513,6 +741,45 @@ def _cast_of(
     return cast
 
 
+def card_edited(
+    s: Store, bot_id: str, card: story.Card, changes: Mapping[str, str]
+) -> list[ev.Event]:
+    """The events of a card edit: the card, then the bot's persona or greeting if they follow."""
+    row = s.conn.execute("SELECT avatar FROM bot_cards WHERE bot_id = ?", (bot_id,)).fetchall()
+    found = row[0][0] if row else None
+    avatar = found if isinstance(found, str) else None
+    events: list[ev.Event] = [ev.BotCard(bot_id, card.spec, card.source, avatar)]
+    persona = card.description[:MAX_PERSONA] if "description" in changes else None
+    greeting = card.first_mes[:MAX_GREETING] if "first_mes" in changes else None
+    if persona is not None or greeting is not None:
+        events.append(ev.BotUpdated(bot_id, None, persona, greeting))
+    return events
+
+
+def greeting_of(
+    card: story.Card | None, host: Bot, you: Entity, index: int | None, *, group: bool
+) -> str | None:
+    """The host's opening line from its card, by ``index``; None for a host without a card.
+
+    Macros are filled with the names of the chat: the host's, and yours.
+    """
+    if card is None:
+        if index not in (None, 0):
+            raise ProtocolError("invalid", f"{host.id} has no card: it has no greeting {index}")
+        return None
+    options = [card.first_mes, *card.alternate_greetings]
+    if group:
+        options.extend(card.group_only_greetings)
+    at = 0 if index is None else index
+    if not 0 <= at < len(options):
+        raise ProtocolError(
+            "invalid",
+            f"{host.name} has greetings 0 to {len(options) - 1}; there is no greeting {at}",
+        )
+    text = story.fill_macros(options[at], card.nickname or host.name, you.name).strip()
+    return text or None
+
+
 def _title(names: list[str]) -> str:
     """A chat's title made from its cast's names."""
     if len(names) == 1:
@@ -584,6 +851,7 @@ async def open_engine(
             settings = attrs.evolve(settings, judge="rules" if small else "model")
         svc = Services(settings, store, narrative, feeds, pool, significance, bots)
         engine = Engine(svc, system, server_version)
+        await engine.resume_queues()
         try:
             yield engine
         finally:

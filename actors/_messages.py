@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from protocol import Artifacts
+from protocol import YOU_ID, Artifacts
 from protocol import events as ev
 
 
@@ -15,6 +15,10 @@ class StartTurn:
     prose: str
     reply_as: str | None = None
     """A character present who must answer (muted or not)."""
+    person_id: str = YOU_ID
+    """The persona whose turn it is (the connection's seat)."""
+    queue: bool = False
+    """While a turn is in flight, wait in the chat's queue instead of being refused."""
 
 
 @frozen
@@ -22,6 +26,8 @@ class CancelTurn:
     """Stop the beat in flight (and any interjection still to come)."""
 
     reason: str = "cancelled"
+    queued_by: str | None = None
+    """Also drop this persona's queued turns."""
 
 
 @frozen
@@ -57,14 +63,19 @@ class PlanWorldEvent:
 
 @frozen
 class MoveCast:
-    """Change the chat's cast or who is in its scene: one cast or presence event."""
+    """Change the chat's cast, who is in its scene or who is muted: one such event."""
 
-    event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged
+    event: ev.CastAdded | ev.CastRemoved | ev.PresenceChanged | ev.MuteChanged
 
 
 @frozen
 class WaitSettled:
-    """Reply once no turn is in flight (used by shutdown and by headless runs)."""
+    """Reply once no turn is in flight or queued (used by shutdown and by headless runs)."""
+
+
+@frozen
+class ResumeQueue:
+    """Run the turns a crash left queued, if the chat is idle (sent as the engine opens)."""
 
 
 @frozen

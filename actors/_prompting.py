@@ -18,11 +18,14 @@ async def narrative_request(
 
     The bot gathers its own view in the store's thread: the recent dialogue
     before the turn, its pinned and relevant memories, its outgoing edges and
-    the chat's active world events.
+    the chat's active world events; its own card, if it came from one, the
+    lorebooks attached to the chat and the chat's author's note. Lore is
+    woken only by the dialogue the speaker witnessed (and this turn).
     """
     budgets = svc.settings.budgets
     chat_id = cast.chat_id
-    you = cast.people[0]
+    you = cast.person(beat.person_id) or cast.people[0]
+    others = tuple(q for q in cast.people if q.id != you.id)
     speaker = cast.character(beat.speaker_id)
     if speaker is None:
         raise ValueError(f"{beat.speaker_id} is not in chat {chat_id}")
@@ -41,6 +44,8 @@ async def narrative_request(
             theirs = [t for t in recent if t.speaker_id == other.id]
             activity = theirs[-1].text if theirs else None
         scene = s.active_scene(chat_id)
+        books = [s.lorebook_of(book_id) for book_id in s.chat_lorebooks(chat_id)]
+        note = s.author_note(chat_id)
         present = [p.id for p in cast.people] + [b.id for b in cast.characters if b.id != bot.id]
         inputs = story.PromptInputs(
             speaker=bot,
@@ -58,6 +63,10 @@ async def narrative_request(
             ),
             dialogue=tuple(recent),
             interjection=beat.interjection,
+            card=s.card_of(bot.id),
+            lorebooks=tuple(book for book in books if book is not None),
+            author_note=story.AuthorNote(note.text, note.depth) if note is not None else None,
+            people=others,
             soft_budget=budgets.soft,
             hard_budget=budgets.hard,
         )

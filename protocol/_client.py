@@ -10,7 +10,15 @@ from __future__ import annotations
 from attrs import field, frozen
 
 from . import _payloads as shared
-from ._limits import MAX_CAST, MAX_ID, MAX_INT, MAX_LOCATION, MAX_PROSE, MAX_TITLE
+from ._limits import (
+    LATEST_TURNS,
+    MAX_CAST,
+    MAX_ID,
+    MAX_INT,
+    MAX_LOCATION,
+    MAX_PROSE,
+    MAX_TITLE,
+)
 from ._payloads import an_id as _id
 from ._validators import FieldTooLarge, in_range, limits_apply, optional_at_most, optional_in_range
 
@@ -41,6 +49,26 @@ class Hello:
 @frozen
 class SetYou(shared.YouProfile):
     """Change the user's own name and persona."""
+
+
+@frozen
+class CreatePersona(shared.YouProfile):
+    """Create a person who can take a seat at a chat's table (an addition to the protocol)."""
+
+
+@frozen
+class ListPersonas:
+    """Ask for every persona, ``you`` first (an addition to the protocol)."""
+
+
+@frozen
+class UpdatePersona(shared.PersonaChanges):
+    """Change some of a persona's fields (``you`` included); the ones left out stay."""
+
+
+@frozen
+class TakeSeat(shared.Seat):
+    """This connection's turns in the chat are the persona's from now on (an addition)."""
 
 
 @frozen
@@ -82,6 +110,10 @@ class CreateChat:
     location: str | None = field(default=None, validator=optional_at_most(MAX_LOCATION))
     title: str | None = field(default=None, validator=optional_at_most(MAX_TITLE))
     cast: tuple[str, ...] | None = field(default=None, validator=_cast_ids)
+    greeting: int | None = field(default=None, validator=optional_in_range(0, MAX_INT))
+    """Which of the host's card greetings opens the chat (an addition): 0 is ``first_mes``,
+    then its alternate greetings, then, with more than one character, its group-only ones.
+    One it does not have is ``invalid``; a host without a card has only 0."""
 
 
 @frozen
@@ -105,6 +137,16 @@ class LeaveScene(shared.CastMember):
 
 
 @frozen
+class Mute(shared.CastMember):
+    """A cast member answers only when ``send_turn.reply_as`` forces it (an addition)."""
+
+
+@frozen
+class Unmute(shared.CastMember):
+    """A muted cast member answers as the rules choose again (an addition to the protocol)."""
+
+
+@frozen
 class OpenChat(shared.ChatRef):
     """Subscribe to a chat; ``after_seq`` asks for what was missed since then."""
 
@@ -123,11 +165,17 @@ class SendTurn(shared.Prose):
     reply_as: str | None = field(default=None, validator=optional_at_most(MAX_ID))
     """A bot present in the chat's scene who must answer (muted or not); ``None``: the rules
     choose. An unknown bot is ``not_found``, one not present ``invalid``."""
+    queue: bool = False
+    """While a turn is in flight, wait in the chat's queue (at most ``MAX_QUEUE``) instead of
+    being refused with ``busy`` (an addition to the protocol)."""
 
 
 @frozen
 class Cancel(shared.ChatRef):
     """Stop the beat in flight, keeping what was streamed."""
+
+    queued: bool = False
+    """Also drop this connection's own queued turns of the chat (an addition)."""
 
 
 @frozen
@@ -176,6 +224,63 @@ class CreateWorldEvent(shared.WorldEventPlan):
 
 
 @frozen
+class LoadOlder(shared.ChatRef):
+    """The chat's visible turns before ``before_event_id``, newest ``limit`` of them (an
+    addition to the protocol): what ``chat_state`` left out of a long chat."""
+
+    before_event_id: int = field(validator=_log_id)
+    limit: int = LATEST_TURNS
+    """How many turns at most: 1 to ``MAX_OLDER_TURNS``; the engine answers ``invalid`` to
+    any other number."""
+
+
+@frozen
+class UpdateCard(shared.BotRef):
+    """Edit the main fields of the card a bot was made from; ``None`` leaves one as it is.
+
+    Every other field of the card, and every key it holds that troupe does
+    not know, is kept (an addition to the protocol). The bot's persona and
+    greeting follow its description and first message.
+    """
+
+    description: str | None = None
+    personality: str | None = None
+    scenario: str | None = None
+    first_mes: str | None = None
+    mes_example: str | None = None
+    system_prompt: str | None = None
+    post_history_instructions: str | None = None
+
+    def changes(self) -> dict[str, str]:
+        """The fields given, by their card names."""
+        fields = {
+            "description": self.description,
+            "personality": self.personality,
+            "scenario": self.scenario,
+            "first_mes": self.first_mes,
+            "mes_example": self.mes_example,
+            "system_prompt": self.system_prompt,
+            "post_history_instructions": self.post_history_instructions,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+@frozen
+class AttachLorebook(shared.LorebookRef):
+    """Attach a lorebook to a chat (an addition to the protocol)."""
+
+
+@frozen
+class DetachLorebook(shared.LorebookRef):
+    """Take a lorebook off a chat (an addition to the protocol)."""
+
+
+@frozen
+class SetAuthorNote(shared.AuthorNoteText):
+    """Set a chat's author's note; an empty text removes it (an addition to the protocol)."""
+
+
+@frozen
 class UpdateChatSettings(shared.ChatRef):
     """Change some of a chat's sampler settings; the ones left out stay (an addition).
 
@@ -187,12 +292,18 @@ class UpdateChatSettings(shared.ChatRef):
     top_p: float | None = None
     min_p: float | None = None
     repeat_penalty: float | None = None
-    max_tokens: int | None = None
+    max_tokens: int | None = field(default=None, validator=optional_in_range(0, MAX_INT))
+    """Bounded here to what SQLite holds; the engine keeps it to 16..2048 (``invalid``)."""
 
 
 @frozen
 class GetStatistics:
     """Ask for the server's live figures (an addition to protocol version 1)."""
+
+
+@frozen
+class ListLorebooks:
+    """Ask for every imported lorebook (an addition to the protocol)."""
 
 
 ClientMessage = (
@@ -220,6 +331,18 @@ ClientMessage = (
     | RemoveFromCast
     | EnterScene
     | LeaveScene
+    | Mute
+    | Unmute
+    | LoadOlder
+    | ListLorebooks
+    | UpdateCard
+    | AttachLorebook
+    | DetachLorebook
+    | SetAuthorNote
+    | CreatePersona
+    | ListPersonas
+    | UpdatePersona
+    | TakeSeat
 )
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
@@ -247,6 +370,18 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "remove_from_cast": RemoveFromCast,
     "enter_scene": EnterScene,
     "leave_scene": LeaveScene,
+    "mute": Mute,
+    "unmute": Unmute,
+    "load_older": LoadOlder,
+    "list_lorebooks": ListLorebooks,
+    "update_card": UpdateCard,
+    "attach_lorebook": AttachLorebook,
+    "detach_lorebook": DetachLorebook,
+    "set_author_note": SetAuthorNote,
+    "create_persona": CreatePersona,
+    "list_personas": ListPersonas,
+    "update_persona": UpdatePersona,
+    "take_seat": TakeSeat,
 }
 """The wire ``type`` of every client message: one meaning each."""
 

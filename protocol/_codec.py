@@ -25,11 +25,19 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.preconf.json import make_converter
 
 from . import events as ev
-from ._client import CLIENT_ALIASES, CLIENT_TYPES, ClientMessage, CreateChat, CreateWorldEvent
+from ._client import (
+    CLIENT_ALIASES,
+    CLIENT_TYPES,
+    Cancel,
+    ClientMessage,
+    CreateChat,
+    CreateWorldEvent,
+    SendTurn,
+)
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage
-from ._shapes import Artifacts, Chat
+from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage, UserTurn
+from ._shapes import Artifacts, Bot, Chat
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
 
@@ -143,7 +151,7 @@ def _make() -> cattrs.Converter:
         CreateWorldEvent,
         make_dict_unstructure_fn(CreateWorldEvent, conv, artifacts=override(omit_if_default=True)),
     )
-    # The additions for casts and presence are left out where they say nothing, so a
+    # The additions (casts, presence, cards) are left out where they say nothing, so a
     # frame or a payload of before them reads and writes back byte for byte.
     for cls, names in _ADDITIONS.items():
         conv.register_unstructure_hook(
@@ -158,15 +166,17 @@ def _make() -> cattrs.Converter:
 
 
 _ADDITIONS: dict[type, tuple[str, ...]] = {
-    Chat: ("cast", "present"),
-    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast"),
+    Chat: ("cast", "present", "muted", "people"),
+    Bot: ("card", "avatar_url"),
+    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast", "greeting"),
+    ChatState: ("has_older", "lorebooks", "author_note", "queue", "settings"),
+    UserTurn: ("speaker_id",),
+    SendTurn: ("queue",),
+    Cancel: ("queued",),
     ev.ChatCreated: ("cast",),
-    ChatState: ("settings",),
     **{
         cls: ("present",)
         for cls in (
-            ev.UserTurn,
-            ev.UserTurnEdit,
             ev.AssistantTurnStarted,
             ev.AssistantTurn,
             ev.MemoryWritten,
@@ -176,7 +186,11 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
             ev.WorldEventCancelled,
         )
     },
+    ev.UserTurn: ("present", "person_id"),
+    ev.UserTurnEdit: ("present", "person_id"),
 }
+"""Fields added for casts and presence (and for steering: a chat's books and author's note),
+written only when they hold something."""
 """Fields added for casts, presence and a chat's settings, written only when they hold
 something (a chat at the backend's defaults sends no ``settings``)."""
 

@@ -12,7 +12,15 @@ import math
 from collections.abc import Mapping
 
 from . import events as ev
-from ._limits import EDGE_DEFAULT, EDGE_MAX, EDGE_MIN, MAX_EDGE_DELTA, MAX_FACTS
+from ._limits import (
+    EDGE_DEFAULT,
+    EDGE_MAX,
+    EDGE_MIN,
+    MAX_AUTHOR_NOTE,
+    MAX_EDGE_DELTA,
+    MAX_FACTS,
+    MAX_NOTE_DEPTH,
+)
 from ._shapes import Artifacts, Edge, WorldEventStatus
 
 
@@ -133,3 +141,14 @@ def promotions(chat_id: str, world_event_id: int, artifacts: Artifacts) -> list[
     for obj in artifacts.acquired_objects:
         out.append(ev.ObjectAcquired(chat_id, obj.holder_id, obj.name, world_event_id))
     return out
+
+
+def author_note_problem(text: str, depth: int) -> str | None:
+    """What is wrong with an author's note, for the person; ``None`` when it can be kept."""
+    if not 0 <= depth <= MAX_NOTE_DEPTH:
+        return f"depth must be between 0 and {MAX_NOTE_DEPTH} messages from the end, not {depth}"
+    if len(text) > MAX_AUTHOR_NOTE:
+        return (
+            f"the author's note is {len(text)} characters; at most {MAX_AUTHOR_NOTE} are allowed"
+        )
+    return None

@@ -34,6 +34,8 @@ MAX_PERSONA: Final = 4000
 """A persona; a bot's greeting and any description (a place's, a world event's) as well."""
 MAX_GREETING: Final = MAX_PERSONA
 MAX_DESCRIPTION: Final = MAX_PERSONA
+MAX_AUTHOR_NOTE: Final = MAX_PERSONA
+"""A chat's author's note."""
 
 # --- counts ---
 
@@ -41,6 +43,14 @@ MAX_FACTS: Final = 20
 """Knowledge facts an edge keeps (the oldest go first) and one edge update may carry."""
 MAX_CAST: Final = 8
 """Characters a chat's cast may hold, the host included."""
+LATEST_TURNS: Final = 100
+"""Visible turns ``chat_state`` carries: the chat's latest; ``load_older`` pages further back."""
+MAX_OLDER_TURNS: Final = 200
+"""The most turns one ``load_older`` may ask for."""
+MAX_NOTE_DEPTH: Final = 100
+"""The deepest an author's note may sit, in messages from the end of the dialogue."""
+MAX_QUEUE: Final = 4
+"""Turns a chat holds queued behind the one in flight (``send_turn`` with ``queue``)."""
 MAX_ARTIFACTS: Final = 20
 """How many changes one world event's artifacts may name, all lists together."""
 

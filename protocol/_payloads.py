@@ -27,6 +27,15 @@ class YouProfile:
 
 
 @frozen
+class PersonaChanges:
+    """Some of a persona's fields; ``None`` leaves one as it is (``update_persona``, ...)."""
+
+    persona_id: str = field(validator=an_id)
+    name: str | None = field(default=None, validator=optional_at_most(limits.MAX_NAME))
+    persona: str | None = field(default=None, validator=optional_at_most(limits.MAX_PERSONA))
+
+
+@frozen
 class BotProfile(YouProfile):
     """A character as a person writes it (``create_bot``, ``bot_created``)."""
 
@@ -66,10 +75,37 @@ class ChatRef:
 
 
 @frozen
+class LorebookRef(ChatRef):
+    """A lorebook and a chat (``attach_lorebook``, ``lorebook_attached``, ...)."""
+
+    lorebook_id: str = field(validator=an_id)
+
+
+@frozen
+class AuthorNoteText(ChatRef):
+    """A chat's author's note and where it goes (``set_author_note``, ``author_note_set``).
+
+    ``depth`` counts messages from the end of the dialogue (0: after the
+    last). Its range and the text's length are the domain's to judge
+    (``author_note_problem``): a note out of bounds is ``invalid``.
+    """
+
+    text: str
+    depth: int = 4
+
+
+@frozen
 class CastMember(ChatRef):
     """One bot of a chat's cast (``add_to_cast``, ``enter_scene``, ``cast_added``, ...)."""
 
     bot_id: str = field(validator=an_id)
+
+
+@frozen
+class Seat(ChatRef):
+    """A persona at a chat's table (``take_seat``, ``seat_taken``)."""
+
+    persona_id: str = field(validator=an_id)
 
 
 @frozen

@@ -14,12 +14,16 @@ from attrs import field, frozen
 
 from ._sampler import ChatSettings
 from ._shapes import (
+    YOU_ID,
+    AuthorNote,
     Bot,
     Chat,
     Edge,
     Entity,
     InFlight,
+    LorebookInfo,
     Memory,
+    QueuedTurn,
     Scene,
     Segment,
     Turn,
@@ -76,6 +80,20 @@ class You:
 
 
 @frozen
+class Personas:
+    """Answer to ``list_personas``: ``you`` first, then the others, oldest first."""
+
+    personas: tuple[Entity, ...]
+
+
+@frozen
+class PersonaReply:
+    """Answer to ``create_persona``, ``update_persona`` and ``take_seat``."""
+
+    persona: Entity
+
+
+@frozen
 class Bots:
     """Answer to ``list_bots``."""
 
@@ -87,6 +105,20 @@ class BotReply:
     """Answer to ``create_bot`` and ``update_bot``."""
 
     bot: Bot
+
+
+@frozen
+class LorebookReply:
+    """An imported lorebook, sent to every client when one is imported (an addition)."""
+
+    lorebook: LorebookInfo
+
+
+@frozen
+class Lorebooks:
+    """Answer to ``list_lorebooks`` (an addition to the protocol)."""
+
+    lorebooks: tuple[LorebookInfo, ...]
 
 
 @frozen
@@ -113,6 +145,14 @@ class Accepted(OnChat):
     """A turn was accepted; its beats follow on the chat."""
 
     user_turn_id: int
+
+
+@frozen
+class Queued(OnChat):
+    """A ``send_turn`` with ``queue`` waits behind the turn in flight (``position`` 1 is next)."""
+
+    queue_id: int
+    position: int
 
 
 @frozen
@@ -192,6 +232,15 @@ class ChatState(OnChat):
     seq: int = 0
     world_events: tuple[WorldEventState, ...] = ()
     """Every world event of the chat and its status (an addition to the protocol)."""
+    has_older: bool = False
+    """``timeline`` holds only the chat's latest turns; ``load_older`` gets the ones before
+    (an addition to the protocol, left out when false)."""
+    lorebooks: tuple[str, ...] = ()
+    """The ids of the lorebooks attached to the chat, in the order attached (an addition)."""
+    author_note: AuthorNote | None = None
+    """The chat's author's note, if it has one (an addition to the protocol)."""
+    queue: tuple[QueuedTurn, ...] = ()
+    """The turns waiting behind the one in flight, next first (an addition)."""
     settings: ChatSettings = field(factory=ChatSettings)
     """The chat's sampler settings (an addition; ``null`` ones are the backend's default)."""
 
@@ -204,6 +253,8 @@ class UserTurn(OnEvent):
     segments: tuple[Segment, ...]
     """The prose split into dialogue, action, narration and OOC, in order."""
     seq: int = 0
+    speaker_id: str = YOU_ID
+    """The persona who wrote it (an addition; ``you`` when left out)."""
 
 
 @frozen
@@ -292,6 +343,62 @@ class Presence(OnChat):
 
 
 @frozen
+class ChatNote(OnChat):
+    """The chat's cast, presence or muting changed: the chat as it is now, to every watcher
+    (``type`` ``chat_note``; an addition to the protocol)."""
+
+    chat: Chat
+    seq: int = 0
+
+
+@frozen
+class SeatTaken(OnChat):
+    """A persona sat down at the chat's table for the first time (an addition)."""
+
+    persona: Entity
+    seq: int = 0
+
+
+@frozen
+class ChatLorebooks(OnChat):
+    """A lorebook was attached or detached: the chat's books now (an addition)."""
+
+    lorebooks: tuple[str, ...]
+    seq: int = 0
+
+
+@frozen
+class OlderTurns(OnChat):
+    """Answer to ``load_older``: visible turns before ``before_event_id``, oldest first
+    (an addition to the protocol)."""
+
+    before_event_id: int
+    turns: tuple[Turn, ...]
+    has_older: bool
+    """Still older turns are left: ask again before the first of ``turns``."""
+
+
+@frozen
+class AuthorNoteChanged(OnChat):
+    """The chat's author's note changed; an empty ``text`` means none (an addition)."""
+
+    text: str
+    depth: int
+    seq: int = 0
+
+
+@frozen
+class TurnQueued(OnChat):
+    """The chat's queue changed: a turn joined it, left it, or started (an addition).
+
+    ``queue`` is the whole queue after the change, next first.
+    """
+
+    queue: tuple[QueuedTurn, ...]
+    seq: int = 0
+
+
+@frozen
 class TurnSettled(OnChat):
     """Every pass of the turn is done; the chat takes a new turn."""
 
@@ -315,6 +422,12 @@ DirectAnswer = (
     | Statistics
     | ChatSettingsReply
     | Error
+    | OlderTurns
+    | LorebookReply
+    | Lorebooks
+    | Personas
+    | PersonaReply
+    | Queued
 )
 ChatMessage = (
     ChatState
@@ -328,6 +441,11 @@ ChatMessage = (
     | SceneClosed
     | TurnSettled
     | Presence
+    | ChatNote
+    | ChatLorebooks
+    | AuthorNoteChanged
+    | SeatTaken
+    | TurnQueued
 )
 """Messages that belong to a chat; all but Token and ChatState are numbered by ``seq``."""
 ServerMessage = DirectAnswer | ChatMessage
@@ -359,16 +477,30 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     SceneClosed: "scene_closed",
     TurnSettled: "turn_settled",
     Presence: "presence",
+    ChatNote: "chat_note",
+    OlderTurns: "older_turns",
+    LorebookReply: "lorebook",
+    Lorebooks: "lorebooks",
+    ChatLorebooks: "chat_lorebooks",
+    AuthorNoteChanged: "author_note",
+    Personas: "personas",
+    PersonaReply: "persona",
+    Queued: "queued",
+    SeatTaken: "seat_taken",
+    TurnQueued: "turn_queued",
 }
 """The wire ``type`` the server sends for every message.
 
 ``memory`` is sent for two shapes, the answer to ``pin_memory`` and the
-chat message, because clients match on it; :data:`SERVER_NAMES` gives the
-chat message its own name too.
+chat message, because clients of the first release match on it;
+:data:`SERVER_NAMES` gives the chat message its own name too. Messages added
+since have one name each: the chat's own news of itself is ``chat_note``,
+never ``chat`` (the answer to ``create_chat`` and the cast commands).
 """
 
 SERVER_NAMES: dict[str, type[ServerMessage]] = {
     **{name: cls for cls, name in SERVER_TYPES.items() if cls is not MemoryNote},
     "memory_note": MemoryNote,
 }
-"""One meaning per name: every server message's own ``type`` (``memory_note`` is the chat's)."""
+"""One meaning per name: every server message's own ``type`` (``memory_note`` is
+the chat's memory message)."""

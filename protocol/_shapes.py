@@ -44,6 +44,30 @@ class Bot:
     name: str
     persona: str
     greeting: str
+    card: bool = False
+    """The bot was made from a character card, which it keeps (an addition to the protocol)."""
+    avatar_url: str | None = None
+    """Where its avatar image is served (``/api/bots/{id}/avatar``), or None without one
+    (an addition to the protocol)."""
+
+
+@frozen
+class LoreProblem:
+    """Something in an imported lorebook that can never work (an invalid regular expression)."""
+
+    entry: str
+    problem: str
+
+
+@frozen
+class LorebookInfo:
+    """An imported lorebook as the wire lists it (an addition to the protocol)."""
+
+    lorebook_id: str
+    name: str
+    format: str
+    entries: int
+    problems: tuple[LoreProblem, ...] = ()
 
 
 @frozen
@@ -60,6 +84,13 @@ class Chat:
     """Every bot of the cast, the host first (an addition to the protocol)."""
     present: tuple[str, ...] = ()
     """The cast members in the scene now, in cast order (an addition to the protocol)."""
+    muted: tuple[str, ...] | None = None
+    """The cast members who answer only when ``reply_as`` names them, in cast order (an
+    addition to the protocol). This server always sends it, ``[]`` when nobody is muted, so
+    a client can tell it knows muting; ``None`` (left out) is a frame of a server before."""
+    people: tuple[str, ...] = ()
+    """The personas at the chat's table, in the order they sat or first spoke (an addition;
+    empty until someone took a seat or spoke: then ``you`` alone plays)."""
 
 
 @frozen
@@ -115,6 +146,24 @@ class InFlight:
     beat_id: int
     speaker_id: str
     text: str
+
+
+@frozen
+class AuthorNote:
+    """A chat's author's note: ``text`` goes ``depth`` messages from the end of every prompt."""
+
+    text: str
+    depth: int
+
+
+@frozen
+class QueuedTurn:
+    """A turn waiting in a chat's queue for the one in flight to settle (an addition)."""
+
+    queue_id: int
+    persona_id: str
+    prose: str
+    reply_as: str | None = None
 
 
 @frozen

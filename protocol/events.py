@@ -18,6 +18,7 @@ from ._limits import (
     MAX_DESCRIPTION,
     MAX_FACT,
     MAX_FACTS,
+    MAX_ID,
     MAX_LOCATION,
     MAX_NAME,
     MAX_PROSE,
@@ -63,6 +64,54 @@ class BotCreated(shared.BotProfile):
     def __init__(self, bot_id: str, name: str, persona: str, greeting: str = "") -> None:
         # The id comes first, as it always did, though the profile's fields are declared first.
         self.__attrs_init__(name, persona, greeting, bot_id=bot_id)
+
+
+CardVersion = Literal["v1", "v2", "v3"]
+"""The version a character card was written in."""
+
+LorebookFormat = Literal["world_info", "lorebook_v3"]
+"""The file a lorebook came in: SillyTavern world info, or a V3 ``lorebook_v3``."""
+
+
+@frozen
+class BotCard(shared.BotRef):
+    """A bot's character card: the document it came in, whole, and its avatar image.
+
+    ``document`` is the card's JSON exactly as it was read, unknown keys and
+    all; ``avatar`` the sha256 (hex) of the image, kept beside the log and
+    written with this event, or None for a card without one. A later
+    ``bot_card`` of the same bot replaces the card.
+    """
+
+    spec: CardVersion
+    document: str
+    avatar: str | None = None
+
+
+@frozen
+class LorebookImported:
+    """A lorebook was imported; ``document`` is its file's JSON exactly as it was read."""
+
+    lorebook_id: str = field(validator=[not_blank, _id])
+    name: str = field(validator=at_most(MAX_TITLE))
+    format: LorebookFormat
+    document: str
+    entries: int
+
+
+@frozen(init=False)
+class PersonaCreated(shared.YouProfile):
+    """A persona (a person who can take a seat) was created, with the id the server gave it."""
+
+    persona_id: str = field(kw_only=True, validator=[not_blank, _id])
+
+    def __init__(self, persona_id: str, name: str, persona: str) -> None:
+        self.__attrs_init__(name, persona, persona_id=persona_id)
+
+
+@frozen
+class PersonaUpdated(shared.PersonaChanges):
+    """Some of a persona's fields changed; ``None`` means unchanged (``you`` has its own)."""
 
 
 @frozen
@@ -127,6 +176,23 @@ class ChatCreated(shared.ChatCast):
 
 
 @frozen
+class ChatImported(shared.ChatRef):
+    """A chat was imported from a file of another front end (``st_chat``: SillyTavern).
+
+    ``header`` and ``lines`` are the file's header and message lines exactly
+    as read, so nothing the timeline cannot hold (swipes, dates, ``extra``)
+    is lost. The import appends this event right after the chat's creation,
+    then one turn event per line in order, but for the lines in ``skipped``
+    (system lines, blank messages), which became no turn.
+    """
+
+    format: Literal["st_chat"]
+    header: str
+    lines: tuple[str, ...]
+    skipped: tuple[int, ...] = ()
+
+
+@frozen
 class CastAdded(shared.CastMember):
     """A bot joined the chat's cast, and entered its scene."""
 
@@ -155,6 +221,18 @@ class PresenceChanged(shared.CastMember):
 
 
 @frozen
+class MuteChanged(shared.CastMember):
+    """A cast member was muted (``muted``: it answers only when forced) or unmuted."""
+
+    muted: bool
+
+
+@frozen
+class SeatTaken(shared.Seat):
+    """A persona sat down at the chat's table for the first time: it is present from now on."""
+
+
+@frozen
 class ChatRewound(shared.ChatRef):
     """The chat was rewound: its events after ``to_event_id`` leave the timeline."""
 
@@ -167,6 +245,8 @@ class UserTurn(shared.Prose):
 
     segments: tuple[Segment, ...]
     present: Present = None
+    person_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    """The persona who wrote it; ``None``: ``you`` (older logs, a connection with no seat)."""
 
 
 @frozen
@@ -177,6 +257,8 @@ class UserTurnEdit(shared.ChatRef):
     prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
     segments: tuple[Segment, ...]
     present: Present = None
+    person_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    """The persona of the edited turn; ``None``: ``you``."""
 
 
 @frozen
@@ -319,6 +401,21 @@ class ObjectAcquired(shared.ChatRef):
     world_event_id: int | None = None
 
 
+@frozen
+class LorebookAttached(shared.LorebookRef):
+    """A lorebook was attached to the chat: its lore may wake in every character's prompt."""
+
+
+@frozen
+class LorebookDetached(shared.LorebookRef):
+    """A lorebook was taken off the chat."""
+
+
+@frozen
+class AuthorNoteSet(shared.AuthorNoteText):
+    """The chat's author's note changed; an empty text removes it."""
+
+
 Event = (
     YouUpdated
     | BotCreated
@@ -347,6 +444,16 @@ Event = (
     | CastAdded
     | CastRemoved
     | PresenceChanged
+    | MuteChanged
+    | BotCard
+    | LorebookImported
+    | ChatImported
+    | LorebookAttached
+    | LorebookDetached
+    | AuthorNoteSet
+    | PersonaCreated
+    | PersonaUpdated
+    | SeatTaken
     | ChatSettingsUpdated
 )
 
@@ -378,6 +485,16 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "cast_added": CastAdded,
     "cast_removed": CastRemoved,
     "presence_changed": PresenceChanged,
+    "mute_changed": MuteChanged,
+    "bot_card": BotCard,
+    "lorebook_imported": LorebookImported,
+    "chat_imported": ChatImported,
+    "lorebook_attached": LorebookAttached,
+    "lorebook_detached": LorebookDetached,
+    "author_note_set": AuthorNoteSet,
+    "persona_created": PersonaCreated,
+    "persona_updated": PersonaUpdated,
+    "seat_taken": SeatTaken,
     "chat_settings_updated": ChatSettingsUpdated,
 }
 """The log ``kind`` of every event payload."""
@@ -398,7 +515,9 @@ def chat_of(event: Event) -> str | None:
 __all__ = [
     *(cls.__name__ for cls in EVENT_KINDS.values()),
     "EVENT_KINDS",
+    "CardVersion",
     "Event",
+    "LorebookFormat",
     "PinnedBy",
     "Present",
     "chat_of",

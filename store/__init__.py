@@ -5,12 +5,26 @@ their projection change and outgoing chat messages in one transaction; the
 queries the turn flow needs; the named writes of a chat (``begin_beat``,
 ``end_beat``, ``write_memories``, ...: events and their messages together);
 rewind (after a snapshot) and supersede; crash recovery of beats left open;
-holding a beat's end while the disk is full; and running all of it on one
-thread for trio. See docs/storage.md.
+holding a beat's end while the disk is full; what was imported from other
+front ends (character cards with their avatars, lorebooks, chats: written in
+one transaction each, read back whole); and running all of it on one thread
+for trio. See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store
 from ._errors import Invalid, NotFound, StorageFull, StoreError
+from ._exports import card_for, chat_export
+from ._imports import (
+    ChatImport,
+    Done,
+    image_type,
+    import_any,
+    import_card,
+    import_chat,
+    import_lorebook,
+    put_blob,
+)
+from ._library import lorebook_info
 from ._records import (
     AppendResult,
     Render,
@@ -21,10 +35,12 @@ from ._records import (
 )
 from ._rendering import beat_complete, edge_update
 from ._store import Store, utc_now
+from ._table import drop_queued, queue_turn, start_queued, take_seat
 from ._writes import (
     AutoPinPlan,
     add_user_turn,
     apply_edges,
+    attach_lorebooks,
     begin_beat,
     close_scene,
     end_beat,
@@ -34,6 +50,7 @@ from ._writes import (
     open_scene,
     plan_world_event,
     score_memories,
+    set_author_note,
     settle_turn,
     write_memories,
 )
@@ -42,6 +59,8 @@ __all__ = [
     "AppendResult",
     "AsyncStore",
     "AutoPinPlan",
+    "ChatImport",
+    "Done",
     "Invalid",
     "NotFound",
     "Render",
@@ -54,19 +73,34 @@ __all__ = [
     "WorldEventRow",
     "add_user_turn",
     "apply_edges",
+    "attach_lorebooks",
     "beat_complete",
     "begin_beat",
+    "card_for",
+    "chat_export",
     "close_scene",
+    "drop_queued",
     "edge_update",
     "end_beat",
+    "image_type",
+    "import_any",
+    "import_card",
+    "import_chat",
+    "import_lorebook",
+    "lorebook_info",
     "mark_memory",
     "move_cast",
     "move_world_events",
     "open_scene",
     "open_store",
     "plan_world_event",
+    "put_blob",
+    "queue_turn",
     "score_memories",
+    "set_author_note",
     "settle_turn",
+    "start_queued",
+    "take_seat",
     "utc_now",
     "write_memories",
 ]

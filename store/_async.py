@@ -32,8 +32,9 @@ from typing import Any, TypeVar
 import outcome
 import trio
 
-from protocol import ChatMessage
+from protocol import ChatMessage, LorebookInfo
 from protocol import events as ev
+from story import Card, Lorebook
 
 from ._records import AppendResult, Render
 from ._store import Store, utc_now
@@ -173,6 +174,22 @@ class AsyncStore:
     async def checkpoint_beat(self, beat_id: int, chat_id: str, text: str) -> None:
         """:meth:`Store.checkpoint_beat` on the store's thread."""
         await self.run(Store.checkpoint_beat, beat_id, chat_id, text)
+
+    async def card_of(self, bot_id: str) -> Card | None:
+        """:meth:`Store.card_of` on the store's thread."""
+        return await self.run(Store.card_of, bot_id)
+
+    async def avatar_of(self, bot_id: str) -> tuple[bytes, str] | None:
+        """:meth:`Store.avatar_of` on the store's thread."""
+        return await self.run(Store.avatar_of, bot_id)
+
+    async def lorebook_of(self, lorebook_id: str) -> Lorebook | None:
+        """:meth:`Store.lorebook_of` on the store's thread."""
+        return await self.run(Store.lorebook_of, lorebook_id)
+
+    async def list_lorebooks(self) -> list[LorebookInfo]:
+        """:meth:`Store.list_lorebooks` on the store's thread."""
+        return await self.run(Store.list_lorebooks)
 
     def submit(
         self, fn: Callable[..., T], then: Callable[[outcome.Outcome[T]], None], *args: Any

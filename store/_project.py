@@ -21,6 +21,7 @@ from protocol import (
     MOVE_EVENTS,
     YOU_ID,
     ChatSettings,
+    author_note_problem,
     clamp_edge,
     converter,
     moved_from,
@@ -89,13 +90,26 @@ def _recast(conn: apsw.Connection, chat_id: str) -> None:
         )
 
 
-def present_now(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
-    """Who is in the chat's scene now: its present cast members in cast order, then you."""
+def present_bots(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
+    """The chat's cast members in its scene now, in cast order."""
     rows = conn.execute(
         "SELECT bot_id FROM chat_cast WHERE chat_id = ? AND present = 1 ORDER BY position",
         (chat_id,),
     )
-    return (*(r[0] for r in rows), YOU_ID)
+    return tuple(r[0] for r in rows)
+
+
+def people_of(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
+    """The personas at the chat's table in the order they came; ``you`` alone when nobody yet."""
+    rows = conn.execute(
+        "SELECT person_id FROM chat_people WHERE chat_id = ? ORDER BY position", (chat_id,)
+    )
+    return tuple(r[0] for r in rows) or (YOU_ID,)
+
+
+def present_now(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
+    """Who is in the chat's scene now: its present cast members in cast order, then its people."""
+    return (*present_bots(conn, chat_id), *people_of(conn, chat_id))
 
 
 def _present_json(conn: apsw.Connection, chat_id: str, present: ev.Present) -> str:
@@ -166,6 +180,27 @@ def bot_created(conn: apsw.Connection, id: int, _at: str, e: ev.BotCreated) -> N
         "VALUES (?, 'bot', ?, ?, ?, ?)",
         (e.bot_id, e.name, e.persona, e.greeting, id),
     )
+
+
+def persona_created(conn: apsw.Connection, id: int, _at: str, e: ev.PersonaCreated) -> None:
+    if e.persona_id == YOU_ID or _one(conn, "SELECT 1 FROM entities WHERE id = ?", e.persona_id):
+        raise Invalid(f"the id {e.persona_id!r} is taken")
+    conn.execute(
+        "INSERT INTO entities(id, kind, name, persona, created_event) "
+        "VALUES (?, 'person', ?, ?, ?)",
+        (e.persona_id, e.name, e.persona, id),
+    )
+
+
+def persona_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.PersonaUpdated) -> None:
+    row = _one(conn, "SELECT kind FROM entities WHERE id = ?", e.persona_id)
+    if row is None or row[0] != "person":
+        raise NotFound(f"there is no persona {e.persona_id!r} (``you`` changes by you_updated)")
+    if e.name is not None and not e.name.strip():
+        raise Invalid("a persona's name must not be empty")
+    for column, value in (("name", e.name), ("persona", e.persona)):
+        if value is not None:
+            conn.execute(f"UPDATE entities SET {column} = ? WHERE id = ?", (value, e.persona_id))
 
 
 def bot_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.BotUpdated) -> None:
@@ -294,7 +329,7 @@ def presence_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.PresenceCh
     if present == e.present:
         where = "in" if present else "out of"
         raise Invalid(f"{e.bot_id!r} is already {where} the scene of chat {e.chat_id}")
-    if not e.present and present_now(conn, e.chat_id) == (e.bot_id, YOU_ID):
+    if not e.present and present_bots(conn, e.chat_id) == (e.bot_id,):
         raise Invalid(f"{e.bot_id!r} is the last character in the scene; someone must stay")
     conn.execute(
         "UPDATE chat_cast SET present = ? WHERE chat_id = ? AND bot_id = ?",
@@ -302,16 +337,62 @@ def presence_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.PresenceCh
     )
 
 
+def mute_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.MuteChanged) -> None:
+    _member(conn, e.chat_id, e.bot_id)
+    muted = _one(
+        conn, "SELECT muted FROM chat_cast WHERE chat_id = ? AND bot_id = ?", e.chat_id, e.bot_id
+    )[0]
+    if bool(muted) and e.muted:
+        raise Invalid(f"{e.bot_id!r} is already muted in chat {e.chat_id}")
+    if not muted and not e.muted:
+        raise Invalid(f"{e.bot_id!r} is not muted in chat {e.chat_id}; there is nothing to unmute")
+    conn.execute(
+        "UPDATE chat_cast SET muted = ? WHERE chat_id = ? AND bot_id = ?",
+        (int(e.muted), e.chat_id, e.bot_id),
+    )
+
+
 def chat_rewound(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatRewound) -> None:
     _chat(conn, e.chat_id)  # the marks themselves are set by the rewind (see _store)
 
 
+def _person(conn: apsw.Connection, person_id: str) -> None:
+    row = _one(conn, "SELECT kind FROM entities WHERE id = ?", person_id)
+    if row is None or row[0] not in ("you", "person"):
+        raise NotFound(f"there is no persona {person_id!r}")
+
+
+def _sit(conn: apsw.Connection, chat_id: str, person_id: str) -> None:
+    """The persona is at the chat's table from now on (a no-op when it already is)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO chat_people(chat_id, person_id, position) VALUES (?, ?, "
+        "(SELECT coalesce(max(position), -1) + 1 FROM chat_people WHERE chat_id = ?))",
+        (chat_id, person_id, chat_id),
+    )
+
+
+def seat_taken(conn: apsw.Connection, _id: int, _at: str, e: ev.SeatTaken) -> None:
+    _chat(conn, e.chat_id)
+    _person(conn, e.persona_id)
+    if _one(
+        conn,
+        "SELECT 1 FROM chat_people WHERE chat_id = ? AND person_id = ?",
+        e.chat_id,
+        e.persona_id,
+    ):
+        raise Invalid(f"{e.persona_id!r} is already at the table of chat {e.chat_id}")
+    _sit(conn, e.chat_id, e.persona_id)
+
+
 def user_turn(conn: apsw.Connection, id: int, _at: str, e: ev.UserTurn) -> None:
     _chat(conn, e.chat_id)
+    person = e.person_id or YOU_ID
+    _person(conn, person)
+    _sit(conn, e.chat_id, person)  # whoever speaks is at the table
     conn.execute(
         "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, user_turn_id, "
         "present) VALUES (?, ?, 'user', ?, ?, ?, ?)",
-        (id, e.chat_id, YOU_ID, e.prose, id, _present_json(conn, e.chat_id, e.present)),
+        (id, e.chat_id, person, e.prose, id, _present_json(conn, e.chat_id, e.present)),
     )
 
 
@@ -319,7 +400,8 @@ def user_turn_edit(conn: apsw.Connection, id: int, at: str, e: ev.UserTurnEdit) 
     _chat(conn, e.chat_id)
     _visible_turn(conn, e.supersedes, e.chat_id, "user")
     _hide(conn, e.chat_id, e.supersedes, id)
-    user_turn(conn, id, at, ev.UserTurn(e.chat_id, e.prose, e.segments, e.present))
+    edited = ev.UserTurn(e.chat_id, e.prose, e.segments, e.present, e.person_id)
+    user_turn(conn, id, at, edited)
 
 
 def assistant_turn_started(
@@ -536,6 +618,81 @@ def object_acquired(conn: apsw.Connection, id: int, _at: str, e: ev.ObjectAcquir
     )
 
 
+# --- cards and lorebooks ---
+
+
+def bot_card(conn: apsw.Connection, _id: int, _at: str, e: ev.BotCard) -> None:
+    _bot(conn, e.bot_id)
+    if (
+        e.avatar is not None
+        and _one(conn, "SELECT 1 FROM blobs WHERE sha256 = ?", e.avatar) is None
+    ):
+        raise Invalid(f"the avatar {e.avatar} of {e.bot_id!r}'s card was never stored")
+    conn.execute(
+        "INSERT OR REPLACE INTO bot_cards(bot_id, spec, document, avatar) VALUES (?, ?, ?, ?)",
+        (e.bot_id, e.spec, e.document, e.avatar),
+    )
+
+
+def lorebook_imported(conn: apsw.Connection, _id: int, _at: str, e: ev.LorebookImported) -> None:
+    if _one(conn, "SELECT 1 FROM lorebooks WHERE lorebook_id = ?", e.lorebook_id):
+        raise Invalid(f"the lorebook id {e.lorebook_id!r} is taken")
+    conn.execute(
+        "INSERT INTO lorebooks(lorebook_id, name, format, document, entries) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (e.lorebook_id, e.name, e.format, e.document, e.entries),
+    )
+
+
+def chat_imported(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatImported) -> None:
+    _chat(conn, e.chat_id)  # the lines stay in the log, read back on export
+
+
+# --- steering: lore and the author's note ---
+
+
+def lorebook_attached(conn: apsw.Connection, id: int, _at: str, e: ev.LorebookAttached) -> None:
+    _chat(conn, e.chat_id)
+    if _one(conn, "SELECT 1 FROM lorebooks WHERE lorebook_id = ?", e.lorebook_id) is None:
+        raise NotFound(f"there is no lorebook {e.lorebook_id!r}")
+    if _attached(conn, e.chat_id, e.lorebook_id):
+        raise Invalid(f"lorebook {e.lorebook_id!r} is already attached to chat {e.chat_id}")
+    conn.execute(
+        "INSERT INTO chat_lorebooks(chat_id, lorebook_id, attached_event) VALUES (?, ?, ?)",
+        (e.chat_id, e.lorebook_id, id),
+    )
+
+
+def lorebook_detached(conn: apsw.Connection, _id: int, _at: str, e: ev.LorebookDetached) -> None:
+    _chat(conn, e.chat_id)
+    if not _attached(conn, e.chat_id, e.lorebook_id):
+        raise Invalid(f"lorebook {e.lorebook_id!r} is not attached to chat {e.chat_id}")
+    conn.execute(
+        "DELETE FROM chat_lorebooks WHERE chat_id = ? AND lorebook_id = ?",
+        (e.chat_id, e.lorebook_id),
+    )
+
+
+def _attached(conn: apsw.Connection, chat_id: str, lorebook_id: str) -> bool:
+    sql = "SELECT 1 FROM chat_lorebooks WHERE chat_id = ? AND lorebook_id = ?"
+    return _one(conn, sql, chat_id, lorebook_id) is not None
+
+
+def author_note_set(conn: apsw.Connection, _id: int, _at: str, e: ev.AuthorNoteSet) -> None:
+    _chat(conn, e.chat_id)
+    problem = author_note_problem(e.text, e.depth)
+    if problem is not None:
+        raise Invalid(problem)
+    if not e.text.strip():
+        conn.execute("DELETE FROM author_notes WHERE chat_id = ?", (e.chat_id,))
+        return
+    conn.execute(
+        "INSERT INTO author_notes(chat_id, text, depth) VALUES (?, ?, ?) "
+        "ON CONFLICT(chat_id) DO UPDATE SET text = excluded.text, depth = excluded.depth",
+        (e.chat_id, e.text, e.depth),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "you_updated": you_updated,
     "bot_created": bot_created,
@@ -564,6 +721,16 @@ HANDLERS: dict[str, Handler] = {
     "cast_added": cast_added,
     "cast_removed": cast_removed,
     "presence_changed": presence_changed,
+    "mute_changed": mute_changed,
+    "bot_card": bot_card,
+    "lorebook_imported": lorebook_imported,
+    "chat_imported": chat_imported,
+    "lorebook_attached": lorebook_attached,
+    "lorebook_detached": lorebook_detached,
+    "author_note_set": author_note_set,
+    "persona_created": persona_created,
+    "persona_updated": persona_updated,
+    "seat_taken": seat_taken,
     "chat_settings_updated": chat_settings_updated,
 }
 assert set(HANDLERS) == set(ev.EVENT_KINDS), "every event kind has a projection"

@@ -18,12 +18,14 @@ from protocol import (
     OPEN_STATUSES,
     YOU_ID,
     Artifacts,
+    AuthorNote,
     Bot,
     Chat,
     ChatSettings,
     Edge,
     Entity,
     Memory,
+    QueuedTurn,
     Scene,
     Turn,
     blank_edge,
@@ -31,14 +33,20 @@ from protocol import (
     load_stored,
 )
 
+from ._project import people_of
 from ._records import StoredEvent, WorldEventRow
 
-_BOT = "SELECT id, name, persona, greeting FROM entities WHERE kind = 'bot' AND deleted = 0"
+_BOT = (
+    "SELECT e.id, e.name, e.persona, e.greeting, c.bot_id IS NOT NULL, c.avatar "
+    "FROM entities e LEFT JOIN bot_cards c ON c.bot_id = e.id "
+    "WHERE e.kind = 'bot' AND e.deleted = 0"
+)
 _CHAT = "SELECT id, title, host_bot_id, guest_bot_id, location, created_at FROM chats"
 _TURN = (
     "SELECT event_id, kind, speaker_id, text, truncated, interjection_of, user_turn_id "
     "FROM timeline"
 )
+_PEOPLE = "SELECT person_id FROM chat_people WHERE chat_id = ? ORDER BY position"
 _MEMORY = "SELECT id, bot_id, chat_id, text, significance, pinned FROM memories"
 _WORDS = re.compile(r"\w{2,}")
 MAX_SEARCH_WORDS = 24
@@ -48,6 +56,16 @@ MAX_SEARCH_WORDS = 24
 def _turn(row: Sequence[Any]) -> Turn:
     event_id, kind, speaker, text, truncated, interjection_of, user_turn_id = row
     return Turn(event_id, kind, speaker, text, bool(truncated), interjection_of, user_turn_id)
+
+
+def avatar_url(bot_id: str) -> str:
+    """Where the gateway serves a bot's avatar image."""
+    return f"/api/bots/{bot_id}/avatar"
+
+
+def _bot(row: Sequence[Any]) -> Bot:
+    id_, name, persona, greeting, card, avatar = row
+    return Bot(id_, name, persona, greeting, bool(card), avatar_url(id_) if avatar else None)
 
 
 def _memory(row: Sequence[Any]) -> Memory:
@@ -91,14 +109,46 @@ class Queries:
         name, persona = self._one("SELECT name, persona FROM entities WHERE id = ?", YOU_ID)
         return Entity(YOU_ID, name, persona)
 
+    def get_persona(self, persona_id: str) -> Entity | None:
+        """A persona (``you`` included), or None."""
+        row = self._one(
+            "SELECT id, name, persona FROM entities WHERE id = ? AND kind IN ('you', 'person')",
+            persona_id,
+        )
+        return Entity(*row) if row else None
+
+    def list_personas(self) -> list[Entity]:
+        """Every persona: ``you`` first, then the others, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, name, persona FROM entities WHERE kind IN ('you', 'person') "
+            "ORDER BY kind = 'person', created_event"
+        )
+        return [Entity(*row) for row in rows]
+
+    def people_of(self, chat_id: str) -> tuple[str, ...]:
+        """The personas at the chat's table in the order they came; ``you`` alone before any."""
+        return people_of(self.conn, chat_id)
+
+    def queued_turns(self, chat_id: str) -> tuple[QueuedTurn, ...]:
+        """The turns waiting in the chat's queue, next first."""
+        rows = self.conn.execute(
+            "SELECT id, person_id, prose, reply_as FROM turn_queue WHERE chat_id = ? ORDER BY id",
+            (chat_id,),
+        )
+        return tuple(QueuedTurn(*row) for row in rows)
+
+    def chats_with_queued_turns(self) -> list[str]:
+        """The chats whose queue holds turns (a crash left them waiting)."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT chat_id FROM turn_queue")]
+
     def get_bot(self, bot_id: str) -> Bot | None:
         """A bot that is not deleted, or None."""
-        row = self._one(_BOT + " AND id = ?", bot_id)
-        return Bot(*row) if row else None
+        row = self._one(_BOT + " AND e.id = ?", bot_id)
+        return _bot(row) if row else None
 
     def list_bots(self) -> list[Bot]:
         """Every bot that is not deleted, oldest first."""
-        return [Bot(*row) for row in self.conn.execute(_BOT + " ORDER BY created_event")]
+        return [_bot(row) for row in self.conn.execute(_BOT + " ORDER BY e.created_event")]
 
     def get_entity(self, entity_id: str) -> Entity | None:
         """The user or a bot, deleted bots included (old turns still name them)."""
@@ -119,7 +169,12 @@ class Queries:
 
     def _chat(self, row: Sequence[Any]) -> Chat:
         id_, title, host, guest, location, created_at = row
-        members = self.cast_of(id_)
+        rows: list[tuple[str, int, int]] = list(
+            self.conn.execute(
+                "SELECT bot_id, present, muted FROM chat_cast WHERE chat_id = ? ORDER BY position",
+                (id_,),
+            )
+        )
         return Chat(
             id_,
             title,
@@ -127,8 +182,10 @@ class Queries:
             guest,
             location,
             created_at,
-            cast=tuple(bot_id for bot_id, _ in members),
-            present=tuple(bot_id for bot_id, present in members if present),
+            cast=tuple(bot_id for bot_id, _, _ in rows),
+            present=tuple(bot_id for bot_id, present, _ in rows if present),
+            muted=tuple(bot_id for bot_id, _, muted in rows if muted),
+            people=tuple(r[0] for r in self.conn.execute(_PEOPLE, (id_,))),
         )
 
     def cast_of(self, chat_id: str) -> list[tuple[str, bool]]:
@@ -139,14 +196,46 @@ class Queries:
         )
         return [(bot_id, bool(present)) for bot_id, present in rows]
 
+    def muted_bots(self, chat_id: str) -> list[str]:
+        """The chat's cast members who answer only when forced, in cast order."""
+        rows = self.conn.execute(
+            "SELECT bot_id FROM chat_cast WHERE chat_id = ? AND muted = 1 ORDER BY position",
+            (chat_id,),
+        )
+        return [row[0] for row in rows]
+
     def present_bots(self, chat_id: str) -> list[str]:
         """The chat's cast members in the scene now, in cast order."""
         return [bot_id for bot_id, present in self.cast_of(chat_id) if present]
 
     def timeline(self, chat_id: str) -> list[Turn]:
-        """The chat's visible turns, oldest first (for ``chat_state``)."""
+        """The chat's visible turns, oldest first (all of them: see :meth:`latest_turns`)."""
         rows = self.conn.execute(_TURN + " WHERE chat_id = ? ORDER BY event_id", (chat_id,))
         return [_turn(row) for row in rows]
+
+    def latest_turns(
+        self, chat_id: str, limit: int, before_event_id: int | None = None
+    ) -> tuple[list[Turn], bool]:
+        """The chat's newest ``limit`` visible turns (before ``before_event_id``, if given),
+        oldest first, and whether older ones are left.
+
+        One backwards range scan of the chat's clustered key that stops after
+        ``limit + 1`` rows: its cost follows ``limit``, not the chat's length.
+        """
+        before = "" if before_event_id is None else " AND event_id < ?"
+        args = (chat_id,) if before_event_id is None else (chat_id, before_event_id)
+        rows = list(
+            self.conn.execute(
+                _TURN + " WHERE chat_id = ?" + before + " ORDER BY event_id DESC LIMIT ?",
+                (*args, limit + 1),
+            )
+        )
+        return [_turn(row) for row in reversed(rows[:limit])], len(rows) > limit
+
+    def event_chat(self, event_id: int) -> str | None:
+        """The chat an event of the log belongs to (hidden or not); None when there is none."""
+        row = self._one("SELECT chat_id FROM event_log WHERE id = ?", event_id)
+        return row[0] if row else None
 
     def recent_dialogue(
         self,
@@ -363,3 +452,16 @@ class Queries:
             "SELECT name FROM inventory WHERE holder_id = ? ORDER BY id", (holder_id,)
         )
         return [row[0] for row in rows]
+
+    def chat_lorebooks(self, chat_id: str) -> list[str]:
+        """The ids of the lorebooks attached to a chat, in the order they were attached."""
+        rows = self.conn.execute(
+            "SELECT lorebook_id FROM chat_lorebooks WHERE chat_id = ? ORDER BY attached_event",
+            (chat_id,),
+        )
+        return [row[0] for row in rows]
+
+    def author_note(self, chat_id: str) -> AuthorNote | None:
+        """A chat's author's note, or None when it has none."""
+        row = self._one("SELECT text, depth FROM author_notes WHERE chat_id = ?", chat_id)
+        return AuthorNote(row[0], int(row[1])) if row else None

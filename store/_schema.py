@@ -175,6 +175,11 @@ PROJECTION_TABLES: Final = (
     "open_beats",
     "inventory",
     "chat_cast",
+    "bot_cards",
+    "lorebooks",
+    "chat_lorebooks",
+    "author_notes",
+    "chat_people",
     "chat_settings",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
@@ -207,6 +212,72 @@ ALTER TABLE timeline ADD COLUMN present TEXT;
 """Casts and presence: every chat's bots in cast order and who is in the scene, and the
 witnesses of each visible turn. A chat from before has the cast its host and guest make."""
 
+PROJECTIONS_V6: Final = """
+ALTER TABLE chat_cast ADD COLUMN muted INTEGER NOT NULL DEFAULT 0;
+"""
+"""Muting: a cast member who answers only when the person forces it (filled from the
+log's ``mute_changed`` events, like every projection)."""
+PROJECTIONS_V8: Final = """
+CREATE TABLE bot_cards (
+    bot_id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    document TEXT NOT NULL,
+    avatar TEXT
+) WITHOUT ROWID;
+CREATE TABLE lorebooks (
+    lorebook_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    format TEXT NOT NULL,
+    document TEXT NOT NULL,
+    entries INTEGER NOT NULL
+);
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    media_type TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+"""Character cards and lorebooks brought from other front ends. ``bot_cards`` and
+``lorebooks`` are projections of ``bot_card`` and ``lorebook_imported`` events; ``blobs``
+(avatar images, by sha256) is not: it is written with the event that names it and never
+emptied by a rebuild, since the log holds only the image's hash."""
+
+PROJECTIONS_V9: Final = """
+CREATE TABLE chat_lorebooks (
+    chat_id TEXT NOT NULL,
+    lorebook_id TEXT NOT NULL,
+    attached_event INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, lorebook_id)
+) WITHOUT ROWID;
+CREATE TABLE author_notes (
+    chat_id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    depth INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+"""The lorebooks attached to each chat, and each chat's author's note (rebuilt like every
+projection, though no older log has their events)."""
+PROJECTIONS_V7: Final = """
+CREATE TABLE chat_people (
+    chat_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, person_id)
+) WITHOUT ROWID;
+CREATE TABLE turn_queue (
+    id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    prose TEXT NOT NULL,
+    reply_as TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX turn_queue_chat ON turn_queue(chat_id, id);
+"""
+"""Several people at one table: the personas of each chat (who sat down or spoke there,
+projected), and the turns waiting behind the one in flight. The queue is not a
+projection: a queued turn is not part of the story until it runs (its ``user_turn``
+is appended then), yet it is kept on disk so that a crash loses none."""
 PROJECTIONS_V12: Final = """
 CREATE TABLE chat_settings (
     chat_id TEXT PRIMARY KEY,
@@ -227,6 +298,10 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V3, rebuild=True),
     Migration(PROJECTIONS_V4, rebuild=True),
     Migration(PROJECTIONS_V5, rebuild=True),
+    Migration(PROJECTIONS_V6, rebuild=True),
+    Migration(PROJECTIONS_V7, rebuild=True),
+    Migration(PROJECTIONS_V8, rebuild=True),
+    Migration(PROJECTIONS_V9, rebuild=True),
     Migration(PROJECTIONS_V12, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""

@@ -26,6 +26,7 @@ from protocol import events as ev
 
 from . import _history, _outbox, _schema
 from ._errors import Invalid, NotFound, StorageFull, StoreError
+from ._library import Library
 from ._project import HANDLERS, seed_projections
 from ._queries import Queries
 from ._records import AppendResult, Render, RewindPreview, WireFrame
@@ -56,7 +57,7 @@ def connect(path: str | Path) -> apsw.Connection:
     return conn
 
 
-class Store(Queries):
+class Store(Queries, Library):
     """The event log and its projections in one SQLite file.
 
     Not thread-safe by design: one owner at a time (the trio side goes

@@ -17,8 +17,12 @@ import attrs
 
 from protocol import (
     MOVED_TO,
+    YOU_ID,
+    AuthorNoteChanged,
     BeatStarted,
+    ChatLorebooks,
     ChatMessage,
+    ChatNote,
     Memory,
     MemoryNote,
     Presence,
@@ -44,7 +48,16 @@ E = TypeVar("E")
 def add_user_turn(s: Store, said: ev.UserTurn | ev.UserTurnEdit) -> AppendResult:
     """The person's prose (or its edit, which supersedes the turn it edits)."""
     return s.append(
-        said, render=lambda ids: [UserTurn(said.chat_id, ids[0], said.prose, said.segments)]
+        said,
+        render=lambda ids: [
+            UserTurn(
+                said.chat_id,
+                ids[0],
+                said.prose,
+                said.segments,
+                speaker_id=said.person_id or YOU_ID,
+            )
+        ],
     )
 
 
@@ -56,8 +69,24 @@ def plan_world_event(s: Store, planned: ev.WorldEventCreated) -> AppendResult:
     )
 
 
+def attach_lorebooks(s: Store, change: ev.LorebookAttached | ev.LorebookDetached) -> AppendResult:
+    """A lorebook attached to a chat or taken off it, told as the chat's books now."""
+    return s.append(
+        change,
+        render=lambda _: [ChatLorebooks(change.chat_id, tuple(s.chat_lorebooks(change.chat_id)))],
+    )
+
+
+def set_author_note(s: Store, note: ev.AuthorNoteSet) -> AppendResult:
+    """The chat's author's note changed (an empty text removes it)."""
+    return s.append(
+        note, render=lambda _: [AuthorNoteChanged(note.chat_id, note.text, note.depth)]
+    )
+
+
 def move_cast(s: Store, moves: Sequence[ev.Event]) -> AppendResult:
-    """Cast and presence changes, each told as a ``presence`` message.
+    """Cast, presence and muting changes: a ``presence`` message for each move in or out of
+    the scene, then one ``chat`` with the chat as it is after them all.
 
     A bot added to the cast enters the scene; one taken out of it leaves.
     """
@@ -67,9 +96,19 @@ def move_cast(s: Store, moves: Sequence[ev.Event]) -> AppendResult:
             told.append(Presence(move.chat_id, move.bot_id, move.present))
         elif isinstance(move, ev.CastAdded | ev.CastRemoved):
             told.append(Presence(move.chat_id, move.bot_id, isinstance(move, ev.CastAdded)))
-        else:
-            raise ValueError(f"expected cast and presence changes only, got {move!r}")
-    return s.append(*moves, render=lambda _ids: told)
+        elif not isinstance(move, ev.MuteChanged):
+            raise ValueError(f"expected cast, presence and muting changes only, got {move!r}")
+    chat_ids = {ev.chat_of(move) for move in moves}
+    chat_id = chat_ids.pop() if len(chat_ids) == 1 else None
+    if chat_id is None:
+        raise ValueError(f"cast changes are of one chat at a time, not {moves!r}")
+
+    def render(_ids: tuple[int, ...]) -> list[ChatMessage]:
+        chat = s.get_chat(chat_id)
+        assert chat is not None  # the moves were checked against it
+        return [*told, ChatNote(chat_id, chat)]
+
+    return s.append(*moves, render=render)
 
 
 def open_scene(s: Store, opening: Sequence[ev.Event]) -> AppendResult:

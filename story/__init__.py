@@ -15,6 +15,7 @@ the rules, docs/cards.md the formats and lore activation.
 """
 
 from ._addressee import addressees_by_rules
+from ._card_edit import EDITABLE, edit_card
 from ._card_prompt import (
     CUT_RANK,
     CardSection,
@@ -143,6 +144,7 @@ from ._prompt import (
     PromptInputs,
     assemble_prompt,
 )
+from ._prompt_lore import DEFAULT_NOTE_DEPTH, AuthorNote, depth_prompt_of
 from ._relations import EDGE_DEFAULT, EDGE_MAX, EDGE_MIN, clamp_edge, describe_edge, edge_words
 from ._scene_rules import (
     Close,
@@ -211,9 +213,11 @@ __all__ = [
     "AWAITS",
     "BACKFILL_NOTE",
     "CUT_RANK",
+    "DEFAULT_NOTE_DEPTH",
     "EDGE_DEFAULT",
     "EDGE_MAX",
     "EDGE_MIN",
+    "EDITABLE",
     "INPUTS",
     "INTERJECTION_DEFAULT",
     "INTERJECTION_SCHEMA",
@@ -245,6 +249,7 @@ __all__ = [
     "Answer",
     "Append",
     "Appended",
+    "AuthorNote",
     "BeatEnded",
     "BeatRequest",
     "BudgetError",
@@ -331,10 +336,12 @@ __all__ = [
     "chat_transcript",
     "clamp_edge",
     "default_scene_summary",
+    "depth_prompt_of",
     "describe_edge",
     "describe_table",
     "detect",
     "edge_words",
+    "edit_card",
     "embed_texts",
     "estimate_tokens",
     "expected",

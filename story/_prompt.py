@@ -12,8 +12,11 @@ from attrs import field, frozen
 
 from protocol import Bot, Edge, Entity, Memory, Scene, Turn
 
+from ._cards import Card
 from ._errors import BudgetError
+from ._lore import Lorebook
 from ._messages import PromptMessage
+from ._prompt_lore import AuthorNote
 
 MIN_HARD_BUDGET = 64
 """The smallest hard budget a prompt can always be squeezed into."""
@@ -51,6 +54,10 @@ def _turns(items: Iterable[Turn]) -> tuple[Turn, ...]:
     return tuple(items)
 
 
+def _books(items: Iterable[Lorebook]) -> tuple[Lorebook, ...]:
+    return tuple(items)
+
+
 def _names(items: Mapping[str, str]) -> dict[str, str]:
     return dict(items)
 
@@ -67,6 +74,13 @@ class PromptInputs:
     since ``prose`` and ``interjection`` carry them. ``prose`` is the user's
     prose; any OOC left in it, or in a user turn of ``dialogue``, is removed
     here. Budgets are in estimated tokens (see :func:`estimate_tokens`).
+
+    ``card`` is the speaker's own card, if it came from one: its sections,
+    its book and its depth prompt reach this prompt only. ``lorebooks`` are
+    the books attached to the chat; the lore they wake is looked for in the
+    dialogue given (so pass only what the speaker witnessed), the prose and
+    the interjection. ``author_note`` is the chat's. ``card_budget`` and
+    ``lore_budget`` bound the card's sections and the lore on their own.
     """
 
     speaker: Bot
@@ -84,8 +98,15 @@ class PromptInputs:
     world_events: tuple[ActiveEvent, ...] = field(default=(), converter=_events)
     dialogue: tuple[Turn, ...] = field(default=(), converter=_turns)
     interjection: Interjection | None = None
+    people: tuple[Entity, ...] = ()
+    """The other people at the table besides ``you`` (the one whose prose this beat answers)."""
     entered_at_event_id: int | None = None
     current_turn_id: int | None = None
+    card: Card | None = None
+    lorebooks: tuple[Lorebook, ...] = field(default=(), converter=_books, hash=False)
+    author_note: AuthorNote | None = None
+    card_budget: int = 1200
+    lore_budget: int = 600
     soft_budget: int = 3000
     hard_budget: int = 4000
     dialogue_floor: int = 4
@@ -101,6 +122,8 @@ class PromptInputs:
                 f"the soft token budget must be between 1 and the hard budget "
                 f"({self.hard_budget}), not {self.soft_budget}"
             )
+        if self.card_budget < 0 or self.lore_budget < 0:
+            raise BudgetError("the card's and the lore's token budgets cannot be negative")
         if self.dialogue_floor < 0 or self.pinned_floor < 0:
             raise BudgetError("the dialogue and pinned-memory floors cannot be negative")
 

@@ -10,9 +10,13 @@ from attrs import frozen
 
 from protocol import Edge, Memory
 
+from ._card_prompt import fill_macros
+from ._lore_scan import Activated
 from ._messages import PromptMessage, Role
 from ._parse import strip_ooc
 from ._prompt import ActiveEvent, PromptInputs
+from ._prompt_lore import DEFAULT_NOTE_DEPTH as DEFAULT_DEPTH
+from ._prompt_lore import IN_SYSTEM, CardParts, card_parts, covered_by, fit_card, lore_for
 from ._relations import describe_edge
 from ._transcript import speaker_name, turn_text
 
@@ -42,13 +46,17 @@ class Draft:
     dialogue: tuple[Line, ...]
     prose: str
     addressee_said: str
+    card: CardParts
+    lore: tuple[Activated, ...] = ()
+    author_note: str = ""
+    pre_cut: tuple[str, ...] = ()
     system_chars: int | None = None
 
 
 def draft_of(inputs: PromptInputs) -> Draft:
     """The full draft, before any cut: witness-only filtering happens here."""
     speaker, you, other = inputs.speaker, inputs.you, inputs.other
-    present = [you.id] + ([other.id] if other is not None else [])
+    present = [you.id, *(q.id for q in inputs.people)] + ([other.id] if other is not None else [])
     mine = {
         e.target_id: e
         for e in inputs.edges
@@ -62,11 +70,41 @@ def draft_of(inputs: PromptInputs) -> Draft:
         if m.bot_id == speaker.id and m.text.strip() and m.id not in pinned_ids
     )
     dialogue = _lines(inputs)
+    prose = strip_ooc(inputs.prose) or f"({you.name} waits.)"
+    said = inputs.interjection.said.strip() if inputs.interjection is not None else ""
+    card, card_cut = fit_card(
+        card_parts(inputs.card, you.name, opening(speaker.name)), inputs.card_budget
+    )
+    persona = speaker.persona.strip()
+    if inputs.card is not None and covered_by(persona, inputs.card.description):
+        persona = ""  # the bot was made from the card: its persona is the description
+    # Only what the speaker witnessed wakes lore: the dialogue given, then this turn.
+    names = _names(inputs)
+    witnessed = [f"{d.message.name or ''}: {d.message.content}" for d in dialogue]
+    witnessed.append(f"{you.name}: {prose}")
+    if said:
+        witnessed.append(f"{inputs.interjection.addressee if inputs.interjection else ''}: {said}")
+    char = names[speaker.id]
+    if inputs.card is not None:
+        char = inputs.card.nickname or char
+    lore, lore_cut = lore_for(
+        inputs.lorebooks,
+        inputs.card,
+        witnessed,
+        char=char,
+        user=you.name,
+        budget=inputs.lore_budget,
+    )
+    note = inputs.author_note
+    # A persona may speak in card macros too: the names in the scene fill them.
+    persona = fill_macros(persona, char, you.name)
     return Draft(
         inputs=inputs,
-        persona=speaker.persona.strip(),
+        persona=persona,
         you_persona=you.persona.strip(),
-        other_persona=other.persona.strip() if other is not None else "",
+        other_persona=(
+            fill_macros(other.persona, other.name, you.name).strip() if other is not None else ""
+        ),
         other_activity=(strip_ooc(inputs.other_activity or "") if other is not None else ""),
         edges=tuple((target, mine.get(target)) for target in present),
         edge_details=True,
@@ -74,11 +112,18 @@ def draft_of(inputs: PromptInputs) -> Draft:
         relevant=relevant,
         events=tuple(e for e in inputs.world_events if e.title.strip()),
         dialogue=dialogue,
-        prose=strip_ooc(inputs.prose) or f"({you.name} waits.)",
-        addressee_said=(
-            inputs.interjection.said.strip() if inputs.interjection is not None else ""
-        ),
+        prose=prose,
+        addressee_said=said,
+        card=card,
+        lore=lore,
+        author_note=fill_macros(note.text, char, you.name).strip() if note is not None else "",
+        pre_cut=card_cut + lore_cut,
     )
+
+
+def opening(name: str) -> str:
+    """The first line of every character's system message (a card's ``{{original}}``)."""
+    return f"You are {name}, a character in an ongoing story. Write {name}'s next beat."
 
 
 def _lines(inputs: PromptInputs) -> tuple[Line, ...]:
@@ -102,6 +147,8 @@ def _lines(inputs: PromptInputs) -> tuple[Line, ...]:
 def _names(i: PromptInputs) -> dict[str, str]:
     names = dict(i.names)
     names[i.you.id] = i.you.name
+    for person in i.people:
+        names[person.id] = person.name
     names[i.speaker.id] = i.speaker.name
     if i.other is not None:
         names[i.other.id] = i.other.name
@@ -125,20 +172,37 @@ def system_text(draft: Draft) -> str:
     i = draft.inputs
     me, you, other = i.speaker.name, i.you.name, i.other
     names = _names(i)
-    lines = [
-        f"You are {me}, a character in an ongoing story. Write {me}'s next beat.",
-        "",
-        f"# {me}",
-        _or_none(draft.persona),
+    card = draft.card
+    lines = [card.opening, "", f"# {me}"]
+    if draft.persona or not card.description:
+        lines.append(_or_none(draft.persona))
+    if card.description:
+        lines.append(card.description)
+    if card.personality:
+        lines += ["", f"## {me}'s personality", card.personality]
+    if card.scenario:
+        lines += ["", "## The scenario", card.scenario]
+    if card.examples:
+        lines += ["", f"## How {me} talks (examples, not part of the story)"]
+        lines += [part for example in card.examples for part in ("<START>", example)]
+    lines += [
         "",
         "# The scene",
         f"Location: {i.where or 'not named yet'}.",
     ]
     if i.location_description.strip():
         lines.append(i.location_description.strip())
-    present = f"{you}" + (f" and {other.name}" if other is not None else "")
+    everyone = [you, *(q.name for q in i.people)] + ([other.name] if other is not None else [])
+    present = (
+        everyone[0] if len(everyone) == 1 else f"{', '.join(everyone[:-1])} and {everyone[-1]}"
+    )
     lines += [f"Present: {me} (you), {present}.", "", "# Who else is here"]
     lines.append(f"{you} (the person you are playing with): {_or_none(draft.you_persona)}")
+    for person in i.people:
+        # Another person at the table: their persona is theirs to write, never the speaker's.
+        lines.append(
+            f"{person.name} (another person playing): {_or_none(person.persona.strip()[:300])}"
+        )
     if other is not None:
         lines.append(f"{other.name}: {_or_none(draft.other_persona)}")
         if draft.other_activity:
@@ -157,6 +221,10 @@ def system_text(draft: Draft) -> str:
         for event in draft.events:
             about = event.description.strip()
             lines.append(f"- {event.title.strip()}" + (f": {about}" if about else ""))
+    known = [a.content for a in draft.lore if a.position in IN_SYSTEM and a.content]
+    if known:
+        lines += ["", f"# What {me} knows of the world"]
+        lines += known
     if i.interjection is not None:
         lines += [
             "",
@@ -171,6 +239,8 @@ def system_text(draft: Draft) -> str:
         f"- Stay in character as {me}; write only {me}'s words, actions and thoughts.",
         f"- Never write for {you}: not their words, actions, thoughts or feelings.",
     ]
+    if i.people:
+        lines.append(f"- Nor for {', '.join(q.name for q in i.people)}.")
     if other is not None:
         lines.append(f"- Do not speak or act for {other.name} either.")
     lines += [
@@ -184,12 +254,41 @@ def system_text(draft: Draft) -> str:
 
 
 def render(draft: Draft) -> tuple[PromptMessage, ...]:
-    """The messages of a draft: system, the dialogue, then what the speaker answers."""
+    """The messages of a draft: system, the dialogue, then what the speaker answers.
+
+    The author's note, the card's depth prompt and lore placed at a depth
+    go in as system messages that many messages from the end of the
+    dialogue; the card's post-history instructions close the prompt.
+    """
     i = draft.inputs
-    messages = [PromptMessage("system", system_text(draft)), *(d.message for d in draft.dialogue)]
-    messages.append(PromptMessage("user", draft.prose or "…", _name(i.you.name)))
+    chat = [d.message for d in draft.dialogue]
+    chat.append(PromptMessage("user", draft.prose or "…", _name(i.you.name)))
     if i.interjection is not None:
-        messages.append(
+        chat.append(
             PromptMessage("user", draft.addressee_said or "…", _name(i.interjection.addressee))
         )
-    return tuple(messages)
+    # Deepest first, so each insert counts its depth in the dialogue alone.
+    for depth, text in sorted(_inserts(draft), key=lambda item: -item[0]):
+        chat.insert(max(0, len(chat) - depth), PromptMessage("system", text))
+    if draft.card.post_history:
+        chat.append(PromptMessage("system", draft.card.post_history))
+    return (PromptMessage("system", system_text(draft)), *chat)
+
+
+def _inserts(draft: Draft) -> list[tuple[int, str]]:
+    """The texts placed among the dialogue, with their depth in messages from the end."""
+    note_depth = (
+        draft.inputs.author_note.depth if draft.inputs.author_note is not None else DEFAULT_DEPTH
+    )
+    top = [a.content for a in draft.lore if a.position == "an_top" and a.content]
+    bottom = [a.content for a in draft.lore if a.position == "an_bottom" and a.content]
+    note = "\n".join([*top, *([draft.author_note] if draft.author_note else []), *bottom])
+    inserts: list[tuple[int, str]] = []
+    if note:
+        inserts.append((note_depth, note))
+    if draft.card.depth_prompt:
+        inserts.append((draft.card.depth_prompt_depth, draft.card.depth_prompt))
+    for a in draft.lore:
+        if a.position == "at_depth" and a.content:
+            inserts.append((a.depth if a.depth is not None else DEFAULT_DEPTH, a.content))
+    return inserts

@@ -267,6 +267,8 @@ class BeatRequest:
     interjection: Interjection | None = None
     stop: tuple[str, ...] = ()
     """Stop sequences: the tags of everyone else, so a beat never speaks for them."""
+    person_id: str = YOU_ID
+    """The person whose prose the beat answers (the turn's persona)."""
 
 
 @frozen

@@ -110,7 +110,9 @@ def stream_primary(p: Progress, i: Input) -> Step:
     """Stream the speaker's beat (at once cut short if a cancel came first)."""
     said = said_of(p)
     speaker = character_of(p, p.speaker_id)
-    request = BeatRequest(speaker.id, p.model_prose, said.user_turn_id, None, _stop(p, speaker.id))
+    request = BeatRequest(
+        speaker.id, p.model_prose, said.user_turn_id, None, _stop(p, speaker.id), said.person_id
+    )
     supersedes = said.regenerate.supersedes if said.regenerate is not None else None
     beat = StreamBeat(request, said.user_turn_id, None, supersedes, p.cancel)
     return evolve(p, beats=p.beats + 1, spoken=(*p.spoken, speaker.id)), (beat,)
@@ -217,6 +219,7 @@ def stream_interjection(p: Progress, i: Input) -> Step:
         said.user_turn_id,
         Interjection(speaker.name, primary.text),
         _stop(p, witness.id),
+        said.person_id,
     )
     beat = StreamBeat(request, said.user_turn_id, interjection_of=speaker.id)
     return evolve(p, interjector=witness.id, memory_ids=(), beats=p.beats + 1), (beat,)

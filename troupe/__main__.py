@@ -1,4 +1,4 @@
-"""``troupe``: serve the product, or replay a scripted dialogue."""
+"""``troupe``: serve the product, import cards, lorebooks and chats, or replay a dialogue."""
 
 from __future__ import annotations
 
@@ -58,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_flags(serve)
 
+    imports = commands.add_parser(
+        "import",
+        help="import character cards, lorebooks and SillyTavern chats into the data folder",
+        description="Import each file in its own transaction: a character card (PNG, APNG, "
+        "JSON V1/V2/V3, CHARX), a lorebook (SillyTavern world info, lorebook_v3) or a "
+        "SillyTavern chat (.jsonl). Prints one line per file; exits 1 if any failed.",
+    )
+    imports.add_argument("files", nargs="+", metavar="FILE", help="the files to import")
+    imports.add_argument(
+        "--data", help="data folder (default: a per-user data folder; TROUPE_DATA)"
+    )
+
     replay = commands.add_parser("replay", help="run a scripted dialogue headless")
     replay.add_argument("script", help="a dialogue script (TOML)")
     replay.add_argument("--db", help="database file to keep (default: a temporary one)")
@@ -107,6 +119,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         from ._serve import run_serve
 
         status: int = run_serve(args, environ)
+        return status
+    if args.command == "import":
+        from ._import import run_import
+
+        status = run_import(args, environ)
         return status
     if args.command == "replay":
         from ._replay import run_replay

@@ -115,11 +115,17 @@ def load_token(data_dir: Path, given: str | None) -> str:
     return token
 
 
-def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
-    """Build the serve configuration; raises :class:`ConfigError` on bad values."""
-    data = _pick(args.data, env, "TROUPE_DATA") or platformdirs.user_data_dir("troupe")
+def data_folder(flag: str | None, env: Mapping[str, str]) -> Path:
+    """The data folder (made if missing): ``--data``, else ``TROUPE_DATA``, else a per-user one."""
+    data = _pick(flag, env, "TROUPE_DATA") or platformdirs.user_data_dir("troupe")
     data_dir = Path(str(data)).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
+    return data_dir
+
+
+def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
+    """Build the serve configuration; raises :class:`ConfigError` on bad values."""
+    data_dir = data_folder(args.data, env)
     raw_port = _pick(args.port, env, "TROUPE_PORT", 8765)
     try:
         port = int(str(raw_port))

@@ -7,6 +7,7 @@ must be true afterwards. See docs/dialogues.md for the format.
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import tomllib
@@ -18,18 +19,21 @@ from typing import Any
 import attrs
 import trio
 
+import story
 from actors import Engine, EngineSettings, open_engine
 from llm import ScriptedBackend, split_tokens
 from protocol import (
     YOU_ID,
     Artifacts,
     BeatStarted,
+    Bot,
     ProtocolError,
+    Queued,
     Token,
     TurnSettled,
     converter,
 )
-from store import Store
+from store import Store, import_card, import_lorebook
 
 
 class ScriptError(Exception):
@@ -112,12 +116,17 @@ class Runner:
         self.ids: dict[str, str] = {"you": YOU_ID}
         self.names: dict[str, str] = {}
         self.chat_id = ""
+        self.books: dict[str, str] = {}
+        self.seat = YOU_ID
+        """The persona whose turns the script's connection sends (``seat`` steps change it)."""
         self._printed: set[int] = set()
 
     def resolve(self, key: str) -> str:
         """A script's name for an entity to its id."""
         if key not in self.ids:
-            raise ScriptError(f"the script names {key!r}, which is neither 'you' nor a bot")
+            raise ScriptError(
+                f"the script names {key!r}, which is neither 'you' nor a bot nor a persona"
+            )
         return self.ids[key]
 
     async def run(self) -> Outcome:
@@ -128,10 +137,21 @@ class Runner:
             self.names[YOU_ID] = entity.name
         else:
             self.names[YOU_ID] = (await self.engine.you()).name
-        for bot in self.data["bot"]:
-            made = await self.engine.create_bot(
-                bot["name"], bot.get("persona", ""), bot.get("greeting", "")
+        for book in self.data.get("lorebook", []):
+            self.books[book["key"]] = await self.import_lorebook(book)
+        for persona in self.data.get("persona", []):
+            made_persona = await self.engine.create_persona(
+                persona["name"], persona.get("persona", "")
             )
+            self.ids[persona.get("key", made_persona.id)] = made_persona.id
+            self.names[made_persona.id] = made_persona.name
+        for bot in self.data["bot"]:
+            if "card" in bot:
+                made = await self.import_card(bot["card"])
+            else:
+                made = await self.engine.create_bot(
+                    bot["name"], bot.get("persona", ""), bot.get("greeting", "")
+                )
             self.ids[bot.get("key", made.id)] = made.id
             self.names[made.id] = made.name
         chat = self.data["chat"]
@@ -142,13 +162,41 @@ class Runner:
             chat.get("location"),
             chat.get("title"),
             cast=tuple(self.resolve(key) for key in cast) if cast is not None else None,
+            greeting=chat.get("greeting"),
         )
         self.chat_id = made_chat.id
+        for key in chat.get("lorebooks", []):
+            await self.engine.attach_lorebook(self.chat_id, self.book(key))
         self.out.say(f"# {self.data.get('title', made_chat.title)}")
         for number, turn in enumerate(self.data.get("turn", []), start=1):
             await self.play(number, turn)
         await self.summary()
         return self.out
+
+    def book(self, key: str) -> str:
+        """A script's name for a lorebook to its id."""
+        if key not in self.books:
+            raise ScriptError(f"the script names the lorebook {key!r}, which it never made")
+        return self.books[key]
+
+    async def import_lorebook(self, book: Mapping[str, Any]) -> str:
+        """A ``[[lorebook]]``: its ``entries`` as a SillyTavern world-info file, imported."""
+        entries = {str(n): {"uid": n, **entry} for n, entry in enumerate(book["entries"])}
+        text = json.dumps({"name": book.get("name", book["key"]), "entries": entries})
+        return await self.engine.store.run(
+            lambda s: import_lorebook(s, story.read_world_info(text), book["key"])
+        )
+
+    async def import_card(self, card: Mapping[str, Any]) -> Bot:
+        """A bot's ``card``: a V3 card's ``data`` table, imported as a card file would be."""
+        document = {"spec": "chara_card_v3", "spec_version": "3.0", "data": dict(card)}
+        imported = story.read_import(json.dumps(document).encode("utf-8"))
+        if not isinstance(imported, story.ImportedCard):
+            raise ScriptError(f"the card of {card.get('name')!r} does not read as a card")
+        bot_id = await self.engine.store.run(lambda s: import_card(s, imported))
+        made = await self.engine.store.run(Store.get_bot, bot_id)
+        assert made is not None
+        return made
 
     # --- one turn ---
 
@@ -247,13 +295,26 @@ class Runner:
     async def act(self, turn: Mapping[str, Any]) -> None:
         """Do what the turn says: send prose, regenerate, rewind or pin."""
         engine, chat_id = self.engine, self.chat_id
+        if "seat" in turn:
+            persona = self.resolve(turn["seat"])
+            await engine.take_seat(chat_id, persona)
+            self.seat = persona
+            self.out.say(f"[{self.names[persona]} takes a seat]")
         if "you" in turn:
             prose = turn["you"]
-            self.out.say(f"{self.names[YOU_ID]}: {prose}")
+            self.out.say(f"{self.names[self.seat]}: {prose}")
             cancel_after = turn.get("cancel_after_tokens")
             reply_as = self.resolve(turn["reply_as"]) if "reply_as" in turn else None
-            if cancel_after is None:
-                await engine.send_turn(chat_id, prose, reply_as)
+            if "queue" in turn:
+                answers = await self.send_and_queue(
+                    prose, reply_as, _as_list(turn["queue"]), bool(turn.get("cancel_after_queue"))
+                )
+                want = turn.get("expect", {})
+                for key, value in (("queued", answers[0]), ("queue_refused", answers[1])):
+                    if key in want:
+                        _compare(self.out, "queue", f"{key} turns", value, want[key])
+            elif cancel_after is None:
+                await engine.send_turn(chat_id, prose, reply_as, person_id=self.seat)
             else:
                 beat = int(turn.get("cancel_beat", 1))
                 replies = _as_list(turn.get("reply"))
@@ -295,18 +356,76 @@ class Runner:
         elif "leave" in turn:
             await engine.leave_scene(chat_id, self.resolve(turn["leave"]))
             self.out.say(f"[{turn['leave']} leaves]")
+        elif "attach_lorebook" in turn:
+            await engine.attach_lorebook(chat_id, self.book(turn["attach_lorebook"]))
+            self.out.say(f"[lorebook {turn['attach_lorebook']} attached]")
+        elif "detach_lorebook" in turn:
+            await engine.detach_lorebook(chat_id, self.book(turn["detach_lorebook"]))
+            self.out.say(f"[lorebook {turn['detach_lorebook']} detached]")
+        elif "author_note" in turn:
+            note = turn["author_note"]
+            await engine.set_author_note(chat_id, note.get("text", ""), int(note.get("depth", 4)))
+            self.out.say(f"[author's note: {note.get('text', '')}]")
         elif "add_to_cast" in turn:
             await engine.add_to_cast(chat_id, self.resolve(turn["add_to_cast"]))
             self.out.say(f"[{turn['add_to_cast']} joins the cast]")
         elif "remove_from_cast" in turn:
             await engine.remove_from_cast(chat_id, self.resolve(turn["remove_from_cast"]))
             self.out.say(f"[{turn['remove_from_cast']} leaves the cast]")
+        elif "mute" in turn:
+            await engine.mute(chat_id, self.resolve(turn["mute"]))
+            self.out.say(f"[{turn['mute']} is muted]")
+        elif "unmute" in turn:
+            await engine.unmute(chat_id, self.resolve(turn["unmute"]))
+            self.out.say(f"[{turn['unmute']} is unmuted]")
+
+    async def send_and_queue(
+        self, prose: str, reply_as: str | None, queued: list[Mapping[str, Any]], cancel: bool
+    ) -> tuple[int, int]:
+        """Send a turn; once its first beat streams, queue the others behind it, in order.
+
+        Each queued turn is sent by a connection seated as its ``as`` persona
+        (``you`` when left out). A turn that finds the chat idle already runs
+        at once: the timeline is the same either way. With ``cancel`` the
+        first turn's beat (a stalled reply holds it) is cancelled once all are
+        sent. Returns how many were queued and how many refused.
+        """
+        counts = [0, 0]
+        async with self.engine.watch(self.chat_id) as messages:
+            await self.engine.send_turn(self.chat_id, prose, reply_as, person_id=self.seat)
+            async for message in messages:
+                if isinstance(message, Token | TurnSettled):
+                    break
+        for item in queued:
+            unknown = set(item) - {"as", "say", "reply_as"}
+            if unknown or "say" not in item:
+                raise ScriptError(f"a queued turn takes say, as and reply_as; got {dict(item)}")
+            person = self.resolve(item.get("as", "you"))
+            if person != YOU_ID:
+                await self.engine.take_seat(self.chat_id, person)
+            forced = self.resolve(item["reply_as"]) if "reply_as" in item else None
+            self.out.say(f"{self.names[person]} (queued): {item['say']}")
+            try:
+                answer = await self.engine.send_or_queue(
+                    self.chat_id, item["say"], forced, person_id=person, queue=True
+                )
+            except ProtocolError as exc:
+                counts[1] += 1
+                self.out.say(f"  → error {exc.code}: {exc.message}")
+                continue
+            if isinstance(answer, Queued):
+                counts[0] += 1
+                self.out.say(f"  → queued at {answer.position}")
+        if cancel:
+            await self.engine.cancel(self.chat_id)
+            self.out.say("[cancel]")
+        return counts[0], counts[1]
 
     async def send_and_cancel(self, prose: str, characters: int, beat: int = 1) -> None:
         """Send a turn; cancel once its ``beat``-th beat streamed ``characters``."""
         beats: list[int] = []
         async with self.engine.watch(self.chat_id) as messages:
-            await self.engine.send_turn(self.chat_id, prose)
+            await self.engine.send_turn(self.chat_id, prose, person_id=self.seat)
             async for message in messages:
                 if isinstance(message, BeatStarted):
                     beats.append(message.beat_id)
@@ -357,9 +476,10 @@ class Runner:
             ),
             "requests_for_have": lambda spec: self.check_requests_for(where, spec, requests, True),
             "present": lambda spec: self.check_present(where, state.chat, spec),
+            "muted": lambda spec: self.check_muted(where, state.chat, spec),
         }
         for key, spec in expect.items():
-            if key in ("error", "rewind_removes"):
+            if key in ("error", "rewind_removes", "queued", "queue_refused"):
                 continue
             if key not in checks:
                 raise ScriptError(f"{where}: unknown expectation {key!r}")
@@ -581,6 +701,11 @@ class Runner:
         """Who is in the scene after the turn, in cast order."""
         want = [self.resolve(key) for key in _as_list(spec)]
         _compare(self.out, where, "present", list(chat.present), want)
+
+    def check_muted(self, where: str, chat: Any, spec: Any) -> None:
+        """Who is muted after the turn, in cast order."""
+        want = [self.resolve(key) for key in _as_list(spec)]
+        _compare(self.out, where, "muted", list(chat.muted or ()), want)
 
 
 def _compare(out: Outcome, where: str, label: str, value: Any, want: Any) -> None:

@@ -87,13 +87,17 @@ async def _delete_bot(c: Connection, m: p.DeleteBot, _: str | None) -> Answer:
     return p.Ok()
 
 
+async def _list_lorebooks(c: Connection, _m: p.ListLorebooks, _: str | None) -> Answer:
+    return p.Lorebooks(await c.engine.list_lorebooks())
+
+
 async def _list_chats(c: Connection, _m: p.ListChats, _: str | None) -> Answer:
     return p.Chats(await c.engine.list_chats())
 
 
 async def _create_chat(c: Connection, m: p.CreateChat, _: str | None) -> Answer:
     chat = await c.engine.create_chat(
-        m.host_bot_id, m.guest_bot_id, m.location, m.title, cast=m.cast
+        m.host_bot_id, m.guest_bot_id, m.location, m.title, cast=m.cast, greeting=m.greeting
     )
     return p.ChatReply(chat)
 
@@ -116,6 +120,37 @@ async def _leave_scene(c: Connection, m: p.LeaveScene, _: str | None) -> Answer:
     return p.Ok()
 
 
+async def _mute(c: Connection, m: p.Mute, _: str | None) -> Answer:
+    return p.ChatReply(await c.engine.mute(m.chat_id, m.bot_id))
+
+
+async def _unmute(c: Connection, m: p.Unmute, _: str | None) -> Answer:
+    return p.ChatReply(await c.engine.unmute(m.chat_id, m.bot_id))
+
+
+async def _load_older(c: Connection, m: p.LoadOlder, _: str | None) -> Answer:
+    return await c.engine.load_older(m.chat_id, m.before_event_id, m.limit)
+
+
+async def _update_card(c: Connection, m: p.UpdateCard, _: str | None) -> Answer:
+    return p.BotReply(await c.engine.update_card(m.bot_id, m.changes()))
+
+
+async def _attach_lorebook(c: Connection, m: p.AttachLorebook, _: str | None) -> Answer:
+    await c.engine.attach_lorebook(m.chat_id, m.lorebook_id)
+    return p.Ok()
+
+
+async def _detach_lorebook(c: Connection, m: p.DetachLorebook, _: str | None) -> Answer:
+    await c.engine.detach_lorebook(m.chat_id, m.lorebook_id)
+    return p.Ok()
+
+
+async def _set_author_note(c: Connection, m: p.SetAuthorNote, _: str | None) -> Answer:
+    await c.engine.set_author_note(m.chat_id, m.text, m.depth)
+    return p.Ok()
+
+
 async def _open_chat(c: Connection, m: p.OpenChat, reply_to: str | None) -> Answer:
     await c.open_chat(m.chat_id, m.after_seq, reply_to)
     return None  # the watch sends the answer, in its place among the chat's messages
@@ -126,12 +161,33 @@ async def _close_chat(c: Connection, m: p.CloseChat, _: str | None) -> Answer:
 
 
 async def _send_turn(c: Connection, m: p.SendTurn, _: str | None) -> Answer:
-    return p.Accepted(m.chat_id, await c.engine.send_turn(m.chat_id, m.prose, m.reply_as))
+    answer = await c.engine.send_or_queue(
+        m.chat_id, m.prose, m.reply_as, person_id=c.seat(m.chat_id), queue=m.queue
+    )
+    return answer if isinstance(answer, p.Queued) else p.Accepted(m.chat_id, answer)
 
 
 async def _cancel(c: Connection, m: p.Cancel, _: str | None) -> Answer:
-    await c.engine.cancel(m.chat_id)
+    await c.engine.cancel(m.chat_id, queued_by=c.seat(m.chat_id) if m.queued else None)
     return p.Ok()
+
+
+async def _create_persona(c: Connection, m: p.CreatePersona, _: str | None) -> Answer:
+    return p.PersonaReply(await c.engine.create_persona(m.name, m.persona))
+
+
+async def _list_personas(c: Connection, _m: p.ListPersonas, _: str | None) -> Answer:
+    return p.Personas(await c.engine.list_personas())
+
+
+async def _update_persona(c: Connection, m: p.UpdatePersona, _: str | None) -> Answer:
+    return p.PersonaReply(await c.engine.update_persona(m.persona_id, m.name, m.persona))
+
+
+async def _take_seat(c: Connection, m: p.TakeSeat, _: str | None) -> Answer:
+    persona = await c.engine.take_seat(m.chat_id, m.persona_id)
+    c.seats[m.chat_id] = persona.id  # only once the seat is taken: a refusal changes nothing
+    return p.PersonaReply(persona)
 
 
 async def _regenerate(c: Connection, m: p.Regenerate, _: str | None) -> Answer:
@@ -195,6 +251,18 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.RemoveFromCast, _remove_from_cast),
         _command(p.EnterScene, _enter_scene),
         _command(p.LeaveScene, _leave_scene),
+        _command(p.Mute, _mute),
+        _command(p.Unmute, _unmute),
+        _command(p.LoadOlder, _load_older),
+        _command(p.ListLorebooks, _list_lorebooks),
+        _command(p.UpdateCard, _update_card),
+        _command(p.AttachLorebook, _attach_lorebook),
+        _command(p.DetachLorebook, _detach_lorebook),
+        _command(p.SetAuthorNote, _set_author_note),
+        _command(p.CreatePersona, _create_persona),
+        _command(p.ListPersonas, _list_personas),
+        _command(p.UpdatePersona, _update_persona),
+        _command(p.TakeSeat, _take_seat),
         _command(p.UpdateChatSettings, _update_chat_settings),
     ]
 )

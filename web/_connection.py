@@ -54,6 +54,8 @@ class Connection:
         self.outbox = Outbox(settings.send_queue)
         self.bucket = TokenBucket(settings.rate, settings.burst)
         self.watches: dict[str, trio.CancelScope] = {}
+        self.seats: dict[str, str] = {}
+        """The persona this connection sits as, by chat; ``you`` where it took no seat."""
         self.received = 0
         self.sent = 0
         self.scope = trio.CancelScope()
@@ -75,6 +77,10 @@ class Connection:
             sent=self.sent,
             rate_limited=self.bucket.refused,
         )
+
+    def seat(self, chat_id: str) -> str:
+        """The persona whose turns this connection sends in the chat."""
+        return self.seats.get(chat_id, p.YOU_ID)
 
     # --- the tasks ---
 

@@ -1,9 +1,9 @@
 """The gateway: HTTP and WebSocket on one port, in front of the engine.
 
 Each accepted socket gets its request head read here. Plain requests are
-answered by :mod:`web._http`; an upgrade to ``/ws`` is checked (token,
-Origin, the handshake itself, then the cap on clients) and handed to
-trio-websocket, and the connection is served by a
+answered by :mod:`web._http`, those under ``/api/`` by :mod:`web._api`; an
+upgrade to ``/ws`` is checked (token, Origin, the handshake itself, then the
+cap on clients) and handed to trio-websocket, and the connection is served by a
 :class:`~web._connection.Connection` until either side closes it. Every
 socket is counted while it is open, so the gateway answers 503 rather than
 run out of file descriptors.
@@ -19,8 +19,10 @@ import trio
 import trio_websocket
 from trio_websocket import ConnectionClosed
 
+import protocol as p
 from actors import Engine
 
+from ._api import Api
 from ._connection import Connection
 from ._handshake import Refusal, check_handshake
 from ._http import HEAD_TIMEOUT, BadRequest, Replay, Request, answer, read_request, render
@@ -57,6 +59,16 @@ class Gateway:
         self._refusing = 0  # sockets being answered 503 unread
         self._accepting = trio.CancelScope()
         self._listeners: list[trio.SocketListener] = []
+        self.api = Api(engine, settings.token, self._origins, self.broadcast)
+
+    def broadcast(self, message: p.ServerMessage) -> None:
+        """Tell every open client of something new, e.g. a bot an import made.
+
+        Queued at once, past a full outbox if need be: it is rare and small.
+        """
+        frame = p.to_wire(message)
+        for connection in self.connections:
+            connection.outbox.put_nowait(frame)
 
     def statistics(self) -> GatewayStatistics:
         """Open connections (each with its send queue depth), refusals, the engine's figures."""
@@ -191,6 +203,13 @@ class Gateway:
             await _close(stream)
             return None
         request, raw = got
+        if request.path.startswith("/api/") and not request.is_websocket:
+            response, unread = await self.api.answer(request, stream)
+            if unread:
+                await _send_unread(stream, response)
+            else:
+                await _send_and_close(stream, response)
+            return None
         if not request.is_websocket:
             await _send_and_close(stream, await answer(request, self.settings.static_dir))
             return None

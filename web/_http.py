@@ -42,9 +42,14 @@ _REASONS = {
     403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    409: b"Conflict",
+    413: b"Content Too Large",
     426: b"Upgrade Required",
     431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
     503: b"Service Unavailable",
+    507: b"Insufficient Storage",
 }
 
 # The page loads only its own files and talks only to its own server.

@@ -12,14 +12,30 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
 import trio
 from trio_websocket import open_websocket_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import story
 from actors import EngineSettings, open_engine
 from llm import ScriptedBackend
+from store import import_card
 from web import Gateway, GatewaySettings
+
+TOBIN = json.dumps(
+    {
+        "spec": "chara_card_v3",
+        "spec_version": "3.0",
+        "data": {
+            "name": "Tobin",
+            "description": "{{char}} hauls crates on the docks.",
+            "first_mes": "Crates don't carry themselves, {{user}}.",
+            "alternate_greetings": ["Back again, {{user}}? Grab a rope."],
+        },
+    }
+).encode()
 
 
 async def main() -> None:
@@ -124,10 +140,75 @@ async def main() -> None:
                     await until("error")
                     await send({"type": "open_chat", "id": "13", "chat_id": "nope"})
                     await until("error")
+                    base = f"http://127.0.0.1:{port}"
+                    async with httpx.AsyncClient(base_url=base) as http:
+
+                        async def upload(what: str, doc: dict[str, object]) -> None:
+                            data = json.dumps(doc).encode()
+                            print(f"HTTP> POST /api/import ({what}, {len(data)} bytes)")
+                            print("HTTP> " + data.decode())
+                            answer = await http.post(
+                                "/api/import",
+                                content=data,
+                                headers={"Authorization": "Bearer TOKEN"},
+                                params={"name": "harbour"},
+                            )
+                            print(f"HTTP< {answer.status_code} {answer.text}")
+
+                        await upload(
+                            "a V1 card",
+                            {
+                                "name": "Tam",
+                                "description": "A lamplighter.",
+                                "first_mes": "Evening.",
+                            },
+                        )
+                        await until("bot")
+                        await upload(
+                            "a SillyTavern world-info file",
+                            {"entries": {"0": {"uid": 0, "key": ["harbour"], "content": "Fog."}}},
+                        )
+                        await until("lorebook")
+                        await upload("a card without a name", {"description": "Nobody."})
+                    await send({"type": "list_lorebooks", "id": "14"})
+                    listed = await until("lorebooks")
+                    # Steering: the lorebook imported above attached, an author's note,
+                    # a card (imported as the endpoint would) edited and greeted with.
+                    book = listed["lorebooks"][0]["lorebook_id"]  # type: ignore[index]
+                    await send(
+                        {
+                            "type": "attach_lorebook",
+                            "id": "15",
+                            "chat_id": chat_id,
+                            "lorebook_id": book,
+                        }
+                    )
+                    await until("ok")
+                    note = {"type": "set_author_note", "chat_id": chat_id}
+                    await send({**note, "id": "16", "text": "Keep the fog thick.", "depth": 2})
+                    await until("ok")
+                    await send({**note, "id": "17", "text": "Deeper.", "depth": 101})
+                    await until("error")
+                    card = story.read_import(TOBIN)
+                    assert isinstance(card, story.ImportedCard)
+                    tobin = await engine.store.run(lambda s: import_card(s, card))
+                    await send(
+                        {
+                            "type": "update_card",
+                            "id": "18",
+                            "bot_id": tobin,
+                            "scenario": "Night on the docks; {{user}} needs a boat.",
+                        }
+                    )
+                    await until("bot")
+                    await send(
+                        {"type": "create_chat", "id": "19", "host_bot_id": tobin, "greeting": 1}
+                    )
+                    await until("chat")
                     await send(
                         {
                             "type": "update_chat_settings",
-                            "id": "14",
+                            "id": "20",
                             "chat_id": chat_id,
                             "temperature": 0.6,
                             "min_p": 0.1,
@@ -138,7 +219,7 @@ async def main() -> None:
                     await send(
                         {
                             "type": "update_chat_settings",
-                            "id": "15",
+                            "id": "21",
                             "chat_id": chat_id,
                             "temperature": 3,
                         }

@@ -12,7 +12,7 @@ import pytest
 
 from actors import Engine
 from llm import ClassifierRequest, NarrativeRequest, ScriptedBackend
-from protocol import MAX_CAST, ChatState, Presence, ProtocolError, Token
+from protocol import MAX_CAST, ChatNote, ChatState, Presence, ProtocolError, Token
 from store import Store
 
 SECRET = "marigold"
@@ -94,7 +94,9 @@ async def test_prose_moves_characters_before_anyone_answers(
     assert speakers[-1] == "Tobin", "who walks in may answer"
 
 
-async def test_the_cast_changes_and_is_broadcast_as_presence(engine: Engine) -> None:
+async def test_the_cast_changes_and_is_broadcast_as_presence_then_the_chat(
+    engine: Engine,
+) -> None:
     chat_id, mira, ada, tobin = await three(engine)
     wren = await engine.create_bot("Wren", "A fiddler.", "")
     async with engine.watch(chat_id) as messages:
@@ -106,13 +108,15 @@ async def test_the_cast_changes_and_is_broadcast_as_presence(engine: Engine) -> 
         await engine.leave_scene(chat_id, ada)
         chat = await engine.remove_from_cast(chat_id, tobin)
         assert chat.cast == (mira, ada, wren.id) and chat.present == (mira, wren.id)
-        told = [await anext(messages) for _ in range(3)]
-    assert all(isinstance(m, Presence) for m in told)
+        told = [await anext(messages) for _ in range(6)]
+    # Each change: its presence, then the chat as it is after it.
+    assert [type(m) for m in told] == [Presence, ChatNote] * 3
     assert [(m.bot_id, m.present) for m in told if isinstance(m, Presence)] == [
         (wren.id, True),
         (ada, False),
         (tobin, False),
     ]
+    assert [m.chat for m in told if isinstance(m, ChatNote)][-1] == chat
     await engine.delete_bot(wren.id)
     chat = next(c for c in await engine.list_chats() if c.id == chat_id)
     assert chat.cast == (mira, ada)
@@ -131,6 +135,9 @@ async def test_nobody_comes_or_goes_while_a_turn_is_in_flight(
         events = await engine.store.run(Store.event_count)
         with pytest.raises(ProtocolError) as refused:
             await engine.leave_scene(chat_id, ada)
+        assert refused.value.code == "busy"
+        with pytest.raises(ProtocolError) as refused:
+            await engine.mute(chat_id, ada)  # who answers is not changed mid-turn either
         assert refused.value.code == "busy"
         assert await engine.store.run(Store.event_count) == events
         await engine.cancel(chat_id)
@@ -152,14 +159,19 @@ async def test_nobody_comes_or_goes_while_a_turn_is_in_flight(
         (lambda e, c, bots: e.create_chat(None), "invalid"),
         (lambda e, c, bots: e.create_chat(bots[1], cast=tuple(bots)), "invalid"),
         (lambda e, c, bots: e.create_chat(None, cast=(bots[0], "nobody")), "not_found"),
+        (lambda e, c, bots: e.mute(c, "nobody"), "not_found"),
+        (lambda e, c, bots: e.mute("c99", bots[1]), "not_found"),
+        (lambda e, c, bots: e.unmute(c, bots[1]), "invalid"),  # not muted
+        (lambda e, c, bots: e.mute(c, bots[3]), "invalid"),  # not in the cast
     ],
 )
 async def test_bad_cast_commands_are_refused_and_write_nothing(
     engine: Engine, call: object, code: str
 ) -> None:
     chat_id, mira, ada, tobin = await three(engine)
+    outsider = await engine.create_bot("Wren", "A fiddler.", "")
     events = await engine.store.run(Store.event_count)
     with pytest.raises(ProtocolError) as refused:
-        await call(engine, chat_id, [mira, ada, tobin])  # type: ignore[operator]
+        await call(engine, chat_id, [mira, ada, tobin, outsider.id])  # type: ignore[operator]
     assert refused.value.code == code
     assert await engine.store.run(Store.event_count) == events

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import select
@@ -9,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from story import strip_card
+from tests.support.card_files import card_chunk, chunk_card, png, v2_card
 
 HERE = Path(__file__).parent
 ARTIFACTS = HERE.parent / "artifacts"
@@ -392,7 +398,8 @@ def test_a_cast_of_three_with_one_away_and_one_added_and_removed(
         Select(by_id(driver, "cast-add-bot")[0]).select_by_value(nell)
         by_id(driver, "cast-add")[0].click()
         wait(driver, lambda d: len(by_id(d, "cast-member")) == 4)
-        assert member(driver, nell).get_attribute("data-present") == "true"
+        # The panel is drawn again when the new cast arrives: look again, not fail.
+        wait(driver, lambda d: member(d, nell).get_attribute("data-present") == "true")
         member(driver, nell).find_element(By.CSS_SELECTOR, '[data-testid="cast-remove"]').click()
         wait(driver, lambda d: len(by_id(d, "cast-member")) == 3)
         assert nell not in [m.get_attribute("data-bot-id") for m in by_id(driver, "cast-member")]
@@ -515,6 +522,94 @@ def test_every_character_colour_reads_on_the_light_and_the_dark_page(
             assert driver.execute_script(CONTRASTS) >= 4.5, scheme
     finally:
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+DROP = """
+const [b64, name] = arguments;
+const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+const data = new DataTransfer();
+data.items.add(new File([bytes], name, { type: "image/png" }));
+const target = document.querySelector('[data-testid="timeline"]');
+for (const type of ["dragenter", "dragover", "drop"]) {
+  const init = { dataTransfer: data, bubbles: true, cancelable: true };
+  target.dispatchEvent(new DragEvent(type, init));
+}
+"""
+
+
+def fetch(url: str) -> bytes:
+    """A download link followed from the test, over real HTTP on loopback."""
+    assert url.startswith("http://127.0.0.1:"), url
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        data: bytes = answer.read()
+    return data
+
+
+def test_a_card_dropped_on_the_page_is_chatted_with_and_downloaded_again(
+    server: str, browser: webdriver.Chrome
+) -> None:
+    driver = browser
+    driver.get(server)
+    wait(driver, lambda d: by_id(d, "status")[0].get_attribute("data-state") == "online")
+    original = v2_card(name="Corvin", first_mes="*Corvin looks up from his ledger.* Yes?")
+    card = png(card_chunk("chara", original))
+
+    # Dropped anywhere on the page: the card becomes a character.
+    driver.execute_script(DROP, base64.b64encode(card).decode(), "corvin.png")
+    wait(driver, lambda d: by_id(d, "import-note")[0].get_attribute("data-state") == "done")
+    assert "Corvin" in by_id(driver, "import-note")[0].text
+    wait(driver, lambda d: any(item.text.strip() == "Corvin" for item in by_id(d, "bot-item")))
+    corvin = bot_id_named(driver, "Corvin")
+
+    # A chat with it: its greeting and the cast carry its avatar, and it answers.
+    Select(by_id(driver, "new-chat-host")[0]).select_by_value(corvin)
+    by_id(driver, "new-chat-title")[0].send_keys("The ledger")
+    by_id(driver, "new-chat-create")[0].click()
+    wait(driver, lambda d: "The ledger" in by_id(d, "chat-title")[0].text)
+    wait(driver, lambda d: turns(d) and "ledger" in turns(d)[0].text)
+    avatar = turns(driver)[0].find_element(By.CSS_SELECTOR, '[data-testid="avatar"]')
+    wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", avatar) == 2)
+    assert member(driver, corvin).find_elements(By.CSS_SELECTOR, '[data-testid="avatar"]')
+    send(driver, '"Evening. Any rooms?"')
+    wait(driver, lambda d: len(turns(d)) >= 3 and settled(d))
+    assert "slides a glass" in turns(driver)[-1].text
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "import.png"))
+
+    # Downloaded again: both chunks, the original card in its own.
+    driver.find_element(
+        By.CSS_SELECTOR, f'[data-testid="bot-item"][data-bot-id="{corvin}"] .bot-open'
+    ).click()
+    link = wait(driver, lambda d: by_id(d, "card-png"))[0]
+    exported = fetch(str(link.get_attribute("href")))
+    assert chunk_card(exported, "chara") == original
+    assert chunk_card(exported, "ccv3")["data"]["name"] == "Corvin"
+    assert strip_card(exported) == strip_card(card)  # the same picture
+
+    chat_link = by_id(driver, "chat-jsonl")[0].get_attribute("href")
+    lines = [json.loads(x) for x in fetch(str(chat_link)).decode().splitlines()]
+    assert [(x["name"] == "Corvin", x["is_user"]) for x in lines[1:]] == [
+        (True, False),
+        (False, True),
+        (True, False),
+    ]
+    transcript = fetch(str(by_id(driver, "chat-md")[0].get_attribute("href"))).decode()
+    assert "**Corvin:**" in transcript
+
+
+def test_a_file_that_is_no_card_is_refused_with_its_reason(
+    server: str, browser: webdriver.Chrome
+) -> None:
+    driver = browser
+    driver.get(server)
+    wait(driver, lambda d: by_id(d, "status")[0].get_attribute("data-state") == "online")
+    before = len(by_id(driver, "bot-item"))
+    driver.execute_script(DROP, base64.b64encode(png()).decode(), "holiday.png")
+    wait(driver, lambda d: by_id(d, "import-note")[0].get_attribute("data-state") == "error")
+    error = wait(driver, lambda d: by_id(d, "error"))[0]
+    assert error.get_attribute("data-code") == "no_card_chunk"
+    assert "holiday.png" in error.text
+    assert len(by_id(driver, "bot-item")) == before
 
 
 def new_chat(driver: webdriver.Chrome, title: str) -> None:

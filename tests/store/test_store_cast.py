@@ -124,8 +124,8 @@ def test_an_old_database_gets_casts_from_its_hosts_and_guests(tmp_path: Path) ->
         s.close()
 
 
-def test_the_named_write_tells_each_change_as_presence(store: Store) -> None:
-    from protocol import Presence
+def test_the_named_write_tells_each_change_as_presence_then_the_chat(store: Store) -> None:
+    from protocol import ChatNote, Presence
     from store import move_cast
 
     result = move_cast(store, [ev.PresenceChanged("c1", "ada", False), ev.CastAdded("c1", "wren")])
@@ -133,4 +133,39 @@ def test_the_named_write_tells_each_change_as_presence(store: Store) -> None:
         ("ada", False),
         ("wren", True),
     ]
-    assert [m.seq for m in result.messages] == [1, 2]
+    assert [m.seq for m in result.messages] == [1, 2, 3]
+    note = result.messages[-1]
+    assert isinstance(note, ChatNote) and note.chat == store.get_chat("c1")
+    assert note.chat.cast[-1] == "wren" and "ada" not in note.chat.present
+
+
+def test_a_mute_is_kept_in_cast_order_refused_twice_and_forgotten_with_the_cast(
+    store: Store,
+) -> None:
+    store.append(ev.MuteChanged("c1", "tobin", True), ev.MuteChanged("c1", "mira", True))
+    chat = store.get_chat("c1")
+    assert chat is not None and chat.muted == ("mira", "tobin") and chat.present == chat.cast
+    assert store.muted_bots("c1") == ["mira", "tobin"]
+    refused(store, ev.MuteChanged("c1", "tobin", True), Invalid)
+    refused(store, ev.MuteChanged("c1", "ada", False), Invalid)
+    refused(store, ev.MuteChanged("c1", "wren", True), Invalid)  # not in the cast
+    refused(store, ev.MuteChanged("c9", "ada", True), NotFound)
+    # Away, a muted member stays muted; out of the cast and back, it is not.
+    store.append(ev.PresenceChanged("c1", "tobin", False))
+    assert store.muted_bots("c1") == ["mira", "tobin"]
+    store.append(ev.CastRemoved("c1", "tobin"), ev.CastAdded("c1", "tobin"))
+    assert store.muted_bots("c1") == ["mira"]
+    store.append(ev.MuteChanged("c1", "mira", False))
+    assert store.muted_bots("c1") == []
+
+
+def test_a_rewind_takes_back_a_mute_made_after_its_point(store: Store) -> None:
+    turn = store.append(ev.UserTurn("c1", "Hello.", said("Hello."))).ids[0]
+    store.append(ev.MuteChanged("c1", "ada", True))
+    store.append(ev.UserTurn("c1", "Ada?", said("Ada?")))
+    assert store.muted_bots("c1") == ["ada"]
+    store.rewind("c1", turn)
+    assert store.muted_bots("c1") == []
+    projected = dump_projections(store)
+    store.rebuild()
+    assert dump_projections(store) == projected

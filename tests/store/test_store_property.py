@@ -5,12 +5,14 @@ against the store's current state (or skipped when it cannot be), so every
 sequence is one the turn flow could produce: bots come and go, chats talk,
 beats open and close, turns are regenerated and edited, memories are scored
 and pinned, edges move, scenes open and close, world events run their course,
-and chats are rewound. After the sequence, every projection table and every
-visibility mark must survive ``rebuild()`` unchanged.
+cards, lorebooks and imported chats arrive, and chats are rewound. After the
+sequence, every projection table and every visibility mark must survive
+``rebuild()`` unchanged.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 from collections.abc import Callable, Sequence
@@ -23,7 +25,7 @@ from storeworld import dump_projections, open_store, said
 
 from protocol import Artifacts, KnowledgeArtifact, ObjectArtifact
 from protocol import events as ev
-from store import Store
+from store import Store, put_blob
 
 T = TypeVar("T")
 NAMES = ["Mira", "Tam", "Ora"]
@@ -243,6 +245,45 @@ class Moves:
         self.s.rewind(chat, pick(targets, b))
         return None
 
+    # --- cards, lorebooks, imported chats ---
+
+    def card(self, a: int, b: int, c: int) -> Any:
+        bots = self.live_bots()
+        if not bots:
+            return None
+        avatar = put_blob(self.s, f"image {c % 3}".encode(), "image/png") if b % 2 else None
+        document = json.dumps({"name": f"card {a}", "description": f"d{b}"})
+        return [ev.BotCard(pick(bots, a), pick(["v1", "v2", "v3"], c), document, avatar)]
+
+    def lorebook(self, a: int, b: int, c: int) -> Any:
+        taken = len(self.ids("SELECT lorebook_id FROM lorebooks"))
+        document = json.dumps({"entries": {}})
+        return [ev.LorebookImported(f"lore-{taken + 1}", f"book {a}", "world_info", document, 0)]
+
+    def imported(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        lines = tuple(json.dumps({"mes": f"m{n}"}) for n in range(b % 3))
+        return [ev.ChatImported(pick(chats, a), "st_chat", "{}", lines, (0,) if c % 2 else ())]
+
+    # --- steering: lorebooks attached to chats, the author's note ---
+
+    def attach(self, a: int, b: int, c: int) -> Any:
+        chats, books = self.chats(), self.ids("SELECT lorebook_id FROM lorebooks ORDER BY 1")
+        if not chats or not books:
+            return None
+        chat, book = pick(chats, a), pick(books, b)
+        if book in self.s.chat_lorebooks(chat):
+            return [ev.LorebookDetached(chat, book)]
+        return [ev.LorebookAttached(chat, book)]
+
+    def note(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        return [ev.AuthorNoteSet(pick(chats, a), f"note {b}" if c % 4 else "", c % 101)]
+
     # --- casts and presence ---
 
     def cast_chat(self, a: int, b: int, c: int) -> Any:
@@ -282,6 +323,14 @@ class Moves:
             return None  # the last one present stays
         return [ev.PresenceChanged(chat, bot_id, not present)]
 
+    def mute(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        bot_id, _ = pick(self.s.cast_of(chat), b)
+        return [ev.MuteChanged(chat, bot_id, bot_id not in self.s.muted_bots(chat))]
+
     def witnessed(self, a: int, b: int, c: int) -> Any:
         chats = self.chats()
         if not chats:
@@ -289,6 +338,33 @@ class Moves:
         chat = pick(chats, a)
         present = (*self.s.present_bots(chat)[: 1 + c % 3], "you")
         return [ev.UserTurn(chat, f"seen {b}", said("w"), present)]
+
+    # --- several people at one table ---
+
+    def personas(self) -> list[str]:
+        return [p.id for p in self.s.list_personas()]
+
+    def persona(self, a: int, b: int, c: int) -> Any:
+        if len(self.personas()) >= 4:
+            return None
+        name = pick(["Bea", "Cal", "Dov"], a)
+        return [ev.PersonaCreated(self.s.new_bot_id(name), name, f"persona {b}")]
+
+    def update_persona(self, a: int, b: int, c: int) -> Any:
+        others = self.personas()[1:]
+        if not others:
+            return None
+        return [
+            ev.PersonaUpdated(pick(others, a), name=pick([None, "Renamed"], b), persona=f"{c}")
+        ]
+
+    def seat(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        free = [p for p in self.personas() if p not in self.s.people_of(chat)]
+        return [ev.SeatTaken(chat, pick(free, b))] if free else None
 
     def tune(self, a: int, b: int, c: int) -> Any:
         chats = self.chats()
@@ -298,8 +374,19 @@ class Moves:
         temperature = None if b % 3 == 0 else (b % 200) / 100
         return [ev.ChatSettingsUpdated(chat, temperature, max_tokens=16 + c % 500)]
 
+    def persona_says(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        person = pick(self.personas(), c)
+        return [ev.UserTurn(pick(chats, a), f"as {person} {b}", said("p"), person_id=person)]
+
 
 MOVES: list[Callable[[Moves, int, int, int], Any]] = [
+    Moves.persona,
+    Moves.update_persona,
+    Moves.seat,
+    Moves.persona_says,
     Moves.cast_chat,
     Moves.tune,
     Moves.join,
@@ -328,6 +415,13 @@ MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.world,
     Moves.world,
     Moves.rewind,
+    Moves.mute,
+    Moves.card,
+    Moves.lorebook,
+    Moves.imported,
+    Moves.attach,
+    Moves.attach,
+    Moves.note,
 ]
 
 numbers = st.integers(min_value=0, max_value=10_000)
@@ -377,7 +471,7 @@ def test_the_moves_reach_every_event_kind() -> None:
     rng = random.Random(7)
     drawn = [
         (n % len(MOVES), rng.randrange(10_000), rng.randrange(10_000), rng.randrange(10_000))
-        for n in range(600)
+        for n in range(1200)
     ]
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(Path(folder))

@@ -110,3 +110,47 @@ def test_the_hot_queries_use_their_indexes(store: Store) -> None:
         store, "SELECT * FROM world_events WHERE chat_id = ? AND status IN ('active')", "c1"
     )
     assert "inventory_holder" in plan(store, "SELECT * FROM inventory WHERE holder_id = ?", "y")
+
+
+def test_a_page_of_the_latest_turns_costs_the_same_in_a_long_chat(
+    store: Store, world: dict[str, str]
+) -> None:
+    short, _ = add_chat(store, world["mira"])
+    long, _ = add_chat(store, world["mira"])
+    chatter(store, short, 300)
+    chatter(store, long, 6000)
+    for chat_id, turns in ((short, 300), (long, 6000)):
+        newest, older = store.latest_turns(chat_id, 100)
+        assert older and len(newest) == 100
+        assert [t.text for t in newest] == [f"Line {n}." for n in range(turns - 100, turns)]
+    steps_short, _ = vm_steps(store, lambda: store.latest_turns(short, 100))
+    steps_long, _ = vm_steps(store, lambda: store.latest_turns(long, 100))
+    assert steps_long == steps_short
+    before = store.latest_turns(long, 100)[0][0].event_id
+    steps_page, (page, more) = vm_steps(store, lambda: store.latest_turns(long, 200, before))
+    assert more and len(page) == 200 and page[-1].event_id < before
+    assert steps_page < 3 * steps_short
+
+
+def test_the_latest_turns_walk_the_chat_s_key_without_a_scan_or_a_sort(
+    store: Store, world: dict[str, str]
+) -> None:
+    chat_id = world["chat"]
+    chatter(store, chat_id, 50)
+    statements: list[tuple[str, Any]] = []
+
+    def trace(_cursor: Any, sql: str, bindings: Any) -> bool:
+        statements.append((sql, bindings))
+        return True
+
+    store.conn.exec_trace = trace
+    try:
+        store.latest_turns(chat_id, 10)
+        store.latest_turns(chat_id, 10, 30)
+    finally:
+        store.conn.exec_trace = None
+    assert len(statements) == 2
+    for sql, bindings in statements:
+        shown = plan(store, sql, *bindings)
+        assert "SEARCH timeline USING PRIMARY KEY (chat_id=?" in shown, shown
+        assert "SCAN" not in shown and "TEMP B-TREE" not in shown, shown

@@ -277,3 +277,31 @@ def test_never_over_the_hard_budget(
     assert prompt.tokens == prompt_tokens(prompt.messages) <= hard
     assert prompt.messages[0].role == "system"
     assert prompt.messages[-1].role == "user"
+
+
+BEA = Entity("bea", "Bea", "A smuggler with a wooden leg.")
+
+
+def test_another_person_at_the_table_is_present_never_written_for_and_named_in_dialogue() -> None:
+    dialogue = (
+        Turn(90, "user", "bea", '"Two ales, Mira."', False, None, 90),
+        turn(91, "mira", "Mira pours two ales."),
+    )
+    prompt = assemble_prompt(
+        inputs(people=(BEA,), other=None, other_activity=None, dialogue=dialogue)
+    )
+    system = prompt.messages[0].content
+    assert "Present: Mira (you), Ana and Bea." in system
+    assert "Bea (another person playing): A smuggler with a wooden leg." in system
+    assert "- Nor for Bea." in system
+    # Bea's earlier words are hers; the prose answered now is Ana's.
+    assert any(m.name == "Bea" and m.content == '"Two ales, Mira."' for m in prompt.messages)
+    assert prompt.messages[-1].name == "Ana"
+
+
+def test_the_person_who_spoke_is_you_and_the_one_who_did_not_is_another() -> None:
+    prompt = assemble_prompt(inputs(you=BEA, people=(ANA,), other=None, other_activity=None))
+    system = prompt.messages[0].content
+    assert "Bea (the person you are playing with): A smuggler" in system
+    assert "Ana (another person playing): A sailor" in system
+    assert prompt.messages[-1].name == "Bea"

@@ -393,6 +393,23 @@ def test_with_two_people_the_one_who_spoke_is_remembered_and_every_pair_weighed(
     assert run.beats()[0].request.stop == ("\nAna:", "\nBen:")
 
 
+def test_every_beat_of_a_persona_turn_answers_that_persona_interjections_included() -> None:
+    cast = Cast("c1", PLACE, (MIRA, TOBIAS), (ANA, BEN))
+    run = drive(
+        cast,
+        '"Mira, have you seen my cousin?"',
+        person="ben",
+        beats=["Mira shakes her head.", "Tobias coughs."],
+        answers={"interjection": InterjectionDecision(("tobias",), "he knows")},
+    )
+    assert [b.request.person_id for b in run.beats()] == ["ben", "ben"]
+    memories = [e for e in run.events() if isinstance(e, ev.MemoryWritten)]
+    assert memories and all(m.text.startswith("Ben said:") for m in memories)
+    assert all(set(m.present or ()) == {"mira", "tobias", YOU_ID, "ben"} for m in memories)
+    edges = {(e.source_id, e.target_id) for e in run.events() if isinstance(e, ev.EdgeUpdate)}
+    assert {("mira", "ben"), ("ben", "mira"), ("tobias", "ben"), ("ben", YOU_ID)} <= edges
+
+
 # --- the interjection ---
 
 

@@ -303,3 +303,33 @@ def st_chat_lines() -> list[dict[str, Any]]:
 def jsonl(lines: list[dict[str, Any]]) -> bytes:
     """Lines as JSON Lines bytes."""
     return ("\n".join(json.dumps(line) for line in lines) + "\n").encode("utf-8")
+
+
+def huge_charx(megabytes: int = 102) -> bytes:
+    """A small CHARX whose entries would unpack past 100 MiB (zeros deflate to almost nothing)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("card.json", json.dumps(v3_card()))
+        for n in range(2):
+            with z.open(f"assets/other/zeros{n}.bin", "w") as f:
+                for _ in range(megabytes // 2):
+                    f.write(bytes(1024 * 1024))
+    return out.getvalue()
+
+
+def text_chunks(data: bytes) -> dict[str, bytes]:
+    """The tEXt chunks of a PNG by keyword (no checks: the tests' own reader)."""
+    at, found = 8, {}
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        if data[at + 4 : at + 8] == b"tEXt":
+            keyword, _, value = data[at + 8 : at + 8 + length].partition(b"\x00")
+            found[keyword.decode("latin-1")] = value
+        at += 12 + length
+    return found
+
+
+def chunk_card(data: bytes, keyword: str) -> dict[str, Any]:
+    """The card a PNG's ``keyword`` chunk holds, decoded with the standard library."""
+    loaded: dict[str, Any] = json.loads(base64.b64decode(text_chunks(data)[keyword]))
+    return loaded

@@ -51,9 +51,9 @@ async def test_chats_are_created_listed_opened_and_closed(client: Client) -> Non
     }
     assert set(chat) == {
         *("id", "title", "host_bot_id", "guest_bot_id", "location", "created_at"),
-        *("cast", "present"),  # additions: the cast, and who is in the scene
+        *("cast", "present", "muted"),  # additions: the cast, who is in the scene, muted
     }
-    assert chat["cast"] == chat["present"] == ["mira", "tobias"]
+    assert chat["cast"] == chat["present"] == ["mira", "tobias"] and chat["muted"] == []
     assert (await client.ask("list_chats"))["chats"] == [chat]
     state = await client.ask("open_chat", chat_id=chat["id"])
     assert state["type"] == "chat_state" and state["reply_to"] == "m5"

@@ -148,5 +148,7 @@ async def test_a_worker_killed_mid_beat_costs_that_beat_and_nothing_else(
         assert (await one.until("beat_complete"))["error"] in (None, "length")
         await one.until("turn_settled")
     stats = local.statistics()
-    assert stats.crashes == 1 and stats.restarts == 1
+    # One crash, one restart for it; on a loaded machine a worker slow to acknowledge a
+    # stop is killed and replaced too, and each such kill is counted.
+    assert stats.crashes == 1 and stats.restarts == 1 + stats.kills
     assert stats.overlaps == 0

@@ -2,11 +2,15 @@
 // message to the chat model and the views, and turns the person's clicks
 // into protocol commands. See docs/client.md for what each panel does.
 
+import { CardView, GreetingPicker } from "./card.js";
 import { CastPanel } from "./cast.js";
 import { OpenChat } from "./chat.js";
 import { Composer } from "./composer.js";
+import { Importer, Library } from "./import.js";
+import { SeatPicker } from "./seats.js";
 import { Connection, ConnectionLost } from "./connection.js";
 import { byTestId, h } from "./dom.js";
+import { LorePanel } from "./lore.js";
 import { StoryPanels } from "./panels.js";
 import { SettingsPanel } from "./settings.js";
 import { Sidebar, chatTitle } from "./sidebar.js";
@@ -31,12 +35,18 @@ const CHAT_TYPES = new Set([
   "scene_closed",
   "turn_settled",
   "presence",
+  "chat_note",
+  "chat_lorebooks",
+  "author_note",
+  "seat_taken",
+  "turn_queued",
 ]);
 
 const state = {
   you: null, // Entity
   server: "",
   bots: new Map(), // id → Bot
+  personas: new Map(), // id → Entity: `you` and the other people who can take a seat
   chats: [], // Chat
   chat: null, // OpenChat
   online: false, // greeted by the server
@@ -52,7 +62,7 @@ const socketUrl =
 /** A speaker's name as the person knows it: bots by name, the user by theirs. */
 function names(id) {
   if (id === "you") return state.you?.name || "You";
-  return state.bots.get(id)?.name ?? "Someone";
+  return state.bots.get(id)?.name ?? state.personas.get(id)?.name ?? "Someone";
 }
 
 // --- errors and status ------------------------------------------------------------
@@ -182,6 +192,9 @@ function welcomed(welcome) {
   refreshNames();
   connection.send("list_bots");
   connection.send("list_chats");
+  lorePanel.refreshBooks();
+  connection.send("list_personas");
+  seats.reseat(); // a new connection sits as `you` until it takes its seat again
   const chat = state.chat;
   if (chat) {
     // Resume: the server replays what we missed since the last seq we saw,
@@ -227,6 +240,10 @@ const DIRECT = {
     state.bots.set(msg.bot.id, msg.bot);
     refreshNames();
   },
+  lorebook(msg) {
+    // An import, here or on another page: the lore panel lists the new book.
+    if (msg.lorebook) lorePanel.applyBook(msg.lorebook);
+  },
   chats(msg) {
     state.chats = msg.chats ?? [];
     sidebar.renderChats();
@@ -250,6 +267,14 @@ const DIRECT = {
   },
   memory(msg) {
     if (state.chat?.applyMemory(msg.memory)) panels.renderMemories();
+  },
+  personas(msg) {
+    state.personas = new Map((msg.personas ?? []).map((persona) => [persona.id, persona]));
+    refreshNames();
+  },
+  persona(msg) {
+    state.personas.set(msg.persona.id, msg.persona);
+    refreshNames();
   },
   rewound(msg) {
     if (state.chat?.id === msg.chat_id) {
@@ -317,16 +342,30 @@ const APPLY = {
   presence(chat, msg) {
     chat.applyPresence(msg);
     renderCast();
-    // Leaving the scene and leaving the cast look alike here, and only the
-    // page that sent the command is answered with the new cast: ask for it.
-    if (!msg.present) connection.send("list_chats");
+  },
+  chat_note(_chat, msg) {
+    // After every cast, presence or muting change the chat itself follows, to
+    // every page watching it: the same news as the answer to a cast command.
+    DIRECT.chat(msg);
+  },
+  chat_lorebooks(_chat, msg) {
+    lorePanel.applyLorebooks(msg);
+  },
+  author_note(_chat, msg) {
+    lorePanel.applyNote(msg);
+  },
+  seat_taken(chat, msg) {
+    state.personas.set(msg.persona.id, msg.persona);
+    chat.applySeat(msg);
+    refreshNames();
+  },
+  turn_queued(chat, msg) {
+    chat.queue = msg.queue ?? [];
+    seats.renderQueue();
+    composer.update();
   },
   turn_settled(chat, msg) {
     chat.settled(msg);
-    for (const waiter of settleWaiters.filter((w) => w.chat === chat)) {
-      settleWaiters.splice(settleWaiters.indexOf(waiter), 1);
-      waiter.resolve();
-    }
     composer.update();
     // Every beat completes before its turn settles; one still streaming
     // means we missed its end.
@@ -340,8 +379,11 @@ function applyState(chat, msg) {
   chat.pendingGap = null;
   chat.tokenResyncs = new Set();
   timeline.render(chat, { jump });
+  if (timeline.nearTop()) loadOlder(); // a page too short to scroll
   panels.render(chat);
   castPanel.render(chat);
+  lorePanel.applyState(msg);
+  seats.render();
   settingsPanel.render(chat);
   renderHeader();
   composer.update();
@@ -414,6 +456,8 @@ function openChat(chatId) {
   panels.render(chat);
   settingsPanel.render(chat);
   castPanel.render(chat);
+  lorePanel.render();
+  seats.render();
   sidebar.renderChats();
   renderHeader();
   composer.update();
@@ -427,36 +471,42 @@ function chatFromAddress() {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
-/**
- * Send a turn. `queued`: the previous turn's passes still run, so the turn is
- * sent with `queue: true` and starts when they finish. A server that does not
- * queue turns refuses it (`bad_message` or `busy`): then the turn waits here
- * for the settle and goes plainly.
- */
-async function sendTurn(prose, replyAs = "", queued = false) {
+/** Turns asked for at a time as the person scrolls up (the server allows 1..200). */
+const OLDER_PAGE = 100;
+
+/** Fetch the turns before the first one shown; one request at a time. */
+async function loadOlder() {
+  const chat = state.chat;
+  const before = chat?.olderBefore();
+  if (before == null || chat.loadingOlder) return;
+  chat.loadingOlder = true;
+  timeline.showOlder("loading");
+  let added = null;
+  try {
+    const answer = await request("load_older", { chat_id: chat.id, before_event_id: before, limit: OLDER_PAGE });
+    if (state.chat !== chat) return;
+    added = chat.prependTurns(answer);
+    if (added) timeline.prependTurns(added, chat);
+  } catch (error) {
+    if (!(error instanceof ConnectionLost)) showError(error);
+  } finally {
+    chat.loadingOlder = false;
+    if (state.chat === chat) timeline.showOlder("idle");
+  }
+  // Still at the top (a tall screen, or a fast fling): the next page follows,
+  // as long as each page brings something.
+  if (added?.length && state.chat === chat && timeline.nearTop()) loadOlder();
+}
+
+async function sendTurn(prose, replyAs = "") {
   const chat = state.chat;
   const fields = { chat_id: chat.id, prose };
   if (replyAs) fields.reply_as = replyAs;
-  let answer;
-  if (queued) {
-    try {
-      answer = await connection.request("send_turn", { ...fields, queue: true });
-    } catch (error) {
-      if (error.code !== "bad_message" && error.code !== "busy") throw error;
-      await settledOnce(chat);
-    }
-  }
-  answer ??= await request("send_turn", fields);
-  chat.markActive(answer.user_turn_id);
+  // A turn in flight (ours or someone else's at the table): wait in the queue.
+  if (chat.activeTurn !== null) fields.queue = true;
+  const answer = await request("send_turn", fields);
+  if (answer.type === "accepted") chat.markActive(answer.user_turn_id);
   composer.update();
-}
-
-const settleWaiters = [];
-
-/** Resolves when `chat`'s turn in flight settles (at once if none is). */
-function settledOnce(chat) {
-  if (chat.activeTurn === null) return Promise.resolve();
-  return new Promise((resolve) => settleWaiters.push({ chat, resolve }));
 }
 
 async function regenerate(target, prose) {
@@ -480,6 +530,7 @@ function renderHeader() {
   const title = byTestId("chat-title");
   title.textContent = state.chat ? (info ? chatTitle(info, (id) => names(id)) : "Opening\u2026") : "troupe";
   document.title = info ? `${title.textContent} \u00b7 troupe` : "troupe";
+  library.chatLinks(state.chat?.id ?? null);
 }
 
 /** The cast panel and the composer's "reply as" both show who is present. */
@@ -489,7 +540,9 @@ function renderCast() {
 }
 
 function refreshNames() {
+  library.refresh();
   sidebar.render();
+  seats.render();
   timeline.renameSpeakers();
   panels.render(state.chat);
   castPanel.render(state.chat);
@@ -497,11 +550,15 @@ function refreshNames() {
   renderHeader();
 }
 
+const library = new Library({ token, bots: () => state.bots });
+library.watch(document.body);
+
 const timeline = new Timeline(byTestId("timeline"), {
   names,
   showError,
   previewRewind: (turn) => request("rewind_preview", { chat_id: state.chat.id, event_id: turn.event_id }),
   rewind: (turn) => request("rewind", { chat_id: state.chat.id, event_id: turn.event_id }),
+  loadOlder: () => loadOlder(),
 });
 
 const panels = new StoryPanels(byTestId("side"), byTestId("scene"), {
@@ -517,6 +574,8 @@ const castPanel = new CastPanel(byTestId("side"), {
   bots: () => state.bots,
   showError,
   command: (type, botId) => request(type, { chat_id: state.chat.id, bot_id: botId }),
+  replyAs: () => composer.replyAsValue(),
+  chooseReplyAs: (botId) => composer.chooseReplyAs(botId),
 });
 
 const settingsPanel = new SettingsPanel(byTestId("side"), {
@@ -530,6 +589,36 @@ const sidebar = new Sidebar(byTestId("nav"), {
   openChat,
   showError,
   afterNavigate: closeDrawers,
+  onEditBot: (botId) => library.botLinks(botId),
+  hooks: {
+    showCard: (bot) => cardView.show(bot),
+    onHost: (host, group) => greetingPicker.show(host, group),
+    chatFields: () => greetingPicker.fields(),
+  },
+});
+
+const cardView = new CardView(byTestId("bot-form"), {
+  request,
+  token,
+  showError,
+  saved: (bot) => DIRECT.bot({ bot }),
+});
+
+const greetingPicker = new GreetingPicker(byTestId("new-chat-form"), { token, showError });
+
+const lorePanel = new LorePanel(byTestId("side"), {
+  request,
+  chat: () => state.chat,
+  showError,
+});
+
+const seats = new SeatPicker(byTestId("composer-area"), {
+  chat: () => state.chat,
+  personas: () => state.personas,
+  request,
+  showError,
+  names,
+  changed: () => composer.update(),
 });
 
 const composer = new Composer(byTestId("composer-area"), {
@@ -541,6 +630,21 @@ const composer = new Composer(byTestId("composer-area"), {
   showError,
   names,
 });
+// The cast's "Reply as" buttons and the composer's picker show one choice.
+composer.onReplyAs = () => castPanel.render(state.chat);
+
+const importer = new Importer({
+  token,
+  showError,
+  // What was made reaches this page as a broadcast too; a chat is opened at once.
+  onImported(answer) {
+    if (answer.kind === "chat") {
+      DIRECT.chat({ chat: answer.chat });
+      openChat(answer.chat.id);
+    }
+  },
+});
+importer.wire();
 
 // --- small screens: the side panels live behind two toggles -----------------------------
 
@@ -580,6 +684,8 @@ timeline.render(null);
 panels.render(null);
 settingsPanel.render(null);
 castPanel.render(null);
+lorePanel.render();
+seats.render();
 sidebar.render();
 renderHeader();
 composer.update();

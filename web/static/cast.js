@@ -1,6 +1,7 @@
 // The cast panel: who is in the open chat's cast, each in their own colour,
 // who of them is in the scene now (present or away), and the controls to
-// add a character, remove one, or (when the server knows muting) mute one.
+// add a character, remove one, or (when the server knows muting) mute one and
+// pick who answers the next turn ("reply as", kept by the composer).
 // It draws from the chat model and changes the cast only through `command`.
 
 import { tint } from "./colour.js";
@@ -12,14 +13,17 @@ export const MAX_CAST = 8;
 /**
  * `root` holds the panel (found by data-testid inside it). `bots()` returns
  * the map of every character; `command(type, fields)` sends a cast command
- * for the open chat and resolves with its answer.
+ * for the open chat and resolves with its answer; `replyAs()` is the bot id
+ * that answers the next turn ("" for anyone) and `chooseReplyAs(id)` sets it.
  */
 export class CastPanel {
-  constructor(root, { names, bots, command, showError }) {
+  constructor(root, { names, bots, command, showError, replyAs, chooseReplyAs }) {
     this.names = names;
     this.bots = bots;
     this.command = command;
     this.showError = showError;
+    this.replyAs = replyAs;
+    this.chooseReplyAs = chooseReplyAs;
     this.chat = null;
     this.list = byTestId("cast", root);
     this.form = byTestId("cast-add-form", root);
@@ -83,6 +87,23 @@ export class CastPanel {
           muted ? "Muted" : "Mute",
         )
       : null;
+    // Only one present can be made to answer; a second click lets the story decide again.
+    const chosen = this.replyAs() === botId;
+    const replyAs =
+      chat.supportsMute() && present
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "quiet cast-toggle",
+              testid: "cast-reply-as",
+              "aria-pressed": chosen ? "true" : "false",
+              title: chosen ? "Let the story decide who answers" : `${name} answers your next turn`,
+              onclick: () => this.chooseReplyAs(chosen ? "" : botId),
+            },
+            "Reply as",
+          )
+        : null;
     // The host stays in the cast (the server refuses to remove it).
     const remove = host
       ? null
@@ -108,7 +129,7 @@ export class CastPanel {
       tint(h("span", { class: "cast-swatch", "aria-hidden": "true" }), botId),
       tint(h("span", { class: "speaker cast-name" }, name), botId),
       host ? h("span", { class: "turn-note" }, "host") : null,
-      h("span", { class: "cast-actions" }, presence, mute, remove),
+      h("span", { class: "cast-actions" }, presence, mute, replyAs, remove),
     );
   }
 

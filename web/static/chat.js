@@ -42,8 +42,24 @@ export class OpenChat {
     this.settledTurns = new Set(); // user_turn_ids seen settling
     this.doneBeats = new Set(); // beat_ids completed: late tokens for them are stale
     this.loaded = false; // a chat_state has arrived
+    this.hasOlder = false; // turns before `turns[0]` are left to load (`load_older`)
+    this.loadingOlder = false;
+    this.queue = []; // QueuedTurn, next first: turns waiting behind the one in flight
     this.settings = null; // the chat's sampler settings (null fields: the server's defaults)
     this.takingIn = null; // who answered last while the turn's passes still run
+  }
+
+  /** The personas at this chat's table (none yet: `you` alone plays). */
+  people() {
+    return Array.isArray(this.info?.people) ? [...this.info.people] : [];
+  }
+
+  /** A persona sat down at this chat's table. */
+  applySeat(msg) {
+    if (!this.info || !msg.persona) return;
+    const people = this.people();
+    if (!people.includes(msg.persona.id)) people.push(msg.persona.id);
+    this.info = { ...this.info, people };
   }
 
   /**
@@ -88,7 +104,7 @@ export class OpenChat {
     this.info = { ...this.info, cast, present: cast.filter((id) => present.has(id)) };
   }
 
-  /** A `chat` answer about this chat: its cast, presence and muting are news. */
+  /** A `chat` answer or message about this chat: its cast, presence and muting are news. */
   applyInfo(chat) {
     this.info = { ...this.info, ...chat };
   }
@@ -114,9 +130,11 @@ export class OpenChat {
     this.info = msg.chat ?? this.info;
     this.lastSeq = typeof msg.seq === "number" ? msg.seq : this.lastSeq;
     this.turns = (msg.timeline ?? []).map((turn) => ({ ...turn, error: null }));
+    this.hasOlder = msg.has_older === true; // only the latest turns came
     this.edges = new Map();
     for (const edge of msg.edges ?? []) this.edges.set(edgeKey(edge), { ...edge });
     this.scene = msg.scene ?? null;
+    this.queue = msg.queue ?? [];
     if (this.scene) this.closedScene = null;
     this.settings = msg.settings ?? null;
     this.takingIn = null;
@@ -147,13 +165,32 @@ export class OpenChat {
     }
   }
 
+  /** The event id the next `load_older` asks before; null when nothing older is left. */
+  olderBefore() {
+    return this.hasOlder && this.turns.length ? this.turns[0].event_id : null;
+  }
+
+  /**
+   * An `older_turns` answer: its turns go before the ones shown. Returns the
+   * turns added, or null when the answer is stale (a chat_state replaced the
+   * timeline since it was asked for).
+   */
+  prependTurns(msg) {
+    if (msg.before_event_id !== this.olderBefore()) return null;
+    const first = this.turns[0].event_id;
+    const older = (msg.turns ?? []).filter((turn) => turn.event_id < first).map((turn) => ({ ...turn, error: null }));
+    this.turns = [...older, ...this.turns];
+    this.hasOlder = msg.has_older === true;
+    return older;
+  }
+
   /** A user turn; null when it is already in the timeline. */
   addUserTurn(msg) {
     if (this.turns.some((turn) => turn.event_id === msg.event_id)) return null;
     const turn = {
       event_id: msg.event_id,
       kind: "user",
-      speaker_id: "you",
+      speaker_id: msg.speaker_id ?? "you",
       text: msg.prose ?? "",
       truncated: false,
       interjection_of: null,

@@ -6,6 +6,8 @@ import { byTestId, codePoints, fill, h } from "./dom.js";
 /** The protocol's limit on a turn's prose, in characters after trimming. */
 export const MAX_PROSE = 8000;
 const SHOW_COUNT_FROM = MAX_PROSE - 1000;
+/** The protocol's limit on turns queued behind the one in flight. */
+export const MAX_QUEUE = 4;
 
 /**
  * `root` holds the composer's controls. `chat()` returns the open chat model
@@ -42,6 +44,7 @@ export class Composer {
       }
     });
     this.prose.addEventListener("input", () => this.showCount());
+    this.replyAs.addEventListener("change", () => this.onReplyAs?.());
     this.el("stop").addEventListener("click", () => this.stop());
     this.el("regenerate").addEventListener("click", () => this.openRegenerate());
     this.el("regenerate-cancel").addEventListener("click", () => this.closeRegenerate());
@@ -62,12 +65,16 @@ export class Composer {
     const chat = this.chat();
     const online = this.online();
     const inFlight = Boolean(chat && chat.activeTurn !== null);
-    // While the passes run the composer stays usable: a turn sent then waits for them.
+    // While a turn is in flight, Send queues the turn behind it (four at most).
+    const full = (chat?.queue?.length ?? 0) >= MAX_QUEUE;
+    this.el("send").disabled = !chat || !online || (inFlight && full) || this.sending;
+    this.el("send").textContent = inFlight ? "Queue" : "Send";
+    this.el("send").title = inFlight ? "Queue behind the answer being written (Enter)" : "Send (Enter)";
+    // The beats are done, the passes run: say so (a turn sent now queues behind them).
     const settling = Boolean(chat?.settling());
-    this.el("send").disabled = !chat || !online || (inFlight && !settling) || this.sending;
     this.el("stop").disabled = !chat || !online || !inFlight;
     this.el("regenerate").disabled = !chat || !online || inFlight || !chat.latestAssistant();
-    this.el("regenerate-confirm").disabled = this.el("send").disabled || !chat?.latestAssistant();
+    this.el("regenerate-confirm").disabled = this.el("send").disabled || inFlight || !chat?.latestAssistant();
     this.prose.disabled = !chat;
     this.el("composer").dataset.inFlight = inFlight ? "true" : "false";
     const status = this.el("turn-status");
@@ -87,13 +94,14 @@ export class Composer {
       this.showError(tooLong(trimmed));
       return;
     }
-    const queued = chat.settling();
     this.sending = true;
     this.update();
     try {
-      await this.sendTurn(prose, this.replyAs.hidden ? "" : this.replyAs.value, queued);
+      await this.sendTurn(prose, this.replyAs.hidden ? "" : this.replyAs.value);
       // Keep anything typed while the turn travelled.
       if (this.prose.value === prose) this.prose.value = "";
+      // "Reply as" forces one turn's speaker; the next turn is the story's to decide again.
+      this.chooseReplyAs("");
       this.showCount();
     } catch (error) {
       this.showError(error);
@@ -121,6 +129,18 @@ export class Composer {
     if (!same) fill(select, options.map(([value, label]) => h("option", { value }, label)));
     select.value = chosen;
     select.disabled = this.el("send").disabled;
+  }
+
+  /** Who answers the next turn: a bot id, or "" for whoever the story picks. */
+  replyAsValue() {
+    return this.replyAs.hidden ? "" : this.replyAs.value;
+  }
+
+  /** Make `botId` answer the next turn ("" lets the story decide). */
+  chooseReplyAs(botId) {
+    this.replyAs.value = botId;
+    if (this.replyAs.value !== botId) this.replyAs.value = "";
+    this.replyAs.dispatchEvent(new Event("change"));
   }
 
   /** Stop the beat in flight; true when there was one to stop. */

@@ -12,8 +12,11 @@ import { byTestId, fill, h } from "./dom.js";
  * answer; `openChat(id)` switches the timeline to a chat.
  */
 export class Sidebar {
-  constructor(root, { state, request, openChat, showError, afterNavigate }) {
+  constructor(root, { state, request, openChat, showError, afterNavigate, onEditBot, hooks = {} }) {
     this.root = root;
+    this.onEditBot = onEditBot ?? (() => {}); // told the bot now in the editor (or null)
+    // Optional: showCard(bot | null), onHost(bot, group), chatFields() -> extra create_chat fields.
+    this.hooks = hooks;
     this.state = state;
     this.request = request;
     this.openChat = openChat;
@@ -95,6 +98,7 @@ export class Sidebar {
       const title = this.el("new-chat-title").value.trim();
       if (location) fields.location = location;
       if (title) fields.title = title;
+      Object.assign(fields, this.hooks.chatFields?.() ?? {});
       const button = this.el("new-chat-create");
       button.disabled = true;
       try {
@@ -162,6 +166,7 @@ export class Sidebar {
       ),
     );
     this.el("new-chat-create").disabled = bots.length === 0;
+    this.hooks.onHost?.(this.state.bots.get(host) ?? null, this.castPick.size > 0);
   }
 
   // --- bots -------------------------------------------------------------------
@@ -210,11 +215,13 @@ export class Sidebar {
     this.el("bot-delete").hidden = !bot;
     this.el("bot-delete-box").hidden = true;
     this.el("bot-note").textContent = "";
+    this.onEditBot(this.editingBot);
     for (const button of this.el("bot-list").querySelectorAll(".bot-open")) {
       const current = button.parentElement.dataset.botId === this.editingBot;
       if (current) button.setAttribute("aria-current", "true");
       else button.removeAttribute("aria-current");
     }
+    this.hooks.showCard?.(bot ?? null);
     if (bot) this.el("bot-name").focus();
   }
 

@@ -8,21 +8,28 @@ import { fill, h, humanKind, prose } from "./dom.js";
 // How close to the bottom (px) still counts as "reading the latest": only
 // then does new text scroll the view, so reading older turns is not disturbed.
 const FOLLOW_SLACK_PX = 80;
+// How close to the top (px) the reader scrolls before older turns are asked
+// for: early enough that they are usually there before the top is reached.
+const OLDER_SLACK_PX = 400;
 
 /**
  * Draws the open chat's timeline into `root` (an <ol>). `names(id)` gives a
  * speaker's display name; `previewRewind(turn)` resolves with a
- * rewind_preview answer; `rewind(turn)` performs the rewind.
+ * rewind_preview answer; `rewind(turn)` performs the rewind; `loadOlder()`
+ * asks for the turns before the first one shown (see `prependTurns`).
  */
 export class Timeline {
-  constructor(root, { names, previewRewind, rewind, showError }) {
+  constructor(root, { names, previewRewind, rewind, showError, loadOlder }) {
     this.root = root;
     this.names = names;
     this.previewRewind = previewRewind;
     this.rewindTo = rewind;
     this.showError = showError;
+    this.loadOlder = loadOlder;
     this.beatEls = new Map(); // beat_id → { li, body }
     this.rewindBox = null;
+    this.olderEl = null; // the "older turns" row at the top, while there are some
+    root.addEventListener("scroll", () => this.nearTop() && this.loadOlder(), { passive: true });
   }
 
   /**
@@ -43,8 +50,52 @@ export class Timeline {
       const note = chat.loaded ? "The story starts with your first turn." : "Opening the chat\u2026";
       items.push(h("li", { class: "timeline-empty" }, note));
     }
-    fill(this.root, ...items);
+    this.olderEl = chat.hasOlder ? this.olderElement() : null;
+    fill(this.root, this.olderEl, ...items);
     if (follow || jump) this.scrollToEnd();
+  }
+
+  /**
+   * Older turns arrived: they go above the ones shown, and what the reader
+   * was looking at stays where it was on the screen (the distance from the
+   * bottom is kept, whatever the browser's own scroll anchoring did).
+   */
+  prependTurns(turns, chat) {
+    const fromBottom = this.root.scrollHeight - this.root.scrollTop;
+    const first = this.olderEl ? this.olderEl.nextSibling : this.root.firstChild;
+    for (const turn of turns) this.root.insertBefore(this.turnElement(turn), first);
+    if (turns.length) this.clearEmpty();
+    if (!chat.hasOlder) {
+      this.olderEl?.remove();
+      this.olderEl = null;
+    } else this.showOlder("idle");
+    this.root.scrollTop = this.root.scrollHeight - fromBottom;
+  }
+
+  /** Whether the reader is near the top, where the older turns should come in. */
+  nearTop() {
+    return this.olderEl !== null && this.root.scrollTop < OLDER_SLACK_PX;
+  }
+
+  /** Say whether older turns are loading ("loading"), or can be ("idle"). */
+  showOlder(status) {
+    if (!this.olderEl) return;
+    this.olderEl.dataset.state = status;
+    const button = this.olderEl.querySelector("button");
+    button.disabled = status === "loading";
+    button.textContent = status === "loading" ? "Loading older turns\u2026" : "Load older turns";
+  }
+
+  olderElement() {
+    return h(
+      "li",
+      { class: "timeline-older", testid: "older", data: { state: "idle" } },
+      h(
+        "button",
+        { type: "button", class: "quiet", testid: "load-older", onclick: () => this.loadOlder() },
+        "Load older turns",
+      ),
+    );
   }
 
   /** Refresh speaker names after bots or "you" were renamed. */
