@@ -15,7 +15,7 @@ import logging
 import trio
 from attrs import evolve
 
-from protocol import MAX_QUEUE, YOU_ID, ProtocolError, Queued, QueuedTurn, RewindPreviewReply
+from protocol import MAX_QUEUE, YOU_ID, ProtocolError, Queued, QueuedTurn, RewindPreviewReply, Turn
 from protocol import events as ev
 from runtime import Actor, ActorRef, RegistryRef
 from store import (
@@ -27,7 +27,7 @@ from store import (
     queue_turn,
     start_queued,
 )
-from story import Cast, PersonSaid, Regenerate, parse_prose, presence_by_rules
+from story import Cast, PersonSaid, Regenerate, parse_prose, presence_by_rules, rewind_summary
 
 from ._cast import load_cast
 from ._driver import TurnDriver
@@ -35,13 +35,16 @@ from ._feed import ChatFeed
 from ._journal import Journal
 from ._messages import (
     CancelTurn,
+    EditUserTurn,
     MoveCast,
     PlanWorldEvent,
     PreviewRewind,
     RegenerateTurn,
     ResumeQueue,
     RewindChat,
+    SelectAlternativeOf,
     StartTurn,
+    SwitchTo,
     WaitSettled,
 )
 from ._refusals import refusals
@@ -108,6 +111,14 @@ class ChatActor(Actor):
             return None  # the queue, if any, started above
         if isinstance(message, RegenerateTurn):
             return await self._regenerate(message.event_id, message.prose)
+        if isinstance(message, SelectAlternativeOf):
+            await self._select(message.event_id)
+            return None
+        if isinstance(message, SwitchTo):
+            await self._switch(message.branch_id)
+            return None
+        if isinstance(message, EditUserTurn):
+            return await self._edit(message.event_id, message.prose)
         if isinstance(message, PreviewRewind):
             return await self._preview(message.event_id)
         if isinstance(message, RewindChat):
@@ -303,45 +314,75 @@ class ChatActor(Actor):
             self.starting = False
 
     async def _regenerate(self, event_id: int, prose: str | None) -> int:
+        """Run a beat's turn again on a branch forked after the person's line.
+
+        Any visible beat, not only the latest: the old beat stays on the branch
+        it was on, as an alternative (``select_alternative`` goes back to it).
+        With ``prose``, the person's line itself is said anew (``edit_turn``).
+        """
         self._ensure_idle()
-        latest = await self.svc.store.run(Store.latest_assistant_turn, self.chat_id)
-        if latest is None or latest.event_id != event_id:
-            await self._check_event(event_id)
-            raise ProtocolError(
-                "invalid", "only the chat's latest assistant turn can be regenerated"
-            )
-        stored = await self.svc.store.run(Store.get_event, latest.user_turn_id)
-        original = stored.event if stored is not None else None
-        written = original if isinstance(original, ev.UserTurn | ev.UserTurnEdit) else None
-        person_id = written.person_id if written is not None else None
-        person = person_id or YOU_ID  # the turn stays its persona's
-        cast = await self._cast(person)
+        beat = await self.svc.store.run(_visible_beat, self.chat_id, event_id)
+        if isinstance(beat, str):
+            raise _refused(beat)
         if prose is not None and prose.strip():
-            segments = parse_prose(prose)
-            committed = await self.journal.write(
-                add_user_turn,
-                ev.UserTurnEdit(
-                    self.chat_id,
-                    latest.user_turn_id,
-                    prose,
-                    segments,
-                    cast.present_ids,
-                    person_id,
-                ),
-            )
-            # Edited prose may address someone else: the speaker is chosen afresh.
-            said = PersonSaid(
-                committed.ids[0], prose, segments, person, regenerate=Regenerate(event_id)
-            )
-        else:
-            if written is None:
-                raise ProtocolError("invalid", f"event {event_id} answers no prose of the person")
-            kept = Regenerate(event_id, latest.speaker_id)
-            said = PersonSaid(
-                latest.user_turn_id, written.prose, written.segments, person, regenerate=kept
-            )
+            return await self._edit(beat.user_turn_id, prose)
+        stored = await self.svc.store.run(Store.get_event, beat.user_turn_id)
+        original = stored.event if stored is not None else None
+        if not isinstance(original, ev.UserTurn | ev.UserTurnEdit):
+            raise ProtocolError("invalid", f"event {event_id} answers no prose of the person")
+        person = original.person_id or YOU_ID  # the turn stays its persona's
+        await self.svc.store.run(Store.fork, self.chat_id, beat.user_turn_id, "regenerate")
+        self.feed.resync()  # the old beat left the path: every watcher redraws
+        cast = await self._cast(person)
+        kept = Regenerate(None, beat.speaker_id)
+        said = PersonSaid(
+            beat.user_turn_id, original.prose, original.segments, person, regenerate=kept
+        )
         self._launch(cast, said)
         return said.user_turn_id
+
+    async def _edit(self, event_id: int, prose: str) -> int:
+        """Fork just before the person's turn ``event_id`` and run it again with ``prose``."""
+        self._ensure_idle()
+        before = await self.svc.store.run(_before_user_turn, self.chat_id, event_id)
+        if isinstance(before, str):
+            raise ProtocolError(
+                "not_found" if before.startswith("there is") else "invalid", before
+            )
+        segments = parse_prose(prose)  # checked before anything is written
+        stored = await self.svc.store.run(Store.get_event, event_id)
+        original = stored.event if stored is not None else None
+        person_id = (
+            original.person_id if isinstance(original, ev.UserTurn | ev.UserTurnEdit) else None
+        )
+        person = person_id or YOU_ID  # the edited turn stays its persona's
+        await self.svc.store.run(Store.fork, self.chat_id, before, "edit")
+        self.feed.resync()
+        cast = await self._cast(person)
+        committed = await self.journal.write(
+            add_user_turn, ev.UserTurn(self.chat_id, prose, segments, cast.present_ids, person_id)
+        )
+        said = PersonSaid(committed.ids[0], prose, segments, person)
+        self._launch(cast, said)
+        return said.user_turn_id
+
+    async def _select(self, event_id: int) -> None:
+        """Show another alternative of a beat: the chat moves to the branch it is on."""
+        self._ensure_idle()
+        branch = await self.svc.store.run(_branch_of_alternative, self.chat_id, event_id)
+        if isinstance(branch, str):
+            raise ProtocolError(
+                "not_found" if branch.startswith("there is") else "invalid", branch
+            )
+        if branch is None:
+            return  # already the one shown
+        await self.svc.store.run(Store.switch_branch, self.chat_id, branch)
+        self.feed.resync()
+
+    async def _switch(self, branch_id: int) -> None:
+        self._ensure_idle()
+        await self.svc.store.run(Store.switch_branch, self.chat_id, branch_id)
+        self.feed.resync()
 
     async def _check_event(self, event_id: int) -> None:
         stored = await self.svc.store.run(Store.get_event, event_id)
@@ -351,7 +392,13 @@ class ChatActor(Actor):
     async def _preview(self, event_id: int) -> RewindPreviewReply:
         await self._check_event(event_id)
         preview = await self.svc.store.run(Store.rewind_preview, self.chat_id, event_id)
-        return RewindPreviewReply(self.chat_id, event_id, preview.total, dict(preview.by_kind))
+        return RewindPreviewReply(
+            self.chat_id,
+            event_id,
+            preview.total,
+            dict(preview.by_kind),
+            summary=rewind_summary(preview.by_kind),
+        )
 
     async def _rewind(self, event_id: int) -> None:
         self._ensure_idle()
@@ -367,6 +414,50 @@ class ChatActor(Actor):
                 self.chat_id, plan.title, plan.description, plan.artifacts, present
             ),
         )
+
+
+def _refused(why: str) -> ProtocolError:
+    """``not_found`` for what does not exist in the chat, ``invalid`` for the wrong thing."""
+    return ProtocolError("not_found" if why.startswith("there is") else "invalid", why)
+
+
+def _visible_beat(s: Store, chat_id: str, event_id: int) -> Turn | str:
+    """The visible beat ``event_id`` of the chat, or why it is none (a sentence)."""
+    stored = s.get_event(event_id)
+    if stored is None or stored.chat_id != chat_id:
+        return f"there is no event {event_id} in chat {chat_id}"
+    for turn in s.timeline(chat_id):
+        if turn.event_id == event_id:
+            if turn.kind != "assistant":
+                return f"event {event_id} is the person's turn, not a beat"
+            return turn
+    return f"event {event_id} is not a beat shown on the chat's current branch"
+
+
+def _before_user_turn(s: Store, chat_id: str, event_id: int) -> int | str:
+    """The chat's last event before its visible user turn ``event_id`` (the fork point)."""
+    stored = s.get_event(event_id)
+    if stored is None or stored.chat_id != chat_id:
+        return f"there is no event {event_id} in chat {chat_id}"
+    if not any(t.event_id == event_id and t.kind == "user" for t in s.timeline(chat_id)):
+        return f"event {event_id} is not a turn of the person shown on the chat's current branch"
+    before = s.previous_on_branch(chat_id, event_id)
+    assert before is not None  # chat_created comes before every turn
+    return before
+
+
+def _branch_of_alternative(s: Store, chat_id: str, event_id: int) -> int | str | None:
+    """The branch to switch to so that the beat ``event_id`` shows; None when it shows."""
+    stored = s.get_event(event_id)
+    if stored is None or stored.chat_id != chat_id:
+        return f"there is no event {event_id} in chat {chat_id}"
+    if not isinstance(stored.event, ev.AssistantTurn):
+        return f"event {event_id} is not a beat: only a beat has alternatives"
+    if any(t.event_id == event_id for t in s.timeline(chat_id)):
+        return None
+    if s.on_current_branch(chat_id, event_id):
+        return f"beat {event_id} was replaced before branches existed; it cannot be shown again"
+    return s.branch_of(event_id)
 
 
 def _cast_names(s: Store, chat_id: str) -> list[tuple[str, str, bool]]:

@@ -152,7 +152,7 @@ class TurnDriver:
             dialogue = tuple(s.recent_dialogue(chat_id, read.dialogue)) if read.dialogue else ()
             return story.Loaded(
                 scene=s.active_scene(chat_id) if read.scene else None,
-                edges=tuple(s.edges_among(read.edges_among)),
+                edges=tuple(s.edges_among(read.edges_among, chat_id=chat_id)),
                 dialogue=dialogue,
                 world_events=tuple(
                     story.OpenWorldEvent(e.id, e.status, e.title, e.description, e.artifacts)

@@ -8,7 +8,7 @@ the person raise :class:`protocol.ProtocolError`; anything else is a bug.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -27,6 +27,8 @@ from protocol import (
     YOU_ID,
     Artifacts,
     Bot,
+    Branches,
+    BranchInfo,
     Chat,
     ChatMessage,
     ChatSettings,
@@ -38,6 +40,7 @@ from protocol import (
     ProtocolError,
     Queued,
     RewindPreviewReply,
+    Turn,
     WorldEventState,
     author_note_problem,
     sampler_problem,
@@ -53,12 +56,14 @@ from runtime import (
 )
 from store import (
     AsyncStore,
+    NotFound,
     Store,
     WireFrame,
     attach_lorebooks,
     mark_memory,
     open_store,
     set_author_note,
+    start_chat,
     take_seat,
 )
 
@@ -295,6 +300,7 @@ class Engine:
         title: str | None = None,
         cast: tuple[str, ...] | None = None,
         greeting: int | None = None,
+        continue_from: str | None = None,
     ) -> Chat:
         """Start a chat with a host and a guest, or a cast; the host greets you if it can.
 
@@ -304,6 +310,9 @@ class Engine:
         indexes them (0, the default, is ``first_mes``; then the alternate
         greetings; then, with more than one character, the group-only ones),
         and an index it does not have is ``invalid``, with nothing written.
+        ``continue_from`` names a chat whose memories and edges the bots of both casts bring along
+        (unknown: ``not_found``, nothing written); otherwise the chat starts
+        knowing nothing of any other.
         """
         members = _cast_of(host_bot_id, guest_bot_id, cast)
         bots = [await self._bot(bot_id) for bot_id in members]
@@ -319,13 +328,14 @@ class Engine:
         extra = tuple(members) if cast is not None else ()
         # Checked (title and location limits) before the id counter moves: a refused
         # chat writes nothing, not even a skipped id.
-        ev.ChatCreated("c0", *fields, cast=extra)
+        ev.ChatCreated("c0", *fields, cast=extra, continue_from=continue_from)
 
         def create(s: Store) -> Chat:
+            if continue_from is not None and s.get_chat(continue_from) is None:
+                raise NotFound(f"there is no chat {continue_from!r} to continue from")
             chat_id = s.new_chat_id()
-            ids = s.append(
-                ev.ChatCreated(chat_id, *fields, cast=extra), ev.SceneOpened(chat_id, where)
-            ).ids
+            created = ev.ChatCreated(chat_id, *fields, cast=extra, continue_from=continue_from)
+            ids = start_chat(s, created, ev.SceneOpened(chat_id, where)).ids
             if opening is not None:
                 s.append(ev.AssistantTurn(chat_id, host.id, ids[0], None, opening))
             else:
@@ -514,6 +524,38 @@ class Engine:
         """Replace the latest assistant turn. Returns the user turn id it answers."""
         return await self._ask(chat_id, m.RegenerateTurn(event_id, prose), int)
 
+    async def select_alternative(self, chat_id: str, event_id: int) -> None:
+        """Show another alternative of a beat; every watcher gets a fresh chat_state."""
+        await self._ask(chat_id, m.SelectAlternativeOf(event_id), type(None))
+
+    async def list_branches(self, chat_id: str) -> Branches:
+        """The chat's branches, its first one first."""
+        await self._chat(chat_id)
+        rows = await self._run(Store.branches, chat_id)
+        return Branches(
+            chat_id,
+            tuple(
+                BranchInfo(
+                    r.branch_id,
+                    r.parent_id,
+                    r.fork_event_id,
+                    r.length,
+                    r.tip_event_id,
+                    r.last_line,
+                    r.current,
+                )
+                for r in rows
+            ),
+        )
+
+    async def switch_branch(self, chat_id: str, branch_id: int) -> None:
+        """Make a branch current; the whole world follows and every watcher redraws."""
+        await self._ask(chat_id, m.SwitchTo(branch_id), type(None))
+
+    async def edit_turn(self, chat_id: str, event_id: int, prose: str) -> int:
+        """Say one of the person's turns anew on a branch forked before it; returns its id."""
+        return await self._ask(chat_id, m.EditUserTurn(event_id, prose), int)
+
     async def rewind_preview(self, chat_id: str, event_id: int) -> RewindPreviewReply:
         """What a rewind to ``event_id`` would remove."""
         return await self._ask(chat_id, m.PreviewRewind(event_id), RewindPreviewReply)
@@ -618,8 +660,8 @@ class Engine:
             return ChatState(
                 chat_id,
                 chat,
-                tuple(turns),
-                tuple(s.edges_among(present)),
+                with_alternatives(s, chat_id, turns),
+                tuple(s.edges_among(present, chat_id=chat_id)),
                 s.active_scene(chat_id),
                 None,
                 world_events=tuple(WorldEventState(e.id, e.title, e.status) for e in events),
@@ -651,7 +693,9 @@ class Engine:
                     "not_found", f"event {before_event_id} is not in chat {chat_id}"
                 )
             turns, has_older = s.latest_turns(chat_id, limit, before_event_id)
-            return OlderTurns(chat_id, before_event_id, tuple(turns), has_older)
+            return OlderTurns(
+                chat_id, before_event_id, with_alternatives(s, chat_id, turns), has_older
+            )
 
         return await self._run(read)
 
@@ -718,6 +762,23 @@ class Engine:
             await wait_settled(ref)
         except ActorError as exc:
             log.warning("chat %s did not stop cleanly: %r", ref.address, exc)
+
+
+def with_alternatives(s: Store, chat_id: str, turns: Iterable[Turn]) -> tuple[Turn, ...]:
+    """The turns, each beat with alternatives carrying how many and which one it is."""
+    turns = tuple(turns)
+    # Only the beats of the turns shown: a long chat's older ones are not read.
+    alternatives = s.alternatives(chat_id, min((t.user_turn_id for t in turns), default=0))
+    return tuple(
+        attrs.evolve(
+            turn,
+            alternatives=len(alternatives[turn.event_id]),
+            alternative=alternatives[turn.event_id].index(turn.event_id) + 1,
+        )
+        if len(alternatives.get(turn.event_id, ())) > 1
+        else turn
+        for turn in turns
+    )
 
 
 def _cast_of(

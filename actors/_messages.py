@@ -39,6 +39,28 @@ class RegenerateTurn:
 
 
 @frozen
+class SelectAlternativeOf:
+    """Make the beat ``event_id`` (an alternative) current: the chat moves to its branch."""
+
+    event_id: int
+
+
+@frozen
+class SwitchTo:
+    """Make the chat's branch ``branch_id`` current."""
+
+    branch_id: int
+
+
+@frozen
+class EditUserTurn:
+    """Fork before the person's turn ``event_id`` and run it again with ``prose``."""
+
+    event_id: int
+    prose: str
+
+
+@frozen
 class PreviewRewind:
     """Count what a rewind would remove."""
 

@@ -55,9 +55,12 @@ async def narrative_request(
             other=other,
             other_activity=activity,
             location=(scene.location if scene else None) or cast.location,
-            edges=tuple(s.get_edge(bot.id, target) for target in present),
-            pinned=tuple(s.pinned_memories(bot.id)),
-            relevant=tuple(s.relevant_memories(bot.id, beat.prose, budgets.relevant_memories)),
+            # This chat's story only: nothing another chat wrote reaches this prompt.
+            edges=tuple(s.get_edge(bot.id, target, chat_id=chat_id) for target in present),
+            pinned=tuple(s.pinned_memories(bot.id, chat_id=chat_id)),
+            relevant=tuple(
+                s.relevant_memories(bot.id, beat.prose, budgets.relevant_memories, chat_id=chat_id)
+            ),
             world_events=tuple(
                 (w.title, w.description) for w in s.world_events(chat_id, ("active",))
             ),

@@ -47,7 +47,7 @@ class EngineSettings:
     checkpoint_interval: float = 1.0
     """Seconds between a streaming beat's crash-recovery checkpoints, at the most often."""
     auto_pin_cap: int = 8
-    """Auto-pinned memories per bot before the least significant is unpinned."""
+    """Auto-pinned memories per bot in one chat before the least significant is unpinned."""
     chat_idle_timeout: float = 600.0
     """Seconds a chat (or bot) actor stays active with nothing to do."""
     shutdown_timeout: float = 8.0

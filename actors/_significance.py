@@ -1,8 +1,8 @@
 """The significance worker: scores memories in the background.
 
 A beat's memories are scored after the turn moved on (the classifier call is
-background priority). A score of 3 auto-pins the memory; past the per-bot
-soft cap the least significant auto-pin is unpinned. Manual pins are never
+background priority). A score of 3 auto-pins the memory; past the soft cap per
+bot and chat the least significant auto-pin is unpinned. Manual pins are never
 touched.
 """
 

@@ -20,7 +20,15 @@ from ._limits import (
     MAX_TITLE,
 )
 from ._payloads import an_id as _id
-from ._validators import FieldTooLarge, in_range, limits_apply, optional_at_most, optional_in_range
+from ._validators import (
+    FieldTooLarge,
+    at_most,
+    in_range,
+    limits_apply,
+    not_blank,
+    optional_at_most,
+    optional_in_range,
+)
 
 
 def _cast_ids(_inst: object, _attribute: object, value: tuple[str, ...] | None) -> None:
@@ -114,6 +122,9 @@ class CreateChat:
     """Which of the host's card greetings opens the chat (an addition): 0 is ``first_mes``,
     then its alternate greetings, then, with more than one character, its group-only ones.
     One it does not have is ``invalid``; a host without a card has only 0."""
+    continue_from: str | None = field(default=None, validator=optional_at_most(MAX_ID))
+    """A chat whose characters' memories and relationships seed the new chat, for the bots
+    in both casts (an addition); without it the chat starts knowing nothing of any other."""
 
 
 @frozen
@@ -200,6 +211,38 @@ class RewindPreview(ChatPoint):
 @frozen
 class Rewind(ChatPoint):
     """Keep the chat up to and including ``event_id``; remove what came after."""
+
+
+@frozen
+class SelectAlternative(ChatPoint):
+    """Make another alternative of a beat current (an addition).
+
+    ``event_id`` is one of the beat's alternatives; the chat moves to the
+    branch it is on, with everything that followed it there.
+    """
+
+
+@frozen
+class ListBranches(shared.ChatRef):
+    """Ask for a chat's branches (an addition)."""
+
+
+@frozen
+class SwitchBranch(shared.ChatRef):
+    """Make one of the chat's branches current (an addition); the whole world follows it."""
+
+    branch_id: int = field(validator=_log_id)
+
+
+@frozen
+class EditTurn(ChatPoint):
+    """Say one of the person's turns differently (an addition).
+
+    A branch forks just before the turn ``event_id``, and the turn runs there
+    again with the new prose; the old one stays on the branch it was on.
+    """
+
+    prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
 
 
 @frozen
@@ -343,6 +386,10 @@ ClientMessage = (
     | ListPersonas
     | UpdatePersona
     | TakeSeat
+    | SelectAlternative
+    | ListBranches
+    | SwitchBranch
+    | EditTurn
 )
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
@@ -382,6 +429,10 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "list_personas": ListPersonas,
     "update_persona": UpdatePersona,
     "take_seat": TakeSeat,
+    "select_alternative": SelectAlternative,
+    "list_branches": ListBranches,
+    "switch_branch": SwitchBranch,
+    "edit_turn": EditTurn,
 }
 """The wire ``type`` of every client message: one meaning each."""
 

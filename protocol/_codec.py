@@ -36,8 +36,16 @@ from ._client import (
 )
 from ._errors import ProtocolError
 from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
-from ._server import SERVER_NAMES, SERVER_TYPES, ChatState, MemoryNote, ServerMessage, UserTurn
-from ._shapes import Artifacts, Bot, Chat
+from ._server import (
+    SERVER_NAMES,
+    SERVER_TYPES,
+    ChatState,
+    MemoryNote,
+    RewindPreviewReply,
+    ServerMessage,
+    UserTurn,
+)
+from ._shapes import Artifacts, Bot, Chat, Turn
 from ._validators import FieldInvalid, FieldTooLarge, is_text, limits_apply, stored_read
 
 
@@ -168,12 +176,23 @@ def _make() -> cattrs.Converter:
 _ADDITIONS: dict[type, tuple[str, ...]] = {
     Chat: ("cast", "present", "muted", "people"),
     Bot: ("card", "avatar_url"),
-    CreateChat: ("host_bot_id", "guest_bot_id", "location", "title", "cast", "greeting"),
+    CreateChat: (
+        "host_bot_id",
+        "guest_bot_id",
+        "location",
+        "title",
+        "cast",
+        "greeting",
+        "continue_from",
+    ),
+    # Before the shapes that hold turns: their hooks are made with the turn's own.
+    Turn: ("alternatives", "alternative"),
     ChatState: ("has_older", "lorebooks", "author_note", "queue", "settings"),
     UserTurn: ("speaker_id",),
     SendTurn: ("queue",),
     Cancel: ("queued",),
-    ev.ChatCreated: ("cast",),
+    RewindPreviewReply: ("summary",),
+    ev.ChatCreated: ("cast", "continue_from"),
     **{
         cls: ("present",)
         for cls in (

@@ -161,6 +161,31 @@ class RewindPreviewReply(OnEvent):
 
     total_events: int
     by_kind: Mapping[str, int]
+    summary: str = ""
+    """The same in plain words, e.g. "3 turns, 2 memories and 1 relationship change move
+    to a branch you can return to" (an addition)."""
+
+
+@frozen
+class BranchInfo:
+    """One branch of a chat (``list_branches``)."""
+
+    branch_id: int
+    parent_id: int | None
+    fork_event_id: int | None
+    """The last event it shares with its parent; null for the chat's first branch."""
+    length: int
+    """How many turns (the person's and the characters') are on its path."""
+    tip_event_id: int
+    last_line: str
+    current: bool
+
+
+@frozen
+class Branches(OnChat):
+    """Answer to ``list_branches``: the chat's branches, the first one first."""
+
+    branches: tuple[BranchInfo, ...]
 
 
 @frozen
@@ -416,6 +441,7 @@ DirectAnswer = (
     | ChatReply
     | Accepted
     | RewindPreviewReply
+    | Branches
     | Rewound
     | Memories
     | MemoryReply
@@ -460,6 +486,7 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     ChatReply: "chat",
     Accepted: "accepted",
     RewindPreviewReply: "rewind_preview",
+    Branches: "branches",
     Rewound: "rewound",
     Memories: "memories",
     MemoryReply: "memory",

@@ -104,6 +104,11 @@ class Turn:
     truncated: bool
     interjection_of: str | None
     user_turn_id: int
+    alternatives: int = 1
+    """How many alternatives the beat has, itself included (an addition; 1 is left out)."""
+    alternative: int = 0
+    """Which of them this one is, from 1, oldest first (an addition; left out, as 0, for a
+    beat with no other alternative)."""
 
 
 @frozen

@@ -150,15 +150,29 @@ class ChatCreated(shared.ChatCast):
         guest_bot_id: str | None = None,
         location: str | None = None,
         cast: tuple[str, ...] = (),
+        continue_from: str | None = None,
     ) -> None:
         # The id and title come first, as they always did.
         self.__attrs_init__(
-            host_bot_id, guest_bot_id, location, chat_id=chat_id, title=title, cast=cast
+            host_bot_id,
+            guest_bot_id,
+            location,
+            chat_id=chat_id,
+            title=title,
+            cast=cast,
+            continue_from=continue_from,
         )
 
     cast: tuple[str, ...] = field(default=(), kw_only=True)
     """Every bot of the cast, the host first (the host and guest are its first two);
     empty in older logs, where the cast is the host and the guest."""
+
+    continue_from: str | None = field(
+        default=None, kw_only=True, validator=optional_at_most(MAX_ID)
+    )
+    """The chat this one carries on from: the memories and edges of the bots in both casts
+    follow as this chat's own ``memory_written`` and ``edge_update`` events. None for a
+    chat that starts fresh (and in older logs)."""
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -234,9 +248,35 @@ class SeatTaken(shared.Seat):
 
 @frozen
 class ChatRewound(shared.ChatRef):
-    """The chat was rewound: its events after ``to_event_id`` leave the timeline."""
+    """The chat was rewound: a branch starts after ``to_event_id`` and becomes current.
+
+    Its id is the new branch's id. What came after ``to_event_id`` stays on the
+    branch that was current, which can be switched back to.
+    """
 
     to_event_id: int
+
+
+BranchReason = Literal["regenerate", "edit"]
+
+
+@frozen
+class BranchForked(shared.ChatRef):
+    """A branch starts after ``at_event_id`` of the current branch and becomes current.
+
+    Its id is the new branch's id: a beat regenerated, or a turn of the
+    person edited, forks here and the turn runs again on the new branch.
+    """
+
+    at_event_id: int
+    reason: BranchReason
+
+
+@frozen
+class BranchSwitched(shared.ChatRef):
+    """The chat's current branch became ``branch_id``: the world follows its path."""
+
+    branch_id: int
 
 
 @frozen
@@ -424,6 +464,8 @@ Event = (
     | LocationCreated
     | ChatCreated
     | ChatRewound
+    | BranchForked
+    | BranchSwitched
     | UserTurn
     | UserTurnEdit
     | AssistantTurnStarted
@@ -465,6 +507,8 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "location_created": LocationCreated,
     "chat_created": ChatCreated,
     "chat_rewound": ChatRewound,
+    "branch_forked": BranchForked,
+    "branch_switched": BranchSwitched,
     "user_turn": UserTurn,
     "user_turn_edit": UserTurnEdit,
     "assistant_turn_started": AssistantTurnStarted,

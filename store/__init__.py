@@ -9,9 +9,15 @@ holding a beat's end while the disk is full; what was imported from other
 front ends (character cards with their avatars, lorebooks, chats: written in
 one transaction each, read back whole); and running all of it on one thread
 for trio. See docs/storage.md.
+starting a chat that carries on from another; branches (rewind, forks and
+switches re-project one chat from its own events) and supersede; crash
+recovery of beats left open; holding a beat's end while the disk is full;
+and running all of it on one thread for trio. See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store
+from ._branches import BranchRow
+from ._carry import start_chat
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._exports import card_for, chat_export
 from ._imports import (
@@ -59,6 +65,7 @@ __all__ = [
     "AppendResult",
     "AsyncStore",
     "AutoPinPlan",
+    "BranchRow",
     "ChatImport",
     "Done",
     "Invalid",
@@ -99,6 +106,7 @@ __all__ = [
     "score_memories",
     "set_author_note",
     "settle_turn",
+    "start_chat",
     "start_queued",
     "take_seat",
     "utc_now",

@@ -55,8 +55,10 @@ def chat_export(s: Store, chat_id: str) -> StChat | None:
     """A chat's visible timeline as a SillyTavern chat; None when there is no such chat.
 
     Each turn is one line with troupe's own data (event id, speaker id, the
-    user turn it answers...) under ``extra.troupe``; an assistant turn that
-    replaced others by regenerating has them all as ``swipes``, itself last.
+    user turn it answers...) under ``extra.troupe``; a beat with alternatives
+    (on any branch) has them all as ``swipes``, oldest first, and ``swipe_id``
+    the one shown; one that replaced others on its own branch (as regenerating
+    did before branches) has them as ``swipes``, itself last.
     A turn that came from an imported file's line is that line as it was
     read (its swipes, dates and unknown keys), with ``extra.troupe`` added;
     an imported chat keeps its file's header.
@@ -77,6 +79,8 @@ def chat_export(s: Store, chat_id: str) -> StChat | None:
     ).fetchall()
     at = {int(event_id): str(when) for event_id, when in rows}
     replaced = _replaced(s, chat_id)
+    branched = s.alternatives(chat_id)
+    beat_texts = _beat_texts(s, chat_id) if any(len(g) > 1 for g in branched.values()) else {}
     file = _imported_lines(s, chat_id)
     last = file.last
     lines: list[ChatLine] = []
@@ -99,8 +103,15 @@ def chat_export(s: Store, chat_id: str) -> StChat | None:
             if index == last:
                 lines.extend(_as_is(file.lines[n]) for n in file.skipped if n > index)
             continue
-        older = _alternatives(turn.event_id, replaced)
-        swipes = (*older, turn.text) if older else ()
+        group = branched.get(turn.event_id, ())
+        if len(group) > 1:
+            # Its alternatives on every branch, oldest first; the one shown is chosen.
+            swipes = tuple(beat_texts.get(beat, "") for beat in group)
+            swipe_id = group.index(turn.event_id)
+        else:
+            older = _alternatives(turn.event_id, replaced)
+            swipes = (*older, turn.text) if older else ()
+            swipe_id = len(swipes) - 1 if swipes else 0
         lines.append(
             ChatLine(
                 name=names[turn.speaker_id],
@@ -108,7 +119,7 @@ def chat_export(s: Store, chat_id: str) -> StChat | None:
                 text=turn.text,
                 send_date=str(at.get(turn.event_id, "")),
                 swipes=swipes,
-                swipe_id=len(swipes) - 1 if swipes else 0,
+                swipe_id=swipe_id,
                 extra=json.dumps({"troupe": troupe}, ensure_ascii=False),
             )
         )
@@ -121,6 +132,16 @@ def chat_export(s: Store, chat_id: str) -> StChat | None:
             built.user_name, built.character_name, built.lines, built.create_date, file.header
         )
     return built
+
+
+def _beat_texts(s: Store, chat_id: str) -> dict[int, str]:
+    """Every beat's text, on whatever branch."""
+    rows: list[Any] = s.conn.execute(
+        "SELECT id, json_extract(payload, '$.text') FROM event_log "
+        "WHERE chat_id = ? AND kind = 'assistant_turn'",
+        (chat_id,),
+    ).fetchall()
+    return {int(event_id): str(text or "") for event_id, text in rows}
 
 
 def _replaced(s: Store, chat_id: str) -> dict[int, tuple[int, str]]:

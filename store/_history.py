@@ -1,11 +1,11 @@
-"""Rewind, rebuild and snapshots: the projections recomputed from the log alone.
+"""Rebuild and snapshots: the projections recomputed from the log alone.
 
-Nothing is ever deleted from the log. What a rewind takes away is marked
-``rewound_by`` (the id of its ``chat_rewound`` event); what a regenerate or
-an edit replaces is marked ``superseded_by`` by the projection handler of
-the replacing event. Both marks can be recomputed from the log itself:
-rewind marks by walking the ``chat_rewound`` events in order, exactly as
-they were applied live, and supersede marks by replaying the visible events.
+Nothing is ever deleted from the log. A rewind forks a branch (see
+``_branches``): what it took away stays on the branch that was current. What
+an older regenerate or edit replaced is marked ``superseded_by`` by the
+projection handler of the replacing event, which a replay sets again. The
+``rewound_by`` marks of older releases are no longer used: a rebuild clears
+them, and the branches say what each chat shows.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 import apsw
 
-from protocol import events as ev
 from protocol import load_event
 
 from . import _schema
+from ._branches import STRUCTURAL, final_paths, on_path, stamp_older_events
 from ._errors import StoreError
-from ._project import HANDLERS, seed_projections
+from ._project import HANDLERS, remember_place, seed_projections
 from ._tx import space_errors
 
 log = logging.getLogger("troupe.store")
@@ -32,31 +32,14 @@ REPLAY_SLICE = 1000
 """Events read from the log at a time while re-projecting."""
 
 
-def mark_rewound(conn: apsw.Connection, chat_id: str, to_event_id: int, rewind_id: int) -> None:
-    """Mark the chat's events between ``to_event_id`` and the rewind as rewound by it.
-
-    Events another rewind already took away keep their first mark, so a
-    replay of the log in order sets the very same marks as the live rewinds.
-    """
-    conn.execute(
-        "UPDATE event_log SET rewound_by = ? WHERE chat_id = ? AND id > ? AND id < ? "
-        "AND rewound_by IS NULL",
-        (rewind_id, chat_id, to_event_id, rewind_id),
-    )
-
-
 def recompute_rewinds(conn: apsw.Connection) -> None:
-    """Set every ``rewound_by`` mark again from the ``chat_rewound`` events, oldest first."""
+    """Clear the ``rewound_by`` marks of older releases and give older events their branch.
+
+    A rewind of before is a fork like any: its tail is the branch that was
+    current, so the same events stay out of view, and can now be returned to.
+    """
     conn.execute("UPDATE event_log SET rewound_by = NULL WHERE rewound_by IS NOT NULL")
-    rewinds = list(
-        conn.execute("SELECT id, payload FROM event_log WHERE kind = 'chat_rewound' ORDER BY id")
-    )
-    for rewind_id, payload in rewinds:
-        marker = load_event("chat_rewound", payload)
-        assert isinstance(marker, ev.ChatRewound)
-        # A rewind that a later one took away still applied when it happened:
-        # the later one's range covers its own, so marking it is harmless.
-        mark_rewound(conn, marker.chat_id, marker.to_event_id, rewind_id)
+    stamp_older_events(conn)
 
 
 def reproject(conn: apsw.Connection) -> int:
@@ -68,20 +51,32 @@ def reproject(conn: apsw.Connection) -> int:
     """
     for table in _schema.PROJECTION_TABLES:
         conn.execute(f"DELETE FROM {table}")
+    conn.execute("DELETE FROM branch_views")  # a cache of projections: rebuilt on demand
     conn.execute("UPDATE event_log SET superseded_by = NULL WHERE superseded_by IS NOT NULL")
     seed_projections(conn)
+    paths = final_paths(conn)
     replayed, last = 0, 0
     while True:
         # In slices: freeing 100k rows at once holds the GIL long enough to
         # stall the trio loop that is waiting on the store's thread.
         rows: list[Any] = conn.execute(
-            "SELECT id, at, kind, payload FROM event_log WHERE rewound_by IS NULL AND id > ? "
-            "ORDER BY id LIMIT ?",
+            "SELECT id, at, chat_id, branch_id, kind, payload FROM event_log "
+            "WHERE rewound_by IS NULL AND id > ? ORDER BY id LIMIT ?",
             (last, REPLAY_SLICE),
         ).fetchall()
         if not rows:
             break
-        for event_id, at, kind, payload in rows:
+        for event_id, at, chat_id, branch_id, kind, payload in rows:
+            path = paths.get(chat_id) if chat_id is not None else None
+            if (
+                path is not None
+                and kind not in STRUCTURAL
+                and not on_path(path, branch_id, event_id)
+            ):
+                # On another branch of its chat; a place it named stays known.
+                if kind == "scene_opened":
+                    remember_place(conn, load_event(kind, payload))
+                continue
             try:
                 HANDLERS[kind](conn, event_id, at, load_event(kind, payload))
             except StoreError as exc:

@@ -242,6 +242,12 @@ def _location(conn: apsw.Connection, name: str | None) -> None:
         conn.execute("INSERT OR IGNORE INTO locations(name) VALUES (?)", (name,))
 
 
+def remember_place(conn: apsw.Connection, event: Any) -> None:
+    """A place a chat or scene named stays known, whichever branch named it."""
+    if isinstance(event, ev.ChatCreated | ev.SceneOpened):
+        _location(conn, event.location)
+
+
 # --- chats and turns ---
 
 
@@ -262,6 +268,8 @@ def chat_created(conn: apsw.Connection, id: int, at: str, e: ev.ChatCreated) -> 
         raise Invalid(f"a cast holds at most {MAX_CAST} bots")
     for bot_id in members:
         _bot(conn, bot_id)
+    if e.continue_from is not None:
+        _chat(conn, e.continue_from)
     _location(conn, e.location)
     conn.execute(
         "INSERT INTO chats(id, title, host_bot_id, guest_bot_id, location, created_at, "
@@ -273,6 +281,13 @@ def chat_created(conn: apsw.Connection, id: int, at: str, e: ev.ChatCreated) -> 
             "INSERT INTO chat_cast(chat_id, bot_id, position) VALUES (?, ?, ?)",
             (e.chat_id, bot_id, position),
         )
+    # The chat's first branch is its root, named by the chat_created event.
+    conn.execute(
+        "INSERT OR IGNORE INTO branches(chat_id, branch_id) VALUES (?, ?)", (e.chat_id, id)
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO chat_branch(chat_id, current) VALUES (?, ?)", (e.chat_id, id)
+    )
 
 
 _LAST = "SELECT max(position) FROM chat_cast WHERE chat_id = ?"
@@ -352,8 +367,48 @@ def mute_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.MuteChanged) -
     )
 
 
-def chat_rewound(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatRewound) -> None:
-    _chat(conn, e.chat_id)  # the marks themselves are set by the rewind (see _store)
+def current_branch(conn: apsw.Connection, chat_id: str) -> int:
+    """The chat's current branch (0 for a chat of an older log not yet rebuilt)."""
+    row = _one(conn, "SELECT current FROM chat_branch WHERE chat_id = ?", chat_id)
+    return int(row[0]) if row else 0
+
+
+def _fork(conn: apsw.Connection, branch_id: int, chat_id: str, at_event_id: int) -> None:
+    _chat(conn, chat_id)
+    row = _one(conn, "SELECT chat_id FROM event_log WHERE id = ?", at_event_id)
+    if row is None or row[0] != chat_id:
+        raise NotFound(f"event {at_event_id} is not an event of chat {chat_id}")
+    conn.execute(
+        "INSERT OR IGNORE INTO branches(chat_id, branch_id, parent_id, fork_event_id) "
+        "VALUES (?, ?, ?, ?)",
+        (chat_id, branch_id, current_branch(conn, chat_id), at_event_id),
+    )
+    conn.execute("UPDATE chat_branch SET current = ? WHERE chat_id = ?", (branch_id, chat_id))
+
+
+def chat_rewound(conn: apsw.Connection, id: int, _at: str, e: ev.ChatRewound) -> None:
+    # The store re-projects the chat afterwards (see _branches): what came after
+    # the point stays on the branch that was current.
+    _fork(conn, id, e.chat_id, e.to_event_id)
+
+
+def branch_forked(conn: apsw.Connection, id: int, _at: str, e: ev.BranchForked) -> None:
+    _fork(conn, id, e.chat_id, e.at_event_id)
+
+
+def branch_switched(conn: apsw.Connection, _id: int, _at: str, e: ev.BranchSwitched) -> None:
+    _chat(conn, e.chat_id)
+    if (
+        _one(
+            conn,
+            "SELECT 1 FROM branches WHERE chat_id = ? AND branch_id = ?",
+            e.chat_id,
+            e.branch_id,
+        )
+        is None
+    ):
+        raise NotFound(f"chat {e.chat_id} has no branch {e.branch_id}")
+    conn.execute("UPDATE chat_branch SET current = ? WHERE chat_id = ?", (e.branch_id, e.chat_id))
 
 
 def _person(conn: apsw.Connection, person_id: str) -> None:
@@ -492,9 +547,12 @@ def edge_update(conn: apsw.Connection, _id: int, at: str, e: ev.EdgeUpdate) -> N
     _entity(conn, e.target_id)
     if e.source_id == e.target_id:
         raise Invalid("an edge joins two different entities")
+    chat_id = e.chat_id or ""  # an older log's edge without a chat belongs to none
     row = _one(
         conn,
-        "SELECT affinity, trust, summary, facts FROM edges WHERE source_id = ? AND target_id = ?",
+        "SELECT affinity, trust, summary, facts FROM edges "
+        "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
+        chat_id,
         e.source_id,
         e.target_id,
     )
@@ -506,12 +564,13 @@ def edge_update(conn: apsw.Connection, _id: int, at: str, e: ev.EdgeUpdate) -> N
             facts.append(fact)
     facts = facts[-MAX_KNOWN_FACTS:]
     conn.execute(
-        "INSERT INTO edges(source_id, target_id, affinity, trust, summary, facts, last_at, "
-        "last_chat_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(source_id, target_id) DO UPDATE SET affinity = excluded.affinity, "
+        "INSERT INTO edges(chat_id, source_id, target_id, affinity, trust, summary, facts, "
+        "last_at, last_chat_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(chat_id, source_id, target_id) DO UPDATE SET affinity = excluded.affinity, "
         "trust = excluded.trust, summary = excluded.summary, facts = excluded.facts, "
         "last_at = excluded.last_at, last_chat_id = excluded.last_chat_id",
         (
+            chat_id,
             e.source_id,
             e.target_id,
             clamp(affinity + e.affinity_delta),
@@ -701,6 +760,8 @@ HANDLERS: dict[str, Handler] = {
     "location_created": location_created,
     "chat_created": chat_created,
     "chat_rewound": chat_rewound,
+    "branch_forked": branch_forked,
+    "branch_switched": branch_switched,
     "user_turn": user_turn,
     "user_turn_edit": user_turn_edit,
     "assistant_turn_started": assistant_turn_started,

@@ -310,11 +310,13 @@ class Queries:
 
     # --- relationships ---
 
-    def get_edge(self, source_id: str, target_id: str) -> Edge:
-        """How ``source_id`` feels about ``target_id``; 50/50 and blank when never touched."""
+    def get_edge(self, source_id: str, target_id: str, *, chat_id: str) -> Edge:
+        """How ``source_id`` feels about ``target_id`` in one chat; 50/50 and blank when
+        never touched there (what happened in another chat counts for nothing here)."""
         row = self._one(
             "SELECT affinity, trust, summary, facts FROM edges "
-            "WHERE source_id = ? AND target_id = ?",
+            "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
+            chat_id,
             source_id,
             target_id,
         )
@@ -323,10 +325,20 @@ class Queries:
         affinity, trust, summary, facts = row
         return Edge(source_id, target_id, affinity, trust, summary, tuple(json.loads(facts)))
 
-    def edges_among(self, entity_ids: Iterable[str]) -> list[Edge]:
-        """Every directed edge among these entities, defaults included, in a stable order."""
+    def edges_among(self, entity_ids: Iterable[str], *, chat_id: str) -> list[Edge]:
+        """Every directed edge among these entities in one chat, defaults included, in a
+        stable order."""
         ids = list(dict.fromkeys(entity_ids))
-        return [self.get_edge(a, b) for a in ids for b in ids if a != b]
+        return [self.get_edge(a, b, chat_id=chat_id) for a in ids for b in ids if a != b]
+
+    def chat_edges(self, chat_id: str) -> list[Edge]:
+        """Every edge the chat touched, in a stable order (what a chat carried on takes)."""
+        rows = self.conn.execute(
+            "SELECT source_id, target_id, affinity, trust, summary, facts FROM edges "
+            "WHERE chat_id = ? ORDER BY source_id, target_id",
+            (chat_id,),
+        )
+        return [Edge(a, b, aff, tr, summ, tuple(json.loads(f))) for a, b, aff, tr, summ, f in rows]
 
     # --- memories ---
 
@@ -341,32 +353,33 @@ class Queries:
             rows = self.conn.execute(_MEMORY + " WHERE bot_id = ? ORDER BY id", (bot_id,))
         else:
             rows = self.conn.execute(
-                _MEMORY + " WHERE bot_id = ? AND chat_id = ? ORDER BY id", (bot_id, chat_id)
+                _MEMORY + " WHERE chat_id = ? AND bot_id = ? ORDER BY id", (chat_id, bot_id)
             )
         return [_memory(row) for row in rows]
 
-    def pinned_memories(self, bot_id: str, chat_id: str | None = None) -> list[Memory]:
-        """A bot's pinned memories (of one chat, if given), oldest first: always in its prompt."""
-        sql = _MEMORY + " WHERE bot_id = ? AND pinned = 1"
-        args: tuple[object, ...] = (bot_id,)
-        if chat_id is not None:
-            sql += " AND chat_id = ?"
-            args += (chat_id,)
-        return [_memory(row) for row in self.conn.execute(sql + " ORDER BY id", args)]
-
-    def auto_pinned(self, bot_id: str) -> list[Memory]:
-        """A bot's automatic pins, least significant then oldest first: the eviction order."""
+    def pinned_memories(self, bot_id: str, *, chat_id: str) -> list[Memory]:
+        """A bot's pinned memories of one chat, oldest first: always in its prompt there."""
         rows = self.conn.execute(
-            _MEMORY + " WHERE bot_id = ? AND pinned = 1 AND pinned_by = 'auto' "
+            _MEMORY + " WHERE chat_id = ? AND bot_id = ? AND pinned = 1 ORDER BY id",
+            (chat_id, bot_id),
+        )
+        return [_memory(row) for row in rows]
+
+    def auto_pinned(self, bot_id: str, *, chat_id: str) -> list[Memory]:
+        """A bot's automatic pins in one chat, least significant then oldest first: the
+        eviction order (the cap holds per bot and chat)."""
+        rows = self.conn.execute(
+            _MEMORY + " WHERE chat_id = ? AND bot_id = ? AND pinned = 1 AND pinned_by = 'auto' "
             "ORDER BY significance, id",
-            (bot_id,),
+            (chat_id, bot_id),
         )
         return [_memory(row) for row in rows]
 
     def relevant_memories(
-        self, bot_id: str, text: str, limit: int = 5, exclude_pinned: bool = True
+        self, bot_id: str, text: str, limit: int = 5, exclude_pinned: bool = True, *, chat_id: str
     ) -> list[Memory]:
-        """The bot's memories that best match ``text`` by full-text rank (bm25), best first.
+        """The bot's memories of one chat that best match ``text`` by full-text rank (bm25),
+        best first; another chat's never come up.
 
         Any text is safe: its words are searched as quoted terms, so FTS5
         syntax in it (quotes, ``NEAR``, ``*``, ``-``) means nothing.
@@ -377,12 +390,12 @@ class Queries:
         sql = (
             "SELECT m.id, m.bot_id, m.chat_id, m.text, m.significance, m.pinned "
             "FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid "
-            "WHERE memories_fts MATCH ? AND m.bot_id = ?"
+            "WHERE memories_fts MATCH ? AND m.chat_id = ? AND m.bot_id = ?"
         )
         if exclude_pinned:
             sql += " AND m.pinned = 0"
         sql += " ORDER BY bm25(memories_fts), m.id LIMIT ?"
-        return [_memory(row) for row in self.conn.execute(sql, (query, bot_id, limit))]
+        return [_memory(row) for row in self.conn.execute(sql, (query, chat_id, bot_id, limit))]
 
     # --- scenes, places, world events, objects ---
 
@@ -446,11 +459,17 @@ class Queries:
         )
         return _world_event(row) if row else None
 
-    def inventory(self, holder_id: str) -> list[str]:
-        """The objects someone holds, in the order they got them."""
-        rows = self.conn.execute(
-            "SELECT name FROM inventory WHERE holder_id = ? ORDER BY id", (holder_id,)
-        )
+    def inventory(self, holder_id: str, chat_id: str | None = None) -> list[str]:
+        """The objects someone holds (in one chat, if given), in the order they got them."""
+        if chat_id is None:
+            rows = self.conn.execute(
+                "SELECT name FROM inventory WHERE holder_id = ? ORDER BY id", (holder_id,)
+            )
+        else:
+            rows = self.conn.execute(
+                "SELECT name FROM inventory WHERE holder_id = ? AND chat_id = ? ORDER BY id",
+                (holder_id, chat_id),
+            )
         return [row[0] for row in rows]
 
     def chat_lorebooks(self, chat_id: str) -> list[str]:

@@ -180,6 +180,8 @@ PROJECTION_TABLES: Final = (
     "chat_lorebooks",
     "author_notes",
     "chat_people",
+    "branches",
+    "chat_branch",
     "chat_settings",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
@@ -278,6 +280,54 @@ CREATE INDEX turn_queue_chat ON turn_queue(chat_id, id);
 projected), and the turns waiting behind the one in flight. The queue is not a
 projection: a queued turn is not part of the story until it runs (its ``user_turn``
 is appended then), yet it is kept on disk so that a crash loses none."""
+PROJECTIONS_V10: Final = """
+DROP TABLE edges;
+CREATE TABLE edges (
+    chat_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    affinity INTEGER NOT NULL,
+    trust INTEGER NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    facts TEXT NOT NULL DEFAULT '[]',
+    last_at TEXT,
+    last_chat_id TEXT,
+    PRIMARY KEY (chat_id, source_id, target_id)
+) WITHOUT ROWID;
+DROP INDEX memories_bot;
+DROP INDEX memories_pins;
+CREATE INDEX memories_bot ON memories(chat_id, bot_id, id);
+CREATE INDEX memories_pins ON memories(chat_id, bot_id, pinned, pinned_by);
+"""
+"""A chat is its own story: relationship edges (and the knowledge facts on them) are
+kept per chat, as memories already were, and both are looked up by chat first. An edge
+update of an older log that names no chat lands under the chat id ``''``, which no chat
+reads."""
+
+PROJECTIONS_V11: Final = """
+ALTER TABLE event_log ADD COLUMN branch_id INTEGER;
+CREATE INDEX event_log_branch ON event_log(chat_id, branch_id, id);
+CREATE TABLE branches (
+    chat_id TEXT NOT NULL,
+    branch_id INTEGER NOT NULL,
+    parent_id INTEGER,
+    fork_event_id INTEGER,
+    PRIMARY KEY (chat_id, branch_id)
+) WITHOUT ROWID;
+CREATE TABLE chat_branch (chat_id TEXT PRIMARY KEY, current INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE branch_views (
+    chat_id TEXT NOT NULL,
+    branch_id INTEGER NOT NULL,
+    tip_event_id INTEGER NOT NULL,
+    rows TEXT NOT NULL,
+    PRIMARY KEY (chat_id, branch_id)
+) WITHOUT ROWID;
+"""
+"""Branches: every event of a chat belongs to the branch that was current when it was
+written (``event_log.branch_id``, filled in for older logs by the rebuild), each branch
+starts after a fork point of its parent, and each chat has a current branch. A rewind
+of before is a fork too, so its tail becomes a branch that can be returned to."""
+
 PROJECTIONS_V12: Final = """
 CREATE TABLE chat_settings (
     chat_id TEXT PRIMARY KEY,
@@ -302,6 +352,8 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V7, rebuild=True),
     Migration(PROJECTIONS_V8, rebuild=True),
     Migration(PROJECTIONS_V9, rebuild=True),
+    Migration(PROJECTIONS_V10, rebuild=True),
+    Migration(PROJECTIONS_V11, rebuild=True),
     Migration(PROJECTIONS_V12, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""

@@ -25,9 +25,20 @@ from protocol import YOU_ID, ChatMessage, EventPayloadError, check_event, dump_e
 from protocol import events as ev
 
 from . import _history, _outbox, _schema
+from ._branches import (
+    STRUCTURAL,
+    BranchRow,
+    beat_alternatives,
+    branch_path,
+    keep_view,
+    list_branches,
+    on_path,
+    path_sql,
+    reproject_chat,
+)
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._library import Library
-from ._project import HANDLERS, seed_projections
+from ._project import HANDLERS, current_branch, seed_projections
 from ._queries import Queries
 from ._records import AppendResult, Render, RewindPreview, WireFrame
 from ._rendering import beat_complete
@@ -173,6 +184,13 @@ class Store(Queries, Library):
         )
         event_id = self.conn.last_insert_rowid()
         HANDLERS[kind](self.conn, event_id, at, event)
+        chat_id = ev.chat_of(event)
+        if chat_id is not None:
+            # On the branch current once it applied: a fork's own event opens its branch.
+            self.conn.execute(
+                "UPDATE event_log SET branch_id = ? WHERE id = ?",
+                (current_branch(self.conn, chat_id), event_id),
+            )
         return event_id
 
     def record(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
@@ -336,53 +354,107 @@ class Store(Queries, Library):
             )
         return f"c{n}"
 
-    # --- rewind and rebuild ---
+    # --- rewind, branches and rebuild ---
 
     def rewind_preview(self, chat_id: str, event_id: int) -> RewindPreview:
-        """What rewinding the chat to ``event_id`` would take away: its visible later events."""
-        self._check_rewind(chat_id, event_id)
+        """What rewinding the chat to ``event_id`` would move to a branch: its later events."""
+        self._check_point(chat_id, event_id)
+        where, args = path_sql(branch_path(self.conn, chat_id))
         rows = self.conn.execute(
             "SELECT kind, count(*) FROM event_log WHERE chat_id = ? AND id > ? "
-            "AND rewound_by IS NULL AND superseded_by IS NULL GROUP BY kind ORDER BY kind",
-            (chat_id, event_id),
+            f"AND superseded_by IS NULL AND rewound_by IS NULL AND {where} "
+            "GROUP BY kind ORDER BY kind",
+            (chat_id, event_id, *args),
         )
-        by_kind = {kind: count for kind, count in rows}
+        by_kind = {kind: count for kind, count in rows if kind not in STRUCTURAL}
         return RewindPreview(sum(by_kind.values()), by_kind)
 
-    def _check_rewind(self, chat_id: str, event_id: int) -> None:
+    def _check_point(self, chat_id: str, event_id: int) -> None:
+        """A fork point: an event of the chat on its current branch, with no beat streaming."""
         if self.get_chat(chat_id) is None:
             raise NotFound(f"there is no chat {chat_id!r}")
-        row = self._one("SELECT chat_id, rewound_by FROM event_log WHERE id = ?", event_id)
+        row = self._one("SELECT chat_id, branch_id FROM event_log WHERE id = ?", event_id)
         if row is None or row[0] != chat_id:
             raise NotFound(f"event {event_id} is not an event of chat {chat_id!r}")
-        if row[1] is not None:
-            raise Invalid(f"event {event_id} was already taken away by an earlier rewind")
+        if not on_path(branch_path(self.conn, chat_id), row[1], event_id):
+            raise Invalid(
+                f"event {event_id} is on another branch of chat {chat_id!r}; switch to it first"
+            )
         if self.open_beats(chat_id):
             raise Invalid(f"a beat of chat {chat_id!r} is still streaming; cancel it first")
 
     def rewind(self, chat_id: str, event_id: int) -> int:
         """Rewind a chat to just after ``event_id``; returns the ``chat_rewound`` event's id.
 
-        First snapshots the database into ``<data>/snapshots/``. Then, in one
-        transaction, appends ``chat_rewound``, marks the chat's later events
-        rewound (they stay in the log) and re-projects every event still
-        visible: edges, memories, scenes and world events become what they
-        were. Other chats' events are never marked, even those that came later.
+        The rewind is a fork: ``chat_rewound`` starts a new branch after
+        ``event_id`` and makes it current, and the chat alone is re-projected
+        from its own events. What came after stays on the branch that was
+        current (``switch_branch`` goes back to it); other chats are untouched.
         """
         self._write_held()
-        self._check_rewind(chat_id, event_id)
-        self.snapshot(f"rewind-{chat_id}-{event_id}")
-        with transaction(self.conn):
-            kind, payload = dump_event(ev.ChatRewound(chat_id, event_id))
-            self.conn.execute(
-                "INSERT INTO event_log(at, chat_id, kind, payload) VALUES (?, ?, ?, ?)",
-                (self.now(), chat_id, kind, payload),
-            )
-            rewind_id = self.conn.last_insert_rowid()
-            _history.mark_rewound(self.conn, chat_id, event_id, rewind_id)
-            _history.reproject(self.conn)
+        self._check_point(chat_id, event_id)
+        rewind_id = self._branch(ev.ChatRewound(chat_id, event_id))
         self._counts["rewinds"] += 1
         return rewind_id
+
+    def fork(self, chat_id: str, at_event_id: int, reason: ev.BranchReason) -> int:
+        """Start a branch after ``at_event_id`` and make it current; returns its id."""
+        self._write_held()
+        self._check_point(chat_id, at_event_id)
+        return self._branch(ev.BranchForked(chat_id, at_event_id, reason))
+
+    def switch_branch(self, chat_id: str, branch_id: int) -> int:
+        """Make a branch of the chat current; returns the ``branch_switched`` event's id."""
+        self._write_held()
+        if self.get_chat(chat_id) is None:
+            raise NotFound(f"there is no chat {chat_id!r}")
+        if self.open_beats(chat_id):
+            raise Invalid(f"a beat of chat {chat_id!r} is still streaming; cancel it first")
+        return self._branch(ev.BranchSwitched(chat_id, branch_id))
+
+    def _branch(self, event: ev.ChatRewound | ev.BranchForked | ev.BranchSwitched) -> int:
+        with transaction(self.conn):
+            keep_view(self.conn, event.chat_id)
+            event_id = self._append_one(check_event(event))
+            reproject_chat(self.conn, event.chat_id)
+        self._counts["appended"] += 1
+        return event_id
+
+    def branches(self, chat_id: str) -> list[BranchRow]:
+        """The chat's branches, oldest first (the root first): see :func:`list_branches`."""
+        return list_branches(self.conn, chat_id)
+
+    def current_branch(self, chat_id: str) -> int:
+        """The chat's current branch."""
+        return current_branch(self.conn, chat_id)
+
+    def on_current_branch(self, chat_id: str, event_id: int) -> bool:
+        """Whether an event of the chat is on its current branch's path."""
+        row = self._one("SELECT chat_id, branch_id FROM event_log WHERE id = ?", event_id)
+        if row is None or row[0] != chat_id:
+            return False
+        return on_path(branch_path(self.conn, chat_id), row[1], event_id)
+
+    def branch_of(self, event_id: int) -> int | None:
+        """The branch an event was written on (None for a world-wide event)."""
+        row = self._one("SELECT branch_id FROM event_log WHERE id = ?", event_id)
+        return int(row[0]) if row and row[0] is not None else None
+
+    def previous_on_branch(self, chat_id: str, event_id: int) -> int | None:
+        """The chat's last event before ``event_id`` on its current branch's path."""
+        where, args = path_sql(branch_path(self.conn, chat_id))
+        row = self._one(
+            f"SELECT max(id) FROM event_log WHERE chat_id = ? AND id < ? AND {where}",
+            chat_id,
+            event_id,
+            *args,
+        )
+        return int(row[0]) if row and row[0] is not None else None
+
+    def alternatives(self, chat_id: str, since: int = 0) -> dict[int, tuple[int, ...]]:
+        """Each beat's alternatives, oldest first, itself included (see ``_branches``);
+        only the beats answering user turns from ``since`` on."""
+        return beat_alternatives(self.conn, chat_id, since)
 
     def rebuild(self) -> int:
         """Recompute every projection and visibility mark from the log alone.

@@ -197,11 +197,11 @@ def score_memories(
     plan: AutoPinPlan,
     cap: int,
 ) -> AppendResult:
-    """Score a beat's memories; a 3 auto-pins under the per-bot ``cap``, as ``plan`` says.
+    """Score a beat's memories; a 3 auto-pins under the ``cap`` per bot and chat, as ``plan`` says.
 
     Memories rewound meanwhile are skipped. Every memory touched (scored,
-    or unpinned to make room, maybe in another chat) is told as a
-    ``memory_note`` on its own chat.
+    or unpinned to make room, always in the same chat) is told as a
+    ``memory_note``.
     """
     events: list[ev.Event] = []
     touched: list[int] = []
@@ -213,7 +213,7 @@ def score_memories(
         touched.append(memory_id)
         if score == 3 and not memory.pinned:
             scored = attrs.evolve(memory, significance=score)
-            pin, evict = plan(scored, s.auto_pinned(memory.bot_id), cap)
+            pin, evict = plan(scored, s.auto_pinned(memory.bot_id, chat_id=memory.chat_id), cap)
             if pin:
                 events.append(ev.MemoryPinned(chat_id, memory_id, "auto"))
             for old in evict:
@@ -259,6 +259,6 @@ def _edge_messages(s: Store, updates: Sequence[ev.EdgeUpdate]) -> list[ChatMessa
     for update in updates:
         if update.chat_id is None:
             raise ValueError("an edge update told to a chat names its chat")
-        edge = s.get_edge(update.source_id, update.target_id)
+        edge = s.get_edge(update.source_id, update.target_id, chat_id=update.chat_id)
         messages.append(edge_update(update.chat_id, update, edge))
     return messages

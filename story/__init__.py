@@ -15,6 +15,7 @@ the rules, docs/cards.md the formats and lore activation.
 """
 
 from ._addressee import addressees_by_rules
+from ._branch_words import rewind_summary
 from ._card_edit import EDITABLE, edit_card
 from ._card_prompt import (
     CUT_RANK,
@@ -375,6 +376,7 @@ __all__ = [
     "read_st_chat",
     "read_world_info",
     "replace_macros",
+    "rewind_summary",
     "rows_for",
     "same_place",
     "scene_close_by_rules",

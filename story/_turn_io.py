@@ -130,9 +130,14 @@ Answer = (
 
 @frozen
 class Regenerate:
-    """The turn replaces assistant turn ``supersedes``; ``speaker_id`` keeps its speaker."""
+    """The turn runs again for a beat; ``speaker_id`` keeps its speaker.
 
-    supersedes: int
+    ``supersedes`` is the beat the new one replaces on the same branch (as older
+    releases did); None when the turn runs on a branch forked for it, where the
+    old beat is simply not on the path.
+    """
+
+    supersedes: int | None
     speaker_id: str | None = None
     """The superseded beat's speaker, kept when the prose was not edited."""
 

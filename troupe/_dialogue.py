@@ -27,6 +27,7 @@ from protocol import (
     Artifacts,
     BeatStarted,
     Bot,
+    Edge,
     ProtocolError,
     Queued,
     Token,
@@ -119,6 +120,7 @@ class Runner:
         self.books: dict[str, str] = {}
         self.seat = YOU_ID
         """The persona whose turns the script's connection sends (``seat`` steps change it)."""
+        self.chats: list[str] = []
         self._printed: set[int] = set()
 
     def resolve(self, key: str) -> str:
@@ -167,6 +169,7 @@ class Runner:
         self.chat_id = made_chat.id
         for key in chat.get("lorebooks", []):
             await self.engine.attach_lorebook(self.chat_id, self.book(key))
+        self.chats = [made_chat.id]
         self.out.say(f"# {self.data.get('title', made_chat.title)}")
         for number, turn in enumerate(self.data.get("turn", []), start=1):
             await self.play(number, turn)
@@ -326,6 +329,9 @@ class Runner:
             latest = (await engine.chat_state(chat_id)).timeline[-1]
             edited = turn["regenerate"] if isinstance(turn["regenerate"], str) else None
             event_id = int(turn.get("regenerate_event", latest.event_id))
+            if "regenerate_turn" in turn:
+                timeline = (await engine.chat_state(chat_id)).timeline
+                event_id = timeline[int(turn["regenerate_turn"]) - 1].event_id
             self.out.say(f"[regenerate {event_id}{' with: ' + edited if edited else ''}]")
             await engine.regenerate(chat_id, event_id, edited)
         elif "rewind_to_turn" in turn:
@@ -333,7 +339,10 @@ class Runner:
             index = int(turn["rewind_to_turn"])
             event_id = timeline[index - 1].event_id
             preview = await engine.rewind_preview(chat_id, event_id)
-            self.out.say(f"[rewind to {event_id}: removes {preview.total_events}]")
+            self.out.say(f"[rewind to {event_id}: {preview.summary}]")
+            said = turn.get("expect", {}).get("rewind_summary")
+            if said is not None and said != preview.summary:
+                self.out.fail("rewind", f"preview says {preview.summary!r}, want {said!r}")
             want = turn.get("expect", {}).get("rewind_removes")
             if want is not None and want != preview.total_events:
                 self.out.fail("rewind", f"preview removes {preview.total_events}, want {want}")
@@ -369,6 +378,29 @@ class Runner:
         elif "add_to_cast" in turn:
             await engine.add_to_cast(chat_id, self.resolve(turn["add_to_cast"]))
             self.out.say(f"[{turn['add_to_cast']} joins the cast]")
+        elif "select_alternative" in turn:
+            spec = turn["select_alternative"]
+            timeline = (await engine.chat_state(chat_id)).timeline
+            beat = timeline[int(spec["turn"]) - 1].event_id
+            options = (await engine.store.run(Store.alternatives, chat_id)).get(beat, (beat,))
+            chosen = options[int(spec["alternative"]) - 1]
+            self.out.say(f"[select alternative {spec['alternative']} of beat {beat}: {chosen}]")
+            await engine.select_alternative(chat_id, chosen)
+        elif "switch_branch" in turn:
+            branches = (await engine.list_branches(chat_id)).branches
+            number = int(turn["switch_branch"])
+            # A number past the list names a branch that does not exist.
+            branch = branches[number - 1].branch_id if number <= len(branches) else 10**9
+            self.out.say(f"[switch to branch {turn['switch_branch']} ({branch})]")
+            await engine.switch_branch(chat_id, branch)
+        elif "edit_turn" in turn:
+            spec = turn["edit_turn"]
+            timeline = (await engine.chat_state(chat_id)).timeline
+            event_id = timeline[int(spec["turn"]) - 1].event_id
+            self.out.say(f"[edit turn {event_id}: {spec['prose']}]")
+            await engine.edit_turn(chat_id, event_id, spec["prose"])
+        elif "new_chat" in turn:
+            await self.new_chat(turn["new_chat"])
         elif "remove_from_cast" in turn:
             await engine.remove_from_cast(chat_id, self.resolve(turn["remove_from_cast"]))
             self.out.say(f"[{turn['remove_from_cast']} leaves the cast]")
@@ -420,6 +452,33 @@ class Runner:
             await self.engine.cancel(self.chat_id)
             self.out.say("[cancel]")
         return counts[0], counts[1]
+
+    async def new_chat(self, spec: Mapping[str, Any]) -> None:
+        """Start another chat and play on in it; ``continue_from`` carries one over.
+
+        ``continue_from`` is ``true`` (the chat played so far), the number of one
+        of the script's chats (1 is the first), or a raw chat id.
+        """
+        wanted = spec.get("continue_from")
+        source: str | None = None
+        if wanted is True:
+            source = self.chat_id
+        elif isinstance(wanted, int) and not isinstance(wanted, bool):
+            source = self.chats[wanted - 1]
+        elif isinstance(wanted, str):
+            source = wanted
+        made = await self.engine.create_chat(
+            None,
+            None,
+            spec.get("location"),
+            spec.get("title"),
+            cast=tuple(self.resolve(key) for key in spec["cast"]),
+            continue_from=source,
+        )
+        self.chat_id = made.id
+        self.chats.append(made.id)
+        carried = f", carrying on from {source}" if source else ""
+        self.out.say(f"[new chat {made.id}: {made.title}{carried}]")
 
     async def send_and_cancel(self, prose: str, characters: int, beat: int = 1) -> None:
         """Send a turn; cancel once its ``beat``-th beat streamed ``characters``."""
@@ -477,9 +536,10 @@ class Runner:
             "requests_for_have": lambda spec: self.check_requests_for(where, spec, requests, True),
             "present": lambda spec: self.check_present(where, state.chat, spec),
             "muted": lambda spec: self.check_muted(where, state.chat, spec),
+            "branches": lambda spec: self.check_branches(where, spec),
         }
         for key, spec in expect.items():
-            if key in ("error", "rewind_removes", "queued", "queue_refused"):
+            if key in ("error", "rewind_removes", "rewind_summary", "queued", "queue_refused"):
                 continue
             if key not in checks:
                 raise ScriptError(f"{where}: unknown expectation {key!r}")
@@ -495,7 +555,7 @@ class Runner:
             self.out.fail(where, f"{label} text is {turn.text!r}, want {spec['text']!r}")
         if "contains" in spec and spec["contains"] not in turn.text:
             self.out.fail(where, f"{label} text {turn.text!r} lacks {spec['contains']!r}")
-        for flag in ("truncated", "kind"):
+        for flag in ("truncated", "kind", "alternatives", "alternative"):
             if flag in spec and getattr(turn, flag) != spec[flag]:
                 self.out.fail(
                     where, f"{label} {flag} is {getattr(turn, flag)!r}, want {spec[flag]!r}"
@@ -517,12 +577,23 @@ class Runner:
         for index, (turn, turn_spec) in enumerate(zip(timeline, spec, strict=True), start=1):
             self.check_turn(where, f"timeline[{index}]", turn, turn_spec)
 
+    async def check_branches(self, where: str, spec: Any) -> None:
+        """The chat's branches: a count, or a list of ``{length, current, last_line}``."""
+        branches = (await self.engine.list_branches(self.chat_id)).branches
+        if isinstance(spec, int):
+            _compare(self.out, where, "branches", len(branches), spec)
+            return
+        _compare(self.out, where, "branches", len(branches), len(spec))
+        for index, (branch, want) in enumerate(zip(branches, spec, strict=False), start=1):
+            for key, value in want.items():
+                _compare(self.out, where, f"branch {index} {key}", getattr(branch, key), value)
+
     async def check_edges(self, where: str, spec: Mapping[str, Any]) -> None:
         """Edges by ``"a->b"``: affinity, trust, knowledge, summary."""
         for pair, want in spec.items():
             source, _, target = pair.partition("->")
             edges = await self.engine.store.run(
-                Store.get_edge, self.resolve(source), self.resolve(target)
+                _edge_of, self.chat_id, self.resolve(source), self.resolve(target)
             )
             for field_name in ("affinity", "trust"):
                 if field_name in want:
@@ -765,3 +836,8 @@ def _classifier_kwargs(output: Any) -> dict[str, Any]:
     if isinstance(output, Mapping) and set(output) <= {"raw", "error", "json", "stall"} and output:
         return dict(output)
     return {"json": output}
+
+
+def _edge_of(s: Store, chat_id: str, source: str, target: str) -> Edge:
+    """One edge of the chat the script plays."""
+    return s.get_edge(source, target, chat_id=chat_id)

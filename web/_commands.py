@@ -10,9 +10,9 @@ commands sent later. Every other command runs in the reader, so their
 answers go out in the order the commands came in.
 
 Slow: ``delete_bot`` (it waits for the turns of the chats where the bot is
-the guest to settle, however long their beats stream) and ``rewind`` (it
-snapshots the database and replays every visible event: the longest job the
-store does). ``regenerate`` and ``create_world_event`` are not: a regenerate
+the guest to settle, however long their beats stream), ``rewind`` and
+``switch_branch`` (each replays the chat's events on its new path: the longest
+job the store does for one chat). ``regenerate`` and ``create_world_event`` are not: a regenerate
 is refused with ``busy`` rather than waiting for a turn, and both make only
 short store calls before the turn they start runs on its own.
 """
@@ -97,7 +97,13 @@ async def _list_chats(c: Connection, _m: p.ListChats, _: str | None) -> Answer:
 
 async def _create_chat(c: Connection, m: p.CreateChat, _: str | None) -> Answer:
     chat = await c.engine.create_chat(
-        m.host_bot_id, m.guest_bot_id, m.location, m.title, cast=m.cast, greeting=m.greeting
+        m.host_bot_id,
+        m.guest_bot_id,
+        m.location,
+        m.title,
+        cast=m.cast,
+        greeting=m.greeting,
+        continue_from=m.continue_from,
     )
     return p.ChatReply(chat)
 
@@ -194,6 +200,24 @@ async def _regenerate(c: Connection, m: p.Regenerate, _: str | None) -> Answer:
     return p.Accepted(m.chat_id, await c.engine.regenerate(m.chat_id, m.event_id, m.prose))
 
 
+async def _select_alternative(c: Connection, m: p.SelectAlternative, _: str | None) -> Answer:
+    await c.engine.select_alternative(m.chat_id, m.event_id)
+    return p.Ok()
+
+
+async def _list_branches(c: Connection, m: p.ListBranches, _: str | None) -> Answer:
+    return await c.engine.list_branches(m.chat_id)
+
+
+async def _switch_branch(c: Connection, m: p.SwitchBranch, _: str | None) -> Answer:
+    await c.engine.switch_branch(m.chat_id, m.branch_id)
+    return p.Ok()
+
+
+async def _edit_turn(c: Connection, m: p.EditTurn, _: str | None) -> Answer:
+    return p.Accepted(m.chat_id, await c.engine.edit_turn(m.chat_id, m.event_id, m.prose))
+
+
 async def _rewind_preview(c: Connection, m: p.RewindPreview, _: str | None) -> Answer:
     return await c.engine.rewind_preview(m.chat_id, m.event_id)
 
@@ -263,6 +287,10 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.ListPersonas, _list_personas),
         _command(p.UpdatePersona, _update_persona),
         _command(p.TakeSeat, _take_seat),
+        _command(p.SelectAlternative, _select_alternative),
+        _command(p.ListBranches, _list_branches),
+        _command(p.SwitchBranch, _switch_branch, slow=True),
+        _command(p.EditTurn, _edit_turn),
         _command(p.UpdateChatSettings, _update_chat_settings),
     ]
 )

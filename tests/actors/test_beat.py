@@ -299,11 +299,11 @@ def fill_the_disk(folder: Path) -> Path:
     """Write a file until the filesystem has no room left."""
     ballast = folder / "ballast"
     block = b"\0" * 65536
-    with ballast.open("wb") as out:
+    # Unbuffered, so that closing the file has nothing left to write into a full disk.
+    with ballast.open("wb", buffering=0) as out:
         for _ in range(100_000):  # bounded: far beyond any size the test mounts
             try:
                 out.write(block)
-                out.flush()
             except OSError:
                 break
     for size in (4096, 512, 1):  # the last few bytes too

@@ -133,7 +133,13 @@ VALID: dict[str, dict[str, Any]] = {
     "update_bot": {"bot_id": "mira", "name": "Mira", "persona": "gruff", "greeting": "Hm."},
     "delete_bot": {"bot_id": "mira"},
     "list_chats": {},
-    "create_chat": {"host_bot_id": "mira", "guest_bot_id": "tom", "location": "Eel", "title": "T"},
+    "create_chat": {
+        "host_bot_id": "mira",
+        "guest_bot_id": "tom",
+        "location": "Eel",
+        "title": "T",
+        "continue_from": "c0",
+    },
     "open_chat": {"chat_id": "c1", "after_seq": 3},
     "close_chat": {"chat_id": "c1"},
     "send_turn": {"chat_id": "c1", "prose": "Hello", "reply_as": "mira", "queue": True},
@@ -172,6 +178,10 @@ VALID: dict[str, dict[str, Any]] = {
     "list_personas": {},
     "update_persona": {"persona_id": "bea", "name": "Bea", "persona": "a retired smuggler"},
     "take_seat": {"chat_id": "c1", "persona_id": "bea"},
+    "select_alternative": {"chat_id": "c1", "event_id": 9},
+    "list_branches": {"chat_id": "c1"},
+    "switch_branch": {"chat_id": "c1", "branch_id": 12},
+    "edit_turn": {"chat_id": "c1", "event_id": 9, "prose": "Said anew."},
 }
 """A well-formed message of every client type, every optional field given."""
 

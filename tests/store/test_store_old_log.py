@@ -30,7 +30,7 @@ def test_an_old_world_event_replays_and_completes(store: Store, world: dict[str,
     assert old.artifacts.count == 21
     store.append(ev.WorldEventStarted(chat, old.id))
     store.append(*p.world_event_moved(chat, old.id, "completed", old.artifacts))
-    edge = store.get_edge("mira", "you")
+    edge = store.get_edge("mira", "you", chat_id=chat)
     assert (edge.affinity, edge.trust) == (p.EDGE_MAX, p.EDGE_MIN)
     assert store.world_events(chat, ("completed",))[0].id == old.id
     assert store.rebuild() > 0  # and the whole log, the completion included, replays again

@@ -116,16 +116,18 @@ def test_edges_start_at_fifty_clamp_to_the_range_and_gather_facts(
     store: Store, world: dict[str, str]
 ) -> None:
     chat, mira = world["chat"], world["mira"]
-    assert store.get_edge(mira, "you") == Edge(mira, "you", 50, 50, "", ())
+    assert store.get_edge(mira, "you", chat_id=chat) == Edge(mira, "you", 50, 50, "", ())
     store.append(ev.EdgeUpdate(mira, "you", chat, 30, -70, ("pays in silver",)))
     store.append(ev.EdgeUpdate(mira, "you", chat, 40, 5, ("pays in silver", " has a key ")))
-    assert store.get_edge(mira, "you") == Edge(
+    assert store.get_edge(mira, "you", chat_id=chat) == Edge(
         mira, "you", 100, 5, "", ("pays in silver", "has a key")
     )
     store.append(ev.EdgeUpdate(mira, "you", chat, -250, 0, summary="A good customer."))
-    assert store.get_edge(mira, "you").affinity == 0
-    assert store.get_edge(mira, "you").summary == "A good customer."
-    assert store.get_edge("you", mira) == Edge("you", mira, 50, 50, "", ()), "edges are directed"
+    assert store.get_edge(mira, "you", chat_id=chat).affinity == 0
+    assert store.get_edge(mira, "you", chat_id=chat).summary == "A good customer."
+    assert store.get_edge("you", mira, chat_id=chat) == Edge("you", mira, 50, 50, "", ()), (
+        "edges are directed"
+    )
     last = store.conn.execute(
         "SELECT last_chat_id, last_at FROM edges WHERE source_id = ?", (mira,)
     ).fetchall()
@@ -133,19 +135,19 @@ def test_edges_start_at_fifty_clamp_to_the_range_and_gather_facts(
 
 
 def test_knowledge_facts_are_capped_oldest_first(store: Store, world: dict[str, str]) -> None:
-    mira = world["mira"]
+    chat, mira = world["chat"], world["mira"]
     for batch in range(3):
         facts = tuple(f"fact {batch}-{n}" for n in range(10))
-        store.append(ev.EdgeUpdate(mira, "you", None, knowledge_facts=facts))
-    facts = store.get_edge(mira, "you").knowledge_facts
+        store.append(ev.EdgeUpdate(mira, "you", chat, knowledge_facts=facts))
+    facts = store.get_edge(mira, "you", chat_id=chat).knowledge_facts
     assert len(facts) == 20
     assert facts[0] == "fact 1-0" and facts[-1] == "fact 2-9"
 
 
 def test_edges_among_gives_every_directed_pair(store: Store, world: dict[str, str]) -> None:
-    mira, tam = world["mira"], world["tam"]
-    store.append(ev.EdgeUpdate(tam, mira, None, -10))
-    edges = store.edges_among(["you", mira, tam, mira])
+    chat, mira, tam = world["chat"], world["mira"], world["tam"]
+    store.append(ev.EdgeUpdate(tam, mira, chat, -10))
+    edges = store.edges_among(["you", mira, tam, mira], chat_id=chat)
     assert [(e.source_id, e.target_id) for e in edges] == [
         ("you", mira),
         ("you", tam),
@@ -174,11 +176,11 @@ def test_memories_are_written_scored_and_pinned_by_whom(
     )
     assert [m.id for m in store.list_memories(mira)] == [first, second]
     assert [m.id for m in store.list_memories(tam, chat)] == [third]
-    assert [m.id for m in store.pinned_memories(mira)] == [first, second]
-    assert [m.id for m in store.auto_pinned(mira)] == [first]
+    assert [m.id for m in store.pinned_memories(mira, chat_id=chat)] == [first, second]
+    assert [m.id for m in store.auto_pinned(mira, chat_id=chat)] == [first]
     store.append(ev.MemoryUnpinned(chat, first, "auto"))
-    assert [m.id for m in store.pinned_memories(mira, chat)] == [second]
-    assert store.auto_pinned(mira) == []
+    assert [m.id for m in store.pinned_memories(mira, chat_id=chat)] == [second]
+    assert store.auto_pinned(mira, chat_id=chat) == []
     row = store.conn.execute("SELECT scene_id FROM memories WHERE id = ?", (first,)).fetchall()
     assert row == [(scene,)]
 
@@ -191,7 +193,12 @@ def test_auto_pins_list_the_eviction_order(store: Store, world: dict[str, str]) 
             ev.MemoryScored(chat, memory_id, significance),
             ev.MemoryPinned(chat, memory_id, "auto"),
         )
-    assert [m.id for m in store.auto_pinned(mira)] == [ids[1], ids[3], ids[0], ids[2]]
+    assert [m.id for m in store.auto_pinned(mira, chat_id=chat)] == [
+        ids[1],
+        ids[3],
+        ids[0],
+        ids[2],
+    ]
 
 
 def test_relevant_memories_rank_by_text_and_stay_with_their_bot(
@@ -205,12 +212,12 @@ def test_relevant_memories_rank_by_text_and_stay_with_their_bot(
         ev.MemoryWritten(chat, mira, "Silver coins are trouble."),
     ).ids
     store.append(ev.MemoryPinned(chat, pinned, "manual"))
-    found = store.relevant_memories(mira, "Do you remember my silver coins?")
+    found = store.relevant_memories(mira, "Do you remember my silver coins?", chat_id=chat)
     assert [m.id for m in found] == [silver]
-    with_pins = store.relevant_memories(mira, "silver coins", exclude_pinned=False)
+    with_pins = store.relevant_memories(mira, "silver coins", exclude_pinned=False, chat_id=chat)
     assert {m.id for m in with_pins} == {silver, pinned}
-    assert [m.id for m in store.relevant_memories(mira, "STORM!")] == [storm]
-    assert store.relevant_memories(mira, "") == []
+    assert [m.id for m in store.relevant_memories(mira, "STORM!", chat_id=chat)] == [storm]
+    assert store.relevant_memories(mira, "", chat_id=chat) == []
 
 
 def test_relevant_memories_are_safe_against_search_syntax(
@@ -219,9 +226,9 @@ def test_relevant_memories_are_safe_against_search_syntax(
     chat, mira = world["chat"], world["mira"]
     (memory,) = store.append(ev.MemoryWritten(chat, mira, "The NEAR door was open.")).ids
     for nasty in ['"', 'door" OR "x', "NEAR(door open)", "door*", "-door", "^door", "a:b", "(("]:
-        found = store.relevant_memories(mira, nasty)
+        found = store.relevant_memories(mira, nasty, chat_id=chat)
         assert all(m.id == memory for m in found)
-    assert [m.id for m in store.relevant_memories(mira, 'NEAR("door")')] == [memory]
+    assert [m.id for m in store.relevant_memories(mira, 'NEAR("door")', chat_id=chat)] == [memory]
 
 
 def test_scenes_open_and_close_with_a_summary_per_witness(

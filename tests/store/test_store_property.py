@@ -60,11 +60,12 @@ class Moves:
         return [row[0] for row in self.s.conn.execute(sql, args)]
 
     def answerable(self, chat: str) -> list[int]:
-        return self.ids(
-            "SELECT id FROM event_log WHERE chat_id = ? AND rewound_by IS NULL "
+        ids = self.ids(
+            "SELECT id FROM event_log WHERE chat_id = ? "
             "AND kind IN ('user_turn', 'user_turn_edit', 'chat_created') ORDER BY id",
             chat,
         )
+        return [i for i in ids if self.s.on_current_branch(chat, i)]
 
     # --- the moves; each returns the events to append, or None to skip ---
 
@@ -239,9 +240,11 @@ class Moves:
         if not chats or c % 2:
             return None
         chat = pick(chats, a)
-        targets = self.ids(
-            "SELECT id FROM event_log WHERE chat_id = ? AND rewound_by IS NULL ORDER BY id", chat
-        )
+        targets = [
+            i
+            for i in self.ids("SELECT id FROM event_log WHERE chat_id = ? ORDER BY id", chat)
+            if self.s.on_current_branch(chat, i)
+        ]
         self.s.rewind(chat, pick(targets, b))
         return None
 
@@ -283,6 +286,25 @@ class Moves:
         if not chats:
             return None
         return [ev.AuthorNoteSet(pick(chats, a), f"note {b}" if c % 4 else "", c % 101)]
+
+    def fork(self, a: int, b: int, c: int) -> Any:
+        chats = [chat for chat in self.chats() if not self.s.open_beats(chat)]
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        turns = [t.event_id for t in self.s.timeline(chat) if t.kind == "user"]
+        if turns:
+            reason: ev.BranchReason = pick(["regenerate", "edit"], c)
+            self.s.fork(chat, pick(turns, b), reason)
+        return None
+
+    def switch(self, a: int, b: int, c: int) -> Any:
+        chats = [chat for chat in self.chats() if not self.s.open_beats(chat)]
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        self.s.switch_branch(chat, pick(self.s.branches(chat), b).branch_id)
+        return None
 
     # --- casts and presence ---
 
@@ -422,6 +444,9 @@ MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.attach,
     Moves.attach,
     Moves.note,
+    Moves.fork,
+    Moves.switch,
+    Moves.switch,
 ]
 
 numbers = st.integers(min_value=0, max_value=10_000)
@@ -479,10 +504,10 @@ def test_the_moves_reach_every_event_kind() -> None:
             play(store, drawn)
             kinds = {row[0] for row in store.conn.execute("SELECT DISTINCT kind FROM event_log")}
             assert kinds == set(ev.EVENT_KINDS)
-            ((superseded, rewound),) = store.conn.execute(
-                "SELECT count(superseded_by), count(rewound_by) FROM event_log"
+            ((superseded, branched),) = store.conn.execute(
+                "SELECT count(superseded_by), count(DISTINCT branch_id) FROM event_log"
             )
-            assert superseded and rewound, "some turns superseded, some rewound"
+            assert superseded and branched > 3, "some turns superseded, some on other branches"
             incremental = dump_projections(store)
             store.rebuild()
             assert dump_projections(store) == incremental

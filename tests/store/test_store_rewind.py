@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import apsw
 import pytest
-from storeworld import add_bot, add_chat, dump_projections, exchange, said
+from storeworld import add_chat, dump_projections, exchange, said
 
 from protocol import TurnSettled, UserTurn
 from protocol import events as ev
@@ -139,7 +138,7 @@ def test_rewind_restores_every_projection_as_it_was(
         twin.append(stored.event)
     expected = {
         "timeline": twin.timeline(chat),
-        "edge": twin.get_edge(mira, "you"),
+        "edge": twin.get_edge(mira, "you", chat_id=chat),
         "memories": twin.list_memories(mira),
         "scene": twin.active_scene(chat),
         "world": twin.world_events(chat, ("planned", "active", "completed")),
@@ -155,7 +154,7 @@ def test_rewind_restores_every_projection_as_it_was(
     stored = store.get_event(rewind_id)
     assert stored is not None and stored.event == ev.ChatRewound(chat, marks["to"])
     assert store.timeline(chat) == expected["timeline"]
-    assert store.get_edge(mira, "you") == expected["edge"]
+    assert store.get_edge(mira, "you", chat_id=chat) == expected["edge"]
     assert store.list_memories(mira) == expected["memories"]
     assert store.get_memory(marks["later_memory"]) is None
     assert store.active_scene(chat) == expected["scene"]
@@ -165,35 +164,46 @@ def test_rewind_restores_every_projection_as_it_was(
     # world-wide events after the checkpoint are not the chat's: they stay
     assert store.get_you().name == "Ash"
     assert store.get_bot("ora") is not None
-    assert store.get_edge(world["tam"], mira).affinity == 55
+    assert store.get_edge(world["tam"], mira, chat_id="").affinity == 55
     later = store.get_event(marks["later_memory"])
-    assert later is not None and later.rewound_by == rewind_id
+    assert later is not None and not store.on_current_branch(chat, later.id)
+    assert store.current_branch(chat) == rewind_id, "the rewind started a branch"
 
 
-def test_rewind_snapshots_the_database_first(store: Store, world: dict[str, str]) -> None:
+def test_a_rewind_keeps_the_tail_as_a_branch_to_switch_back_to(
+    store: Store, world: dict[str, str]
+) -> None:
+    chat = world["chat"]
     marks = story(store, world)
-    before = store.event_count()
-    store.rewind(world["chat"], marks["to"])
-    (snapshot,) = store.snapshots()
-    assert snapshot.parent == store.data_dir / "snapshots"
-    copy = apsw.Connection(str(snapshot))
-    try:
-        assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        assert copy.execute("SELECT count(*) FROM event_log").fetchall() == [(before,)]
-        rewound = copy.execute("SELECT count(*) FROM event_log WHERE rewound_by IS NOT NULL")
-        assert rewound.fetchall() == [(0,)], "the copy is the state before the rewind"
-    finally:
-        copy.close()
+    before = dump_projections(store)
+    root = store.current_branch(chat)
+    rewind_id = store.rewind(chat, marks["to"])
+    assert store.snapshots() == [], "nothing is lost, so no copy of the database is taken"
+    (old, new) = store.branches(chat)
+    assert (old.branch_id, old.current, new.branch_id, new.current) == (
+        root,
+        False,
+        rewind_id,
+        True,
+    )
+    assert (new.parent_id, new.fork_event_id) == (root, marks["to"])
+    assert store.get_memory(marks["later_memory"]) is None
+    store.switch_branch(chat, root)
+    assert store.get_memory(marks["later_memory"]) is not None
+    after = dump_projections(store)
+    assert after.pop("chat_branch") == before.pop("chat_branch")
+    assert after.pop("branches") != before.pop("branches")
+    after.pop("event_log marks"), before.pop("event_log marks")
+    assert after == before, "the world is exactly what it was before the rewind"
+    with pytest.raises(NotFound, match="no branch 999"):
+        store.switch_branch(chat, 999)
 
 
 def test_only_the_newest_snapshots_are_kept(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "t.db", keep_snapshots=2)
     try:
-        mira = add_bot(store, "Mira")
-        chat, created = add_chat(store, mira)
         for n in range(4):
-            exchange(store, chat, mira, f"Turn {n}.", "Reply.")
-            store.rewind(chat, created)
+            store.snapshot(f"manual-{n}")
         kept = store.snapshots()
         assert len(kept) == 2
         assert all(p.exists() for p in kept)
@@ -216,11 +226,11 @@ def test_other_chats_are_untouched_even_when_later(store: Store, world: dict[str
     assert [t.text for t in store.timeline(chat)] == ["One."]
     assert store.timeline(other) == other_timeline
     assert store.get_memory(other_memory) is not None
-    assert store.get_edge(tam, "you").affinity == 70
+    assert store.get_edge(tam, "you", chat_id=other).affinity == 70
     rows = store.conn.execute(
-        "SELECT count(*) FROM event_log WHERE chat_id = ? AND rewound_by IS NOT NULL", (other,)
+        "SELECT count(DISTINCT branch_id) FROM event_log WHERE chat_id = ?", (other,)
     ).fetchall()
-    assert rows == [(0,)]
+    assert rows == [(1,)], "the other chat never branched"
 
 
 def test_seq_keeps_growing_across_a_rewind(store: Store, world: dict[str, str]) -> None:
@@ -254,7 +264,7 @@ def test_rewinds_of_rewinds(store: Store, world: dict[str, str]) -> None:
     second, _, _ = exchange(store, chat, mira, "Two.", "2")
     exchange(store, chat, mira, "Three.", "3")
     store.rewind(chat, second)
-    with pytest.raises(Invalid, match="already taken away"):
+    with pytest.raises(Invalid, match="on another branch"):
         store.rewind(chat, second + 1)
     exchange(store, chat, mira, "Three again.", "3b")
     store.rewind(chat, first)

@@ -57,7 +57,7 @@ def test_an_old_database_is_migrated_and_its_new_tables_filled(tmp_path: Path, o
         assert version(store.conn) == LATEST
         assert store.inventory("you") == ["brass key"], "filled from the log by a rebuild"
         assert [t.text for t in store.timeline("c1")] == ["Hello."]
-        assert store.relevant_memories("mira", "guest")[0].text == "An old guest."
+        assert store.relevant_memories("mira", "guest", chat_id="c1")[0].text == "An old guest."
         assert store.get_you().name == "You"
         migrated = dump_projections(store)
     finally:

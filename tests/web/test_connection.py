@@ -58,7 +58,7 @@ def test_every_client_message_type_has_exactly_one_handler() -> None:
     handlers = [command.handle for command in COMMANDS.values()]
     assert len(set(handlers)) == len(handlers) == len(protocol.CLIENT_TYPES)
     slow = {kind for kind, command in COMMANDS.items() if command.slow}
-    assert slow == {protocol.DeleteBot, protocol.Rewind}
+    assert slow == {protocol.DeleteBot, protocol.Rewind, protocol.SwitchBranch}
 
 
 @asynccontextmanager
