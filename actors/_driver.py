@@ -197,12 +197,8 @@ class TurnDriver:
 
     async def _classify(self, ask: story.Classify) -> story.Classified:
         messages = tuple(ask.messages)
-        value = await self.svc.pool.classify(
-            ClassifierRequest(ask.name, messages, ask.schema),
-            ask.validate,
-            ask.default,
-            critical=ask.critical,
-        )
+        request = ClassifierRequest(ask.name, messages, ask.schema, critical=ask.critical)
+        value = await self.svc.pool.classify(request, ask.validate, ask.default)
         return story.Classified(ask.key, value)
 
     async def _finish(self, settle: story.Settle) -> None:

@@ -125,6 +125,27 @@ class Engine:
         with refusals():
             return await self.store.run(lambda s: fn(s, *args, **kwargs))
 
+    async def _create(
+        self, name: str, event: Callable[[str], ev.Event], read: Callable[[Store, str], T | None]
+    ) -> T:
+        """Append the event that creates a bot or a persona under a fresh id; what it made."""
+
+        def create(s: Store) -> T:
+            new_id = s.new_bot_id(name)  # one id space for everyone in a scene
+            s.append(event(new_id))
+            made = read(s, new_id)
+            assert made is not None
+            return made
+
+        return await self._run(create)
+
+    async def _found(self, read: Callable[[Store, str], T | None], id_: str, what: str) -> T:
+        """What ``read`` finds under ``id_``, or ``not_found`` naming the ``what``."""
+        found = await self._run(read, id_)
+        if found is None:
+            raise ProtocolError("not_found", f"there is no {what} {id_!r}")
+        return found
+
     # --- the user and the bots ---
 
     async def you(self) -> Entity:
@@ -144,22 +165,13 @@ class Engine:
 
     async def create_persona(self, name: str, persona: str) -> Entity:
         """Create a person who can take a seat at a chat's table."""
-
-        def create(s: Store) -> Entity:
-            persona_id = s.new_bot_id(name)  # one id space for everyone in a scene
-            s.append(ev.PersonaCreated(persona_id, name.strip(), persona))
-            made = s.get_persona(persona_id)
-            assert made is not None
-            return made
-
-        return await self._run(create)
+        return await self._create(
+            name, lambda id_: ev.PersonaCreated(id_, name.strip(), persona), Store.get_persona
+        )
 
     async def persona(self, persona_id: str) -> Entity:
         """A persona, or ``not_found``."""
-        found = await self._run(Store.get_persona, persona_id)
-        if found is None:
-            raise ProtocolError("not_found", f"there is no persona {persona_id!r}")
-        return found
+        return await self._found(Store.get_persona, persona_id, "persona")
 
     async def update_persona(
         self, persona_id: str, name: str | None = None, persona: str | None = None
@@ -199,21 +211,12 @@ class Engine:
 
     async def create_bot(self, name: str, persona: str, greeting: str = "") -> Bot:
         """Create a character."""
-
-        def create(s: Store) -> Bot:
-            bot_id = s.new_bot_id(name)
-            s.append(ev.BotCreated(bot_id, name.strip(), persona, greeting))
-            bot = s.get_bot(bot_id)
-            assert bot is not None
-            return bot
-
-        return await self._run(create)
+        return await self._create(
+            name, lambda id_: ev.BotCreated(id_, name.strip(), persona, greeting), Store.get_bot
+        )
 
     async def _bot(self, bot_id: str) -> Bot:
-        bot = await self._run(Store.get_bot, bot_id)
-        if bot is None:
-            raise ProtocolError("not_found", f"there is no bot {bot_id!r}")
-        return bot
+        return await self._found(Store.get_bot, bot_id, "bot")
 
     async def update_bot(
         self,
@@ -474,26 +477,17 @@ class Engine:
         return reply
 
     async def send_turn(
-        self,
-        chat_id: str,
-        prose: str,
-        reply_as: str | None = None,
-        *,
-        person_id: str = YOU_ID,
-        queue: bool = False,
+        self, chat_id: str, prose: str, reply_as: str | None = None, *, person_id: str = YOU_ID
     ) -> int:
         """Take the user's prose; the turn streams on the chat. Returns the user turn id.
 
         ``reply_as``, a bot present in the chat's scene, answers whatever the
         rules would choose (``not_found`` for no such bot, ``invalid`` for one
         not present; nothing is written then). The turn is ``person_id``'s.
-        With ``queue``, use :meth:`send_or_queue`, which may answer that it waits.
+        To let a turn wait behind the one in flight, use :meth:`send_or_queue`.
         """
-        answer = await self.send_or_queue(
-            chat_id, prose, reply_as, person_id=person_id, queue=queue
-        )
-        if isinstance(answer, Queued):
-            raise TypeError("send_turn was asked to queue; use send_or_queue")
+        answer = await self.send_or_queue(chat_id, prose, reply_as, person_id=person_id)
+        assert not isinstance(answer, Queued), "a turn sent without queue never waits"
         return answer
 
     async def send_or_queue(
@@ -893,8 +887,7 @@ async def open_engine(
             open_actor_system(shutdown_timeout=settings.shutdown_timeout)
         )
         feeds = Feeds(store, max_buffer=settings.watch_buffer)
-        capacity = (settings.classifier or settings.narrative).max_connections
-        pool = ClassifierPool(classifier, capacity=capacity, timeout=settings.classifier_timeout)
+        pool = ClassifierPool(classifier, timeout=settings.classifier_timeout)
         significance = await system.spawn(
             lambda: SignificanceWorker(store, feeds, pool, settings.auto_pin_cap),
             address="worker:significance",

@@ -1,13 +1,15 @@
 """The classifier pool: every classifier call of every chat goes through it.
 
-Calls are bounded by the pool's own cap (the classifier backend's connection
-count), and turn-critical calls take a free slot before background ones
-(significance). One timeout covers the whole call, the wait for the pool's
-slot and for the backend's own included, and every call has a safe default:
-a classifier that fails, stalls or lies costs a default value, never a turn.
+The pool has no cap of its own: the backend's one connection cap bounds
+classifier calls and narrative beats together, and picks each call's place
+in line from the request (``critical`` passes, which a turn waits on, before
+background ones; narrative beats before both). One timeout covers the whole
+call, the wait for the backend's slot included, and every call has a safe
+default: a classifier that fails, stalls or lies costs a default value,
+never a turn.
 
 The pool is a plain object, not an actor: a call is an ordinary async
-function over the limiter, so there is no mailbox to fill, no reply to lose
+function over the backend, so there is no mailbox to fill, no reply to lose
 and nothing to crash. Once closed (on shutdown), every call in flight and
 every later one yields its default at once.
 """
@@ -16,9 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import attrs
 import trio
 
 from llm import Backend, ClassifierRequest, ModelError, PriorityLimiter
@@ -29,15 +30,15 @@ T = TypeVar("T")
 
 
 class ClassifierPool:
-    """Runs classifier calls concurrently, bounded, prioritised and each within ``timeout``."""
+    """Runs classifier calls on ``backend``, each within ``timeout``, with counters."""
 
-    def __init__(self, backend: Backend, *, capacity: int, timeout: float) -> None:
+    def __init__(self, backend: Backend, *, timeout: float) -> None:
         if timeout <= 0:
             raise ValueError(f"the classifier timeout must be positive, got {timeout}")
         self.backend = backend
-        self.limiter = PriorityLimiter(capacity)
         self.timeout = timeout
         self.calls = 0
+        self.critical = 0
         self.failures = 0
         self.timeouts = 0
         self.by_name: dict[str, int] = {}
@@ -49,27 +50,24 @@ class ClassifierPool:
         request: ClassifierRequest,
         validate: Callable[[dict[str, object]], T],
         default: T,
-        *,
-        critical: bool = True,
     ) -> T:
         """The validated result of one classifier call, or ``default`` when anything fails.
 
         Returns within ``timeout`` seconds of being called, however long the
-        wait for a slot, and at once when the pool is closed.
+        wait for the backend's slot, and at once when the pool is closed.
         """
         name = request.name
         self.calls += 1
+        self.critical += request.critical
         self.by_name[name] = self.by_name.get(name, 0) + 1
         if self.closed:
             self.failures += 1
             return default
         # One deadline for queueing and calling: a turn waits on this for no longer.
-        with trio.CancelScope(deadline=trio.current_time() + self.timeout) as scope:
+        with trio.move_on_after(self.timeout) as scope:
             self._scopes.add(scope)
             try:
-                async with self.limiter.slot(urgent=critical):
-                    raw = await self.backend.complete_json(request)
-                return validate(raw)
+                return validate(await self.backend.complete_json(request))
             except ModelError as exc:
                 log.warning("classifier %s failed (%s); using its default", name, exc)
             except Exception:
@@ -90,15 +88,32 @@ class ClassifierPool:
         for scope in list(self._scopes):
             scope.cancel()
 
-    def statistics(self) -> dict[str, Any]:
-        """Calls made, failures (defaults used) and timeouts among them, calls by
-        classifier, calls in flight, and the limiter's figures."""
+    def statistics(self) -> dict[str, object]:
+        """Calls made (critical ones among them), failures (defaults used) and timeouts,
+        calls by classifier, calls in flight, and the backend's connection cap.
+
+        The cap's figures (``in_use``, ``capacity``, ``waiting_*``) are the
+        backend's one limiter, narrative beats included; a backend without a cap
+        reports its classifier calls in flight as ``in_use`` and ``capacity`` null.
+        """
+        limiter = getattr(self.backend, "limiter", None)
+        if isinstance(limiter, PriorityLimiter):
+            cap = limiter.statistics()
+            in_use, capacity = cap.in_use, cap.capacity
+            waiting = (cap.waiting_urgent, cap.waiting_critical, cap.waiting_background)
+        else:
+            in_use, capacity, waiting = len(self._scopes), None, (0, 0, 0)
         return {
             "calls": self.calls,
+            "critical": self.critical,
             "failures": self.failures,
             "timeouts": self.timeouts,
             "in_flight": len(self._scopes),
             "closed": self.closed,
             "by_name": dict(self.by_name),
-            **attrs.asdict(self.limiter.statistics()),
+            "in_use": in_use,
+            "capacity": capacity,
+            "waiting_urgent": waiting[0],
+            "waiting_critical": waiting[1],
+            "waiting_background": waiting[2],
         }

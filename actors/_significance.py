@@ -45,10 +45,10 @@ class SignificanceWorker(Actor):
                 "significance",
                 tuple(prompt),
                 story.SIGNIFICANCE_SCHEMA,
+                critical=False,  # background: every beat and every pass a turn waits on go first
             ),
             story.validate_significance,
             0,
-            critical=False,  # background: every turn's calls go first
         )
         # Scoring may unpin a memory of another chat: the journal publishes each
         # message on its own chat's feed.

@@ -4,8 +4,9 @@ Owns: the request and settings types, the ``openai`` backend (any
 OpenAI-compatible server, over httpx and httpx-sse), the ``local`` backend
 (llama.cpp in a supervised worker process, the packaged Gemma 3 270M by
 default: a crash inside it costs one request), the ``scripted`` backend
-(canned replies for tests and demos), connection caps with narrative calls
-first, timeouts, retries, the JSON modes a server is asked in, and the
+(canned replies for tests and demos), connection caps in three priorities
+(narrative beats, then the classifier passes a turn waits on, then the
+rest), timeouts, retries, the JSON modes a server is asked in, and the
 tolerant JSON extractor. See docs/models.md.
 """
 
@@ -19,7 +20,7 @@ from ._errors import (
     ModelTimeout,
 )
 from ._json import check_schema, extract_json
-from ._limit import PriorityLimiter
+from ._limit import Priority, PriorityLimiter, classifier_priority
 from ._local import LocalBackend, transcript
 from ._open import make_backend, open_backend
 from ._openai import OpenAIBackend
@@ -67,11 +68,13 @@ __all__ = [
     "NarrativeRequest",
     "OpenAIBackend",
     "OpenAIStatistics",
+    "Priority",
     "PriorityLimiter",
     "ScriptedBackend",
     "ScriptedStatistics",
     "Timeouts",
     "check_schema",
+    "classifier_priority",
     "extract_json",
     "make_backend",
     "open_backend",

@@ -41,7 +41,7 @@ import trio
 
 from ._errors import ModelError, ModelLength, ModelStalled, ModelTimeout
 from ._json import check_schema, extract_json
-from ._limit import PriorityLimiter
+from ._limit import Priority, PriorityLimiter, classifier_priority
 from ._local_process import Call, WorkerProcess
 from ._statistics import LocalStatistics
 from ._types import ClassifierRequest, Message, ModelSettings, NarrativeRequest
@@ -320,9 +320,9 @@ class LocalBackend:
         await self._discard(worker, crashed=False)
 
     @asynccontextmanager
-    async def _request(self, op: dict[str, Any], urgent: bool) -> AsyncIterator[Call]:
+    async def _request(self, op: dict[str, Any], priority: Priority) -> AsyncIterator[Call]:
         """Send one request under the slot; the slot is given back once the worker is done."""
-        async with self.limiter.slot(urgent=urgent):
+        async with self.limiter.slot(priority):
             worker = await self._running()
             self._ids += 1
             call = Call(worker, self._ids)
@@ -361,7 +361,7 @@ class LocalBackend:
         for name in ("top_p", "min_p"):
             if (value := getattr(request, name)) is not None:
                 op[name] = value
-        async with self._request(op, urgent=True) as call:
+        async with self._request(op, Priority.NARRATIVE) as call:
             # A short cap holds back only its second half: its first tokens come at once.
             tail = min(TAIL, max(1, request.max_tokens // 2))
             chunks = self._tokens(call, SentenceTail(request.max_tokens, tail))
@@ -413,7 +413,7 @@ class LocalBackend:
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
         }
-        async with self._request(op, urgent=False) as call:
+        async with self._request(op, classifier_priority(request)) as call:
             with trio.move_on_after(self.settings.timeouts.total) as waited:
                 message = await call.next()
                 while not call.finished:

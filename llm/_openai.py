@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import httpx
 import trio
 from httpx_sse import SSEError, aconnect_sse
@@ -37,7 +38,7 @@ from ._errors import (
     ModelTimeout,
 )
 from ._json import check_schema, extract_json, schema_prompt
-from ._limit import PriorityLimiter
+from ._limit import Priority, PriorityLimiter, classifier_priority
 from ._statistics import OpenAIStatistics
 from ._types import ClassifierRequest, JsonMode, Message, ModelSettings, NarrativeRequest
 
@@ -182,7 +183,7 @@ class OpenAIBackend:
         )
         self.calls += 1
         timeouts = self.settings.timeouts
-        async with self.limiter.slot(urgent=True):
+        async with self.limiter.slot(Priority.NARRATIVE):
             deadline = trio.current_time() + timeouts.total
             attempt = 0
             while True:
@@ -304,7 +305,7 @@ class OpenAIBackend:
     async def complete_json(self, request: ClassifierRequest) -> dict[str, Any]:
         """One classifier call, retried before any output, then extracted and checked."""
         self.calls += 1
-        async with self.limiter.slot(urgent=False):
+        async with self.limiter.slot(classifier_priority(request)):
             mode = self.json_mode
             while True:
                 # Only ``auto`` steps down, and never past "none" (nothing left to drop).
@@ -371,17 +372,13 @@ class OpenAIBackend:
 
     def statistics(self) -> OpenAIStatistics:
         """Calls, retries, errors, streams open, the JSON mode, and the connection cap."""
-        cap = self.limiter.statistics()
         return OpenAIStatistics(
             calls=self.calls,
             retries=self.retries,
             errors=self.errors,
             streaming=self.streaming,
             json_mode=self.json_mode,
-            in_use=cap.in_use,
-            capacity=cap.capacity,
-            waiting_urgent=cap.waiting_urgent,
-            waiting_background=cap.waiting_background,
+            **attrs.asdict(self.limiter.statistics()),
         )
 
     async def aclose(self) -> None:

@@ -29,6 +29,11 @@ A narrative reply may also say ``error`` (stream ``text``, then fail),
 Any reply may say ``keep = true``: it is served every time it is chosen.
 A scripted file may set ``repeat = true`` at the top: the last reply of each
 queue is then served again and again instead of running out.
+
+Built with a ``capacity``, the backend takes a slot of its own
+:class:`PriorityLimiter` for each call, as the real backends do (narrative
+beats first, then critical classifier calls, then the rest); without one,
+calls never wait for each other.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import re
 import tomllib
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +52,7 @@ import trio
 
 from ._errors import ModelError, ModelOutputError
 from ._json import check_schema, extract_json
+from ._limit import Priority, PriorityLimiter, classifier_priority
 from ._statistics import ScriptedStatistics
 from ._types import ClassifierRequest, Message, NarrativeRequest
 
@@ -82,7 +88,8 @@ def render(messages: tuple[Message, ...]) -> str:
 class ScriptedBackend:
     """Serves scripted replies and records every request it gets."""
 
-    def __init__(self, repeat: bool = False) -> None:
+    def __init__(self, repeat: bool = False, capacity: int | None = None) -> None:
+        self.limiter = PriorityLimiter(capacity) if capacity is not None else None
         self._narrative: deque[Reply] = deque()
         self._classifier: dict[str, deque[Reply]] = {}
         self.repeat = repeat
@@ -173,16 +180,22 @@ class ScriptedBackend:
         self.served += 1
         return chosen
 
+    def _slot(self, priority: Priority) -> AbstractAsyncContextManager[None]:
+        if self.limiter is None:
+            return nullcontext()
+        return self.limiter.slot(priority)
+
     @asynccontextmanager
     async def stream(self, request: NarrativeRequest) -> AsyncIterator[AsyncIterator[str]]:
         """Stream the next narrative reply, token by token."""
-        self.requests.append(request)
-        reply = self._take(self._narrative, request.messages, "a narrative beat")
-        if reply.stall and reply.text is None:
-            await trio.sleep_forever()
-        if reply.error is not None and not reply.text:
-            raise ModelError(reply.error)
-        yield self._tokens(reply)
+        async with self._slot(Priority.NARRATIVE):
+            self.requests.append(request)
+            reply = self._take(self._narrative, request.messages, "a narrative beat")
+            if reply.stall and reply.text is None:
+                await trio.sleep_forever()
+            if reply.error is not None and not reply.text:
+                raise ModelError(reply.error)
+            yield self._tokens(reply)
 
     async def _tokens(self, reply: Reply) -> AsyncIterator[str]:
         for index, token in enumerate(split_tokens(reply.text or "")):
@@ -200,15 +213,16 @@ class ScriptedBackend:
 
     async def complete_json(self, request: ClassifierRequest) -> dict[str, Any]:
         """Answer a classifier call from its queue."""
-        self.requests.append(request)
-        queue = self._classifier.setdefault(request.name, deque())
-        reply = self._take(queue, request.messages, f"the {request.name} classifier")
-        if reply.delay:
-            await trio.sleep(reply.delay)
-        else:
-            await trio.lowlevel.checkpoint()
-        if reply.stall:
-            await trio.sleep_forever()
+        async with self._slot(classifier_priority(request)):
+            self.requests.append(request)
+            queue = self._classifier.setdefault(request.name, deque())
+            reply = self._take(queue, request.messages, f"the {request.name} classifier")
+            if reply.delay:
+                await trio.sleep(reply.delay)
+            else:
+                await trio.lowlevel.checkpoint()
+            if reply.stall:
+                await trio.sleep_forever()
         if reply.error is not None:
             raise ModelError(reply.error)
         if reply.raw is not None:

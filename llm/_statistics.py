@@ -25,7 +25,9 @@ class LimiterStatistics:
     waiting_urgent: int
     """Narrative callers waiting for a slot."""
     waiting_background: int
-    """Classifier callers waiting for a slot."""
+    """Background classifier callers (significance) waiting for a slot."""
+    waiting_critical: int = 0
+    """Critical classifier callers (a turn waits on them) waiting for a slot."""
 
 
 @attrs.frozen
@@ -33,9 +35,9 @@ class BackendStatistics:
     """What every backend's figures are: a snapshot; each backend adds its own fields."""
 
 
-@attrs.frozen
-class OpenAIStatistics(BackendStatistics):
-    """An :class:`OpenAIBackend`'s figures, its connection cap's among them."""
+@attrs.frozen(kw_only=True)
+class OpenAIStatistics(LimiterStatistics, BackendStatistics):
+    """An :class:`OpenAIBackend`'s figures: its connection cap's, then its calls'."""
 
     calls: int
     """Narrative and classifier calls made."""
@@ -47,14 +49,6 @@ class OpenAIStatistics(BackendStatistics):
     """Narrative streams open now."""
     json_mode: JsonMode
     """How classifier calls ask for JSON now (``auto`` steps down as servers refuse)."""
-    in_use: int
-    """Connection slots held now."""
-    capacity: int
-    """The connection cap."""
-    waiting_urgent: int
-    """Narrative calls waiting for a connection slot."""
-    waiting_background: int
-    """Classifier calls waiting for a connection slot."""
 
 
 @attrs.frozen

@@ -60,6 +60,9 @@ class ClassifierRequest:
     schema: Mapping[str, Any] = Factory(dict)
     max_tokens: int = 256
     temperature: float = 0.0
+    critical: bool = False
+    """A turn waits on the answer: it goes before background calls (significance)
+    for a connection slot, though still after narrative beats."""
 
 
 @frozen

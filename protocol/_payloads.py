@@ -3,7 +3,9 @@
 A command is what a client asks for; its event is what the log keeps once
 it is done. Where the two carry the same fields, both subclass one of these
 frozen classes, so each field's type, default and limits are written once.
-The event adds what the server decided (the new thing's id, say).
+The event adds what the server decided (the new thing's id, say). A chat
+message that repeats an event to the chat's watchers may subclass the same
+class (``presence`` and ``presence_changed`` are one cast member of a chat).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class YouProfile:
 
 @frozen
 class PersonaChanges:
-    """Some of a persona's fields; ``None`` leaves one as it is (``update_persona``, ...)."""
+    """Some of a persona's fields; ``None`` leaves one as it is (``update_persona``,
+    ``persona_updated``). ``persona_id`` may be ``you``."""
 
     persona_id: str = field(validator=an_id)
     name: str | None = field(default=None, validator=optional_at_most(limits.MAX_NAME))
@@ -75,13 +78,6 @@ class ChatRef:
 
 
 @frozen
-class LorebookRef(ChatRef):
-    """A lorebook and a chat (``attach_lorebook``, ``lorebook_attached``, ...)."""
-
-    lorebook_id: str = field(validator=an_id)
-
-
-@frozen
 class AuthorNoteText(ChatRef):
     """A chat's author's note and where it goes (``set_author_note``, ``author_note_set``).
 
@@ -96,7 +92,8 @@ class AuthorNoteText(ChatRef):
 
 @frozen
 class CastMember(ChatRef):
-    """One bot of a chat's cast (``add_to_cast``, ``enter_scene``, ``cast_added``, ...)."""
+    """One bot of a chat's cast (``add_to_cast``, ``enter_scene``, ``cast_added``,
+    ``memory_written``, ``presence``, ...)."""
 
     bot_id: str = field(validator=an_id)
 
@@ -106,6 +103,22 @@ class Seat(ChatRef):
     """A persona at a chat's table (``take_seat``, ``seat_taken``)."""
 
     persona_id: str = field(validator=an_id)
+
+
+@frozen
+class LorebookRef(ChatRef):
+    """A lorebook and a chat (``attach_lorebook``, ``lorebook_attached``, ...)."""
+
+    lorebook_id: str = field(validator=an_id)
+
+
+@frozen
+class BeatOf(ChatRef):
+    """Who speaks a beat, answering which user turn (``assistant_turn_started``,
+    ``assistant_turn``)."""
+
+    speaker_id: str = field(validator=an_id)
+    user_turn_id: int
 
 
 @frozen

@@ -12,20 +12,20 @@ from typing import Literal
 
 from attrs import field, frozen
 
+from . import _payloads as shared
+from . import _shapes as shapes
 from ._sampler import ChatSettings
 from ._shapes import (
     YOU_ID,
-    AuthorNote,
     Bot,
     Chat,
     Edge,
     Entity,
-    InFlight,
     LorebookInfo,
     Memory,
     QueuedTurn,
     Scene,
-    Segment,
+    Segments,
     Turn,
     WorldEventState,
 )
@@ -141,8 +141,8 @@ class ChatReply:
 
 
 @frozen
-class Accepted(OnChat):
-    """A turn was accepted; its beats follow on the chat."""
+class OnTurn(OnChat):
+    """A message about one user turn: the chat's id, then the turn's."""
 
     user_turn_id: int
 
@@ -153,6 +153,11 @@ class Queued(OnChat):
 
     queue_id: int
     position: int
+
+
+@frozen
+class Accepted(OnTurn):
+    """A turn was accepted; its beats follow on the chat."""
 
 
 @frozen
@@ -253,7 +258,7 @@ class ChatState(OnChat):
     timeline: tuple[Turn, ...]
     edges: tuple[Edge, ...]
     scene: Scene | None
-    in_flight: InFlight | None
+    in_flight: shapes.InFlight | None
     seq: int = 0
     world_events: tuple[WorldEventState, ...] = ()
     """Every world event of the chat and its status (an addition to the protocol)."""
@@ -262,7 +267,7 @@ class ChatState(OnChat):
     (an addition to the protocol, left out when false)."""
     lorebooks: tuple[str, ...] = ()
     """The ids of the lorebooks attached to the chat, in the order attached (an addition)."""
-    author_note: AuthorNote | None = None
+    author_note: shapes.AuthorNote | None = None
     """The chat's author's note, if it has one (an addition to the protocol)."""
     queue: tuple[QueuedTurn, ...] = ()
     """The turns waiting behind the one in flight, next first (an addition)."""
@@ -275,8 +280,7 @@ class UserTurn(OnEvent):
     """The user's turn was written."""
 
     prose: str
-    segments: tuple[Segment, ...]
-    """The prose split into dialogue, action, narration and OOC, in order."""
+    segments: Segments
     seq: int = 0
     speaker_id: str = YOU_ID
     """The persona who wrote it (an addition; ``you`` when left out)."""
@@ -359,10 +363,9 @@ class SceneClosed(OnChat):
 
 
 @frozen
-class Presence(OnChat):
+class Presence(shared.CastMember):
     """A cast member entered (``present``) or left the scene (an addition to the protocol)."""
 
-    bot_id: str
     present: bool
     seq: int = 0
 
@@ -424,10 +427,9 @@ class TurnQueued(OnChat):
 
 
 @frozen
-class TurnSettled(OnChat):
+class TurnSettled(OnTurn):
     """Every pass of the turn is done; the chat takes a new turn."""
 
-    user_turn_id: int
     seq: int = 0
 
 

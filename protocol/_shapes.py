@@ -27,6 +27,10 @@ class Segment:
     text: str
 
 
+Segments = tuple[Segment, ...]
+"""A turn's prose split into dialogue, action, narration and OOC, in order."""
+
+
 @frozen
 class Entity:
     """Someone who can be in a scene: the user (id ``you``) or a bot."""

@@ -27,7 +27,7 @@ from ._limits import (
     MIN_SIGNIFICANCE,
 )
 from ._payloads import an_id as _id
-from ._shapes import Segment
+from ._shapes import Segments
 from ._validators import at_most, in_range, limits_apply, not_blank, optional_at_most
 
 PinnedBy = Literal["auto", "manual"]
@@ -283,7 +283,7 @@ class BranchSwitched(shared.ChatRef):
 class UserTurn(shared.Prose):
     """The user wrote prose."""
 
-    segments: tuple[Segment, ...]
+    segments: Segments
     present: Present = None
     person_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
     """The persona who wrote it; ``None``: ``you`` (older logs, a connection with no seat)."""
@@ -295,28 +295,24 @@ class UserTurnEdit(shared.ChatRef):
 
     supersedes: int
     prose: str = field(validator=[not_blank, at_most(MAX_PROSE)])
-    segments: tuple[Segment, ...]
+    segments: Segments
     present: Present = None
     person_id: str | None = field(default=None, validator=optional_at_most(MAX_ID))
     """The persona of the edited turn; ``None``: ``you``."""
 
 
 @frozen
-class AssistantTurnStarted(shared.ChatRef):
+class AssistantTurnStarted(shared.BeatOf):
     """A beat started streaming; its id is the beat's id."""
 
-    speaker_id: str = field(validator=_id)
-    user_turn_id: int
     interjection_of: str | None = None
     present: Present = None
 
 
 @frozen
-class AssistantTurn(shared.ChatRef):
+class AssistantTurn(shared.BeatOf):
     """A beat ended; ``text`` is what was received, ``truncated`` if it stopped early."""
 
-    speaker_id: str = field(validator=_id)
-    user_turn_id: int
     started_id: int | None
     text: str
     truncated: bool = False
@@ -328,10 +324,16 @@ class AssistantTurn(shared.ChatRef):
 
 
 @frozen
-class MemoryWritten(shared.ChatRef):
+class MemoryRef(shared.ChatRef):
+    """One memory of the chat, by id: how every event about a written memory starts."""
+
+    memory_id: int
+
+
+@frozen
+class MemoryWritten(shared.CastMember):
     """A bot remembers something from its own point of view; the id is the memory's."""
 
-    bot_id: str = field(validator=_id)
     text: str
     scene_id: int | None = None
     source_event_id: int | None = None
@@ -339,18 +341,16 @@ class MemoryWritten(shared.ChatRef):
 
 
 @frozen
-class MemoryScored(shared.ChatRef):
+class MemoryScored(MemoryRef):
     """The significance pass scored a memory."""
 
-    memory_id: int
     significance: int = field(validator=in_range(MIN_SIGNIFICANCE, MAX_SIGNIFICANCE))
 
 
 @frozen
-class MemoryPin(shared.ChatRef):
+class MemoryPin(MemoryRef):
     """A memory's pin changed, by hand or automatically."""
 
-    memory_id: int
     by: PinnedBy
 
 

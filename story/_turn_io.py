@@ -309,6 +309,9 @@ class Classify:
     validate: Callable[[object], Answer] = field(eq=False, repr=False)
     default: Answer
     critical: bool = True
+    """The turn waits on the answer (every pass the machine asks for does: the
+    chat takes no new turn until this one settles), so the backend serves it
+    before background calls such as significance scoring, after narrative beats."""
 
 
 @frozen

@@ -2,10 +2,12 @@
 
 Three kinds of task serve a connection: the reader (one frame at a time, in
 order), one watch per open chat (forwarding what ``engine.watch`` yields),
-and the sender, the only one that writes to the socket, draining the
-connection's :class:`~web._outbox.Outbox`. A client that goes away stops
-the sender and the watches; a command it already sent still runs to its
-end, so a disconnect never cancels a turn.
+and the sender, draining the connection's :class:`~web._outbox.Outbox`. A
+watch whose token finds the outbox idle sends it itself, the sender of that
+one frame (so a streaming token costs no trip to the sender task); every
+other frame waits in the outbox for the sender. A client that goes away
+stops the sender and the watches; a command it already sent still runs to
+its end, so a disconnect never cancels a turn.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ._commands import COMMANDS, Answer
 from ._outbox import Frame, Outbox
 from ._settings import GatewaySettings
 from ._statistics import ConnectionStatistics, GatewayStatistics
-from ._wire import encode, token_frame
+from ._wire import Encoded, encode, token_frame
 
 log = logging.getLogger("troupe.web")
 
@@ -62,6 +64,9 @@ class Connection:
         self._nursery: trio.Nursery | None = None
         self._commands: trio.Nursery | None = None
         self._slow = trio.Semaphore(_MAX_SLOW)
+        self._direct: trio.CancelScope | None = None
+        """The watch sending a frame itself right now (one at most: see ``Outbox.claim``)."""
+        self._stop_after_send = False
 
     def __repr__(self) -> str:
         return f"<connection {self.number}>"
@@ -120,21 +125,51 @@ class Connection:
             try:
                 await self.ws.send_message(encode(frame))
             except ConnectionClosed:
-                # The peer is gone: stop queueing for it. The reader finds out on
-                # its own, after it has finished the command it is running.
-                outbox.close()
-                for scope in self.watches.values():
-                    scope.cancel()
+                self._peer_gone()
                 return
             finally:
                 outbox.sent()
             self.sent += 1
 
+    def _peer_gone(self) -> None:
+        # The peer is gone: stop queueing for it. The reader finds out on its
+        # own, after it has finished the command it is running.
+        self.outbox.close()
+        for scope in list(self.watches.values()):
+            self._stop_watch(scope)
+
+    def _stop_watch(self, scope: trio.CancelScope) -> None:
+        """Cancel a watch; one sending a frame itself stops once that frame is out.
+
+        Half a frame on the wire would break the stream for good, so the cancel
+        waits for the send (the connection's own end still cuts it short).
+        """
+        if scope is self._direct:
+            self._stop_after_send = True
+        else:
+            scope.cancel()
+
+    async def _send_now(self, frame: Encoded, watch: trio.CancelScope) -> None:
+        """Send a frame from the watch ``watch``, which ``Outbox.claim`` made its sender."""
+        self._direct = watch
+        try:
+            await self.ws.send_message(frame.text)
+            self.sent += 1
+        except ConnectionClosed:
+            self._direct = None
+            self._peer_gone()
+        finally:
+            self._direct = None
+            self.outbox.sent()
+            if self._stop_after_send:
+                self._stop_after_send = False
+                watch.cancel()
+
     async def close(self, code: int, reason: str, timeout: float) -> None:
         """Send what is queued, then close with ``code``; past ``timeout``, drop the socket."""
         with trio.move_on_after(timeout) as bounded:
-            for scope in self.watches.values():
-                scope.cancel()
+            for scope in list(self.watches.values()):
+                self._stop_watch(scope)
             await self.outbox.drained()
             await self.ws.aclose(code, reason)
         if bounded.cancelled_caught:
@@ -230,7 +265,7 @@ class Connection:
         """Start (or start again) watching a chat; the watch sends the direct answer."""
         old = self.watches.pop(chat_id, None)
         if old is not None:
-            old.cancel()
+            self._stop_watch(old)
         assert self._nursery is not None
         # A refusal (no such chat) comes out of start() before anything was sent.
         await self._nursery.start(self._watch, chat_id, after_seq, reply_to)
@@ -239,7 +274,7 @@ class Connection:
         """Stop watching a chat (fine when it was not being watched, if it exists)."""
         scope = self.watches.pop(chat_id, None)
         if scope is not None:
-            scope.cancel()
+            self._stop_watch(scope)
         elif not any(chat.id == chat_id for chat in await self.engine.list_chats()):
             raise p.ProtocolError("not_found", f"there is no chat {chat_id!r}")
         return p.Ok()
@@ -255,7 +290,7 @@ class Connection:
             async with self.engine.watch(chat_id, after_seq) as messages:
                 self.watches[chat_id] = scope
                 task_status.started()
-                await self._forward(chat_id, after_seq, reply_to, messages)
+                await self._forward(chat_id, after_seq, reply_to, messages, scope)
         if self.watches.get(chat_id) is scope:
             del self.watches[chat_id]
 
@@ -265,6 +300,7 @@ class Connection:
         after_seq: int | None,
         reply_to: str | None,
         messages: AsyncIterator[p.ChatMessage | Frame],
+        watch: trio.CancelScope,
     ) -> None:
         # The engine's watch starts with a chat_state, or with the missed messages
         # when it can replay them; the direct answer is that chat_state, or `ok`
@@ -287,10 +323,13 @@ class Connection:
                         continue
                     await self.put(p.Ok(), reply_to, True)
                 if type(message) is p.Token:
-                    # The feed's iterator was this step's checkpoint: a frame that
-                    # fits goes straight in; only a full outbox makes the watch wait.
+                    # The feed's iterator was this step's checkpoint: a token that
+                    # finds the outbox idle goes out from here, one that fits is
+                    # queued, and only a full outbox makes the watch wait.
                     frame = token_frame(message)  # built once, shared by the chat's watchers
-                    if not self.outbox.try_put(frame):
+                    if self.outbox.claim():
+                        await self._send_now(frame, watch)
+                    elif not self.outbox.try_put(frame):
                         await self.outbox.put(frame)
                 elif isinstance(message, dict):
                     await self.outbox.put(message)  # replayed exactly as first sent

@@ -137,9 +137,9 @@ class Gateway:
         outbox = connection.outbox
         while not outbox.closed:
             await outbox.drained()
-            moved = outbox.queued + outbox.merged
+            moved = outbox.moved
             await trio.sleep(_QUIET)
-            if outbox.queued + outbox.merged == moved and not len(outbox):
+            if outbox.moved == moved and not len(outbox):
                 break
         await connection.close(1001, "the server is shutting down", self.settings.close_timeout)
 

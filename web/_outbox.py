@@ -1,10 +1,14 @@
 """One connection's outgoing frames: a bounded queue where a beat's tokens merge.
 
-Every frame a connection sends passes through its outbox and one sender task,
-so a client that reads slowly holds up nobody but itself: the direct answers
-and the chats' watches of that connection wait for room, and the engine,
-which never waits for a watcher, coalesces (and past its own bound resyncs)
-what that watch has not taken yet.
+Every frame a connection sends passes through its outbox, so a client that
+reads slowly holds up nobody but itself: the direct answers and the chats'
+watches of that connection wait for room, and the engine, which never waits
+for a watcher, coalesces (and past its own bound resyncs) what that watch has
+not taken yet. Queued frames go out through one sender task; a frame that
+finds the outbox idle (nothing queued, nothing on its way) may instead be
+sent at once by whoever made it, whom :meth:`Outbox.claim` makes the sender
+of that one frame: the frames reach the wire in the order they came either
+way, and a streaming token costs no trip to the sender task.
 """
 
 from __future__ import annotations
@@ -49,10 +53,11 @@ class Outbox:
         self._readable = trio.lowlevel.ParkingLot()
         self._writable = trio.lowlevel.ParkingLot()
         self._idle = trio.lowlevel.ParkingLot()
-        self._sending = False
+        self._sending = 0  # frames taken by get() or claim() and not yet sent()
         self._closed = False
         self.queued = 0
         self.merged = 0
+        self.direct = 0
         self.high_water = 0
 
     def __len__(self) -> int:
@@ -62,6 +67,11 @@ class Outbox:
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
         return self._closed
+
+    @property
+    def moved(self) -> int:
+        """Frames taken in so far: queued, merged into a queued one, or sent at once."""
+        return self.queued + self.merged + self.direct
 
     def statistics(self) -> OutboxStatistics:
         """``depth`` now, ``capacity``, frames ``queued`` and ``merged`` so far, ``high_water``."""
@@ -113,14 +123,34 @@ class Outbox:
             return
         self._push(frame)
 
+    def claim(self) -> bool:
+        """Become the sender of one frame now, if the outbox is idle; then call :meth:`sent`.
+
+        Idle is nothing queued and nothing on its way, so the frame the
+        caller sends at once goes out after everything that came before it;
+        until :meth:`sent`, later frames queue as usual (and the sender task
+        sends them after it, in turn).
+        """
+        if self._frames or self._sending or self._closed:
+            return False
+        self._sending += 1
+        self.direct += 1
+        return True
+
+    # The hot path runs once per frame and watcher: a lot nobody waits in is
+    # not touched, and an empty queue is not searched.
+
     def _push(self, frame: Frame) -> None:
-        self._frames.append(frame)
+        frames = self._frames
+        frames.append(frame)
         self.queued += 1
-        self.high_water = max(self.high_water, len(self._frames))
-        self._readable.unpark()
+        if len(frames) > self.high_water:
+            self.high_water = len(frames)
+        if self._readable:
+            self._readable.unpark()
 
     def _merge(self, frame: Frame) -> bool:
-        if frame.get("type") != "token" or self._closed:
+        if not self._frames or frame.get("type") != "token" or self._closed:
             return False
         chat_id = frame.get("chat_id")
         # Only the chat's latest queued frame may absorb it: whatever of that chat
@@ -144,14 +174,16 @@ class Outbox:
                 raise trio.EndOfChannel
             await self._readable.park()
         frame = self._frames.popleft()
-        self._sending = True
-        self._writable.unpark()
+        self._sending += 1
+        if self._writable:
+            self._writable.unpark()
         return frame
 
     def sent(self) -> None:
-        """The frame from the last :meth:`get` has gone out (or never will)."""
-        self._sending = False
-        if not self._frames:
+        """A frame from :meth:`get` or :meth:`claim` has gone out (or never will)."""
+        if self._sending:
+            self._sending -= 1
+        if not self._frames and not self._sending and self._idle:
             self._idle.unpark_all()
 
     async def drained(self) -> None:
@@ -164,7 +196,7 @@ class Outbox:
         """Drop what is queued and refuse the rest: the peer stopped reading for good."""
         self._closed = True
         self._frames.clear()
-        self._sending = False
+        self._sending = 0
         self._readable.unpark_all()
         self._writable.unpark_all()
         self._idle.unpark_all()

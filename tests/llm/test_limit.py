@@ -1,4 +1,5 @@
-"""The connection cap: cancelled at every await point, it never leaks or wedges a slot."""
+"""The connection cap: three priorities, and cancelled at every await point it never
+leaks or wedges a slot."""
 
 from __future__ import annotations
 
@@ -9,14 +10,22 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm import LimiterStatistics, PriorityLimiter
+from llm import (
+    ClassifierRequest,
+    LimiterStatistics,
+    Priority,
+    PriorityLimiter,
+    classifier_priority,
+)
+from llm._limit import priority_of
 
 
 @attrs.define
 class Worker:
     """A task that takes a slot, holds it until told, and gives it back."""
 
-    urgent: bool
+    level: Priority | bool
+    """A priority, or the two-level spelling (``True`` narrative, ``False`` background)."""
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     finish: trio.Event = attrs.Factory(trio.Event)
     state: str = "new"  # new -> waiting -> holding -> done
@@ -25,7 +34,7 @@ class Worker:
         with self.scope:
             self.state = "waiting"
             try:
-                async with limiter.slot(self.urgent):
+                async with limiter.slot(self.level):
                     self.state = "holding"
                     if granted is not None:
                         granted.append(self)
@@ -40,7 +49,7 @@ async def settle() -> None:
 
 def waiting(limiter: PriorityLimiter) -> int:
     stats = limiter.statistics()
-    return stats.waiting_urgent + stats.waiting_background
+    return stats.waiting_urgent + stats.waiting_critical + stats.waiting_background
 
 
 @pytest.mark.parametrize("full", [False, True])
@@ -81,7 +90,7 @@ async def test_acquire_is_a_checkpoint_on_the_free_path_and_the_taken_slot_survi
 
 async def test_cancelled_while_waiting_leaves_the_queue_and_takes_no_slot() -> None:
     limiter = PriorityLimiter(1)
-    holder, waiter = Worker(urgent=True), Worker(urgent=False)
+    holder, waiter = Worker(True), Worker(False)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(holder.run, limiter)
         await settle()
@@ -97,12 +106,21 @@ async def test_cancelled_while_waiting_leaves_the_queue_and_takes_no_slot() -> N
 
 
 @pytest.mark.parametrize("cancel_first", [False, True])
+@pytest.mark.parametrize(
+    ("first_level", "second_level"),
+    [
+        (True, False),
+        (Priority.NARRATIVE, Priority.CRITICAL),
+        (Priority.CRITICAL, Priority.BACKGROUND),
+        (Priority.BACKGROUND, Priority.BACKGROUND),
+    ],
+)
 async def test_a_waiter_cancelled_as_the_slot_is_handed_over_passes_it_on(
-    cancel_first: bool,
+    cancel_first: bool, first_level: Priority | bool, second_level: Priority | bool
 ) -> None:
     limiter = PriorityLimiter(1)
     await limiter.acquire(urgent=True)  # the test holds the one slot itself
-    first, second = Worker(True), Worker(False)
+    first, second = Worker(first_level), Worker(second_level)
     granted: list[Worker] = []
     async with trio.open_nursery() as nursery:
         for worker in (first, second):
@@ -125,10 +143,27 @@ async def test_a_waiter_cancelled_as_the_slot_is_handed_over_passes_it_on(
     assert limiter.in_use == 0
 
 
-async def test_urgent_waiters_go_before_background_ones_each_in_arrival_order() -> None:
+N, C, B = Priority.NARRATIVE, Priority.CRITICAL, Priority.BACKGROUND
+
+
+@pytest.mark.parametrize(
+    ("holder_level", "levels", "order", "waiters"),
+    [
+        # Two levels, the old spelling: urgent before background.
+        (True, [False, True, False, True], [1, 3, 0, 2], (2, 0, 2)),
+        # Three: narrative, then critical classifier calls, then background ones.
+        (B, [B, C, N, B, C, N], [2, 5, 1, 4, 0, 3], (2, 2, 2)),
+    ],
+)
+async def test_urgent_waiters_go_before_background_ones_each_in_arrival_order(
+    holder_level: Priority | bool,
+    levels: list[Priority | bool],
+    order: list[int],
+    waiters: tuple[int, int, int],
+) -> None:
     limiter = PriorityLimiter(1)
-    holder = Worker(True)
-    queue = [Worker(False), Worker(True), Worker(False), Worker(True)]
+    holder = Worker(holder_level)
+    queue = [Worker(level) for level in levels]
     granted: list[Worker] = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(holder.run, limiter, granted)
@@ -136,14 +171,62 @@ async def test_urgent_waiters_go_before_background_ones_each_in_arrival_order() 
         for worker in queue:
             nursery.start_soon(worker.run, limiter, granted)
             await settle()
-        assert limiter.statistics().waiting_urgent == 2
-        assert limiter.statistics().waiting_background == 2
-        for worker in [holder, queue[1], queue[3], queue[0], queue[2]]:
+        stats = limiter.statistics()
+        assert (stats.waiting_urgent, stats.waiting_critical, stats.waiting_background) == waiters
+        expected = [holder, *(queue[i] for i in order)]
+        for worker in expected:
             assert granted[-1] is worker and limiter.in_use == 1
             worker.finish.set()
             await settle()
-    assert granted == [holder, queue[1], queue[3], queue[0], queue[2]]
+    assert granted == expected
+    assert limiter.in_use == 0 and waiting(limiter) == 0
+
+
+async def test_a_critical_caller_arriving_later_overtakes_waiting_background_ones() -> None:
+    limiter = PriorityLimiter(2)
+    holders = [Worker(N), Worker(N)]
+    granted: list[Worker] = []
+    async with trio.open_nursery() as nursery:
+        for worker in holders:
+            nursery.start_soon(worker.run, limiter, granted)
+        await settle()
+        background = [Worker(B) for _ in range(3)]
+        for worker in background:  # one at a time: trio runs a batch in no set order
+            nursery.start_soon(worker.run, limiter, granted)
+            await settle()
+        critical = Worker(C)
+        nursery.start_soon(critical.run, limiter, granted)
+        await settle()
+        holders[0].finish.set()
+        await settle()
+        assert granted[-1] is critical  # the background ones came first and still wait
+        assert limiter.statistics().waiting_background == 3
+        for worker in [holders[1], critical, *background]:  # one at a time, as they come
+            worker.finish.set()
+            await settle()
+    assert granted[3:] == background and limiter.in_use == 0
+
+
+@pytest.mark.parametrize("level", list(Priority))
+async def test_every_level_takes_a_free_slot_at_a_checkpoint_and_a_cancelled_one_takes_none(
+    level: Priority,
+) -> None:
+    limiter = PriorityLimiter(1)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        async with limiter.slot(level):
+            pytest.fail("the block ran for a cancelled caller")
     assert limiter.in_use == 0
+    with trio.testing.assert_checkpoints():
+        await limiter.acquire(level)
+    assert limiter.in_use == 1
+    limiter.release()
+
+
+def test_a_classifier_request_picks_its_own_priority() -> None:
+    assert classifier_priority(ClassifierRequest("addressee", (), critical=True)) is C
+    assert classifier_priority(ClassifierRequest("significance", ())) is B
+    assert (priority_of(True), priority_of(False), priority_of(C)) == (N, B, C)
 
 
 async def test_releasing_more_than_was_taken_is_an_error() -> None:
@@ -157,7 +240,7 @@ async def test_releasing_more_than_was_taken_is_an_error() -> None:
 # between actions, so cancels land at every await point of acquire and release.
 ACTIONS = st.lists(
     st.one_of(
-        st.tuples(st.just("start"), st.booleans()),
+        st.tuples(st.just("start"), st.one_of(st.booleans(), st.sampled_from(Priority))),
         st.tuples(st.just("cancel"), st.integers(0, 7)),
         st.tuples(st.just("finish"), st.integers(0, 7)),
         st.tuples(st.just("step"), st.just(0)),
@@ -173,8 +256,10 @@ def check(limiter: PriorityLimiter, workers: list[Worker]) -> None:
     holding = [w for w in workers if w.state == "holding"]
     parked = [w for w in workers if w.state == "waiting"]
     assert stats.in_use == len(holding) <= stats.capacity
-    assert stats.waiting_urgent == sum(w.urgent for w in parked)
-    assert stats.waiting_background == sum(not w.urgent for w in parked)
+    levels = [priority_of(w.level) for w in parked]
+    assert stats.waiting_urgent == levels.count(Priority.NARRATIVE)
+    assert stats.waiting_critical == levels.count(Priority.CRITICAL)
+    assert stats.waiting_background == levels.count(Priority.BACKGROUND)
     if parked:  # nobody waits while a slot lies idle
         assert stats.in_use == stats.capacity
 
@@ -190,7 +275,8 @@ def test_no_interleaving_of_cancels_leaks_or_wedges_a_slot(
         async with trio.open_nursery() as nursery:
             for kind, arg in actions:
                 if kind == "start":
-                    worker = Worker(bool(arg))
+                    assert isinstance(arg, (bool, Priority))
+                    worker = Worker(arg)
                     workers.append(worker)
                     nursery.start_soon(worker.run, limiter)
                 elif kind == "cancel" and workers:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import trio
+import trio.testing
+
 import protocol
 from web._outbox import Outbox
 from web._wire import Encoded, encode, token_frame
@@ -51,3 +54,32 @@ def test_try_put_refuses_only_when_full() -> None:
     outbox.close()
     assert outbox.try_put({"type": "ok", "reply_to": "3"})  # dropped: nobody reads
     assert len(outbox) == 0
+
+
+def test_claim_takes_only_an_idle_outbox_and_holds_later_frames_behind_it() -> None:
+    outbox = Outbox(4)
+    assert outbox.claim()  # idle: the caller sends this frame itself
+    assert not outbox.claim()  # one is on its way: the next one queues
+    assert outbox.try_put({"type": "ok", "reply_to": "1"}) and len(outbox) == 1
+    outbox.sent()
+    assert not outbox.claim()  # still one queued, which must go out first
+    assert outbox.moved == 2 and outbox.direct == 1
+    outbox.close()
+    assert not outbox.claim()
+
+
+async def test_drained_waits_for_a_frame_sent_by_its_claimer() -> None:
+    outbox = Outbox(4)
+    assert outbox.claim()
+    done: list[bool] = []
+
+    async def drain() -> None:
+        await outbox.drained()
+        done.append(True)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drain)
+        await trio.testing.wait_all_tasks_blocked()
+        assert done == []
+        outbox.sent()
+    assert done == [True]
