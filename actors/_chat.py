@@ -211,7 +211,13 @@ class ChatActor(Actor):
 
     async def _cast(self, person_id: str = YOU_ID) -> Cast:
         cast = await load_cast(self.svc.store, self.chat_id, person_id)
-        return evolve(cast, max_beats=self.svc.settings.max_beats_per_turn)
+        settings = self.svc.settings
+        rules = settings.judge == "rules"
+        return evolve(
+            cast,
+            max_beats=settings.max_beats_per_turn,
+            judge="rules" if rules else "model",
+        )
 
     async def _check_reply_as(self, bot_id: str) -> None:
         if await self.svc.store.run(Store.get_bot, bot_id) is None:

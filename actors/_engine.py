@@ -16,7 +16,7 @@ import attrs
 import trio
 
 import story
-from llm import Backend, open_backend
+from llm import Backend, LocalBackend, open_backend
 from protocol import (
     LATEST_TURNS,
     MAX_CAST,
@@ -31,6 +31,7 @@ from protocol import (
     BranchInfo,
     Chat,
     ChatMessage,
+    ChatSettings,
     ChatState,
     Entity,
     LorebookInfo,
@@ -42,6 +43,7 @@ from protocol import (
     Turn,
     WorldEventState,
     author_note_problem,
+    sampler_problem,
 )
 from protocol import events as ev
 from runtime import (
@@ -614,6 +616,26 @@ class Engine:
         assert updated is not None
         return updated
 
+    async def update_chat_settings(self, chat_id: str, changes: ChatSettings) -> ChatSettings:
+        """Change some of a chat's sampler settings (``None`` ones stay); its settings now.
+
+        A value out of bounds is ``invalid`` and nothing is written; the next
+        beat of the chat samples with the new settings.
+        """
+        problem = sampler_problem(changes)
+        if problem is not None:
+            raise ProtocolError("invalid", f"{problem} (update_chat_settings)")
+        if await self._run(Store.get_chat, chat_id) is None:
+            raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
+        given = attrs.asdict(changes)
+
+        def write(s: Store) -> ChatSettings:
+            if any(value is not None for value in given.values()):
+                s.append(ev.ChatSettingsUpdated(chat_id, **given))
+            return s.chat_settings(chat_id)
+
+        return await self._run(write)
+
     # --- watching ---
 
     async def chat_state(self, chat_id: str) -> ChatState:
@@ -641,6 +663,7 @@ class Engine:
                 lorebooks=tuple(s.chat_lorebooks(chat_id)),
                 author_note=s.author_note(chat_id),
                 queue=s.queued_turns(chat_id),
+                settings=s.chat_settings(chat_id),
             )
 
         return await self._run(read)
@@ -877,6 +900,9 @@ async def open_engine(
             idle_timeout=settings.chat_idle_timeout,
             policy=RestartPolicy.always(max_restarts=5, within=60.0),
         )
+        if settings.judge == "auto":
+            small = isinstance(classifier, LocalBackend)
+            settings = attrs.evolve(settings, judge="rules" if small else "model")
         svc = Services(settings, store, narrative, feeds, pool, significance, bots)
         engine = Engine(svc, system, server_version)
         await engine.resume_queues()

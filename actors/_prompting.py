@@ -84,13 +84,18 @@ async def narrative_request(
     prompt = await svc.bots.get(speaker.id).ask(BuildPrompt(build), timeout=60)
     if not isinstance(prompt, story.Prompt):
         raise TypeError(f"bot {speaker.id} built {prompt!r}, not a prompt")
+    tuning = await svc.store.run(Store.chat_settings, chat_id)
+    # The chat's own settings, where it has any, over the engine's.
     return NarrativeRequest(
         tuple(prompt.messages),  # story's prompt messages are the model's: one type
         speaker=speaker.name,
-        max_tokens=budgets.max_tokens,
-        temperature=budgets.temperature,
+        max_tokens=tuning.max_tokens or budgets.max_tokens,
+        temperature=budgets.temperature if tuning.temperature is None else tuning.temperature,
         stop=beat.stop,
         cache_key=f"{chat_id}/{speaker.id}",
         notes_from=prompt.notes_from,
         current=prompt.current,
+        top_p=tuning.top_p,
+        min_p=tuning.min_p,
+        repeat_penalty=tuning.repeat_penalty,
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from attrs import Factory, field, frozen
-from attrs.validators import ge, gt, le
+from attrs.validators import ge, gt, in_, le
 
 from llm import ModelSettings
 
@@ -53,6 +54,13 @@ class EngineSettings:
     """Seconds a shutdown takes at the most; also a beat's deadline to commit its end."""
     keep_snapshots: int = 5
     """Snapshots of the database kept (one is taken before each rewind)."""
+    judge: Literal["auto", "model", "rules"] = field(
+        default="auto", validator=in_(("auto", "model", "rules"))
+    )
+    """Who judges a beat's passes: the classifiers (``model``), rules with no model call
+    (``rules``: relationships by the sentiment lexicon, an interjection by the witness the
+    beat names), or ``auto``: rules when the classifier role runs on the embedded model,
+    which cannot tell a kind line from a cruel one and keeps the person waiting."""
     max_beats_per_turn: int = field(default=3, validator=[ge(1), le(8)])
     """The most beats one turn streams, interjections included (1..8)."""
     watch_buffer: int = 512

@@ -389,11 +389,14 @@ class LocalBackend:
             ),
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
-            "repeat_penalty": REPEAT_PENALTY,
+            "repeat_penalty": request.repeat_penalty or REPEAT_PENALTY,
             "frequency_penalty": FREQUENCY_PENALTY,
             "presence_penalty": PRESENCE_PENALTY,
             "stop": list(dict.fromkeys([*stops, *request.stop])),
         }
+        for name in ("top_p", "min_p"):
+            if (value := getattr(request, name)) is not None:
+                op[name] = value
         async with self._request(op, Priority.NARRATIVE) as call:
             # A short cap holds back only its second half: its first tokens come at once.
             tail = min(TAIL, max(1, request.max_tokens // 2))

@@ -231,6 +231,9 @@ class Worker:
             repeat_penalty=float(message.get("repeat_penalty", 1.0)),
             frequency_penalty=float(message.get("frequency_penalty", 0.0)),
             presence_penalty=float(message.get("presence_penalty", 0.0)),
+            # A chat's own sampler settings, else llama-cpp-python's defaults.
+            top_p=float(message.get("top_p", 0.95)),
+            min_p=float(message.get("min_p", 0.05)),
             stop=list(message.get("stop", ())),
             logit_bias=self._no_pad,
             stream=True,

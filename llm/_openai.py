@@ -176,6 +176,10 @@ class OpenAIBackend:
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             stop=list(request.stop[:4]) or None,
+            # None is left out: only what the chat's settings ask for is sent.
+            top_p=request.top_p,
+            min_p=request.min_p,
+            repeat_penalty=request.repeat_penalty,
         )
         self.calls += 1
         timeouts = self.settings.timeouts

@@ -143,12 +143,18 @@ class ScriptedBackend:
         raw: str | None = None,
         error: str | None = None,
         stall: bool = False,
+        delay: float = 0.0,
         match: str | None = None,
         keep: bool = False,
     ) -> None:
-        """Queue a classifier reply: a JSON value, raw text, an error, or a stall."""
+        """Queue a classifier reply: a JSON value, raw text, an error, or a stall.
+
+        ``delay`` seconds pass before the answer (a slow model's pass).
+        """
         self._classifier.setdefault(name, deque()).append(
-            Reply(json=json, raw=raw, error=error, stall=stall, match=match, keep=keep)
+            Reply(
+                json=json, raw=raw, error=error, stall=stall, delay=delay, match=match, keep=keep
+            )
         )
 
     def pending(self) -> dict[str, int]:
@@ -211,7 +217,10 @@ class ScriptedBackend:
             self.requests.append(request)
             queue = self._classifier.setdefault(request.name, deque())
             reply = self._take(queue, request.messages, f"the {request.name} classifier")
-            await trio.lowlevel.checkpoint()
+            if reply.delay:
+                await trio.sleep(reply.delay)
+            else:
+                await trio.lowlevel.checkpoint()
             if reply.stall:
                 await trio.sleep_forever()
         if reply.error is not None:

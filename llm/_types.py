@@ -49,6 +49,12 @@ class NarrativeRequest:
     """Where the first system message's per-turn notes begin (feelings, memories, events)."""
     current: int = 1
     """The last messages that are this turn's own; the notes may go just before them."""
+    top_p: float | None = None
+    """Nucleus sampling's share; ``None``: the backend's default. So for the next two."""
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    """The embedded model's repetition penalty; an OpenAI-compatible server gets it as
+    llama.cpp's server reads it, only when set."""
 
 
 @frozen

@@ -53,6 +53,7 @@ from ._client import (
     Unmute,
     UpdateBot,
     UpdateCard,
+    UpdateChatSettings,
     UpdatePersona,
 )
 from ._codec import (
@@ -117,6 +118,7 @@ from ._limits import (
     PROTOCOL_VERSION,
 )
 from ._prompt import PromptMessage, Role, stop_sequences
+from ._sampler import SAMPLER_BOUNDS, ChatSettings, sampler_problem
 from ._server import (
     SERVER_NAMES,
     SERVER_TYPES,
@@ -133,6 +135,7 @@ from ._server import (
     ChatNote,
     ChatReply,
     Chats,
+    ChatSettingsReply,
     ChatState,
     DirectAnswer,
     EdgeUpdate,
@@ -218,6 +221,7 @@ __all__ = [
     "MOVE_EVENTS",
     "OPEN_STATUSES",
     "PROTOCOL_VERSION",
+    "SAMPLER_BOUNDS",
     "SERVER_NAMES",
     "SERVER_TYPES",
     "WORLD_EVENT_MOVES",
@@ -241,6 +245,8 @@ __all__ = [
     "ChatMessage",
     "ChatNote",
     "ChatReply",
+    "ChatSettings",
+    "ChatSettingsReply",
     "ChatState",
     "Chats",
     "ClientMessage",
@@ -325,6 +331,7 @@ __all__ = [
     "Unmute",
     "UpdateBot",
     "UpdateCard",
+    "UpdateChatSettings",
     "UpdatePersona",
     "UserTurn",
     "Welcome",
@@ -352,6 +359,7 @@ __all__ = [
     "promotions",
     "refusals_answered",
     "round_half_away",
+    "sampler_problem",
     "server_class",
     "stop_sequences",
     "to_wire",

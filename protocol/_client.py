@@ -324,6 +324,22 @@ class SetAuthorNote(shared.AuthorNoteText):
 
 
 @frozen
+class UpdateChatSettings(shared.ChatRef):
+    """Change some of a chat's sampler settings; the ones left out stay (an addition).
+
+    Each is bounded (see ``protocol.SAMPLER_BOUNDS``); a value out of bounds
+    is ``invalid`` and nothing is written.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    max_tokens: int | None = field(default=None, validator=optional_in_range(0, MAX_INT))
+    """Bounded here to what SQLite holds; the engine keeps it to 16..2048 (``invalid``)."""
+
+
+@frozen
 class GetStatistics:
     """Ask for the server's live figures (an addition to protocol version 1)."""
 
@@ -351,6 +367,7 @@ ClientMessage = (
     | Rewind
     | ListMemories
     | PinMemory
+    | UpdateChatSettings
     | CreateWorldEvent
     | GetStatistics
     | AddToCast
@@ -393,6 +410,7 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "rewind": Rewind,
     "list_memories": ListMemories,
     "pin_memory": PinMemory,
+    "update_chat_settings": UpdateChatSettings,
     "create_world_event": CreateWorldEvent,
     "get_statistics": GetStatistics,
     "add_to_cast": AddToCast,

@@ -187,7 +187,7 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
     ),
     # Before the shapes that hold turns: their hooks are made with the turn's own.
     Turn: ("alternatives", "alternative"),
-    ChatState: ("has_older", "lorebooks", "author_note", "queue"),
+    ChatState: ("has_older", "lorebooks", "author_note", "queue", "settings"),
     UserTurn: ("speaker_id",),
     SendTurn: ("queue",),
     Cancel: ("queued",),
@@ -210,6 +210,8 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
 }
 """Fields added for casts and presence (and for steering: a chat's books and author's note),
 written only when they hold something."""
+"""Fields added for casts, presence and a chat's settings, written only when they hold
+something (a chat at the backend's defaults sends no ``settings``)."""
 
 
 converter = _make()

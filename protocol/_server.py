@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from attrs import frozen
+from attrs import field, frozen
 
 from . import _payloads as shared
 from . import _shapes as shapes
+from ._sampler import ChatSettings
 from ._shapes import (
     YOU_ID,
     Bot,
@@ -212,6 +213,13 @@ class MemoryReply:
 
 
 @frozen
+class ChatSettingsReply(OnChat):
+    """Answer to ``update_chat_settings``: the chat's settings now (an addition)."""
+
+    settings: ChatSettings
+
+
+@frozen
 class Statistics:
     """Answer to ``statistics``: live figures of actors, topics and backends."""
 
@@ -263,6 +271,8 @@ class ChatState(OnChat):
     """The chat's author's note, if it has one (an addition to the protocol)."""
     queue: tuple[QueuedTurn, ...] = ()
     """The turns waiting behind the one in flight, next first (an addition)."""
+    settings: ChatSettings = field(factory=ChatSettings)
+    """The chat's sampler settings (an addition; ``null`` ones are the backend's default)."""
 
 
 @frozen
@@ -438,6 +448,7 @@ DirectAnswer = (
     | Memories
     | MemoryReply
     | Statistics
+    | ChatSettingsReply
     | Error
     | OlderTurns
     | LorebookReply
@@ -482,6 +493,7 @@ SERVER_TYPES: dict[type[ServerMessage], str] = {
     Memories: "memories",
     MemoryReply: "memory",
     Statistics: "statistics",
+    ChatSettingsReply: "chat_settings",
     Error: "error",
     ChatState: "chat_state",
     UserTurn: "user_turn",

@@ -212,6 +212,17 @@ class CastAdded(shared.CastMember):
 
 
 @frozen
+class ChatSettingsUpdated(shared.ChatRef):
+    """Some of a chat's sampler settings changed; ``None``: that setting stays as it was."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    max_tokens: int | None = None
+
+
+@frozen
 class CastRemoved(shared.CastMember):
     """A bot left the chat's cast (and its scene)."""
 
@@ -485,6 +496,7 @@ Event = (
     | PersonaCreated
     | PersonaUpdated
     | SeatTaken
+    | ChatSettingsUpdated
 )
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -527,6 +539,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "persona_created": PersonaCreated,
     "persona_updated": PersonaUpdated,
     "seat_taken": SeatTaken,
+    "chat_settings_updated": ChatSettingsUpdated,
 }
 """The log ``kind`` of every event payload."""
 

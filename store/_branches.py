@@ -54,6 +54,7 @@ _CHAT_TABLES: Final = (
     "chat_lorebooks",
     "author_notes",
     "chat_people",
+    "chat_settings",
     "chats",
 )
 

@@ -20,10 +20,12 @@ from protocol import (
     MAX_FACTS,
     MOVE_EVENTS,
     YOU_ID,
+    ChatSettings,
     author_note_problem,
     clamp_edge,
     converter,
     moved_from,
+    sampler_problem,
 )
 from protocol import events as ev
 
@@ -289,6 +291,27 @@ def chat_created(conn: apsw.Connection, id: int, at: str, e: ev.ChatCreated) -> 
 
 
 _LAST = "SELECT max(position) FROM chat_cast WHERE chat_id = ?"
+
+
+_SETTINGS = ("temperature", "top_p", "min_p", "repeat_penalty", "max_tokens")
+
+
+def chat_settings_updated(
+    conn: apsw.Connection, _id: int, _at: str, e: ev.ChatSettingsUpdated
+) -> None:
+    _chat(conn, e.chat_id)
+    changes = ChatSettings(*(getattr(e, name) for name in _SETTINGS))
+    problem = sampler_problem(changes)
+    if problem is not None:
+        raise Invalid(problem)
+    conn.execute("INSERT OR IGNORE INTO chat_settings(chat_id) VALUES (?)", (e.chat_id,))
+    given = [name for name in _SETTINGS if getattr(e, name) is not None]
+    if given:
+        assignments = ", ".join(f"{name} = ?" for name in given)
+        conn.execute(
+            f"UPDATE chat_settings SET {assignments} WHERE chat_id = ?",
+            (*(getattr(e, name) for name in given), e.chat_id),
+        )
 
 
 def cast_added(conn: apsw.Connection, _id: int, _at: str, e: ev.CastAdded) -> None:
@@ -769,6 +792,7 @@ HANDLERS: dict[str, Handler] = {
     "persona_created": persona_created,
     "persona_updated": persona_updated,
     "seat_taken": seat_taken,
+    "chat_settings_updated": chat_settings_updated,
 }
 assert set(HANDLERS) == set(ev.EVENT_KINDS), "every event kind has a projection"
 

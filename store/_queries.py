@@ -21,6 +21,7 @@ from protocol import (
     AuthorNote,
     Bot,
     Chat,
+    ChatSettings,
     Edge,
     Entity,
     Memory,
@@ -397,6 +398,15 @@ class Queries:
         return [_memory(row) for row in self.conn.execute(sql, (query, chat_id, bot_id, limit))]
 
     # --- scenes, places, world events, objects ---
+
+    def chat_settings(self, chat_id: str) -> ChatSettings:
+        """The chat's sampler settings (all ``None``: the backend's defaults)."""
+        row = self._one(
+            "SELECT temperature, top_p, min_p, repeat_penalty, max_tokens FROM chat_settings"
+            " WHERE chat_id = ?",
+            chat_id,
+        )
+        return ChatSettings(*row) if row else ChatSettings()
 
     def active_scene(self, chat_id: str) -> Scene | None:
         """The chat's open scene, or None."""

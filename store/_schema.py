@@ -182,6 +182,7 @@ PROJECTION_TABLES: Final = (
     "chat_people",
     "branches",
     "chat_branch",
+    "chat_settings",
 )
 """Tables derived from the log: ``rebuild()`` empties and refills them."""
 
@@ -279,7 +280,6 @@ CREATE INDEX turn_queue_chat ON turn_queue(chat_id, id);
 projected), and the turns waiting behind the one in flight. The queue is not a
 projection: a queued turn is not part of the story until it runs (its ``user_turn``
 is appended then), yet it is kept on disk so that a crash loses none."""
-
 PROJECTIONS_V10: Final = """
 DROP TABLE edges;
 CREATE TABLE edges (
@@ -328,6 +328,20 @@ written (``event_log.branch_id``, filled in for older logs by the rebuild), each
 starts after a fork point of its parent, and each chat has a current branch. A rewind
 of before is a fork too, so its tail becomes a branch that can be returned to."""
 
+PROJECTIONS_V12: Final = """
+CREATE TABLE chat_settings (
+    chat_id TEXT PRIMARY KEY,
+    temperature REAL,
+    top_p REAL,
+    min_p REAL,
+    repeat_penalty REAL,
+    max_tokens INTEGER
+) WITHOUT ROWID;
+"""
+"""Each chat's sampler settings (``chat_settings_updated``); a chat without a row, or a
+null column, samples at the backend's defaults. Rebuilt after it like every projection
+table, so a database is always what its log says."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
@@ -340,6 +354,7 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V9, rebuild=True),
     Migration(PROJECTIONS_V10, rebuild=True),
     Migration(PROJECTIONS_V11, rebuild=True),
+    Migration(PROJECTIONS_V12, rebuild=True),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 

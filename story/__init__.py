@@ -69,6 +69,7 @@ from ._classifiers import (
     extractive_summary,
     interjection_prompt,
     interjection_schema,
+    judge_by_words,
     lifecycle_needed,
     lifecycle_prompt,
     load_json,
@@ -156,6 +157,7 @@ from ._scene_rules import (
     same_place,
     scene_close_by_rules,
 )
+from ._sentiment import Tone, tone
 from ._speakers import SpeakerGuard, foreign_line
 from ._st_chat import (
     ChatLine,
@@ -311,6 +313,7 @@ __all__ = [
     "StoryError",
     "StreamBeat",
     "Target",
+    "Tone",
     "Transition",
     "TurnError",
     "TurnMachine",
@@ -351,6 +354,7 @@ __all__ = [
     "foreign_line",
     "interjection_prompt",
     "interjection_schema",
+    "judge_by_words",
     "lifecycle_needed",
     "lifecycle_prompt",
     "load_json",
@@ -389,6 +393,7 @@ __all__ = [
     "step",
     "strip_card",
     "strip_ooc",
+    "tone",
     "transcript_lines",
     "turn_text",
     "validate_addressee",

@@ -16,14 +16,15 @@ from ._classifiers import (
     InterjectionDecision,
     OpenEvent,
     SceneCloseDecision,
+    StateChange,
     Target,
     Witness,
     addressee_prompt,
     addressee_schema,
     default_scene_summary,
-    default_state_updates,
     interjection_prompt,
     interjection_schema,
+    judge_by_words,
     lifecycle_prompt,
     scene_close_prompt,
     scene_summary_prompt,
@@ -36,6 +37,7 @@ from ._classifiers import (
     validate_scene_summary,
     validate_state_updates,
 )
+from ._names import mentions
 from ._transcript import transcript_lines
 from ._turn_io import Answer, BeatEnded, Classify, Input, Loaded, TurnError
 from ._turn_state import (
@@ -119,10 +121,45 @@ def ask_interjection(p: Progress, i: Input) -> Step:
     return evolve(p, ranking=None), (ask,)
 
 
+def exchange_of(p: Progress) -> tuple[tuple[str, str], ...]:
+    """What was said in the exchange a beat's passes judge, as ``(speaker id, text)``.
+
+    The person's prose counts in the passes of the turn's first beat only:
+    a later named speaker's or an interjection's passes judge their own beat.
+    """
+    beat = expect(p.beat, BeatEnded, "the beat")
+    first = p.beat is p.primary and len(p.spoken) <= 1
+    said = ((person_of(p).id, p.model_prose),) if first else ()
+    return (*said, (p.beat_speaker or "", beat.text))
+
+
+def judge_states_by_words(p: Progress, i: Input) -> Step:
+    """Judge every entity's edges toward everyone present by the lexicon, without a model."""
+    present = p.cast.present_ids
+    exchange = exchange_of(p)
+    changes = {
+        STATE_UPDATE + source: judge_by_words(exchange, [t for t in present if t != source])
+        for source in present
+    }
+    return evolve(p, changes=changes), ()
+
+
+def rank_by_mention(p: Progress, i: Input) -> Step:
+    """Rank, without a model, the silent witnesses the primary beat names: they speak up."""
+    said = expect(p.primary, BeatEnded, "the primary beat").text
+    named = [w for w in silent_witnesses(p) if mentions(said, w.name)]
+    return evolve(p, ranking=tuple(w.id for w in named)), ()
+
+
 def ask_state_updates(p: Progress, i: Input) -> Step:
-    """Ask one state update per entity present, covering its edges toward everyone present."""
+    """Ask one state update per entity present, covering its edges toward everyone present.
+
+    Each call's default, and the reading of a target its answer leaves out,
+    is the lexicon's (:func:`judge_states_by_words`).
+    """
     names, personas = p.cast.names, p.cast.personas
     present = p.cast.present_ids
+    exchange = exchange_of(p)
     asks = []
     for source in present:
         targets = tuple(
@@ -131,9 +168,12 @@ def ask_state_updates(p: Progress, i: Input) -> Step:
             if t != source
         )
         ids = tuple(t.id for t in targets)
+        words = judge_by_words(exchange, ids)
 
-        def validate(raw: object, ids: tuple[str, ...] = ids) -> Answer:
-            return validate_state_updates(raw, ids)
+        def validate(
+            raw: object, ids: tuple[str, ...] = ids, words: dict[str, StateChange] = words
+        ) -> Answer:
+            return validate_state_updates(raw, ids, words)
 
         asks.append(
             Classify(
@@ -148,7 +188,7 @@ def ask_state_updates(p: Progress, i: Input) -> Step:
                 ),
                 state_updates_schema(ids),
                 validate,
-                default_state_updates(ids),
+                words,
             )
         )
     return evolve(p, changes={}), tuple(asks)

@@ -54,6 +54,16 @@ def passes_due(p: Progress, i: Input) -> bool:
     return bool(beat.text.strip()) and not cut_short
 
 
+def judged_by_rules(p: Progress, i: Input) -> bool:
+    """The chat's passes are judged by rules, not a model (``Cast.judge``)."""
+    return p.cast.judge == "rules"
+
+
+def interjection_by_rules(p: Progress, i: Input) -> bool:
+    """The primary beat's passes, completed before any cancel, and rules judge the ranking."""
+    return interjection_open(p, i) and judged_by_rules(p, i)
+
+
 def interjection_open(p: Progress, i: Input) -> bool:
     """These are the primary beat's passes, and it completed before any cancel."""
     return p.decide and p.interjector is None

@@ -10,6 +10,7 @@ as the matching input. docs/story.md ("The turn machine") has the table.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 from attrs import field, frozen
 
@@ -32,6 +33,10 @@ class TurnError(StoryError):
     """An input the turn does not expect now: the driver's mistake, never the person's."""
 
 
+Judge = Literal["model", "rules"]
+"""Who judges a beat's passes (see :attr:`Cast.judge`)."""
+
+
 @frozen
 class Cast:
     """Who is present for the turn: N characters (the host first) and H people.
@@ -48,6 +53,10 @@ class Cast:
     """Characters who answer only when the person forces them (``reply_as``)."""
     max_beats: int = 3
     """The most beats a turn streams, interjections included."""
+    judge: Judge = "model"
+    """Who judges a beat's passes: the classifiers (``model``), or rules with no model
+    call (``rules``: relationships by the sentiment lexicon, an interjection by the
+    witness the beat names), for a model too small to tell a kind line from a cruel one."""
 
     def __attrs_post_init__(self) -> None:
         if not self.characters or not self.people:

@@ -240,6 +240,11 @@ async def _create_world_event(c: Connection, m: p.CreateWorldEvent, _: str | Non
     return p.Ok()
 
 
+async def _update_chat_settings(c: Connection, m: p.UpdateChatSettings, _: str | None) -> Answer:
+    changes = p.ChatSettings(m.temperature, m.top_p, m.min_p, m.repeat_penalty, m.max_tokens)
+    return p.ChatSettingsReply(m.chat_id, await c.engine.update_chat_settings(m.chat_id, changes))
+
+
 async def _statistics(c: Connection, _m: p.GetStatistics, _: str | None) -> Answer:
     # The snapshot as plain JSON, under its field names: that is the wire shape.
     return p.Statistics(attrs.asdict(c.gateway_statistics()))
@@ -286,6 +291,7 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.ListBranches, _list_branches),
         _command(p.SwitchBranch, _switch_branch, slow=True),
         _command(p.EditTurn, _edit_turn),
+        _command(p.UpdateChatSettings, _update_chat_settings),
     ]
 )
 """Every client message type and how the gateway runs it."""

@@ -205,6 +205,26 @@ async def main() -> None:
                         {"type": "create_chat", "id": "19", "host_bot_id": tobin, "greeting": 1}
                     )
                     await until("chat")
+                    await send(
+                        {
+                            "type": "update_chat_settings",
+                            "id": "20",
+                            "chat_id": chat_id,
+                            "temperature": 0.6,
+                            "min_p": 0.1,
+                            "max_tokens": 200,
+                        }
+                    )
+                    await until("chat_settings")
+                    await send(
+                        {
+                            "type": "update_chat_settings",
+                            "id": "21",
+                            "chat_id": chat_id,
+                            "temperature": 3,
+                        }
+                    )
+                    await until("error")
                 nursery.cancel_scope.cancel()
 
 

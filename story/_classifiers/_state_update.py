@@ -3,12 +3,18 @@
 Called after every beat once per present entity (the person included),
 covering its edges toward everyone else present: 2 calls for one to one,
 3 for three, N for N, concurrently through the pool. Each entry of the
-answer becomes an ``edge_update`` event. Safe default: no change, no facts.
+answer becomes an ``edge_update`` event. Safe default: what the lexicon
+reads in the exchange (:func:`judge_by_words`), so a failed call still moves
+a relationship a kind or a cruel line should move; no facts.
+
+A small embedded model cannot make this judgement (it calls every line
+warmer), so a chat on one skips the model and takes :func:`judge_by_words`
+alone (``Cast.judge``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
@@ -17,6 +23,7 @@ from protocol import Edge
 
 from .._messages import PromptMessage
 from .._relations import describe_edge
+from .._sentiment import tone
 from .._text import collapse, shorten
 from ._coerce import as_int, as_texts, field, load_json, render_lines
 
@@ -83,6 +90,18 @@ def state_updates_schema(target_ids: Sequence[str]) -> dict[str, Any]:
     }
 
 
+EXAMPLES = (
+    "Examples, for a source A and a target B:\n"
+    'B: "Thank you, you saved my life. I owe you everything." -> '
+    '{"affinity_delta": 4, "trust_delta": 3, "knowledge_facts": ["B owes A their life"]}\n'
+    'B: "You lied to me, you thief. Get out of my sight." -> '
+    '{"affinity_delta": -5, "trust_delta": -4, "knowledge_facts": []}\n'
+    'B: "Two ales, please." -> {"affinity_delta": 0, "trust_delta": 0, "knowledge_facts": []}'
+)
+"""Worked answers in the state update's prompt: a warm line, a hostile one, a neutral one, so
+a model sees that deltas have signs and sizes, and does not copy the zeros of the form."""
+
+
 def state_update_prompt(
     source_id: str,
     source_name: str,
@@ -97,7 +116,7 @@ def state_update_prompt(
     :func:`transcript_lines`), of which only the last few are sent.
     """
     s = source_name
-    example = ", ".join(
+    form = ", ".join(
         f'"{t.id}": {{"affinity_delta": 0, "trust_delta": 0, "knowledge_facts": []}}'
         for t in targets
     )
@@ -105,11 +124,12 @@ def state_update_prompt(
     system = (
         f"You keep track of relationships in a story. Judge how {s}'s feelings toward each "
         f"other person present changed in the latest exchange ({who}). Reply with JSON only, "
-        f'in this form:\n{{"edges": {{{example}}}}}\n'
+        f'in this form:\n{{"edges": {{{form}}}}}\n'
         f"affinity_delta: how much more (positive) or less (negative) {s} likes that person, "
         f"-{MAX_DELTA} to {MAX_DELTA}. trust_delta: the same for trust. Most exchanges "
         f"change little; use 0 when nothing changed. knowledge_facts: at most {MAX_FACTS} "
-        f"short facts {s} newly learned about that person in this exchange, or none."
+        f"short facts {s} newly learned about that person in this exchange, or none.\n"
+        f"{EXAMPLES}"
     )
     # The ids name the pairs for logs and for scripted backends that match on them.
     header = "".join(f"pair: {source_id} -> {t.id}\n" for t in targets)
@@ -145,19 +165,50 @@ def validate_state_update(raw: object) -> StateChange:
     )
 
 
-def validate_state_updates(raw: object, target_ids: Sequence[str]) -> dict[str, StateChange]:
+def validate_state_updates(
+    raw: object,
+    target_ids: Sequence[str],
+    fallback: Mapping[str, StateChange] | None = None,
+) -> dict[str, StateChange]:
     """Read one source's answer: an entry per target, each as :func:`validate_state_update`.
 
     The entries may sit under ``edges`` or at the top level; a target with
-    no readable entry (or an unreadable answer) gets no change. Never raises.
+    no readable entry (or an unreadable answer) gets its ``fallback`` (the
+    lexicon's reading, see :func:`judge_by_words`), else no change. Never raises.
     """
     data = load_json(raw)
     entries = data.get("edges", data) if isinstance(data, dict) else {}
     if not isinstance(entries, dict):
         entries = {}
-    return {t: validate_state_update(entries.get(t)) for t in target_ids}
+    spare = fallback or {}
+    return {
+        t: validate_state_update(entries[t])
+        if isinstance(entries.get(t), dict)
+        else spare.get(t, STATE_UPDATE_DEFAULT)
+        for t in target_ids
+    }
 
 
 def default_state_updates(target_ids: Sequence[str]) -> dict[str, StateChange]:
-    """The safe default of one source's state update: no change toward anyone."""
+    """No change toward anyone: the default when nothing was said."""
     return {t: STATE_UPDATE_DEFAULT for t in target_ids}
+
+
+def judge_by_words(
+    exchange: Sequence[tuple[str, str]], target_ids: Sequence[str]
+) -> dict[str, StateChange]:
+    """How the source's edges toward ``target_ids`` move by what each target said, read by words.
+
+    ``exchange`` is the latest exchange the source witnessed, as ``(speaker id,
+    text)`` pairs; each target's own words move the source's feelings toward
+    it, by the lexicon of ``story._sentiment``. A target who said nothing
+    moves nothing. No facts: the lexicon learns none.
+    """
+    said: dict[str, list[str]] = {}
+    for speaker_id, text in exchange:
+        said.setdefault(speaker_id, []).append(text)
+    changes: dict[str, StateChange] = {}
+    for target in target_ids:
+        heard = tone(" ".join(said.get(target, ())))
+        changes[target] = StateChange(affinity_delta=heard.warmth, trust_delta=heard.trust)
+    return changes

@@ -33,7 +33,15 @@ from llm import (
     ScriptedBackend,
     Timeouts,
 )
-from protocol import BeatComplete, ChatState, Error, ProtocolError, Token, TurnSettled
+from protocol import (
+    BeatComplete,
+    ChatSettings,
+    ChatState,
+    Error,
+    ProtocolError,
+    Token,
+    TurnSettled,
+)
 from store import Store
 from story import foreign_line
 
@@ -484,3 +492,60 @@ async def test_a_reply_at_its_token_cap_is_marked_length(tmp_path: Path) -> None
         assert (complete.truncated, complete.error) == (True, "length")
         # A long reply is no failure of the model: nobody is told of an llm_error.
         assert not [m for m in turn if isinstance(m, Error)]
+
+
+async def test_the_openai_backend_is_sent_the_chat_s_sampler_settings(tmp_path: Path) -> None:
+    async with run_openai_server() as server:
+        server.script.text = "Mira nods."
+        narrative = OpenAIBackend(
+            ModelSettings(
+                backend="openai",
+                base_url=server.url,
+                model="test-model",
+                timeouts=Timeouts(connect=2, first_token=5, stall=5, total=20),
+            )
+        )
+        async with open_engine(
+            settings_for(tmp_path), narrative=narrative, classifier=ScriptedBackend()
+        ) as engine:
+            chat_id = await make_chat(engine)
+            changes = ChatSettings(0.3, 0.8, 0.07, 1.2, 90)
+            assert await engine.update_chat_settings(chat_id, changes) == changes
+            async with engine.watch(chat_id) as messages:
+                await until(messages, ChatState)
+                await engine.send_turn(chat_id, "What's good here?")
+                await collect_turn(messages)
+                await engine.update_chat_settings(chat_id, ChatSettings(temperature=1.1))
+                await engine.send_turn(chat_id, "And to eat?")
+                await collect_turn(messages)
+        first, second = [r for r in server.requests if r.get("stream")]
+        sent = {k: first[k] for k in ("temperature", "top_p", "min_p", "repeat_penalty")}
+        assert sent == {"temperature": 0.3, "top_p": 0.8, "min_p": 0.07, "repeat_penalty": 1.2}
+        assert first["max_tokens"] == 90
+        assert second["temperature"] == 1.1 and second["top_p"] == 0.8  # the rest stayed
+        await narrative.aclose()
+
+
+async def test_a_chat_at_its_defaults_sends_no_extra_sampler_fields(tmp_path: Path) -> None:
+    async with run_openai_server() as server:
+        server.script.text = "Mira nods."
+        narrative = OpenAIBackend(
+            ModelSettings(
+                backend="openai",
+                base_url=server.url,
+                model="test-model",
+                timeouts=Timeouts(connect=2, first_token=5, stall=5, total=20),
+            )
+        )
+        async with open_engine(
+            settings_for(tmp_path), narrative=narrative, classifier=ScriptedBackend()
+        ) as engine:
+            chat_id = await make_chat(engine)
+            async with engine.watch(chat_id) as messages:
+                await until(messages, ChatState)
+                await engine.send_turn(chat_id, "What's good here?")
+                await collect_turn(messages)
+        (request,) = [r for r in server.requests if r.get("stream")]
+        assert not {"top_p", "min_p", "repeat_penalty"} & set(request)
+        assert request["temperature"] == 0.8 and request["max_tokens"] == 300
+        await narrative.aclose()

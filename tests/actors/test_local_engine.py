@@ -130,3 +130,32 @@ async def test_a_classifier_whose_worker_dies_falls_back_to_its_default(
     # The next request starts a fresh worker.
     assert await one_token_beat(local) == 1
     assert local.statistics().restarts == 1
+
+
+async def test_a_warm_exchange_moves_affinity_up_on_the_embedded_model(
+    engine: Engine, local: LocalBackend
+) -> None:
+    """The real engine on the real model: Mira likes the person more after a kind turn.
+
+    The embedded model cannot judge this (docs/models.md), so the engine judges the
+    passes by rules here; the chat's own settings shorten its beats.
+    """
+    from protocol import ChatSettings, ChatState, TurnSettled
+
+    await engine.set_you("Wren", "a cartographer")
+    chat_id = await make_chat(engine)
+    await engine.update_chat_settings(chat_id, ChatSettings(max_tokens=24))
+    warm = ('*I smile.* "Thank you, Mira, you are so kind. You are a true friend."',)
+    async with engine.watch(chat_id) as messages:
+        await until(messages, ChatState)
+        for prose in warm:
+            await engine.send_turn(chat_id, prose)
+            with trio.fail_after(300):
+                await until(messages, TurnSettled)
+    state = await engine.chat_state(chat_id)
+    mira = state.chat.host_bot_id
+    edge = next(e for e in state.edges if (e.source_id, e.target_id) == (mira, "you"))
+    assert edge.affinity > 50 and edge.trust > 50
+    pool = engine.statistics()["classifier_pool"]
+    assert isinstance(pool, dict) and "state_update" not in pool["by_name"]
+    assert local.statistics().tokens <= 24  # the chat's max_tokens, not the engine's 40

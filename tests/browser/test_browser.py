@@ -610,3 +610,77 @@ def test_a_file_that_is_no_card_is_refused_with_its_reason(
     assert error.get_attribute("data-code") == "no_card_chunk"
     assert "holiday.png" in error.text
     assert len(by_id(driver, "bot-item")) == before
+
+
+def new_chat(driver: webdriver.Chrome, title: str) -> None:
+    driver.get(driver.current_url.split("#")[0])
+    wait(driver, lambda d: by_id(d, "status")[0].get_attribute("data-state") == "online")
+    wait(
+        driver,
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, '[data-testid="new-chat-host"] option')) >= 1
+        ),
+    )
+    by_id(driver, "new-chat-title")[0].send_keys(title)
+    by_id(driver, "new-chat-create")[0].click()
+    wait(driver, lambda d: title in by_id(d, "chat-title")[0].text)
+
+
+def test_the_page_says_who_is_taking_in_and_a_turn_sent_then_waits(
+    server: str, browser: webdriver.Chrome
+) -> None:
+    driver = browser
+    driver.get(server)
+    new_chat(driver, "Passes test")
+    start = len(turns(driver))
+    send(driver, '"Ponder this, Mira: where does the ferry go?"')
+    # The beat is in; its passes take a while: the page says so, and Send works.
+    status = by_id(driver, "turn-status")[0]
+    wait(driver, lambda d: status.is_displayed())
+    # The host who answered (the new chat's host is whoever the form offered first).
+    assert re.fullmatch(r"\w[\w .'-]* is taking in what was said\u2026", status.text)
+    assert by_id(driver, "send")[0].is_enabled()
+    assert by_id(driver, "composer")[0].get_attribute("data-in-flight") == "true"
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "taking-in.png"))
+    send(driver, '"And what do you make of it?"')
+    # The second turn waits for the passes, then goes and is answered.
+    wait(
+        driver,
+        lambda d: (
+            len(turns(d)) >= start + 4
+            and turns(d)[-2].get_attribute("data-kind") == "user"
+            and "make of it" in turns(d)[-2].text
+            and turns(d)[-1].get_attribute("data-kind") == "assistant"
+            and settled(d)
+        ),
+        timeout=40,
+    )
+    wait(driver, lambda d: not by_id(d, "turn-status")[0].is_displayed())
+    assert by_id(driver, "prose")[0].get_attribute("value") == ""
+    assert not banners(driver, "busy")
+
+
+def test_the_sampling_panel_sets_a_chat_s_settings(server: str, browser: webdriver.Chrome) -> None:
+    driver = browser
+    driver.get(server)
+    new_chat(driver, "Settings test")
+    by_id(driver, "settings-panel")[0].find_element(By.TAG_NAME, "summary").click()
+    temperature = by_id(driver, "setting-temperature")[0]
+    wait(driver, lambda d: temperature.is_displayed())
+    assert temperature.get_attribute("value") == ""  # the server's default
+    temperature.send_keys("0.5")
+    by_id(driver, "setting-max_tokens")[0].send_keys("120")
+    by_id(driver, "settings-save")[0].click()
+    wait(driver, lambda d: "Saved" in by_id(d, "settings-note")[0].text)
+    driver.save_screenshot(str(ARTIFACTS / "settings.png"))
+    # What the server keeps is what a fresh page shows.
+    driver.refresh()
+    wait(driver, lambda d: "Settings test" in by_id(d, "chat-title")[0].text)
+    by_id(driver, "settings-panel")[0].find_element(By.TAG_NAME, "summary").click()
+    wait(driver, lambda d: by_id(d, "setting-temperature")[0].get_attribute("value") == "0.5")
+    assert by_id(driver, "setting-max_tokens")[0].get_attribute("value") == "120"
+    assert by_id(driver, "setting-top_p")[0].get_attribute("value") == ""
+    # A turn still streams with them.
+    send(driver, '"Evening."')
+    wait(driver, lambda d: "slides a glass" in turns(d)[-1].text and settled(d))

@@ -149,6 +149,7 @@ VALID: dict[str, dict[str, Any]] = {
     "rewind": {"chat_id": "c1", "event_id": 9},
     "list_memories": {"bot_id": "mira", "chat_id": "c1"},
     "pin_memory": {"memory_id": 4, "pinned": True},
+    "update_chat_settings": {"chat_id": "c1", "temperature": 0.7, "max_tokens": 200},
     "create_world_event": {
         "chat_id": "c1",
         "title": "Storm",

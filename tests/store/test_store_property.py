@@ -388,6 +388,14 @@ class Moves:
         free = [p for p in self.personas() if p not in self.s.people_of(chat)]
         return [ev.SeatTaken(chat, pick(free, b))] if free else None
 
+    def tune(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        temperature = None if b % 3 == 0 else (b % 200) / 100
+        return [ev.ChatSettingsUpdated(chat, temperature, max_tokens=16 + c % 500)]
+
     def persona_says(self, a: int, b: int, c: int) -> Any:
         chats = self.chats()
         if not chats:
@@ -402,6 +410,7 @@ MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.seat,
     Moves.persona_says,
     Moves.cast_chat,
+    Moves.tune,
     Moves.join,
     Moves.drop,
     Moves.presence,

@@ -982,3 +982,67 @@ def test_a_cancel_just_after_a_completed_beat_still_asks_but_never_interjects() 
         cancel_in=Phase.READING,
     )
     assert (len(run.beats()), run.calls("interjection")) == (1, 1)
+
+
+# --- passes judged by rules (the embedded model) ---
+
+
+def _edges(events: list[ev.Event]) -> dict[tuple[str, str], ev.EdgeUpdate]:
+    return {(e.source_id, e.target_id): e for e in events if isinstance(e, ev.EdgeUpdate)}
+
+
+def test_the_state_updates_default_is_the_lexicon_reading() -> None:
+    run = drive(prose='"Thank you, Mira, you are so kind."', beats=("Mira smiles.",))
+    asks = [c for c in run.commands if isinstance(c, Classify) and c.name == "state_update"]
+    assert asks
+    edges = _edges(run.events())
+    assert edges[("mira", YOU_ID)].affinity_delta > 0  # every call answered its default
+
+
+def test_judged_by_rules_a_turn_makes_no_state_update_call() -> None:
+    cast = attrs.evolve(TWO, judge="rules")
+    run = drive(
+        cast,
+        prose='"Mira, you lying cheat."',
+        beats=('Mira scowls. "Get out, you thief."',),
+    )
+    assert run.calls("state_update") == 0
+    edges = _edges(run.events())
+    assert edges[("mira", YOU_ID)].affinity_delta < 0  # what Ana said
+    assert edges[("tobias", YOU_ID)].affinity_delta < 0  # Tobias heard it too
+    assert edges[(YOU_ID, "mira")].trust_delta < 0  # what Mira said
+    assert edges[(YOU_ID, "tobias")].affinity_delta == 0  # Tobias said nothing
+    assert len(edges) == 6
+
+
+def test_judged_by_rules_the_witness_the_beat_names_speaks_up() -> None:
+    cast = attrs.evolve(THREE, judge="rules")
+    run = drive(
+        cast,
+        prose='"Mira, any news?"',
+        beats=("Ask Oda, she knows the harbour.", "Oda shrugs."),
+    )
+    assert run.calls("interjection") == 0
+    speakers = [b.request.speaker_id for b in run.beats()]
+    assert speakers == ["mira", "oda"]
+
+
+def test_judged_by_rules_nobody_named_nobody_interjects() -> None:
+    cast = attrs.evolve(THREE, judge="rules")
+    run = drive(cast, prose='"Mira, any news?"', beats=("Nothing new tonight.",))
+    assert run.calls("interjection") == 0
+    assert [b.request.speaker_id for b in run.beats()] == ["mira"]
+
+
+def test_the_person_s_prose_counts_once_per_turn() -> None:
+    cast = attrs.evolve(THREE, judge="rules")
+    run = drive(
+        cast,
+        prose='"Thank you, Mira, you are wonderful."',
+        beats=("Oda would agree.", "Oda nods."),
+    )
+    updates = [e for e in run.events() if isinstance(e, ev.EdgeUpdate)]
+    toward_ana = [
+        e.affinity_delta for e in updates if e.source_id == "mira" and e.target_id == YOU_ID
+    ]
+    assert toward_ana[0] > 0 and toward_ana[1:] == [0]  # the interjection's passes judge Oda only

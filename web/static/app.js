@@ -12,6 +12,7 @@ import { Connection, ConnectionLost } from "./connection.js";
 import { byTestId, h } from "./dom.js";
 import { LorePanel } from "./lore.js";
 import { StoryPanels } from "./panels.js";
+import { SettingsPanel } from "./settings.js";
 import { Sidebar, chatTitle } from "./sidebar.js";
 import { Timeline } from "./timeline.js";
 
@@ -383,6 +384,7 @@ function applyState(chat, msg) {
   castPanel.render(chat);
   lorePanel.applyState(msg);
   seats.render();
+  settingsPanel.render(chat);
   renderHeader();
   composer.update();
   fetchMemories(chat);
@@ -452,6 +454,7 @@ function openChat(chatId) {
   window.history.replaceState(null, "", `#chat=${encodeURIComponent(chatId)}`);
   timeline.render(chat);
   panels.render(chat);
+  settingsPanel.render(chat);
   castPanel.render(chat);
   lorePanel.render();
   seats.render();
@@ -575,6 +578,11 @@ const castPanel = new CastPanel(byTestId("side"), {
   chooseReplyAs: (botId) => composer.chooseReplyAs(botId),
 });
 
+const settingsPanel = new SettingsPanel(byTestId("side"), {
+  showError,
+  save: (changes) => request("update_chat_settings", { chat_id: state.chat.id, ...changes }),
+});
+
 const sidebar = new Sidebar(byTestId("nav"), {
   state,
   request,
@@ -674,6 +682,7 @@ document.addEventListener("keydown", (event) => {
 
 timeline.render(null);
 panels.render(null);
+settingsPanel.render(null);
 castPanel.render(null);
 lorePanel.render();
 seats.render();

@@ -45,6 +45,8 @@ export class OpenChat {
     this.hasOlder = false; // turns before `turns[0]` are left to load (`load_older`)
     this.loadingOlder = false;
     this.queue = []; // QueuedTurn, next first: turns waiting behind the one in flight
+    this.settings = null; // the chat's sampler settings (null fields: the server's defaults)
+    this.takingIn = null; // who answered last while the turn's passes still run
   }
 
   /** The personas at this chat's table (none yet: `you` alone plays). */
@@ -58,6 +60,15 @@ export class OpenChat {
     const people = this.people();
     if (!people.includes(msg.persona.id)) people.push(msg.persona.id);
     this.info = { ...this.info, people };
+  }
+
+  /**
+   * The turn's beats are done but it has not settled: the characters are
+   * taking in what was said (relationships, memories). A turn sent now waits
+   * for them.
+   */
+  settling() {
+    return this.activeTurn !== null && this.live.size === 0 && this.takingIn !== null;
   }
 
   /** The bots of this chat's cast, host first. */
@@ -125,6 +136,8 @@ export class OpenChat {
     this.scene = msg.scene ?? null;
     this.queue = msg.queue ?? [];
     if (this.scene) this.closedScene = null;
+    this.settings = msg.settings ?? null;
+    this.takingIn = null;
     this.live = new Map();
     const flight = msg.in_flight;
     if (flight) {
@@ -201,6 +214,7 @@ export class OpenChat {
       beat.interjection = Boolean(msg.interjection);
     }
     if (this.activeTurn === null) this.markActive(msg.user_turn_id);
+    this.takingIn = null;
     return beat;
   }
 
@@ -243,6 +257,7 @@ export class OpenChat {
     const beat = this.live.get(msg.beat_id);
     this.live.delete(msg.beat_id);
     this.doneBeats.add(msg.beat_id);
+    if (this.activeTurn !== null) this.takingIn = msg.speaker_id;
     const turn = {
       event_id: msg.event_id,
       kind: "assistant",
@@ -302,6 +317,7 @@ export class OpenChat {
   /** A turn settled: the chat takes the next one (turns never overlap). */
   settled(msg) {
     this.activeTurn = null;
+    this.takingIn = null;
     if (typeof msg.user_turn_id === "number") this.settledTurns.add(msg.user_turn_id);
   }
 

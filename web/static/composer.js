@@ -70,11 +70,16 @@ export class Composer {
     this.el("send").disabled = !chat || !online || (inFlight && full) || this.sending;
     this.el("send").textContent = inFlight ? "Queue" : "Send";
     this.el("send").title = inFlight ? "Queue behind the answer being written (Enter)" : "Send (Enter)";
+    // The beats are done, the passes run: say so (a turn sent now queues behind them).
+    const settling = Boolean(chat?.settling());
     this.el("stop").disabled = !chat || !online || !inFlight;
     this.el("regenerate").disabled = !chat || !online || inFlight || !chat.latestAssistant();
     this.el("regenerate-confirm").disabled = this.el("send").disabled || inFlight || !chat?.latestAssistant();
     this.prose.disabled = !chat;
     this.el("composer").dataset.inFlight = inFlight ? "true" : "false";
+    const status = this.el("turn-status");
+    status.hidden = !settling;
+    status.textContent = settling ? `${this.names(chat.takingIn)} is taking in what was said\u2026` : "";
     this.renderReplyAs(chat);
     if (!chat) this.closeRegenerate();
   }
