@@ -87,9 +87,12 @@ def speaker_stops(names: list[str]) -> tuple[str, ...]:
 
 
 def transcript(
-    messages: tuple[Message, ...], speaker: str, others: tuple[str, ...] = ()
+    messages: tuple[Message, ...], speaker: str, others: tuple[str, ...] = (), said: str = ""
 ) -> tuple[str, tuple[str, ...]]:
     """The conversation as a transcript ending with ``speaker:``, and the stop strings.
+
+    ``said`` is what the speaker's reply says so far (``continue``): the last line
+    is ``speaker: said``, so the model writes what comes next.
 
     The system text comes first, then :data:`SEPARATOR`, then one ``Name: text``
     line per message. It stops at the tag of everyone who speaks in it and of
@@ -106,7 +109,7 @@ def transcript(
         if name not in names:
             names.append(name)
         lines.append(f"{name}: {message.content.strip()}")
-    lines.append(f"{speaker}:")
+    lines.append(f"{speaker}: {said}" if said else f"{speaker}:")
     head = "\n\n".join(part for part in system if part)
     prompt = (head + SEPARATOR if head else "") + "\n".join(lines)
     others = tuple(n for n in dict.fromkeys([*names, *others]) if n != speaker)
@@ -346,7 +349,9 @@ class LocalBackend:
     async def stream(self, request: NarrativeRequest) -> AsyncIterator[AsyncIterator[str]]:
         """Stream a beat from the embedded model."""
         tagged = tuple(t[1:-1] for t in request.stop if t.startswith("\n") and t.endswith(":"))
-        prompt, stops = transcript(request.messages, request.speaker, tagged)
+        prompt, stops = transcript(
+            request.messages, request.speaker, tagged, request.continues or ""
+        )
         self.calls += 1
         op = {
             "op": "stream",

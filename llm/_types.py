@@ -43,6 +43,9 @@ class NarrativeRequest:
     max_tokens: int = 300
     temperature: float = 0.8
     stop: tuple[str, ...] = ()
+    continues: str | None = None
+    """The speaker's reply so far (``continue``): the model goes on from it, and streams
+    only what comes next. Each backend shapes the prompt for it (see docs/models.md)."""
 
 
 @frozen

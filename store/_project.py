@@ -481,6 +481,16 @@ def assistant_turn(conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurn
     )
 
 
+def beat_continued(conn: apsw.Connection, _id: int, _at: str, e: ev.BeatContinued) -> None:
+    _chat(conn, e.chat_id)
+    _visible_turn(conn, e.event_id, e.chat_id, "assistant")
+    # The beat's row holds its whole text: what it said, then what it went on to say.
+    conn.execute(
+        "UPDATE timeline SET text = text || ?, truncated = ? WHERE chat_id = ? AND event_id = ?",
+        (e.text, int(e.truncated), e.chat_id, e.event_id),
+    )
+
+
 # --- memories ---
 
 
@@ -743,6 +753,7 @@ HANDLERS: dict[str, Handler] = {
     "user_turn_edit": user_turn_edit,
     "assistant_turn_started": assistant_turn_started,
     "assistant_turn": assistant_turn,
+    "beat_continued": beat_continued,
     "memory_written": memory_written,
     "memory_scored": memory_scored,
     "memory_pinned": memory_pinned,

@@ -156,7 +156,7 @@ from ._scene_rules import (
     same_place,
     scene_close_by_rules,
 )
-from ._speakers import SpeakerGuard, foreign_line
+from ._speakers import SpeakerGuard, foreign_line, join_continuation
 from ._st_chat import (
     ChatLine,
     StChat,
@@ -190,6 +190,8 @@ from ._turn_io import (
     Classified,
     Classify,
     Command,
+    ContinueAsked,
+    ContinueBeat,
     Halted,
     Input,
     Loaded,
@@ -266,6 +268,8 @@ __all__ = [
     "Classify",
     "Close",
     "Command",
+    "ContinueAsked",
+    "ContinueBeat",
     "ErrorCode",
     "Halted",
     "ImportKind",
@@ -348,6 +352,7 @@ __all__ = [
     "foreign_line",
     "interjection_prompt",
     "interjection_schema",
+    "join_continuation",
     "lifecycle_needed",
     "lifecycle_prompt",
     "load_json",

@@ -182,6 +182,12 @@ class SpeakerGuard:
         self.cut = False
         """Another speaker's line began: the text that passed is all there is."""
 
+    def go_on_from(self, text: str) -> None:
+        """The stream goes on from ``text``, shown already (``continue``): a line it left
+        open is under way, not a new line that could open someone else's."""
+        if text and not text.endswith("\n"):
+            self._line = None
+
     @property
     def held(self) -> str:
         """The text received and not passed on yet."""
@@ -233,3 +239,27 @@ class SpeakerGuard:
         self._held = held[keep:]
         self._line = None
         return held[:keep]
+
+
+_ENDS_WORDS = frozenset(".!?…\"'*)”’:;,—-")
+"""Marks after which a continuation that starts a new word needs a space."""
+
+
+def join_continuation(before: str, opening: str) -> str:
+    """The opening of a beat's continuation as it joins the beat's text ``before``.
+
+    Leading whitespace is kept as one space (a newline as a line break) when
+    ``before`` does not end in whitespace; a continuation that starts a new
+    word right after a sentence or a mark gets a space, so ``"down."`` and
+    ``"She smiles"`` read ``"down. She smiles"``. A word cut mid-way goes on
+    without one.
+    """
+    text = opening.lstrip()
+    if not text or not before or before[-1].isspace():
+        return text
+    lead = opening[: len(opening) - len(text)]
+    if "\n" in lead:
+        return "\n" + text
+    if lead or before[-1] in _ENDS_WORDS:
+        return " " + text
+    return text
