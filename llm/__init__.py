@@ -22,7 +22,7 @@ from ._json import check_schema, extract_json
 from ._limit import PriorityLimiter
 from ._local import LocalBackend, transcript
 from ._open import make_backend, open_backend
-from ._openai import OpenAIBackend
+from ._openai import GO_ON, OpenAIBackend, continuation_messages
 from ._scripted import ScriptedBackend, split_tokens
 from ._statistics import (
     BackendStatistics,
@@ -46,6 +46,7 @@ from ._types import (
 
 __all__ = [
     "BACKENDS",
+    "GO_ON",
     "JSON_MODES",
     "Backend",
     "BackendKind",
@@ -72,6 +73,7 @@ __all__ = [
     "ScriptedStatistics",
     "Timeouts",
     "check_schema",
+    "continuation_messages",
     "extract_json",
     "make_backend",
     "open_backend",

@@ -241,18 +241,18 @@ class SpeakerGuard:
         return held[:keep]
 
 
-_ENDS_WORDS = frozenset(".!?…\"'*)”’:;,—-")
-"""Marks after which a continuation that starts a new word needs a space."""
+_ATTACHES = frozenset(",.;:!?)]}…'’”-—")
+"""Marks a continuation may open with that join the word before them, with no space."""
 
 
 def join_continuation(before: str, opening: str) -> str:
     """The opening of a beat's continuation as it joins the beat's text ``before``.
 
-    Leading whitespace is kept as one space (a newline as a line break) when
-    ``before`` does not end in whitespace; a continuation that starts a new
-    word right after a sentence or a mark gets a space, so ``"down."`` and
-    ``"She smiles"`` read ``"down. She smiles"``. A word cut mid-way goes on
-    without one.
+    When ``before`` does not end in whitespace, the continuation's leading
+    whitespace is kept as one space (a newline as a line break), and one
+    that opens without any gets a space (``"down."`` and ``"She smiles"`` read
+    ``"down. She smiles"``), unless it opens with a mark that closes what came
+    before (``,``, ``.``, ``)``, or a quote the beat left open).
     """
     text = opening.lstrip()
     if not text or not before or before[-1].isspace():
@@ -260,6 +260,9 @@ def join_continuation(before: str, opening: str) -> str:
     lead = opening[: len(opening) - len(text)]
     if "\n" in lead:
         return "\n" + text
-    if lead or before[-1] in _ENDS_WORDS:
+    if lead:
         return " " + text
-    return text
+    closes_quote = text[0] == '"' and before.count('"') % 2 == 1
+    if text[0] in _ATTACHES or closes_quote:
+        return text
+    return " " + text

@@ -232,3 +232,11 @@ def test_the_text_after_the_last_sentence_is_held_only_near_the_cap() -> None:
     tail = SentenceTail(max_tokens=100)
     assert [tail.feed(w) for w in ["Hi", ".", "\n", " "]] == ["Hi", ".", "", ""]
     assert tail.at_end() == ""  # a reply never ends in whitespace
+
+
+def test_a_continued_reply_ends_the_transcript_with_its_words() -> None:
+    messages = (Message("system", "# Mira"), Message("user", "A room, please.", "Wren"))
+    prompt, _ = transcript(messages, "Mira", ("Wren",), "Mira nods.")
+    assert prompt.endswith("Wren: A room, please.\nMira: Mira nods.")
+    plain, _ = transcript(messages, "Mira", ("Wren",))
+    assert plain.endswith("Mira:")
