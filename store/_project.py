@@ -107,7 +107,16 @@ def people_of(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
 
 def present_now(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
     """Who is in the chat's scene now: its present cast members in cast order, then its people."""
-    return (*present_bots(conn, chat_id), *people_of(conn, chat_id))
+    # One statement: a replay asks this for nearly every turn.
+    rows = conn.execute(
+        "SELECT 0, position, bot_id FROM chat_cast WHERE chat_id = ?1 AND present = 1 "
+        "UNION ALL SELECT 1, position, person_id FROM chat_people WHERE chat_id = ?1 "
+        "ORDER BY 1, 2",
+        (chat_id,),
+    ).fetchall()
+    bots = tuple(str(r[2]) for r in rows if r[0] == 0)
+    people = tuple(str(r[2]) for r in rows if r[0] == 1)
+    return (*bots, *(people or (YOU_ID,)))
 
 
 def _present_json(conn: apsw.Connection, chat_id: str, present: ev.Present) -> str:

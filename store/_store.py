@@ -28,6 +28,7 @@ from . import _history, _outbox, _schema
 from ._branches import (
     STRUCTURAL,
     BranchRow,
+    DecodedEvents,
     beat_alternatives,
     branch_path,
     keep_view,
@@ -93,6 +94,8 @@ class Store(Queries, Library):
         self._last_rebuild_s = 0.0
         self._held: dict[int, tuple[ev.AssistantTurn, Render]] = {}
         self._landed: list[tuple[int, AppendResult]] = []
+        self.decoded = DecodedEvents()
+        """The events appended or replayed lately, decoded: a chat's replay reads these."""
 
     @classmethod
     def open(
@@ -183,6 +186,7 @@ class Store(Queries, Library):
             (at, ev.chat_of(event), kind, payload),
         )
         event_id = self.conn.last_insert_rowid()
+        self.decoded.keep(event_id, kind, payload, event)
         HANDLERS[kind](self.conn, event_id, at, event)
         chat_id = ev.chat_of(event)
         if chat_id is not None:
@@ -416,7 +420,7 @@ class Store(Queries, Library):
         with transaction(self.conn):
             keep_view(self.conn, event.chat_id)
             event_id = self._append_one(check_event(event))
-            reproject_chat(self.conn, event.chat_id)
+            reproject_chat(self.conn, event.chat_id, self.decoded)
         self._counts["appended"] += 1
         return event_id
 
