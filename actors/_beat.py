@@ -34,10 +34,20 @@ import outcome
 import trio
 
 from llm import ModelError, ModelLength, NarrativeRequest
-from protocol import Error
+from protocol import BeatStarted, Error
 from protocol import events as ev
-from store import AppendResult, StorageFull, Store, StoreError, beat_complete, begin_beat, end_beat
-from story import SpeakerGuard
+from store import (
+    AppendResult,
+    StorageFull,
+    Store,
+    StoreError,
+    beat_complete,
+    begin_beat,
+    begin_continuation,
+    continue_beat,
+    end_beat,
+)
+from story import SpeakerGuard, join_continuation
 
 from ._feed import ChatFeed
 from ._journal import Journal
@@ -235,6 +245,57 @@ async def stream_beat(
     )
 
 
+async def stream_continuation(
+    svc: Services,
+    journal: Journal,
+    feed: ChatFeed,
+    turn: TurnState,
+    started: BeatStarted,
+    event_id: int,
+    text: str,
+    request: NarrativeRequest,
+) -> BeatResult:
+    """Stream more of the committed beat ``event_id`` (which says ``text``) and append it.
+
+    The watchers get ``started`` (a ``beat_started`` with ``continues``), then
+    tokens with the beat's own ``beat_id`` and offsets that follow ``text``, then
+    a ``beat_complete`` with the whole text. Whatever ends the stream, what
+    arrived is appended as one ``beat_continued``; the result's ``text`` is only
+    what the continuation added. It keeps no crash checkpoint: a crash mid-way
+    loses the continuation, never the beat.
+    """
+    chat_id = started.chat_id
+    await journal.write(begin_continuation, started)
+    feed.start_beat(started.beat_id, started.speaker_id, text)
+    received = _Received()
+    # Never run: a continuation has no open beat to checkpoint (see the docstring).
+    idle = _Checkpoints(svc, chat_id, started.beat_id, received)
+    try:
+        await _receive(svc, feed, turn, request, received, idle, after=text)
+    finally:
+        turn.scope = None
+        more = received.text()
+        if not more and not received.truncated:
+            received.truncated, received.error = True, EMPTY
+        end = ev.BeatContinued(chat_id, event_id, more, received.truncated, received.error)
+        try:
+            with trio.CancelScope(shield=True) as shield:
+                shield.deadline = trio.current_time() + svc.settings.shutdown_timeout
+                committed = await journal.write(continue_beat, end, started.beat_id)
+        finally:
+            feed.end_beat()
+    if received.crash is not None:
+        raise received.crash
+    return BeatResult(
+        committed.ids[0],
+        started.beat_id,
+        started.speaker_id,
+        more,
+        received.truncated,
+        received.error,
+    )
+
+
 async def _receive(
     svc: Services,
     feed: ChatFeed,
@@ -242,8 +303,13 @@ async def _receive(
     request: NarrativeRequest,
     received: _Received,
     checkpoints: _Checkpoints,
+    *,
+    after: str = "",
 ) -> None:
     """Stream the model's reply into ``received`` and the feed; raises only ``Cancelled``.
+
+    ``after`` is the text the beat already says (``continue``): the guard reads
+    the reply as its continuation, so a line of someone else's is still cut.
 
     The text passes through a :class:`story.SpeakerGuard`: at the first line
     that speaks for someone else the stream is left (which closes the
@@ -253,6 +319,7 @@ async def _receive(
     """
     chat_id = feed.chat_id
     guard = SpeakerGuard(others_of(request), request.speaker)
+    guard.go_on_from(after)
 
     def show(text: str) -> None:
         if text:
@@ -267,15 +334,17 @@ async def _receive(
                 scope.cancel()
             async with svc.narrative.stream(request) as chunks:
                 began = False
+                lead = ""
                 try:
                     async for chunk in chunks:
                         if not began:
                             # Some servers open a reply with a space or a newline: never
                             # shown, never kept, so what streamed and what is committed
-                            # stay equal.
-                            chunk = chunk.lstrip()
-                            if not chunk:
+                            # stay equal. A continuation keeps one, to join its beat.
+                            lead += chunk
+                            if not lead.strip():
                                 continue
+                            chunk = join_continuation(after, lead)
                             began = True
                         show(guard.feed(chunk))
                         if guard.cut:

@@ -27,7 +27,15 @@ from store import (
     queue_turn,
     start_queued,
 )
-from story import Cast, PersonSaid, Regenerate, parse_prose, presence_by_rules, rewind_summary
+from story import (
+    Cast,
+    ContinueAsked,
+    PersonSaid,
+    Regenerate,
+    parse_prose,
+    presence_by_rules,
+    rewind_summary,
+)
 
 from ._cast import load_cast
 from ._driver import TurnDriver
@@ -35,6 +43,7 @@ from ._feed import ChatFeed
 from ._journal import Journal
 from ._messages import (
     CancelTurn,
+    ContinueLatest,
     EditUserTurn,
     MoveCast,
     PlanWorldEvent,
@@ -119,6 +128,8 @@ class ChatActor(Actor):
             return None
         if isinstance(message, EditUserTurn):
             return await self._edit(message.event_id, message.prose)
+        if isinstance(message, ContinueLatest):
+            return await self._continue()
         if isinstance(message, PreviewRewind):
             return await self._preview(message.event_id)
         if isinstance(message, RewindChat):
@@ -248,13 +259,13 @@ class ChatActor(Actor):
         if moves:
             await self.journal.write(move_cast, moves)
 
-    def _driver(self, cast: Cast, said: PersonSaid) -> TurnDriver:
+    def _driver(self, cast: Cast, said: PersonSaid | ContinueAsked) -> TurnDriver:
         turn = TurnDriver(self.svc, self.journal, self.feed, cast, said.user_turn_id)
         self.turn = turn  # at once: a turn sent from now on finds the chat busy
         self.turns += 1
         return turn
 
-    def _launch(self, cast: Cast | None, said: PersonSaid | None) -> None:
+    def _launch(self, cast: Cast | None, said: PersonSaid | ContinueAsked | None) -> None:
         """Run ``said``'s turn (if any), then the queued turns in order, as the actor's work.
 
         One work runs a chat's turns at a time: a later launch (a turn sent the
@@ -269,7 +280,8 @@ class ChatActor(Actor):
         idle = self.idle
 
         async def work() -> None:
-            turn, now = first, said
+            turn: TurnDriver | None = first
+            now: PersonSaid | ContinueAsked | None = said
             try:
                 while True:
                     if turn is None or now is None:
@@ -340,6 +352,28 @@ class ChatActor(Actor):
         )
         self._launch(cast, said)
         return said.user_turn_id
+
+    async def _continue(self) -> int:
+        """Let the latest beat go on: a turn of its own that only extends it.
+
+        Refused, with nothing written, while a turn is in flight (``busy``), when
+        the chat has no beat (``not_found``), or when the person spoke after the
+        latest beat or its speaker left the scene (``invalid``).
+        """
+        self._ensure_idle()
+        found = await self.svc.store.run(_beat_to_continue, self.chat_id)
+        if isinstance(found, str):
+            raise _refused(found)
+        cast = await self._cast(found.person_id)
+        if cast.character(found.speaker_id) is None:
+            raise ProtocolError(
+                "invalid",
+                f"{found.speaker_id!r} spoke the latest beat but is not in the scene now; "
+                "bring them back to let them go on",
+            )
+        self._ensure_idle()  # a turn sent while the beat was read runs first
+        self._launch(cast, found)
+        return found.user_turn_id
 
     async def _edit(self, event_id: int, prose: str) -> int:
         """Fork just before the person's turn ``event_id`` and run it again with ``prose``."""
@@ -432,6 +466,35 @@ def _visible_beat(s: Store, chat_id: str, event_id: int) -> Turn | str:
                 return f"event {event_id} is the person's turn, not a beat"
             return turn
     return f"event {event_id} is not a beat shown on the chat's current branch"
+
+
+def _beat_to_continue(s: Store, chat_id: str) -> ContinueAsked | str:
+    """The chat's latest beat as a ``continue`` takes it, or why there is none (a sentence)."""
+    latest = s.latest_turn(chat_id)
+    if latest is None or s.latest_assistant_turn(chat_id) is None:
+        return f"there is no beat to continue in chat {chat_id}"
+    if latest.kind != "assistant":
+        return (
+            f"the latest turn of chat {chat_id} is the person's ({latest.event_id}): only "
+            "the latest beat can go on"
+        )
+    stored = s.get_event(latest.event_id)
+    beat_id = latest.event_id
+    if stored is not None and isinstance(stored.event, ev.AssistantTurn):
+        beat_id = stored.event.started_id or latest.event_id
+    said = s.get_event(latest.user_turn_id)
+    prose, person = "", YOU_ID
+    if said is not None and isinstance(said.event, ev.UserTurn | ev.UserTurnEdit):
+        prose, person = said.event.prose, said.event.person_id or YOU_ID
+    return ContinueAsked(
+        latest.event_id,
+        beat_id,
+        latest.speaker_id,
+        latest.user_turn_id,
+        latest.text,
+        prose,
+        person,
+    )
 
 
 def _before_user_turn(s: Store, chat_id: str, event_id: int) -> int | str:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+import attrs
 import outcome
 import trio
 
 import story
 from llm import ClassifierRequest
-from protocol import Error, TurnSettled
+from protocol import BeatStarted, Error, TurnSettled
 from protocol import events as ev
 from store import (
     AppendResult,
@@ -36,7 +37,7 @@ from store import (
     write_memories,
 )
 
-from ._beat import TurnState, stream_beat
+from ._beat import TurnState, stream_beat, stream_continuation
 from ._feed import ChatFeed
 from ._journal import Journal
 from ._messages import ScoreMemories
@@ -77,7 +78,7 @@ class TurnDriver:
         self._halted = False
         self._crash: BaseException | None = None
 
-    async def run(self, said: story.PersonSaid) -> None:
+    async def run(self, said: story.PersonSaid | story.ContinueAsked) -> None:
         """Run the turn to its end; always settles (``turn_settled``), even when cancelled."""
         try:
             async with trio.open_nursery() as nursery:
@@ -113,6 +114,8 @@ class TurnDriver:
             self._start(self._append(command.events))
         elif isinstance(command, story.StreamBeat):
             self._start(self._stream(command))
+        elif isinstance(command, story.ContinueBeat):
+            self._start(self._continue(command))
         elif isinstance(command, story.Classify):
             self._start(self._classify(command))
         elif isinstance(command, story.ScoreSignificance):
@@ -194,6 +197,33 @@ class TurnDriver:
             supersedes=command.supersedes,
         )
         return story.BeatEnded(result.event_id, result.text, result.truncated, result.error)
+
+    async def _continue(self, command: story.ContinueBeat) -> story.BeatEnded:
+        if command.cancelled is not None:
+            self.control.cancel(command.cancelled)
+        request = await narrative_request(self.svc, self.cast, command.request)
+        # The speaker goes on from its own words: the prompt ends with them.
+        request = attrs.evolve(request, continues=command.text)
+        started = BeatStarted(
+            self.cast.chat_id,
+            command.beat_id,
+            command.user_turn_id,
+            command.request.speaker_id,
+            False,
+            continues=command.event_id,
+            offset=len(command.text),
+        )
+        result = await stream_continuation(
+            self.svc,
+            self.journal,
+            self.feed,
+            self.control,
+            started,
+            command.event_id,
+            command.text,
+            request,
+        )
+        return story.BeatEnded(command.event_id, result.text, result.truncated, result.error)
 
     async def _classify(self, ask: story.Classify) -> story.Classified:
         messages = tuple(ask.messages)

@@ -518,6 +518,10 @@ class Engine:
         """Replace the latest assistant turn. Returns the user turn id it answers."""
         return await self._ask(chat_id, m.RegenerateTurn(event_id, prose), int)
 
+    async def continue_beat(self, chat_id: str) -> int:
+        """Let the chat's latest beat go on; returns the user turn id it answers."""
+        return await self._ask(chat_id, m.ContinueLatest(), int)
+
     async def select_alternative(self, chat_id: str, event_id: int) -> None:
         """Show another alternative of a beat; every watcher gets a fresh chat_state."""
         await self._ask(chat_id, m.SelectAlternativeOf(event_id), type(None))

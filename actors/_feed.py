@@ -93,9 +93,10 @@ class ChatFeed:
                 self.version += 1
             self.topic.publish(message)
 
-    def start_beat(self, beat_id: int, speaker_id: str) -> None:
-        """A beat started streaming."""
-        self.beat = Beat(beat_id, speaker_id)
+    def start_beat(self, beat_id: int, speaker_id: str, text: str = "") -> None:
+        """A beat started streaming; ``text``: it goes on from this (``continue``), and its
+        tokens' offsets follow it."""
+        self.beat = Beat(beat_id, speaker_id, [text] if text else [], len(text))
         self.version += 1
 
     def token(self, text: str) -> None:

@@ -53,6 +53,11 @@ class SwitchTo:
 
 
 @frozen
+class ContinueLatest:
+    """Let the chat's latest beat go on; answered with the user turn id it answers."""
+
+
+@frozen
 class EditUserTurn:
     """Fork before the person's turn ``event_id`` and run it again with ``prose``."""
 

@@ -23,7 +23,7 @@ from ._json import check_schema, extract_json
 from ._limit import Priority, PriorityLimiter, classifier_priority
 from ._local import LocalBackend, transcript
 from ._open import make_backend, open_backend
-from ._openai import OpenAIBackend
+from ._openai import GO_ON, OpenAIBackend, continuation_messages
 from ._scripted import ScriptedBackend, split_tokens
 from ._statistics import (
     BackendStatistics,
@@ -47,6 +47,7 @@ from ._types import (
 
 __all__ = [
     "BACKENDS",
+    "GO_ON",
     "JSON_MODES",
     "Backend",
     "BackendKind",
@@ -75,6 +76,7 @@ __all__ = [
     "Timeouts",
     "check_schema",
     "classifier_priority",
+    "continuation_messages",
     "extract_json",
     "make_backend",
     "open_backend",

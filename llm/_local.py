@@ -97,8 +97,13 @@ def transcript(
     others: tuple[str, ...] = (),
     notes_from: int | None = None,
     current: int = 1,
+    *,
+    said: str = "",
 ) -> tuple[str, tuple[str, ...]]:
     """The conversation as a transcript ending with ``speaker:``, and the stop strings.
+
+    ``said`` is what the speaker's reply says so far (``continue``): the last line
+    is ``speaker: said``, so the model writes what comes next.
 
     The system text comes first, then :data:`SEPARATOR`, then one ``Name: text``
     line per message. With ``notes_from``, the first system message's text from
@@ -126,7 +131,7 @@ def transcript(
     if notes:
         at = max(0, len(lines) - max(0, current))
         lines[at:at] = [f"\n{notes}\n"] if at else [f"{notes}\n"]
-    lines.append(f"{speaker}:")
+    lines.append(f"{speaker}: {said}" if said else f"{speaker}:")
     head = "\n\n".join(part for part in system if part)
     prompt = (head + SEPARATOR if head else "") + "\n".join(lines)
     others = tuple(n for n in dict.fromkeys([*names, *others]) if n != speaker)
@@ -377,7 +382,12 @@ class LocalBackend:
         """Stream a beat from the embedded model."""
         tagged = tuple(t[1:-1] for t in request.stop if t.startswith("\n") and t.endswith(":"))
         prompt, stops = transcript(
-            request.messages, request.speaker, tagged, request.notes_from, request.current
+            request.messages,
+            request.speaker,
+            tagged,
+            request.notes_from,
+            request.current,
+            said=request.continues or "",
         )
         self.calls += 1
         op = {

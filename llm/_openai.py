@@ -73,6 +73,25 @@ def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     return out
 
 
+GO_ON = (
+    "Go on from exactly where your last reply stops, in the same voice: write only what "
+    "comes next, without repeating any of it."
+)
+"""What a chat-style server is told when a beat is continued (``continue``)."""
+
+
+def continuation_messages(request: NarrativeRequest) -> tuple[Message, ...]:
+    """The messages of a beat; for a continuation, the reply so far as the speaker's own
+    message, then :data:`GO_ON` (a chat API has no way to resume a message mid-way)."""
+    if not request.continues:
+        return request.messages
+    return (
+        *request.messages,
+        Message("assistant", request.continues, request.speaker),
+        Message("user", GO_ON),
+    )
+
+
 def with_schema_prompt(messages: tuple[Message, ...], schema: Any) -> tuple[Message, ...]:
     """The messages with the schema described in the system message (added if there is none)."""
     instruction = schema_prompt(schema)
@@ -171,7 +190,7 @@ class OpenAIBackend:
     async def stream(self, request: NarrativeRequest) -> AsyncIterator[AsyncIterator[str]]:
         """Stream a beat; see the module docs for timeouts and retries."""
         body = self._body(
-            request.messages,
+            continuation_messages(request),
             stream=True,
             max_tokens=request.max_tokens,
             temperature=request.temperature,

@@ -55,6 +55,9 @@ class NarrativeRequest:
     repeat_penalty: float | None = None
     """The embedded model's repetition penalty; an OpenAI-compatible server gets it as
     llama.cpp's server reads it, only when set."""
+    continues: str | None = None
+    """The speaker's reply so far (``continue``): the model goes on from it, and streams
+    only what comes next. Each backend shapes the prompt for it (see docs/models.md)."""
 
 
 @frozen

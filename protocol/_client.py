@@ -223,6 +223,15 @@ class SelectAlternative(ChatPoint):
 
 
 @frozen
+class Continue(shared.ChatRef):
+    """Ask the chat's latest beat to go on (an addition): its speaker says more.
+
+    The new tokens append to the same beat (``beat_started`` with ``continues``,
+    tokens whose offsets follow its text, ``beat_complete`` with the whole).
+    """
+
+
+@frozen
 class ListBranches(shared.ChatRef):
     """Ask for a chat's branches (an addition)."""
 
@@ -390,6 +399,7 @@ ClientMessage = (
     | ListBranches
     | SwitchBranch
     | EditTurn
+    | Continue
 )
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
@@ -433,6 +443,7 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "list_branches": ListBranches,
     "switch_branch": SwitchBranch,
     "edit_turn": EditTurn,
+    "continue": Continue,
 }
 """The wire ``type`` of every client message: one meaning each."""
 

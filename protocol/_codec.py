@@ -39,6 +39,7 @@ from ._limits import MAX_CLIENT_ID, MAX_DEPTH, MAX_FRAME_BYTES, MAX_INT, MIN_INT
 from ._server import (
     SERVER_NAMES,
     SERVER_TYPES,
+    BeatStarted,
     ChatState,
     MemoryNote,
     RewindPreviewReply,
@@ -189,6 +190,7 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
     Turn: ("alternatives", "alternative"),
     ChatState: ("has_older", "lorebooks", "author_note", "queue", "settings"),
     UserTurn: ("speaker_id",),
+    BeatStarted: ("continues", "offset"),
     SendTurn: ("queue",),
     Cancel: ("queued",),
     RewindPreviewReply: ("summary",),

@@ -295,6 +295,11 @@ class BeatStarted(OnBeat):
     interjection: bool
     """True when a silent witness speaks up after the addressee's beat."""
     seq: int = 0
+    continues: int | None = None
+    """The ``event_id`` of the beat this one goes on (``continue``, an addition): the
+    tokens that follow append to that beat, ``beat_id`` being its own."""
+    offset: int = 0
+    """Where the tokens start: the length of the text the beat already had (an addition)."""
 
 
 @frozen

@@ -95,6 +95,8 @@ def optional_in_range(low: int, high: int) -> Validator:
 
 def is_text(value: str) -> bool:
     """Whether ``value`` can be written as UTF-8 (JSON escapes can make lone surrogates)."""
+    if value.isascii():
+        return True  # the common case, and no surrogate is ASCII
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -331,6 +331,20 @@ class MemoryRef(shared.ChatRef):
 
 
 @frozen
+class BeatContinued(shared.ChatRef):
+    """The beat ``event_id`` (an ``assistant_turn``) went on: ``text`` is appended to it.
+
+    ``truncated`` and ``error`` tell how the continuation ended, and are the
+    beat's from then on.
+    """
+
+    event_id: int
+    text: str
+    truncated: bool = False
+    error: str | None = None
+
+
+@frozen
 class MemoryWritten(shared.CastMember):
     """A bot remembers something from its own point of view; the id is the memory's."""
 
@@ -470,6 +484,7 @@ Event = (
     | UserTurnEdit
     | AssistantTurnStarted
     | AssistantTurn
+    | BeatContinued
     | MemoryWritten
     | MemoryScored
     | MemoryPinned
@@ -513,6 +528,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "user_turn_edit": UserTurnEdit,
     "assistant_turn_started": AssistantTurnStarted,
     "assistant_turn": AssistantTurn,
+    "beat_continued": BeatContinued,
     "memory_written": MemoryWritten,
     "memory_scored": MemoryScored,
     "memory_pinned": MemoryPinned,

@@ -26,6 +26,7 @@ from typing import Any, Final
 import apsw
 import attrs
 
+from protocol import events as ev
 from protocol import load_event
 
 from ._errors import StoreError
@@ -262,7 +263,40 @@ def _restore_view(conn: apsw.Connection, chat_id: str, path: Path) -> bool:
     return True
 
 
-def reproject_chat(conn: apsw.Connection, chat_id: str) -> int:
+class DecodedEvents:
+    """Events of the log as decoded, by id, the newest kept: a replay decodes each once.
+
+    Decoding a payload (JSON, then every field checked) is most of what
+    replaying a chat costs; the events a process appended or replayed are kept
+    here (at most ``size``, the oldest dropped first). An entry counts only for
+    the same kind and payload: an id reused after a refused append is decoded
+    anew.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._events: dict[int, tuple[str, str, ev.Event]] = {}
+
+    def keep(self, event_id: int, kind: str, payload: str, event: ev.Event) -> None:
+        """Remember how ``event_id`` decodes."""
+        self._events.pop(event_id, None)
+        self._events[event_id] = (kind, payload, event)
+        while len(self._events) > self.size:
+            del self._events[next(iter(self._events))]
+
+    def load(self, event_id: int, kind: str, payload: str) -> ev.Event:
+        """The event ``event_id`` is, decoded once."""
+        hit = self._events.get(event_id)
+        if hit is not None and hit[0] == kind and hit[1] == payload:
+            return hit[2]
+        event = load_event(kind, payload)
+        self.keep(event_id, kind, payload, event)
+        return event
+
+
+def reproject_chat(
+    conn: apsw.Connection, chat_id: str, decoded: DecodedEvents | None = None
+) -> int:
     """Rebuild one chat's projections from its events on its current path; returns how many.
 
     The caller holds the transaction. Only the chat's own rows change; the
@@ -292,7 +326,8 @@ def reproject_chat(conn: apsw.Connection, chat_id: str) -> int:
         if kind != "chat_created" and kind in STRUCTURAL:
             continue  # the tree is already built
         try:
-            HANDLERS[kind](conn, event_id, at, load_event(kind, payload))
+            event = (decoded or _ONCE).load(event_id, kind, payload)
+            HANDLERS[kind](conn, event_id, at, event)
         except StoreError as exc:
             log.warning("event %d (%s) not projected: %s", event_id, kind, exc)
         replayed += 1
@@ -305,6 +340,16 @@ def reproject_chat(conn: apsw.Connection, chat_id: str) -> int:
         (chat_id,),
     )
     return replayed
+
+
+class _Once(DecodedEvents):
+    """Decodes every time: for a replay given no cache."""
+
+    def load(self, event_id: int, kind: str, payload: str) -> ev.Event:
+        return load_event(kind, payload)
+
+
+_ONCE = _Once(0)
 
 
 def _slices(

@@ -141,7 +141,20 @@ def _beat_texts(s: Store, chat_id: str) -> dict[int, str]:
         "WHERE chat_id = ? AND kind = 'assistant_turn'",
         (chat_id,),
     ).fetchall()
-    return {int(event_id): str(text or "") for event_id, text in rows}
+    texts = {int(event_id): str(text or "") for event_id, text in rows}
+    # A beat that went on (``continue``) says more, as the current branch tells it.
+    # A beat that went on (``continue``) says more: what it said on its own branch, or on
+    # the current one.
+    more: list[Any] = s.conn.execute(
+        "SELECT c.id, b.id, json_extract(c.payload, '$.text'), c.branch_id = b.branch_id "
+        "FROM event_log c JOIN event_log b ON b.id = json_extract(c.payload, '$.event_id') "
+        "WHERE c.chat_id = ? AND c.kind = 'beat_continued' ORDER BY c.id",
+        (chat_id,),
+    ).fetchall()
+    for continued_id, beat, text, same_branch in more:
+        if int(beat) in texts and (same_branch or s.on_current_branch(chat_id, continued_id)):
+            texts[int(beat)] += str(text or "")
+    return texts
 
 
 def _replaced(s: Store, chat_id: str) -> dict[int, tuple[int, str]]:

@@ -109,7 +109,16 @@ def people_of(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
 
 def present_now(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
     """Who is in the chat's scene now: its present cast members in cast order, then its people."""
-    return (*present_bots(conn, chat_id), *people_of(conn, chat_id))
+    # One statement: a replay asks this for nearly every turn.
+    rows = conn.execute(
+        "SELECT 0, position, bot_id FROM chat_cast WHERE chat_id = ?1 AND present = 1 "
+        "UNION ALL SELECT 1, position, person_id FROM chat_people WHERE chat_id = ?1 "
+        "ORDER BY 1, 2",
+        (chat_id,),
+    ).fetchall()
+    bots = tuple(str(r[2]) for r in rows if r[0] == 0)
+    people = tuple(str(r[2]) for r in rows if r[0] == 1)
+    return (*bots, *(people or (YOU_ID,)))
 
 
 def _present_json(conn: apsw.Connection, chat_id: str, present: ev.Present) -> str:
@@ -504,6 +513,16 @@ def assistant_turn(conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurn
     )
 
 
+def beat_continued(conn: apsw.Connection, _id: int, _at: str, e: ev.BeatContinued) -> None:
+    _chat(conn, e.chat_id)
+    _visible_turn(conn, e.event_id, e.chat_id, "assistant")
+    # The beat's row holds its whole text: what it said, then what it went on to say.
+    conn.execute(
+        "UPDATE timeline SET text = text || ?, truncated = ? WHERE chat_id = ? AND event_id = ?",
+        (e.text, int(e.truncated), e.chat_id, e.event_id),
+    )
+
+
 # --- memories ---
 
 
@@ -766,6 +785,7 @@ HANDLERS: dict[str, Handler] = {
     "user_turn_edit": user_turn_edit,
     "assistant_turn_started": assistant_turn_started,
     "assistant_turn": assistant_turn,
+    "beat_continued": beat_continued,
     "memory_written": memory_written,
     "memory_scored": memory_scored,
     "memory_pinned": memory_pinned,

@@ -273,6 +273,16 @@ class Queries:
         )
         return tuple(json.loads(row[0])) if row and row[0] else ()
 
+    def turn_of(self, chat_id: str, event_id: int) -> Turn | None:
+        """The chat's visible turn ``event_id`` (on its current branch), or None."""
+        row = self._one(_TURN + " WHERE chat_id = ? AND event_id = ?", chat_id, event_id)
+        return _turn(row) if row else None
+
+    def latest_turn(self, chat_id: str) -> Turn | None:
+        """The chat's newest visible turn, the person's or a beat; None before the first."""
+        row = self._one(_TURN + " WHERE chat_id = ? ORDER BY event_id DESC LIMIT 1", chat_id)
+        return _turn(row) if row else None
+
     def latest_assistant_turn(self, chat_id: str) -> Turn | None:
         """The chat's newest visible assistant turn (what regenerate may replace), or None."""
         row = self._one(

@@ -33,6 +33,7 @@ from . import _history, _outbox, _schema
 from ._branches import (
     STRUCTURAL,
     BranchRow,
+    DecodedEvents,
     beat_alternatives,
     branch_path,
     keep_view,
@@ -104,6 +105,8 @@ class Store(Queries, Library):
         self._last_rebuild_s = 0.0
         self._held: dict[int, tuple[ev.AssistantTurn, Render]] = {}
         self._landed: list[tuple[int, AppendResult]] = []
+        self.decoded = DecodedEvents()
+        """The events appended or replayed lately, decoded: a chat's replay reads these."""
 
     @classmethod
     def open(
@@ -202,6 +205,7 @@ class Store(Queries, Library):
             (at, chat_id, kind, payload, branch),
         )
         event_id = conn.last_insert_rowid()
+        self.decoded.keep(event_id, kind, payload, event)
         HANDLERS[kind](conn, event_id, at, event)
         if chat_id is not None and kind in _OPENS_A_BRANCH:
             # On the branch current once it applied: a fork's own event opens its branch.
@@ -434,7 +438,7 @@ class Store(Queries, Library):
         with transaction(self.conn):
             keep_view(self.conn, event.chat_id)
             event_id = self._append_one(*self._checked(event))
-            reproject_chat(self.conn, event.chat_id)
+            reproject_chat(self.conn, event.chat_id, self.decoded)
         self._counts["appended"] += 1
         return event_id
 

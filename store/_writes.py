@@ -19,6 +19,7 @@ from protocol import (
     MOVED_TO,
     YOU_ID,
     AuthorNoteChanged,
+    BeatComplete,
     BeatStarted,
     ChatLorebooks,
     ChatMessage,
@@ -135,6 +136,35 @@ def begin_beat(s: Store, started: ev.AssistantTurnStarted) -> AppendResult:
 def end_beat(s: Store, end: ev.AssistantTurn) -> AppendResult:
     """A streamed beat's end and its ``beat_complete``."""
     return s.append(end, render=lambda ids: [beat_complete(end, ids[0])])
+
+
+def begin_continuation(s: Store, started: BeatStarted) -> AppendResult:
+    """A beat goes on (``continue``): its ``beat_started``, with ``continues`` (no event:
+    the continuation is one ``beat_continued`` event, written when it ends)."""
+    return AppendResult((), s.record([started]))
+
+
+def continue_beat(s: Store, more: ev.BeatContinued, beat_id: int) -> AppendResult:
+    """A beat's continuation ended: ``beat_continued`` and a ``beat_complete`` with the
+    beat's whole text (``event_id`` the beat's own; ``beat_id`` its tokens')."""
+
+    def render(_ids: tuple[int, ...]) -> list[ChatMessage]:
+        row = s.turn_of(more.chat_id, more.event_id)
+        assert row is not None  # the projection checked it shows
+        return [
+            BeatComplete(
+                more.chat_id,
+                beat_id,
+                more.event_id,
+                row.speaker_id,
+                row.text,
+                row.truncated,
+                row.interjection_of,
+                more.error,
+            )
+        ]
+
+    return s.append(more, render=render)
 
 
 def write_memories(s: Store, memories: Sequence[ev.Event]) -> AppendResult:

@@ -158,7 +158,7 @@ from ._scene_rules import (
     scene_close_by_rules,
 )
 from ._sentiment import Tone, tone
-from ._speakers import SpeakerGuard, foreign_line
+from ._speakers import SpeakerGuard, foreign_line, join_continuation
 from ._st_chat import (
     ChatLine,
     StChat,
@@ -192,6 +192,8 @@ from ._turn_io import (
     Classified,
     Classify,
     Command,
+    ContinueAsked,
+    ContinueBeat,
     Halted,
     Input,
     Loaded,
@@ -270,6 +272,8 @@ __all__ = [
     "Classify",
     "Close",
     "Command",
+    "ContinueAsked",
+    "ContinueBeat",
     "ErrorCode",
     "Halted",
     "ImportKind",
@@ -354,6 +358,7 @@ __all__ = [
     "foreign_line",
     "interjection_prompt",
     "interjection_schema",
+    "join_continuation",
     "judge_by_words",
     "lifecycle_needed",
     "lifecycle_prompt",

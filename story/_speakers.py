@@ -182,6 +182,12 @@ class SpeakerGuard:
         self.cut = False
         """Another speaker's line began: the text that passed is all there is."""
 
+    def go_on_from(self, text: str) -> None:
+        """The stream goes on from ``text``, shown already (``continue``): a line it left
+        open is under way, not a new line that could open someone else's."""
+        if text and not text.endswith("\n"):
+            self._line = None
+
     @property
     def held(self) -> str:
         """The text received and not passed on yet."""
@@ -233,3 +239,30 @@ class SpeakerGuard:
         self._held = held[keep:]
         self._line = None
         return held[:keep]
+
+
+_ATTACHES = frozenset(",.;:!?)]}…'’”-—")
+"""Marks a continuation may open with that join the word before them, with no space."""
+
+
+def join_continuation(before: str, opening: str) -> str:
+    """The opening of a beat's continuation as it joins the beat's text ``before``.
+
+    When ``before`` does not end in whitespace, the continuation's leading
+    whitespace is kept as one space (a newline as a line break), and one
+    that opens without any gets a space (``"down."`` and ``"She smiles"`` read
+    ``"down. She smiles"``), unless it opens with a mark that closes what came
+    before (``,``, ``.``, ``)``, or a quote the beat left open).
+    """
+    text = opening.lstrip()
+    if not text or not before or before[-1].isspace():
+        return text
+    lead = opening[: len(opening) - len(text)]
+    if "\n" in lead:
+        return "\n" + text
+    if lead:
+        return " " + text
+    closes_quote = text[0] == '"' and before.count('"') % 2 == 1
+    if text[0] in _ATTACHES or closes_quote:
+        return text
+    return " " + text

@@ -61,6 +61,7 @@ from ._turn_io import (
     Classified,
     Classify,
     Command,
+    ContinueAsked,
     Halted,
     Input,
     Loaded,
@@ -74,6 +75,7 @@ from ._turn_steps import (
     close_by_classifier,
     close_by_rules,
     close_scene,
+    keep_continuation,
     keep_interjection,
     keep_primary,
     move_world,
@@ -93,6 +95,7 @@ from ._turn_steps import (
     score_memories,
     settle,
     stop_beat,
+    stream_continuation,
     stream_interjection,
     stream_primary,
     take_the_turn,
@@ -124,7 +127,7 @@ def _row(
 
 
 P = Phase
-STREAMING = frozenset({P.PRIMARY, P.INTERJECTION})
+STREAMING = frozenset({P.PRIMARY, P.INTERJECTION, P.CONTINUING})
 WORKING = frozenset(P) - {P.IDLE, P.SETTLED}
 """The states of a turn under way: a cancel or a halt may come in any of them."""
 
@@ -240,6 +243,9 @@ TRANSITIONS: tuple[Row, ...] = (
     _row(P.SUMMARISING, Classified, always, P.CLOSING, note_summary, close_scene),
     # 11. Settled.
     _row(P.CLOSING, Appended, always, P.SETTLED, settle),
+    # ``continue``: the latest beat goes on, and the turn settles (its passes ran with it).
+    _row(P.IDLE, ContinueAsked, always, P.CONTINUING, stream_continuation),
+    _row(P.CONTINUING, BeatEnded, always, P.SETTLED, keep_continuation, settle),
     # Cancel in every state; a halt settles at once; leftovers after settling are ignored.
     _row(STREAMING, CancelRequested, always, None, note_cancel, stop_beat),
     _row(WORKING - STREAMING, CancelRequested, always, None, note_cancel),
@@ -254,7 +260,7 @@ TRANSITIONS: tuple[Row, ...] = (
 """The turn's transitions, in the order they are tried."""
 
 AWAITS: Mapping[Phase, tuple[type[Input], ...]] = {
-    P.IDLE: (PersonSaid,),
+    P.IDLE: (PersonSaid, ContinueAsked),
     P.OPENING: (Loaded,),
     P.OPENING_SCENE: (Appended,),
     P.ADDRESSING: (Classified,),
@@ -272,6 +278,7 @@ AWAITS: Mapping[Phase, tuple[type[Input], ...]] = {
     P.CLOSING_READING: (Loaded,),
     P.SUMMARISING: (Classified,),
     P.CLOSING: (Appended,),
+    P.CONTINUING: (BeatEnded,),
     P.SETTLED: (Loaded, Appended, BeatEnded, Classified),
 }
 """What each state waits for (besides a cancel, and a halt while working).

@@ -156,6 +156,24 @@ class PersonSaid:
 
 
 @frozen
+class ContinueAsked:
+    """The person asked the chat's latest beat to go on: a turn that only extends it.
+
+    ``event_id`` is the beat's row on the timeline (its ``assistant_turn``),
+    ``beat_id`` the beat's id its tokens carry, ``text`` what it says so far.
+    """
+
+    event_id: int
+    beat_id: int
+    speaker_id: str
+    user_turn_id: int
+    text: str
+    prose: str
+    """The person's prose the beat answers (OOC included; the prompt removes it)."""
+    person_id: str = YOU_ID
+
+
+@frozen
 class Loaded:
     """What a :class:`Read` asked for, as the store holds it now."""
 
@@ -220,9 +238,19 @@ class Halted:
     reason: str
 
 
-Input = PersonSaid | Loaded | Appended | BeatEnded | Classified | CancelRequested | Halted
+Input = (
+    PersonSaid
+    | ContinueAsked
+    | Loaded
+    | Appended
+    | BeatEnded
+    | Classified
+    | CancelRequested
+    | Halted
+)
 INPUTS: tuple[type[Input], ...] = (
     PersonSaid,
+    ContinueAsked,
     Loaded,
     Appended,
     BeatEnded,
@@ -289,6 +317,21 @@ class StreamBeat:
 
 
 @frozen
+class ContinueBeat:
+    """Stream more of the beat ``event_id`` and append it to the beat; answered by
+    :class:`BeatEnded` (its ``text`` is what the continuation added)."""
+
+    request: BeatRequest
+    event_id: int
+    beat_id: int
+    user_turn_id: int
+    text: str
+    """The beat's text so far: the model goes on from it, and the tokens' offsets follow it."""
+    cancelled: str | None = None
+    """A cancel that came before the continuation: it starts and ends at once, with this reason."""
+
+
+@frozen
 class StopBeat:
     """Cut the beat in flight short, with ``reason`` (nothing to answer)."""
 
@@ -332,4 +375,6 @@ class Settle:
     """A regenerated turn left the timeline: every watcher redraws."""
 
 
-Command = Read | Append | StreamBeat | StopBeat | Classify | ScoreSignificance | Settle
+Command = (
+    Read | Append | StreamBeat | ContinueBeat | StopBeat | Classify | ScoreSignificance | Settle
+)

@@ -23,6 +23,7 @@ from ._turn_io import (
     Cast,
     Classified,
     Command,
+    ContinueAsked,
     Input,
     Loaded,
     OpenWorldEvent,
@@ -55,6 +56,7 @@ class Phase(enum.Enum):
     CLOSING_READING = "closing_reading"
     SUMMARISING = "summarising"
     CLOSING = "closing"
+    CONTINUING = "continuing"
     SETTLED = "settled"
 
 
@@ -77,6 +79,7 @@ WAITS: dict[Phase, str] = {
     Phase.CLOSING_READING: "Reads the dialogue the witnesses sum up.",
     Phase.SUMMARISING: "Asks each witness's scene summary.",
     Phase.CLOSING: "Appends the closed scene, its summaries, and the next scene.",
+    Phase.CONTINUING: "Streams more of the latest beat (``continue``), appended to it.",
     Phase.SETTLED: "Done: the turn settled; every later input is a leftover and ignored.",
 }
 """What each state is doing while it waits."""
@@ -89,6 +92,8 @@ class Progress:
     phase: Phase
     cast: Cast
     said: PersonSaid | None = None
+    continued: ContinueAsked | None = None
+    """The beat a ``continue`` extends (the turn's only beat); ``None`` for a turn of prose."""
     model_prose: str = ""
     """The person's prose without OOC: all any model reads of it."""
     cancel: str | None = None

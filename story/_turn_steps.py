@@ -13,7 +13,7 @@ from protocol import events as ev
 
 from ._classifiers import SceneCloseDecision, SceneSummaryResult, StateChange, Transition
 from ._memory import pov_memory
-from ._parse import prose_for_model
+from ._parse import parse_prose, prose_for_model
 from ._prompt import Interjection
 from ._scene_rules import Close
 from ._turn_io import (
@@ -22,6 +22,8 @@ from ._turn_io import (
     BeatEnded,
     BeatRequest,
     CancelRequested,
+    ContinueAsked,
+    ContinueBeat,
     Input,
     Loaded,
     PersonSaid,
@@ -64,6 +66,39 @@ def take_the_turn(p: Progress, i: Input) -> Step:
     p = evolve(p, said=said, model_prose=prose_for_model(said.segments))
     person_of(p)  # whoever spoke must be present
     return p, (Read(scene=True, dialogue=RECENT_FOR_SPEAKER),)
+
+
+def stream_continuation(p: Progress, i: Input) -> Step:
+    """Keep the beat to extend; stream more of it, its speaker going on from its text."""
+    asked = expect(i, ContinueAsked, "the beat to continue")
+    segments = parse_prose(asked.prose)
+    p = evolve(
+        p,
+        continued=asked,
+        model_prose=prose_for_model(segments),
+        speaker_id=asked.speaker_id,
+        beats=p.beats + 1,
+        spoken=(asked.speaker_id,),
+    )
+    speaker = character_of(p, asked.speaker_id)
+    request = BeatRequest(
+        speaker.id,
+        p.model_prose,
+        asked.user_turn_id,
+        None,
+        _stop(p, speaker.id),
+        asked.person_id,
+    )
+    beat = ContinueBeat(
+        request, asked.event_id, asked.beat_id, asked.user_turn_id, asked.text, p.cancel
+    )
+    return p, (beat,)
+
+
+def keep_continuation(p: Progress, i: Input) -> Step:
+    """Keep how the continuation ended."""
+    beat = expect(i, BeatEnded, "the continuation")
+    return evolve(p, beat=beat, beat_speaker=p.speaker_id), ()
 
 
 def open_scene(p: Progress, i: Input) -> Step:
@@ -306,6 +341,8 @@ def close_scene(p: Progress, i: Input) -> Step:
 
 def settle(p: Progress, i: Input) -> Step:
     """Settle the turn: the chat takes the next one."""
+    if p.continued is not None:
+        return p, (Settle(p.continued.user_turn_id),)
     said = said_of(p)
     return p, (Settle(said.user_turn_id, resync=said.regenerate is not None),)
 

@@ -334,6 +334,20 @@ class Runner:
                 event_id = timeline[int(turn["regenerate_turn"]) - 1].event_id
             self.out.say(f"[regenerate {event_id}{' with: ' + edited if edited else ''}]")
             await engine.regenerate(chat_id, event_id, edited)
+        elif "continue" in turn:
+            timeline = (await engine.chat_state(chat_id)).timeline
+            if timeline:
+                self._printed.discard(timeline[-1].event_id)  # shown again, whole
+            self.out.say("[continue]")
+            cancel_after = turn.get("cancel_after_tokens")
+            if cancel_after is None:
+                await engine.continue_beat(chat_id)
+            else:
+                replies = _as_list(turn.get("reply"))
+                reply = replies[0] if replies else ""
+                text = reply if isinstance(reply, str) else reply.get("text", "")
+                prefix = "".join(split_tokens(text)[: int(cancel_after)])
+                await self.continue_and_cancel(max(1, len(prefix)))
         elif "rewind_to_turn" in turn:
             timeline = (await engine.chat_state(chat_id)).timeline
             index = int(turn["rewind_to_turn"])
@@ -499,6 +513,24 @@ class Runner:
                 if isinstance(message, TurnSettled):
                     break  # the beat to cancel never came
 
+    async def continue_and_cancel(self, characters: int) -> None:
+        """Let the latest beat go on; cancel once the continuation streamed ``characters``."""
+        start: int | None = None
+        async with self.engine.watch(self.chat_id) as messages:
+            await self.engine.continue_beat(self.chat_id)
+            async for message in messages:
+                if isinstance(message, BeatStarted) and message.continues is not None:
+                    start = message.offset
+                if (
+                    isinstance(message, Token)
+                    and start is not None
+                    and message.offset + len(message.text) - start >= characters
+                ):
+                    await self.engine.cancel(self.chat_id)
+                    break
+                if isinstance(message, TurnSettled):
+                    break  # it ended before that many
+
     async def drain_background(self) -> None:
         """Let the background significance scoring finish before checking."""
         for _ in range(50):
@@ -555,6 +587,8 @@ class Runner:
             self.out.fail(where, f"{label} text is {turn.text!r}, want {spec['text']!r}")
         if "contains" in spec and spec["contains"] not in turn.text:
             self.out.fail(where, f"{label} text {turn.text!r} lacks {spec['contains']!r}")
+        if "lacks" in spec and spec["lacks"] in turn.text:
+            self.out.fail(where, f"{label} text {turn.text!r} holds {spec['lacks']!r}")
         for flag in ("truncated", "kind", "alternatives", "alternative"):
             if flag in spec and getattr(turn, flag) != spec[flag]:
                 self.out.fail(

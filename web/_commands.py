@@ -200,6 +200,10 @@ async def _regenerate(c: Connection, m: p.Regenerate, _: str | None) -> Answer:
     return p.Accepted(m.chat_id, await c.engine.regenerate(m.chat_id, m.event_id, m.prose))
 
 
+async def _continue(c: Connection, m: p.Continue, _: str | None) -> Answer:
+    return p.Accepted(m.chat_id, await c.engine.continue_beat(m.chat_id))
+
+
 async def _select_alternative(c: Connection, m: p.SelectAlternative, _: str | None) -> Answer:
     await c.engine.select_alternative(m.chat_id, m.event_id)
     return p.Ok()
@@ -292,6 +296,7 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.SwitchBranch, _switch_branch, slow=True),
         _command(p.EditTurn, _edit_turn),
         _command(p.UpdateChatSettings, _update_chat_settings),
+        _command(p.Continue, _continue),
     ]
 )
 """Every client message type and how the gateway runs it."""

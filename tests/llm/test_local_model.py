@@ -253,3 +253,11 @@ def test_the_per_turn_notes_follow_the_older_lines_in_the_transcript() -> None:
         "Wren: A room, please.\nMira: Room nine.\n\n"
         "# How Mira feels about them\n- Wren: wary\n\nWren: And supper?\nMira:"
     )
+
+
+def test_a_continued_reply_ends_the_transcript_with_its_words() -> None:
+    messages = (Message("system", "# Mira"), Message("user", "A room, please.", "Wren"))
+    prompt, _ = transcript(messages, "Mira", ("Wren",), said="Mira nods.")
+    assert prompt.endswith("Wren: A room, please.\nMira: Mira nods.")
+    plain, _ = transcript(messages, "Mira", ("Wren",))
+    assert plain.endswith("Mira:")

@@ -344,3 +344,17 @@ async def test_a_server_that_is_not_there_is_retried_then_a_clear_error() -> Non
     with pytest.raises(ModelHTTPError, match="gave up after 3 tries: connection failed"):
         await collect(model)
     assert model.statistics().retries == 2
+
+
+def test_a_continuation_shows_the_reply_so_far_then_asks_to_go_on() -> None:
+    from llm import GO_ON, Message, NarrativeRequest, continuation_messages
+
+    asked = (Message("user", "Well?", "Wren"),)
+    plain = NarrativeRequest(asked, speaker="Mira")
+    assert continuation_messages(plain) == asked
+    more = NarrativeRequest(asked, speaker="Mira", continues="Mira sighs.")
+    assert continuation_messages(more) == (
+        *asked,
+        Message("assistant", "Mira sighs.", "Mira"),
+        Message("user", GO_ON),
+    )

@@ -182,6 +182,7 @@ VALID: dict[str, dict[str, Any]] = {
     "list_branches": {"chat_id": "c1"},
     "switch_branch": {"chat_id": "c1", "branch_id": 12},
     "edit_turn": {"chat_id": "c1", "event_id": 9, "prose": "Said anew."},
+    "continue": {"chat_id": "c1"},
 }
 """A well-formed message of every client type, every optional field given."""
 

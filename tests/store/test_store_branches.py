@@ -34,6 +34,7 @@ ID_FIELDS = (
     "scene_id",
     "world_event_id",
     "source_event_id",
+    "event_id",
 )
 
 

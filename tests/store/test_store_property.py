@@ -361,6 +361,16 @@ class Moves:
         present = (*self.s.present_bots(chat)[: 1 + c % 3], "you")
         return [ev.UserTurn(chat, f"seen {b}", said("w"), present)]
 
+    def go_on(self, a: int, b: int, c: int) -> Any:
+        chats = self.chats()
+        if not chats:
+            return None
+        chat = pick(chats, a)
+        latest = self.s.latest_assistant_turn(chat)
+        if latest is None:
+            return None
+        return [ev.BeatContinued(chat, latest.event_id, f" and {b}", bool(c % 2))]
+
     # --- several people at one table ---
 
     def personas(self) -> list[str]:
@@ -447,6 +457,7 @@ MOVES: list[Callable[[Moves, int, int, int], Any]] = [
     Moves.fork,
     Moves.switch,
     Moves.switch,
+    Moves.go_on,
 ]
 
 numbers = st.integers(min_value=0, max_value=10_000)

@@ -195,3 +195,38 @@ def test_the_text_held_back_is_at_most_a_line_opening(case: tuple[str, list[str]
         if not guard.cut:
             # Past any whitespace (which waits for what follows it), a line's first characters.
             assert len(guard.held.lstrip()) <= bound
+
+
+@pytest.mark.parametrize(
+    ("before", "opening", "joined"),
+    [
+        ("Mira sets the glass down.", "She smiles.", " She smiles."),
+        ("Mira sets the glass down.", " She smiles.", " She smiles."),
+        ("Mira sets the glass down.", "\n\nShe smiles.", "\nShe smiles."),
+        ("Mira sets the glass down ", "slowly.", "slowly."),
+        ("Mira sets the glass down", ", slowly.", ", slowly."),
+        ('Mira says, "Not tonight', '," and turns.', '," and turns.'),
+        ('Mira says, "Not tonight.', '"', '"'),
+        ('"Fine."', '"Go."', ' "Go."'),
+        ("", "  She smiles.", "She smiles."),
+    ],
+)
+def test_a_continuation_joins_its_beat_with_one_space_where_words_meet(
+    before: str, opening: str, joined: str
+) -> None:
+    from story import join_continuation
+
+    assert join_continuation(before, opening) == joined
+
+
+def test_a_guard_going_on_mid_line_still_cuts_the_next_line_for_someone_else() -> None:
+    guard = SpeakerGuard(["Wren"], "Mira")
+    guard.go_on_from("Mira nods")
+    assert guard.feed("Wren: and more") == "Wren: and more"  # mid-line: her own words
+    guard = SpeakerGuard(["Wren"], "Mira")
+    guard.go_on_from("Mira nods")
+    shown = guard.feed(" slowly.\nWren: Thanks.")
+    assert guard.cut and shown + guard.flush() == " slowly."
+    fresh = SpeakerGuard(["Wren"], "Mira")
+    fresh.go_on_from("Mira nods.\n")
+    assert fresh.feed("Wren: hi") == "" and fresh.cut

@@ -33,6 +33,8 @@ from story import (
     Classified,
     Classify,
     Command,
+    ContinueAsked,
+    ContinueBeat,
     Halted,
     Input,
     InterjectionDecision,
@@ -683,12 +685,16 @@ def _full(**changes: Any) -> Run:
     return drive(**{**FULL, **changes})
 
 
+TURN_PHASES = [p for p in Phase if p is not Phase.CONTINUING]
+"""The states a turn of prose goes through (``continuing`` is the ``continue`` turn's own)."""
+
+
 def test_the_full_turn_visits_every_state() -> None:
     run = _full()
-    assert set(run.phases) | {Phase.IDLE} == set(Phase)
+    assert set(run.phases) | {Phase.IDLE} == set(TURN_PHASES)
 
 
-@pytest.mark.parametrize("phase", list(Phase))
+@pytest.mark.parametrize("phase", TURN_PHASES)
 def test_cancel_in_every_state(phase: Phase) -> None:
     run = _full(cancel_in=phase)
     beats = run.beats()
@@ -709,7 +715,7 @@ def test_cancel_in_every_state(phase: Phase) -> None:
     assert any(isinstance(e, ev.SceneClosed) for e in run.events())
 
 
-@pytest.mark.parametrize("phase", sorted(set(Phase) - {Phase.IDLE}, key=list(Phase).index))
+@pytest.mark.parametrize("phase", [p for p in TURN_PHASES if p is not Phase.IDLE])
 def test_a_halt_in_every_state_settles_at_once_and_ignores_leftovers(phase: Phase) -> None:
     run = _full(halt_in=phase)
     assert len(run.settles()) == 1
@@ -761,6 +767,67 @@ def test_a_failed_or_stalled_classifier_yields_its_default_and_the_turn_settles(
         assert len(summaries) == 2 and all(s.text for s in summaries)
 
 
+# --- continue ---
+
+ASKED = ContinueAsked(42, 41, "mira", USER_TURN, "Mira sets the glass down.", "Hi ((zq-ooc))")
+
+
+def test_continue_streams_more_of_the_beat_then_settles_with_no_passes() -> None:
+    run = Run(TurnMachine(TWO))
+    (beat,) = run.send(ASKED)
+    assert run.machine.phase is Phase.CONTINUING
+    assert isinstance(beat, ContinueBeat)
+    assert (beat.event_id, beat.beat_id, beat.text) == (42, 41, "Mira sets the glass down.")
+    assert beat.user_turn_id == USER_TURN and beat.cancelled is None
+    assert beat.request.speaker_id == "mira" and beat.request.prose == "Hi"
+    assert beat.request.stop == story_stops("Ana", "Tobias")
+    out = run.send(BeatEnded(42, " She smiles."))
+    assert out == (Settle(USER_TURN),) and run.machine.settled
+
+
+def story_stops(*names: str) -> tuple[str, ...]:
+    from protocol import stop_sequences
+
+    return stop_sequences(list(names))
+
+
+def test_cancel_mid_continue_stops_the_beat_and_keeps_what_arrived() -> None:
+    run = Run(TurnMachine(ONE))
+    run.send(ASKED)
+    assert run.send(CancelRequested("stop")) == (StopBeat("stop"),)
+    assert run.machine.phase is Phase.CONTINUING  # the beat still ends, with what arrived
+    out = run.send(BeatEnded(42, " She", truncated=True, error="stop"))
+    assert out == (Settle(USER_TURN),)
+    assert run.machine.progress.beat == BeatEnded(42, " She", truncated=True, error="stop")
+
+
+def test_cancel_when_idle_or_after_continue_settled_does_nothing() -> None:
+    run = Run(TurnMachine(ONE))
+    assert run.send(CancelRequested("early")) == ()
+    (beat,) = run.send(ASKED)
+    assert isinstance(beat, ContinueBeat) and beat.cancelled is None
+    run.send(BeatEnded(42, " More."))
+    assert run.send(CancelRequested("late")) == () and run.machine.settled
+
+
+def test_a_halt_while_continuing_settles_at_once_and_ignores_the_late_end() -> None:
+    run = Run(TurnMachine(ONE))
+    run.send(ASKED)
+    assert run.send(Halted("disk full")) == (Settle(USER_TURN),)
+    assert run.send(BeatEnded(42, " late")) == ()
+
+
+def test_continue_refuses_a_speaker_who_is_not_present_and_a_second_ask() -> None:
+    with pytest.raises(TurnError):
+        TurnMachine(ONE).send(attrs.evolve(ASKED, speaker_id="tobias"))
+    machine = TurnMachine(ONE)
+    machine.send(ASKED)
+    with pytest.raises(TurnError, match="not expected while the turn is continuing"):
+        machine.send(ASKED)
+    with pytest.raises(TurnError):
+        machine.send(PersonSaid(USER_TURN, "hi", ()))
+
+
 # --- the driver's mistakes ---
 
 
@@ -794,6 +861,7 @@ def test_an_answer_given_twice_is_refused() -> None:
 def _sample(kind: type[Input]) -> Input:
     samples: dict[type[Input], Input] = {
         PersonSaid: PersonSaid(USER_TURN, "hi", ()),
+        ContinueAsked: ASKED,
         Loaded: Loaded(),
         Appended: Appended((1,)),
         BeatEnded: BeatEnded(1, "hi"),
