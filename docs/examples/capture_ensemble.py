@@ -98,18 +98,18 @@ async def main() -> None:
                     await a.send(
                         {"type": "add_to_cast", "id": "9", "chat_id": chat_id, "bot_id": "wren"}
                     )
-                    await a.until("chat")  # the chat's own message
+                    await a.until("chat_note")  # the chat's own message
                     await a.until("chat")  # the answer
                     await a.send(
                         {"type": "enter_scene", "id": "10", "chat_id": chat_id, "bot_id": "ada"}
                     )
                     await a.until("error")
                     await a.send({"type": "mute", "id": "11", "chat_id": chat_id, "bot_id": "ada"})
-                    await a.until("chat")
+                    await a.until("chat_note")
                     await a.until("chat")
                     # The page that only watches saw every change as it happened.
                     for _ in range(3):
-                        await b.until("chat")
+                        await b.until("chat_note")
 
                     prose = '"Ada, where does the north road go?"'
                     await a.send(
@@ -130,7 +130,7 @@ async def main() -> None:
                     await a.send(
                         {"type": "unmute", "id": "14", "chat_id": chat_id, "bot_id": "ada"}
                     )
-                    await a.until("chat")
+                    await a.until("chat_note")
                     await a.send(
                         {"type": "unmute", "id": "15", "chat_id": chat_id, "bot_id": "ada"}
                     )
