@@ -71,6 +71,7 @@ export class Composer {
     this.el("composer").dataset.inFlight = inFlight ? "true" : "false";
     this.renderReplyAs(chat);
     if (!chat) this.closeRegenerate();
+    this.onUpdate?.(); // controls beside the composer's follow it
   }
 
   async send() {
