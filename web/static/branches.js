@@ -123,6 +123,7 @@ export class Branches {
     const chat = this.chat();
     if (!chat || !this.idle(chat)) return;
     try {
+      // A server that names the alternatives' events: select one of them.
       const ids = turn.alternative_ids;
       if (Array.isArray(ids) && ids.length === turn.alternatives) {
         await this.request("select_alternative", { chat_id: chat.id, event_id: ids[to - 1] });
@@ -266,7 +267,9 @@ export class Branches {
   resume(chat, msg) {
     const last = chat.turns.at(-1);
     if (!last || last.kind !== "assistant" || msg.interjection) return null;
-    const asked = chat.continuing === last.event_id || msg.continues === last.event_id;
+    const asked = chat.continuing === last.event_id;
+    // Another page's Continue: a beat of the same speaker for the same line
+    // can only go on from the one shown (a regenerate first redraws the chat).
     const same = last.speaker_id === msg.speaker_id && last.user_turn_id === msg.user_turn_id;
     if (!asked && !same) return null;
     chat.continuing = null;
@@ -380,7 +383,7 @@ function forkPoint(chat, branch) {
     if (turn.event_id <= branch.fork_event_id) before = turn;
   }
   if (!before) return "Forks before the turns shown";
-  return `Forks after \u201c${snippet(before.text, 60)}\u201d`;
+  return `Forks after: ${snippet(before.text, 60)}`;
 }
 
 function snippet(text, limit) {
