@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from selenium import webdriver
@@ -13,6 +14,7 @@ from test_browser import (
     HERE,
     browser,
     by_id,
+    open_browser,
     send,
     settled,
     start_server,
@@ -144,6 +146,46 @@ def test_regenerate_on_an_older_beat_forks_and_the_alternatives_flip(
     wait(driver, lambda d: "The second tale" in other_branch(d).text)
     driver.execute_script("arguments[0].scrollIntoView()", by_id(driver, "branches")[0])
     driver.save_screenshot(str(ARTIFACTS / "branches-panel.png"))
+
+    # At phone width the turn's controls wrap inside it; nothing scrolls sideways.
+    try:
+        driver.set_window_size(375, 812)
+        pager_box = wait(driver, lambda d: by_id(d, "alternatives"))[0]
+        driver.execute_script("arguments[0].scrollIntoView()", pager_box)
+        driver.save_screenshot(str(ARTIFACTS / "branches-phone.png"))
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert width <= driver.execute_script("return window.innerWidth")
+    finally:
+        driver.set_window_size(1280, 900)
+
+
+def test_a_second_page_follows_a_fork_and_a_switch(
+    server: str, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    first = browser
+    new_chat(first, server, "Two pages")
+    say(first, '"What does the compass show?"')
+    chat_hash = first.execute_script("return window.location.hash")
+    second = open_browser(tmp_path / "second")
+    try:
+        second.set_window_size(1280, 900)
+        second.get(server + chat_hash)
+        wait(second, lambda d: timeline(d) == timeline(first))
+        before = timeline(first)
+
+        # A fork on one page: the other redraws from its fresh chat_state.
+        click_in(turn_saying(first, "the old mill"), "turn-regenerate")
+        wait(second, lambda d: any("out to sea" in t for t in timeline(d)), timeout=40)
+        wait(second, lambda d: len(branches(d)) == 2)
+        assert pager(turn_saying(second, "out to sea")) == ("2", "2")
+
+        # A switch on the other page: the first follows.
+        wait(first, settled)
+        click_in(other_branch(second), "branch-switch")
+        wait(first, lambda d: timeline(d) == before)
+        wait(first, lambda d: "out to sea" in other_branch(d).text)
+    finally:
+        second.quit()
 
 
 def test_edit_on_the_persons_turn_runs_it_again(server: str, browser: webdriver.Chrome) -> None:

@@ -74,7 +74,12 @@ export class Branches {
         ),
       );
     }
-    if (controls.length) head.insertBefore(h("span", { class: "turn-actions" }, controls), rewind);
+    if (!controls.length) return;
+    // One group at the right end of the head, Rewind last: on a narrow
+    // screen it wraps as a whole, still flush right.
+    const group = h("span", { class: "turn-actions" }, controls);
+    head.insertBefore(group, rewind);
+    if (rewind) group.append(rewind);
   }
 
   /** `‹ 2/3 ›`: which alternative of the beat shows, and the way to the others. */
