@@ -52,6 +52,7 @@ export class Branches {
               type: "button",
               class: "turn-action quiet",
               testid: "turn-regenerate",
+              disabled: this.busy(),
               title: "Write this answer again; this one stays as an alternative",
               onclick: () => this.regenerate(turn),
             },
@@ -67,6 +68,7 @@ export class Branches {
             type: "button",
             class: "turn-action quiet",
             testid: "turn-edit",
+            disabled: this.busy(),
             title: "Say this turn differently; the story so far stays on a branch",
             onclick: () => this.openEdit(turn, li),
           },
@@ -95,7 +97,8 @@ export class Branches {
           testid,
           "aria-label": label,
           title: label,
-          disabled: to < 1 || to > of,
+          disabled: to < 1 || to > of || this.busy(),
+          data: { end: to < 1 || to > of ? "true" : null },
           onclick: () => this.select(turn, to),
         },
         symbol,
@@ -231,10 +234,23 @@ export class Branches {
     return chat.activeTurn === null;
   }
 
+  /** A turn of the open chat is in flight (or the server is away). */
+  busy() {
+    const chat = this.chat();
+    return !chat || !this.online() || !this.idle(chat);
+  }
+
   // --- continue -------------------------------------------------------------------
 
-  /** Enable Continue when the latest turn is a beat and nothing is in flight. */
+  /**
+   * Enable what makes sense now: the turns' controls while nothing is in
+   * flight, Continue when the latest turn is a beat too.
+   */
   update() {
+    const busy = this.busy();
+    for (const button of this.timelineRoot.querySelectorAll(".turn-actions button.turn-action, .alt-step")) {
+      button.disabled = busy || button.dataset.end === "true";
+    }
     if (!this.continueButton) return;
     const chat = this.chat();
     const last = chat?.turns.at(-1);
