@@ -433,9 +433,7 @@ function openChat(chatId) {
   panels.render(chat);
   castPanel.render(chat);
   lorePanel.render();
-  branches.closeEdit();
-  branches.known = null;
-  branches.render();
+  branches.reset();
   sidebar.renderChats();
   renderHeader();
   composer.update();

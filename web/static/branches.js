@@ -307,6 +307,13 @@ export class Branches {
 
   // --- the Branches panel ------------------------------------------------------------
 
+  /** Another chat opened: forget this one's branches until they are asked for. */
+  reset() {
+    this.closeEdit();
+    this.known = null;
+    this.render();
+  }
+
   /** Ask for the open chat's branches and draw them. */
   async refresh() {
     const chat = this.chat();
