@@ -644,7 +644,9 @@ class Engine:
 
 def with_alternatives(s: Store, chat_id: str, turns: Iterable[Turn]) -> tuple[Turn, ...]:
     """The turns, each beat with alternatives carrying how many and which one it is."""
-    alternatives = s.alternatives(chat_id)
+    turns = tuple(turns)
+    # Only the beats of the turns shown: a long chat's older ones are not read.
+    alternatives = s.alternatives(chat_id, min((t.user_turn_id for t in turns), default=0))
     return tuple(
         attrs.evolve(
             turn,

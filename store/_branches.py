@@ -430,20 +430,24 @@ def list_branches(conn: apsw.Connection, chat_id: str) -> list[BranchRow]:
     return out
 
 
-def beat_alternatives(conn: apsw.Connection, chat_id: str) -> dict[int, tuple[int, ...]]:
+def beat_alternatives(
+    conn: apsw.Connection, chat_id: str, since: int = 0
+) -> dict[int, tuple[int, ...]]:
     """For each beat of the chat, every beat answering the same line as the same speaker.
 
     Beats answer the same line as the same speaker when they share the user
     turn, the speaker and what they interject: the beat regenerated and the
     beats that replaced it, on whatever branch they are. Oldest first.
+    ``since`` (a user turn id) reads only the beats from there on, through
+    the chat's index: a beat comes after the line it answers.
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
     for event_id, user_turn, speaker, interjection in conn.execute(
         "SELECT id, json_extract(payload, '$.user_turn_id'), "
         "json_extract(payload, '$.speaker_id'), "
         "json_extract(payload, '$.interjection_of') FROM event_log "
-        "WHERE chat_id = ? AND kind = 'assistant_turn' ORDER BY id",
-        (chat_id,),
+        "WHERE chat_id = ? AND id >= ? AND kind = 'assistant_turn' ORDER BY id",
+        (chat_id, since),
     ):
         groups.setdefault((user_turn, speaker, interjection), []).append(int(event_id))
     return {beat: tuple(group) for group in groups.values() for beat in group}

@@ -451,9 +451,10 @@ class Store(Queries, Library):
         )
         return int(row[0]) if row and row[0] is not None else None
 
-    def alternatives(self, chat_id: str) -> dict[int, tuple[int, ...]]:
-        """Each visible beat's alternatives, oldest first, itself included (see ``_branches``)."""
-        return beat_alternatives(self.conn, chat_id)
+    def alternatives(self, chat_id: str, since: int = 0) -> dict[int, tuple[int, ...]]:
+        """Each beat's alternatives, oldest first, itself included (see ``_branches``);
+        only the beats answering user turns from ``since`` on."""
+        return beat_alternatives(self.conn, chat_id, since)
 
     def rebuild(self) -> int:
         """Recompute every projection and visibility mark from the log alone.
