@@ -33,7 +33,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
-def start_server(data: Path, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    data: Path, port: int = 0, script: Path = HERE / "replies.toml"
+) -> tuple[subprocess.Popen[str], str]:
     """A real ``troupe serve`` with scripted replies, and the address it printed."""
     process = subprocess.Popen(
         [
@@ -50,7 +52,7 @@ def start_server(data: Path, port: int = 0) -> tuple[subprocess.Popen[str], str]
             "--backend",
             "scripted",
             "--script",
-            str(HERE / "replies.toml"),
+            str(script),
         ],
         stdout=subprocess.PIPE,
         stderr=(data / "serve.err").open("a"),
@@ -207,7 +209,7 @@ def test_a_person_chats_stops_regenerates_and_rewinds(
     wait(
         driver, lambda d: by_id(d, "rewind-confirm") and by_id(d, "rewind-confirm")[0].is_enabled()
     )
-    assert "remove" in by_id(driver, "rewind-preview")[0].text.lower()
+    assert "branch you can return to" in by_id(driver, "rewind-preview")[0].text
     by_id(driver, "rewind-confirm")[0].click()
     wait(driver, lambda d: len(turns(d)) < count)
     wait(driver, lambda d: turns(d)[-1].get_attribute("data-kind") == "user")

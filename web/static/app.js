@@ -2,6 +2,7 @@
 // message to the chat model and the views, and turns the person's clicks
 // into protocol commands. See docs/client.md for what each panel does.
 
+import { Branches } from "./branches.js";
 import { CardView, GreetingPicker } from "./card.js";
 import { CastPanel } from "./cast.js";
 import { OpenChat } from "./chat.js";
@@ -313,7 +314,8 @@ const APPLY = {
     composer.update();
   },
   beat_started(chat, msg) {
-    const beat = chat.startBeat(msg);
+    // A `continue` goes on in the latest beat: its text so far starts the live one.
+    const beat = branches.resume(chat, msg) ?? chat.startBeat(msg);
     if (beat) timeline.startBeat(beat);
     composer.update();
   },
@@ -367,6 +369,7 @@ const APPLY = {
   turn_settled(chat, msg) {
     chat.settled(msg);
     composer.update();
+    branches.refresh(); // a turn on a branch makes it longer
     // Every beat completes before its turn settles; one still streaming
     // means we missed its end.
     if (chat.live.size > 0) subscribe(chat, null);
@@ -385,6 +388,7 @@ function applyState(chat, msg) {
   lorePanel.applyState(msg);
   seats.render();
   settingsPanel.render(chat);
+  branches.refresh(); // a fork or a switch comes as a fresh chat_state
   renderHeader();
   composer.update();
   fetchMemories(chat);
@@ -458,6 +462,7 @@ function openChat(chatId) {
   castPanel.render(chat);
   lorePanel.render();
   seats.render();
+  branches.reset();
   sidebar.renderChats();
   renderHeader();
   composer.update();
@@ -559,6 +564,20 @@ const timeline = new Timeline(byTestId("timeline"), {
   previewRewind: (turn) => request("rewind_preview", { chat_id: state.chat.id, event_id: turn.event_id }),
   rewind: (turn) => request("rewind", { chat_id: state.chat.id, event_id: turn.event_id }),
   loadOlder: () => loadOlder(),
+  decorate: (turn, li) => branches.decorate(turn, li),
+});
+
+const branches = new Branches(byTestId("side"), byTestId("timeline"), {
+  request,
+  chat: () => state.chat,
+  online: () => state.online,
+  showError,
+  accepted(answer) {
+    // Regenerate, Edit or Continue took: a turn is in flight until it settles.
+    if (!state.chat || answer?.chat_id !== state.chat.id) return;
+    state.chat.markActive(answer.user_turn_id ?? true);
+    composer.update();
+  },
 });
 
 const panels = new StoryPanels(byTestId("side"), byTestId("scene"), {
@@ -630,6 +649,7 @@ const composer = new Composer(byTestId("composer-area"), {
   showError,
   names,
 });
+composer.onUpdate = () => branches.update(); // Continue follows Send
 // The cast's "Reply as" buttons and the composer's picker show one choice.
 composer.onReplyAs = () => castPanel.render(state.chat);
 
@@ -673,7 +693,7 @@ byTestId("status-retry").addEventListener("click", () => connection.retryNow());
 // Esc stops the beat in flight; otherwise it closes whatever is open.
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape" || event.isComposing) return;
-  if (composer.stop() || composer.closeRegenerate() || timeline.closeRewind() || closeDrawers()) {
+  if (composer.stop() || composer.closeRegenerate() || branches.closeEdit() || timeline.closeRewind() || closeDrawers()) {
     event.preventDefault();
   }
 });
@@ -686,6 +706,7 @@ settingsPanel.render(null);
 castPanel.render(null);
 lorePanel.render();
 seats.render();
+branches.render();
 sidebar.render();
 renderHeader();
 composer.update();

@@ -82,6 +82,7 @@ export class Composer {
     status.textContent = settling ? `${this.names(chat.takingIn)} is taking in what was said\u2026` : "";
     this.renderReplyAs(chat);
     if (!chat) this.closeRegenerate();
+    this.onUpdate?.(); // controls beside the composer's follow it
   }
 
   async send() {

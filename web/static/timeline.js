@@ -2,8 +2,9 @@
 // the rewind control of each turn. It draws what chat.js knows; it changes
 // the story only through the `rewind` callbacks it is given.
 
+import { describePreview } from "./branches.js";
 import { tint } from "./colour.js";
-import { fill, h, humanKind, prose } from "./dom.js";
+import { fill, h, prose } from "./dom.js";
 
 // How close to the bottom (px) still counts as "reading the latest": only
 // then does new text scroll the view, so reading older turns is not disturbed.
@@ -19,13 +20,14 @@ const OLDER_SLACK_PX = 400;
  * asks for the turns before the first one shown (see `prependTurns`).
  */
 export class Timeline {
-  constructor(root, { names, previewRewind, rewind, showError, loadOlder }) {
+  constructor(root, { names, previewRewind, rewind, showError, loadOlder, decorate }) {
     this.root = root;
     this.names = names;
     this.previewRewind = previewRewind;
     this.rewindTo = rewind;
     this.showError = showError;
     this.loadOlder = loadOlder;
+    this.decorate = decorate; // adds a turn's branch controls (branches.js)
     this.beatEls = new Map(); // beat_id → { li, body }
     this.rewindBox = null;
     this.olderEl = null; // the "older turns" row at the top, while there are some
@@ -207,7 +209,7 @@ export class Timeline {
             type: "button",
             class: "turn-rewind quiet",
             testid: "rewind",
-            title: "Rewind: keep the story up to this turn and remove what came after",
+            title: "Rewind: go on from this turn; what came after stays on a branch you can return to",
             onclick: () => this.openRewind(turn, li),
           },
           "Rewind to here",
@@ -217,6 +219,7 @@ export class Timeline {
       turn.truncated ? h("div", { class: "turn-stopped", testid: "stopped" }, stoppedNote(turn)) : null,
     );
     if (!user) tint(li, turn.speaker_id); // each character's beats in their own colour
+    this.decorate?.(turn, li);
     return li;
   }
 
@@ -276,7 +279,7 @@ export class Timeline {
       return;
     }
     if (this.rewindBox !== box) return;
-    text.textContent = describePreview(preview);
+    text.textContent = describePreview(preview); // in plain words (branches.js)
     confirm.disabled = false;
     confirm.addEventListener("click", async () => {
       confirm.disabled = true;
@@ -326,16 +329,4 @@ export function stoppedNote(turn) {
   const reason = turn.error;
   if (!reason || reason === "cancelled" || reason === "cancel") return "\u2014 stopped";
   return `\u2014 stopped: ${reason}`;
-}
-
-/** "This removes 5 events: 2 × user turn, 3 × edge updated." */
-export function describePreview(preview) {
-  const total = Number(preview.total_events) || 0;
-  if (total === 0) return "Nothing comes after this turn: rewinding here removes nothing.";
-  const parts = Object.entries(preview.by_kind ?? {})
-    .filter(([, count]) => count > 0)
-    .sort((a, b) => b[1] - a[1])
-    .map(([kind, count]) => `${count} \u00d7 ${humanKind(kind)}`);
-  const noun = total === 1 ? "event" : "events";
-  return `This removes ${total} ${noun}${parts.length ? `: ${parts.join(", ")}` : ""}.`;
 }
