@@ -772,6 +772,7 @@ def with_alternatives(s: Store, chat_id: str, turns: Iterable[Turn]) -> tuple[Tu
             turn,
             alternatives=len(alternatives[turn.event_id]),
             alternative=alternatives[turn.event_id].index(turn.event_id) + 1,
+            alternative_ids=tuple(alternatives[turn.event_id]),
         )
         if len(alternatives.get(turn.event_id, ())) > 1
         else turn

@@ -187,7 +187,7 @@ _ADDITIONS: dict[type, tuple[str, ...]] = {
         "continue_from",
     ),
     # Before the shapes that hold turns: their hooks are made with the turn's own.
-    Turn: ("alternatives", "alternative"),
+    Turn: ("alternatives", "alternative", "alternative_ids"),
     ChatState: ("has_older", "lorebooks", "author_note", "queue", "settings"),
     UserTurn: ("speaker_id",),
     BeatStarted: ("continues", "offset"),

@@ -113,6 +113,9 @@ class Turn:
     alternative: int = 0
     """Which of them this one is, from 1, oldest first (an addition; left out, as 0, for a
     beat with no other alternative)."""
+    alternative_ids: tuple[int, ...] = ()
+    """The event ids of the alternatives, oldest first: what ``select_alternative`` takes
+    (an addition; left out, empty, for a beat with no other alternative)."""
 
 
 @frozen

@@ -48,6 +48,7 @@ async def test_alternatives_branches_and_edits(client: Client, server: Server) -
         state = await client.ask("open_chat", chat_id=chat_id)
         beat = state["timeline"][1]
         assert (beat["text"], beat["alternatives"], beat["alternative"]) == ("Another one.", 2, 2)
+        assert beat["alternative_ids"] == [first_beat, beat["event_id"]]
 
         branches = await client.ask("list_branches", chat_id=chat_id)
         assert branches["type"] == "branches" and branches["chat_id"] == chat_id

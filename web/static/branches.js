@@ -131,27 +131,13 @@ export class Branches {
     const chat = this.chat();
     if (!chat || !this.idle(chat)) return;
     try {
-      // A server that names the alternatives' events: select one of them.
+      // Each beat names its alternatives' events (`alternative_ids`), oldest first.
       const ids = turn.alternative_ids;
-      if (Array.isArray(ids) && ids.length === turn.alternatives) {
-        await this.request("select_alternative", { chat_id: chat.id, event_id: ids[to - 1] });
+      if (!Array.isArray(ids) || ids.length !== turn.alternatives) {
+        this.showError(new Error("This server does not name a beat's alternatives."));
         return;
       }
-      // The chat_state names how many alternatives a beat has, not their
-      // events: find the branch each one was written on instead. Regenerating
-      // a beat forks right after the person's line it answers, so the beat's
-      // second alternative is on the first branch forked there, the third on
-      // the second, and the first on the branch those forked from.
-      const { branches } = await this.request("list_branches", { chat_id: chat.id });
-      const forks = (branches ?? [])
-        .filter((branch) => branch.fork_event_id === turn.user_turn_id)
-        .sort((a, b) => a.branch_id - b.branch_id);
-      const branchId = to === 1 ? forks[0]?.parent_id : forks[to - 2]?.branch_id;
-      if (branchId == null) {
-        this.showError(new Error(`Alternative ${to} of this answer cannot be found on any branch.`));
-        return;
-      }
-      await this.request("switch_branch", { chat_id: chat.id, branch_id: branchId });
+      await this.request("select_alternative", { chat_id: chat.id, event_id: ids[to - 1] });
     } catch (error) {
       this.showError(error);
     }
