@@ -163,14 +163,10 @@ def _make() -> cattrs.Converter:
     # The additions (casts, presence, cards) are left out where they say nothing, so a
     # frame or a payload of before them reads and writes back byte for byte.
     for cls, names in _ADDITIONS.items():
-        conv.register_unstructure_hook(
-            cls,
-            make_dict_unstructure_fn(
-                cls,
-                conv,
-                **{name: override(omit_if_default=True) for name in names},  # type: ignore[arg-type]
-            ),
-        )
+        # Typed loosely on purpose: the keywords are the class's field names, which the
+        # function's own signature cannot know.
+        omitted: dict[str, Any] = {name: override(omit_if_default=True) for name in names}
+        conv.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, conv, **omitted))
     return conv
 
 
