@@ -28,7 +28,6 @@ from protocol import (
     Artifacts,
     Bot,
     Branches,
-    BranchInfo,
     Chat,
     ChatMessage,
     ChatSettings,
@@ -530,21 +529,7 @@ class Engine:
         """The chat's branches, its first one first."""
         await self._chat(chat_id)
         rows = await self._run(Store.branches, chat_id)
-        return Branches(
-            chat_id,
-            tuple(
-                BranchInfo(
-                    r.branch_id,
-                    r.parent_id,
-                    r.fork_event_id,
-                    r.length,
-                    r.tip_event_id,
-                    r.last_line,
-                    r.current,
-                )
-                for r in rows
-            ),
-        )
+        return Branches(chat_id, tuple(rows))
 
     async def switch_branch(self, chat_id: str, branch_id: int) -> None:
         """Make a branch current; the whole world follows and every watcher redraws."""

@@ -16,7 +16,6 @@ and running all of it on one thread for trio. See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store
-from ._branches import BranchRow
 from ._carry import start_chat
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._exports import card_for, chat_export
@@ -67,7 +66,6 @@ __all__ = [
     "AppendResult",
     "AsyncStore",
     "AutoPinPlan",
-    "BranchRow",
     "ChatImport",
     "Done",
     "Invalid",

@@ -24,10 +24,9 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import apsw
-import attrs
 
+from protocol import BranchInfo, load_event
 from protocol import events as ev
-from protocol import load_event
 
 from ._errors import StoreError
 from ._project import HANDLERS, _recast, current_branch
@@ -418,27 +417,10 @@ def _drop_deleted_bots(conn: apsw.Connection, chat_id: str) -> None:
         _recast(conn, chat_id)
 
 
-@attrs.frozen
-class BranchRow:
-    """One branch of a chat, as ``list_branches`` tells it."""
-
-    branch_id: int
-    parent_id: int | None
-    fork_event_id: int | None
-    """The last event of the parent the branch shares; None for the root."""
-    length: int
-    """The turns on its path (the person's and the characters')."""
-    tip_event_id: int
-    """The newest event on its path."""
-    last_line: str
-    """The text of the newest turn on its path ('' before any)."""
-    current: bool
-
-
 _TURN_KINDS: Final = ("user_turn", "user_turn_edit", "assistant_turn")
 
 
-def list_branches(conn: apsw.Connection, chat_id: str) -> list[BranchRow]:
+def list_branches(conn: apsw.Connection, chat_id: str) -> list[BranchInfo]:
     """Every branch of the chat, the root first, then by when each was made."""
     tree = {
         int(b): (p, f)
@@ -449,7 +431,7 @@ def list_branches(conn: apsw.Connection, chat_id: str) -> list[BranchRow]:
         )
     }
     current = current_branch(conn, chat_id)
-    out: list[BranchRow] = []
+    out: list[BranchInfo] = []
     for branch, (parent, fork) in tree.items():
         where, args = path_sql(path_in(tree, branch))
         scope = f"chat_id = ? AND {where} AND kind NOT IN (?, ?, ?, ?)"
@@ -464,7 +446,7 @@ def list_branches(conn: apsw.Connection, chat_id: str) -> list[BranchRow]:
             (chat_id, *args, *STRUCTURAL, *_TURN_KINDS),
         ).fetchall()
         out.append(
-            BranchRow(
+            BranchInfo(
                 branch,
                 parent,
                 fork,

@@ -23,6 +23,7 @@ import apsw
 
 from protocol import (
     YOU_ID,
+    BranchInfo,
     ChatMessage,
     EventPayloadError,
     checked_payload,
@@ -32,7 +33,6 @@ from protocol import events as ev
 from . import _history, _outbox, _schema
 from ._branches import (
     STRUCTURAL,
-    BranchRow,
     DecodedEvents,
     beat_alternatives,
     branch_path,
@@ -442,7 +442,7 @@ class Store(Queries, Library):
         self._counts["appended"] += 1
         return event_id
 
-    def branches(self, chat_id: str) -> list[BranchRow]:
+    def branches(self, chat_id: str) -> list[BranchInfo]:
         """The chat's branches, oldest first (the root first): see :func:`list_branches`."""
         return list_branches(self.conn, chat_id)
 
