@@ -88,8 +88,12 @@ def open_browser(profile: Path) -> webdriver.Chrome:
     ):
         options.add_argument(flag)
     os.environ.setdefault("SE_OFFLINE", "true")
-    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    return webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    # The window size counts the browser's frame; the page itself is to be 1280x860.
+    frame = driver.execute_script("return window.outerHeight - window.innerHeight")
+    driver.set_window_size(1280, 860 + int(frame))
+    return driver
 
 
 def by_id(driver: webdriver.Chrome, testid: str) -> list[WebElement]:
@@ -167,6 +171,8 @@ def main() -> None:
             driver = open_browser(profile)
             try:
                 play(driver, url)
+                # Open the first cell of the matrix (Mira toward Wren): its gauges show the change.
+                by_id(driver, "edge")[0].find_element(By.TAG_NAME, "button").click()
                 driver.execute_script("document.activeElement.blur()")
                 driver.save_screenshot(str(OUT))
             finally:
