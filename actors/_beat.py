@@ -53,10 +53,10 @@ from ._feed import ChatFeed
 from ._journal import Journal
 from ._services import Services
 
-log = logging.getLogger("troupe.actors.beat")
-
 T = TypeVar("T")
 P = ParamSpec("P")
+
+log = logging.getLogger("troupe.actors.beat")
 
 
 @attrs.define
