@@ -13,8 +13,9 @@ person.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from types import UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -470,7 +471,104 @@ def check_event(event: ev.Event) -> ev.Event:
 def checked_payload(event: ev.Event) -> tuple[ev.Event, str, str]:
     """:func:`check_event`, with the ``kind`` and JSON text it checked: what the log keeps.
 
-    The text is the one that loaded back, so it need not be encoded again.
+    The text is the one that loaded back, so it need not be encoded again. An
+    event whose every field already holds what decoding would give back (see
+    :func:`loads_back`) is kept as it is; any other goes through the full
+    round trip, which returns the decoded copy or refuses it.
     """
     kind, text = dump_event(event)
+    if loads_back(event):
+        return event, kind, text
     return _load(kind, text), kind, text
+
+
+def loads_back(value: Any) -> bool:
+    """Whether an event (or shape) is surely what decoding its own payload would give back.
+
+    True only when every field holds exactly its declared type (a ``str``
+    that is valid Unicode, an ``int`` in 64 bits, a ``tuple`` of such, a
+    nested class of its own...), and the class's validators pass with the
+    limits applying: then decoding would rebuild an equal value, and the
+    full decode, the slow part of appending, can be skipped. False means
+    "not sure", never "bad": the caller then decodes, which decides.
+    """
+    check = _checker(type(value))
+    if check is None:
+        return False
+    try:
+        return check(value)
+    except Exception:
+        return False  # a validator refused: the full decode says why
+
+
+_Check = Callable[[Any], bool]
+_validate: Callable[[Any], None] = attrs.validate
+_CHECKERS: dict[Any, _Check | None] = {}
+
+
+def _checker(type_: Any) -> _Check | None:
+    """A function telling whether a value is exactly of ``type_``; None when it cannot tell."""
+    try:
+        return _CHECKERS[type_]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable type hint
+        return None
+    _CHECKERS[type_] = None  # a class that holds itself is not told apart: the full decode
+    check = _make_checker(type_)
+    _CHECKERS[type_] = check
+    return check
+
+
+def _make_checker(type_: Any) -> _Check | None:
+    if type_ is str:
+        return lambda v: type(v) is str and is_text(v)
+    if type_ is bool:
+        return lambda v: type(v) is bool
+    if type_ is int:
+        return lambda v: type(v) is int and MIN_INT <= v <= MAX_INT
+    if type_ is float:
+        # An int would decode as a float: equal, but not the same; let the decode have it.
+        return lambda v: type(v) is float
+    origin, args = get_origin(type_), get_args(type_)
+    if origin is Literal and all(type(a) is str for a in args):
+        allowed = frozenset(args)
+        return lambda v: type(v) is str and v in allowed
+    if origin in (Union, UnionType):
+        inner = [_checker(a) for a in args if a is not type(None)]
+        if len(inner) != 1 or inner[0] is None or len(args) != 2:
+            return None
+        one = inner[0]
+        return lambda v: v is None or one(v)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _checker(args[0])
+        if item is None:
+            return None
+        return lambda v: type(v) is tuple and all(item(x) for x in v)
+    if isinstance(type_, type) and attrs.has(type_):
+        return _attrs_checker(type_)
+    return None
+
+
+def _attrs_checker(cls: type) -> _Check | None:
+    if hasattr(cls, "__attrs_post_init__"):
+        return None  # it checks more than its fields: the full decode runs it
+    fields = attrs.fields(attrs.resolve_types(cls))
+    if any(f.alias != f.name or not f.init for f in fields):
+        return None
+    checks: list[tuple[str, _Check]] = []
+    for f in fields:
+        check = _checker(f.type)
+        if check is None:
+            return None
+        checks.append((f.name, check))
+
+    def check_attrs(v: Any) -> bool:
+        if type(v) is not cls or not limits_apply():
+            return False
+        if not all(check(getattr(v, name)) for name, check in checks):
+            return False
+        _validate(v)  # raises when the limits refuse it
+        return True
+
+    return check_attrs

@@ -107,6 +107,14 @@ class Store(Queries, Library):
         self._landed: list[tuple[int, AppendResult]] = []
         self.decoded = DecodedEvents()
         """The events appended or replayed lately, decoded: a chat's replay reads these."""
+        self._branches: dict[str, int] = {}
+        """Each chat's current branch as last committed, read once instead of at every append.
+
+        Used only by an append that is its own transaction (see :meth:`_append`):
+        inside a caller's transaction, which may still roll back, the table is read.
+        An event that opens a branch drops its chat's entry, a failed append or a
+        rebuild drops them all.
+        """
 
     @classmethod
     def open(
@@ -180,9 +188,15 @@ class Store(Queries, Library):
             if isinstance(event, ev.ChatRewound):
                 raise Invalid("a chat is rewound with rewind(), which forks a branch")
             checked.append(self._checked(event))
-        with transaction(self.conn):
-            ids = tuple(self._append_one(*one) for one in checked)
-            messages = self._stamp(render(ids)) if render is not None else ()
+        # Only a transaction of its own commits what it read: a caller's may roll back.
+        cached = not self.conn.in_transaction
+        try:
+            with transaction(self.conn):
+                ids = tuple(self._append_one(*one, cached=cached) for one in checked)
+                messages = self._stamp(render(ids)) if render is not None else ()
+        except BaseException:
+            self._branches.clear()
+            raise
         self._counts["appended"] += len(ids)
         return AppendResult(ids, messages)
 
@@ -194,12 +208,23 @@ class Store(Queries, Library):
         except EventPayloadError as exc:
             raise Invalid(str(exc)) from None
 
-    def _append_one(self, event: ev.Event, kind: str, payload: str) -> int:
-        """One checked event: its log row (the payload as it was checked) and its projection."""
+    def _append_one(
+        self, event: ev.Event, kind: str, payload: str, *, cached: bool = False
+    ) -> int:
+        """One checked event: its log row (the payload as it was checked) and its projection.
+
+        ``cached``: the chat's branch may come from (and go to) :attr:`_branches`.
+        """
         conn = self.conn
         at = self.now()
         chat_id = ev.chat_of(event)
-        branch = current_branch(conn, chat_id) if chat_id is not None else None
+        branch = None
+        if chat_id is not None:
+            branch = self._branches.get(chat_id) if cached else None
+            if branch is None:
+                branch = current_branch(conn, chat_id)
+                if cached:
+                    self._branches[chat_id] = branch
         conn.execute(
             "INSERT INTO event_log(at, chat_id, kind, payload, branch_id) VALUES (?, ?, ?, ?, ?)",
             (at, chat_id, kind, payload, branch),
@@ -208,6 +233,7 @@ class Store(Queries, Library):
         self.decoded.keep(event_id, kind, payload, event)
         HANDLERS[kind](conn, event_id, at, event)
         if chat_id is not None and kind in _OPENS_A_BRANCH:
+            self._branches.pop(chat_id, None)
             # On the branch current once it applied: a fork's own event opens its branch.
             conn.execute(
                 "UPDATE event_log SET branch_id = ? WHERE id = ?",
@@ -435,6 +461,7 @@ class Store(Queries, Library):
         return self._branch(ev.BranchSwitched(chat_id, branch_id))
 
     def _branch(self, event: ev.ChatRewound | ev.BranchForked | ev.BranchSwitched) -> int:
+        self._branches.clear()
         with transaction(self.conn):
             keep_view(self.conn, event.chat_id)
             event_id = self._append_one(*self._checked(event))
@@ -485,6 +512,7 @@ class Store(Queries, Library):
         the appends built one by one; the property tests hold it to that.
         """
         started = time.perf_counter()
+        self._branches.clear()
         with transaction(self.conn):
             _history.recompute_rewinds(self.conn)
             replayed = _history.reproject(self.conn)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import protocol as p
 from protocol import events as ev
-from protocol._validators import FieldTooLarge
+from protocol._codec import _load
+from protocol._validators import FieldTooLarge, stored_read
 
 
 def error_of(frame: str | bytes) -> p.ProtocolError:
@@ -462,3 +463,62 @@ def test_hostile_fields_decode_to_storable_messages_or_a_protocol_error(
     assert storable(p.converter.unstructure(envelope.message))
     assert envelope.id is None or is_text(envelope.id)
     p.encode_client(envelope.message, envelope.id).encode("utf-8")
+
+
+def _outcome(check: Any) -> tuple[str, Any]:
+    try:
+        return "ok", check()
+    except (p.EventPayloadError, ValueError, TypeError) as exc:
+        return "refused", type(exc).__name__
+
+
+def _full_round_trip(event: ev.Event) -> ev.Event:
+    """What appending did before the quick check: encode, then decode with the limits."""
+    kind, text = p.dump_event(event)
+    return _load(kind, text)
+
+
+@given(
+    st.tuples(HOSTILE, HOSTILE, HOSTILE, HOSTILE),
+    st.sampled_from(["user_turn", "assistant_turn", "chat_rewound", "bot_created"]),
+)
+def test_the_quick_check_decides_as_the_full_round_trip(
+    values: tuple[Any, ...], kind: str
+) -> None:
+    a, b, c, d = values
+    build = {
+        "user_turn": lambda: ev.UserTurn(
+            "c1", a, (p.Segment("dialogue", b),), present=d, person_id=c
+        ),
+        "assistant_turn": lambda: ev.AssistantTurn("c1", "mira", a, b, "text", error=c),
+        "chat_rewound": lambda: ev.ChatRewound(a, b),
+        "bot_created": lambda: ev.BotCreated(a, "Mira", b, c),
+    }[kind]
+    try:
+        event = build()
+    except (ValueError, TypeError):
+        return  # refused already when built
+    quick = _outcome(lambda: p.checked_payload(event)[0])
+    full = _outcome(lambda: _full_round_trip(event))
+    assert quick[0] == full[0]
+    if quick[0] == "ok":
+        assert quick[1] == full[1]
+
+
+def test_the_quick_check_still_refuses_what_would_not_load_back() -> None:
+    with pytest.raises(p.EventPayloadError, match="expected a string"):
+        p.checked_payload(ev.UserTurn("c1", cast(Any, 5), ()))
+    with pytest.raises(p.EventPayloadError, match="surrogate"):
+        p.checked_payload(ev.UserTurn("c1", LONE, ()))
+    with pytest.raises(p.EventPayloadError, match="64-bit"):
+        p.checked_payload(ev.ChatRewound("c1", BIG))
+    # Built where the limits did not apply (a replay), then offered for writing: refused.
+    over = stored_read(lambda: ev.UserTurn("c1", "x" * (p.MAX_PROSE + 1), ()))
+    with pytest.raises(p.EventPayloadError, match="at most 8000"):
+        p.checked_payload(over)
+    # A list where a tuple belongs loads back as the tuple: the decoded copy is kept.
+    listed = ev.UserTurn("c1", "hi", cast(Any, [p.Segment("narration", "hi")]))
+    kept, kind, _ = p.checked_payload(listed)
+    assert kind == "user_turn" and isinstance(kept.segments, tuple)
+    plain = ev.UserTurn("c1", "hi", (p.Segment("narration", "hi"),))
+    assert p.checked_payload(plain)[0] is plain  # nothing to fix: not decoded again
