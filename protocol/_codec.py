@@ -502,7 +502,6 @@ def loads_back(value: Any) -> bool:
 
 
 _Check = Callable[[Any], bool]
-_validate: Callable[[Any], None] = attrs.validate
 _CHECKERS: dict[Any, _Check | None] = {}
 
 
@@ -562,13 +561,17 @@ def _attrs_checker(cls: type) -> _Check | None:
         if check is None:
             return None
         checks.append((f.name, check))
+    # What attrs.validate runs, looked up once.
+    validators: list[tuple[Any, Any]] = [(f, f.validator) for f in fields if f.validator]
 
     def check_attrs(v: Any) -> bool:
         if type(v) is not cls or not limits_apply():
             return False
-        if not all(check(getattr(v, name)) for name, check in checks):
-            return False
-        _validate(v)  # raises when the limits refuse it
+        for name, check in checks:
+            if not check(getattr(v, name)):
+                return False
+        for field, validator in validators:
+            validator(v, field, getattr(v, field.name))  # raises when the limits refuse it
         return True
 
     return check_attrs
