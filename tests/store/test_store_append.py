@@ -11,6 +11,7 @@ from storeworld import dump_projections, exchange, said
 from protocol import Artifacts, MemoryNote, TurnSettled
 from protocol import events as ev
 from store import Invalid, NotFound, Store, StoreError
+from store._tx import transaction
 
 
 def test_ids_are_log_positions_and_the_payload_round_trips(store: Store) -> None:
@@ -170,3 +171,28 @@ def test_statistics_count_what_happened(store: Store, world: dict[str, str]) -> 
     assert stats["appended"] == 3
     assert stats["events"] == 3
     assert stats["schema_version"] >= 1
+
+
+def test_each_row_is_written_on_the_branch_current_when_it_commits(
+    store: Store, world: dict[str, str]
+) -> None:
+    chat = world["chat"]
+
+    def turn(prose: str) -> int:
+        return store.append(ev.UserTurn(chat, prose, said(prose))).ids[0]
+
+    first = turn("Hello.")
+    root = store.branch_of(first)
+    store.fork(chat, first, "edit")
+    forked = store.current_branch(chat)
+    assert forked != root
+    assert store.branch_of(turn("On the fork.")) == forked
+    store.switch_branch(chat, root if root is not None else 0)
+    assert store.branch_of(turn("Back at the root.")) == root
+    # A switch inside a caller's transaction that rolls back leaves the root current.
+    with pytest.raises(RuntimeError), transaction(store.conn):
+        store.switch_branch(chat, forked)
+        assert store.branch_of(turn("On the fork, for a moment.")) == forked
+        raise RuntimeError("the caller gives up")
+    assert store.current_branch(chat) == root
+    assert store.branch_of(turn("Still at the root.")) == root
