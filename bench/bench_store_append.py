@@ -3,7 +3,8 @@
 Every event is a user turn of one chat. Both sides write what the store
 writes for it: the ``event_log`` row and the ``timeline`` row, with the same
 values (the payload JSON, the time stamp, who was present), into a database
-the store created (same schema, WAL, ``synchronous=NORMAL``). The store also
+the store created (same schema, WAL, ``synchronous=NORMAL``), the log row on
+the chat's branch as the store writes it. The store also
 checks each event (its payload's round trip and limits, that the chat
 exists) and keeps its counters; raw apsw does nothing but the inserts. So
 the ratio is the price of the store's work per event, on top of SQLite's.
@@ -66,7 +67,7 @@ def raw_rows(n: int) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
     rows = []
     for i in range(n):
         kind, payload = dump_event(turn(i))
-        rows.append((("c1", kind, payload), ("c1", "you", turn(i).prose, '["you", "mira"]')))
+        rows.append((("c1", kind, payload), ("c1", "you", turn(i).prose, '["mira", "you"]')))
     return rows
 
 
@@ -79,19 +80,24 @@ def raw(path: Path, n: int, batch: int) -> float:
     # An older schema's timeline has no ``present``: write what that store writes.
     columns = {row[1] for row in conn.execute("PRAGMA table_info(timeline)")}
     present = "present" in columns
+    # Each log row carries its chat's branch where the schema has one: the store writes it.
+    branch = None
+    if "branch_id" in {row[1] for row in conn.execute("PRAGMA table_info(event_log)")}:
+        (branch,) = conn.execute("SELECT current FROM chat_branch WHERE chat_id = 'c1'").fetchone()
     insert = "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, user_turn_id" + (
         ", present) VALUES (?, ?, 'user', ?, ?, ?, ?)"
         if present
         else ") VALUES (?, ?, 'user', ?, ?, ?)"
     )
+    log_insert = "INSERT INTO event_log(at, chat_id, kind, payload" + (
+        ", branch_id) VALUES (?, ?, ?, ?, ?)" if branch is not None else ") VALUES (?, ?, ?, ?)"
+    )
     started = time.perf_counter()
     for start in range(0, n, batch):
         conn.execute("BEGIN IMMEDIATE")
         for log_row, line in rows[start : start + batch]:
-            conn.execute(
-                "INSERT INTO event_log(at, chat_id, kind, payload) VALUES (?, ?, ?, ?)",
-                (AT, *log_row),
-            )
+            log_values = (AT, *log_row, branch) if branch is not None else (AT, *log_row)
+            conn.execute(log_insert, log_values)
             event_id = conn.last_insert_rowid()
             values = (event_id, line[0], line[1], line[2], event_id)
             conn.execute(insert, (*values, line[3]) if present else values)
