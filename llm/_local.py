@@ -44,6 +44,7 @@ from typing import Any
 
 import trio
 
+from ._echo import NGRAM
 from ._errors import ModelError, ModelLength, ModelStalled, ModelTimeout
 from ._json import check_schema, extract_json
 from ._limit import Priority, PriorityLimiter, classifier_priority
@@ -403,6 +404,9 @@ class LocalBackend:
             "frequency_penalty": FREQUENCY_PENALTY,
             "presence_penalty": PRESENCE_PENALTY,
             "stop": list(dict.fromkeys([*stops, *request.stop])),
+            # The penalties above see only the reply: runs of the transcript are banned apart.
+            "no_repeat_ngram": NGRAM,
+            "echo_from": prompt.find(SEPARATOR) + len(SEPARATOR) if SEPARATOR in prompt else 0,
         }
         for name in ("top_p", "min_p"):
             if (value := getattr(request, name)) is not None:

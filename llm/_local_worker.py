@@ -29,6 +29,7 @@ import sys
 import threading
 from typing import Any, BinaryIO
 
+from llm._echo import BANNED, RepeatBan
 from llm._local_cache import DEFAULT_CAP, Entry, PrefixCache, common_prefix
 
 # How a request looks on the wire, and how the worker answers.
@@ -236,6 +237,7 @@ class Worker:
             min_p=float(message.get("min_p", 0.05)),
             stop=list(message.get("stop", ())),
             logit_bias=self._no_pad,
+            logits_processor=self._repeat_ban(message),
             stream=True,
         )
         try:
@@ -251,6 +253,44 @@ class Worker:
             return "stop"
         finally:
             parts.close()  # leaves the model at once, before the acknowledgment
+
+    def _repeat_ban(self, message: dict[str, Any]) -> list[Any] | None:
+        """A logits processor that bans the token repeating a run of the transcript or reply.
+
+        ``echo_from`` is where the transcript starts in the prompt (what the reply
+        may not copy); without ``no_repeat_ngram`` there is none.
+        """
+        ngram = int(message.get("no_repeat_ngram", 0))
+        if ngram < 2:
+            return None
+        import numpy as np
+
+        model = self.model
+        said = model.tokenize(
+            message["prompt"][int(message.get("echo_from", 0)) :].encode(),
+            add_bos=False,
+            special=True,
+        )
+
+        def wordy(token: int) -> bool:
+            text = model.detokenize([token]).decode(errors="ignore")
+            return any(ch.isalnum() for ch in text)
+
+        ban = RepeatBan(said, wordy, ngram)
+        seen = self._prompt[0]
+
+        def process(input_ids: Any, scores: Any) -> Any:
+            nonlocal seen
+            ids = input_ids.tolist()
+            for token in ids[seen:]:
+                ban.add(int(token))
+            seen = max(seen, len(ids))
+            banned = ban.banned(ids)
+            if banned:
+                scores[np.fromiter(banned, dtype=np.intc)] = BANNED
+            return scores
+
+        return [process]
 
     def _complete_json(self, request_id: int, message: dict[str, Any]) -> tuple[str, str]:
         from llama_cpp.llama_grammar import LlamaGrammar
