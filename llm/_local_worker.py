@@ -225,6 +225,7 @@ class Worker:
         key = message.get("cache_key")
         if not self._prefill(request_id, message["prompt"], str(key) if key else None):
             return "stopped"
+        banning = self._repeat_ban(message)
         parts = self.model.create_completion(
             message["prompt"],
             max_tokens=int(message["max_tokens"]),
@@ -236,8 +237,10 @@ class Worker:
             top_p=float(message.get("top_p", 0.95)),
             min_p=float(message.get("min_p", 0.05)),
             stop=list(message.get("stop", ())),
-            logit_bias=self._no_pad,
-            logits_processor=self._repeat_ban(message),
+            # llama-cpp-python drops both when given a logit bias and a processor, so the
+            # processor applies the pad ban itself.
+            logit_bias=None if banning else self._no_pad,
+            logits_processor=banning,
             stream=True,
         )
         try:
@@ -277,6 +280,7 @@ class Worker:
             return any(ch.isalnum() for ch in text)
 
         ban = RepeatBan(said, wordy, ngram)
+        pad = tuple(self._no_pad or ())
         seen = self._prompt[0]
 
         def process(input_ids: Any, scores: Any) -> Any:
@@ -288,6 +292,8 @@ class Worker:
             banned = ban.banned(ids)
             if banned:
                 scores[np.fromiter(banned, dtype=np.intc)] = BANNED
+            for token in pad:
+                scores[token] = BANNED
             return scores
 
         return [process]
