@@ -275,11 +275,15 @@ class Worker:
             special=True,
         )
 
-        def wordy(token: int) -> bool:
-            text = model.detokenize([token]).decode(errors="ignore")
-            return any(ch.isalnum() for ch in text)
+        def text(token: int) -> str:
+            return str(model.detokenize([token]).decode(errors="ignore"))
 
-        ban = RepeatBan(said, wordy, ngram)
+        ban = RepeatBan(
+            said,
+            lambda token: any(ch.isalnum() for ch in text(token)),
+            ngram,
+            breaking=lambda token: "\n" in text(token),
+        )
         pad = tuple(self._no_pad or ())
         seen = self._prompt[0]
 

@@ -51,3 +51,18 @@ def test_the_ban_joins_the_reply_to_the_end_of_the_transcript() -> None:
     assert ban.banned([1, 2, 3]) == {4}
     # A run of one, or none, bans nothing.
     assert RepeatBan([1, 2, 3], wordy, ngram=1).banned([1, 2, 3]) == set()
+
+
+def test_a_run_across_a_line_break_stays_free() -> None:
+    # The transcript's lines end "came in." and open with a name: banning the name
+    # after a line end made the model tag its next line with a shorter one.
+    words = {**WORDS, 10: "\n", 11: "Wren", 12: ":"}
+    said = [4, 5, 6, 7, 10, 11, 12]  # " I came in.\nWren:"
+    ban = RepeatBan(
+        said,
+        lambda t: any(ch.isalnum() for ch in words[t]),
+        ngram=4,
+        breaking=lambda t: "\n" in words[t],
+    )
+    assert ban.banned([6, 7, 10]) == set()
+    assert ban.banned([4, 5, 6]) == {7}  # within the line, the run is still banned
