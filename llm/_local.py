@@ -7,7 +7,10 @@ conversation is rendered as a transcript: the system text, a separator, then
 ``Name: text`` lines ending with the speaker's tag. Generation stops at
 another speaker's tag in the forms small models write (``Name:``,
 ``- Name:``, ``**Name:**``...) and at a markdown heading (the prompt's own
-structure, never a beat's); repetition penalties break loops. A reply that
+structure, never a beat's); repetition penalties break loops, and the worker
+bans the token that would copy a run of four tokens of the transcript or of
+the reply itself (``llm/_echo.py``), so a reply does not echo the line just
+said to it. A reply that
 reaches its token cap ends at its last whole sentence: near the cap, the
 text after the last sentence end is held back, dropped at the cap, and the
 stream ends with :class:`ModelLength`. Classifier calls use llama.cpp's
