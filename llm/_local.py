@@ -7,7 +7,10 @@ conversation is rendered as a transcript: the system text, a separator, then
 ``Name: text`` lines ending with the speaker's tag. Generation stops at
 another speaker's tag in the forms small models write (``Name:``,
 ``- Name:``, ``**Name:**``...) and at a markdown heading (the prompt's own
-structure, never a beat's); repetition penalties break loops. A reply that
+structure, never a beat's); repetition penalties break loops, and the worker
+bans the token that would copy a run of four tokens of the transcript or of
+the reply itself (``llm/_echo.py``), so a reply does not echo the line just
+said to it. A reply that
 reaches its token cap ends at its last whole sentence: near the cap, the
 text after the last sentence end is held back, dropped at the cap, and the
 stream ends with :class:`ModelLength`. Classifier calls use llama.cpp's
@@ -44,6 +47,7 @@ from typing import Any
 
 import trio
 
+from ._echo import NGRAM
 from ._errors import ModelError, ModelLength, ModelStalled, ModelTimeout
 from ._json import check_schema, extract_json
 from ._limit import Priority, PriorityLimiter, classifier_priority
@@ -403,6 +407,9 @@ class LocalBackend:
             "frequency_penalty": FREQUENCY_PENALTY,
             "presence_penalty": PRESENCE_PENALTY,
             "stop": list(dict.fromkeys([*stops, *request.stop])),
+            # The penalties above see only the reply: runs of the transcript are banned apart.
+            "no_repeat_ngram": NGRAM,
+            "echo_from": prompt.find(SEPARATOR) + len(SEPARATOR) if SEPARATOR in prompt else 0,
         }
         for name in ("top_p", "min_p"):
             if (value := getattr(request, name)) is not None:

@@ -29,6 +29,7 @@ import sys
 import threading
 from typing import Any, BinaryIO
 
+from llm._echo import BANNED, RepeatBan
 from llm._local_cache import DEFAULT_CAP, Entry, PrefixCache, common_prefix
 
 # How a request looks on the wire, and how the worker answers.
@@ -224,6 +225,7 @@ class Worker:
         key = message.get("cache_key")
         if not self._prefill(request_id, message["prompt"], str(key) if key else None):
             return "stopped"
+        banning = self._repeat_ban(message)
         parts = self.model.create_completion(
             message["prompt"],
             max_tokens=int(message["max_tokens"]),
@@ -235,7 +237,10 @@ class Worker:
             top_p=float(message.get("top_p", 0.95)),
             min_p=float(message.get("min_p", 0.05)),
             stop=list(message.get("stop", ())),
-            logit_bias=self._no_pad,
+            # llama-cpp-python drops both when given a logit bias and a processor, so the
+            # processor applies the pad ban itself.
+            logit_bias=None if banning else self._no_pad,
+            logits_processor=banning,
             stream=True,
         )
         try:
@@ -251,6 +256,51 @@ class Worker:
             return "stop"
         finally:
             parts.close()  # leaves the model at once, before the acknowledgment
+
+    def _repeat_ban(self, message: dict[str, Any]) -> list[Any] | None:
+        """A logits processor that bans the token repeating a run of the transcript or reply.
+
+        ``echo_from`` is where the transcript starts in the prompt (what the reply
+        may not copy); without ``no_repeat_ngram`` there is none.
+        """
+        ngram = int(message.get("no_repeat_ngram", 0))
+        if ngram < 2:
+            return None
+        import numpy as np
+
+        model = self.model
+        said = model.tokenize(
+            message["prompt"][int(message.get("echo_from", 0)) :].encode(),
+            add_bos=False,
+            special=True,
+        )
+
+        def text(token: int) -> str:
+            return str(model.detokenize([token]).decode(errors="ignore"))
+
+        ban = RepeatBan(
+            said,
+            lambda token: any(ch.isalnum() for ch in text(token)),
+            ngram,
+            breaking=lambda token: "\n" in text(token),
+        )
+        pad = tuple(self._no_pad or ())
+        seen = self._prompt[0]
+
+        def process(input_ids: Any, scores: Any) -> Any:
+            nonlocal seen
+            ids = input_ids.tolist()
+            for token in ids[seen:]:
+                ban.add(int(token))
+            seen = max(seen, len(ids))
+            banned = ban.banned(ids)
+            if banned:
+                scores[np.fromiter(banned, dtype=np.intc)] = BANNED
+            for token in pad:
+                scores[token] = BANNED
+            return scores
+
+        return [process]
 
     def _complete_json(self, request_id: int, message: dict[str, Any]) -> tuple[str, str]:
         from llama_cpp.llama_grammar import LlamaGrammar

@@ -261,3 +261,30 @@ def test_a_continued_reply_ends_the_transcript_with_its_words() -> None:
     assert prompt.endswith("Wren: A room, please.\nMira: Mira nods.")
     plain, _ = transcript(messages, "Mira", ("Wren",))
     assert plain.endswith("Mira:")
+
+
+async def test_the_reply_does_not_copy_the_line_just_said_to_it(
+    local: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = "I am glad I came in. Honestly, this is the friendliest bar on the coast."
+    asked = NarrativeRequest(
+        (
+            Message("system", "Mira keeps the Gilded Eel, a bar on the coast."),
+            Message("user", line, "Wren"),
+            Message("assistant", line, "Mira"),
+            Message("user", line, "Wren"),
+        ),
+        speaker="Mira",
+        max_tokens=40,
+        temperature=0.0,
+    )
+    pieces, _ = await read(local, asked)
+    reply = "".join(pieces).lower()
+    assert reply.strip()
+    assert "i am glad i came in" not in reply and "friendliest bar on the coast" not in reply
+
+    # Without the ban the same prompt draws the line back, word for word: the ban is
+    # what keeps it out, not the prompt.
+    monkeypatch.setattr(llm._local, "NGRAM", 0)
+    pieces, _ = await read(local, asked)
+    assert "friendliest bar on the coast" in "".join(pieces).lower()
