@@ -125,6 +125,8 @@ def test_two_browsers_as_two_personas_queue_turns_that_stream_to_both(tmp_path: 
         wait(second, lambda d: by_id(d, "send")[0].text == "Queue")
         send(second, '"Oss, count the ships."')
         wait(first, lambda d: len(queued(d)) == 1)
+        # Each page draws the queue on its own frame: wait for the sender's Drop to show.
+        wait(second, lambda d: len(by_id(d, "queued-drop")) == 1)
         by_id(second, "queued-drop")[0].click()
         for page in (first, second):
             wait(page, lambda d: not queued(d) and settled(d), 30)
