@@ -123,50 +123,46 @@ def stop(process: subprocess.Popen[Any]) -> None:
             process.wait(10)
 
 
+def serve_tree(
+    tree: Path, data: Path, backend: list[str], env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """``troupe serve`` from the source tree ``tree`` on ``data`` with ``backend``'s flags; its
+    port, once the server says it is ready (its log goes to ``data/serve.log``)."""
+    port = free_port()
+    environ = {**os.environ, "PYTHONPATH": str(tree), **(env or {})}
+    environ.pop("TROUPE_TOKEN", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            *("-m", "troupe", "serve", "--port", str(port), "--data", str(data)),
+            *("--token", TOKEN),
+            *backend,
+        ],
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=(data / "serve.log").open("w"),
+        text=True,
+        env=environ,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "ready" not in line and "http" not in line:  # the previous release printed the address
+        stop(process)
+        raise RuntimeError(f"troupe serve did not start: {line!r}; see {data / 'serve.log'}")
+    return process, port
+
+
 def start_troupe(
     model_url: str, data: Path, pythonpath: Path
 ) -> tuple[subprocess.Popen[str], int]:
     """``troupe serve`` from the tree at ``pythonpath``, on the model server; its port."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(pythonpath),
-        "TROUPE_MAX_CLIENTS": "4096",
-    }
-    env.pop("TROUPE_TOKEN", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "troupe",
-            "serve",
-            "--port",
-            str(port),
-            "--data",
-            str(data),
-            "--token",
-            TOKEN,
-            "--backend",
-            "openai",
-            "--base-url",
-            model_url,
-            "--model",
-            "bench-model",
-            "--max-connections",
-            "4096",
-        ],
-        cwd=pythonpath,
-        stdout=subprocess.PIPE,
-        stderr=(data / "serve.log").open("w"),
-        text=True,
-        env=env,
+    backend = ["--backend", "openai", "--base-url", model_url, "--model", "bench-model"]
+    return serve_tree(
+        pythonpath,
+        data,
+        [*backend, "--max-connections", "4096"],
+        {"TROUPE_MAX_CLIENTS": "4096"},
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "ready" not in line:
-        stop(process)
-        raise RuntimeError(f"troupe serve did not start: {line!r}; see {data / 'serve.log'}")
-    return process, port
 
 
 def measure(

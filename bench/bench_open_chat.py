@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _load import TOKEN, free_port, percentile, stop, trees
+from _load import TOKEN, percentile, serve_tree, stop, trees
 from _report import report
 
 SIZES = (100, 1_000, 10_000)
@@ -97,39 +97,10 @@ def prepare(tree: Path, data: Path) -> dict[int, str]:
 
 def serve(tree: Path, data: Path) -> tuple[subprocess.Popen[str], int]:
     """``troupe serve`` from ``tree`` on ``data`` (a scripted model: no turn is taken)."""
-    port = free_port()
     (data / "replies.toml").write_text(REPLIES)
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    env.pop("TROUPE_TOKEN", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "troupe",
-            "serve",
-            "--port",
-            str(port),
-            "--data",
-            str(data),
-            "--token",
-            TOKEN,
-            "--backend",
-            "scripted",
-            "--script",
-            str(data / "replies.toml"),
-        ],
-        cwd=tree,
-        stdout=subprocess.PIPE,
-        stderr=(data / "serve.log").open("w"),
-        text=True,
-        env=env,
+    return serve_tree(
+        tree, data, ["--backend", "scripted", "--script", str(data / "replies.toml")]
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "ready" not in line and "http" not in line:
-        stop(process)
-        raise RuntimeError(f"troupe serve did not start: {line!r}; see {data / 'serve.log'}")
-    return process, port
 
 
 async def open_many(port: int, chats: dict[int, str]) -> dict[int, dict[str, float]]:

@@ -3,7 +3,9 @@
 Owns: the request and settings types, the ``openai`` backend (any
 OpenAI-compatible server, over httpx and httpx-sse), the ``local`` backend
 (llama.cpp in a supervised worker process, the packaged Gemma 3 270M by
-default: a crash inside it costs one request), the ``scripted`` backend
+default: a crash inside it costs one request; it keeps each chat's evaluated
+prompt in a bounded cache and never lets the model copy a run of the
+transcript), the ``scripted`` backend
 (canned replies for tests and demos), connection caps in three priorities
 (narrative beats, then the classifier passes a turn waits on, then the
 rest), timeouts, retries, the JSON modes a server is asked in, and the

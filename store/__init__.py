@@ -1,18 +1,16 @@
-"""The event store on apsw: the append-only log, its projections, rewind and recovery.
+"""The event store on apsw: the append-only log, its projections, branches and recovery.
 
 Owns: the SQLite schema and its migrations; appending events together with
-their projection change and outgoing chat messages in one transaction; the
-queries the turn flow needs; the named writes of a chat (``begin_beat``,
-``end_beat``, ``write_memories``, ...: events and their messages together);
-rewind (after a snapshot) and supersede; crash recovery of beats left open;
-holding a beat's end while the disk is full; what was imported from other
-front ends (character cards with their avatars, lorebooks, chats: written in
-one transaction each, read back whole); and running all of it on one thread
-for trio. See docs/storage.md.
-starting a chat that carries on from another; branches (rewind, forks and
-switches re-project one chat from its own events) and supersede; crash
-recovery of beats left open; holding a beat's end while the disk is full;
-and running all of it on one thread for trio. See docs/storage.md.
+their projection change and outgoing chat messages in one transaction (writes
+queued together commit together); the queries the turn flow needs; the named
+writes of a chat (``begin_beat``, ``end_beat``, ``write_memories``, ...: events
+and their messages together); starting a chat that carries on from another;
+branches (rewind, forks and switches re-project one chat from its own events)
+and supersede; crash recovery of beats left open; holding a beat's end while
+the disk is full; what was imported from other front ends (character cards
+with their avatars, lorebooks, chats: written in one transaction each, read
+back whole) and the exports; and running all of it on one thread for trio.
+See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store

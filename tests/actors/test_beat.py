@@ -90,6 +90,18 @@ class Narrator(ScriptedBackend):
             yield chunk
 
 
+def openai_narrator(url: str) -> OpenAIBackend:
+    """The real openai backend on the loopback test server at ``url``, with short timeouts."""
+    return OpenAIBackend(
+        ModelSettings(
+            backend="openai",
+            base_url=url,
+            model="test-model",
+            timeouts=Timeouts(connect=2, first_token=5, stall=5, total=20),
+        )
+    )
+
+
 def settings_for(tmp_path: Path, **changes: Any) -> EngineSettings:
     settings = EngineSettings(
         db_path=tmp_path / "troupe.db", data_dir=tmp_path, classifier_timeout=5
@@ -447,14 +459,7 @@ async def test_the_openai_backend_is_cut_at_a_foreign_line_too(tmp_path: Path) -
         tail = " ".join(f"word{n}" for n in range(400))
         server.script.text = f'Mira nods. "Ale, mostly."\n**Wren:** "And you?"\nMira: {tail}'
         server.script.rate = 2000.0  # tokens keep coming well after the cut
-        narrative = OpenAIBackend(
-            ModelSettings(
-                backend="openai",
-                base_url=server.url,
-                model="test-model",
-                timeouts=Timeouts(connect=2, first_token=5, stall=5, total=20),
-            )
-        )
+        narrative = openai_narrator(server.url)
         scripted = ScriptedBackend()
         async with open_engine(
             settings_for(tmp_path), narrative=narrative, classifier=scripted
@@ -497,14 +502,7 @@ async def test_a_reply_at_its_token_cap_is_marked_length(tmp_path: Path) -> None
 async def test_the_openai_backend_is_sent_the_chat_s_sampler_settings(tmp_path: Path) -> None:
     async with run_openai_server() as server:
         server.script.text = "Mira nods."
-        narrative = OpenAIBackend(
-            ModelSettings(
-                backend="openai",
-                base_url=server.url,
-                model="test-model",
-                timeouts=Timeouts(connect=2, first_token=5, stall=5, total=20),
-            )
-        )
+        narrative = openai_narrator(server.url)
         async with open_engine(
             settings_for(tmp_path), narrative=narrative, classifier=ScriptedBackend()
         ) as engine:
@@ -529,14 +527,7 @@ async def test_the_openai_backend_is_sent_the_chat_s_sampler_settings(tmp_path: 
 async def test_a_chat_at_its_defaults_sends_no_extra_sampler_fields(tmp_path: Path) -> None:
     async with run_openai_server() as server:
         server.script.text = "Mira nods."
-        narrative = OpenAIBackend(
-            ModelSettings(
-                backend="openai",
-                base_url=server.url,
-                model="test-model",
-                timeouts=Timeouts(connect=2, first_token=5, stall=5, total=20),
-            )
-        )
+        narrative = openai_narrator(server.url)
         async with open_engine(
             settings_for(tmp_path), narrative=narrative, classifier=ScriptedBackend()
         ) as engine:

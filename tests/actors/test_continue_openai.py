@@ -10,26 +10,26 @@ from pathlib import Path
 import trio
 
 from actors import open_engine
-from llm import GO_ON, ModelSettings, OpenAIBackend, ScriptedBackend, Timeouts
+from llm import GO_ON, ScriptedBackend
 from protocol import BeatComplete, BeatStarted, ChatState, Token
 from store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.actors.test_beat import BOUND, collect_turn, make_pair, settings_for, until
+from tests.actors.test_beat import (
+    BOUND,
+    collect_turn,
+    make_pair,
+    openai_narrator,
+    settings_for,
+    until,
+)
 from tests.support.openai_server import run_openai_server
 
 
 async def test_continue_on_the_openai_backend_goes_on_from_the_beat(tmp_path: Path) -> None:
     async with run_openai_server() as server:
-        narrative = OpenAIBackend(
-            ModelSettings(
-                backend="openai",
-                base_url=server.url,
-                model="test-model",
-                timeouts=Timeouts(connect=2, first_token=5, stall=5, total=20),
-            )
-        )
+        narrative = openai_narrator(server.url)
         async with open_engine(
             settings_for(tmp_path), narrative=narrative, classifier=ScriptedBackend()
         ) as engine:
