@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBS := chromium chromium-driver
+DEBS := chromium chromium-driver redis-server postgresql
 BROWSER := $(BIN)/.debs
 # apt-get needs root: as root (CI) call it as is, otherwise through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -32,13 +32,15 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=77'
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(BIN)/python -m pip install --quiet -e '.[dev,local]'
+		$(BIN)/python -m pip install --quiet -e '.[dev,local,cluster]'
 	touch $@
 
-# The browser tests drive Debian's Chromium through its chromedriver. Only `make test`
-# needs them, so only `test` installs them; `serve` never asks for root.
+# The browser tests drive Debian's Chromium through its chromedriver, and the cluster tests
+# start Debian's PostgreSQL and redis-server on loopback. Only `make test` needs them, so
+# only `test` installs them; `serve` never asks for root.
 $(BROWSER): | $(STAMP)
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		&& command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
 	else \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
