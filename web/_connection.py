@@ -23,7 +23,7 @@ import protocol as p
 from actors import Engine
 
 from ._bucket import TokenBucket
-from ._commands import COMMANDS, Answer
+from ._commands import COMMANDS, Answer, chat_of
 from ._outbox import Frame, Outbox
 from ._settings import GatewaySettings
 from ._statistics import ConnectionStatistics, GatewayStatistics
@@ -257,7 +257,24 @@ class Connection:
         """Run one command by its handler in :data:`~web._commands.COMMANDS`; its direct
         answer, or None when a watch sends it."""
         command = COMMANDS[type(envelope.message)]
-        return await command.handle(self, envelope.message, envelope.id)
+        recover = command.recover
+        if envelope.command_id is None or recover is None:
+            return await command.handle(self, envelope.message, envelope.id)
+        # A writing command with an id: at most one run per (chat, id); a retry gets
+        # the first answer. A command that writes nothing ignores its id.
+        message = envelope.message
+
+        async def run() -> p.ServerMessage:
+            answer = await command.handle(self, message, envelope.id)
+            assert answer is not None, "a writing command answers directly"
+            return answer
+
+        async def recovered(first_event_id: int) -> p.ServerMessage:
+            return await recover(self, message, first_event_id)
+
+        return await self.engine.once(
+            chat_of(message), envelope.command_id, envelope.type, run, recovered
+        )
 
     # --- watching chats ---
 
