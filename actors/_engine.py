@@ -111,6 +111,8 @@ class Engine:
         self._shut_down = trio.Event()
         self.library = Library(svc.store)
         """Cards, lorebooks and chats in and out (the gateway's HTTP side)."""
+        self.more_statistics: dict[str, Callable[[], object]] = {}
+        """More figures for :meth:`statistics`, by name (a cluster node adds its own)."""
 
     @property
     def store(self) -> AsyncStore:
@@ -581,6 +583,10 @@ class Engine:
 
     # --- a cluster node's chats (docs/scale-out.md) ---
 
+    def active_chats(self) -> list[str]:
+        """The chats whose actors are active now."""
+        return self._chats.active()
+
     async def stop_chats(self, accept: Callable[[str], bool]) -> None:
         """Stop at once the active chats ``accept`` takes: this node no longer owns them.
 
@@ -739,12 +745,14 @@ class Engine:
     # --- the whole ---
 
     def statistics(self) -> dict[str, object]:
-        """Live figures: actors, feeds of the chats in use, the classifier pool, the backend."""
+        """Live figures: actors, feeds of the chats in use, the classifier pool, the backend,
+        and whatever :attr:`more_statistics` adds (a cluster node's own)."""
         return {
             "system": _stats(self.system),
             "chats": {cid: _stats(f.topic) for cid, f in self._feeds.items()},
             "classifier_pool": _stats(self.svc.pool),
             "narrative_backend": _stats(self.svc.narrative),
+            **{name: figures() for name, figures in self.more_statistics.items()},
         }
 
     async def shutdown(self) -> None:
