@@ -65,7 +65,7 @@ def _command(
     return kind, Command(handle, slow, recover)
 
 
-def chat_of(message: object) -> str:
+def command_chat(message: object) -> str:
     """The chat a command is about, ``''`` for none: half of its command key."""
     chat_id = getattr(message, "chat_id", None)
     return chat_id if isinstance(chat_id, str) else ""
@@ -395,4 +395,30 @@ COMMANDS: Mapping[type[object], Command] = dict(
 """Every client message type and how the gateway runs it."""
 
 
-__all__ = ["COMMANDS", "Answer", "Command", "chat_of"]
+async def run_command(c: Connection, envelope: p.Envelope) -> Answer:
+    """Run one command by its handler in :data:`COMMANDS`; its direct answer.
+
+    A writing command sent with a ``command_id`` runs at most once per (chat,
+    id), and a retry gets the first answer (``Engine.once``); a command that
+    writes nothing ignores its id.
+    """
+    command = COMMANDS[type(envelope.message)]
+    recover = command.recover
+    if envelope.command_id is None or recover is None:
+        return await command.handle(c, envelope.message, envelope.id)
+    message = envelope.message
+
+    async def run() -> p.ServerMessage:
+        answer = await command.handle(c, message, envelope.id)
+        assert answer is not None, "a writing command answers directly"
+        return answer
+
+    async def recovered(first_event_id: int) -> p.ServerMessage:
+        return await recover(c, message, first_event_id)
+
+    return await c.engine.once(
+        command_chat(message), envelope.command_id, envelope.type, run, recovered
+    )
+
+
+__all__ = ["COMMANDS", "Answer", "Command", "command_chat", "run_command"]

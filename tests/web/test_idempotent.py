@@ -14,7 +14,9 @@ import trio
 from gateway_kit import Client, Message, Server, make_chat, open_server
 from trio_websocket import open_websocket_url
 
+import protocol as p
 from store import Store
+from web import run_forwarded
 
 
 def _same(first: Message, again: Message) -> None:
@@ -267,3 +269,18 @@ async def test_a_lost_answer_is_rebuilt_from_the_first_event(tmp_path: Path) -> 
             ).fetchall()
         )
         assert rows == [(0,)], "each rebuilt answer is kept"
+
+
+async def test_a_forwarded_command_keeps_its_id(tmp_path: Path) -> None:
+    """A command a node forwards to its chat's owner runs there once per command_id."""
+    async with open_server(tmp_path, rate=1000, burst=1000) as server:
+        engine = server.engine
+        mira = await engine.create_bot("Mira", "barkeep", "")
+        chat = await engine.create_chat(mira.id, None, "The Eel")
+        message = p.CreateWorldEvent(chat.id, "A storm", "")
+        sent = p.decode_client(p.encode_client(message, "1", command_id="w"))
+        assert sent.command_id == "w"
+        first = await run_forwarded(engine, sent, p.YOU_ID)
+        again = await run_forwarded(engine, sent, p.YOU_ID)
+        assert first == again
+        assert await _count(server, "world_event_created") == 1
