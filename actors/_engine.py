@@ -181,6 +181,26 @@ class Engine:
         record lacks (a crash between the write and its answer). The same id
         sent with another ``kind`` of command is ``invalid``.
         """
+
+        async def first() -> str:
+            return _answer_text(await run())
+
+        async def rebuilt(first_event_id: int) -> str:
+            return _answer_text(await recover(first_event_id))
+
+        return decode_server(
+            await self.once_text(chat_id, command_id, kind, first, rebuilt)
+        ).message
+
+    async def once_text(
+        self,
+        chat_id: str,
+        command_id: str,
+        kind: str,
+        run: Callable[[], Awaitable[str]],
+        recover: Callable[[int], Awaitable[str]],
+    ) -> str:
+        """:meth:`once` for a command whose answer is any text (an HTTP import's JSON)."""
         key = (chat_id, command_id)
         for _ in range(COMMAND_ROUNDS):
             running = self._running.get(key)
@@ -203,9 +223,9 @@ class Engine:
     async def _first_run(
         self,
         command: CommandRun,
-        run: Callable[[], Awaitable[ServerMessage]],
-        recover: Callable[[int], Awaitable[ServerMessage]],
-    ) -> ServerMessage:
+        run: Callable[[], Awaitable[str]],
+        recover: Callable[[int], Awaitable[str]],
+    ) -> str:
         token = current_command.set(command)
         try:
             answer = await run()
@@ -220,17 +240,13 @@ class Engine:
             return await self._answer_of(record, command.kind, recover)
         current_command.reset(token)
         if command.first_event_id is not None:
-            text = _answer_text(answer)
             with trio.CancelScope(shield=True):  # the write is done: keep what it answered
-                await self._run(Store.answer_command, command.chat_id, command.command_id, text)
+                await self._run(Store.answer_command, command.chat_id, command.command_id, answer)
         return answer
 
     async def _answer_of(
-        self,
-        record: CommandRecord,
-        kind: str,
-        recover: Callable[[int], Awaitable[ServerMessage]],
-    ) -> ServerMessage:
+        self, record: CommandRecord, kind: str, recover: Callable[[int], Awaitable[str]]
+    ) -> str:
         """What a recorded command answered (rebuilt, and kept, if the record lacks it)."""
         if record.kind != kind:
             raise ProtocolError(
@@ -239,11 +255,9 @@ class Engine:
                 " give each command its own",
             )
         if record.answer is not None:
-            return decode_server(record.answer).message
+            return record.answer
         answer = await recover(record.first_event_id)
-        await self._run(
-            Store.answer_command, record.chat_id, record.command_id, _answer_text(answer)
-        )
+        await self._run(Store.answer_command, record.chat_id, record.command_id, answer)
         return answer
 
     async def event(self, event_id: int) -> StoredEvent | None:

@@ -7,15 +7,18 @@ the server restarted on the same file.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
-from gateway_kit import Client, Message, Server, make_chat, open_server
+from gateway_kit import TOKEN, Client, Message, Server, make_chat, open_server
 from trio_websocket import open_websocket_url
 
 import protocol as p
 from store import Store
+from tests.support.card_files import v1_card
 from web import run_forwarded
 
 
@@ -284,3 +287,25 @@ async def test_a_forwarded_command_keeps_its_id(tmp_path: Path) -> None:
         again = await run_forwarded(engine, sent, p.YOU_ID)
         assert first == again
         assert await _count(server, "world_event_created") == 1
+
+
+async def test_an_import_with_a_command_id_runs_once(server: Server) -> None:
+    card = json.dumps(v1_card()).encode()
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{server.port}",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    ) as http:
+        first = await http.post("/api/import", content=card, params={"command_id": "i1"})
+        assert first.status_code == 200, first.text
+        written = await _count(server)
+        again = await http.post("/api/import", content=card, params={"command_id": "i1"})
+        assert (again.status_code, again.json()) == (200, first.json())
+        assert await _count(server) == written
+        other = await http.post("/api/import", content=card, params={"command_id": "i2"})
+        assert other.json()["bot"]["id"] != first.json()["bot"]["id"]
+        bad = await http.post("/api/import", content=card, params={"command_id": "x" * 65})
+        assert (bad.status_code, bad.json()["error"]) == (400, "invalid")
+        broken = await http.post("/api/import", content=b"not a card", params={"command_id": "i3"})
+        assert broken.status_code == 400
+        assert await server.engine.store.run(Store.command_record, "", "i3") is None
