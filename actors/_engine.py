@@ -605,9 +605,9 @@ class Engine:
         """Ask the chat's actor; its answer is an ``answer``, or that is a bug."""
         ref = await self._chat(chat_id)
         run = current_command.get()
-        if run is not None:
-            message = m.Commanded(message, run)  # the actor's task cannot see our context
-        reply = await ref.ask(message, timeout=ASK_TIMEOUT)
+        # The actor's task cannot see our context: the command travels with the message.
+        sent = message if run is None else m.Commanded(message, run)
+        reply = await ref.ask(sent, timeout=ASK_TIMEOUT)
         if not isinstance(reply, answer):
             raise TypeError(f"chat {chat_id} answered {type(message).__name__} with {reply!r}")
         return reply
@@ -769,6 +769,13 @@ class Engine:
         """A bot's memories, optionally of one chat."""
         await self._bot(bot_id)
         return tuple(await self._run(Store.list_memories, bot_id, chat_id))
+
+    async def memory(self, memory_id: int) -> Memory:
+        """A memory, or ``not_found``."""
+        found = await self._run(Store.get_memory, memory_id)
+        if found is None:
+            raise ProtocolError("not_found", f"there is no memory {memory_id}")
+        return found
 
     async def pin_memory(self, memory_id: int, pinned: bool) -> Memory:
         """Pin or unpin a memory by hand."""

@@ -136,7 +136,7 @@ async def _persona_now(c: Connection, m: p.UpdatePersona, _first: int) -> p.Serv
 
 
 async def _memory_now(c: Connection, m: p.PinMemory, _first: int) -> p.ServerMessage:
-    return p.MemoryReply(await c.engine.pin_memory(m.memory_id, m.pinned))  # writes no more
+    return p.MemoryReply(await c.engine.memory(m.memory_id))
 
 
 async def _settings_now(c: Connection, m: p.UpdateChatSettings, _first: int) -> p.ServerMessage:
