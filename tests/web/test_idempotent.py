@@ -309,3 +309,32 @@ async def test_an_import_with_a_command_id_runs_once(server: Server) -> None:
         broken = await http.post("/api/import", content=b"not a card", params={"command_id": "i3"})
         assert broken.status_code == 400
         assert await server.engine.store.run(Store.command_record, "", "i3") is None
+
+
+async def test_regenerate_world_event_and_rewind_at_once(client: Client, server: Server) -> None:
+    chat_id = await make_chat(client)
+    await client.ask("open_chat", chat_id=chat_id)
+    server.backend.push_narrative("First answer.")
+    sent = await client.ask("send_turn", chat_id=chat_id, prose="Tell me.")
+    complete = await client.until("beat_complete")
+    await client.until("turn_settled")
+
+    server.backend.push_narrative("Second answer.")
+    beat = complete["event_id"]
+    one, two = await _both(server, "regenerate", chat_id=chat_id, event_id=beat, command_id="g")
+    _same(one, two)
+    assert one["type"] == "accepted"
+    await client.until("turn_settled")
+    assert await _count(server, "branch_forked") == 1
+
+    one, two = await _both(
+        server, "create_world_event", chat_id=chat_id, title="Storm", command_id="w"
+    )
+    _same(one, two)
+    assert await _count(server, "world_event_created") == 1
+
+    turn = sent["user_turn_id"]
+    one, two = await _both(server, "rewind", chat_id=chat_id, event_id=turn, command_id="r")
+    _same(one, two)
+    assert one["type"] == "rewound"
+    assert await _count(server, "chat_rewound") == 1
