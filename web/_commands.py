@@ -389,7 +389,8 @@ COMMANDS: Mapping[type[object], Command] = dict(
         _command(p.SwitchBranch, _switch_branch, slow=True, recover=_ok),
         _command(p.EditTurn, _edit_turn, recover=_accepted_again),
         _command(p.UpdateChatSettings, _update_chat_settings, recover=_settings_now),
-        _command(p.Continue, _continue, recover=_accepted_again),
+        # Not recorded: it writes nothing until its beat ends, long after its answer.
+        _command(p.Continue, _continue),
     ]
 )
 """Every client message type and how the gateway runs it."""
