@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import coredis
@@ -117,6 +120,7 @@ async def test_a_thousand_frames_arrive_in_order(url: str) -> None:
             await owner.publish("c-order", b"%d" % i)
         received = [await next_frame(frames) for _ in range(1000)]
         assert received == [b"%d" % i for i in range(1000)]
+        await owner.flush()
         assert owner.statistics().published == 1000
         assert owner.statistics().dropped == 0
         assert gw.statistics().gaps == 0
@@ -124,11 +128,9 @@ async def test_a_thousand_frames_arrive_in_order(url: str) -> None:
 
 async def test_local_subscribers_share_one_redis_subscription(url: str) -> None:
     channel = chat_channel("c-shared")
-    async with (
-        open_bus(url, "owner:1:1", FAST) as owner,
-        open_bus(url, "gw:1:1", FAST) as gw,
-        gw.subscribe("c-shared") as first,
-    ):
+    async with open_bus(url, "owner:1:1", FAST) as owner, open_bus(url, "gw:1:1", FAST) as gw:
+        leaving = AsyncExitStack()
+        first = await leaving.enter_async_context(gw.subscribe("c-shared"))
         async with gw.subscribe("c-shared") as second:
             assert await numsub(url, channel) == 1
             assert gw.statistics().subscribers == 2
@@ -139,7 +141,8 @@ async def test_local_subscribers_share_one_redis_subscription(url: str) -> None:
         await owner.publish("c-shared", b"again")
         assert await next_frame(first) == b"again"
         assert await numsub(url, channel) == 1
-        # The last one left: the node gives the subscription back.
+        # The last one leaves: the node gives the subscription back.
+        await leaving.aclose()
         await wait_numsub(url, channel, 0)
         assert gw.statistics().subscribers == 0
 
@@ -354,6 +357,7 @@ async def test_redis_restarted_mid_stream(redis: Server, url: str) -> None:
             await owner.publish("c-outage", b"%d" % i)
         assert [await next_frame(frames) for _ in range(10)] == [b"%d" % i for i in range(10)]
 
+        await owner.flush()
         redis.kill()
         try:
             before = owner.statistics()
@@ -374,6 +378,43 @@ async def test_redis_restarted_mid_stream(redis: Server, url: str) -> None:
         assert gw.statistics().reconnects >= 1
         assert gw.statistics().connected
         assert await numsub(url, chat_channel("c-outage")) == 1
+
+
+async def test_a_redis_that_hangs_is_left_and_found_again(redis: Server, url: str) -> None:
+    """Stopped, not killed: nothing closes the sockets, the PINGs and timeouts notice."""
+    quick = BusSettings(
+        keepalive=0.1,
+        command_timeout=0.2,
+        connect_timeout=0.2,
+        backoff_min=0.01,
+        backoff_max=0.1,
+    )
+    async with (
+        open_bus(url, "owner:1:1", quick) as owner,
+        open_bus(url, "gw:1:1", quick) as gw,
+        gw.subscribe("c-hang") as frames,
+    ):
+        await owner.publish("c-hang", b"before")
+        assert await next_frame(frames) == b"before"
+        assert redis.proc is not None
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        try:
+            before = owner.statistics()
+            with trio.fail_after(5):  # publishing to a hung Redis never hangs either
+                for i in range(50):
+                    await owner.publish("c-hang", b"lost %d" % i)
+                await owner.flush()
+            assert owner.statistics().dropped - before.dropped == 50
+            with trio.fail_after(5):  # bounded polling on the bus noticing the hung server
+                for _ in range(500):
+                    if not gw.statistics().connected:
+                        break
+                    await trio.sleep(0.01)
+            assert not gw.statistics().connected
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        assert await next_item(frames) == Gap("resubscribed")
+        assert (await publish_until_received(owner, "c-hang", frames)).startswith(b"back")
 
 
 async def test_joining_while_redis_is_down_gives_a_gap_when_it_returns() -> None:
