@@ -13,14 +13,13 @@ from ._bus import (
     BusError,
     BusSettings,
     BusStatistics,
-    Gap,
-    Handler,
     NodeUnreachable,
     RequestFailed,
-    Subscription,
     chat_channel,
     open_bus,
 )
+from ._fanout import Gap, Subscription
+from ._rpc import Handler
 
 __all__ = [
     "Bus",

@@ -48,12 +48,11 @@ from __future__ import annotations
 
 import logging
 import random
-import struct
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import attrs
 import trio
@@ -61,14 +60,22 @@ from coredis import ConnectionPool
 from coredis.connection import BaseConnection
 from coredis.exceptions import RedisError
 
+from ._fanout import Fanout, Gap, Subscription
+from ._rpc import (
+    Handler,
+    Replies,
+    Waiting,
+    decode_request,
+    encode_answer,
+    encode_request,
+    node_channel,
+    reply_channel,
+)
+
 log = logging.getLogger("troupe.cluster.bus")
 
 CHAT_CHANNEL = "troupe:chat:"
 """Prefix of a chat's channel; the chat id follows."""
-NODE_CHANNEL = "troupe:node:"
-"""Prefix of the channel a node receives requests on; the node id follows."""
-REPLY_CHANNEL = "troupe:reply:"
-"""Prefix of the channel a node receives answers to its requests on."""
 
 # What a lost or unreachable Redis raises on the way through coredis and trio.
 _DOWN = (RedisError, TimeoutError, OSError, trio.TooSlowError)
@@ -96,19 +103,6 @@ class RequestFailed(BusError):
 
 
 @attrs.frozen
-class Gap:
-    """Frames may have been missed before this point: resync from the database.
-
-    ``reason`` is ``"resubscribed"`` (the Redis subscription was established
-    again after it was lost, or first established after the subscriber
-    joined) or ``"overflow"`` (the subscriber fell behind and its buffered
-    frames were discarded).
-    """
-
-    reason: Literal["resubscribed", "overflow"]
-
-
-@attrs.frozen
 class BusSettings:
     """The bus's bounds. The defaults suit a node on the same network as Redis."""
 
@@ -126,8 +120,8 @@ class BusSettings:
     """Frames waiting for the publishing connection; past it, frames are dropped."""
     batch: int = attrs.field(default=256, validator=attrs.validators.gt(0))
     """Publishes sent in one round trip at most."""
-    buffer: int = attrs.field(default=1024, validator=attrs.validators.gt(0))
-    """Frames a local subscriber may leave unread before they are traded for a Gap."""
+    buffer: int = attrs.field(default=1024, validator=attrs.validators.ge(2))
+    """Items a local subscriber may leave unread before they are traded for a Gap."""
     subscribe_timeout: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
     """Seconds ``subscribe`` waits for Redis to confirm a new subscription."""
     request_timeout: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
@@ -142,6 +136,8 @@ class BusStatistics:
 
     connected: bool
     """The subscribing connection is up now."""
+    publishing: bool
+    """The publishing connection is up now."""
     published: int
     """Frames Redis took (requests and answers included)."""
     dropped: int
@@ -155,7 +151,7 @@ class BusStatistics:
     channels: int
     """Redis channels this node wants to be subscribed to now (one per watched chat)."""
     subscribers: int
-    """Local subscriptions now."""
+    """Local subscriptions now (a serving node's request channel counts as one)."""
     requests: int
     """Requests sent to other nodes."""
     served: int
@@ -164,166 +160,12 @@ class BusStatistics:
     """Requests or answers that could not be read, and were ignored."""
 
 
-# --- the wire form of requests and answers: pure functions of bytes ----------------
-
-_ID = 16  # a request id: the bytes of a uuid4
-_REQUEST = b"Q"
-_ANSWER = b"A"
-_FAILURE = b"F"
-
-
-def encode_request(request_id: bytes, reply_to: str, payload: bytes) -> bytes:
-    """``Q``, the id, the sender's node id (length-prefixed), then the payload."""
-    sender = reply_to.encode()
-    return b"".join((_REQUEST, request_id, struct.pack(">H", len(sender)), sender, payload))
-
-
-def decode_request(frame: bytes) -> tuple[bytes, str, bytes]:
-    """``(request_id, reply_to, payload)``; ValueError when the frame is not a request."""
-    head = 1 + _ID + 2
-    if len(frame) < head or frame[:1] != _REQUEST:
-        raise ValueError("not a request frame")
-    (size,) = struct.unpack(">H", frame[1 + _ID : head])
-    if len(frame) < head + size:
-        raise ValueError("request frame cut short")
-    return frame[1 : 1 + _ID], frame[head : head + size].decode(), frame[head + size :]
-
-
-def encode_answer(request_id: bytes, ok: bool, payload: bytes) -> bytes:
-    """``A`` (the handler's result) or ``F`` (what it raised), the id, then the payload."""
-    return (_ANSWER if ok else _FAILURE) + request_id + payload
-
-
-def decode_answer(frame: bytes) -> tuple[bytes, bool, bytes]:
-    """``(request_id, ok, payload)``; ValueError when the frame is not an answer."""
-    if len(frame) < 1 + _ID or frame[:1] not in (_ANSWER, _FAILURE):
-        raise ValueError("not an answer frame")
-    return frame[1 : 1 + _ID], frame[:1] == _ANSWER, frame[1 + _ID :]
-
-
-# --- local fan-out ---------------------------------------------------------------------
-
-
-class _Sink(Protocol):
-    def _deliver(self, item: bytes | Gap) -> bool:
-        """Take a frame or a gap without blocking; True when a Gap was queued."""
-        ...
-
-
-class Subscription:
-    """One local subscriber's frames: an async iterator of ``bytes`` and :class:`Gap`.
-
-    Its buffer holds at most ``limit`` frames. When a frame arrives with the
-    buffer full, the buffered frames are discarded for one Gap (the
-    subscriber must resync anyway, and the database has them all), so a slow
-    subscriber costs bounded memory and never slows the others. Iteration
-    ends when the bus closes. Get one from :meth:`Bus.subscribe`.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._items: deque[bytes | Gap] = deque()
-        self._lot = trio.lowlevel.ParkingLot()
-        self._closed = False
-
-    def _deliver(self, item: bytes | Gap) -> bool:
-        items = self._items
-        if isinstance(item, Gap):
-            if items and isinstance(items[-1], Gap):
-                return False  # one unread Gap already says it
-            items.append(item)
-            self._lot.unpark_all()
-            return True
-        gap = False
-        if len(items) >= self._limit:
-            items.clear()
-            items.append(Gap("overflow"))
-            gap = True
-        items.append(item)
-        self._lot.unpark_all()
-        return gap
-
-    def _close(self) -> None:
-        self._closed = True
-        self._lot.unpark_all()
-
-    @property
-    def pending(self) -> int:
-        """Items buffered and not yet read."""
-        return len(self._items)
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> bytes | Gap:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._items:
-            if self._closed:
-                raise StopAsyncIteration
-            await self._lot.park()
-        item = self._items.popleft()
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        return item
-
-
-@attrs.define(eq=False)
-class _Channel:
-    """One Redis channel this node wants, and the local sinks it feeds."""
-
-    name: bytes
-    sinks: set[_Sink] = attrs.field(factory=set)
-    joining: set[_Sink] = attrs.field(factory=set)
-    """Sinks inside ``subscribe`` waiting for Redis to confirm: they need no Gap."""
-    live: bool = False
-    """Redis confirmed the subscription on the current connection."""
-    settled: trio.Event = attrs.field(factory=trio.Event)
-    """Set when the channel goes live, or when the connection is lost: look again."""
-
-
 @attrs.define(eq=False)
 class _Outgoing:
-    channel: bytes | None  # None: a flush marker, resolved when the publisher reaches it
+    channel: bytes | None  # None: a flush marker, done when the publisher reaches it
     data: bytes
     done: trio.Event | None = None
     receivers: int | None = None
-
-
-@attrs.define(eq=False)
-class _Waiting:
-    """A request waiting for its answer."""
-
-    answered: trio.Event = attrs.field(factory=trio.Event)
-    ok: bool = False
-    payload: bytes = b""
-
-    def _deliver(self, item: bytes | Gap) -> bool:
-        return False
-
-
-class _Replies:
-    """The sink of this node's reply channel: hands each answer to its waiting request."""
-
-    def __init__(self, bus: Bus) -> None:
-        self._bus = bus
-        self.waiting: dict[bytes, _Waiting] = {}
-
-    def _deliver(self, item: bytes | Gap) -> bool:
-        if isinstance(item, Gap):
-            return False  # a lost answer is the request's timeout to notice
-        try:
-            request_id, ok, payload = decode_answer(item)
-        except ValueError:
-            self._bus._malformed += 1
-            return False
-        waiting = self.waiting.get(request_id)
-        if waiting is not None and not waiting.answered.is_set():
-            waiting.ok, waiting.payload = ok, payload
-            waiting.answered.set()
-        return False
-
-
-Handler = Callable[[bytes], Awaitable[bytes]]
-"""What :meth:`Bus.serve` calls for each request addressed to this node."""
 
 
 def chat_channel(chat_id: str) -> bytes:
@@ -341,6 +183,12 @@ def _check_node_id(node_id: str) -> str:
     return node_id
 
 
+def _check_frame(frame: bytes) -> bytes:
+    if not isinstance(frame, bytes | bytearray | memoryview):
+        raise TypeError(f"a frame is bytes, got {type(frame).__name__}")
+    return bytes(frame)
+
+
 class Bus:
     """A node's two connections to Redis and everything riding on them; see :func:`open_bus`."""
 
@@ -350,8 +198,8 @@ class Bus:
         self.node_id = node_id
         self.settings = settings
         self._nursery = nursery
-        # Not entered as a pool: only its parsing of the URL and its connection
-        # class and arguments are used.
+        # Never entered as a pool: only its reading of the URL, its connection
+        # class and the arguments for it are used.
         self._template: ConnectionPool[Any] = ConnectionPool.from_url(
             url,
             connect_timeout=settings.connect_timeout,
@@ -359,19 +207,17 @@ class Bus:
             client_name=f"troupe:{node_id}",
         )
         self._closed = False
-        self._channels: dict[bytes, _Channel] = {}
-        self._inflight: dict[bytes, int] = {}  # SUBSCRIBE/UNSUBSCRIBE sent and not yet confirmed
+        self._fanout = Fanout()
         self._listener: BaseConnection | None = None
         self._publishing = False
         self._outbox_in, self._outbox_out = trio.open_memory_channel[_Outgoing](settings.outbox)
         self._reachable = trio.Event()
         self._tried_listener = trio.Event()
         self._tried_publisher = trio.Event()
-        self._replies = _Replies(self)
+        self._replies = Replies()
         self._serving = False
         self._published = 0
         self._dropped = 0
-        self._gaps = 0
         self._reconnects = 0
         self._requests = 0
         self._served = 0
@@ -422,10 +268,17 @@ class Bus:
             item.done.set()
 
     async def _run_publisher(self) -> None:
+        batch: deque[_Outgoing] = deque()
+        try:
+            await self._publish_forever(batch)
+        finally:
+            while batch:  # the bus is closing: what was taken is dropped, not left waiting
+                self._drop(batch.popleft())
+
+    async def _publish_forever(self, batch: deque[_Outgoing]) -> None:
         delay = self.settings.backoff_min
         failures = 0
         connection: BaseConnection | None = None
-        batch: deque[_Outgoing] = deque()
         while True:
             try:
                 if connection is None or not connection.usable:
@@ -512,9 +365,11 @@ class Bus:
         if self._closed:
             raise BusClosed("the bus is closed")
         subscription = Subscription(self.settings.buffer)
-        channel = self._attach(name, subscription)
+        # Attaching and detaching are plain calls: no cancellation can come
+        # between them and the try that pairs them.
+        channel = self._fanout.attach(name, subscription)
         try:
-            if not channel.live and self._listener is not None:
+            if not channel.live and self._fanout.connected:
                 channel.joining.add(subscription)
                 try:
                     with trio.move_on_after(self.settings.subscribe_timeout):
@@ -524,36 +379,7 @@ class Bus:
             yield subscription
         finally:
             subscription._close()
-            self._detach(name, subscription)
-
-    def _attach(self, name: bytes, sink: _Sink) -> _Channel:
-        channel = self._channels.get(name)
-        if channel is None:
-            channel = self._channels[name] = _Channel(name)
-            self._command(b"SUBSCRIBE", name)
-        channel.sinks.add(sink)
-        return channel
-
-    def _detach(self, name: bytes, sink: _Sink) -> None:
-        channel = self._channels.get(name)
-        if channel is None:
-            return
-        channel.sinks.discard(sink)
-        if not channel.sinks:
-            del self._channels[name]
-            self._command(b"UNSUBSCRIBE", name)
-
-    def _command(self, command: bytes, *names: bytes) -> None:
-        """Send (UN)SUBSCRIBE on the subscribing connection, if it is up; never waits."""
-        connection = self._listener
-        if connection is None or not names:
-            return  # the next connection subscribes to what is wanted then
-        try:
-            connection.send_command(command, *names)
-        except RedisError:
-            return  # the connection is going; the listener will start over
-        for name in names:
-            self._inflight[name] = self._inflight.get(name, 0) + 1
+            self._fanout.detach(name, subscription)
 
     async def _run_listener(self) -> None:
         delay = self.settings.backoff_min
@@ -578,57 +404,26 @@ class Bus:
                     self._note_failure("subscribing", failures, error)
                     failures += 1
                 finally:
-                    self._lost(connection)
+                    connection.invalidate()
+                    self._listener = None
+                    self._fanout.down()
             self._tried_listener.set()
             delay = await self._pause(delay)
 
     async def _listen(self, connection: BaseConnection) -> None:
+        def send(command: bytes, *names: bytes) -> bool:
+            try:
+                connection.send_command(command, *names)
+            except RedisError:
+                return False  # the connection is going; the next one starts over
+            return True
+
         self._listener = connection
-        self._inflight.clear()
-        self._command(b"SUBSCRIBE", *self._channels)
+        self._fanout.up(send)
         self._tried_listener.set()
         self._nursery.start_soon(self._keepalive, connection)
         async for message in connection.push_messages:
-            self._on_push(message)
-
-    def _on_push(self, message: Sequence[object]) -> None:
-        kind, name = message[0], message[1]
-        if not isinstance(name, bytes):
-            return
-        if kind == b"message":
-            channel = self._channels.get(name)
-            data = message[2]
-            if channel is not None and isinstance(data, bytes):
-                for sink in tuple(channel.sinks):
-                    if sink._deliver(data):
-                        self._gaps += 1
-        elif kind in (b"subscribe", b"unsubscribe"):
-            # Redis answers (UN)SUBSCRIBEs in the order sent: once the last one
-            # sent for a name is answered and it was a SUBSCRIBE, the name is live.
-            left = self._inflight.get(name, 0) - 1
-            if left > 0:
-                self._inflight[name] = left
-                return
-            self._inflight.pop(name, None)
-            channel = self._channels.get(name)
-            if kind == b"subscribe" and channel is not None and not channel.live:
-                self._went_live(channel)
-
-    def _went_live(self, channel: _Channel) -> None:
-        channel.live = True
-        channel.settled.set()
-        for sink in tuple(channel.sinks):
-            if sink not in channel.joining and sink._deliver(Gap("resubscribed")):
-                self._gaps += 1
-
-    def _lost(self, connection: BaseConnection) -> None:
-        connection.invalidate()
-        self._listener = None
-        self._inflight.clear()
-        for channel in self._channels.values():
-            channel.live = False
-            settled, channel.settled = channel.settled, trio.Event()
-            settled.set()  # wake those waiting in subscribe: Redis is not there to confirm
+            self._fanout.push(message)
 
     async def _keepalive(self, connection: BaseConnection) -> None:
         """PING now and then: a Redis that hangs (rather than closes) is noticed too."""
@@ -658,25 +453,28 @@ class Bus:
         if not bound > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         request_id = uuid.uuid4().bytes
-        waiting = _Waiting()
-        self._replies.waiting[request_id] = waiting
+        outgoing = _Outgoing(
+            node_channel(target),
+            encode_request(request_id, self.node_id, _check_frame(payload)),
+            trio.Event(),
+        )
+        waiting = self._replies.waiting[request_id] = Waiting()
         self._requests += 1
         try:
-            outgoing = _Outgoing(
-                (NODE_CHANNEL + target).encode(),
-                encode_request(request_id, self.node_id, _check_frame(payload)),
-                trio.Event(),
-            )
             if not self._enqueue(outgoing):
                 raise NodeUnreachable(target, "Redis is unreachable")
             assert outgoing.done is not None
             with trio.move_on_after(bound):
                 await outgoing.done.wait()
+                if self._closed:
+                    raise BusClosed("the bus closed before the request went out")
                 if outgoing.receivers is None:
                     raise NodeUnreachable(target, "the request was lost with Redis")
                 if outgoing.receivers == 0:
                     raise NodeUnreachable(target, "no node of that id is serving")
                 await waiting.answered.wait()
+                if self._closed:
+                    raise BusClosed("the bus closed before the answer came")
                 if not waiting.ok:
                     raise RequestFailed(waiting.payload.decode(errors="replace"))
                 return waiting.payload
@@ -691,8 +489,9 @@ class Bus:
 
         Start it with ``await nursery.start(bus.serve, handler)``: once
         started, requests to this node reach it. Requests are answered
-        concurrently, at most ``settings.max_handlers`` at once. A handler
-        that raises is logged and its requester gets :class:`RequestFailed`.
+        concurrently, at most ``settings.max_handlers`` at once; past that
+        the node reads no more until one finishes. A handler that raises is
+        logged and its requester gets :class:`RequestFailed`.
         """
         if self._serving:
             raise BusError(f"node {self.node_id!r} is already serving")
@@ -700,7 +499,7 @@ class Bus:
         slots = trio.Semaphore(self.settings.max_handlers)
         try:
             async with (
-                self._subscription((NODE_CHANNEL + self.node_id).encode()) as requests,
+                self._subscription(node_channel(self.node_id)) as requests,
                 trio.open_nursery() as handlers,
             ):
                 task_status.started()
@@ -736,7 +535,7 @@ class Bus:
                 failure = f"{type(error).__name__}: {error}"
                 frame = encode_answer(request_id, False, failure.encode())
             if not self._closed:
-                self._enqueue(_Outgoing((REPLY_CHANNEL + reply_to).encode(), frame))
+                self._enqueue(_Outgoing(reply_channel(reply_to), frame))
                 self._served += 1
         finally:
             slots.release()
@@ -767,41 +566,40 @@ class Bus:
         level = logging.WARNING if failures == 0 else logging.DEBUG
         log.log(level, "bus %s: %s connection to Redis: %r", self.node_id, which, error)
 
-    async def _ready(self) -> None:
-        """Wait, within the connect bound, for both connections' first attempt."""
+    async def _start(self) -> None:
+        """Start both connections; wait (bounded) for their first attempt and the reply channel."""
+        replies = self._fanout.attach(reply_channel(self.node_id), self._replies)
+        self._nursery.start_soon(self._run_publisher)
+        self._nursery.start_soon(self._run_listener)
         with trio.move_on_after(self.settings.connect_timeout * 2):
             await self._tried_publisher.wait()
             await self._tried_listener.wait()
-        with trio.move_on_after(self.settings.subscribe_timeout):
-            channel = self._channels[(REPLY_CHANNEL + self.node_id).encode()]
-            if self._listener is not None and not channel.live:
-                await channel.settled.wait()
+        if self._fanout.connected and not replies.live:
+            with trio.move_on_after(self.settings.subscribe_timeout):
+                await replies.settled.wait()
 
     def _close(self) -> None:
         self._closed = True
-        for channel in self._channels.values():
-            for sink in channel.sinks:
-                if isinstance(sink, Subscription):
-                    sink._close()
+        self._fanout.close()
+        self._drain_outbox()
+        for waiting in self._replies.waiting.values():
+            waiting.answered.set()
 
     def statistics(self) -> BusStatistics:
         """A snapshot of the bus's figures."""
         return BusStatistics(
             connected=self._listener is not None,
+            publishing=self._publishing,
             published=self._published,
             dropped=self._dropped,
             outbox=self._outbox_in.statistics().current_buffer_used,
-            gaps=self._gaps,
+            gaps=self._fanout.gaps,
             reconnects=self._reconnects,
-            channels=len(self._channels),
-            subscribers=sum(
-                isinstance(sink, Subscription)
-                for channel in self._channels.values()
-                for sink in channel.sinks
-            ),
+            channels=len(self._fanout.channels),
+            subscribers=self._fanout.subscribers(),
             requests=self._requests,
             served=self._served,
-            malformed=self._malformed,
+            malformed=self._malformed + self._replies.malformed,
         )
 
 
@@ -809,12 +607,6 @@ async def _run_connection(
     connection: BaseConnection, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     await connection.run(task_status=task_status)
-
-
-def _check_frame(frame: bytes) -> bytes:
-    if not isinstance(frame, bytes | bytearray | memoryview):
-        raise TypeError(f"a frame is bytes, got {type(frame).__name__}")
-    return bytes(frame)
 
 
 @asynccontextmanager
@@ -826,18 +618,15 @@ async def open_bus(
     Entering waits at most a couple of connect timeouts: a Redis that is down
     at start is no error, the bus connects when it comes (and publishing drops
     frames until then). Leaving closes both connections and ends every
-    subscription.
+    subscription; requests still waiting fail with :class:`BusClosed`.
     """
     if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"the bus is a redis://, rediss:// or unix:// URL, got {url!r}")
     _check_node_id(node_id)
     async with trio.open_nursery() as nursery:
         bus = Bus(url, node_id, settings or BusSettings(), nursery)
-        bus._attach((REPLY_CHANNEL + node_id).encode(), bus._replies)
-        nursery.start_soon(bus._run_publisher)
-        nursery.start_soon(bus._run_listener)
         try:
-            await bus._ready()
+            await bus._start()
             yield bus
         finally:
             bus._close()
@@ -845,16 +634,14 @@ async def open_bus(
 
 
 __all__ = [
+    "CHAT_CHANNEL",
     "Bus",
     "BusClosed",
     "BusError",
     "BusSettings",
     "BusStatistics",
-    "Gap",
-    "Handler",
     "NodeUnreachable",
     "RequestFailed",
-    "Subscription",
     "chat_channel",
     "open_bus",
 ]

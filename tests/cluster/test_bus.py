@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cluster import (
     Bus,
+    BusClosed,
     BusSettings,
     Gap,
     NodeUnreachable,
@@ -25,7 +26,8 @@ from cluster import (
     chat_channel,
     open_bus,
 )
-from cluster._bus import decode_answer, decode_request, encode_answer, encode_request
+from cluster._fanout import Fanout
+from cluster._rpc import decode_answer, decode_request, encode_answer, encode_request
 from tests.support.servers import Server, redis_server, redis_url
 
 # Quick to come back, so an outage in a test lasts a fraction of a second.
@@ -88,6 +90,32 @@ def test_request_and_answer_frames_read_back() -> None:
         decode_request(b"Q" + rid)
     with pytest.raises(ValueError):
         decode_answer(b"X" + rid)
+
+
+def test_the_last_of_quick_turns_decides_when_a_channel_is_live() -> None:
+    """SUBSCRIBE, UNSUBSCRIBE, SUBSCRIBE in flight: only the third answer makes it live."""
+    sent: list[tuple[bytes, ...]] = []
+    fanout = Fanout()
+    fanout.up(lambda *command: sent.append(command) or True)
+    early, later = Subscription(4), Subscription(4)
+    fanout.attach(b"ch", early)
+    fanout.detach(b"ch", early)
+    channel = fanout.attach(b"ch", later)
+    assert sent == [(b"SUBSCRIBE", b"ch"), (b"UNSUBSCRIBE", b"ch"), (b"SUBSCRIBE", b"ch")]
+    fanout.push([b"subscribe", b"ch", 1])
+    fanout.push([b"unsubscribe", b"ch", 0])
+    assert not channel.live
+    fanout.push([b"subscribe", b"ch", 1])
+    assert channel.live
+    # It joined before the channel was live and was handed out: it gets a Gap.
+    assert later.pending == 1
+    fanout.push([b"message", b"ch", b"frame"])
+    assert later.pending == 2
+    # The connection goes: nothing is live; the next one subscribes again, in one command.
+    fanout.down()
+    assert not channel.live
+    fanout.up(lambda *command: sent.append(command) or True)
+    assert sent[-1] == (b"SUBSCRIBE", b"ch")
 
 
 async def test_bad_input_is_refused(url: str) -> None:
@@ -330,6 +358,38 @@ async def test_a_handler_that_raises_fails_the_request(url: str) -> None:
         with pytest.raises(RequestFailed):
             await a.request("b:1:1", b"y", timeout=5)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_request_still_waiting_when_the_bus_closes_fails(url: str) -> None:
+    inside = trio.Event()
+    never = trio.Event()
+
+    async def hang(payload: bytes) -> bytes:
+        inside.set()
+        await never.wait()
+        return b""
+
+    failures: list[BaseException] = []
+    asked = trio.Event()
+
+    async def ask(a: Bus) -> None:
+        try:
+            await a.request("b:1:1", b"x", timeout=30)
+        except BusClosed as error:
+            failures.append(error)
+        finally:
+            asked.set()
+
+    async with open_bus(url, "b:1:1", FAST) as b, trio.open_nursery() as outer:
+        await outer.start(b.serve, hang)
+        async with open_bus(url, "a:1:1", FAST) as a:
+            outer.start_soon(ask, a)
+            with trio.fail_after(5):
+                await inside.wait()
+        with trio.fail_after(5):
+            await asked.wait()
+        outer.cancel_scope.cancel()
+    assert len(failures) == 1
 
 
 # --- Redis going away ------------------------------------------------------------------
