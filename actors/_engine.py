@@ -70,7 +70,7 @@ from . import _messages as m
 from ._bot import BotActor, Forget
 from ._chat import ChatActor, wait_settled
 from ._feed import ChatFeed
-from ._feeds import Feeds
+from ._feeds import FeedHooks, Feeds
 from ._journal import Journal
 from ._library import Library
 from ._pool import ClassifierPool
@@ -111,6 +111,8 @@ class Engine:
         self._shut_down = trio.Event()
         self.library = Library(svc.store)
         """Cards, lorebooks and chats in and out (the gateway's HTTP side)."""
+        self.more_statistics: dict[str, Callable[[], object]] = {}
+        """More figures for :meth:`statistics`, by name (a cluster node adds its own)."""
 
     @property
     def store(self) -> AsyncStore:
@@ -570,10 +572,53 @@ class Engine:
                 "invalid", f"artifacts name {', '.join(strangers)}, who are not in this chat"
             )
 
-    async def resume_queues(self) -> None:
-        """Wake the chats whose queued turns a crash left waiting: they run them now."""
+    async def resume_queues(self, accept: Callable[[str], bool] | None = None) -> None:
+        """Wake the chats whose queued turns a crash left waiting: they run them now.
+
+        ``accept``: only the chats it accepts (a cluster node: the chats it owns).
+        """
         for chat_id in await self._run(Store.chats_with_queued_turns):
-            await self._chats.get(chat_id).tell(m.ResumeQueue())
+            if accept is None or accept(chat_id):
+                await self._chats.get(chat_id).tell(m.ResumeQueue())
+
+    # --- a cluster node's chats (docs/scale-out.md) ---
+
+    def active_chats(self) -> list[str]:
+        """The chats whose actors are active now."""
+        return self._chats.active()
+
+    async def stop_chats(self, accept: Callable[[str], bool]) -> None:
+        """Stop at once the active chats ``accept`` takes: this node no longer owns them.
+
+        Their writes are refused by then (fenced), so a beat in flight is not
+        committed here: the chat's new owner ends it from its checkpoint.
+        """
+        for key in self._chats.active():
+            if accept(key):
+                await self._chats.get(key).stop(drain=False)
+
+    async def adopt_chats(self, accept: Callable[[str], bool]) -> list[str]:
+        """Take over the chats ``accept`` takes: this node owns them now.
+
+        What the store remembers of them is dropped (another node wrote them
+        since), beats their last owner left open are ended from their
+        checkpoints, feeds open here go on from the log's latest seq, and
+        queued turns run. Returns the chats whose beats were ended.
+        """
+
+        followed = [chat_id for chat_id, _ in self.svc.feeds.items() if accept(chat_id)]
+
+        def adopt(s: Store) -> tuple[list[str], dict[str, int]]:
+            s.forget_all()
+            ended = s.recover(accept)
+            return ended, {chat_id: s.last_seq(chat_id) for chat_id in followed}
+
+        ended, seqs = await self._run(adopt)
+        for chat_id, seq in seqs.items():
+            if chat_id in self.svc.feeds:
+                self.svc.feeds(chat_id).restart(seq)
+        await self.resume_queues(accept)
+        return ended
 
     async def idle(self) -> None:
         """Wait until the background scoring told so far is done (for headless runs)."""
@@ -700,12 +745,14 @@ class Engine:
     # --- the whole ---
 
     def statistics(self) -> dict[str, object]:
-        """Live figures: actors, feeds of the chats in use, the classifier pool, the backend."""
+        """Live figures: actors, feeds of the chats in use, the classifier pool, the backend,
+        and whatever :attr:`more_statistics` adds (a cluster node's own)."""
         return {
             "system": _stats(self.system),
             "chats": {cid: _stats(f.topic) for cid, f in self._feeds.items()},
             "classifier_pool": _stats(self.svc.pool),
             "narrative_backend": _stats(self.svc.narrative),
+            **{name: figures() for name, figures in self.more_statistics.items()},
         }
 
     async def shutdown(self) -> None:
@@ -852,20 +899,27 @@ async def open_engine(
     narrative: Backend | None = None,
     classifier: Backend | None = None,
     server_version: str = "troupe",
+    store: AsyncStore | None = None,
+    feed_hooks: FeedHooks | None = None,
+    resume: bool = True,
 ) -> AsyncIterator[Engine]:
     """Open the store, the backends and the actors; on exit, shut down without losing beats.
 
     ``narrative`` and ``classifier`` override the backends the settings name (tests and the
-    replay runner hand in a scripted backend they keep a hand on).
+    replay runner hand in a scripted backend they keep a hand on). A cluster node hands
+    in its own ``store`` (on PostgreSQL, fenced), the ``feed_hooks`` that relay chats
+    between nodes, and ``resume=False``: it resumes the queued turns of the chats it owns
+    as it comes to own them (docs/scale-out.md).
     """
     async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(
-            open_store(
-                settings.db_path,
-                data_dir=settings.data_dir,
-                keep_snapshots=settings.keep_snapshots,
+        if store is None:
+            store = await stack.enter_async_context(
+                open_store(
+                    settings.db_path,
+                    data_dir=settings.data_dir,
+                    keep_snapshots=settings.keep_snapshots,
+                )
             )
-        )
         if narrative is None:
             narrative = await stack.enter_async_context(open_backend(settings.narrative))
         if classifier is None:
@@ -876,7 +930,7 @@ async def open_engine(
         system = await stack.enter_async_context(
             open_actor_system(shutdown_timeout=settings.shutdown_timeout)
         )
-        feeds = Feeds(store, max_buffer=settings.watch_buffer)
+        feeds = Feeds(store, max_buffer=settings.watch_buffer, hooks=feed_hooks)
         pool = ClassifierPool(classifier, timeout=settings.classifier_timeout)
         significance = await system.spawn(
             lambda: SignificanceWorker(store, feeds, pool, settings.auto_pin_cap),
@@ -895,7 +949,8 @@ async def open_engine(
             settings = attrs.evolve(settings, judge="rules" if small else "model")
         svc = Services(settings, store, narrative, feeds, pool, significance, bots)
         engine = Engine(svc, system, server_version)
-        await engine.resume_queues()
+        if resume:
+            await engine.resume_queues()
         try:
             yield engine
         finally:

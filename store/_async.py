@@ -370,10 +370,17 @@ async def open_store(
     data_dir: str | Path | None = None,
     keep_snapshots: int = 5,
     now: Callable[[], str] = utc_now,
+    recover: bool = True,
 ) -> AsyncIterator[AsyncStore]:
-    """Open the store for a block; migrations and crash recovery run off the trio loop."""
+    """Open the store for a block; migrations and crash recovery run off the trio loop.
+
+    ``recover=False`` leaves the beats a crash left open alone (a cluster node ends
+    only those of the chats it comes to own: ``Store.recover``).
+    """
     store = await trio.to_thread.run_sync(
-        lambda: Store.open(path, data_dir=data_dir, keep_snapshots=keep_snapshots, now=now)
+        lambda: Store.open(
+            path, data_dir=data_dir, keep_snapshots=keep_snapshots, now=now, recover=recover
+        )
     )
     astore = AsyncStore(store)
     try:

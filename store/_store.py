@@ -107,6 +107,12 @@ class Store(Queries, Library):
         self._landed: list[tuple[int, AppendResult]] = []
         self.decoded = DecodedEvents()
         """The events appended or replayed lately, decoded: a chat's replay reads these."""
+        self.accept_chat_id: Callable[[str], bool] | None = None
+        """Which new chat ids this store may hand out; None: any.
+
+        A cluster node hands out only ids of the shards it holds, so that the
+        chats it creates are its own to write (docs/scale-out.md).
+        """
         self._branches: dict[str, int] = {}
         """Each chat's current branch as last committed, read once instead of at every append.
 
@@ -284,12 +290,14 @@ class Store(Queries, Library):
                 (beat_id, chat_id, text, self.now(), beat_id, chat_id),
             )
 
-    def recover(self) -> list[int]:
+    def recover(self, accept: Callable[[str], bool] | None = None) -> list[str]:
         """End every beat left open (by a crash) as truncated, error ``interrupted``.
 
         Each gets its ``assistant_turn`` with the last checkpointed text (or
         nothing) and its ``beat_complete`` message, so clients see the beat
-        end and the chat can take a new turn. Returns the beats closed.
+        end and the chat can take a new turn. ``accept``: only in the chats it
+        accepts (a cluster node ends only the beats of the chats it now owns).
+        Returns the chats whose beats were ended.
         """
         open_beats = list(
             self.conn.execute(
@@ -298,6 +306,8 @@ class Store(Queries, Library):
                 "LEFT JOIN beat_checkpoints c ON c.beat_id = b.beat_id ORDER BY b.beat_id"
             )
         )
+        if accept is not None:
+            open_beats = [row for row in open_beats if accept(row[1])]
         for beat_id, chat_id, speaker_id, user_turn_id, interjection_of, text in open_beats:
             end = ev.AssistantTurn(
                 chat_id,
@@ -311,7 +321,7 @@ class Store(Queries, Library):
             )
             self.append(end, render=_ending(end))
         self._counts["recovered"] += len(open_beats)
-        return [row[0] for row in open_beats]
+        return sorted({row[1] for row in open_beats})
 
     # --- beat ends held for lack of space ---
 
@@ -392,7 +402,10 @@ class Store(Queries, Library):
         row = self._one("SELECT value FROM meta WHERE key = 'chats'")
         n = int(row[0]) + 1 if row else 1
         self._write_held()
-        while self._one("SELECT 1 FROM chats WHERE id = ?", f"c{n}"):
+        accept = self.accept_chat_id
+        while self._one("SELECT 1 FROM chats WHERE id = ?", f"c{n}") or (
+            accept is not None and not accept(f"c{n}")
+        ):
             n += 1
         with transaction(self.conn):
             self.conn.execute(
@@ -504,6 +517,18 @@ class Store(Queries, Library):
         """Each beat's alternatives, oldest first, itself included (see ``_branches``);
         only the beats answering user turns from ``since`` on."""
         return beat_alternatives(self.conn, chat_id, since)
+
+    def forget_chat(self, chat_id: str) -> None:
+        """Drop what is remembered of the chat between calls: read it afresh next time.
+
+        For a chat another process may have written since (a cluster node
+        taking a chat over, docs/scale-out.md).
+        """
+        self._branches.pop(chat_id, None)
+
+    def forget_all(self) -> None:
+        """:meth:`forget_chat` for every chat."""
+        self._branches.clear()
 
     def rebuild(self) -> int:
         """Recompute every projection and visibility mark from the log alone.
