@@ -640,8 +640,10 @@ __all__ = [
     "BusError",
     "BusSettings",
     "BusStatistics",
+    "Gap",
     "NodeUnreachable",
     "RequestFailed",
+    "Subscription",
     "chat_channel",
     "open_bus",
 ]
