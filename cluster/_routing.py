@@ -34,7 +34,9 @@ FORWARD_TIMEOUT = 30.0
 
 def _unavailable(chat_id: str, why: str, reply_to: str | None) -> p.ProtocolError:
     return p.ProtocolError(
-        "unavailable", f"chat {chat_id} cannot be written right now ({why}); send it again", reply_to
+        "unavailable",
+        f"chat {chat_id} cannot be written right now ({why}); send it again",
+        reply_to,
     )
 
 
