@@ -21,6 +21,12 @@ from protocol import BeatComplete, BeatStarted, ChatState, Token, TurnSettled
 from store import Store
 
 
+def committed(messages: list[Any]) -> list[Any]:
+    """The numbered messages, and the streamed text: merged tokens show it the same."""
+    text = "".join(m.text for m in messages if isinstance(m, Token))
+    return [m for m in messages if not isinstance(m, Token)] + [text]
+
+
 async def settled(messages: AsyncIterator[Any]) -> list[Any]:
     seen: list[Any] = []
     with trio.fail_after(30):
@@ -74,7 +80,7 @@ async def test_a_follower_sees_what_the_owner_published(tmp_path: Path) -> None:
             here = await settled(mine)
             there = await settled(theirs)
             nursery.cancel_scope.cancel()
-    assert there == here
+    assert committed(there) == committed(here)
     text = "".join(m.text for m in there if isinstance(m, Token))
     complete = next(m for m in there if isinstance(m, BeatComplete))
     assert text == complete.text == "Mira squints at the key, then at you."
@@ -97,13 +103,19 @@ async def test_a_token_that_does_not_follow_on_is_dropped_and_a_gap_restarts(
             feed.relay(Token(chat.id, 99, mira.id, 0, "Well"))
             feed.relay(Token(chat.id, 99, mira.id, 9, "lost"))  # its start was missed
             feed.relay(Token(chat.id, 99, mira.id, 4, ", then"))
-            got = [await messages.__anext__() for _ in range(3)]
-            assert [type(m) for m in got] == [BeatStarted, Token, Token]
-            assert "".join(m.text for m in got[1:]) == "Well, then"
+            with trio.fail_after(10):
+                assert isinstance(await messages.__anext__(), BeatStarted)
+                text = ""
+                while len(text) < len("Well, then"):  # a lagging watcher gets them merged
+                    token = await messages.__anext__()
+                    assert isinstance(token, Token)
+                    text += token.text
+            assert text == "Well, then"
             assert feed.in_flight() is not None and feed.in_flight().text == "Well, then"  # type: ignore[union-attr]
             # A seq that skips one: every watcher starts again from a fresh state.
             feed.relay(BeatComplete(chat.id, 99, 100, mira.id, "x", False, None, None, last + 3))
-            again = await messages.__anext__()
+            with trio.fail_after(10):
+                again = await messages.__anext__()
             assert isinstance(again, ChatState)
 
 
