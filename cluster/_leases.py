@@ -229,6 +229,7 @@ class LeaseKeeper:
         self._holdings: dict[int, _Holding] = {}
         self._owners: dict[int, NodeId] = {}
         self._token: trio.lowlevel.TrioToken | None = None
+        self._registered = False
         self._fence_lock = threading.Lock()
         self._rounds = self._failed = self._grants = self._renewals = 0
         self._releases = self._lost = self._fenced = self._fenced_db = 0
@@ -299,7 +300,7 @@ class LeaseKeeper:
     # -- the rounds -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Keep the leases until cancelled; ``started`` once the first round is done."""
+        """Keep the leases until cancelled; ``started`` once this node has registered."""
         self._token = trio.lowlevel.current_trio_token()
         interval = self.settings.interval
         try:
@@ -338,6 +339,12 @@ class LeaseKeeper:
             for s, lease in view.leases.items()
             if lease.owner is not None and not lease.expired
         }
+        if not self._registered:
+            # The first round only announces this node: nodes started together then see
+            # each other before any takes a shard, instead of the first taking them all
+            # and handing most of them over a few at a time.
+            self._registered = True
+            return
         plan = plan_round(view.leases, view.live, self.me, self.settings.max_moves)
 
         # Renew what this node holds and the table agrees it holds; the rest is lost.

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from random import Random
 
 import pytest
 from hypothesis import given, settings
@@ -77,11 +78,11 @@ def test_a_bad_node_id_is_refused(text: str) -> None:
 
 
 @given(node_sets, st.randoms())
-def test_every_shard_has_exactly_one_desired_owner(nodes: set[NodeId], rnd: object) -> None:
+def test_every_shard_has_exactly_one_desired_owner(nodes: set[NodeId], rnd: Random) -> None:
     """The owner is one of the nodes and does not depend on the order they are listed in."""
     listed = sorted(nodes)
     shuffled = list(nodes)
-    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    rnd.shuffle(shuffled)
     for shard in range(SHARDS):
         owner = owner_by_rendezvous(shard, listed)
         assert owner in nodes
