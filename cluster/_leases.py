@@ -64,6 +64,14 @@ HEARTBEAT = """INSERT INTO nodes (node_id, address) VALUES (%s, %s)
 LIVE_NODES = """SELECT node_id FROM nodes
     WHERE heartbeat_at > clock_timestamp() - make_interval(secs => %s)"""
 
+FORGET_NODE = "DELETE FROM nodes WHERE node_id = %s"
+
+FORGET_SILENT = """DELETE FROM nodes
+    WHERE heartbeat_at < clock_timestamp() - make_interval(secs => %s)"""
+"""Nodes silent for a long while (``SILENT_FOR`` node TTLs) are forgotten when a node registers."""
+
+SILENT_FOR = 1000
+
 READ_LEASES = """SELECT shard, owner, epoch, expires_at < clock_timestamp() FROM shard_leases"""
 
 GRANT = """UPDATE shard_leases
@@ -244,7 +252,8 @@ class LeaseKeeper:
     def owner_of(self, chat_id: str) -> NodeId | None:
         """The node that holds the chat's shard as of the last round (None: nobody, now)."""
         shard = shard_of(chat_id)
-        if shard in self.held():
+        holding = self._holdings.get(shard)
+        if holding is not None and time.monotonic() < holding.valid_until:
             return self.me
         owner = self._owners.get(shard)
         return None if owner == self.me else owner
@@ -387,7 +396,7 @@ class LeaseKeeper:
         with trio.move_on_after(self.settings.drain_timeout) as scope:
             async with trio.open_nursery() as nursery:
                 for shard in shards:
-                    nursery.start_soon(self._drain, shard)
+                    nursery.start_soon(self._drain_one, shard)
         if scope.cancelled_caught:
             log.warning("%s: shards %s not drained in time; released anyway", self.me, shards)
         gone: dict[int, int] = {}
@@ -397,7 +406,34 @@ class LeaseKeeper:
                 gone[shard] = holding.epoch
                 self._drop(shard, released=True)
         if gone:
-            await self._db(self._release, gone)
+            try:
+                await self._db(self._release, gone)
+            except psycopg.Error as exc:
+                # Dropped here already: the leases run out by themselves instead.
+                log.warning("%s could not release shards %s: %s", self.me, sorted(gone), exc)
+
+    async def _drain_one(self, shard: int) -> None:
+        try:
+            await self._drain(shard)
+        except Exception:
+            log.exception("drain(%s) of %s failed; the shard is released anyway", shard, self.me)
+
+    async def leave(self) -> None:
+        """Hand over every shard at once and say this node is gone; after :meth:`run` ended.
+
+        The shards are drained (together, within ``drain_timeout``) and
+        released, and the node's row deleted, so the other nodes take the
+        shards in their next round instead of a lease later.
+        """
+        shards = sorted(self._holdings)
+        if shards:
+            await self._hand_over(shards)
+        try:
+            await self._db(self._forget_me)
+        except psycopg.Error as exc:
+            log.warning("%s could not unregister: %s", self.me, exc)
+        finally:
+            await self._db(self._disconnect)
 
     def _drop(self, shard: int, *, released: bool) -> None:
         """Stop holding the shard here at once; the node hears of it through ``on_lost``."""
@@ -461,6 +497,8 @@ class LeaseKeeper:
     def _read(self) -> _View:
         conn = self._connection()
         with conn.transaction():
+            if not self._registered:
+                conn.execute(FORGET_SILENT, (self.settings.node_ttl * SILENT_FOR,))
             conn.execute(HEARTBEAT, (self.me, self.address))
             found = conn.execute(LIVE_NODES, (self.settings.node_ttl,)).fetchall()
             live = tuple(NodeId(row[0]) for row in found)
@@ -487,3 +525,6 @@ class LeaseKeeper:
     def _release(self, gone: dict[int, int]) -> None:
         conn = self._connection()
         conn.execute(RELEASE, (list(gone), list(gone.values()), self.me))
+
+    def _forget_me(self) -> None:
+        self._connection().execute(FORGET_NODE, (self.me,))

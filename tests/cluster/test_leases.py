@@ -384,3 +384,26 @@ async def test_keepers_fence_themselves_while_postgresql_is_down_then_come_back(
             assert a.keeper.statistics().failed_rounds > 0
             await fence(url, a.keeper, chat)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_leaving_keeper_drains_and_hands_over_everything(url: str) -> None:
+    a, b = make_node(url, 9001), make_node(url, 9002)
+    async with trio.open_nursery() as nursery:
+        await start(nursery, a)
+        await start(nursery, b)
+        before = await until(url, converged([a, b]))
+        had = a.keeper.held()
+        pause(a)
+        await a.keeper.leave()
+        assert sorted(shard for shard, _, _ in a.drains) == sorted(had)
+        assert all(still_held for _, _, still_held in a.drains)
+        assert a.keeper.held() == {}
+        stats = a.keeper.statistics()
+        assert (stats.releases, stats.lost) == (len(had), 0)
+        after = await until(url, converged([b]))
+        for shard, epoch in had.items():
+            assert after[shard][1] == epoch + 1 == before[shard][1] + 1
+        with psycopg.connect(url, autocommit=True) as conn:
+            nodes = conn.execute("SELECT node_id FROM nodes ORDER BY node_id").fetchall()
+        assert nodes == [(b.me,)]
+        nursery.cancel_scope.cancel()
