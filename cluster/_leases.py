@@ -74,20 +74,21 @@ SILENT_FOR = 1000
 
 READ_LEASES = """SELECT shard, owner, epoch, expires_at < clock_timestamp() FROM shard_leases"""
 
+# Grants, renewals and releases change one row per statement, each in its own
+# transaction: the keeper never holds one lease row while it waits for another, so it
+# cannot deadlock with a write transaction that fenced several chats in any order.
+
 GRANT = """UPDATE shard_leases
     SET owner = %s, epoch = epoch + 1, expires_at = now() + make_interval(secs => %s)
-    WHERE shard = ANY(%s::integer[]) AND (owner IS NULL OR expires_at < clock_timestamp())
-    RETURNING shard, epoch"""
+    WHERE shard = %s AND (owner IS NULL OR expires_at < clock_timestamp())
+    RETURNING epoch"""
 
-RENEW = """UPDATE shard_leases AS l SET expires_at = now() + make_interval(secs => %s)
-    FROM unnest(%s::integer[], %s::bigint[]) AS h(shard, epoch)
-    WHERE l.shard = h.shard AND l.epoch = h.epoch AND l.owner = %s
-      AND l.expires_at > clock_timestamp()
-    RETURNING l.shard"""
+RENEW = """UPDATE shard_leases SET expires_at = now() + make_interval(secs => %s)
+    WHERE shard = %s AND epoch = %s AND owner = %s AND expires_at > clock_timestamp()
+    RETURNING shard"""
 
-RELEASE = """UPDATE shard_leases AS l SET expires_at = clock_timestamp() - interval '1 second'
-    FROM unnest(%s::integer[], %s::bigint[]) AS h(shard, epoch)
-    WHERE l.shard = h.shard AND l.epoch = h.epoch AND l.owner = %s"""
+RELEASE = """UPDATE shard_leases SET expires_at = clock_timestamp() - interval '1 second'
+    WHERE shard = %s AND epoch = %s AND owner = %s"""
 
 FENCE = (
     "SELECT 1 FROM shard_leases WHERE shard = ? AND owner = ? AND epoch = ?"
@@ -366,30 +367,32 @@ class LeaseKeeper:
         for shard in [s for s in self._holdings if s not in agreed]:
             self._drop(shard, released=False)
         if agreed:
-            sent_at, renewed = await self._db(self._renew, agreed)
-            valid_until = sent_at + self.settings.ttl - self.settings.margin
+            renewed = await self._db(self._renew, agreed)
             for shard, epoch in agreed.items():
                 holding = self._holdings.get(shard)
                 if holding is None or holding.epoch != epoch:
                     continue  # dropped while the renewal was on its way
                 if shard in renewed:
-                    self._holdings[shard] = _Holding(epoch, valid_until)
+                    self._holdings[shard] = _Holding(epoch, self._valid_until(renewed[shard]))
                     self._renewals += 1
                 else:
                     self._drop(shard, released=False)
 
         if plan.acquire:
-            sent_at, granted = await self._db(self._grant, plan.acquire)
-            valid_until = sent_at + self.settings.ttl - self.settings.margin
-            for shard, epoch in sorted(granted.items()):
+            granted = await self._db(self._grant, plan.acquire)
+            for shard, (epoch, sent_at) in sorted(granted.items()):
                 self._grants += 1
                 await self._on_acquired(shard, epoch)
-                self._holdings[shard] = _Holding(epoch, valid_until)
+                self._holdings[shard] = _Holding(epoch, self._valid_until(sent_at))
                 self._owners[shard] = self.me
 
         releasing = [s for s in plan.release if s in self._holdings]
         if releasing:
             await self._hand_over(releasing)
+
+    def _valid_until(self, sent_at: float) -> float:
+        """Until when a lease granted or renewed by a statement sent at ``sent_at`` is ours."""
+        return sent_at + self.settings.ttl - self.settings.margin
 
     async def _hand_over(self, shards: list[int]) -> None:
         """Drain the shards (together, bounded), then let them go for their new owners."""
@@ -509,22 +512,31 @@ class LeaseKeeper:
         }
         return _View(live, leases)
 
-    def _renew(self, held: dict[int, int]) -> tuple[float, set[int]]:
+    def _renew(self, held: dict[int, int]) -> dict[int, float]:
+        """Each shard renewed, with the monotonic time just before its renewal was sent."""
         conn = self._connection()
-        shards, epochs = list(held), list(held.values())
-        sent_at = time.monotonic()  # before sending: the lease runs from a later instant
-        rows = conn.execute(RENEW, (self.settings.ttl, shards, epochs, self.me)).fetchall()
-        return sent_at, {int(row[0]) for row in rows}
+        renewed: dict[int, float] = {}
+        for shard, epoch in held.items():
+            sent_at = time.monotonic()  # before sending: the lease runs from a later instant
+            if conn.execute(RENEW, (self.settings.ttl, shard, epoch, self.me)).fetchone():
+                renewed[shard] = sent_at
+        return renewed
 
-    def _grant(self, shards: Sequence[int]) -> tuple[float, dict[int, int]]:
+    def _grant(self, shards: Sequence[int]) -> dict[int, tuple[int, float]]:
+        """Each shard granted, with its epoch and the time just before its grant was sent."""
         conn = self._connection()
-        sent_at = time.monotonic()
-        rows = conn.execute(GRANT, (self.me, self.settings.ttl, list(shards))).fetchall()
-        return sent_at, {int(shard): int(epoch) for shard, epoch in rows}
+        granted: dict[int, tuple[int, float]] = {}
+        for shard in shards:
+            sent_at = time.monotonic()
+            row = conn.execute(GRANT, (self.me, self.settings.ttl, shard)).fetchone()
+            if row is not None:
+                granted[shard] = (int(row[0]), sent_at)
+        return granted
 
     def _release(self, gone: dict[int, int]) -> None:
         conn = self._connection()
-        conn.execute(RELEASE, (list(gone), list(gone.values()), self.me))
+        for shard, epoch in gone.items():
+            conn.execute(RELEASE, (shard, epoch, self.me))
 
     def _forget_me(self) -> None:
         self._connection().execute(FORGET_NODE, (self.me,))

@@ -329,7 +329,7 @@ async def test_a_grant_waits_for_a_write_in_flight(url: str) -> None:
 
 
 async def test_a_joining_keeper_takes_its_share_a_few_shards_a_round(url: str) -> None:
-    settings = LeaseSettings(ttl=1.5, max_moves=6)
+    settings = LeaseSettings(ttl=3.0, max_moves=12)
     a, b = make_node(url, 9001, settings), make_node(url, 9002, settings)
     async with trio.open_nursery() as nursery:
         await start(nursery, a)
@@ -406,4 +406,40 @@ async def test_a_leaving_keeper_drains_and_hands_over_everything(url: str) -> No
         with psycopg.connect(url, autocommit=True) as conn:
             nodes = conn.execute("SELECT node_id FROM nodes ORDER BY node_id").fetchall()
         assert nodes == [(b.me,)]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_write_fencing_several_chats_never_deadlocks_with_renewals(url: str) -> None:
+    """The keeper locks one lease row at a time, so a write holding rows in any order is safe."""
+    a = make_node(url, 9001, LeaseSettings(ttl=6.0))
+    async with trio.open_nursery() as nursery:
+        await start(nursery, a)
+        await until(url, converged([a]))
+        high, low = chat_in({250, 251, 252, 253, 254, 255}), chat_in({0, 1, 2, 3, 4, 5})
+        fenced_high = threading.Event()
+        go_on = threading.Event()
+
+        def write() -> None:
+            with psycopg.connect(url) as conn, conn.transaction():
+                a.keeper.fence(Qmark(conn), high)
+                fenced_high.set()
+                assert go_on.wait(30)
+                a.keeper.fence(Qmark(conn), low)
+
+        def renewal_waits(_: dict[int, Row]) -> bool:
+            with psycopg.connect(url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE application_name = %s",
+                    (f"troupe-leases {a.me}",),
+                ).fetchone()
+            return row is not None and row[0] == "Lock"
+
+        async with trio.open_nursery() as writes:
+            writes.start_soon(trio.to_thread.run_sync, write)
+            with trio.fail_after(10):
+                await trio.to_thread.run_sync(fenced_high.wait)
+            await until(url, renewal_waits)  # the next round waits on the high row
+            go_on.set()
+        await until(url, converged([a]))
+        assert a.keeper.statistics().failed_rounds == 0
         nursery.cancel_scope.cancel()
