@@ -260,6 +260,7 @@ class LeaseKeeper:
         return None if owner == self.me else owner
 
     def statistics(self) -> LeaseStatistics:
+        """A snapshot of the counters since this keeper was made."""
         return LeaseStatistics(
             rounds=self._rounds,
             failed_rounds=self._failed,
@@ -382,7 +383,12 @@ class LeaseKeeper:
             granted = await self._db(self._grant, plan.acquire)
             for shard, (epoch, sent_at) in sorted(granted.items()):
                 self._grants += 1
-                await self._on_acquired(shard, epoch)
+                try:
+                    await self._on_acquired(shard, epoch)
+                except Exception:
+                    # Not held, then: the grant runs out unused and is made again later.
+                    log.exception("on_acquired(%s, %s) of %s failed", shard, epoch, self.me)
+                    continue
                 self._holdings[shard] = _Holding(epoch, self._valid_until(sent_at))
                 self._owners[shard] = self.me
 
@@ -477,8 +483,14 @@ class LeaseKeeper:
                 autocommit=True,
                 connect_timeout=max(2, int(self.settings.interval) + 1),
                 application_name=f"troupe-leases {self.me}",
-                # A statement stuck behind a lock or a slow server ends within a lease.
+                # A statement stuck behind a lock or a slow server ends within a lease,
+                # and so does one sent into a network that no longer answers.
                 options=f"-c statement_timeout={ttl_ms}",
+                tcp_user_timeout=ttl_ms,
+                keepalives=1,
+                keepalives_idle=max(1, int(self.settings.interval)),
+                keepalives_interval=1,
+                keepalives_count=3,
             )
             try:
                 with conn.transaction():
