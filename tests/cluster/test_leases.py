@@ -443,3 +443,29 @@ async def test_a_write_fencing_several_chats_never_deadlocks_with_renewals(url: 
         await until(url, converged([a]))
         assert a.keeper.statistics().failed_rounds == 0
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "complaint"),
+    [
+        ({"ttl": 0}, "ttl"),
+        ({"ttl": 3, "margin": 2}, "margin"),
+        ({"ttl": 3, "node_ttl": 1}, "node_ttl"),
+        ({"ttl": 3, "drain_timeout": 2}, "drain_timeout"),
+        ({"max_moves": 0}, "max_moves"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused(kwargs: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        LeaseSettings(**kwargs)
+
+
+def test_settings_follow_the_ttl() -> None:
+    settings = LeaseSettings(ttl=3.0)
+    assert (settings.interval, settings.margin, settings.node_ttl) == (1.0, 0.5, 3.0)
+    assert settings.drain_timeout == 1.0
+
+
+def test_a_keeper_needs_a_node_id() -> None:
+    with pytest.raises(ValueError, match="host:port:start"):
+        LeaseKeeper("postgresql://127.0.0.1/x", NodeId("nobody"))
