@@ -360,7 +360,11 @@ async def test_a_joining_keeper_takes_its_share_a_few_shards_a_round(url: str) -
         nursery.cancel_scope.cancel()
 
 
-async def test_keepers_fence_themselves_while_postgresql_is_down_then_come_back() -> None:
+@pytest.mark.parametrize("down", ["stop", "kill"])
+async def test_keepers_fence_themselves_while_postgresql_is_down_then_come_back(
+    down: str,
+) -> None:
+    """PostgreSQL stopped (cleanly or not) for longer than a lease, then started again."""
     with postgres_server() as server:
         url = server.url
         a, b = make_node(url, 9001), make_node(url, 9002)
@@ -369,7 +373,7 @@ async def test_keepers_fence_themselves_while_postgresql_is_down_then_come_back(
             await start(nursery, b)
             before = await until(url, converged([a, b]))
             chat = chat_in(a.keeper.held())
-            await trio.to_thread.run_sync(server.kill)
+            await trio.to_thread.run_sync(getattr(server, down))
             # Within a lease both give up every shard by their own clocks, and refuse writes
             # without a database to ask.
             with trio.fail_after(FAST.ttl * 4):
@@ -469,3 +473,26 @@ def test_settings_follow_the_ttl() -> None:
 def test_a_keeper_needs_a_node_id() -> None:
     with pytest.raises(ValueError, match="host:port:start"):
         LeaseKeeper("postgresql://127.0.0.1/x", NodeId("nobody"))
+
+
+async def test_a_quick_restart_of_postgresql_costs_no_shard(url: str, pg: PostgresServer) -> None:
+    """Back well before the leases run out: the keepers reconnect and renew, epochs unchanged."""
+    settings = LeaseSettings(ttl=6.0)
+    a, b = make_node(url, 9001, settings), make_node(url, 9002, settings)
+    async with trio.open_nursery() as nursery:
+        await start(nursery, a)
+        await start(nursery, b)
+        before = await until(url, converged([a, b]))
+        await trio.to_thread.run_sync(pg.restart)
+
+        def both_noticed(table: dict[int, Row]) -> bool:
+            noticed = all(n.keeper.statistics().failed_rounds > 0 for n in (a, b))
+            return noticed and converged([a, b])(table)
+
+        after = await until(url, both_noticed)
+        assert {s: row[:2] for s, row in after.items()} == {
+            s: row[:2] for s, row in before.items()
+        }
+        assert a.keeper.statistics().lost == b.keeper.statistics().lost == 0
+        await fence(url, a.keeper, chat_in(a.keeper.held()))
+        nursery.cancel_scope.cancel()

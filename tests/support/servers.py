@@ -177,6 +177,27 @@ class PostgresServer(Server):
         if pid is not None:
             _wait_gone(pid, self.name)
 
+    def stop(self) -> None:
+        """Stop cleanly but without waiting for clients: a fast shutdown (SIGINT).
+
+        SIGTERM would ask for a smart shutdown, which waits for every client
+        to disconnect, and a cluster's nodes never do. The signal goes to the
+        postmaster alone; ``runuser``, when there is one, exits with it.
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pid = self._postmaster_pid()
+        if pid is None:
+            super().stop()
+            return
+        os.kill(pid, signal.SIGINT)
+        try:
+            self.proc.wait(timeout=START_WITHIN)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return
+        _wait_gone(pid, self.name)
+
     def _postmaster_pid(self) -> int | None:
         try:
             return int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
