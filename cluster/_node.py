@@ -159,14 +159,11 @@ async def open_node(
     async with (
         open_store(settings.store, data_dir=engine_settings.data_dir, recover=False) as store,
         open_bus(settings.bus, me) as bus,
-        trio.open_nursery() as nursery,
     ):
-        node._nursery = nursery
-        ttl = settings.lease_ttl
         node.keeper = LeaseKeeper(
             settings.store,
             me,
-            LeaseSettings(ttl=ttl),
+            LeaseSettings(ttl=settings.lease_ttl),
             on_acquired=node.acquired,
             on_lost=node.lost,
             drain=node.drain,
@@ -177,27 +174,33 @@ async def open_node(
         node.follower = Follower(
             bus, store, lambda c: node.epoch_of(c) is not None, _feed_of(node)
         )
-        await nursery.start(node.follower.run)
-        hooks = FeedHooks(
-            tap=node.publisher.tap, opened=node.follower.opened, dropped=node.follower.dropped
-        )
-        async with open_engine(
-            engine_settings,
-            server_version=server_version,
-            store=store,
-            feed_hooks=hooks,
-            resume=False,
-        ) as engine:
-            node.engine = engine
-            node.router = ClusterRouter(me, bus, node.owner_of, node.writable)
-            engine.more_statistics["cluster"] = node.statistics
-            nursery.start_soon(node.publisher.run)
-            nursery.start_soon(bus.serve, node.router.handler(engine))
-            await nursery.start(node.keeper.run)
-            log.info("node %s is up", me)
-            yield node
-        # The engine has stopped (its beats committed while the leases still held): let go.
-        nursery.cancel_scope.cancel()
+        async with trio.open_nursery() as nursery:
+            node._nursery = nursery
+            await nursery.start(node.follower.run)
+            hooks = FeedHooks(
+                tap=node.publisher.tap, opened=node.follower.opened, dropped=node.follower.dropped
+            )
+            async with open_engine(
+                engine_settings,
+                server_version=server_version,
+                store=store,
+                feed_hooks=hooks,
+                resume=False,
+            ) as engine:
+                node.engine = engine
+                node.router = ClusterRouter(me, bus, node.owner_of, node.writable)
+                engine.more_statistics["cluster"] = node.statistics
+                nursery.start_soon(node.publisher.run)
+                nursery.start_soon(bus.serve, node.router.handler(engine))
+                await nursery.start(node.keeper.run)
+                log.info("node %s is up", me)
+                yield node
+            # The engine has stopped, its beats committed while the leases still held.
+            nursery.cancel_scope.cancel()
+        # Hand the shards over now rather than a lease later (bounded: the others take
+        # them when their leases run out anyway).
+        with trio.CancelScope(shield=True), trio.move_on_after(settings.lease_ttl / 2):
+            await node.keeper.leave()
 
 
 def _feed_of(node: Node) -> Callable[[str], ChatFeed | None]:
