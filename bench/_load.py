@@ -10,7 +10,10 @@ JSON line each prints.
 - ``raw``: a bare trio-websocket server that speaks just enough of the
   protocol for the clients below, and streams each chat's reply as the very
   frames the gateway would send (the same JSON bytes, one token a frame) at
-  the same rate: the baseline.
+  the same rate: the baseline. With ``--model-url`` it reads each reply from
+  the model server instead, with a plain httpx client (its lines, a JSON
+  chunk each), and sends each token's frame as it arrives: the same frames,
+  and the same model stream read, as the gateway's.
 - ``clients``: N chats, each watched by K WebSocket connections. Each chat
   gets a bot with a real persona and greeting; once every watcher has its
   ``chat_state``, each chat sends one turn (spread over a second), and every
@@ -30,10 +33,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 import wsproto
 import wsproto.events as wse
@@ -175,12 +179,20 @@ def measure(
     tree: Path = ROOT,
     data: Path,
 ) -> dict[str, Any]:
-    """One load run: ``server`` is ``"raw"`` (the baseline) or ``"troupe"`` (``troupe serve``
-    from the source tree ``tree``, on the model server in a process of its own)."""
+    """One load run: ``server`` is ``"raw"`` (the baseline), ``"raw_model"`` (the baseline
+    reading each reply from the model server) or ``"troupe"`` (``troupe serve`` from the
+    source tree ``tree``); the model server runs in a process of its own."""
     parts: list[subprocess.Popen[Any]] = []
     try:
         if server == "raw":
             process, ready = start(["raw", "--rate", str(rate), "--words", str(words)])
+            parts.append(process)
+            port = ready["port"]
+        elif server == "raw_model":
+            model, ready = start(["model", "--rate", str(rate), "--words", str(words)])
+            parts.append(model)
+            reader = ["--model-url", ready["url"]]
+            process, ready = start(["raw", "--rate", str(rate), "--words", str(words), *reader])
             parts.append(process)
             port = ready["port"]
         else:
@@ -257,17 +269,39 @@ async def run_model(rate: float, words: int) -> None:
 # --- the baseline: bare trio-websocket, the gateway's frames ---
 
 
-async def run_raw(rate: float, words: int) -> None:
+async def run_raw(rate: float, words: int, model_url: str | None) -> None:
     from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
+
+    client = None
+    if model_url is not None:
+        limits = httpx.Limits(max_connections=4096)
+        client = httpx.AsyncClient(base_url=model_url + "/", limits=limits, timeout=60)
 
     tokens = [w if i == 0 else " " + w for i, w in enumerate(story(words).split(" "))]
     watchers: dict[str, list[Any]] = {}
     numbers = itertools.count(1)
 
-    async def stream(chat_id: str, speaker: str) -> None:
-        offset = 0
+    async def paced() -> AsyncIterator[str]:
         for text in tokens:
             await trio.sleep(1 / rate)
+            yield text
+
+    async def read(client: httpx.AsyncClient) -> AsyncIterator[str]:
+        # The plain way to read a stream with httpx: its lines, one JSON chunk each.
+        body = {"model": "bench", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+        async with client.stream("POST", "chat/completions", json=body) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                for choice in json.loads(line[6:]).get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        yield text
+
+    async def stream(chat_id: str, speaker: str) -> None:
+        offset = 0
+        texts = read(client) if client is not None else paced()
+        async for text in texts:
             frame = json.dumps(
                 {
                     "type": "token",
@@ -508,6 +542,7 @@ def main() -> None:
         part = parts.add_parser(name)
         part.add_argument("--rate", type=float, required=True)
         part.add_argument("--words", type=int, required=True)
+    parts.choices["raw"].add_argument("--model-url", help="read each reply from this server")
     clients = parts.add_parser("clients")
     clients.add_argument("--port", type=int, required=True)
     clients.add_argument("--chats", type=int, required=True)
@@ -518,7 +553,7 @@ def main() -> None:
     if args.part == "model":
         trio.run(run_model, args.rate, args.words)
     elif args.part == "raw":
-        trio.run(run_raw, args.rate, args.words)
+        trio.run(run_raw, args.rate, args.words, args.model_url)
     else:
         trio.run(run_clients, args.port, args.chats, args.watchers, args.server_pid, args.limit)
 

@@ -1,11 +1,12 @@
 """The openai backend's reading of a stream, and the embedded model's speed.
 
-1. Per-token cost of reading server-sent events with httpx-sse (what the
-   backend uses) against a hand-rolled line reader (the baseline), both
-   against the loopback test server at full speed. The rule: use httpx-sse
-   unless it costs more than 5% per token. On a quiet machine it costs 2-4%;
-   under load (a compiler on both cores) it measured up to 1.5x, so run this
-   with the machine otherwise idle.
+1. Per-token cost of reading server-sent events with httpx-sse, and with the
+   backend's own splitter (``llm/_sse.py``, over the response's bytes),
+   against a hand-rolled line reader (the baseline), all against the
+   loopback test server at full speed. At full speed many events share a
+   read; a real model's stream is one read per token, where the splitter
+   pays off (docs/performance.md). Under load (a compiler on both cores)
+   httpx-sse measured up to 1.5x, so run this with the machine otherwise idle.
 2. The embedded Gemma 3 270M: time to first token and tokens per second.
 """
 
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _report import report  # noqa: E402
 
 from llm import LocalBackend, Message, ModelSettings, NarrativeRequest  # noqa: E402
+from llm._sse import EventSplitter  # noqa: E402
 from tests.support.openai_server import run_openai_server  # noqa: E402
 
 TOKENS = 5000
@@ -62,6 +64,21 @@ async def with_httpx_sse(client: httpx.AsyncClient) -> int:
             for choice in chunk.get("choices") or []:
                 if (choice.get("delta") or {}).get("content"):
                     count += 1
+    return count
+
+
+async def with_splitter(client: httpx.AsyncClient) -> int:
+    count = 0
+    splitter = EventSplitter()
+    async with client.stream("POST", "chat/completions", json=BODY) as response:
+        async for piece in response.aiter_bytes():
+            for data in splitter.feed(piece):
+                if data == "[DONE]":
+                    return count
+                chunk = json.loads(data)
+                for choice in chunk.get("choices") or []:
+                    if (choice.get("delta") or {}).get("content"):
+                        count += 1
     return count
 
 
@@ -120,6 +137,7 @@ async def main() -> None:
             await by_hand(client)  # warm up
             hand = await per_token(by_hand, client)
             sse = await per_token(with_httpx_sse, client)
+            split = await per_token(with_splitter, client)
     local = await local_model()
     ratio = sse / hand
     report(
@@ -127,6 +145,7 @@ async def main() -> None:
         [
             ("hand-rolled SSE reader, per token (baseline)", f"{hand * 1e6:.1f} µs"),
             ("httpx-sse reader, per token", f"{sse * 1e6:.1f} µs ({ratio:.2f}x)"),
+            ("the backend's splitter, per token", f"{split * 1e6:.1f} µs ({split / hand:.2f}x)"),
             ("embedded model: time to first token", f"{local['ttft_s'] * 1000:.0f} ms"),
             ("embedded model: tokens per second", f"{local['tokens_per_second']:.1f}"),
         ],
@@ -135,6 +154,8 @@ async def main() -> None:
             "httpx_sse_us_per_token": sse * 1e6,
             "httpx_sse_ratio": ratio,
             "httpx_sse_within_5_percent": ratio <= 1.05,
+            "splitter_us_per_token": split * 1e6,
+            "splitter_ratio": split / hand,
             "local": local,
         },
     )

@@ -1,8 +1,8 @@
 """Model backends behind one small interface: stream text, complete JSON.
 
 Owns: the request and settings types, the ``openai`` backend (any
-OpenAI-compatible server, over httpx and httpx-sse), the ``local`` backend
-(llama.cpp in a supervised worker process, the packaged Gemma 3 270M by
+OpenAI-compatible server, over httpx, its events split from the raw bytes),
+the ``local`` backend (llama.cpp in a supervised worker process, the packaged Gemma 3 270M by
 default: a crash inside it costs one request; it keeps each chat's evaluated
 prompt in a bounded cache and never lets the model copy a run of the
 transcript), the ``scripted`` backend

@@ -1,8 +1,10 @@
 """The ``openai`` backend: any OpenAI-compatible server, over httpx, under trio.
 
-Streaming reads the server-sent events with httpx-sse. Connect errors, 429
-and 5xx are retried with backoff and jitter (honouring ``Retry-After``), but
-only before the first token, so no text is ever duplicated. One connection
+Streaming reads the server-sent events straight from the response's bytes
+(``_sse.py``): while a model streams, each read is one token, so nothing is
+paid per line or per layer. Connect errors, 429 and 5xx are retried with
+backoff and jitter (honouring ``Retry-After``), but only before the first
+token, so no text is ever duplicated. One connection
 cap is shared by every caller, narrative beats before classifier calls.
 Leaving a stream closes its HTTP response, so the server stops generating.
 
@@ -22,12 +24,11 @@ import random
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import httpx
 import trio
-from httpx_sse import SSEError, aconnect_sse
 
 from ._errors import (
     ModelError,
@@ -39,6 +40,7 @@ from ._errors import (
 )
 from ._json import check_schema, extract_json, schema_prompt
 from ._limit import Priority, PriorityLimiter, classifier_priority
+from ._sse import EventSplitter
 from ._statistics import OpenAIStatistics
 from ._types import ClassifierRequest, JsonMode, Message, ModelSettings, NarrativeRequest
 
@@ -52,6 +54,8 @@ STEPS: tuple[JsonMode, ...] = ("schema", "object", "none")
 FALLBACK: dict[JsonMode, JsonMode] = {"schema": "object", "object": "none"}
 """The next JSON mode to try when a server refuses one."""
 BODY_LOGGED = 300
+SSE = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+"""The headers of a streamed request."""
 
 
 def _name(name: str | None) -> str | None:
@@ -207,9 +211,9 @@ class OpenAIBackend:
             attempt = 0
             while True:
                 try:
-                    async with self._events(body) as events:
+                    async with self._events(body) as response:
                         self.streaming += 1
-                        chunks = self._chunks(events, deadline)
+                        chunks = self._chunks(response, deadline)
                         try:
                             yield chunks
                         finally:
@@ -227,11 +231,11 @@ class OpenAIBackend:
                     attempt += 1
 
     @asynccontextmanager
-    async def _events(self, body: dict[str, Any]) -> AsyncIterator[Any]:
+    async def _events(self, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
         try:
             with trio.fail_after(self.settings.timeouts.first_token):
-                context = aconnect_sse(self.client, "POST", "chat/completions", json=body)
-                source = await context.__aenter__()
+                context = self.client.stream("POST", "chat/completions", json=body, headers=SSE)
+                response = await context.__aenter__()
         except trio.TooSlowError:
             raise ModelTimeout("the model server did not answer in time") from None
         except httpx.TimeoutException:
@@ -239,7 +243,6 @@ class OpenAIBackend:
         except httpx.TransportError as exc:
             raise _Retry(f"connection failed: {type(exc).__name__}") from None
         try:
-            response = source.response
             if response.status_code >= 400:
                 await response.aread()
                 self._log_answer(response, "a beat")
@@ -248,57 +251,83 @@ class OpenAIBackend:
             if response.status_code >= 400:
                 self.errors += 1
                 raise self._error(response.text, response.status_code)
-            yield source
+            yield response
         finally:
             with trio.CancelScope(shield=True):
                 await context.__aexit__(None, None, None)
 
-    async def _chunks(self, source: Any, deadline: float) -> AsyncGenerator[str, None]:
+    async def _chunks(
+        self, response: httpx.Response, deadline: float
+    ) -> AsyncGenerator[str, None]:
+        kind = response.headers.get("content-type", "").partition(";")[0]
+        if "text/event-stream" not in kind:
+            self.errors += 1
+            raise ModelProtocolError(f"the stream is not server-sent events: {kind!r}")
         timeouts = self.settings.timeouts
-        events = source.aiter_sse()
+        pieces = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+        events = EventSplitter()
         first = True
-        while True:
-            wait = timeouts.first_token if first else timeouts.stall
-            wait = min(wait, deadline - trio.current_time())
-            try:
-                with trio.fail_after(max(wait, 0)):
-                    event = await events.__anext__()
-            except StopAsyncIteration:
-                return
-            except trio.TooSlowError:
-                self.errors += 1
-                if trio.current_time() >= deadline:
-                    raise ModelTimeout("the reply took longer than allowed") from None
-                if first:
-                    raise ModelTimeout("no first token in time") from None
-                raise ModelStalled("the model stopped sending tokens") from None
-            except httpx.ReadTimeout:
-                self.errors += 1
-                raise ModelStalled("the model stopped sending tokens") from None
-            except (httpx.TransportError, SSEError) as exc:
-                self.errors += 1
-                raise ModelProtocolError(f"the stream was cut: {type(exc).__name__}") from None
-            data = event.data.strip()
-            if not data:
-                continue
-            if data == "[DONE]":
-                return
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                self.errors += 1
-                raise ModelProtocolError(f"malformed chunk: {self._redact(data[:80])!r}") from None
-            if not isinstance(chunk, dict):
-                raise ModelProtocolError("a chunk is not a JSON object")
-            if "error" in chunk:
-                self.errors += 1
-                raise self._error(json.dumps(chunk), None)
-            for choice in chunk.get("choices") or []:
-                delta = choice.get("delta") or {}
-                text = delta.get("content")
-                if isinstance(text, str) and text:
-                    first = False
-                    yield text
+        try:
+            while True:
+                # One read is one event (one token) while the model streams: a bare cancel
+                # scope per read, not a context manager wrapping one.
+                wait = timeouts.first_token if first else timeouts.stall
+                with trio.CancelScope(deadline=min(trio.current_time() + wait, deadline)) as scope:
+                    try:
+                        piece = await pieces.__anext__()
+                    except StopAsyncIteration:
+                        piece = None
+                    except httpx.ReadTimeout:
+                        self.errors += 1
+                        raise ModelStalled("the model stopped sending tokens") from None
+                    except httpx.TransportError as exc:
+                        self.errors += 1
+                        raise ModelProtocolError(
+                            f"the stream was cut: {type(exc).__name__}"
+                        ) from None
+                if scope.cancelled_caught:
+                    self.errors += 1
+                    if trio.current_time() >= deadline:
+                        raise ModelTimeout("the reply took longer than allowed") from None
+                    if first:
+                        raise ModelTimeout("no first token in time") from None
+                    raise ModelStalled("the model stopped sending tokens") from None
+                for data in events.feed(piece) if piece is not None else events.close():
+                    texts = self._texts(data)
+                    if texts is None:
+                        return
+                    for text in texts:
+                        first = False
+                        yield text
+                if piece is None:
+                    return
+        finally:
+            await pieces.aclose()
+
+    def _texts(self, data: str) -> list[str] | None:
+        """The text of one event's chunk; None at ``[DONE]``, the end of the reply."""
+        data = data.strip()
+        if not data:
+            return []
+        if data == "[DONE]":
+            return None
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            self.errors += 1
+            raise ModelProtocolError(f"malformed chunk: {self._redact(data[:80])!r}") from None
+        if not isinstance(chunk, dict):
+            raise ModelProtocolError("a chunk is not a JSON object")
+        if "error" in chunk:
+            self.errors += 1
+            raise self._error(json.dumps(chunk), None)
+        texts = []
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                texts.append(text)
+        return texts
 
     # --- classifiers ---
 

@@ -112,6 +112,14 @@ async def test_a_stall_between_tokens_and_no_first_token_time_out(server: OpenAI
         await collect(backend(server, timeouts=Timeouts(first_token=5, stall=5, total=0.25)))
 
 
+async def test_an_answer_that_is_not_an_event_stream_is_a_protocol_error(
+    server: OpenAIServer,
+) -> None:
+    server.script.body = '{"choices": []}'  # a 200 in application/json
+    with pytest.raises(ModelProtocolError, match="not server-sent events"):
+        await collect(backend(server))
+
+
 async def test_malformed_chunks_and_error_objects_mid_stream(server: OpenAIServer) -> None:
     server.script.malformed_after = 1
     with pytest.raises(ModelProtocolError, match="malformed"):
