@@ -49,7 +49,7 @@ from story import Card, Lorebook
 from ._errors import StorageFull
 from ._records import AppendResult, Render
 from ._store import Store, utc_now
-from ._tx import FULL_MESSAGE, space_errors, transaction
+from ._tx import FULL_MESSAGE, savepoint, space_errors, transaction
 
 log = logging.getLogger("troupe.store")
 
@@ -359,7 +359,7 @@ def _deliver_all(done: list[tuple[Deliver, outcome.Outcome[Any]]]) -> None:
 
 def _savepoint(conn: Any, fn: Callable[[], T]) -> T:
     """``fn()`` in a savepoint: rolled back alone if it raises; a full disk is ``StorageFull``."""
-    with space_errors(conn), conn:
+    with space_errors(conn), savepoint(conn):
         return fn()
 
 
