@@ -1,4 +1,5 @@
-"""The event store on apsw: the append-only log, its projections, branches and recovery.
+"""The event store on apsw (or PostgreSQL): the append-only log, its projections, branches
+and recovery.
 
 Owns: the SQLite schema and its migrations; appending events together with
 their projection change and outgoing chat messages in one transaction (writes
@@ -9,13 +10,15 @@ branches (rewind, forks and switches re-project one chat from its own events)
 and supersede; crash recovery of beats left open; holding a beat's end while
 the disk is full; what was imported from other front ends (character cards
 with their avatars, lorebooks, chats: written in one transaction each, read
-back whole) and the exports; and running all of it on one thread for trio.
-See docs/storage.md.
+back whole) and the exports; and running all of it on one thread for trio. The same code
+runs on PostgreSQL, through a connection that speaks the store's SQL, with a
+fence the caller may set to refuse a chat's writes inside their transaction.
+See docs/storage.md and docs/scale-out.md.
 """
 
 from ._async import AsyncStore, open_store
 from ._carry import start_chat
-from ._errors import Invalid, NotFound, StorageFull, StoreError
+from ._errors import Fenced, Invalid, NotFound, StorageFull, StoreError, Unavailable
 from ._exports import card_for, chat_export
 from ._imports import (
     ChatImport,
@@ -66,6 +69,7 @@ __all__ = [
     "AutoPinPlan",
     "ChatImport",
     "Done",
+    "Fenced",
     "Invalid",
     "NotFound",
     "Render",
@@ -74,6 +78,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredEvent",
+    "Unavailable",
     "WireFrame",
     "WorldEventRow",
     "add_user_turn",
