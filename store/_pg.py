@@ -27,7 +27,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import Int8Dumper
 
 from ._dialect import translate
-from ._errors import Invalid, StorageFull, Unavailable
+from ._errors import Invalid, StorageFull, StoreError, Unavailable
 from ._tx import FULL_MESSAGE
 
 IDLE_IN_TRANSACTION: Final = "10s"
@@ -113,6 +113,10 @@ class PgConnection:
         statement = translate(sql)
         params = statement.bind(bindings)
         conn = self._connection()
+        if statement.sql == "COMMIT" and self._failed():
+            # PostgreSQL would answer COMMIT with a silent rollback: say it instead.
+            self.execute("ROLLBACK")
+            raise StoreError("a statement of the transaction failed; nothing of it was written")
         with self._errors():
             cursor = conn.execute(statement.sql, params)
             if statement.returns_id:
@@ -148,6 +152,10 @@ class PgConnection:
     def changes(self) -> int:
         """Rows the last statement changed."""
         return self._rowcount
+
+    def _failed(self) -> bool:
+        conn = self._conn
+        return conn is not None and conn.info.transaction_status == TransactionStatus.INERROR
 
     @property
     def in_transaction(self) -> bool:

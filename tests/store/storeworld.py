@@ -28,6 +28,11 @@ Where = Path | str
 """Where a test's store lives: a folder (its SQLite file inside), or a PostgreSQL URL."""
 
 
+def target(where: Where) -> Path | str:
+    """What ``Store.open`` is given for a place: the file in the folder, or the URL."""
+    return where if isinstance(where, str) else where / "troupe.db"
+
+
 def open_store(where: Where, **kwargs: Any) -> Store:
     """A store on a real file in the folder ``where`` (or the database it names), with the
     ticking clock."""

@@ -6,11 +6,13 @@ import threading
 
 import psycopg
 import pytest
+import trio
+import trio.testing
 from conftest import Places
-from storeworld import add_bot, add_chat, exchange, open_store
+from storeworld import add_bot, add_chat, exchange, open_store, said
 
 from protocol import events as ev
-from store import Invalid, Store, Unavailable
+from store import AsyncStore, Invalid, Store, Unavailable
 from store._dialect import translate
 from store._schema import LATEST, version
 from tests.support.servers import PostgresServer
@@ -76,6 +78,43 @@ def test_a_lost_connection_is_unavailable_and_the_next_call_connects_again(
             assert [t.text for t in store.timeline(chat)] == ["Hi again.", "Hello again."]
         finally:
             store.close()
+
+
+async def test_a_connection_lost_in_a_group_commit_fails_the_group_and_no_more(
+    pg_places: Places, postgres: PostgresServer
+) -> None:
+    with pg_places.fresh() as url:
+        store = open_store(url)
+        mira = add_bot(store, "Mira")
+        chat, _ = add_chat(store, mira)
+        ((pid,),) = store.conn.execute("SELECT pg_backend_pid()").fetchall()
+        astore = AsyncStore(store)
+        gate = threading.Event()
+        outcomes: list[object] = []
+
+        async def write(n: int) -> None:
+            try:
+                await astore.append(ev.UserTurn(chat, f"Line {n}.", said("x")))
+                outcomes.append(n)
+            except Unavailable as exc:
+                outcomes.append(exc)
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(astore.run, lambda _s: gate.wait(10))
+                await trio.testing.wait_all_tasks_blocked()
+                for n in range(4):
+                    nursery.start_soon(write, n)
+                    await trio.testing.wait_all_tasks_blocked()
+                with psycopg.connect(postgres.url, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                gate.set()
+            assert len(outcomes) == 4 and all(isinstance(o, Unavailable) for o in outcomes)
+            await astore.append(ev.UserTurn(chat, "After.", said("x")))
+            lines = [t.text for t in await astore.run(Store.timeline, chat)]
+            assert lines == ["After."]
+        finally:
+            await astore.aclose()
 
 
 def test_the_session_never_holds_locks_for_long(pg_places: Places) -> None:
