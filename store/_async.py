@@ -224,7 +224,9 @@ class AsyncStore:
                         raise _lost(results[-1])
         except BaseException as exc:  # nothing of the group is written
             # An outcome can be unwrapped once: each caller gets one of its own.
-            kept = [r if isinstance(r, outcome.Error) else outcome.Error(exc) for r in results]
+            kept: list[outcome.Outcome[Any]] = [
+                r if isinstance(r, outcome.Error) else outcome.Error(exc) for r in results
+            ]
             return kept + [outcome.Error(exc) for _ in range(len(fns) - len(results))]
         return results
 
