@@ -59,7 +59,7 @@ async def test_a_call_cancelled_before_it_runs_writes_nothing(place: Where) -> N
         assert await astore.run(Store.event_count) == 0
 
 
-async def test_a_queued_call_finishes_even_when_its_caller_is_cancelled(tmp_path: Path) -> None:
+async def test_a_queued_call_finishes_even_when_its_caller_is_cancelled(place: Where) -> None:
     gate = threading.Event()
     got: list[Any] = []
 
@@ -67,7 +67,7 @@ async def test_a_queued_call_finishes_even_when_its_caller_is_cancelled(tmp_path
         gate.wait()
         return s.append(ev.BotCreated("mira", "Mira", ""))
 
-    async with open_store(tmp_path / "t.db") as astore:
+    async with open_store(target(place)) as astore:
         async with trio.open_nursery() as nursery:
             scope = trio.CancelScope()
 
@@ -85,15 +85,15 @@ async def test_a_queued_call_finishes_even_when_its_caller_is_cancelled(tmp_path
         assert await astore.run(Store.event_count) == 1
 
 
-async def test_closing_waits_for_queued_calls_and_then_refuses(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "t.db")
+async def test_closing_waits_for_queued_calls_and_then_refuses(place: Where) -> None:
+    store = Store.open(target(place))
     astore = AsyncStore(store)
     await astore.append(ev.BotCreated("mira", "Mira", ""))
     await astore.aclose()
     with pytest.raises(trio.ClosedResourceError):
         await astore.run(Store.event_count)
     await astore.aclose()  # twice is fine
-    reopened = Store.open(tmp_path / "t.db")
+    reopened = Store.open(target(place))
     assert reopened.get_bot("mira") is not None
     reopened.close()
 

@@ -12,7 +12,7 @@ from conftest import Places
 from storeworld import add_bot, add_chat, exchange, open_store, said
 
 from protocol import events as ev
-from store import AsyncStore, Invalid, Store, Unavailable
+from store import AsyncStore, Invalid, Store, StoreError, Unavailable
 from store._dialect import translate
 from store._schema import LATEST, version
 from tests.support.servers import PostgresServer
@@ -147,6 +147,34 @@ def test_snapshots_are_refused_and_a_nul_is_bad_input(pg_places: Places) -> None
             assert store.event_count() == before
         finally:
             store.close()
+
+
+def test_a_database_from_a_newer_troupe_is_refused(pg_places: Places) -> None:
+    with pg_places.fresh() as url:
+        Store.open(url).close()
+        with psycopg.connect(url, autocommit=True) as other:
+            other.execute("UPDATE troupe_schema SET version = %s", (LATEST + 1,))
+        with pytest.raises(StoreError, match="newer"):
+            Store.open(url)
+
+
+def test_forgetting_a_chat_reads_what_another_node_wrote(pg_places: Places) -> None:
+    with pg_places.fresh() as url:
+        ours, theirs = open_store(url), open_store(url)
+        try:
+            mira = add_bot(ours, "Mira")
+            chat, _ = add_chat(ours, mira)
+            exchange(ours, chat, mira, "Hi.", "Hello.")
+            user = ours.timeline(chat)[0].event_id
+            theirs.fork(chat, user, "regenerate")  # the chat moved to another node, which forked
+            ours.forget_chat(chat)
+            (started,) = ours.append(ev.AssistantTurnStarted(chat, mira, user)).ids
+            assert ours.branch_of(started) == theirs.current_branch(chat)
+            ours.forget_all()
+            assert ours.counters()["appended"] > 0
+        finally:
+            ours.close()
+            theirs.close()
 
 
 def test_the_dialect_rewrites_what_sqlite_alone_reads() -> None:
