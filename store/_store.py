@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -328,20 +328,26 @@ class Store(Queries, Library):
                 (beat_id, chat_id, text, self.now(), beat_id, chat_id),
             )
 
-    def recover(self) -> list[int]:
+    def recover(self, chats: Collection[str] | None = None) -> list[int]:
         """End every beat left open (by a crash) as truncated, error ``interrupted``.
 
         Each gets its ``assistant_turn`` with the last checkpointed text (or
         nothing) and its ``beat_complete`` message, so clients see the beat
         end and the chat can take a new turn. Returns the beats closed.
+        ``chats``: only these chats' beats (a node taking over some chats of a
+        shared database recovers those alone).
         """
-        open_beats = list(
-            self.conn.execute(
-                "SELECT b.beat_id, b.chat_id, b.speaker_id, b.user_turn_id, b.interjection_of, "
-                "coalesce(c.text, '') FROM open_beats b "
-                "LEFT JOIN beat_checkpoints c ON c.beat_id = b.beat_id ORDER BY b.beat_id"
-            )
+        sql = (
+            "SELECT b.beat_id, b.chat_id, b.speaker_id, b.user_turn_id, b.interjection_of, "
+            "coalesce(c.text, '') FROM open_beats b "
+            "LEFT JOIN beat_checkpoints c ON c.beat_id = b.beat_id"
         )
+        wanted = tuple(chats) if chats is not None else ()
+        if chats is not None:
+            if not wanted:
+                return []
+            sql += f" WHERE b.chat_id IN ({', '.join('?' for _ in wanted)})"
+        open_beats = list(self.conn.execute(sql + " ORDER BY b.beat_id", wanted))
         for beat_id, chat_id, speaker_id, user_turn_id, interjection_of, text in open_beats:
             end = ev.AssistantTurn(
                 chat_id,

@@ -155,3 +155,19 @@ def test_a_checkpoint_after_the_beat_ended_is_ignored(place: Where) -> None:
         assert store.conn.execute(checkpoints).fetchall() == []
     finally:
         store.close()
+
+
+def test_recovery_can_end_the_open_beats_of_some_chats_alone(place: Where) -> None:
+    store = open_store(place)
+    try:
+        store.append(ev.BotCreated("mira", "Mira", ""))
+        beats = {}
+        for chat in ("c1", "c2"):
+            store.append(ev.ChatCreated(chat, "T", "mira"))
+            (user_id,) = store.append(ev.UserTurn(chat, "Hi.", said("Hi."))).ids
+            (beats[chat],) = store.append(ev.AssistantTurnStarted(chat, "mira", user_id)).ids
+        assert store.recover(chats=[]) == []
+        assert store.recover(chats=["c2"]) == [beats["c2"]]
+        assert store.open_beats("c1") == [beats["c1"]] and store.open_beats("c2") == []
+    finally:
+        store.close()
