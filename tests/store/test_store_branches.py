@@ -203,3 +203,24 @@ def test_every_projection_of_a_chat_follows_its_branch() -> None:
                     assert table in handled, f"{table} is not re-projected per chat"
         finally:
             store.close()
+
+
+def test_the_export_adds_what_a_beat_went_on_to_say(place: Where) -> None:
+    from storeworld import add_bot, add_chat, exchange
+
+    from store._exports import chat_export
+
+    store = open_store(place)
+    try:
+        mira = add_bot(store, "Mira")
+        chat, _ = add_chat(store, mira)
+        user, _, first = exchange(store, chat, mira, "Hello.", "First.")
+        store.append(ev.BeatContinued(chat, first, " And more."))
+        store.fork(chat, user, "regenerate")
+        (beat,) = store.append(ev.AssistantTurnStarted(chat, mira, user)).ids
+        store.append(ev.AssistantTurn(chat, mira, user, beat, "Second."))
+        exported = chat_export(store, chat)
+        assert exported is not None
+        assert exported.lines[-1].swipes == ("First. And more.", "Second.")
+    finally:
+        store.close()
