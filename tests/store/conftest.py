@@ -2,7 +2,7 @@
 
 Every test that takes ``place`` (or ``store``, ``world``) runs once per
 backend: ``sqlite`` (a file in a fresh folder) and ``postgresql`` (a fresh
-database on one server started for the whole run). A test that exercises
+schema, searched alone, on one server started for the whole run). A test that exercises
 SQLite itself (its query plans, its file copies, its full disk) is marked
 ``sqlite_only`` and is parametrized over ``sqlite`` alone.
 """
@@ -43,7 +43,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 class Places:
-    """Where a test's stores live: fresh folders, or fresh databases on the test server."""
+    """Where a test's stores live: fresh folders, or fresh schemas on the test server."""
 
     _names = itertools.count(1)
 
@@ -58,14 +58,16 @@ class Places:
             with tempfile.TemporaryDirectory() as folder:
                 yield Path(folder)
             return
+        # A schema of its own in the server's database: as empty as a new database
+        # to a store whose session searches only it, and much cheaper to make.
         name = f"store_{next(self._names)}"
         with psycopg.connect(self.server.url, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
+            admin.execute(f"CREATE SCHEMA {name}")
         try:
-            yield self.server.url.rsplit("/", 1)[0] + "/" + name
+            yield f"{self.server.url}?options=-csearch_path%3D{name}"
         finally:
             with psycopg.connect(self.server.url, autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+                admin.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 @pytest.fixture
