@@ -11,17 +11,23 @@ the significance worker, each chat's feed of outgoing messages, the
 """
 
 from ._engine import Engine, open_engine
+from ._feed import ChatFeed, Resync, merge_tokens
+from ._feeds import FeedHooks
 from ._library import IMPORT_LIMIT, ImportAnswer, ImportRefused, Library, store_import
 from ._settings import Budgets, EngineSettings
 
 __all__ = [
     "IMPORT_LIMIT",
     "Budgets",
+    "ChatFeed",
     "Engine",
     "EngineSettings",
+    "FeedHooks",
     "ImportAnswer",
     "ImportRefused",
     "Library",
+    "Resync",
+    "merge_tokens",
     "open_engine",
     "store_import",
 ]

@@ -7,8 +7,9 @@ the person raise :class:`protocol.ProtocolError`; anything else is a bug.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -39,10 +40,13 @@ from protocol import (
     ProtocolError,
     Queued,
     RewindPreviewReply,
+    ServerMessage,
     Turn,
     WorldEventState,
     author_note_problem,
+    decode_server,
     sampler_problem,
+    to_wire,
 )
 from protocol import events as ev
 from runtime import (
@@ -55,10 +59,14 @@ from runtime import (
 )
 from store import (
     AsyncStore,
+    CommandRecord,
+    CommandRun,
     NotFound,
     Store,
+    StoredEvent,
     WireFrame,
     attach_lorebooks,
+    current_command,
     mark_memory,
     open_store,
     set_author_note,
@@ -70,7 +78,7 @@ from . import _messages as m
 from ._bot import BotActor, Forget
 from ._chat import ChatActor, wait_settled
 from ._feed import ChatFeed
-from ._feeds import Feeds
+from ._feeds import FeedHooks, Feeds
 from ._journal import Journal
 from ._library import Library
 from ._pool import ClassifierPool
@@ -83,6 +91,9 @@ log = logging.getLogger("troupe.actors.engine")
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+COMMAND_ROUNDS = 8
+"""How many times a command with an id waits for a run of the same id before giving up."""
 
 ASK_TIMEOUT = 60.0
 """Seconds a command waits for its chat actor: longer than the runtime's default
@@ -109,8 +120,12 @@ class Engine:
         )
         self._closing = False
         self._shut_down = trio.Event()
+        self._running: dict[tuple[str, str], trio.Event] = {}
+        """The commands with an id running now, by ``(chat_id, command_id)``."""
         self.library = Library(svc.store)
         """Cards, lorebooks and chats in and out (the gateway's HTTP side)."""
+        self.more_statistics: dict[str, Callable[[], object]] = {}
+        """More figures for :meth:`statistics`, by name (a cluster node adds its own)."""
 
     @property
     def store(self) -> AsyncStore:
@@ -144,6 +159,114 @@ class Engine:
         if found is None:
             raise ProtocolError("not_found", f"there is no {what} {id_!r}")
         return found
+
+    # --- commands with an id: a retry answers what the first run did ---
+
+    async def once(
+        self,
+        chat_id: str,
+        command_id: str,
+        kind: str,
+        run: Callable[[], Awaitable[ServerMessage]],
+        recover: Callable[[int], Awaitable[ServerMessage]],
+    ) -> ServerMessage:
+        """Run a writing command at most once per ``(chat_id, command_id)``; its answer.
+
+        The first run's writes record the command in the same transaction as its
+        first event (see ``store._commands``); its answer is kept once known. A
+        retry finds the record and gets that answer without running again; one
+        that comes while the first still runs waits for it here. A run that
+        wrote nothing (refused, or nothing to change) leaves no record, so a
+        retry runs again. ``recover(first_event_id)`` rebuilds an answer the
+        record lacks (a crash between the write and its answer). The same id
+        sent with another ``kind`` of command is ``invalid``.
+        """
+
+        async def first() -> str:
+            return _answer_text(await run())
+
+        async def rebuilt(first_event_id: int) -> str:
+            return _answer_text(await recover(first_event_id))
+
+        return decode_server(
+            await self.once_text(chat_id, command_id, kind, first, rebuilt)
+        ).message
+
+    async def once_text(
+        self,
+        chat_id: str,
+        command_id: str,
+        kind: str,
+        run: Callable[[], Awaitable[str]],
+        recover: Callable[[int], Awaitable[str]],
+    ) -> str:
+        """:meth:`once` for a command whose answer is any text (an HTTP import's JSON)."""
+        key = (chat_id, command_id)
+        for _ in range(COMMAND_ROUNDS):
+            running = self._running.get(key)
+            if running is not None:
+                await running.wait()
+                continue
+            record = await self._run(Store.command_record, chat_id, command_id)
+            if record is not None:
+                return await self._answer_of(record, kind, recover)
+            if key in self._running:
+                continue  # another run of it started while the record was read
+            done = self._running[key] = trio.Event()
+            try:
+                return await self._first_run(CommandRun(chat_id, command_id, kind), run, recover)
+            finally:
+                del self._running[key]
+                done.set()
+        raise ProtocolError("busy", f"command {command_id!r} is still being run; try again")
+
+    async def _first_run(
+        self,
+        command: CommandRun,
+        run: Callable[[], Awaitable[str]],
+        recover: Callable[[int], Awaitable[str]],
+    ) -> str:
+        token = current_command.set(command)
+        try:
+            answer = await run()
+        except Exception:
+            # Refused before it wrote: nothing is recorded, the error stands. Refused
+            # because another writer recorded it first, or failed after it wrote:
+            # the record is the answer.
+            current_command.reset(token)
+            record = await self._run(Store.command_record, command.chat_id, command.command_id)
+            if record is None:
+                raise
+            return await self._answer_of(record, command.kind, recover)
+        current_command.reset(token)
+        if command.first_event_id is not None:
+            with trio.CancelScope(shield=True):  # the write is done: keep what it answered
+                await self._run(Store.answer_command, command.chat_id, command.command_id, answer)
+        return answer
+
+    async def _answer_of(
+        self, record: CommandRecord, kind: str, recover: Callable[[int], Awaitable[str]]
+    ) -> str:
+        """What a recorded command answered (rebuilt, and kept, if the record lacks it)."""
+        if record.kind != kind:
+            raise ProtocolError(
+                "invalid",
+                f"command_id {record.command_id!r} was already used for a {record.kind};"
+                " give each command its own",
+            )
+        if record.answer is not None:
+            return record.answer
+        answer = await recover(record.first_event_id)
+        await self._run(Store.answer_command, record.chat_id, record.command_id, answer)
+        return answer
+
+    async def event(self, event_id: int) -> StoredEvent | None:
+        """An event of the log (to rebuild a command's lost answer from its first event)."""
+        return await self._run(Store.get_event, event_id)
+
+    async def first_user_turn(self, chat_id: str, since: int) -> int | None:
+        """The chat's first user turn from event ``since`` on (a lost ``accepted``'s turn)."""
+        return await self._run(_first_user_turn, chat_id, since)
 
     # --- the user and the bots ---
 
@@ -213,6 +336,17 @@ class Engine:
         return await self._create(
             name, lambda id_: ev.BotCreated(id_, name.strip(), persona, greeting), Store.get_bot
         )
+
+    async def bot(self, bot_id: str) -> Bot:
+        """A bot, or ``not_found``."""
+        return await self._bot(bot_id)
+
+    async def chat(self, chat_id: str) -> Chat:
+        """A chat, or ``not_found``."""
+        found = await self._run(Store.get_chat, chat_id)
+        if found is None:
+            raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
+        return found
 
     async def _bot(self, bot_id: str) -> Bot:
         return await self._found(Store.get_bot, bot_id, "bot")
@@ -470,7 +604,10 @@ class Engine:
     async def _ask(self, chat_id: str, message: object, answer: type[T]) -> T:
         """Ask the chat's actor; its answer is an ``answer``, or that is a bug."""
         ref = await self._chat(chat_id)
-        reply = await ref.ask(message, timeout=ASK_TIMEOUT)
+        run = current_command.get()
+        # The actor's task cannot see our context: the command travels with the message.
+        sent = message if run is None else m.Commanded(message, run)
+        reply = await ref.ask(sent, timeout=ASK_TIMEOUT)
         if not isinstance(reply, answer):
             raise TypeError(f"chat {chat_id} answered {type(message).__name__} with {reply!r}")
         return reply
@@ -570,10 +707,53 @@ class Engine:
                 "invalid", f"artifacts name {', '.join(strangers)}, who are not in this chat"
             )
 
-    async def resume_queues(self) -> None:
-        """Wake the chats whose queued turns a crash left waiting: they run them now."""
+    async def resume_queues(self, accept: Callable[[str], bool] | None = None) -> None:
+        """Wake the chats whose queued turns a crash left waiting: they run them now.
+
+        ``accept``: only the chats it accepts (a cluster node: the chats it owns).
+        """
         for chat_id in await self._run(Store.chats_with_queued_turns):
-            await self._chats.get(chat_id).tell(m.ResumeQueue())
+            if accept is None or accept(chat_id):
+                await self._chats.get(chat_id).tell(m.ResumeQueue())
+
+    # --- a cluster node's chats (docs/scale-out.md) ---
+
+    def active_chats(self) -> list[str]:
+        """The chats whose actors are active now."""
+        return self._chats.active()
+
+    async def stop_chats(self, accept: Callable[[str], bool]) -> None:
+        """Stop at once the active chats ``accept`` takes: this node no longer owns them.
+
+        Their writes are refused by then (fenced), so a beat in flight is not
+        committed here: the chat's new owner ends it from its checkpoint.
+        """
+        for key in self._chats.active():
+            if accept(key):
+                await self._chats.get(key).stop(drain=False)
+
+    async def adopt_chats(self, accept: Callable[[str], bool]) -> list[str]:
+        """Take over the chats ``accept`` takes: this node owns them now.
+
+        What the store remembers of them is dropped (another node wrote them
+        since), beats their last owner left open are ended from their
+        checkpoints, feeds open here go on from the log's latest seq, and
+        queued turns run. Returns the chats whose beats were ended.
+        """
+
+        followed = [chat_id for chat_id, _ in self.svc.feeds.items() if accept(chat_id)]
+
+        def adopt(s: Store) -> tuple[list[str], dict[str, int]]:
+            s.forget_all()
+            ended = s.recover(accept)
+            return ended, {chat_id: s.last_seq(chat_id) for chat_id in followed}
+
+        ended, seqs = await self._run(adopt)
+        for chat_id, seq in seqs.items():
+            if chat_id in self.svc.feeds:
+                self.svc.feeds(chat_id).restart(seq)
+        await self.resume_queues(accept)
+        return ended
 
     async def idle(self) -> None:
         """Wait until the background scoring told so far is done (for headless runs)."""
@@ -589,6 +769,13 @@ class Engine:
         """A bot's memories, optionally of one chat."""
         await self._bot(bot_id)
         return tuple(await self._run(Store.list_memories, bot_id, chat_id))
+
+    async def memory(self, memory_id: int) -> Memory:
+        """A memory, or ``not_found``."""
+        found = await self._run(Store.get_memory, memory_id)
+        if found is None:
+            raise ProtocolError("not_found", f"there is no memory {memory_id}")
+        return found
 
     async def pin_memory(self, memory_id: int, pinned: bool) -> Memory:
         """Pin or unpin a memory by hand."""
@@ -700,12 +887,14 @@ class Engine:
     # --- the whole ---
 
     def statistics(self) -> dict[str, object]:
-        """Live figures: actors, feeds of the chats in use, the classifier pool, the backend."""
+        """Live figures: actors, feeds of the chats in use, the classifier pool, the backend,
+        and whatever :attr:`more_statistics` adds (a cluster node's own)."""
         return {
             "system": _stats(self.system),
             "chats": {cid: _stats(f.topic) for cid, f in self._feeds.items()},
             "classifier_pool": _stats(self.svc.pool),
             "narrative_backend": _stats(self.svc.narrative),
+            **{name: figures() for name, figures in self.more_statistics.items()},
         }
 
     async def shutdown(self) -> None:
@@ -745,6 +934,20 @@ class Engine:
             await wait_settled(ref)
         except ActorError as exc:
             log.warning("chat %s did not stop cleanly: %r", ref.address, exc)
+
+
+def _answer_text(answer: ServerMessage) -> str:
+    """A direct answer as the wire JSON a retry gets back (its own ``reply_to`` added then)."""
+    return json.dumps(to_wire(answer), ensure_ascii=False)
+
+
+def _first_user_turn(s: Store, chat_id: str, since: int) -> int | None:
+    row = s.conn.execute(
+        "SELECT min(id) FROM event_log WHERE chat_id = ? AND id >= ? "
+        "AND kind IN ('user_turn', 'user_turn_edit')",
+        (chat_id, since),
+    ).fetchall()
+    return int(row[0][0]) if row and row[0][0] is not None else None
 
 
 def with_alternatives(s: Store, chat_id: str, turns: Iterable[Turn]) -> tuple[Turn, ...]:
@@ -852,20 +1055,27 @@ async def open_engine(
     narrative: Backend | None = None,
     classifier: Backend | None = None,
     server_version: str = "troupe",
+    store: AsyncStore | None = None,
+    feed_hooks: FeedHooks | None = None,
+    resume: bool = True,
 ) -> AsyncIterator[Engine]:
     """Open the store, the backends and the actors; on exit, shut down without losing beats.
 
     ``narrative`` and ``classifier`` override the backends the settings name (tests and the
-    replay runner hand in a scripted backend they keep a hand on).
+    replay runner hand in a scripted backend they keep a hand on). A cluster node hands
+    in its own ``store`` (on PostgreSQL, fenced), the ``feed_hooks`` that relay chats
+    between nodes, and ``resume=False``: it resumes the queued turns of the chats it owns
+    as it comes to own them (docs/scale-out.md).
     """
     async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(
-            open_store(
-                settings.db_path,
-                data_dir=settings.data_dir,
-                keep_snapshots=settings.keep_snapshots,
+        if store is None:
+            store = await stack.enter_async_context(
+                open_store(
+                    settings.db_path,
+                    data_dir=settings.data_dir,
+                    keep_snapshots=settings.keep_snapshots,
+                )
             )
-        )
         if narrative is None:
             narrative = await stack.enter_async_context(open_backend(settings.narrative))
         if classifier is None:
@@ -876,7 +1086,7 @@ async def open_engine(
         system = await stack.enter_async_context(
             open_actor_system(shutdown_timeout=settings.shutdown_timeout)
         )
-        feeds = Feeds(store, max_buffer=settings.watch_buffer)
+        feeds = Feeds(store, max_buffer=settings.watch_buffer, hooks=feed_hooks)
         pool = ClassifierPool(classifier, timeout=settings.classifier_timeout)
         significance = await system.spawn(
             lambda: SignificanceWorker(store, feeds, pool, settings.auto_pin_cap),
@@ -895,7 +1105,8 @@ async def open_engine(
             settings = attrs.evolve(settings, judge="rules" if small else "model")
         svc = Services(settings, store, narrative, feeds, pool, significance, bots)
         engine = Engine(svc, system, server_version)
-        await engine.resume_queues()
+        if resume:
+            await engine.resume_queues()
         try:
             yield engine
         finally:

@@ -20,13 +20,20 @@ from contextlib import asynccontextmanager
 
 import attrs
 
-from protocol import ChatMessage, ChatState, Error, InFlight, Token
+from protocol import BeatComplete, BeatStarted, ChatMessage, ChatState, Error, InFlight, Token
 from runtime import Lagged, Subscription, Topic
 from store import WireFrame
 
 log = logging.getLogger("troupe.actors.feed")
 
 Snapshot = Callable[[], Awaitable[ChatState]]
+
+Tap = Callable[[str, object], None]
+"""Told ``(chat_id, item)`` of everything a feed publishes, as it publishes it.
+
+The cluster's owner of a chat passes it on to the other nodes (docs/scale-out.md);
+it must not block or raise.
+"""
 
 
 class Resync:
@@ -62,12 +69,20 @@ class Beat:
 class ChatFeed:
     """Publication side of one chat, shared by its actor and the background workers."""
 
-    def __init__(self, chat_id: str, last_seq: int, *, max_buffer: int = 512) -> None:
+    def __init__(
+        self, chat_id: str, last_seq: int, *, max_buffer: int = 512, tap: Tap | None = None
+    ) -> None:
         self.chat_id = chat_id
         self.topic: Topic = Topic(merge=merge_tokens, max_buffer=max_buffer)
         self.published_seq = last_seq
         self.beat: Beat | None = None
         self.version = 0
+        self._tap = tap
+
+    def _publish(self, item: object) -> None:
+        self.topic.publish(item)
+        if self._tap is not None:
+            self._tap(self.chat_id, item)
 
     # --- publishing ---
 
@@ -91,7 +106,7 @@ class ChatFeed:
                     self.resync()
                 self.published_seq = seq
                 self.version += 1
-            self.topic.publish(message)
+            self._publish(message)
 
     def start_beat(self, beat_id: int, speaker_id: str, text: str = "") -> None:
         """A beat started streaming; ``text``: it goes on from this (``continue``), and its
@@ -107,7 +122,7 @@ class ChatFeed:
         offset = beat.length
         beat.parts.append(text)
         beat.length += len(text)
-        self.topic.publish(Token(self.chat_id, beat.beat_id, beat.speaker_id, offset, text))
+        self._publish(Token(self.chat_id, beat.beat_id, beat.speaker_id, offset, text))
 
     def end_beat(self) -> None:
         """The beat in flight ended (its beat_complete is delivered separately)."""
@@ -123,12 +138,51 @@ class ChatFeed:
 
     def error(self, error: Error) -> None:
         """Tell every watcher about a failure that concerns the chat, not a command."""
-        self.topic.publish(error)
+        self._publish(error)
 
     def resync(self) -> None:
         """Make every watcher start again from a fresh chat_state (after a rewind)."""
         self.version += 1
-        self.topic.publish(Resync())
+        self._publish(Resync())
+
+    # --- relaying another node's feed ---
+
+    def relay(self, item: object) -> None:
+        """Publish what the chat's owner on another node published (docs/scale-out.md).
+
+        Committed messages go through :meth:`deliver`, so a skipped ``seq``
+        makes every watcher start again from a fresh ``chat_state``; a beat is
+        followed from its ``beat_started``, and a token that does not carry on
+        from the text so far (its start was missed) is dropped, the beat then
+        showing in full with its ``beat_complete``.
+        """
+        if isinstance(item, Token):
+            beat = self.beat
+            if beat is None or beat.beat_id != item.beat_id or item.offset != beat.length:
+                return
+            self.token(item.text)
+        elif isinstance(item, Resync):
+            self.resync()
+        elif isinstance(item, Error):
+            self.error(item)
+        elif isinstance(item, BeatStarted):
+            self.deliver([item])
+            self.start_beat(item.beat_id, item.speaker_id)
+        elif isinstance(item, BeatComplete):
+            self.deliver([item])
+            if self.beat is not None and self.beat.beat_id == item.beat_id:
+                self.end_beat()
+        else:
+            self.deliver([item])  # type: ignore[list-item]
+
+    def restart(self, last_seq: int) -> None:
+        """Go on from ``last_seq`` with no beat known, every watcher from a fresh state.
+
+        For a chat whose owner changed: what the feed knew may be another node's.
+        """
+        self.published_seq = last_seq
+        self.beat = None
+        self.resync()
 
     # --- watching ---
 

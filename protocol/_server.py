@@ -43,6 +43,7 @@ ErrorCode = Literal[
     "llm_error",
     "storage_full",
     "internal",
+    "unavailable",
 ]
 
 

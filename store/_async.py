@@ -46,6 +46,7 @@ from protocol import ChatMessage, LorebookInfo
 from protocol import events as ev
 from story import Card, Lorebook
 
+from ._commands import current_command
 from ._errors import StorageFull, StoreError
 from ._records import AppendResult, Render
 from ._store import Store, utc_now
@@ -193,10 +194,14 @@ class AsyncStore:
     def _job(self, fn: Callable[[], T]) -> Callable[[], T]:
         """``fn``, followed on the store's thread by handing over the held ends it wrote."""
         token = trio.lowlevel.current_trio_token()
+        command = current_command.get()  # read here, on the caller's side
 
         def job() -> T:
             try:
-                return fn()
+                if command is None:
+                    return fn()
+                with self.store.commanding(command):
+                    return fn()
             finally:
                 landed = self.store.landed()
                 if landed:
@@ -379,10 +384,17 @@ async def open_store(
     data_dir: str | Path | None = None,
     keep_snapshots: int = 5,
     now: Callable[[], str] = utc_now,
+    recover: bool = True,
 ) -> AsyncIterator[AsyncStore]:
-    """Open the store for a block; migrations and crash recovery run off the trio loop."""
+    """Open the store for a block; migrations and crash recovery run off the trio loop.
+
+    ``recover=False`` leaves the beats a crash left open alone (a cluster node ends
+    only those of the chats it comes to own: ``Store.recover``).
+    """
     store = await trio.to_thread.run_sync(
-        lambda: Store.open(path, data_dir=data_dir, keep_snapshots=keep_snapshots, now=now)
+        lambda: Store.open(
+            path, data_dir=data_dir, keep_snapshots=keep_snapshots, now=now, recover=recover
+        )
     )
     astore = AsyncStore(store)
     try:

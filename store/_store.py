@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -48,6 +48,7 @@ from ._branches import (
     path_sql,
     reproject_chat,
 )
+from ._commands import CommandRecord, CommandRun, answer_command, command_record, record_first
 from ._conn import Connection
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._library import Library
@@ -124,6 +125,18 @@ class Store(Queries, Library):
         and its chat messages), before the commit; it raises :class:`store.Fenced` to refuse
         the write, which then leaves nothing. ``conn`` is the store's connection: what it
         runs there runs in the write's transaction."""
+        self.command: CommandRun | None = None
+        """The command (with an id) whose call runs now: its first event records it.
+
+        Set around one call by :class:`~store.AsyncStore` (from ``current_command``)
+        or by :meth:`commanding`; a held beat end written meanwhile is not its.
+        """
+        self.accept_chat_id: Callable[[str], bool] | None = None
+        """Which new chat ids this store may hand out; None: any.
+
+        A cluster node hands out only ids of the shards it holds, so that the
+        chats it creates are its own to write (docs/scale-out.md).
+        """
         self._branches: dict[str, int] = {}
         """Each chat's current branch as last committed, read once instead of at every append.
 
@@ -257,6 +270,8 @@ class Store(Queries, Library):
             (at, chat_id, kind, payload, branch),
         )
         event_id = conn.last_insert_rowid()
+        if self.command is not None:
+            record_first(conn, self.command, event_id)  # same transaction as the event
         self.decoded.keep(event_id, kind, payload, event)
         HANDLERS[kind](conn, event_id, at, event)
         if chat_id is not None and kind in _OPENS_A_BRANCH:
@@ -284,16 +299,6 @@ class Store(Queries, Library):
         """Ask the fence, once per transaction, whether this chat may be written."""
         if self.fence is not None and first_write(self.conn, chat_id):
             self.fence(self.conn, chat_id)
-
-    def forget_chat(self, chat_id: str) -> None:
-        """Drop what this process remembers of a chat: another may have written it since."""
-        self._branches.pop(chat_id, None)
-        self.decoded.forget(chat_id)
-
-    def forget_all(self) -> None:
-        """Drop what this process remembers of every chat."""
-        self._branches.clear()
-        self.decoded.forget()
 
     def last_seq(self, chat_id: str) -> int:
         """The seq of the chat's latest numbered message; 0 before the first."""
@@ -328,26 +333,23 @@ class Store(Queries, Library):
                 (beat_id, chat_id, text, self.now(), beat_id, chat_id),
             )
 
-    def recover(self, chats: Collection[str] | None = None) -> list[int]:
+    def recover(self, accept: Callable[[str], bool] | None = None) -> list[str]:
         """End every beat left open (by a crash) as truncated, error ``interrupted``.
 
         Each gets its ``assistant_turn`` with the last checkpointed text (or
         nothing) and its ``beat_complete`` message, so clients see the beat
-        end and the chat can take a new turn. Returns the beats closed.
-        ``chats``: only these chats' beats (a node taking over some chats of a
-        shared database recovers those alone).
+        end and the chat can take a new turn. ``accept``: only in the chats it
+        accepts (a cluster node ends only the beats of the chats it now owns).
+        Returns the chats whose beats were ended.
         """
         sql = (
             "SELECT b.beat_id, b.chat_id, b.speaker_id, b.user_turn_id, b.interjection_of, "
             "coalesce(c.text, '') FROM open_beats b "
             "LEFT JOIN beat_checkpoints c ON c.beat_id = b.beat_id"
         )
-        wanted = tuple(chats) if chats is not None else ()
-        if chats is not None:
-            if not wanted:
-                return []
-            sql += f" WHERE b.chat_id IN ({', '.join('?' for _ in wanted)})"
-        open_beats = list(self.conn.execute(sql + " ORDER BY b.beat_id", wanted))
+        open_beats = list(self.conn.execute(sql + " ORDER BY b.beat_id"))
+        if accept is not None:
+            open_beats = [row for row in open_beats if accept(row[1])]
         for beat_id, chat_id, speaker_id, user_turn_id, interjection_of, text in open_beats:
             end = ev.AssistantTurn(
                 chat_id,
@@ -361,7 +363,7 @@ class Store(Queries, Library):
             )
             self.append(end, render=_ending(end))
         self._counts["recovered"] += len(open_beats)
-        return [row[0] for row in open_beats]
+        return sorted({row[1] for row in open_beats})
 
     # --- beat ends held for lack of space ---
 
@@ -403,6 +405,15 @@ class Store(Queries, Library):
         return landed
 
     def _write_held(self) -> None:
+        if not self._held:
+            return
+        command, self.command = self.command, None  # a held end belongs to no command
+        try:
+            self._write_held_ends()
+        finally:
+            self.command = command
+
+    def _write_held_ends(self) -> None:
         for beat_id, (event, render) in list(self._held.items()):
             try:
                 result = self._append((event,), render)
@@ -416,6 +427,32 @@ class Store(Queries, Library):
                 continue
             del self._held[beat_id]
             self._landed.append((beat_id, result))
+
+    # --- commands with an id ---
+
+    @contextlib.contextmanager
+    def commanding(self, run: CommandRun | None) -> Iterator[None]:
+        """Make the calls of the block ``run``'s: its first appended event records it."""
+        before, self.command = self.command, run
+        first = run.first_event_id if run is not None else None
+        try:
+            yield
+        except BaseException:
+            if run is not None:
+                run.first_event_id = first  # what the block wrote was rolled back
+            raise
+        finally:
+            self.command = before
+
+    def command_record(self, chat_id: str, command_id: str) -> CommandRecord | None:
+        """The record of a command that wrote, or None."""
+        return command_record(self.conn, chat_id, command_id)
+
+    def answer_command(self, chat_id: str, command_id: str, answer: str) -> None:
+        """Keep a recorded command's direct answer (wire JSON), for its retries."""
+        self._write_held()
+        with transaction(self.conn):
+            answer_command(self.conn, chat_id, command_id, answer)
 
     # --- new ids ---
 
@@ -442,7 +479,10 @@ class Store(Queries, Library):
         row = self._one("SELECT value FROM meta WHERE key = 'chats'")
         n = int(row[0]) + 1 if row else 1
         self._write_held()
-        while self._one("SELECT 1 FROM chats WHERE id = ?", f"c{n}"):
+        accept = self.accept_chat_id
+        while self._one("SELECT 1 FROM chats WHERE id = ?", f"c{n}") or (
+            accept is not None and not accept(f"c{n}")
+        ):
             n += 1
         with transaction(self.conn):
             self.conn.execute(
@@ -554,6 +594,20 @@ class Store(Queries, Library):
         """Each beat's alternatives, oldest first, itself included (see ``_branches``);
         only the beats answering user turns from ``since`` on."""
         return beat_alternatives(self.conn, chat_id, since)
+
+    def forget_chat(self, chat_id: str) -> None:
+        """Drop what is remembered of the chat between calls: read it afresh next time.
+
+        For a chat another process may have written since (a cluster node
+        taking a chat over, docs/scale-out.md).
+        """
+        self._branches.pop(chat_id, None)
+        self.decoded.forget(chat_id)
+
+    def forget_all(self) -> None:
+        """:meth:`forget_chat` for every chat."""
+        self._branches.clear()
+        self.decoded.forget()
 
     def rebuild(self) -> int:
         """Recompute every projection and visibility mark from the log alone.

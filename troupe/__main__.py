@@ -56,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="beats one turn streams at the most, interjections included, 1..8 (default 3; "
         "TROUPE_MAX_BEATS_PER_TURN)",
     )
+    serve.add_argument(
+        "--store",
+        help="postgresql://... runs this process as one node of a cluster on that database "
+        "(needs --bus; default: the embedded store in the data folder; TROUPE_STORE)",
+    )
+    serve.add_argument(
+        "--bus",
+        help="redis://... carries tokens and commands between the cluster's nodes "
+        "(needs --store; TROUPE_BUS)",
+    )
+    serve.add_argument(
+        "--lease-ttl",
+        type=float,
+        help="seconds a node holds its chats without renewing, in a cluster (default 10; "
+        "TROUPE_LEASE_TTL)",
+    )
     _model_flags(serve)
 
     imports = commands.add_parser(

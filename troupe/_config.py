@@ -31,6 +31,17 @@ class Config:
     engine: EngineSettings
     max_clients: int = 512
     """WebSocket clients served at once; past it an upgrade gets HTTP 503."""
+    cluster: ClusterConfig | None = None
+    """Where the cluster's database and bus are; None: one process on the embedded store."""
+
+
+@frozen
+class ClusterConfig:
+    """``--store`` and ``--bus``: this process is one node of a cluster (docs/scale-out.md)."""
+
+    store: str = field(repr=False)
+    bus: str = field(repr=False)
+    lease_ttl: float = 10.0
 
 
 class ConfigError(Exception):
@@ -123,6 +134,29 @@ def data_folder(flag: str | None, env: Mapping[str, str]) -> Path:
     return data_dir
 
 
+def cluster_config(args: argparse.Namespace, env: Mapping[str, str]) -> ClusterConfig | None:
+    """``--store`` and ``--bus`` (both or neither), checked for their schemes."""
+    store = _pick(getattr(args, "store", None), env, "TROUPE_STORE")
+    bus = _pick(getattr(args, "bus", None), env, "TROUPE_BUS")
+    if store is None and bus is None:
+        return None
+    if store is None or bus is None:
+        raise ConfigError("--store and --bus go together: a cluster needs both")
+    store, bus = str(store), str(bus)
+    if not store.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("--store must be a postgresql:// URL")
+    if not bus.startswith(("redis://", "rediss://")):
+        raise ConfigError("--bus must be a redis:// URL")
+    raw_ttl = _pick(getattr(args, "lease_ttl", None), env, "TROUPE_LEASE_TTL", 10.0)
+    try:
+        ttl = float(str(raw_ttl))
+    except ValueError:
+        raise ConfigError(f"the lease TTL must be a number of seconds, not {raw_ttl!r}") from None
+    if not 0.5 <= ttl <= 600:
+        raise ConfigError(f"the lease TTL must be between 0.5 and 600 seconds, not {ttl:g}")
+    return ClusterConfig(store, bus, ttl)
+
+
 def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
     """Build the serve configuration; raises :class:`ConfigError` on bad values."""
     data_dir = data_folder(args.data, env)
@@ -153,6 +187,7 @@ def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         ) from None
     if not 1 <= max_beats <= 8:
         raise ConfigError(f"max beats per turn must be between 1 and 8, not {max_beats}")
+    cluster = cluster_config(args, env)
     narrative, classifier = model_settings(args, env, data_dir)
     token = load_token(data_dir, str(_pick(args.token, env, "TROUPE_TOKEN", "")) or None)
     return Config(
@@ -162,6 +197,7 @@ def build_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         token=token,
         allow_origins=tuple(origins),
         max_clients=max_clients,
+        cluster=cluster,
         engine=EngineSettings(
             db_path=data_dir / "troupe.db",
             data_dir=data_dir,

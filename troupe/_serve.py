@@ -7,12 +7,16 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING
 
 import trio
 
-from actors import open_engine
+from actors import Engine, open_engine
+
+if TYPE_CHECKING:
+    from web import Router
 
 from . import __version__
 from ._config import Config, ConfigError, build_config
@@ -90,10 +94,9 @@ async def serve(
         listeners = await trio.open_tcp_listeners(config.port, host=config.host)
     except OSError as exc:
         raise CannotListen(config, exc) from None
+    bound = listeners[0].socket.getsockname()[1]
     with trio.CancelScope() as everything, _closing(listeners):
-        async with open_engine(config.engine, server_version=f"troupe {__version__}") as engine:
-            if await seed_demo(engine):
-                log.info("seeded the demo world")
+        async with _running(config, bound) as (engine, router):
             gateway = Gateway(
                 engine,
                 GatewaySettings(
@@ -104,6 +107,7 @@ async def serve(
                     max_clients=max_clients,
                     close_timeout=CLOSE_BUDGET,
                 ),
+                router,
             )
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async with trio.open_nursery() as nursery:
@@ -130,6 +134,30 @@ async def serve(
                         with trio.move_on_at(stop_by):
                             await gateway.close()
                     nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _running(config: Config, port: int) -> AsyncIterator[tuple[Engine, Router | None]]:
+    """The engine on its own, or as one node of a cluster with the router of its commands."""
+    version = f"troupe {__version__}"
+    if config.cluster is None:
+        async with open_engine(config.engine, server_version=version) as engine:
+            if await seed_demo(engine):
+                log.info("seeded the demo world")
+            yield engine, None
+        return
+    from cluster import NodeSettings, open_node
+
+    settings = NodeSettings(
+        store=config.cluster.store,
+        bus=config.cluster.bus,
+        host=config.host,
+        port=port,
+        lease_ttl=config.cluster.lease_ttl,
+    )
+    # No demo world: every node would seed it. A cluster starts empty.
+    async with open_node(settings, config.engine, server_version=version) as node:
+        yield node.engine, node.router
 
 
 @contextmanager

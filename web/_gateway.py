@@ -26,6 +26,7 @@ from ._api import Api
 from ._connection import Connection
 from ._handshake import Refusal, check_handshake
 from ._http import HEAD_TIMEOUT, BadRequest, Replay, Request, answer, read_request, render
+from ._route import Router
 from ._settings import GatewaySettings
 from ._statistics import GatewayStatistics
 
@@ -46,8 +47,12 @@ class Gateway:
     does the first and the last step.
     """
 
-    def __init__(self, engine: Engine, settings: GatewaySettings) -> None:
+    def __init__(
+        self, engine: Engine, settings: GatewaySettings, router: Router | None = None
+    ) -> None:
         self.engine = engine
+        self.router = router
+        """Runs commands on their chat's owner, in a cluster (``web._route``)."""
         self.settings = settings
         self.connections: set[Connection] = set()
         self.accepted = 0
@@ -276,7 +281,7 @@ class Gateway:
             if ws is None:
                 nursery.cancel_scope.cancel()
                 return
-            connection = Connection(ws, self.engine, self.settings, self.statistics)
+            connection = Connection(ws, self.engine, self.settings, self.statistics, self.router)
             self.accepted += 1
             self.connections.add(connection)
             try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 
 import psycopg
@@ -119,15 +117,6 @@ async def test_a_connection_lost_in_a_group_commit_fails_the_group_and_no_more(
             await astore.aclose()
 
 
-def restart_fast(server: PostgresServer) -> None:
-    """Restart the server with a fast shutdown (SIGINT to the postmaster): sessions are cut."""
-    pid = int((server.folder / "data" / "postmaster.pid").read_text().split()[0])
-    os.kill(pid, signal.SIGINT)
-    assert server.proc is not None
-    server.proc.wait(timeout=30)
-    server.start()
-
-
 def test_a_restarted_server_is_unavailable_then_reachable_again(
     pg_places: Places, postgres: PostgresServer
 ) -> None:
@@ -135,7 +124,7 @@ def test_a_restarted_server_is_unavailable_then_reachable_again(
         store = open_store(url)
         try:
             mira = add_bot(store, "Mira")
-            restart_fast(postgres)
+            postgres.restart()
             with pytest.raises(Unavailable):
                 store.append(ev.BotUpdated(mira, name="Mira the Second"))
             store.append(ev.BotUpdated(mira, name="Mira the Third"))

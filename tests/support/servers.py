@@ -68,6 +68,20 @@ def _wait_accepting(proc: subprocess.Popen[bytes], port: int, what: str, log: Pa
     raise RuntimeError(f"{what} did not accept connections within {START_WITHIN} s: {_tail(log)}")
 
 
+def _wait_gone(pid: int, what: str) -> None:
+    """Wait until process ``pid`` no longer exists, not even as a zombie."""
+    deadline = time.monotonic() + START_WITHIN
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass  # alive, and someone else's
+        time.sleep(0.05)  # waiting on another process, bounded by START_WITHIN
+    raise RuntimeError(f"{what} (pid {pid}) was still there {START_WITHIN} s after the kill")
+
+
 def _tail(log: Path) -> str:
     try:
         return log.read_text(errors="replace")[-2000:]
@@ -149,6 +163,46 @@ class PostgresServer(Server):
     @property
     def url(self) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def kill(self) -> None:
+        """Stop at once, and return only once the old postmaster is gone for good.
+
+        As root the server runs under ``runuser``, which the kill takes down
+        too: the orphaned postmaster is then reaped by the machine's init,
+        up to seconds later, and until then a new postmaster on the same data
+        refuses to start ("lock file already exists").
+        """
+        pid = self._postmaster_pid()
+        super().kill()
+        if pid is not None:
+            _wait_gone(pid, self.name)
+
+    def stop(self) -> None:
+        """Stop cleanly but without waiting for clients: a fast shutdown (SIGINT).
+
+        SIGTERM would ask for a smart shutdown, which waits for every client
+        to disconnect, and a cluster's nodes never do. The signal goes to the
+        postmaster alone; ``runuser``, when there is one, exits with it.
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pid = self._postmaster_pid()
+        if pid is None:
+            super().stop()
+            return
+        os.kill(pid, signal.SIGINT)
+        try:
+            self.proc.wait(timeout=START_WITHIN)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return
+        _wait_gone(pid, self.name)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def fresh_database(self, name: str) -> str:
         """A new empty database on this server; its URL."""
