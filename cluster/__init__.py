@@ -10,6 +10,8 @@ them to the engine and the gateway. Sits above ``web`` and ``actors``,
 below ``troupe``. See docs/scale-out.md and docs/bus.md.
 """
 
+from store import Fenced  # the store's refusal, raised by the lease keeper's fence
+
 from ._bus import (
     Bus,
     BusClosed,
@@ -22,7 +24,7 @@ from ._bus import (
     open_bus,
 )
 from ._fanout import Gap, Subscription
-from ._leases import Fenced, LeaseKeeper, LeaseSettings, LeaseStatistics
+from ._leases import LeaseKeeper, LeaseSettings, LeaseStatistics
 from ._node import Node, NodeSettings, open_node
 from ._rpc import Handler
 from ._shards import (

@@ -30,7 +30,7 @@ import attrs
 import psycopg
 import trio
 
-from store import StoreError
+from store import Fenced
 
 from ._shards import SHARDS, Lease, NodeId, parse_node_id, plan_round, shard_of
 
@@ -95,18 +95,6 @@ FENCE = (
     " AND expires_at > clock_timestamp() FOR SHARE"
 )
 """Run by the store, in its write transaction, through its connection adapter (``?`` marks)."""
-
-
-class Fenced(StoreError):
-    """This node does not hold the chat's shard (or not at the epoch it wrote with).
-
-    Nothing of the write was kept: another node owns the chat now, or may
-    own it by the time this one could commit.
-    """
-
-    def __init__(self, chat_id: str) -> None:
-        super().__init__(f"chat {chat_id!r} is not held by this node: write refused")
-        self.chat_id = chat_id
 
 
 class Executes(Protocol):

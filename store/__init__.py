@@ -1,4 +1,5 @@
-"""The event store on apsw: the append-only log, its projections, branches and recovery.
+"""The event store on apsw (or PostgreSQL): the append-only log, its projections, branches
+and recovery.
 
 Owns: the SQLite schema and its migrations; appending events together with
 their projection change and outgoing chat messages in one transaction (writes
@@ -11,14 +12,15 @@ the disk is full; what was imported from other front ends (character cards
 with their avatars, lorebooks, chats: written in one transaction each, read
 back whole) and the exports; the record of commands sent with an id, so that
 a retry answers what the first run did; and running all of it on one thread
-for trio.
-See docs/storage.md.
+for trio. The same code runs on PostgreSQL, through a connection that speaks
+the store's SQL, with a fence the caller may set to refuse a chat's writes
+inside their transaction. See docs/storage.md and docs/scale-out.md.
 """
 
 from ._async import AsyncStore, open_store
 from ._carry import start_chat
 from ._commands import CommandRecord, CommandRun, CommandTaken, current_command
-from ._errors import Invalid, NotFound, StorageFull, StoreError
+from ._errors import Fenced, Invalid, NotFound, StorageFull, StoreError, Unavailable
 from ._exports import card_for, chat_export
 from ._imports import (
     ChatImport,
@@ -72,6 +74,7 @@ __all__ = [
     "CommandRun",
     "CommandTaken",
     "Done",
+    "Fenced",
     "Invalid",
     "NotFound",
     "Render",
@@ -80,6 +83,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredEvent",
+    "Unavailable",
     "WireFrame",
     "WorldEventRow",
     "add_user_turn",

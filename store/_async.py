@@ -47,10 +47,10 @@ from protocol import events as ev
 from story import Card, Lorebook
 
 from ._commands import current_command
-from ._errors import StorageFull
+from ._errors import StorageFull, StoreError
 from ._records import AppendResult, Render
 from ._store import Store, utc_now
-from ._tx import FULL_MESSAGE, space_errors, transaction
+from ._tx import FULL_MESSAGE, savepoint, space_errors, transaction
 
 log = logging.getLogger("troupe.store")
 
@@ -224,13 +224,15 @@ class AsyncStore:
                 for fn in fns:
                     results.append(outcome.capture(_savepoint, conn, fn))
                     if not conn.in_transaction:
-                        break  # SQLite rolled the whole transaction back (a full disk)
-                if not conn.in_transaction:
-                    raise StorageFull(FULL_MESSAGE)
+                        # The whole transaction is gone: SQLite rolled it back (a full
+                        # disk), or the connection to PostgreSQL was lost.
+                        raise _lost(results[-1])
         except BaseException as exc:  # nothing of the group is written
-            failed: outcome.Outcome[Any] = outcome.Error(exc)
-            kept = [r if isinstance(r, outcome.Error) else failed for r in results]
-            return kept + [failed] * (len(fns) - len(results))
+            # An outcome can be unwrapped once: each caller gets one of its own.
+            kept: list[outcome.Outcome[Any]] = [
+                r if isinstance(r, outcome.Error) else outcome.Error(exc) for r in results
+            ]
+            return kept + [outcome.Error(exc) for _ in range(len(fns) - len(results))]
         return results
 
     def _land(self, landed: list[tuple[int, AppendResult]]) -> None:
@@ -353,6 +355,13 @@ class AsyncStore:
         }
 
 
+def _lost(last: outcome.Outcome[Any]) -> BaseException:
+    """Why a group's transaction ended under it: the store's error that ended it."""
+    if isinstance(last, outcome.Error) and isinstance(last.error, StoreError):
+        return last.error
+    return StorageFull(FULL_MESSAGE)
+
+
 def _deliver_all(done: list[tuple[Deliver, outcome.Outcome[Any]]]) -> None:
     """Hand each outcome of a group to its caller, in the order the store ran them."""
     for deliver, result in done:
@@ -364,7 +373,7 @@ def _deliver_all(done: list[tuple[Deliver, outcome.Outcome[Any]]]) -> None:
 
 def _savepoint(conn: Any, fn: Callable[[], T]) -> T:
     """``fn()`` in a savepoint: rolled back alone if it raises; a full disk is ``StorageFull``."""
-    with space_errors(conn), conn:
+    with space_errors(conn), savepoint(conn):
         return fn()
 
 

@@ -23,11 +23,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any, Final
 
-import apsw
-
 from protocol import BranchInfo, load_event
 from protocol import events as ev
 
+from ._conn import Connection
 from ._errors import StoreError
 from ._project import HANDLERS, _recast, current_branch
 
@@ -59,7 +58,7 @@ _CHAT_TABLES: Final = (
 )
 
 
-def branch_path(conn: apsw.Connection, chat_id: str, branch_id: int | None = None) -> Path:
+def branch_path(conn: Connection, chat_id: str, branch_id: int | None = None) -> Path:
     """The path of a branch of the chat (its current one by default)."""
     branch = current_branch(conn, chat_id) if branch_id is None else branch_id
     tree = {
@@ -105,10 +104,10 @@ def path_sql(path: Path) -> tuple[str, tuple[object, ...]]:
         else:
             terms.append("(coalesce(branch_id, 0) = ? AND id <= ?)")
             args.extend((branch, cap))
-    return "(" + " OR ".join(terms or ["0"]) + ")", tuple(args)
+    return "(" + " OR ".join(terms or ["1 = 0"]) + ")", tuple(args)
 
 
-def stamp_older_events(conn: apsw.Connection) -> None:
+def stamp_older_events(conn: Connection) -> None:
     """Give every chat event of an older log its branch, replaying the forks in order.
 
     Before branches, a rewind applied at once: what a chat wrote after it was
@@ -142,9 +141,7 @@ def stamp_older_events(conn: apsw.Connection) -> None:
         _stamp(conn, chat_id, branch, last[chat_id], None)
 
 
-def _stamp(
-    conn: apsw.Connection, chat_id: str, branch: int, after: int, before: int | None
-) -> None:
+def _stamp(conn: Connection, chat_id: str, branch: int, after: int, before: int | None) -> None:
     conn.execute(
         "UPDATE event_log SET branch_id = ? WHERE chat_id = ? AND id > ? AND id < ? "
         "AND branch_id IS NULL",
@@ -152,7 +149,7 @@ def _stamp(
     )
 
 
-def final_paths(conn: apsw.Connection) -> dict[str, Path]:
+def final_paths(conn: Connection) -> dict[str, Path]:
     """Every chat's current path as its structural events leave it (for a whole rebuild)."""
     trees: dict[str, dict[int, tuple[int | None, int | None]]] = {}
     current: dict[str, int] = {}
@@ -179,7 +176,7 @@ def final_paths(conn: apsw.Connection) -> dict[str, Path]:
     return {chat_id: path_in(trees[chat_id], current[chat_id]) for chat_id in trees}
 
 
-def _tip(conn: apsw.Connection, chat_id: str, path: Path) -> int:
+def _tip(conn: Connection, chat_id: str, path: Path) -> int:
     """The newest story event on a path (each branch's run read through the branch index)."""
     tip = 0
     for branch, cap in path:
@@ -221,7 +218,7 @@ def _view_tables(chat_id: str) -> list[tuple[str, str, tuple[object, ...]]]:
     ]
 
 
-def keep_view(conn: apsw.Connection, chat_id: str) -> None:
+def keep_view(conn: Connection, chat_id: str) -> None:
     """Keep the chat's projected rows for its current branch, before it changes branch.
 
     A cache: coming back to the branch with nothing written on it since
@@ -231,13 +228,14 @@ def keep_view(conn: apsw.Connection, chat_id: str) -> None:
     tip = _tip(conn, chat_id, branch_path(conn, chat_id, branch))
     rows = {name: conn.execute(sql, args).fetchall() for name, sql, args in _view_tables(chat_id)}
     conn.execute(
-        "INSERT OR REPLACE INTO branch_views(chat_id, branch_id, tip_event_id, rows) "
-        "VALUES (?, ?, ?, ?)",
+        "INSERT INTO branch_views(chat_id, branch_id, tip_event_id, rows) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(chat_id, branch_id) DO UPDATE SET tip_event_id = excluded.tip_event_id, "
+        "rows = excluded.rows",
         (chat_id, branch, tip, json.dumps(rows, ensure_ascii=False)),
     )
 
 
-def _restore_view(conn: apsw.Connection, chat_id: str, path: Path) -> bool:
+def _restore_view(conn: Connection, chat_id: str, path: Path) -> bool:
     """Put back the rows kept for the current branch, if nothing was written on it since."""
     branch = path[0][0]
     row: list[Any] = conn.execute(
@@ -283,6 +281,14 @@ class DecodedEvents:
         while len(self._events) > self.size:
             del self._events[next(iter(self._events))]
 
+    def forget(self, chat_id: str | None = None) -> None:
+        """Drop the events of one chat (of every chat, and world-wide ones, when None)."""
+        if chat_id is None:
+            self._events.clear()
+            return
+        for event_id in [i for i, (_, _, e) in self._events.items() if ev.chat_of(e) == chat_id]:
+            del self._events[event_id]
+
     def load(self, event_id: int, kind: str, payload: str) -> ev.Event:
         """The event ``event_id`` is, decoded once."""
         hit = self._events.get(event_id)
@@ -293,9 +299,7 @@ class DecodedEvents:
         return event
 
 
-def reproject_chat(
-    conn: apsw.Connection, chat_id: str, decoded: DecodedEvents | None = None
-) -> int:
+def reproject_chat(conn: Connection, chat_id: str, decoded: DecodedEvents | None = None) -> int:
     """Rebuild one chat's projections from its events on its current path; returns how many.
 
     The caller holds the transaction. Only the chat's own rows change; the
@@ -352,7 +356,7 @@ _ONCE = _Once(0)
 
 
 def _slices(
-    conn: apsw.Connection, chat_id: str, where: str, args: tuple[object, ...]
+    conn: Connection, chat_id: str, where: str, args: tuple[object, ...]
 ) -> Iterator[tuple[int, str, str, str]]:
     last = 0
     while True:
@@ -371,7 +375,7 @@ def _slices(
         last = rows[-1][0]
 
 
-def _clear_chat(conn: apsw.Connection, chat_id: str) -> None:
+def _clear_chat(conn: Connection, chat_id: str) -> None:
     conn.execute(
         "DELETE FROM scene_summaries WHERE scene_id IN (SELECT id FROM scenes WHERE chat_id = ?)",
         (chat_id,),
@@ -392,7 +396,7 @@ def _clear_chat(conn: apsw.Connection, chat_id: str) -> None:
     )
 
 
-def _delete_bot(conn: apsw.Connection, chat_id: str, payload: str) -> None:
+def _delete_bot(conn: Connection, chat_id: str, payload: str) -> None:
     """A ``bot_deleted`` as it touched this chat: the bot leaves its cast (never the host)."""
     event: Any = load_event("bot_deleted", payload)
     bot_id = event.bot_id
@@ -404,7 +408,7 @@ def _delete_bot(conn: apsw.Connection, chat_id: str, payload: str) -> None:
     _recast(conn, chat_id)
 
 
-def _drop_deleted_bots(conn: apsw.Connection, chat_id: str) -> None:
+def _drop_deleted_bots(conn: Connection, chat_id: str) -> None:
     """A bot deleted since leaves the cast again, as its ``bot_deleted`` did (not the host)."""
     gone = conn.execute(
         "SELECT c.bot_id FROM chat_cast c JOIN entities e ON e.id = c.bot_id "
@@ -420,7 +424,7 @@ def _drop_deleted_bots(conn: apsw.Connection, chat_id: str) -> None:
 _TURN_KINDS: Final = ("user_turn", "user_turn_edit", "assistant_turn")
 
 
-def list_branches(conn: apsw.Connection, chat_id: str) -> list[BranchInfo]:
+def list_branches(conn: Connection, chat_id: str) -> list[BranchInfo]:
     """Every branch of the chat, the root first, then by when each was made."""
     tree = {
         int(b): (p, f)
@@ -460,7 +464,7 @@ def list_branches(conn: apsw.Connection, chat_id: str) -> list[BranchInfo]:
 
 
 def beat_alternatives(
-    conn: apsw.Connection, chat_id: str, since: int = 0
+    conn: Connection, chat_id: str, since: int = 0
 ) -> dict[int, tuple[int, ...]]:
     """For each beat of the chat, every beat answering the same line as the same speaker.
 

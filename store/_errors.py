@@ -30,3 +30,25 @@ class StorageFull(StoreError):
     """
 
     code = "storage_full"
+
+
+class Unavailable(StoreError):
+    """The database cannot be reached now (PostgreSQL restarted, or another writer holds
+    the lock too long); nothing was written, and the next call tries again."""
+
+    code = "busy"
+
+
+class Fenced(StoreError):
+    """The store's fence refused a write to a chat this process may no longer write.
+
+    Raised by :attr:`Store.fence` from inside the write's transaction, which
+    then rolls back whole: nothing of it is kept.
+    """
+
+    code = "busy"
+
+    def __init__(self, chat_id: str, why: str = "") -> None:
+        told = f"chat {chat_id!r} is not ours to write now"
+        super().__init__(f"{told}: {why}" if why else told)
+        self.chat_id = chat_id

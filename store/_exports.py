@@ -147,7 +147,8 @@ def _beat_texts(s: Store, chat_id: str) -> dict[int, str]:
     # the current one.
     more: list[Any] = s.conn.execute(
         "SELECT c.id, b.id, json_extract(c.payload, '$.text'), c.branch_id = b.branch_id "
-        "FROM event_log c JOIN event_log b ON b.id = json_extract(c.payload, '$.event_id') "
+        "FROM event_log c JOIN event_log b "
+        "ON b.id = CAST(json_extract(c.payload, '$.event_id') AS BIGINT) "
         "WHERE c.chat_id = ? AND c.kind = 'beat_continued' ORDER BY c.id",
         (chat_id,),
     ).fetchall()

@@ -22,6 +22,7 @@ from protocol import load_event
 
 from . import _schema
 from ._branches import STRUCTURAL, final_paths, on_path, stamp_older_events
+from ._conn import Connection
 from ._errors import StoreError
 from ._project import HANDLERS, remember_place, seed_projections
 from ._tx import space_errors
@@ -32,7 +33,7 @@ REPLAY_SLICE = 1000
 """Events read from the log at a time while re-projecting."""
 
 
-def recompute_rewinds(conn: apsw.Connection) -> None:
+def recompute_rewinds(conn: Connection) -> None:
     """Clear the ``rewound_by`` marks of older releases and give older events their branch.
 
     A rewind of before is a fork like any: its tail is the branch that was
@@ -42,7 +43,7 @@ def recompute_rewinds(conn: apsw.Connection) -> None:
     stamp_older_events(conn)
 
 
-def reproject(conn: apsw.Connection) -> int:
+def reproject(conn: Connection) -> int:
     """Empty the projection tables and replay every event not rewound; returns how many.
 
     The caller holds the transaction. Supersede marks are cleared first and

@@ -48,7 +48,7 @@ def put_blob(s: Store, data: bytes, media_type: str) -> str:
     digest = hashlib.sha256(data).hexdigest()
     with transaction(s.conn):
         s.conn.execute(
-            "INSERT OR IGNORE INTO blobs(sha256, media_type, data) VALUES (?, ?, ?)",
+            "INSERT INTO blobs(sha256, media_type, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (digest, media_type, data),
         )
     return digest

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import apsw
 import attrs
 
 from protocol import LorebookInfo, LoreProblem, load_event
 from protocol import events as ev
 from story import Card, Lorebook, read_card_json, read_lorebook_v3, read_world_info
 
+from ._conn import Connection
+
 _LOREBOOK = "SELECT lorebook_id, name, format, document, entries FROM lorebooks"
+_IMPORTED = (
+    " ORDER BY (SELECT min(id) FROM event_log WHERE kind = 'lorebook_imported' "
+    "AND json_extract(payload, '$.lorebook_id') = lorebooks.lorebook_id), lorebook_id"
+)
+"""Oldest first: in the order of their imports in the log (a table's rowid is SQLite's own)."""
 
 
 def lorebook_info(book: Lorebook, lorebook_id: str, entries: int | None = None) -> LorebookInfo:
@@ -40,7 +46,7 @@ def read_lorebook(fmt: str, document: str) -> Lorebook:
 class Library:
     """The read side of imported cards, avatars, lorebooks and chats (mixed into the store)."""
 
-    conn: apsw.Connection
+    conn: Connection
 
     def _row(self, sql: str, *args: object) -> Any:
         for row in self.conn.execute(sql, args):
@@ -75,7 +81,7 @@ class Library:
 
     def list_lorebooks(self) -> list[LorebookInfo]:
         """Every imported lorebook, oldest first, as the wire lists them."""
-        rows: list[Any] = self.conn.execute(_LOREBOOK + " ORDER BY rowid").fetchall()
+        rows: list[Any] = self.conn.execute(_LOREBOOK + _IMPORTED).fetchall()
         return [
             lorebook_info(attrs.evolve(read_lorebook(fmt, doc), name=name), lid, entries)
             for lid, name, fmt, doc, entries in rows

@@ -13,11 +13,11 @@ import json
 from collections.abc import Sequence
 from typing import Any, cast
 
-import apsw
 import attrs
 
 from protocol import ChatMessage, ChatState, Token, to_wire
 
+from ._conn import Connection
 from ._records import WireFrame
 
 KEEP_MESSAGES = 2000
@@ -27,7 +27,7 @@ PRUNE_EVERY = 100
 """Prune a chat's journal once per this many messages, not on every one."""
 
 
-def last_seq(conn: apsw.Connection, chat_id: str) -> int:
+def last_seq(conn: Connection, chat_id: str) -> int:
     """The seq of the chat's latest message; 0 before the first."""
     for (seq,) in conn.execute("SELECT seq FROM chat_seq WHERE chat_id = ?", (chat_id,)):
         return int(seq)
@@ -35,7 +35,7 @@ def last_seq(conn: apsw.Connection, chat_id: str) -> int:
 
 
 def stamp(
-    conn: apsw.Connection, messages: Sequence[ChatMessage], keep: int = KEEP_MESSAGES
+    conn: Connection, messages: Sequence[ChatMessage], keep: int = KEEP_MESSAGES
 ) -> tuple[ChatMessage, ...]:
     """Give each message its chat's next seq and journal it; the caller holds the transaction."""
     stamped = []
@@ -64,7 +64,7 @@ def stamp(
     return tuple(stamped)
 
 
-def messages_after(conn: apsw.Connection, chat_id: str, seq: int) -> list[WireFrame] | None:
+def messages_after(conn: Connection, chat_id: str, seq: int) -> list[WireFrame] | None:
     """The chat's journaled messages after ``seq``, oldest first.
 
     None when they cannot all be replayed: some were pruned, or ``seq`` is

@@ -12,8 +12,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import apsw
-
 from protocol import (
     EDGE_DEFAULT,
     MAX_CAST,
@@ -29,6 +27,7 @@ from protocol import (
 )
 from protocol import events as ev
 
+from ._conn import Connection
 from ._errors import Invalid, NotFound
 
 MAX_KNOWN_FACTS = MAX_FACTS
@@ -36,33 +35,33 @@ MAX_KNOWN_FACTS = MAX_FACTS
 
 DEFAULT_EDGE = (EDGE_DEFAULT, EDGE_DEFAULT)
 
-Handler = Callable[[apsw.Connection, int, str, Any], None]
+Handler = Callable[[Connection, int, str, Any], None]
 
 
 clamp = clamp_edge
 """Affinity and trust live in 0..100 (the protocol's bounds)."""
 
 
-def _one(conn: apsw.Connection, sql: str, *args: object) -> Any:
+def _one(conn: Connection, sql: str, *args: object) -> Any:
     for row in conn.execute(sql, args):
         return row
     return None
 
 
-def _chat(conn: apsw.Connection, chat_id: str) -> Any:
+def _chat(conn: Connection, chat_id: str) -> Any:
     row = _one(conn, "SELECT host_bot_id, guest_bot_id FROM chats WHERE id = ?", chat_id)
     if row is None:
         raise NotFound(f"there is no chat {chat_id!r}")
     return row
 
 
-def _bot(conn: apsw.Connection, bot_id: str, *, live: bool = True) -> None:
+def _bot(conn: Connection, bot_id: str, *, live: bool = True) -> None:
     row = _one(conn, "SELECT deleted FROM entities WHERE id = ? AND kind = 'bot'", bot_id)
     if row is None or (live and row[0]):
         raise NotFound(f"there is no bot {bot_id!r}")
 
 
-def _member(conn: apsw.Connection, chat_id: str, bot_id: str) -> tuple[int, bool]:
+def _member(conn: Connection, chat_id: str, bot_id: str) -> tuple[int, bool]:
     """A cast member's position and presence; not one is the event's mistake."""
     _chat(conn, chat_id)
     row = _one(
@@ -76,7 +75,7 @@ def _member(conn: apsw.Connection, chat_id: str, bot_id: str) -> tuple[int, bool
     return int(row[0]), bool(row[1])
 
 
-def _recast(conn: apsw.Connection, chat_id: str) -> None:
+def _recast(conn: Connection, chat_id: str) -> None:
     """Keep the chat's guest column the cast's second bot, for those who read host and guest."""
     conn.execute(
         "UPDATE chats SET guest_bot_id = (SELECT bot_id FROM chat_cast WHERE chat_id = ?1 "
@@ -90,7 +89,7 @@ def _recast(conn: apsw.Connection, chat_id: str) -> None:
         )
 
 
-def present_bots(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
+def present_bots(conn: Connection, chat_id: str) -> tuple[str, ...]:
     """The chat's cast members in its scene now, in cast order."""
     rows = conn.execute(
         "SELECT bot_id FROM chat_cast WHERE chat_id = ? AND present = 1 ORDER BY position",
@@ -99,7 +98,7 @@ def present_bots(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
     return tuple(r[0] for r in rows)
 
 
-def people_of(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
+def people_of(conn: Connection, chat_id: str) -> tuple[str, ...]:
     """The personas at the chat's table in the order they came; ``you`` alone when nobody yet."""
     rows = conn.execute(
         "SELECT person_id FROM chat_people WHERE chat_id = ? ORDER BY position", (chat_id,)
@@ -107,7 +106,7 @@ def people_of(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
     return tuple(r[0] for r in rows) or (YOU_ID,)
 
 
-def present_now(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
+def present_now(conn: Connection, chat_id: str) -> tuple[str, ...]:
     """Who is in the chat's scene now: its present cast members in cast order, then its people."""
     # One statement: a replay asks this for nearly every turn.
     rows = conn.execute(
@@ -121,16 +120,16 @@ def present_now(conn: apsw.Connection, chat_id: str) -> tuple[str, ...]:
     return (*bots, *(people or (YOU_ID,)))
 
 
-def _present_json(conn: apsw.Connection, chat_id: str, present: ev.Present) -> str:
+def _present_json(conn: Connection, chat_id: str, present: ev.Present) -> str:
     return json.dumps(list(present if present is not None else present_now(conn, chat_id)))
 
 
-def _entity(conn: apsw.Connection, entity_id: str) -> None:
+def _entity(conn: Connection, entity_id: str) -> None:
     if _one(conn, "SELECT 1 FROM entities WHERE id = ?", entity_id) is None:
         raise NotFound(f"there is no one called {entity_id!r}")
 
 
-def _visible_turn(conn: apsw.Connection, event_id: int, chat_id: str, kind: str) -> None:
+def _visible_turn(conn: Connection, event_id: int, chat_id: str, kind: str) -> None:
     row = _one(
         conn, "SELECT kind FROM timeline WHERE chat_id = ? AND event_id = ?", chat_id, event_id
     )
@@ -138,7 +137,7 @@ def _visible_turn(conn: apsw.Connection, event_id: int, chat_id: str, kind: str)
         raise NotFound(f"event {event_id} is not a visible {kind} turn of chat {chat_id}")
 
 
-def _memory(conn: apsw.Connection, memory_id: int, chat_id: str) -> None:
+def _memory(conn: Connection, memory_id: int, chat_id: str) -> None:
     row = _one(conn, "SELECT chat_id FROM memories WHERE id = ?", memory_id)
     if row is None:
         raise NotFound(f"there is no memory {memory_id}")
@@ -148,7 +147,7 @@ def _memory(conn: apsw.Connection, memory_id: int, chat_id: str) -> None:
         raise Invalid(f"memory {memory_id} belongs to chat {row[0]}, not {chat_id}")
 
 
-def _user_turn_of(conn: apsw.Connection, event_id: int, chat_id: str) -> None:
+def _user_turn_of(conn: Connection, event_id: int, chat_id: str) -> None:
     row = _one(conn, "SELECT chat_id, kind FROM event_log WHERE id = ?", event_id)
     # A greeting answers the chat_created event itself.
     if row is None or row[0] != chat_id or row[1] not in _ANSWERABLE:
@@ -158,12 +157,12 @@ def _user_turn_of(conn: apsw.Connection, event_id: int, chat_id: str) -> None:
 _ANSWERABLE = frozenset({"user_turn", "user_turn_edit", "chat_created"})
 
 
-def _hide(conn: apsw.Connection, chat_id: str, event_id: int, by: int) -> None:
+def _hide(conn: Connection, chat_id: str, event_id: int, by: int) -> None:
     conn.execute("UPDATE event_log SET superseded_by = ? WHERE id = ?", (by, event_id))
     conn.execute("DELETE FROM timeline WHERE chat_id = ? AND event_id = ?", (chat_id, event_id))
 
 
-def _forget_beat(conn: apsw.Connection, event_id: int) -> None:
+def _forget_beat(conn: Connection, event_id: int) -> None:
     """A regenerated beat's memories go with it: the new beat writes its own."""
     for (memory_id,) in conn.execute(
         "SELECT id FROM memories WHERE source_event_id = ?", (event_id,)
@@ -175,13 +174,13 @@ def _forget_beat(conn: apsw.Connection, event_id: int) -> None:
 # --- the world ---
 
 
-def you_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.YouUpdated) -> None:
+def you_updated(conn: Connection, _id: int, _at: str, e: ev.YouUpdated) -> None:
     conn.execute(
         "UPDATE entities SET name = ?, persona = ? WHERE id = ?", (e.name, e.persona, YOU_ID)
     )
 
 
-def bot_created(conn: apsw.Connection, id: int, _at: str, e: ev.BotCreated) -> None:
+def bot_created(conn: Connection, id: int, _at: str, e: ev.BotCreated) -> None:
     if e.bot_id == YOU_ID or _one(conn, "SELECT 1 FROM entities WHERE id = ?", e.bot_id):
         raise Invalid(f"the id {e.bot_id!r} is taken")
     conn.execute(
@@ -191,7 +190,7 @@ def bot_created(conn: apsw.Connection, id: int, _at: str, e: ev.BotCreated) -> N
     )
 
 
-def persona_created(conn: apsw.Connection, id: int, _at: str, e: ev.PersonaCreated) -> None:
+def persona_created(conn: Connection, id: int, _at: str, e: ev.PersonaCreated) -> None:
     if e.persona_id == YOU_ID or _one(conn, "SELECT 1 FROM entities WHERE id = ?", e.persona_id):
         raise Invalid(f"the id {e.persona_id!r} is taken")
     conn.execute(
@@ -201,7 +200,7 @@ def persona_created(conn: apsw.Connection, id: int, _at: str, e: ev.PersonaCreat
     )
 
 
-def persona_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.PersonaUpdated) -> None:
+def persona_updated(conn: Connection, _id: int, _at: str, e: ev.PersonaUpdated) -> None:
     row = _one(conn, "SELECT kind FROM entities WHERE id = ?", e.persona_id)
     if row is None or row[0] != "person":
         raise NotFound(f"there is no persona {e.persona_id!r} (``you`` changes by you_updated)")
@@ -212,7 +211,7 @@ def persona_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.PersonaUpda
             conn.execute(f"UPDATE entities SET {column} = ? WHERE id = ?", (value, e.persona_id))
 
 
-def bot_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.BotUpdated) -> None:
+def bot_updated(conn: Connection, _id: int, _at: str, e: ev.BotUpdated) -> None:
     _bot(conn, e.bot_id)
     if e.name is not None and not e.name.strip():
         raise Invalid("a bot's name must not be empty")
@@ -221,7 +220,7 @@ def bot_updated(conn: apsw.Connection, _id: int, _at: str, e: ev.BotUpdated) -> 
             conn.execute(f"UPDATE entities SET {column} = ? WHERE id = ?", (value, e.bot_id))
 
 
-def bot_deleted(conn: apsw.Connection, _id: int, _at: str, e: ev.BotDeleted) -> None:
+def bot_deleted(conn: Connection, _id: int, _at: str, e: ev.BotDeleted) -> None:
     _bot(conn, e.bot_id)
     # Flagged, not dropped: old turns, memories and edges still name the bot,
     # and a chat it hosts keeps its history.
@@ -238,7 +237,7 @@ def bot_deleted(conn: apsw.Connection, _id: int, _at: str, e: ev.BotDeleted) -> 
         _recast(conn, chat_id)
 
 
-def location_created(conn: apsw.Connection, _id: int, _at: str, e: ev.LocationCreated) -> None:
+def location_created(conn: Connection, _id: int, _at: str, e: ev.LocationCreated) -> None:
     conn.execute(
         "INSERT INTO locations(name, description) VALUES (?, ?) "
         "ON CONFLICT(name) DO UPDATE SET description = excluded.description",
@@ -246,12 +245,12 @@ def location_created(conn: apsw.Connection, _id: int, _at: str, e: ev.LocationCr
     )
 
 
-def _location(conn: apsw.Connection, name: str | None) -> None:
+def _location(conn: Connection, name: str | None) -> None:
     if name:
-        conn.execute("INSERT OR IGNORE INTO locations(name) VALUES (?)", (name,))
+        conn.execute("INSERT INTO locations(name) VALUES (?) ON CONFLICT DO NOTHING", (name,))
 
 
-def remember_place(conn: apsw.Connection, event: Any) -> None:
+def remember_place(conn: Connection, event: Any) -> None:
     """A place a chat or scene named stays known, whichever branch named it."""
     if isinstance(event, ev.ChatCreated | ev.SceneOpened):
         _location(conn, event.location)
@@ -260,7 +259,7 @@ def remember_place(conn: apsw.Connection, event: Any) -> None:
 # --- chats and turns ---
 
 
-def chat_created(conn: apsw.Connection, id: int, at: str, e: ev.ChatCreated) -> None:
+def chat_created(conn: Connection, id: int, at: str, e: ev.ChatCreated) -> None:
     if _one(conn, "SELECT 1 FROM chats WHERE id = ?", e.chat_id):
         raise Invalid(f"the chat id {e.chat_id!r} is taken")
     members = e.members
@@ -292,10 +291,13 @@ def chat_created(conn: apsw.Connection, id: int, at: str, e: ev.ChatCreated) -> 
         )
     # The chat's first branch is its root, named by the chat_created event.
     conn.execute(
-        "INSERT OR IGNORE INTO branches(chat_id, branch_id) VALUES (?, ?)", (e.chat_id, id)
+        "INSERT INTO branches(chat_id, branch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (e.chat_id, id),
     )
     conn.execute(
-        "INSERT OR REPLACE INTO chat_branch(chat_id, current) VALUES (?, ?)", (e.chat_id, id)
+        "INSERT INTO chat_branch(chat_id, current) VALUES (?, ?) "
+        "ON CONFLICT(chat_id) DO UPDATE SET current = excluded.current",
+        (e.chat_id, id),
     )
 
 
@@ -305,15 +307,15 @@ _LAST = "SELECT max(position) FROM chat_cast WHERE chat_id = ?"
 _SETTINGS = ("temperature", "top_p", "min_p", "repeat_penalty", "max_tokens")
 
 
-def chat_settings_updated(
-    conn: apsw.Connection, _id: int, _at: str, e: ev.ChatSettingsUpdated
-) -> None:
+def chat_settings_updated(conn: Connection, _id: int, _at: str, e: ev.ChatSettingsUpdated) -> None:
     _chat(conn, e.chat_id)
     changes = ChatSettings(*(getattr(e, name) for name in _SETTINGS))
     problem = sampler_problem(changes)
     if problem is not None:
         raise Invalid(problem)
-    conn.execute("INSERT OR IGNORE INTO chat_settings(chat_id) VALUES (?)", (e.chat_id,))
+    conn.execute(
+        "INSERT INTO chat_settings(chat_id) VALUES (?) ON CONFLICT DO NOTHING", (e.chat_id,)
+    )
     given = [name for name in _SETTINGS if getattr(e, name) is not None]
     if given:
         assignments = ", ".join(f"{name} = ?" for name in given)
@@ -323,7 +325,7 @@ def chat_settings_updated(
         )
 
 
-def cast_added(conn: apsw.Connection, _id: int, _at: str, e: ev.CastAdded) -> None:
+def cast_added(conn: Connection, _id: int, _at: str, e: ev.CastAdded) -> None:
     _chat(conn, e.chat_id)
     _bot(conn, e.bot_id)
     rows = conn.execute(
@@ -340,7 +342,7 @@ def cast_added(conn: apsw.Connection, _id: int, _at: str, e: ev.CastAdded) -> No
     _recast(conn, e.chat_id)
 
 
-def cast_removed(conn: apsw.Connection, _id: int, _at: str, e: ev.CastRemoved) -> None:
+def cast_removed(conn: Connection, _id: int, _at: str, e: ev.CastRemoved) -> None:
     position, _present = _member(conn, e.chat_id, e.bot_id)
     if position == 0:
         raise Invalid(f"{e.bot_id!r} hosts chat {e.chat_id}; the host stays in its cast")
@@ -348,7 +350,7 @@ def cast_removed(conn: apsw.Connection, _id: int, _at: str, e: ev.CastRemoved) -
     _recast(conn, e.chat_id)
 
 
-def presence_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.PresenceChanged) -> None:
+def presence_changed(conn: Connection, _id: int, _at: str, e: ev.PresenceChanged) -> None:
     _position, present = _member(conn, e.chat_id, e.bot_id)
     if present == e.present:
         where = "in" if present else "out of"
@@ -361,7 +363,7 @@ def presence_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.PresenceCh
     )
 
 
-def mute_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.MuteChanged) -> None:
+def mute_changed(conn: Connection, _id: int, _at: str, e: ev.MuteChanged) -> None:
     _member(conn, e.chat_id, e.bot_id)
     muted = _one(
         conn, "SELECT muted FROM chat_cast WHERE chat_id = ? AND bot_id = ?", e.chat_id, e.bot_id
@@ -376,36 +378,36 @@ def mute_changed(conn: apsw.Connection, _id: int, _at: str, e: ev.MuteChanged) -
     )
 
 
-def current_branch(conn: apsw.Connection, chat_id: str) -> int:
+def current_branch(conn: Connection, chat_id: str) -> int:
     """The chat's current branch (0 for a chat of an older log not yet rebuilt)."""
     row = _one(conn, "SELECT current FROM chat_branch WHERE chat_id = ?", chat_id)
     return int(row[0]) if row else 0
 
 
-def _fork(conn: apsw.Connection, branch_id: int, chat_id: str, at_event_id: int) -> None:
+def _fork(conn: Connection, branch_id: int, chat_id: str, at_event_id: int) -> None:
     _chat(conn, chat_id)
     row = _one(conn, "SELECT chat_id FROM event_log WHERE id = ?", at_event_id)
     if row is None or row[0] != chat_id:
         raise NotFound(f"event {at_event_id} is not an event of chat {chat_id}")
     conn.execute(
-        "INSERT OR IGNORE INTO branches(chat_id, branch_id, parent_id, fork_event_id) "
-        "VALUES (?, ?, ?, ?)",
+        "INSERT INTO branches(chat_id, branch_id, parent_id, fork_event_id) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (chat_id, branch_id, current_branch(conn, chat_id), at_event_id),
     )
     conn.execute("UPDATE chat_branch SET current = ? WHERE chat_id = ?", (branch_id, chat_id))
 
 
-def chat_rewound(conn: apsw.Connection, id: int, _at: str, e: ev.ChatRewound) -> None:
+def chat_rewound(conn: Connection, id: int, _at: str, e: ev.ChatRewound) -> None:
     # The store re-projects the chat afterwards (see _branches): what came after
     # the point stays on the branch that was current.
     _fork(conn, id, e.chat_id, e.to_event_id)
 
 
-def branch_forked(conn: apsw.Connection, id: int, _at: str, e: ev.BranchForked) -> None:
+def branch_forked(conn: Connection, id: int, _at: str, e: ev.BranchForked) -> None:
     _fork(conn, id, e.chat_id, e.at_event_id)
 
 
-def branch_switched(conn: apsw.Connection, _id: int, _at: str, e: ev.BranchSwitched) -> None:
+def branch_switched(conn: Connection, _id: int, _at: str, e: ev.BranchSwitched) -> None:
     _chat(conn, e.chat_id)
     if (
         _one(
@@ -420,22 +422,23 @@ def branch_switched(conn: apsw.Connection, _id: int, _at: str, e: ev.BranchSwitc
     conn.execute("UPDATE chat_branch SET current = ? WHERE chat_id = ?", (e.branch_id, e.chat_id))
 
 
-def _person(conn: apsw.Connection, person_id: str) -> None:
+def _person(conn: Connection, person_id: str) -> None:
     row = _one(conn, "SELECT kind FROM entities WHERE id = ?", person_id)
     if row is None or row[0] not in ("you", "person"):
         raise NotFound(f"there is no persona {person_id!r}")
 
 
-def _sit(conn: apsw.Connection, chat_id: str, person_id: str) -> None:
+def _sit(conn: Connection, chat_id: str, person_id: str) -> None:
     """The persona is at the chat's table from now on (a no-op when it already is)."""
     conn.execute(
-        "INSERT OR IGNORE INTO chat_people(chat_id, person_id, position) VALUES (?, ?, "
-        "(SELECT coalesce(max(position), -1) + 1 FROM chat_people WHERE chat_id = ?))",
+        "INSERT INTO chat_people(chat_id, person_id, position) VALUES (?, ?, "
+        "(SELECT coalesce(max(position), -1) + 1 FROM chat_people WHERE chat_id = ?)) "
+        "ON CONFLICT DO NOTHING",
         (chat_id, person_id, chat_id),
     )
 
 
-def seat_taken(conn: apsw.Connection, _id: int, _at: str, e: ev.SeatTaken) -> None:
+def seat_taken(conn: Connection, _id: int, _at: str, e: ev.SeatTaken) -> None:
     _chat(conn, e.chat_id)
     _person(conn, e.persona_id)
     if _one(
@@ -448,7 +451,7 @@ def seat_taken(conn: apsw.Connection, _id: int, _at: str, e: ev.SeatTaken) -> No
     _sit(conn, e.chat_id, e.persona_id)
 
 
-def user_turn(conn: apsw.Connection, id: int, _at: str, e: ev.UserTurn) -> None:
+def user_turn(conn: Connection, id: int, _at: str, e: ev.UserTurn) -> None:
     _chat(conn, e.chat_id)
     person = e.person_id or YOU_ID
     _person(conn, person)
@@ -460,7 +463,7 @@ def user_turn(conn: apsw.Connection, id: int, _at: str, e: ev.UserTurn) -> None:
     )
 
 
-def user_turn_edit(conn: apsw.Connection, id: int, at: str, e: ev.UserTurnEdit) -> None:
+def user_turn_edit(conn: Connection, id: int, at: str, e: ev.UserTurnEdit) -> None:
     _chat(conn, e.chat_id)
     _visible_turn(conn, e.supersedes, e.chat_id, "user")
     _hide(conn, e.chat_id, e.supersedes, id)
@@ -469,7 +472,7 @@ def user_turn_edit(conn: apsw.Connection, id: int, at: str, e: ev.UserTurnEdit) 
 
 
 def assistant_turn_started(
-    conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurnStarted
+    conn: Connection, id: int, _at: str, e: ev.AssistantTurnStarted
 ) -> None:
     _chat(conn, e.chat_id)
     _bot(conn, e.speaker_id, live=False)
@@ -481,7 +484,7 @@ def assistant_turn_started(
     )
 
 
-def assistant_turn(conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurn) -> None:
+def assistant_turn(conn: Connection, id: int, _at: str, e: ev.AssistantTurn) -> None:
     _chat(conn, e.chat_id)
     _bot(conn, e.speaker_id, live=False)
     _user_turn_of(conn, e.user_turn_id, e.chat_id)
@@ -513,7 +516,7 @@ def assistant_turn(conn: apsw.Connection, id: int, _at: str, e: ev.AssistantTurn
     )
 
 
-def beat_continued(conn: apsw.Connection, _id: int, _at: str, e: ev.BeatContinued) -> None:
+def beat_continued(conn: Connection, _id: int, _at: str, e: ev.BeatContinued) -> None:
     _chat(conn, e.chat_id)
     _visible_turn(conn, e.event_id, e.chat_id, "assistant")
     # The beat's row holds its whole text: what it said, then what it went on to say.
@@ -526,7 +529,7 @@ def beat_continued(conn: apsw.Connection, _id: int, _at: str, e: ev.BeatContinue
 # --- memories ---
 
 
-def memory_written(conn: apsw.Connection, id: int, _at: str, e: ev.MemoryWritten) -> None:
+def memory_written(conn: Connection, id: int, _at: str, e: ev.MemoryWritten) -> None:
     _chat(conn, e.chat_id)
     _bot(conn, e.bot_id, live=False)
     if e.scene_id is not None:
@@ -539,19 +542,19 @@ def memory_written(conn: apsw.Connection, id: int, _at: str, e: ev.MemoryWritten
     conn.execute("INSERT INTO memories_fts(rowid, text) VALUES (?, ?)", (id, e.text))
 
 
-def memory_scored(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryScored) -> None:
+def memory_scored(conn: Connection, _id: int, _at: str, e: ev.MemoryScored) -> None:
     _memory(conn, e.memory_id, e.chat_id)
     conn.execute(
         "UPDATE memories SET significance = ? WHERE id = ?", (e.significance, e.memory_id)
     )
 
 
-def memory_pinned(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryPinned) -> None:
+def memory_pinned(conn: Connection, _id: int, _at: str, e: ev.MemoryPinned) -> None:
     _memory(conn, e.memory_id, e.chat_id)
     conn.execute("UPDATE memories SET pinned = 1, pinned_by = ? WHERE id = ?", (e.by, e.memory_id))
 
 
-def memory_unpinned(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryUnpinned) -> None:
+def memory_unpinned(conn: Connection, _id: int, _at: str, e: ev.MemoryUnpinned) -> None:
     _memory(conn, e.memory_id, e.chat_id)
     conn.execute("UPDATE memories SET pinned = 0, pinned_by = NULL WHERE id = ?", (e.memory_id,))
 
@@ -559,7 +562,7 @@ def memory_unpinned(conn: apsw.Connection, _id: int, _at: str, e: ev.MemoryUnpin
 # --- relationships ---
 
 
-def edge_update(conn: apsw.Connection, _id: int, at: str, e: ev.EdgeUpdate) -> None:
+def edge_update(conn: Connection, _id: int, at: str, e: ev.EdgeUpdate) -> None:
     if e.chat_id is not None:
         _chat(conn, e.chat_id)
     _entity(conn, e.source_id)
@@ -605,7 +608,7 @@ def edge_update(conn: apsw.Connection, _id: int, at: str, e: ev.EdgeUpdate) -> N
 # --- scenes ---
 
 
-def scene_opened(conn: apsw.Connection, id: int, at: str, e: ev.SceneOpened) -> None:
+def scene_opened(conn: Connection, id: int, at: str, e: ev.SceneOpened) -> None:
     _chat(conn, e.chat_id)
     if _one(conn, "SELECT id FROM scenes WHERE chat_id = ? AND closed_at IS NULL", e.chat_id):
         raise Invalid(f"chat {e.chat_id} already has an open scene")
@@ -618,14 +621,14 @@ def scene_opened(conn: apsw.Connection, id: int, at: str, e: ev.SceneOpened) -> 
         conn.execute("UPDATE chats SET location = ? WHERE id = ?", (e.location, e.chat_id))
 
 
-def _scene_of(conn: apsw.Connection, scene_id: int, chat_id: str) -> Any:
+def _scene_of(conn: Connection, scene_id: int, chat_id: str) -> Any:
     row = _one(conn, "SELECT chat_id, closed_at FROM scenes WHERE id = ?", scene_id)
     if row is None or row[0] != chat_id:
         raise NotFound(f"scene {scene_id} is not a scene of chat {chat_id}")
     return row
 
 
-def scene_closed(conn: apsw.Connection, _id: int, at: str, e: ev.SceneClosed) -> None:
+def scene_closed(conn: Connection, _id: int, at: str, e: ev.SceneClosed) -> None:
     row = _scene_of(conn, e.scene_id, e.chat_id)
     if row[1] is not None:
         raise Invalid(f"scene {e.scene_id} is already closed")
@@ -635,11 +638,12 @@ def scene_closed(conn: apsw.Connection, _id: int, at: str, e: ev.SceneClosed) ->
     )
 
 
-def scene_summary(conn: apsw.Connection, _id: int, _at: str, e: ev.SceneSummary) -> None:
+def scene_summary(conn: Connection, _id: int, _at: str, e: ev.SceneSummary) -> None:
     _scene_of(conn, e.scene_id, e.chat_id)
     _bot(conn, e.bot_id, live=False)
     conn.execute(
-        "INSERT OR REPLACE INTO scene_summaries(scene_id, bot_id, text) VALUES (?, ?, ?)",
+        "INSERT INTO scene_summaries(scene_id, bot_id, text) VALUES (?, ?, ?) "
+        "ON CONFLICT(scene_id, bot_id) DO UPDATE SET text = excluded.text",
         (e.scene_id, e.bot_id, e.text),
     )
 
@@ -650,7 +654,7 @@ _MOVES = {ev.KIND_OF[event]: (moved_from(to), to) for to, event in MOVE_EVENTS.i
 """Each move's kind: the statuses it may leave, and the one it reaches (the protocol's table)."""
 
 
-def world_event_created(conn: apsw.Connection, id: int, _at: str, e: ev.WorldEventCreated) -> None:
+def world_event_created(conn: Connection, id: int, _at: str, e: ev.WorldEventCreated) -> None:
     _chat(conn, e.chat_id)
     conn.execute(
         "INSERT INTO world_events(id, chat_id, title, description, status, artifacts) "
@@ -665,7 +669,7 @@ def world_event_created(conn: apsw.Connection, id: int, _at: str, e: ev.WorldEve
     )
 
 
-def _world_event_of(conn: apsw.Connection, world_event_id: int, chat_id: str) -> str:
+def _world_event_of(conn: Connection, world_event_id: int, chat_id: str) -> str:
     row = _one(conn, "SELECT chat_id, status FROM world_events WHERE id = ?", world_event_id)
     if row is None or row[0] != chat_id:
         raise NotFound(f"there is no world event {world_event_id} in chat {chat_id}")
@@ -675,7 +679,7 @@ def _world_event_of(conn: apsw.Connection, world_event_id: int, chat_id: str) ->
 def _world_move(kind: str) -> Handler:
     allowed, to = _MOVES[kind]
 
-    def move(conn: apsw.Connection, _id: int, _at: str, e: Any) -> None:
+    def move(conn: Connection, _id: int, _at: str, e: Any) -> None:
         status = _world_event_of(conn, e.world_event_id, e.chat_id)
         if status not in allowed:
             raise Invalid(f"world event {e.world_event_id} is {status}; it cannot become {to}")
@@ -684,7 +688,7 @@ def _world_move(kind: str) -> Handler:
     return move
 
 
-def object_acquired(conn: apsw.Connection, id: int, _at: str, e: ev.ObjectAcquired) -> None:
+def object_acquired(conn: Connection, id: int, _at: str, e: ev.ObjectAcquired) -> None:
     _chat(conn, e.chat_id)
     _entity(conn, e.holder_id)
     if e.world_event_id is not None:
@@ -699,7 +703,7 @@ def object_acquired(conn: apsw.Connection, id: int, _at: str, e: ev.ObjectAcquir
 # --- cards and lorebooks ---
 
 
-def bot_card(conn: apsw.Connection, _id: int, _at: str, e: ev.BotCard) -> None:
+def bot_card(conn: Connection, _id: int, _at: str, e: ev.BotCard) -> None:
     _bot(conn, e.bot_id)
     if (
         e.avatar is not None
@@ -707,12 +711,14 @@ def bot_card(conn: apsw.Connection, _id: int, _at: str, e: ev.BotCard) -> None:
     ):
         raise Invalid(f"the avatar {e.avatar} of {e.bot_id!r}'s card was never stored")
     conn.execute(
-        "INSERT OR REPLACE INTO bot_cards(bot_id, spec, document, avatar) VALUES (?, ?, ?, ?)",
+        "INSERT INTO bot_cards(bot_id, spec, document, avatar) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(bot_id) DO UPDATE SET spec = excluded.spec, "
+        "document = excluded.document, avatar = excluded.avatar",
         (e.bot_id, e.spec, e.document, e.avatar),
     )
 
 
-def lorebook_imported(conn: apsw.Connection, _id: int, _at: str, e: ev.LorebookImported) -> None:
+def lorebook_imported(conn: Connection, _id: int, _at: str, e: ev.LorebookImported) -> None:
     if _one(conn, "SELECT 1 FROM lorebooks WHERE lorebook_id = ?", e.lorebook_id):
         raise Invalid(f"the lorebook id {e.lorebook_id!r} is taken")
     conn.execute(
@@ -722,14 +728,14 @@ def lorebook_imported(conn: apsw.Connection, _id: int, _at: str, e: ev.LorebookI
     )
 
 
-def chat_imported(conn: apsw.Connection, _id: int, _at: str, e: ev.ChatImported) -> None:
+def chat_imported(conn: Connection, _id: int, _at: str, e: ev.ChatImported) -> None:
     _chat(conn, e.chat_id)  # the lines stay in the log, read back on export
 
 
 # --- steering: lore and the author's note ---
 
 
-def lorebook_attached(conn: apsw.Connection, id: int, _at: str, e: ev.LorebookAttached) -> None:
+def lorebook_attached(conn: Connection, id: int, _at: str, e: ev.LorebookAttached) -> None:
     _chat(conn, e.chat_id)
     if _one(conn, "SELECT 1 FROM lorebooks WHERE lorebook_id = ?", e.lorebook_id) is None:
         raise NotFound(f"there is no lorebook {e.lorebook_id!r}")
@@ -741,7 +747,7 @@ def lorebook_attached(conn: apsw.Connection, id: int, _at: str, e: ev.LorebookAt
     )
 
 
-def lorebook_detached(conn: apsw.Connection, _id: int, _at: str, e: ev.LorebookDetached) -> None:
+def lorebook_detached(conn: Connection, _id: int, _at: str, e: ev.LorebookDetached) -> None:
     _chat(conn, e.chat_id)
     if not _attached(conn, e.chat_id, e.lorebook_id):
         raise Invalid(f"lorebook {e.lorebook_id!r} is not attached to chat {e.chat_id}")
@@ -751,12 +757,12 @@ def lorebook_detached(conn: apsw.Connection, _id: int, _at: str, e: ev.LorebookD
     )
 
 
-def _attached(conn: apsw.Connection, chat_id: str, lorebook_id: str) -> bool:
+def _attached(conn: Connection, chat_id: str, lorebook_id: str) -> bool:
     sql = "SELECT 1 FROM chat_lorebooks WHERE chat_id = ? AND lorebook_id = ?"
     return _one(conn, sql, chat_id, lorebook_id) is not None
 
 
-def author_note_set(conn: apsw.Connection, _id: int, _at: str, e: ev.AuthorNoteSet) -> None:
+def author_note_set(conn: Connection, _id: int, _at: str, e: ev.AuthorNoteSet) -> None:
     _chat(conn, e.chat_id)
     problem = author_note_problem(e.text, e.depth)
     if problem is not None:
@@ -817,9 +823,10 @@ HANDLERS: dict[str, Handler] = {
 assert set(HANDLERS) == set(ev.EVENT_KINDS), "every event kind has a projection"
 
 
-def seed_projections(conn: apsw.Connection) -> None:
+def seed_projections(conn: Connection) -> None:
     """What a fresh set of projection tables holds before any event: the user."""
     conn.execute(
-        "INSERT OR IGNORE INTO entities(id, kind, name, persona) VALUES (?, 'you', 'You', '')",
+        "INSERT INTO entities(id, kind, name, persona) VALUES (?, 'you', 'You', '') "
+        "ON CONFLICT DO NOTHING",
         (YOU_ID,),
     )

@@ -12,8 +12,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import apsw
-
 from protocol import (
     OPEN_STATUSES,
     YOU_ID,
@@ -33,6 +31,7 @@ from protocol import (
     load_stored,
 )
 
+from ._conn import Connection
 from ._project import people_of
 from ._records import StoredEvent, WorldEventRow
 
@@ -95,7 +94,7 @@ def search_query(text: str) -> str | None:
 class Queries:
     """The read side of :class:`store.Store`."""
 
-    conn: apsw.Connection
+    conn: Connection
 
     def _one(self, sql: str, *args: object) -> Any:
         for row in self.conn.execute(sql, args):
@@ -400,11 +399,11 @@ class Queries:
         sql = (
             "SELECT m.id, m.bot_id, m.chat_id, m.text, m.significance, m.pinned "
             "FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid "
-            "WHERE memories_fts MATCH ? AND m.chat_id = ? AND m.bot_id = ?"
+            "WHERE memories_fts MATCH ?1 AND m.chat_id = ?2 AND m.bot_id = ?3"
         )
         if exclude_pinned:
             sql += " AND m.pinned = 0"
-        sql += " ORDER BY bm25(memories_fts), m.id LIMIT ?"
+        sql += " ORDER BY bm25(memories_fts), m.id LIMIT ?4"
         return [_memory(row) for row in self.conn.execute(sql, (query, chat_id, bot_id, limit))]
 
     # --- scenes, places, world events, objects ---

@@ -1,6 +1,7 @@
 """The database schema and its forward migrations.
 
-``PRAGMA user_version`` is the schema version. Each migration takes the
+``PRAGMA user_version`` is the schema version (on PostgreSQL, the
+``troupe_schema`` table: see :mod:`store._pg_schema`). Each migration takes the
 database from the version before it to its own; opening a database runs the
 ones it lacks, in order, each in one transaction. A migration that adds or
 changes a projection says so, and the store then rebuilds the projections
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import apsw
 from attrs import frozen
 
+from . import _pg_schema
+from ._conn import Connection
 from ._errors import StoreError
+from ._pg import PgConnection
 from ._tx import transaction
 
 LOG: Final = """
@@ -189,10 +192,15 @@ PROJECTION_TABLES: Final = (
 
 @frozen
 class Migration:
-    """One step of the schema: its SQL, and whether the projections need a rebuild after it."""
+    """One step of the schema: its SQL, and whether the projections need a rebuild after it.
+
+    ``postgresql``: the step for PostgreSQL, for every migration after
+    :data:`store._pg_schema.BASE` (the ones before it are the base schema there).
+    """
 
     sql: str
     rebuild: bool
+    postgresql: str | None = None
 
 
 PROJECTIONS_V4: Final = """
@@ -356,6 +364,17 @@ CREATE TABLE commands (
 command's first event, answered once the answer is known (see ``store._commands``). Not a
 projection: no rebuild or rewind touches it."""
 
+COMMANDS_V13_PG: Final = """
+CREATE TABLE commands (
+    chat_id TEXT COLLATE "C" NOT NULL,
+    command_id TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    first_event_id BIGINT NOT NULL,
+    answer TEXT COLLATE "C",
+    PRIMARY KEY (chat_id, command_id)
+);
+"""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
@@ -369,31 +388,43 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V10, rebuild=True),
     Migration(PROJECTIONS_V11, rebuild=True),
     Migration(PROJECTIONS_V12, rebuild=True),
-    Migration(COMMANDS_V13, rebuild=False),
+    Migration(COMMANDS_V13, rebuild=False, postgresql=COMMANDS_V13_PG),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 
 LATEST: Final = len(MIGRATIONS)
 
 
-def version(conn: apsw.Connection) -> int:
+def version(conn: Connection) -> int:
     """The schema version of an open database."""
+    if isinstance(conn, PgConnection):
+        rows = conn.execute("SELECT to_regclass('troupe_schema') IS NOT NULL").fetchall()
+        if not rows[0][0]:
+            return 0
+        rows = conn.execute("SELECT max(version) FROM troupe_schema").fetchall()
+        return int(rows[0][0] or 0)
     value: Any = conn.execute("PRAGMA user_version").fetchall()[0][0]
     return int(value)
 
 
-def migrate(conn: apsw.Connection, target: int = LATEST) -> bool:
+def _newer(current: int) -> StoreError:
+    return StoreError(
+        f"the database has schema version {current}, newer than this troupe knows "
+        f"({LATEST}); open it with a newer troupe"
+    )
+
+
+def migrate(conn: Connection, target: int = LATEST) -> bool:
     """Run the migrations the database lacks, up to ``target``.
 
     Returns whether one of them asks for the projections to be rebuilt. A
     fresh database needs no rebuild: its log is empty.
     """
+    if isinstance(conn, PgConnection):
+        return _migrate_pg(conn, target)
     current = version(conn)
     if current > LATEST:
-        raise StoreError(
-            f"the database has schema version {current}, newer than this troupe knows "
-            f"({LATEST}); open it with a newer troupe"
-        )
+        raise _newer(current)
     rebuild = False
     for number in range(current + 1, target + 1):
         step = MIGRATIONS[number - 1]
@@ -401,4 +432,33 @@ def migrate(conn: apsw.Connection, target: int = LATEST) -> bool:
             conn.execute(step.sql)
             conn.execute(f"PRAGMA user_version = {number}")
         rebuild = rebuild or (step.rebuild and current > 0)
+    return rebuild
+
+
+def _migrate_pg(conn: PgConnection, target: int) -> bool:
+    """PostgreSQL's migrations, all in one transaction under the migration lock.
+
+    The lock is taken first, so a second node opening the database at the
+    same time waits, then finds it migrated.
+    """
+    if target < _pg_schema.BASE:
+        raise StoreError(f"a PostgreSQL database starts at schema version {_pg_schema.BASE}")
+    with transaction(conn):
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (_pg_schema.MIGRATION_LOCK,))
+        conn.script(_pg_schema.VERSION_TABLE)
+        current = version(conn)
+        if current > LATEST:
+            raise _newer(current)
+        rebuild = False
+        if current == 0:
+            conn.script(_pg_schema.SCHEMA)
+            current = _pg_schema.BASE
+        for number in range(current + 1, target + 1):
+            step = MIGRATIONS[number - 1]
+            if step.postgresql is None:
+                raise StoreError(f"schema step {number} has no PostgreSQL form")
+            conn.script(step.postgresql)
+            rebuild = rebuild or step.rebuild
+        conn.execute("DELETE FROM troupe_schema")
+        conn.execute("INSERT INTO troupe_schema(version) VALUES (?)", (max(current, target),))
     return rebuild

@@ -6,6 +6,12 @@ Every append is one transaction: the log rows, their projection changes and
 the chat messages they produce (stamped with the chat's next ``seq``) commit
 together or not at all. A beat's end that did not fit on a full disk is held
 and written first by the next write that can (see :meth:`Store.hold_beat_end`).
+
+The same class runs on PostgreSQL when opened with a ``postgresql://`` URL:
+its connection is then a :class:`store._pg.PgConnection`, which speaks the
+store's SQL (see docs/scale-out.md). Where several processes share that
+database, :attr:`Store.fence` lets the caller refuse a chat's writes inside
+their own transaction.
 """
 
 from __future__ import annotations
@@ -43,13 +49,15 @@ from ._branches import (
     reproject_chat,
 )
 from ._commands import CommandRecord, CommandRun, answer_command, command_record, record_first
+from ._conn import Connection
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._library import Library
+from ._pg import PgConnection, is_url
 from ._project import HANDLERS, current_branch, seed_projections
 from ._queries import Queries
 from ._records import AppendResult, Render, RewindPreview, WireFrame
 from ._rendering import beat_complete
-from ._tx import transaction
+from ._tx import first_write, transaction
 
 log = logging.getLogger("troupe.store")
 
@@ -81,8 +89,12 @@ _OPENS_A_BRANCH: Final = frozenset(
 """Event kinds whose projection changes the chat's current branch: they belong to the new one."""
 
 
+Fence = Callable[[object, str], None]
+"""Called as ``fence(conn, chat_id)`` inside a write's transaction; raises ``Fenced`` to refuse."""
+
+
 class Store(Queries, Library):
-    """The event log and its projections in one SQLite file.
+    """The event log and its projections in one SQLite file (or a PostgreSQL database).
 
     Not thread-safe by design: one owner at a time (the trio side goes
     through :class:`store.AsyncStore`, which calls it from one thread).
@@ -90,7 +102,7 @@ class Store(Queries, Library):
 
     def __init__(
         self,
-        conn: apsw.Connection,
+        conn: Connection,
         data_dir: Path,
         *,
         keep_snapshots: int = 5,
@@ -108,6 +120,11 @@ class Store(Queries, Library):
         self._landed: list[tuple[int, AppendResult]] = []
         self.decoded = DecodedEvents()
         """The events appended or replayed lately, decoded: a chat's replay reads these."""
+        self.fence: Fence | None = None
+        """Asked, inside every write's transaction, once for each chat it writes (its events
+        and its chat messages), before the commit; it raises :class:`store.Fenced` to refuse
+        the write, which then leaves nothing. ``conn`` is the store's connection: what it
+        runs there runs in the write's transaction."""
         self.command: CommandRun | None = None
         """The command (with an id) whose call runs now: its first event records it.
 
@@ -132,7 +149,7 @@ class Store(Queries, Library):
     @classmethod
     def open(
         cls,
-        path: str | Path,
+        target: str | Path,
         *,
         data_dir: str | Path | None = None,
         keep_snapshots: int = 5,
@@ -142,11 +159,20 @@ class Store(Queries, Library):
     ) -> Store:
         """Open or create the database, migrate it, and close the beats a crash left open.
 
-        ``data_dir`` holds ``snapshots/`` (default: the database's folder).
+        ``target`` is the SQLite file, or a ``postgresql://`` URL. ``data_dir``
+        holds ``snapshots/`` (default: the database's folder; SQLite only).
+        Where several processes share a PostgreSQL database, each opens it
+        with ``recover=False`` and recovers the chats it owns.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(path)
+        conn: Connection
+        if is_url(target):
+            conn = PgConnection(str(target))
+            folder = Path(data_dir) if data_dir is not None else Path()
+        else:
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(path)
+            folder = Path(data_dir) if data_dir is not None else path.parent
         try:
             needs_rebuild = _schema.migrate(conn)
             with transaction(conn):
@@ -156,7 +182,7 @@ class Store(Queries, Library):
             raise
         store = cls(
             conn,
-            Path(data_dir) if data_dir is not None else path.parent,
+            folder,
             keep_snapshots=keep_snapshots,
             keep_messages=keep_messages,
             now=now,
@@ -233,6 +259,7 @@ class Store(Queries, Library):
         chat_id = ev.chat_of(event)
         branch = None
         if chat_id is not None:
+            self._fence_chat(chat_id)
             branch = self._branches.get(chat_id) if cached else None
             if branch is None:
                 branch = current_branch(conn, chat_id)
@@ -264,7 +291,14 @@ class Store(Queries, Library):
         return stamped
 
     def _stamp(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
+        for chat_id in dict.fromkeys(message.chat_id for message in messages):
+            self._fence_chat(chat_id)
         return _outbox.stamp(self.conn, messages, self.keep_messages)
+
+    def _fence_chat(self, chat_id: str) -> None:
+        """Ask the fence, once per transaction, whether this chat may be written."""
+        if self.fence is not None and first_write(self.conn, chat_id):
+            self.fence(self.conn, chat_id)
 
     def last_seq(self, chat_id: str) -> int:
         """The seq of the chat's latest numbered message; 0 before the first."""
@@ -308,13 +342,12 @@ class Store(Queries, Library):
         accepts (a cluster node ends only the beats of the chats it now owns).
         Returns the chats whose beats were ended.
         """
-        open_beats = list(
-            self.conn.execute(
-                "SELECT b.beat_id, b.chat_id, b.speaker_id, b.user_turn_id, b.interjection_of, "
-                "coalesce(c.text, '') FROM open_beats b "
-                "LEFT JOIN beat_checkpoints c ON c.beat_id = b.beat_id ORDER BY b.beat_id"
-            )
+        sql = (
+            "SELECT b.beat_id, b.chat_id, b.speaker_id, b.user_turn_id, b.interjection_of, "
+            "coalesce(c.text, '') FROM open_beats b "
+            "LEFT JOIN beat_checkpoints c ON c.beat_id = b.beat_id"
         )
+        open_beats = list(self.conn.execute(sql + " ORDER BY b.beat_id"))
         if accept is not None:
             open_beats = [row for row in open_beats if accept(row[1])]
         for beat_id, chat_id, speaker_id, user_turn_id, interjection_of, text in open_beats:
@@ -569,10 +602,12 @@ class Store(Queries, Library):
         taking a chat over, docs/scale-out.md).
         """
         self._branches.pop(chat_id, None)
+        self.decoded.forget(chat_id)
 
     def forget_all(self) -> None:
         """:meth:`forget_chat` for every chat."""
         self._branches.clear()
+        self.decoded.forget()
 
     def rebuild(self) -> int:
         """Recompute every projection and visibility mark from the log alone.
@@ -590,7 +625,15 @@ class Store(Queries, Library):
         return replayed
 
     def snapshot(self, label: str = "manual") -> Path:
-        """Copy the database into ``<data>/snapshots/``, keeping the newest N; returns the copy."""
+        """Copy the database into ``<data>/snapshots/``, keeping the newest N; returns the copy.
+
+        SQLite only: a PostgreSQL database is backed up with PostgreSQL's own tools.
+        """
+        if not isinstance(self.conn, apsw.Connection):
+            raise Invalid(
+                "snapshots are copies of a SQLite file; back a PostgreSQL store up with "
+                "pg_dump or the server's own backups"
+            )
         return _history.snapshot(
             self.conn, self.data_dir / "snapshots", label, self.keep_snapshots
         )

@@ -1,20 +1,93 @@
-"""Fixtures of the store tests: a store on a real database file in a temporary folder."""
+"""Fixtures of the store tests: a store on a real SQLite file, or on a real PostgreSQL.
+
+Every test that takes ``place`` (or ``store``, ``world``) runs once per
+backend: ``sqlite`` (a file in a fresh folder) and ``postgresql`` (a fresh
+schema, searched alone, on one server started for the whole run). A test that exercises
+SQLite itself (its query plans, its file copies, its full disk) is marked
+``sqlite_only`` and is parametrized over ``sqlite`` alone.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
-from storeworld import add_bot, add_chat, open_store
+from storeworld import Where, add_bot, add_chat, open_store
 
 from store import Store
+from tests.support.servers import PostgresServer, postgres_server
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: the test is about SQLite itself")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("backend", ("sqlite",) if only else BACKENDS)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run; each test gets databases of its own on it."""
+    with postgres_server() as server:
+        yield server
+
+
+class Places:
+    """Where a test's stores live: fresh folders, or fresh schemas on the test server."""
+
+    _names = itertools.count(1)
+
+    def __init__(self, backend: str, server: PostgresServer | None) -> None:
+        self.backend = backend
+        self.server = server
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[Where]:
+        """A new, empty place for a store, gone after the block."""
+        if self.server is None:
+            with tempfile.TemporaryDirectory() as folder:
+                yield Path(folder)
+            return
+        # A schema of its own in the server's database: as empty as a new database
+        # to a store whose session searches only it, and much cheaper to make.
+        name = f"store_{next(self._names)}"
+        with psycopg.connect(self.server.url, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield f"{self.server.url}?options=-csearch_path%3D{name}"
+        finally:
+            with psycopg.connect(self.server.url, autocommit=True) as admin:
+                admin.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A fresh store on ``tmp_path/troupe.db``."""
-    opened = open_store(tmp_path)
+def places(backend: str, request: pytest.FixtureRequest) -> Places:
+    """Fresh places for stores on the test's backend."""
+    server = request.getfixturevalue("postgres") if backend == "postgresql" else None
+    return Places(backend, server)
+
+
+@pytest.fixture
+def place(places: Places) -> Iterator[Where]:
+    """One fresh place for the test's store (opened again, it is the same database)."""
+    with places.fresh() as where:
+        yield where
+
+
+@pytest.fixture
+def store(place: Where) -> Iterator[Store]:
+    """A fresh store on the test's backend."""
+    opened = open_store(place)
     yield opened
     opened.close()
 

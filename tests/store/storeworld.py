@@ -24,10 +24,22 @@ def ticking_clock(start: int = 0) -> Callable[[], str]:
     return now
 
 
-def open_store(folder: Path, **kwargs: Any) -> Store:
-    """A store on a real file in ``folder``, with the ticking clock."""
+Where = Path | str
+"""Where a test's store lives: a folder (its SQLite file inside), or a PostgreSQL URL."""
+
+
+def target(where: Where) -> Path | str:
+    """What ``Store.open`` is given for a place: the file in the folder, or the URL."""
+    return where if isinstance(where, str) else where / "troupe.db"
+
+
+def open_store(where: Where, **kwargs: Any) -> Store:
+    """A store on a real file in the folder ``where`` (or the database it names), with the
+    ticking clock."""
     kwargs.setdefault("now", ticking_clock())
-    return Store.open(folder / "troupe.db", data_dir=folder, **kwargs)
+    if isinstance(where, str):
+        return Store.open(where, **kwargs)
+    return Store.open(where / "troupe.db", data_dir=where, **kwargs)
 
 
 def said(prose: str) -> tuple[Segment, ...]:

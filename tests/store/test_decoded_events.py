@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from storeworld import open_store
+from storeworld import Where, open_store
 
 from protocol import dump_event
 from protocol import events as ev
@@ -24,8 +22,8 @@ def test_an_event_is_decoded_once_and_an_id_reused_with_another_payload_anew() -
     assert decoded.load(1, other_kind, other) is not fresh  # the oldest went first
 
 
-def test_a_switch_replays_the_same_world_with_the_events_kept_or_not(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "a")
+def test_a_switch_replays_the_same_world_with_the_events_kept_or_not(place: Where) -> None:
+    store = open_store(place)
     try:
         store.append(ev.BotCreated("mira", "Mira", ""), ev.ChatCreated("c1", "t", "mira"))
         said = ev.UserTurn("c1", "Hello.", ())

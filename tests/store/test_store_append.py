@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storeworld import dump_projections, exchange, said
+from storeworld import Where, dump_projections, exchange, open_store, said
 
 from protocol import Artifacts, MemoryNote, TurnSettled
 from protocol import events as ev
@@ -139,15 +139,16 @@ def test_render_sees_the_new_events_and_its_messages_are_stamped(
     assert note.memory.text == "The stranger paid in silver."
 
 
-def test_a_commit_survives_reopening(tmp_path: Path) -> None:
-    first = Store.open(tmp_path / "t.db")
+def test_a_commit_survives_reopening(place: Where) -> None:
+    first = open_store(place)
     first.append(ev.BotCreated("mira", "Mira", "A barkeep."))
     first.close()
-    again = Store.open(tmp_path / "t.db")
+    again = open_store(place)
     try:
         bot = again.get_bot("mira")
         assert bot is not None and bot.persona == "A barkeep."
-        assert again.conn.execute("PRAGMA journal_mode").fetchall()[0][0] == "wal"
+        if isinstance(place, Path):
+            assert again.conn.execute("PRAGMA journal_mode").fetchall()[0][0] == "wal"
     finally:
         again.close()
 

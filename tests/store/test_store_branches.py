@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from conftest import Places
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storeworld import open_store
+from storeworld import Where, open_store
 from test_store_property import MOVES, play
 
 from protocol import events as ev
@@ -57,9 +58,9 @@ def branch_events(store: Store) -> list[tuple[int, ev.Event]]:
     ]
 
 
-def rebuilt_from_branches(store: Store, folder: Path) -> Store:
+def rebuilt_from_branches(store: Store, where: Where) -> Store:
     """A fresh store given only the current branches' events, ids mapped as they go."""
-    fresh = open_store(folder)
+    fresh = open_store(where)
     # Images are kept beside the log, not in it: the fresh store gets the same ones.
     blobs = store.conn.execute("SELECT sha256, media_type, data FROM blobs").fetchall()
     fresh.conn.executemany("INSERT INTO blobs VALUES (?, ?, ?)", blobs)
@@ -112,17 +113,21 @@ moves = st.lists(
 @settings(
     max_examples=40,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,  # ``places`` hands out a fresh place each time
+    ],
 )
 @given(drawn=moves)
 def test_the_current_branch_world_equals_its_events_replayed_alone(
-    drawn: list[tuple[int, int, int, int]],
+    places: Places, drawn: list[tuple[int, int, int, int]]
 ) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        store = open_store(Path(folder) / "live")
+    with places.fresh() as live, places.fresh() as other:
+        store = open_store(live)
         try:
             play(store, drawn)
-            fresh = rebuilt_from_branches(store, Path(folder) / "fresh")
+            fresh = rebuilt_from_branches(store, other)
             try:
                 for chat in store.list_chats():
                     assert world(fresh, chat.id) == world(store, chat.id), chat.id
@@ -132,20 +137,20 @@ def test_the_current_branch_world_equals_its_events_replayed_alone(
             store.close()
 
 
-def test_a_fixed_walk_branches_and_still_agrees() -> None:
+def test_a_fixed_walk_branches_and_still_agrees(places: Places) -> None:
     """A long fixed walk that surely forks and switches, so the property is not vacuous."""
     rng = random.Random(11)
     drawn = [
         (n % len(MOVES), rng.randrange(10_000), rng.randrange(10_000), rng.randrange(10_000))
         for n in range(300)
     ]
-    with tempfile.TemporaryDirectory() as folder:
-        store = open_store(Path(folder) / "live")
+    with places.fresh() as live, places.fresh() as other:
+        store = open_store(live)
         try:
             play(store, drawn)
             kinds = {r[0] for r in store.conn.execute("SELECT DISTINCT kind FROM event_log")}
             assert {"branch_forked", "branch_switched", "chat_rewound"} <= kinds
-            fresh = rebuilt_from_branches(store, Path(folder) / "fresh")
+            fresh = rebuilt_from_branches(store, other)
             try:
                 for chat in store.list_chats():
                     assert world(fresh, chat.id) == world(store, chat.id), chat.id
@@ -155,12 +160,12 @@ def test_a_fixed_walk_branches_and_still_agrees() -> None:
             store.close()
 
 
-def test_the_export_writes_a_beat_s_alternatives_as_swipes(tmp_path: Path) -> None:
+def test_the_export_writes_a_beat_s_alternatives_as_swipes(place: Where) -> None:
     from storeworld import add_bot, add_chat, exchange
 
     from store._exports import chat_export
 
-    store = open_store(tmp_path)
+    store = open_store(place)
     try:
         mira = add_bot(store, "Mira")
         chat, _ = add_chat(store, mira)
@@ -198,3 +203,24 @@ def test_every_projection_of_a_chat_follows_its_branch() -> None:
                     assert table in handled, f"{table} is not re-projected per chat"
         finally:
             store.close()
+
+
+def test_the_export_adds_what_a_beat_went_on_to_say(place: Where) -> None:
+    from storeworld import add_bot, add_chat, exchange
+
+    from store._exports import chat_export
+
+    store = open_store(place)
+    try:
+        mira = add_bot(store, "Mira")
+        chat, _ = add_chat(store, mira)
+        user, _, first = exchange(store, chat, mira, "Hello.", "First.")
+        store.append(ev.BeatContinued(chat, first, " And more."))
+        store.fork(chat, user, "regenerate")
+        (beat,) = store.append(ev.AssistantTurnStarted(chat, mira, user)).ids
+        store.append(ev.AssistantTurn(chat, mira, user, beat, "Second."))
+        exported = chat_export(store, chat)
+        assert exported is not None
+        assert exported.lines[-1].swipes == ("First. And more.", "Second.")
+    finally:
+        store.close()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from storeworld import add_bot, dump_projections, log_count, open_store
+from storeworld import Where, add_bot, dump_projections, log_count, open_store
 
 from store import Invalid, Store, import_card, import_chat, import_lorebook
 from story import (
@@ -148,8 +147,8 @@ def test_a_chat_with_too_many_characters_writes_nothing(store: Store) -> None:
     assert store.list_bots() == []
 
 
-def test_rebuild_keeps_cards_avatars_lorebooks_and_imported_chats(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_rebuild_keeps_cards_avatars_lorebooks_and_imported_chats(place: Where) -> None:
+    store = open_store(place)
     try:
         bot_id = import_card(store, _card(png(card_chunk("chara", v2_card()))))
         book = read_import(json.dumps(lorebook_v3()).encode())
@@ -168,7 +167,7 @@ def test_rebuild_keeps_cards_avatars_lorebooks_and_imported_chats(tmp_path: Path
     finally:
         store.close()
 
-    reopened = open_store(tmp_path)
+    reopened = open_store(place)
     try:
         assert dump_projections(reopened) == before
         assert reopened.avatar_of(bot_id) == avatar

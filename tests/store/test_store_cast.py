@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from storeworld import dump_projections, open_store, said
+from storeworld import Where, dump_projections, open_store, said
 from test_store_schema import old_database
 
 from protocol import events as ev
@@ -15,8 +15,8 @@ BOTS = ["mira", "ada", "tobin", "wren"]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(tmp_path)
+def store(place: Where) -> Store:
+    s = open_store(place)
     s.append(*(ev.BotCreated(b, b.title(), "") for b in BOTS))
     s.append(ev.ChatCreated("c1", "Inn", "mira", "ada", None, ("mira", "ada", "tobin")))
     return s
@@ -97,8 +97,8 @@ def test_the_last_one_present_cannot_leave(store: Store) -> None:
     refused(store, ev.PresenceChanged("c1", "mira", False), Invalid)
 
 
-def test_a_full_cast_takes_no_one_more(tmp_path: Path) -> None:
-    s = open_store(tmp_path)
+def test_a_full_cast_takes_no_one_more(place: Where) -> None:
+    s = open_store(place)
     ids = [f"b{n}" for n in range(9)]
     s.append(*(ev.BotCreated(b, b, "") for b in ids))
     s.append(ev.ChatCreated("c1", "Crowd", ids[0], ids[1], None, tuple(ids[:8])))

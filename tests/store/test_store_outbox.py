@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from storeworld import add_chat, said
+from storeworld import Where, add_chat, open_store, said
 
 from protocol import ChatState, Token, TurnSettled, UserTurn
 from protocol import events as ev
@@ -69,8 +67,8 @@ def test_tokens_and_chat_states_take_no_seq(store: Store, world: dict[str, str])
         store.record([state])
 
 
-def test_old_messages_are_pruned_and_then_cannot_be_replayed(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "t.db", keep_messages=300)
+def test_old_messages_are_pruned_and_then_cannot_be_replayed(place: Where) -> None:
+    store = open_store(place, keep_messages=300)
     try:
         store.append(ev.BotCreated("mira", "Mira", ""), ev.ChatCreated("c1", "T", "mira"))
         for n in range(1000):
@@ -94,12 +92,12 @@ def test_the_default_journal_keeps_two_thousand_per_chat(store: Store) -> None:
     assert store.messages_after("c1", 99) is None
 
 
-def test_seq_survives_reopening(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "t.db")
+def test_seq_survives_reopening(place: Where) -> None:
+    store = open_store(place)
     store.append(ev.BotCreated("mira", "Mira", ""), ev.ChatCreated("c1", "T", "mira"))
     store.record([TurnSettled("c1", 1), TurnSettled("c1", 2)])
     store.close()
-    store = Store.open(tmp_path / "t.db")
+    store = open_store(place)
     try:
         (message,) = store.record([TurnSettled("c1", 3)])
         assert message.seq == 3  # type: ignore[union-attr]

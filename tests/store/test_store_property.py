@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
+from conftest import Places
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storeworld import dump_projections, open_store, said
+from storeworld import Where, dump_projections, open_store, said
 
 from protocol import Artifacts, KnowledgeArtifact, ObjectArtifact
 from protocol import events as ev
@@ -486,41 +485,47 @@ def play(store: Store, drawn: list[tuple[int, int, int, int]]) -> int:
 @settings(
     max_examples=100,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,  # ``places`` hands out a fresh place each time
+    ],
 )
 @given(drawn=moves)
-def test_incremental_projection_equals_rebuild(drawn: list[tuple[int, int, int, int]]) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        store = open_store(Path(folder))
+def test_incremental_projection_equals_rebuild(
+    places: Places, drawn: list[tuple[int, int, int, int]]
+) -> None:
+    with places.fresh() as where:
+        store = open_store(where)
         try:
             play(store, drawn)
             incremental = dump_projections(store)
             store.rebuild()
             assert dump_projections(store) == incremental
-            assert store.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            if places.backend == "sqlite":
+                assert store.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         finally:
             store.close()
 
 
-def test_the_moves_reach_every_event_kind() -> None:
+def test_the_moves_reach_every_event_kind(place: Where) -> None:
     """A long fixed walk covers every kind, so the property above is not vacuous."""
     rng = random.Random(7)
     drawn = [
         (n % len(MOVES), rng.randrange(10_000), rng.randrange(10_000), rng.randrange(10_000))
         for n in range(1200)
     ]
-    with tempfile.TemporaryDirectory() as folder:
-        store = open_store(Path(folder))
-        try:
-            play(store, drawn)
-            kinds = {row[0] for row in store.conn.execute("SELECT DISTINCT kind FROM event_log")}
-            assert kinds == set(ev.EVENT_KINDS)
-            ((superseded, branched),) = store.conn.execute(
-                "SELECT count(superseded_by), count(DISTINCT branch_id) FROM event_log"
-            )
-            assert superseded and branched > 3, "some turns superseded, some on other branches"
-            incremental = dump_projections(store)
-            store.rebuild()
-            assert dump_projections(store) == incremental
-        finally:
-            store.close()
+    store = open_store(place)
+    try:
+        play(store, drawn)
+        kinds = {row[0] for row in store.conn.execute("SELECT DISTINCT kind FROM event_log")}
+        assert kinds == set(ev.EVENT_KINDS)
+        ((superseded, branched),) = store.conn.execute(
+            "SELECT count(superseded_by), count(DISTINCT branch_id) FROM event_log"
+        )
+        assert superseded and branched > 3, "some turns superseded, some on other branches"
+        incremental = dump_projections(store)
+        store.rebuild()
+        assert dump_projections(store) == incremental
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from storeworld import add_chat, exchange, said
 
 from protocol import events as ev
@@ -40,6 +41,7 @@ def chatter(store: Store, chat_id: str, turns: int) -> None:
         )
 
 
+@pytest.mark.sqlite_only  # counts SQLite's own VM steps and plans
 def test_recent_dialogue_is_not_starved_by_another_chat(
     store: Store, world: dict[str, str]
 ) -> None:
@@ -64,6 +66,7 @@ def test_recent_dialogue_is_not_starved_by_another_chat(
     assert after <= before + 20, f"{before} steps before, {after} with 10k rows elsewhere"
 
 
+@pytest.mark.sqlite_only  # counts SQLite's own VM steps and plans
 def test_recent_dialogue_is_flat_in_the_chat_s_own_history(
     store: Store, world: dict[str, str]
 ) -> None:
@@ -90,6 +93,7 @@ def plan(store: Store, sql: str, *args: object) -> str:
     return " | ".join(str(row[-1]) for row in rows)
 
 
+@pytest.mark.sqlite_only  # counts SQLite's own VM steps and plans
 def test_the_hot_queries_use_their_indexes(store: Store) -> None:
     recent = plan(
         store,
@@ -112,6 +116,7 @@ def test_the_hot_queries_use_their_indexes(store: Store) -> None:
     assert "inventory_holder" in plan(store, "SELECT * FROM inventory WHERE holder_id = ?", "y")
 
 
+@pytest.mark.sqlite_only  # counts SQLite's own VM steps and plans
 def test_a_page_of_the_latest_turns_costs_the_same_in_a_long_chat(
     store: Store, world: dict[str, str]
 ) -> None:
@@ -132,6 +137,7 @@ def test_a_page_of_the_latest_turns_costs_the_same_in_a_long_chat(
     assert steps_page < 3 * steps_short
 
 
+@pytest.mark.sqlite_only  # counts SQLite's own VM steps and plans
 def test_the_latest_turns_walk_the_chat_s_key_without_a_scan_or_a_sort(
     store: Store, world: dict[str, str]
 ) -> None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from crash_writer import text_of
-from storeworld import open_store, said
+from storeworld import Where, open_store, said
 
 from protocol import events as ev
 from protocol import load_event
@@ -20,8 +20,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
 
-def test_open_closes_a_beat_with_its_checkpointed_text(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_open_closes_a_beat_with_its_checkpointed_text(place: Where) -> None:
+    store = open_store(place)
     store.append(ev.BotCreated("mira", "Mira", ""), ev.ChatCreated("c1", "T", "mira"))
     (user_id,) = store.append(ev.UserTurn("c1", "Hi.", said("Hi."))).ids
     (beat,) = store.append(ev.AssistantTurnStarted("c1", "mira", user_id)).ids
@@ -29,7 +29,7 @@ def test_open_closes_a_beat_with_its_checkpointed_text(tmp_path: Path) -> None:
     store.checkpoint_beat(beat, "c1", "Well, hello")
     store.close()  # as good as a crash: the beat never ended
 
-    store = open_store(tmp_path)
+    store = open_store(place)
     try:
         assert store.open_beats("c1") == []
         turn = store.latest_assistant_turn("c1")
@@ -57,14 +57,14 @@ def test_open_closes_a_beat_with_its_checkpointed_text(tmp_path: Path) -> None:
         store.close()
 
 
-def test_a_beat_without_checkpoint_is_closed_empty(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_a_beat_without_checkpoint_is_closed_empty(place: Where) -> None:
+    store = open_store(place)
     store.append(ev.BotCreated("mira", "Mira", ""), ev.BotCreated("tam", "Tam", ""))
     store.append(ev.ChatCreated("c1", "T", "mira", "tam"))
     (user_id,) = store.append(ev.UserTurn("c1", "Hi.", said("Hi."))).ids
     store.append(ev.AssistantTurnStarted("c1", "tam", user_id, interjection_of="mira"))
     store.close()
-    store = open_store(tmp_path)
+    store = open_store(place)
     try:
         turn = store.latest_assistant_turn("c1")
         assert turn is not None
@@ -140,8 +140,8 @@ def test_sigkill_at_random_moments_never_loses_a_commit(tmp_path: Path) -> None:
     assert len(committed) > 20
 
 
-def test_a_checkpoint_after_the_beat_ended_is_ignored(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_a_checkpoint_after_the_beat_ended_is_ignored(place: Where) -> None:
+    store = open_store(place)
     try:
         store.append(ev.BotCreated("mira", "Mira", ""), ev.ChatCreated("c1", "T", "mira"))
         (user_id,) = store.append(ev.UserTurn("c1", "Hi.", said("Hi."))).ids
@@ -153,5 +153,21 @@ def test_a_checkpoint_after_the_beat_ended_is_ignored(tmp_path: Path) -> None:
         store.append(ev.AssistantTurn("c1", "mira", user_id, beat, "Hello."))
         store.checkpoint_beat(beat, "c1", "Hello.")  # late: the beat already ended
         assert store.conn.execute(checkpoints).fetchall() == []
+    finally:
+        store.close()
+
+
+def test_recovery_can_end_the_open_beats_of_some_chats_alone(place: Where) -> None:
+    store = open_store(place)
+    try:
+        store.append(ev.BotCreated("mira", "Mira", ""))
+        beats = {}
+        for chat in ("c1", "c2"):
+            store.append(ev.ChatCreated(chat, "T", "mira"))
+            (user_id,) = store.append(ev.UserTurn(chat, "Hi.", said("Hi."))).ids
+            (beats[chat],) = store.append(ev.AssistantTurnStarted(chat, "mira", user_id)).ids
+        assert store.recover(accept=lambda chat: False) == []
+        assert store.recover(accept=lambda chat: chat == "c2") == ["c2"]
+        assert store.open_beats("c1") == [beats["c1"]] and store.open_beats("c2") == []
     finally:
         store.close()

@@ -1,0 +1,131 @@
+"""The store's append on PostgreSQL against the same store on its SQLite file.
+
+The same user turns of one chat go through ``Store.append`` on both
+backends: one event per append, 100 per append, and ``AsyncStore.append``
+from 50 trio tasks at once (writes queued together share a transaction).
+PostgreSQL is a server of our own on loopback (``fsync`` off, as in the
+tests), so the ratio is the price of the round trips and of PostgreSQL's
+work per statement, not of a disk. Each figure is the best of ``ROUNDS``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import psycopg  # noqa: E402
+
+from protocol import Segment  # noqa: E402
+from protocol import events as ev  # noqa: E402
+from store import Store, open_store  # noqa: E402
+from tests.support.servers import postgres_server  # noqa: E402
+
+SINGLE = 1_000
+BATCHED = 5_000
+BATCH = 100
+TASKS = 50
+ROUNDS = 2
+AT = "2026-01-01T00:00:00.000+00:00"
+
+
+def turn(i: int) -> ev.UserTurn:
+    text = f"Line {i}: the storm came in fast, and the key was in my brother's coat."
+    return ev.UserTurn("c1", text, (Segment("narration", text),))
+
+
+def prepared(target: str) -> str:
+    store = Store.open(target, now=lambda: AT)
+    store.append(ev.BotCreated("mira", "Mira", "A barkeep."))
+    store.append(ev.ChatCreated("c1", "t", "mira"))
+    store.close()
+    return target
+
+
+def appends(target: str, n: int, batch: int) -> float:
+    store = Store.open(target, now=lambda: AT)
+    events = [turn(i) for i in range(n)]
+    started = time.perf_counter()
+    for start in range(0, n, batch):
+        store.append(*events[start : start + batch])
+    rate = n / (time.perf_counter() - started)
+    store.close()
+    return rate
+
+
+def async_appends(target: str, n: int, tasks: int) -> float:
+    events = [turn(i) for i in range(n)]
+
+    async def main() -> float:
+        async with open_store(target, now=lambda: AT) as astore:
+
+            async def writer(k: int) -> None:
+                for event in events[k::tasks]:
+                    await astore.append(event)
+
+            started = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for k in range(tasks):
+                    nursery.start_soon(writer, k)
+            return n / (time.perf_counter() - started)
+
+    return trio.run(main)
+
+
+def measure() -> dict[str, float]:
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp, postgres_server() as pg:
+        names = iter(range(1_000_000))
+
+        def sqlite() -> str:
+            return prepared(str(Path(tmp) / f"s{next(names)}.db"))
+
+        def postgresql() -> str:
+            name = f"bench_{next(names)}"
+            with psycopg.connect(pg.url, autocommit=True) as admin:
+                admin.execute(f"CREATE DATABASE {name}")
+            return prepared(pg.url.rsplit("/", 1)[0] + "/" + name)
+
+        runs: dict[str, Callable[[str], float]] = {
+            "single": lambda t: appends(t, SINGLE, 1),
+            "batched": lambda t: appends(t, BATCHED, BATCH),
+            "async_50": lambda t: async_appends(t, SINGLE, TASKS),
+        }
+        for backend, fresh in (("sqlite", sqlite), ("postgresql", postgresql)):
+            for run, fn in runs.items():
+                figures[f"{backend}_{run}"] = max(fn(fresh()) for _ in range(ROUNDS))
+    for run in ("single", "batched", "async_50"):
+        figures[f"{run}_ratio"] = figures[f"postgresql_{run}"] / figures[f"sqlite_{run}"]
+    return figures
+
+
+def main() -> None:
+    figures = measure()
+    sys.path.insert(0, str(HERE))
+    from _report import report
+
+    rows = []
+    for run, what in (
+        ("single", "1 event an append"),
+        ("batched", f"{BATCH} an append"),
+        ("async_50", f"async, {TASKS} tasks"),
+    ):
+        rows += [
+            (f"sqlite, {what}", f"{figures[f'sqlite_{run}']:,.0f} events/s"),
+            (f"postgresql, {what}", f"{figures[f'postgresql_{run}']:,.0f} events/s"),
+            ("  ratio postgresql / sqlite", f"{figures[f'{run}_ratio']:.2f}x"),
+        ]
+    report("store_postgresql", rows, figures)
+    print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()
