@@ -36,7 +36,7 @@ class Unavailable(StoreError):
     """The database cannot be reached now (PostgreSQL restarted, or another writer holds
     the lock too long); nothing was written, and the next call tries again."""
 
-    code = "busy"
+    code = "unavailable"
 
 
 class Fenced(StoreError):
@@ -46,7 +46,7 @@ class Fenced(StoreError):
     then rolls back whole: nothing of it is kept.
     """
 
-    code = "busy"
+    code = "unavailable"
 
     def __init__(self, chat_id: str, why: str = "") -> None:
         told = f"chat {chat_id!r} is not ours to write now"

@@ -49,7 +49,7 @@ def test_a_refusing_fence_leaves_nothing_written(store: Store, world: dict[str, 
             ev.UserTurn(chat, "Hi.", said("Hi.")),
             render=lambda ids: [TurnSettled(chat, ids[0])],
         )
-    assert caught.value.chat_id == chat and caught.value.code == "busy"
+    assert caught.value.chat_id == chat and caught.value.code == "unavailable"
     with pytest.raises(Fenced):
         store.record([TurnSettled(chat, 1)])  # a chat message alone is fenced too
     assert fence.asked == [chat, chat]
