@@ -50,7 +50,7 @@ def poll(what: str, check: Callable[[], T | None], within: float) -> T:
     """Call ``check`` until it returns something other than None; fail after ``within`` s."""
     deadline = time.monotonic() + within
     for _ in range(int(within / POLL) + 1):
-        found = check()
+        found = _look(check)
         if found is not None:
             return found
         if time.monotonic() > deadline:
@@ -64,13 +64,21 @@ async def apoll(what: str, check: Callable[[], T | None], within: float) -> T:
     with trio.fail_after(within + 5):
         deadline = trio.current_time() + within
         for _ in range(int(within / POLL) + 1):
-            found = await trio.to_thread.run_sync(check)
+            found = await trio.to_thread.run_sync(_look, check)
             if found is not None:
                 return found
             if trio.current_time() > deadline:
                 break
             await trio.sleep(POLL)  # polling another process, bounded in count and time
     raise TimeoutError(f"{what}: not within {within:g} s")
+
+
+def _look(check: Callable[[], T | None]) -> T | None:
+    """One look; a database that is not accepting connections yet is a "not yet"."""
+    try:
+        return check()
+    except psycopg.OperationalError:
+        return None
 
 
 @attrs.define

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 import trio
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed, connect_websocket_url
 
 Message = dict[str, Any]
 
@@ -109,18 +109,27 @@ class Client:
 
 
 @asynccontextmanager
-async def connect(url: str, name: str) -> AsyncIterator[Client]:
-    """A client that said hello to the node at ``url``; closed when the block ends."""
-    async with (
-        open_websocket_url(url) as ws,
-        trio.open_nursery() as nursery,
-    ):
-        client = Client(name, ws)
-        nursery.start_soon(client._read)
-        welcome = await client.ask("hello", protocol=1)
-        assert welcome["type"] == "welcome", welcome
-        yield client
-        nursery.cancel_scope.cancel()
+async def connect(urls: list[tuple[str, str]]) -> AsyncIterator[list[Client]]:
+    """Clients that said hello, one per ``(url, name)``; all closed when the block ends.
+
+    One nursery holds every connection and reader, so a failure shows as one
+    group of errors rather than one group in another per client.
+    """
+    async with trio.open_nursery() as nursery:
+        opened: list[Client] = []
+        try:
+            for url, name in urls:
+                client = Client(name, await connect_websocket_url(nursery, url))
+                opened.append(client)
+                nursery.start_soon(client._read)
+                welcome = await client.ask("hello", protocol=1)
+                assert welcome["type"] == "welcome", welcome
+            yield opened
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                for client in opened:
+                    await client.ws.aclose()
+            nursery.cancel_scope.cancel()
 
 
 @attrs.define
