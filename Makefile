@@ -11,7 +11,7 @@ BROWSER := $(BIN)/.debs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-CODE := protocol runtime story store llm actors web troupe tests bench
+CODE := protocol runtime story store llm actors web cluster troupe tests bench
 
 .PHONY: install serve test test-cluster lint bench clean
 

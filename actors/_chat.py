@@ -21,6 +21,7 @@ from runtime import Actor, ActorRef, RegistryRef
 from store import (
     Store,
     add_user_turn,
+    current_command,
     drop_queued,
     move_cast,
     plan_world_event,
@@ -43,6 +44,7 @@ from ._feed import ChatFeed
 from ._journal import Journal
 from ._messages import (
     CancelTurn,
+    Commanded,
     ContinueLatest,
     EditUserTurn,
     MoveCast,
@@ -100,6 +102,14 @@ class ChatActor(Actor):
             self.turn.cancel("shutdown")
 
     async def handle(self, message: object) -> object:
+        if isinstance(message, Commanded):
+            # The command's writes, made from this task, record it (see store._commands).
+            token = current_command.set(message.run)
+            try:
+                with refusals():
+                    return await self._command(message.message)
+            finally:
+                current_command.reset(token)
         with refusals():
             return await self._command(message)
 
@@ -280,6 +290,8 @@ class ChatActor(Actor):
         idle = self.idle
 
         async def work() -> None:
+            # The turn's later writes belong to no command, even if one launched it.
+            current_command.set(None)
             turn: TurnDriver | None = first
             now: PersonSaid | ContinueAsked | None = said
             try:

@@ -7,8 +7,9 @@ the person raise :class:`protocol.ProtocolError`; anything else is a bug.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -39,10 +40,13 @@ from protocol import (
     ProtocolError,
     Queued,
     RewindPreviewReply,
+    ServerMessage,
     Turn,
     WorldEventState,
     author_note_problem,
+    decode_server,
     sampler_problem,
+    to_wire,
 )
 from protocol import events as ev
 from runtime import (
@@ -55,10 +59,14 @@ from runtime import (
 )
 from store import (
     AsyncStore,
+    CommandRecord,
+    CommandRun,
     NotFound,
     Store,
+    StoredEvent,
     WireFrame,
     attach_lorebooks,
+    current_command,
     mark_memory,
     open_store,
     set_author_note,
@@ -83,6 +91,9 @@ log = logging.getLogger("troupe.actors.engine")
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+COMMAND_ROUNDS = 8
+"""How many times a command with an id waits for a run of the same id before giving up."""
 
 ASK_TIMEOUT = 60.0
 """Seconds a command waits for its chat actor: longer than the runtime's default
@@ -109,6 +120,8 @@ class Engine:
         )
         self._closing = False
         self._shut_down = trio.Event()
+        self._running: dict[tuple[str, str], trio.Event] = {}
+        """The commands with an id running now, by ``(chat_id, command_id)``."""
         self.library = Library(svc.store)
         """Cards, lorebooks and chats in and out (the gateway's HTTP side)."""
         self.more_statistics: dict[str, Callable[[], object]] = {}
@@ -146,6 +159,114 @@ class Engine:
         if found is None:
             raise ProtocolError("not_found", f"there is no {what} {id_!r}")
         return found
+
+    # --- commands with an id: a retry answers what the first run did ---
+
+    async def once(
+        self,
+        chat_id: str,
+        command_id: str,
+        kind: str,
+        run: Callable[[], Awaitable[ServerMessage]],
+        recover: Callable[[int], Awaitable[ServerMessage]],
+    ) -> ServerMessage:
+        """Run a writing command at most once per ``(chat_id, command_id)``; its answer.
+
+        The first run's writes record the command in the same transaction as its
+        first event (see ``store._commands``); its answer is kept once known. A
+        retry finds the record and gets that answer without running again; one
+        that comes while the first still runs waits for it here. A run that
+        wrote nothing (refused, or nothing to change) leaves no record, so a
+        retry runs again. ``recover(first_event_id)`` rebuilds an answer the
+        record lacks (a crash between the write and its answer). The same id
+        sent with another ``kind`` of command is ``invalid``.
+        """
+
+        async def first() -> str:
+            return _answer_text(await run())
+
+        async def rebuilt(first_event_id: int) -> str:
+            return _answer_text(await recover(first_event_id))
+
+        return decode_server(
+            await self.once_text(chat_id, command_id, kind, first, rebuilt)
+        ).message
+
+    async def once_text(
+        self,
+        chat_id: str,
+        command_id: str,
+        kind: str,
+        run: Callable[[], Awaitable[str]],
+        recover: Callable[[int], Awaitable[str]],
+    ) -> str:
+        """:meth:`once` for a command whose answer is any text (an HTTP import's JSON)."""
+        key = (chat_id, command_id)
+        for _ in range(COMMAND_ROUNDS):
+            running = self._running.get(key)
+            if running is not None:
+                await running.wait()
+                continue
+            record = await self._run(Store.command_record, chat_id, command_id)
+            if record is not None:
+                return await self._answer_of(record, kind, recover)
+            if key in self._running:
+                continue  # another run of it started while the record was read
+            done = self._running[key] = trio.Event()
+            try:
+                return await self._first_run(CommandRun(chat_id, command_id, kind), run, recover)
+            finally:
+                del self._running[key]
+                done.set()
+        raise ProtocolError("busy", f"command {command_id!r} is still being run; try again")
+
+    async def _first_run(
+        self,
+        command: CommandRun,
+        run: Callable[[], Awaitable[str]],
+        recover: Callable[[int], Awaitable[str]],
+    ) -> str:
+        token = current_command.set(command)
+        try:
+            answer = await run()
+        except Exception:
+            # Refused before it wrote: nothing is recorded, the error stands. Refused
+            # because another writer recorded it first, or failed after it wrote:
+            # the record is the answer.
+            current_command.reset(token)
+            record = await self._run(Store.command_record, command.chat_id, command.command_id)
+            if record is None:
+                raise
+            return await self._answer_of(record, command.kind, recover)
+        current_command.reset(token)
+        if command.first_event_id is not None:
+            with trio.CancelScope(shield=True):  # the write is done: keep what it answered
+                await self._run(Store.answer_command, command.chat_id, command.command_id, answer)
+        return answer
+
+    async def _answer_of(
+        self, record: CommandRecord, kind: str, recover: Callable[[int], Awaitable[str]]
+    ) -> str:
+        """What a recorded command answered (rebuilt, and kept, if the record lacks it)."""
+        if record.kind != kind:
+            raise ProtocolError(
+                "invalid",
+                f"command_id {record.command_id!r} was already used for a {record.kind};"
+                " give each command its own",
+            )
+        if record.answer is not None:
+            return record.answer
+        answer = await recover(record.first_event_id)
+        await self._run(Store.answer_command, record.chat_id, record.command_id, answer)
+        return answer
+
+    async def event(self, event_id: int) -> StoredEvent | None:
+        """An event of the log (to rebuild a command's lost answer from its first event)."""
+        return await self._run(Store.get_event, event_id)
+
+    async def first_user_turn(self, chat_id: str, since: int) -> int | None:
+        """The chat's first user turn from event ``since`` on (a lost ``accepted``'s turn)."""
+        return await self._run(_first_user_turn, chat_id, since)
 
     # --- the user and the bots ---
 
@@ -215,6 +336,17 @@ class Engine:
         return await self._create(
             name, lambda id_: ev.BotCreated(id_, name.strip(), persona, greeting), Store.get_bot
         )
+
+    async def bot(self, bot_id: str) -> Bot:
+        """A bot, or ``not_found``."""
+        return await self._bot(bot_id)
+
+    async def chat(self, chat_id: str) -> Chat:
+        """A chat, or ``not_found``."""
+        found = await self._run(Store.get_chat, chat_id)
+        if found is None:
+            raise ProtocolError("not_found", f"there is no chat {chat_id!r}")
+        return found
 
     async def _bot(self, bot_id: str) -> Bot:
         return await self._found(Store.get_bot, bot_id, "bot")
@@ -472,7 +604,10 @@ class Engine:
     async def _ask(self, chat_id: str, message: object, answer: type[T]) -> T:
         """Ask the chat's actor; its answer is an ``answer``, or that is a bug."""
         ref = await self._chat(chat_id)
-        reply = await ref.ask(message, timeout=ASK_TIMEOUT)
+        run = current_command.get()
+        # The actor's task cannot see our context: the command travels with the message.
+        sent = message if run is None else m.Commanded(message, run)
+        reply = await ref.ask(sent, timeout=ASK_TIMEOUT)
         if not isinstance(reply, answer):
             raise TypeError(f"chat {chat_id} answered {type(message).__name__} with {reply!r}")
         return reply
@@ -635,6 +770,13 @@ class Engine:
         await self._bot(bot_id)
         return tuple(await self._run(Store.list_memories, bot_id, chat_id))
 
+    async def memory(self, memory_id: int) -> Memory:
+        """A memory, or ``not_found``."""
+        found = await self._run(Store.get_memory, memory_id)
+        if found is None:
+            raise ProtocolError("not_found", f"there is no memory {memory_id}")
+        return found
+
     async def pin_memory(self, memory_id: int, pinned: bool) -> Memory:
         """Pin or unpin a memory by hand."""
         memory = await self._run(Store.get_memory, memory_id)
@@ -792,6 +934,20 @@ class Engine:
             await wait_settled(ref)
         except ActorError as exc:
             log.warning("chat %s did not stop cleanly: %r", ref.address, exc)
+
+
+def _answer_text(answer: ServerMessage) -> str:
+    """A direct answer as the wire JSON a retry gets back (its own ``reply_to`` added then)."""
+    return json.dumps(to_wire(answer), ensure_ascii=False)
+
+
+def _first_user_turn(s: Store, chat_id: str, since: int) -> int | None:
+    row = s.conn.execute(
+        "SELECT min(id) FROM event_log WHERE chat_id = ? AND id >= ? "
+        "AND kind IN ('user_turn', 'user_turn_edit')",
+        (chat_id, since),
+    ).fetchall()
+    return int(row[0][0]) if row and row[0][0] is not None else None
 
 
 def with_alternatives(s: Store, chat_id: str, turns: Iterable[Turn]) -> tuple[Turn, ...]:

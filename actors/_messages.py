@@ -6,6 +6,7 @@ from attrs import frozen
 
 from protocol import YOU_ID, Artifacts
 from protocol import events as ev
+from store import CommandRun
 
 
 @frozen
@@ -118,3 +119,15 @@ class ScoreMemories:
 @frozen
 class Flush:
     """Reply once every message told before it was handled."""
+
+
+@frozen
+class Commanded:
+    """A chat command sent with an id: ``message``'s first write records ``run``.
+
+    A command that goes through the chat's actor runs its writes in the actor's
+    task, which cannot see the gateway's ``current_command``: it travels here.
+    """
+
+    message: object
+    run: CommandRun

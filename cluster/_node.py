@@ -96,7 +96,9 @@ class Node:
         try:
             ended = await self.engine.adopt_chats(ours)
         except Exception:
-            log.exception("%s: adopting shard %d failed; its chats stay unwritable", self.me, shard)
+            log.exception(
+                "%s: adopting shard %d failed; its chats stay unwritable", self.me, shard
+            )
             return
         if self.keeper.held().get(shard) != epoch:
             return  # lost again meanwhile
@@ -172,7 +174,9 @@ async def open_node(
         store.store.fence = node.keeper.fence
         store.store.accept_chat_id = node.writable
         node.publisher = Publisher(bus, node.epoch_of)
-        node.follower = Follower(bus, store, lambda c: node.epoch_of(c) is not None, _feed_of(node))
+        node.follower = Follower(
+            bus, store, lambda c: node.epoch_of(c) is not None, _feed_of(node)
+        )
         await nursery.start(node.follower.run)
         hooks = FeedHooks(
             tap=node.publisher.tap, opened=node.follower.opened, dropped=node.follower.dropped

@@ -190,7 +190,9 @@ class Follower:
                     # Subscribed: anything committed before now is in the log. Start from it.
                     await self.restart(chat_id)
                     async for frame in frames:
-                        if isinstance(frame, Gap) or isinstance(self._take(chat_id, frame), Resync):
+                        if isinstance(frame, Gap) or isinstance(
+                            self._take(chat_id, frame), Resync
+                        ):
                             await self.restart(chat_id)
             finally:
                 if self._relays.get(chat_id) is scope:

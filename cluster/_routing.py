@@ -34,7 +34,9 @@ FORWARD_TIMEOUT = 30.0
 
 def _unavailable(chat_id: str, why: str, reply_to: str | None) -> p.ProtocolError:
     return p.ProtocolError(
-        "unavailable", f"chat {chat_id} cannot be written right now ({why}); send it again", reply_to
+        "unavailable",
+        f"chat {chat_id} cannot be written right now ({why}); send it again",
+        reply_to,
     )
 
 
@@ -118,7 +120,7 @@ class ClusterRouter:
 
 def encode_envelope(envelope: p.Envelope) -> str:
     """The client's frame again, with its ``id``."""
-    return p.encode_client(envelope.message, envelope.id)
+    return p.encode_client(envelope.message, envelope.id, command_id=envelope.command_id)
 
 
 def _routed(data: dict[str, Any], reply_to: str | None) -> Routed:

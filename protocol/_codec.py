@@ -57,10 +57,12 @@ class EventPayloadError(ValueError):
 
 @attrs.frozen
 class Envelope:
-    """A decoded client frame: its message and the optional ``id`` to echo."""
+    """A decoded client frame: its message, the optional ``id`` to echo, and the optional
+    ``command_id`` that makes a writing command safe to retry (see docs/protocol.md)."""
 
     message: ClientMessage
     id: str | None = None
+    command_id: str | None = None
 
     @property
     def type(self) -> str:
@@ -333,19 +335,47 @@ def decode_client(frame: str | bytes) -> Envelope:
     cls = CLIENT_TYPES.get(kind) or CLIENT_ALIASES.get(kind)
     if cls is None:
         raise ProtocolError("unknown_type", f"unknown message type {kind!r}", reply_to)
-    fields = {k: v for k, v in data.items() if k not in ("type", "id")}
+    command_id = _command_id(data.get("command_id"), reply_to)
+    fields = {k: v for k, v in data.items() if k not in ("type", "id", "command_id")}
     try:
         message = converter.structure(fields, cls)
     except Exception as exc:
         raise _describe(exc, reply_to) from None
-    return Envelope(message=message, id=reply_to)
+    return Envelope(message=message, id=reply_to, command_id=command_id)
 
 
-def encode_client(message: ClientMessage, id: str | None = None) -> str:
+def _command_id(value: Any, reply_to: str | None) -> str | None:
+    """The frame's ``command_id``, checked: 1 to 64 characters of text, or absent.
+
+    A bad one is ``invalid`` (not ``bad_message``): the command is well formed,
+    but cannot be made safe to retry, so it is not run at all.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError("invalid", "command_id must be a string", reply_to)
+    if not 1 <= len(value) <= MAX_CLIENT_ID:
+        raise ProtocolError(
+            "invalid",
+            f"command_id is {len(value)} characters; it takes 1 to {MAX_CLIENT_ID}",
+            reply_to,
+        )
+    if not is_text(value):
+        raise ProtocolError(
+            "invalid", "command_id must be valid Unicode (it holds a lone surrogate)", reply_to
+        )
+    return value
+
+
+def encode_client(
+    message: ClientMessage, id: str | None = None, *, command_id: str | None = None
+) -> str:
     """Encode a client message as a frame (for clients and tests)."""
     data: dict[str, Any] = {"type": TYPE_OF_CLIENT[type(message)]}
     if id is not None:
         data["id"] = id
+    if command_id is not None:
+        data["command_id"] = command_id
     data.update(converter.unstructure(message))
     return json.dumps(data, ensure_ascii=False)
 

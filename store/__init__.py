@@ -9,12 +9,15 @@ branches (rewind, forks and switches re-project one chat from its own events)
 and supersede; crash recovery of beats left open; holding a beat's end while
 the disk is full; what was imported from other front ends (character cards
 with their avatars, lorebooks, chats: written in one transaction each, read
-back whole) and the exports; and running all of it on one thread for trio.
+back whole) and the exports; the record of commands sent with an id, so that
+a retry answers what the first run did; and running all of it on one thread
+for trio.
 See docs/storage.md.
 """
 
 from ._async import AsyncStore, open_store
 from ._carry import start_chat
+from ._commands import CommandRecord, CommandRun, CommandTaken, current_command
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._exports import card_for, chat_export
 from ._imports import (
@@ -65,6 +68,9 @@ __all__ = [
     "AsyncStore",
     "AutoPinPlan",
     "ChatImport",
+    "CommandRecord",
+    "CommandRun",
+    "CommandTaken",
     "Done",
     "Invalid",
     "NotFound",
@@ -86,6 +92,7 @@ __all__ = [
     "chat_export",
     "close_scene",
     "continue_beat",
+    "current_command",
     "drop_queued",
     "edge_update",
     "end_beat",

@@ -46,6 +46,7 @@ from protocol import ChatMessage, LorebookInfo
 from protocol import events as ev
 from story import Card, Lorebook
 
+from ._commands import current_command
 from ._errors import StorageFull
 from ._records import AppendResult, Render
 from ._store import Store, utc_now
@@ -193,10 +194,14 @@ class AsyncStore:
     def _job(self, fn: Callable[[], T]) -> Callable[[], T]:
         """``fn``, followed on the store's thread by handing over the held ends it wrote."""
         token = trio.lowlevel.current_trio_token()
+        command = current_command.get()  # read here, on the caller's side
 
         def job() -> T:
             try:
-                return fn()
+                if command is None:
+                    return fn()
+                with self.store.commanding(command):
+                    return fn()
             finally:
                 landed = self.store.landed()
                 if landed:

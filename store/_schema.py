@@ -342,6 +342,20 @@ CREATE TABLE chat_settings (
 null column, samples at the backend's defaults. Rebuilt after it like every projection
 table, so a database is always what its log says."""
 
+COMMANDS_V13: Final = """
+CREATE TABLE commands (
+    chat_id TEXT NOT NULL,
+    command_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    first_event_id INTEGER NOT NULL,
+    answer TEXT,
+    PRIMARY KEY (chat_id, command_id)
+) WITHOUT ROWID;
+"""
+"""The commands that carried a ``command_id`` and wrote: one row each, inserted with the
+command's first event, answered once the answer is known (see ``store._commands``). Not a
+projection: no rebuild or rewind touches it."""
+
 MIGRATIONS: Final = (
     Migration(LOG + PROJECTIONS_V1, rebuild=False),
     Migration(PROJECTIONS_V2, rebuild=True),
@@ -355,6 +369,7 @@ MIGRATIONS: Final = (
     Migration(PROJECTIONS_V10, rebuild=True),
     Migration(PROJECTIONS_V11, rebuild=True),
     Migration(PROJECTIONS_V12, rebuild=True),
+    Migration(COMMANDS_V13, rebuild=False),
 )
 """Migration N (1-based) takes the schema from version N-1 to N."""
 

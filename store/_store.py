@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -42,6 +42,7 @@ from ._branches import (
     path_sql,
     reproject_chat,
 )
+from ._commands import CommandRecord, CommandRun, answer_command, command_record, record_first
 from ._errors import Invalid, NotFound, StorageFull, StoreError
 from ._library import Library
 from ._project import HANDLERS, current_branch, seed_projections
@@ -107,6 +108,12 @@ class Store(Queries, Library):
         self._landed: list[tuple[int, AppendResult]] = []
         self.decoded = DecodedEvents()
         """The events appended or replayed lately, decoded: a chat's replay reads these."""
+        self.command: CommandRun | None = None
+        """The command (with an id) whose call runs now: its first event records it.
+
+        Set around one call by :class:`~store.AsyncStore` (from ``current_command``)
+        or by :meth:`commanding`; a held beat end written meanwhile is not its.
+        """
         self.accept_chat_id: Callable[[str], bool] | None = None
         """Which new chat ids this store may hand out; None: any.
 
@@ -236,6 +243,8 @@ class Store(Queries, Library):
             (at, chat_id, kind, payload, branch),
         )
         event_id = conn.last_insert_rowid()
+        if self.command is not None:
+            record_first(conn, self.command, event_id)  # same transaction as the event
         self.decoded.keep(event_id, kind, payload, event)
         HANDLERS[kind](conn, event_id, at, event)
         if chat_id is not None and kind in _OPENS_A_BRANCH:
@@ -363,6 +372,15 @@ class Store(Queries, Library):
         return landed
 
     def _write_held(self) -> None:
+        if not self._held:
+            return
+        command, self.command = self.command, None  # a held end belongs to no command
+        try:
+            self._write_held_ends()
+        finally:
+            self.command = command
+
+    def _write_held_ends(self) -> None:
         for beat_id, (event, render) in list(self._held.items()):
             try:
                 result = self._append((event,), render)
@@ -376,6 +394,32 @@ class Store(Queries, Library):
                 continue
             del self._held[beat_id]
             self._landed.append((beat_id, result))
+
+    # --- commands with an id ---
+
+    @contextlib.contextmanager
+    def commanding(self, run: CommandRun | None) -> Iterator[None]:
+        """Make the calls of the block ``run``'s: its first appended event records it."""
+        before, self.command = self.command, run
+        first = run.first_event_id if run is not None else None
+        try:
+            yield
+        except BaseException:
+            if run is not None:
+                run.first_event_id = first  # what the block wrote was rolled back
+            raise
+        finally:
+            self.command = before
+
+    def command_record(self, chat_id: str, command_id: str) -> CommandRecord | None:
+        """The record of a command that wrote, or None."""
+        return command_record(self.conn, chat_id, command_id)
+
+    def answer_command(self, chat_id: str, command_id: str, answer: str) -> None:
+        """Keep a recorded command's direct answer (wire JSON), for its retries."""
+        self._write_held()
+        with transaction(self.conn):
+            answer_command(self.conn, chat_id, command_id, answer)
 
     # --- new ids ---
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from protocol import ChatMessage, SeatTaken, TurnQueued
 from protocol import events as ev
 
+from ._commands import record_first
 from ._records import AppendResult
 from ._store import Store
 from ._tx import transaction
@@ -45,6 +46,9 @@ def queue_turn(
             (chat_id, person_id, prose, reply_as, s.now()),
         )
         queue_id = s.conn.last_insert_rowid()
+        if s.command is not None:
+            # A queued turn has no event yet: its command is recorded with the queue row.
+            record_first(s.conn, s.command, 0)
         return AppendResult((queue_id,), _told(s, chat_id))
 
 

@@ -4,7 +4,8 @@
 JSON or CHARX, a lorebook, a SillyTavern chat) and answers what it became;
 every open client is told of it as if it had been made by a command. The
 ``GET`` endpoints give a bot's card (``card.png``, ``card.json``), its
-avatar, and a chat as SillyTavern JSONL or a Markdown transcript.
+avatar, and a chat as SillyTavern JSONL or a Markdown transcript. An import
+sent with ``?command_id=`` runs once: sent again, it answers as it did.
 
 Authenticated like the WebSocket: the token as ``Authorization: Bearer``
 or ``?token=`` (an ``<img>`` can only do the latter), and a browser's
@@ -119,14 +120,24 @@ class Api:
 
     async def _import(self, request: Request, data: bytes) -> bytes:
         name = (request.query.get("name") or [""])[0][:200]
-        try:
+        command_id = _command_id(request)
+
+        async def run() -> str:
             done = await self.engine.library.import_file(data, name)
+            self._tell(done)
+            return _import_json(done).decode()
+
+        try:
+            if command_id is None:
+                body = await run()
+            else:
+                # Once per id: a retry gets the first answer, and nobody is told twice.
+                body = await self.engine.once_text("", command_id, "import", run, _lost_import)
         except ImportRefused as exc:
             raise Refused(413 if exc.code == "too_large" else 400, exc.code, exc.message) from None
         except p.ProtocolError as exc:
             raise Refused(_STATUS.get(exc.code, 400), exc.code, exc.message) from None
-        self._tell(done)
-        return render(request, 200, _import_json(done), "application/json")
+        return render(request, 200, body.encode(), "application/json")
 
     def _tell(self, done: ImportAnswer) -> None:
         for bot in (*done.bots, *((done.bot,) if done.bot else ())):
@@ -171,6 +182,25 @@ class Api:
             if bot.id == bot_id:
                 return bot
         raise Refused(404, "not_found", f"there is no bot {bot_id!r}")
+
+
+def _command_id(request: Request) -> str | None:
+    """``?command_id=``: 1 to 64 characters that make the import safe to send again."""
+    given = request.query.get("command_id")
+    if not given:
+        return None
+    value = given[0]
+    if not 1 <= len(value) <= p.MAX_ID:
+        raise Refused(400, "invalid", f"command_id is {len(value)} characters; it takes 1 to 64")
+    return value
+
+
+async def _lost_import(_first_event_id: int) -> str:
+    raise p.ProtocolError(
+        "invalid",
+        "this import already ran, but its answer was lost in a crash; the bots and chats show"
+        " what it made (send a new command_id to import again)",
+    )
 
 
 def _download(request: Request, data: bytes | None, kind: str, filename: str) -> bytes:

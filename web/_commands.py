@@ -35,6 +35,10 @@ Answer = p.ServerMessage | None
 Handler = Callable[["Connection", Any, str | None], Awaitable[Answer]]
 """``handler(connection, message, reply_to)``."""
 
+Recover = Callable[["Connection", Any, int], Awaitable[p.ServerMessage]]
+"""``recover(connection, message, first_event_id)``: a written command's answer, rebuilt
+when its record lacks it (a crash came between the write and the answer)."""
+
 M = TypeVar("M", bound=p.ClientMessage)
 
 
@@ -45,6 +49,9 @@ class Command:
     handle: Handler
     slow: bool = False
     """It may wait long for turns or the store: it runs beside the reader."""
+    recover: Recover | None = None
+    """Set for a command that writes: sent with a ``command_id``, it runs at most once,
+    and a retry gets the first answer (see ``Engine.once``); this rebuilds a lost one."""
 
 
 def _command(
@@ -52,9 +59,95 @@ def _command(
     handle: Callable[[Connection, M, str | None], Awaitable[Answer]],
     *,
     slow: bool = False,
+    recover: Callable[[Connection, M, int], Awaitable[p.ServerMessage]] | None = None,
 ) -> tuple[type[object], Command]:
     # Typed per message class, so a handler can only be filed under the type it reads.
-    return kind, Command(handle, slow)
+    return kind, Command(handle, slow, recover)
+
+
+def command_chat(message: object) -> str:
+    """The chat a command is about, ``''`` for none: half of its command key."""
+    chat_id = getattr(message, "chat_id", None)
+    return chat_id if isinstance(chat_id, str) else ""
+
+
+# --- answers rebuilt from a command's record (its first event, or the retry's own fields) ---
+
+
+async def _ok(_c: Connection, _m: object, _first: int) -> p.ServerMessage:
+    return p.Ok()
+
+
+def _lost(kind: str) -> p.ProtocolError:
+    return p.ProtocolError(
+        "invalid",
+        f"this {kind} already ran, but its answer was lost in a crash; the chat shows what it"
+        " did (send a new command_id to run it again)",
+    )
+
+
+async def _accepted_again(c: Connection, m: Any, first: int) -> p.ServerMessage:
+    """``accepted`` of a command whose first write was (or led to) the person's turn."""
+    event = await c.engine.event(first)
+    forked = event.event if event is not None else None
+    if isinstance(forked, p.events.BranchForked) and forked.reason == "regenerate":
+        return p.Accepted(m.chat_id, forked.at_event_id)
+    turn = await c.engine.first_user_turn(m.chat_id, first) if first else None
+    if turn is None:
+        raise _lost("turn")
+    return p.Accepted(m.chat_id, turn)
+
+
+async def _created_bot(c: Connection, _m: object, first: int) -> p.ServerMessage:
+    event = await c.engine.event(first)
+    if event is None or not isinstance(event.event, p.events.BotCreated):
+        raise _lost("create_bot")
+    return p.BotReply(await c.engine.bot(event.event.bot_id))
+
+
+async def _created_persona(c: Connection, _m: object, first: int) -> p.ServerMessage:
+    event = await c.engine.event(first)
+    if event is None or not isinstance(event.event, p.events.PersonaCreated):
+        raise _lost("create_persona")
+    return p.PersonaReply(await c.engine.persona(event.event.persona_id))
+
+
+async def _created_chat(c: Connection, _m: object, first: int) -> p.ServerMessage:
+    event = await c.engine.event(first)
+    if event is None or event.chat_id is None:
+        raise _lost("create_chat")
+    return p.ChatReply(await c.engine.chat(event.chat_id))
+
+
+async def _bot_now(c: Connection, m: Any, _first: int) -> p.ServerMessage:
+    return p.BotReply(await c.engine.bot(m.bot_id))
+
+
+async def _chat_now(c: Connection, m: Any, _first: int) -> p.ServerMessage:
+    return p.ChatReply(await c.engine.chat(m.chat_id))
+
+
+async def _you_now(c: Connection, _m: object, _first: int) -> p.ServerMessage:
+    return p.You(await c.engine.you())
+
+
+async def _persona_now(c: Connection, m: p.UpdatePersona, _first: int) -> p.ServerMessage:
+    return p.PersonaReply(await c.engine.persona(m.persona_id))
+
+
+async def _memory_now(c: Connection, m: p.PinMemory, _first: int) -> p.ServerMessage:
+    return p.MemoryReply(await c.engine.memory(m.memory_id))
+
+
+async def _settings_now(c: Connection, m: p.UpdateChatSettings, _first: int) -> p.ServerMessage:
+    unchanged = p.ChatSettings(None, None, None, None, None)  # writes nothing: reads them
+    return p.ChatSettingsReply(
+        m.chat_id, await c.engine.update_chat_settings(m.chat_id, unchanged)
+    )
+
+
+async def _rewound_again(_c: Connection, m: p.Rewind, _first: int) -> p.ServerMessage:
+    return p.Rewound(m.chat_id, m.event_id)
 
 
 async def _hello(c: Connection, m: p.Hello, _: str | None) -> Answer:
@@ -257,49 +350,76 @@ async def _statistics(c: Connection, _m: p.GetStatistics, _: str | None) -> Answ
 COMMANDS: Mapping[type[object], Command] = dict(
     [
         _command(p.Hello, _hello),
-        _command(p.SetYou, _set_you),
+        _command(p.SetYou, _set_you, recover=_you_now),
         _command(p.ListBots, _list_bots),
-        _command(p.CreateBot, _create_bot),
-        _command(p.UpdateBot, _update_bot),
-        _command(p.DeleteBot, _delete_bot, slow=True),
+        _command(p.CreateBot, _create_bot, recover=_created_bot),
+        _command(p.UpdateBot, _update_bot, recover=_bot_now),
+        _command(p.DeleteBot, _delete_bot, slow=True, recover=_ok),
         _command(p.ListChats, _list_chats),
-        _command(p.CreateChat, _create_chat),
+        _command(p.CreateChat, _create_chat, recover=_created_chat),
         _command(p.OpenChat, _open_chat),
         _command(p.CloseChat, _close_chat),
-        _command(p.SendTurn, _send_turn),
-        _command(p.Cancel, _cancel),
-        _command(p.Regenerate, _regenerate),
+        _command(p.SendTurn, _send_turn, recover=_accepted_again),
+        _command(p.Cancel, _cancel, recover=_ok),
+        _command(p.Regenerate, _regenerate, recover=_accepted_again),
         _command(p.RewindPreview, _rewind_preview),
-        _command(p.Rewind, _rewind, slow=True),
+        _command(p.Rewind, _rewind, slow=True, recover=_rewound_again),
         _command(p.ListMemories, _list_memories),
-        _command(p.PinMemory, _pin_memory),
-        _command(p.CreateWorldEvent, _create_world_event),
+        _command(p.PinMemory, _pin_memory, recover=_memory_now),
+        _command(p.CreateWorldEvent, _create_world_event, recover=_ok),
         _command(p.GetStatistics, _statistics),
-        _command(p.AddToCast, _add_to_cast),
-        _command(p.RemoveFromCast, _remove_from_cast),
-        _command(p.EnterScene, _enter_scene),
-        _command(p.LeaveScene, _leave_scene),
-        _command(p.Mute, _mute),
-        _command(p.Unmute, _unmute),
+        _command(p.AddToCast, _add_to_cast, recover=_chat_now),
+        _command(p.RemoveFromCast, _remove_from_cast, recover=_chat_now),
+        _command(p.EnterScene, _enter_scene, recover=_ok),
+        _command(p.LeaveScene, _leave_scene, recover=_ok),
+        _command(p.Mute, _mute, recover=_chat_now),
+        _command(p.Unmute, _unmute, recover=_chat_now),
         _command(p.LoadOlder, _load_older),
         _command(p.ListLorebooks, _list_lorebooks),
-        _command(p.UpdateCard, _update_card),
-        _command(p.AttachLorebook, _attach_lorebook),
-        _command(p.DetachLorebook, _detach_lorebook),
-        _command(p.SetAuthorNote, _set_author_note),
-        _command(p.CreatePersona, _create_persona),
+        _command(p.UpdateCard, _update_card, recover=_bot_now),
+        _command(p.AttachLorebook, _attach_lorebook, recover=_ok),
+        _command(p.DetachLorebook, _detach_lorebook, recover=_ok),
+        _command(p.SetAuthorNote, _set_author_note, recover=_ok),
+        _command(p.CreatePersona, _create_persona, recover=_created_persona),
         _command(p.ListPersonas, _list_personas),
-        _command(p.UpdatePersona, _update_persona),
+        _command(p.UpdatePersona, _update_persona, recover=_persona_now),
         _command(p.TakeSeat, _take_seat),
-        _command(p.SelectAlternative, _select_alternative),
+        _command(p.SelectAlternative, _select_alternative, recover=_ok),
         _command(p.ListBranches, _list_branches),
-        _command(p.SwitchBranch, _switch_branch, slow=True),
-        _command(p.EditTurn, _edit_turn),
-        _command(p.UpdateChatSettings, _update_chat_settings),
+        _command(p.SwitchBranch, _switch_branch, slow=True, recover=_ok),
+        _command(p.EditTurn, _edit_turn, recover=_accepted_again),
+        _command(p.UpdateChatSettings, _update_chat_settings, recover=_settings_now),
+        # Not recorded: it writes nothing until its beat ends, long after its answer.
         _command(p.Continue, _continue),
     ]
 )
 """Every client message type and how the gateway runs it."""
 
 
-__all__ = ["COMMANDS", "Answer", "Command"]
+async def run_command(c: Connection, envelope: p.Envelope) -> Answer:
+    """Run one command by its handler in :data:`COMMANDS`; its direct answer.
+
+    A writing command sent with a ``command_id`` runs at most once per (chat,
+    id), and a retry gets the first answer (``Engine.once``); a command that
+    writes nothing ignores its id.
+    """
+    command = COMMANDS[type(envelope.message)]
+    recover = command.recover
+    if envelope.command_id is None or recover is None:
+        return await command.handle(c, envelope.message, envelope.id)
+    message = envelope.message
+
+    async def run() -> p.ServerMessage:
+        answer = await command.handle(c, message, envelope.id)
+        assert answer is not None, "a writing command answers directly"
+        return answer
+
+    async def recovered(first_event_id: int) -> p.ServerMessage:
+        return await recover(c, message, first_event_id)
+
+    return await c.engine.once(
+        command_chat(message), envelope.command_id, envelope.type, run, recovered
+    )
+
+
+__all__ = ["COMMANDS", "Answer", "Command", "command_chat", "run_command"]

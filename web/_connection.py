@@ -23,7 +23,7 @@ import protocol as p
 from actors import Engine
 
 from ._bucket import TokenBucket
-from ._commands import COMMANDS, Answer
+from ._commands import COMMANDS, Answer, run_command
 from ._outbox import Frame, Outbox
 from ._route import Router, chat_of
 from ._settings import GatewaySettings
@@ -260,14 +260,13 @@ class Connection:
     async def dispatch(self, envelope: p.Envelope) -> Answer:
         """Run one command by its handler in :data:`~web._commands.COMMANDS`; its direct
         answer, or None when a watch sends it."""
-        command = COMMANDS[type(envelope.message)]
         if self.router is not None and (chat_id := chat_of(envelope.message)) is not None:
             routed = await self.router.route(chat_id, self.seat(chat_id), envelope)
             if routed is not None:
                 if routed.seat != p.YOU_ID or chat_id in self.seats:
                     self.seats[chat_id] = routed.seat
                 return routed.answer
-        return await command.handle(self, envelope.message, envelope.id)
+        return await run_command(self, envelope)
 
     # --- watching chats ---
 

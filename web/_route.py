@@ -20,7 +20,7 @@ import attrs
 
 import protocol as p
 
-from ._commands import COMMANDS, Answer
+from ._commands import Answer, run_command
 
 if TYPE_CHECKING:
     from actors import Engine
@@ -84,6 +84,6 @@ async def run_forwarded(engine: Engine, envelope: p.Envelope, seat: str) -> Rout
     if chat_id is None:
         raise p.ProtocolError("bad_message", f"{envelope.type} is not forwarded", envelope.id)
     stand_in = _Forwarded(engine, {chat_id: seat})
-    command = COMMANDS[type(envelope.message)]
-    answer = await command.handle(cast("Connection", stand_in), envelope.message, envelope.id)
+    # Through run_command: a command_id makes the owner run it once, as a node of its own would.
+    answer = await run_command(cast("Connection", stand_in), envelope)
     return Routed(answer, stand_in.seat(chat_id))
