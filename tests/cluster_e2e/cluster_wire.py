@@ -192,7 +192,13 @@ def fold(messages: list[Message]) -> Fold:
             }
             flight = message.get("in_flight")
             if flight is not None:
-                seen.beats.setdefault(flight["beat_id"], Beat()).streamed = flight["text"]
+                beat = seen.beats.setdefault(flight["beat_id"], Beat())
+                beat.streamed = flight["text"]
+                # Its beat_started may be older than this state: the beat answers the
+                # latest turn of the person.
+                asked = [t["event_id"] for t in message["timeline"] if t["kind"] == "user"]
+                if beat.user_turn_id is None and asked:
+                    beat.user_turn_id = max(asked)
             continue
         if kind == "token":
             beat = seen.beats.setdefault(message["beat_id"], Beat())

@@ -34,6 +34,10 @@ PROSE = '*I set a lamp on the bar.* "Count them for me."'
 MOVE_WITHIN = LEASE_TTL + 2 * ROUND + 5.0
 """Seconds a dead or paused owner's shards may take to move: its lease, a round, slack."""
 TURN_WITHIN = 60.0
+SETTLE_WITHIN = 90.0
+"""Seconds for every shard to reach its desired owner: a node that finds itself alone
+(the first up, or the first back after the database) takes every shard, and hands them
+on a few a round."""
 _names = itertools.count(1)
 
 
@@ -478,7 +482,10 @@ async def test_postgres_restarted_owners_fence_themselves_and_come_back(
                 return None
             return table
 
-        await apoll("every lease granted again", granted_again, MOVE_WITHIN)
+        await apoll("every lease granted again", granted_again, SETTLE_WITHIN)
+        # Every shard a node holds again, it has adopted: its chats are writable.
+        for client in watchers:
+            await figures_until(client, lambda f: f["shards"] == f["leases"]["held"])
 
         chat_id = await new_chat(watchers[0])
         owner = await db(cluster.owner_of, chat_id)
