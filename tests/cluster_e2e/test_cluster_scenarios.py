@@ -370,6 +370,9 @@ async def test_a_paused_owner_s_late_writes_are_refused(cluster: Cluster) -> Non
         lease = await db(cluster.lease_of, chat_id)
         assert lease.epoch >= after.epoch
 
+        # The woken node is live again: its shards come back to it, a few a round. A
+        # handover cuts a beat that outlasts its drain, so the next turn waits for them.
+        await cluster.settle()
         second = await send_turn(viewer, chat_id)
         await settled(viewer, chat_id, second)
         (beat,) = await db(beats_of, cluster.store, chat_id, second)
