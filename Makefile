@@ -13,7 +13,7 @@ ARGS ?=
 
 CODE := protocol runtime story store llm actors web cluster troupe tests bench
 
-.PHONY: install serve test lint bench clean
+.PHONY: install serve test test-cluster lint bench clean
 
 install: $(STAMP)
 
@@ -36,8 +36,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # The browser tests drive Debian's Chromium through its chromedriver, and the cluster tests
-# start Debian's PostgreSQL and redis-server on loopback. Only `make test` needs them, so
-# only `test` installs them; `serve` never asks for root.
+# start Debian's PostgreSQL and redis-server on loopback. Only the tests need them, so
+# only `test` and `test-cluster` install them; `serve` never asks for root.
 $(BROWSER): | $(STAMP)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
 		&& command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
@@ -57,6 +57,12 @@ lint: install
 
 test: lint $(BROWSER)
 	$(BIN)/python -m pytest -q
+
+# The cluster under faults (docs/scale-out.md, Running a cluster): PostgreSQL, Redis, the
+# test model and real `troupe serve` nodes on loopback, killed, paused and restarted.
+# A few minutes; `make test` leaves these out (pyproject's norecursedirs).
+test-cluster: install $(BROWSER)
+	$(BIN)/python -m pytest -q tests/cluster_e2e
 
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -38,6 +38,9 @@ from ._shards import NodeId, node_id, shard_of
 
 log = logging.getLogger("troupe.cluster")
 
+ADOPT_RETRY = 0.5
+"""Seconds between two attempts at adopting a granted shard whose chats could not be read."""
+
 
 @attrs.frozen
 class NodeSettings:
@@ -93,13 +96,17 @@ class Node:
         for chat_id in self.follower.following():
             if ours(chat_id):
                 self.follower.stop(chat_id)
-        try:
-            ended = await self.engine.adopt_chats(ours)
-        except Exception:
-            log.exception(
-                "%s: adopting shard %d failed; its chats stay unwritable", self.me, shard
-            )
-            return
+        while True:
+            try:
+                ended = await self.engine.adopt_chats(ours)
+                break
+            except Exception:
+                # The database may be coming back (a first call after its restart fails):
+                # try again while the shard is still ours, else it stays held but unwritable.
+                log.exception("%s: adopting shard %d failed; trying again", self.me, shard)
+                if self.keeper.held().get(shard) != epoch:
+                    return
+                await trio.sleep(ADOPT_RETRY)
         if self.keeper.held().get(shard) != epoch:
             return  # lost again meanwhile
         self._adopted.add(shard)

@@ -30,7 +30,7 @@ import trio
 
 import protocol as p
 from actors import ChatFeed, Resync, merge_tokens
-from store import AsyncStore, Store
+from store import AsyncStore, Store, StoreError
 
 from ._bus import Bus, Gap
 
@@ -38,6 +38,8 @@ log = logging.getLogger("troupe.cluster.relay")
 
 MAX_BATCH = 256
 """Items one publishing round takes at most, so one busy chat cannot hold the others back."""
+RESTART_RETRY = 0.5
+"""Seconds between two reads of a chat's latest seq while the database cannot be reached."""
 
 
 def encode(epoch: int, item: object) -> bytes:
@@ -164,8 +166,18 @@ class Follower:
         return list(self._relays)
 
     async def restart(self, chat_id: str) -> None:
-        """Start the chat's feed here again from the log's latest seq."""
-        seq = await self._store.run(Store.last_seq, chat_id)
+        """Start the chat's feed here again from the log's latest seq.
+
+        While the database cannot be reached (it is restarting), read again
+        until it can: the watchers wait, and the node goes on serving.
+        """
+        while True:
+            try:
+                seq = await self._store.run(Store.last_seq, chat_id)
+                break
+            except StoreError as exc:
+                log.warning("chat %s: cannot read its latest seq yet: %s", chat_id, exc)
+                await trio.sleep(RESTART_RETRY)
         feed = self._feed_of(chat_id)
         if feed is not None:
             feed.restart(seq)

@@ -1,0 +1,427 @@
+"""A cluster of real ``troupe serve`` processes on loopback, and what the database says of it.
+
+Each node is its own process group, so a test can crash it (``kill -9``),
+pause it (``kill -STOP``) and let it go on (``kill -CONT``) exactly as an
+operator or the kernel would. Everything a node prints goes to a log file
+of its own; :meth:`Cluster.tails` gives the end of every log for a failure
+report.
+
+Who owns what is read where the cluster keeps it: the lease table and the
+node table in PostgreSQL. Waiting is polling those external processes, in
+loops bounded in count and in time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import psycopg
+import trio
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "cluster-token"
+LEASE_TTL = 3.0
+"""Seconds of a lease: rounds every second, so faults play out in a few seconds."""
+ROUND = LEASE_TTL / 3
+MODEL_RATE = 40.0
+"""Tokens a second: every beat lasts about two seconds, long enough to fault under it."""
+MODEL_WORDS = 80
+START_WITHIN = 60.0
+"""Seconds a node may take to print its ready line (two cores, several nodes importing)."""
+STOP_WITHIN = 15.0
+POLL = 0.05
+"""Seconds between two looks at an external process or the database."""
+READY = re.compile(r"is ready: http://127\.0\.0\.1:(\d+)/")
+
+T = TypeVar("T")
+
+
+def poll(what: str, check: Callable[[], T | None], within: float) -> T:
+    """Call ``check`` until it returns something other than None; fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    for _ in range(int(within / POLL) + 1):
+        found = _look(check)
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            break
+        time.sleep(POLL)  # polling another process, bounded in count and time
+    raise TimeoutError(f"{what}: not within {within:g} s")
+
+
+async def apoll(what: str, check: Callable[[], T | None], within: float) -> T:
+    """:func:`poll` for trio tests: each look runs on a worker thread."""
+    with trio.fail_after(within + 5):
+        deadline = trio.current_time() + within
+        for _ in range(int(within / POLL) + 1):
+            found = await trio.to_thread.run_sync(_look, check)
+            if found is not None:
+                return found
+            if trio.current_time() > deadline:
+                break
+            await trio.sleep(POLL)  # polling another process, bounded in count and time
+    raise TimeoutError(f"{what}: not within {within:g} s")
+
+
+def _look(check: Callable[[], T | None]) -> T | None:
+    """One look; a database that is not accepting connections yet is a "not yet"."""
+    try:
+        return check()
+    except psycopg.OperationalError:
+        return None
+
+
+@attrs.define
+class Process:
+    """A child process in a process group of its own, its output in a file."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=ROOT,
+                env=self.env,
+                start_new_session=True,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, signum: signal.Signals) -> None:
+        if self.running:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signum)
+
+    def kill(self) -> None:
+        """``kill -9`` of the whole group, and wait for it."""
+        if self.running:
+            assert self.proc is not None
+            self.signal(signal.SIGKILL)
+            self.proc.wait(timeout=STOP_WITHIN)
+
+    def text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.text().splitlines()[-lines:])
+
+
+@attrs.define
+class Node(Process):
+    """One ``troupe serve`` node."""
+
+    port: int = 0
+    node_id: str = ""
+    paused: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws?token={TOKEN}"
+
+    @property
+    def alive(self) -> bool:
+        """Running and not paused: a node the cluster should count on."""
+        return self.running and not self.paused
+
+    def wait_ready(self) -> None:
+        """Until the node prints its ready line; then read its id from the node table."""
+
+        def ready() -> int | None:
+            if not self.running:
+                raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
+            found = READY.search(self.text())
+            return int(found.group(1)) if found else None
+
+        self.port = poll(f"{self.name} ready", ready, START_WITHIN)
+
+    def pause(self) -> None:
+        """``kill -STOP``: the node stops dead, its sockets and leases as they were."""
+        self.signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """``kill -CONT``: the node goes on as if nothing happened, by its own clock."""
+        self.signal(signal.SIGCONT)
+        self.paused = False
+
+    def stop(self) -> None:
+        """SIGTERM (after SIGCONT), SIGKILL past the bound."""
+        if not self.running:
+            return
+        assert self.proc is not None
+        self.resume()
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_WITHIN)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+# --- the database: leases and nodes -----------------------------------------------------
+
+
+@attrs.frozen
+class Lease:
+    owner: str | None
+    epoch: int
+    live: bool
+    """Held and not run out, by the database's clock."""
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of one statement on a connection of its own (the server may have restarted)."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def leases(url: str) -> dict[int, Lease]:
+    rows = query(
+        url,
+        "SELECT shard, owner, epoch, owner IS NOT NULL AND expires_at > clock_timestamp() "
+        "FROM shard_leases",
+    )
+    return {int(s): Lease(o, int(e), bool(live)) for s, o, e, live in rows}
+
+
+def node_ids(url: str) -> dict[str, str]:
+    """The newest node id of every address ``host:port``."""
+    rows = query(url, "SELECT address, node_id FROM nodes ORDER BY started_at")
+    return {address: node_id for address, node_id in rows}
+
+
+def owners(table: dict[int, Lease]) -> dict[int, str | None]:
+    return {s: (lease.owner if lease.live else None) for s, lease in table.items()}
+
+
+def count_by_owner(table: dict[int, Lease]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for lease in table.values():
+        if lease.live and lease.owner is not None:
+            counts[lease.owner] = counts.get(lease.owner, 0) + 1
+    return counts
+
+
+def events(url: str, chat_id: str, kind: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(id, payload)`` of the chat's events of one kind, in log order."""
+    rows = query(
+        url,
+        "SELECT id, payload FROM event_log WHERE chat_id = %s AND kind = %s ORDER BY id",
+        (chat_id, kind),
+    )
+    return [(int(i), p if isinstance(p, dict) else json.loads(p)) for i, p in rows]
+
+
+def python_env() -> dict[str, str]:
+    """The environment of a child: this tree's code first, whatever is installed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def serve_argv(data: Path, store: str, bus: str, model_url: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "troupe",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data",
+        str(data),
+        "--token",
+        TOKEN,
+        "--store",
+        store,
+        "--bus",
+        bus,
+        "--lease-ttl",
+        str(LEASE_TTL),
+        "--backend",
+        "openai",
+        "--base-url",
+        model_url,
+    ]
+
+
+# --- the cluster ------------------------------------------------------------------------
+
+
+@attrs.define
+class Cluster:
+    """PostgreSQL, Redis, the model and the nodes of one test module."""
+
+    folder: Path
+    store: str
+    """The cluster's database URL."""
+    pg: Any
+    redis: Any
+    bus: str
+    model: Process
+    model_url: str
+    nodes: list[Node] = attrs.Factory(list)
+
+    # --- nodes coming and going ---
+
+    def spawn_node(self) -> Node:
+        """Start one more node; :meth:`Node.wait_ready` and :meth:`identify` it after."""
+        index = len(self.nodes) + 1
+        data = self.folder / f"node{index}"
+        data.mkdir()
+        node = Node(
+            f"node{index}",
+            serve_argv(data, self.store, self.bus, self.model_url),
+            self.folder / f"node{index}.log",
+            python_env(),
+        )
+        node.spawn()
+        self.nodes.append(node)
+        return node
+
+    def identify(self, node: Node) -> None:
+        """Read the node's id from the node table (it registers in its first lease round)."""
+        address = f"127.0.0.1:{node.port}"
+        node.node_id = poll(
+            f"{node.name} in the node table",
+            lambda: node_ids(self.store).get(address),
+            START_WITHIN,
+        )
+
+    def start_nodes(self, count: int) -> list[Node]:
+        started = [self.spawn_node() for _ in range(count)]
+        for node in started:
+            node.wait_ready()
+            self.identify(node)
+        return started
+
+    async def start_node(self) -> Node:
+        """One more node, up and registered (the waiting runs on a worker thread)."""
+        (node,) = await trio.to_thread.run_sync(self.start_nodes, 1)
+        return node
+
+    def alive(self) -> list[Node]:
+        return [n for n in self.nodes if n.alive]
+
+    def node(self, node_id: str | None) -> Node:
+        """The node of an id from the lease table."""
+        for node in self.nodes:
+            if node.node_id == node_id:
+                return node
+        raise LookupError(f"no node {node_id!r} of ours")
+
+    def others(self, node: Node) -> list[Node]:
+        return [n for n in self.alive() if n is not node]
+
+    # --- who owns what ---
+
+    def balanced(self) -> dict[int, Lease] | None:
+        """The lease table once every shard is held by its desired owner among the live nodes."""
+        from cluster import owner_by_rendezvous
+
+        live = [n.node_id for n in self.alive()]
+        table = leases(self.store)
+        if len(table) == 0:
+            return None
+        for shard, lease in table.items():
+            if not lease.live or lease.owner != owner_by_rendezvous(shard, live):
+                return None
+        return table
+
+    def wait_balanced(self, within: float = 90.0) -> dict[int, Lease]:
+        return poll("every shard held by its desired owner", self.balanced, within)
+
+    async def settle(self, within: float = 90.0) -> dict[int, Lease]:
+        """Until every shard is held by its desired owner among the live nodes."""
+        return await apoll("every shard held by its desired owner", self.balanced, within)
+
+    async def ensure(self, count: int = 3) -> None:
+        """At least ``count`` live nodes, every paused one let go on, the shards settled."""
+        for node in self.nodes:
+            if node.paused:
+                node.resume()
+        while len(self.alive()) < count:
+            await self.start_node()
+        await self.settle()
+
+    def owner_of(self, chat_id: str) -> Node:
+        from cluster import shard_of
+
+        lease = leases(self.store)[shard_of(chat_id)]
+        assert lease.live, f"nobody holds chat {chat_id}'s shard"
+        return self.node(lease.owner)
+
+    def lease_of(self, chat_id: str) -> Lease:
+        from cluster import shard_of
+
+        return leases(self.store)[shard_of(chat_id)]
+
+    # --- the end ---
+
+    def stop(self) -> None:
+        """Every node stopped (SIGTERM, then SIGKILL), then the model."""
+        for node in self.nodes:
+            node.resume()
+            node.signal(signal.SIGTERM)
+        for node in self.nodes:
+            node.stop()
+        self.model.kill()
+
+    def tails(self, lines: int = 40) -> str:
+        parts = [f"--- {n.name} ({n.node_id or '?'}):\n{n.tail(lines)}" for n in self.nodes]
+        parts.append(f"--- model:\n{self.model.tail(10)}")
+        return "\n".join(parts)
+
+
+def start_model(folder: Path, rate: float, words: int) -> tuple[Process, str]:
+    """The OpenAI-compatible test server as a process; its base URL."""
+    model = Process(
+        "model",
+        [
+            sys.executable,
+            "-m",
+            "tests.cluster_e2e.cluster_model",
+            "--rate",
+            str(rate),
+            "--words",
+            str(words),
+        ],
+        folder / "model.log",
+        python_env(),
+    )
+    model.spawn()
+
+    def url() -> str | None:
+        if not model.running:
+            raise RuntimeError(f"the model server exited:\n{model.tail()}")
+        for line in model.text().splitlines():
+            if line.startswith("{"):
+                found: str = json.loads(line)["url"]
+                return found
+        return None
+
+    return model, poll("the model server", url, START_WITHIN)
