@@ -49,7 +49,7 @@ from story import Card, Lorebook
 from ._errors import StorageFull
 from ._records import AppendResult, Render
 from ._store import Store, utc_now
-from ._tx import FULL_MESSAGE, space_errors, transaction
+from ._tx import FULL_MESSAGE, space_errors
 
 log = logging.getLogger("troupe.store")
 
@@ -215,9 +215,9 @@ class AsyncStore:
         conn = store.conn
         results: list[outcome.Outcome[Any]] = []
         try:
-            with transaction(conn):
+            with store.transaction():
                 for fn in fns:
-                    results.append(outcome.capture(_savepoint, conn, fn))
+                    results.append(outcome.capture(_savepoint, store, fn))
                     if not conn.in_transaction:
                         break  # SQLite rolled the whole transaction back (a full disk)
                 if not conn.in_transaction:
@@ -357,9 +357,12 @@ def _deliver_all(done: list[tuple[Deliver, outcome.Outcome[Any]]]) -> None:
             log.exception("handing a store call's outcome over failed")
 
 
-def _savepoint(conn: Any, fn: Callable[[], T]) -> T:
-    """``fn()`` in a savepoint: rolled back alone if it raises; a full disk is ``StorageFull``."""
-    with space_errors(conn), conn:
+def _savepoint(store: Store, fn: Callable[[], T]) -> T:
+    """``fn()`` in a savepoint: rolled back alone if it raises; a full disk is ``StorageFull``.
+
+    The store's own, so that what ``fn`` taught the store about its chats goes with it.
+    """
+    with space_errors(store.conn), store.transaction():
         return fn()
 
 

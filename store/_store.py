@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -43,6 +44,7 @@ from ._branches import (
     reproject_chat,
 )
 from ._errors import Invalid, NotFound, StorageFull, StoreError
+from ._facts import KEEPS_FACTS, FactsCache, project_known
 from ._library import Library
 from ._project import HANDLERS, current_branch, seed_projections
 from ._queries import Queries
@@ -107,13 +109,12 @@ class Store(Queries, Library):
         self._landed: list[tuple[int, AppendResult]] = []
         self.decoded = DecodedEvents()
         """The events appended or replayed lately, decoded: a chat's replay reads these."""
-        self._branches: dict[str, int] = {}
-        """Each chat's current branch as last committed, read once instead of at every append.
+        self._facts = FactsCache()
+        """What appending to each chat needs to know, kept between appends (see ``_facts``).
 
-        Used only by an append that is its own transaction (see :meth:`_append`):
-        inside a caller's transaction, which may still roll back, the table is read.
-        An event that opens a branch drops its chat's entry, a failed append or a
-        rebuild drops them all.
+        It follows the transactions opened with :meth:`transaction`; inside a
+        caller's own (``transaction(store.conn)``), which it cannot follow, the
+        tables are read.
         """
 
     @classmethod
@@ -188,15 +189,9 @@ class Store(Queries, Library):
             if isinstance(event, ev.ChatRewound):
                 raise Invalid("a chat is rewound with rewind(), which forks a branch")
             checked.append(self._checked(event))
-        # Only a transaction of its own commits what it read: a caller's may roll back.
-        cached = not self.conn.in_transaction
-        try:
-            with transaction(self.conn):
-                ids = tuple(self._append_one(*one, cached=cached) for one in checked)
-                messages = self._stamp(render(ids)) if render is not None else ()
-        except BaseException:
-            self._branches.clear()
-            raise
+        with self.transaction():
+            ids = tuple([self._append_one(*one) for one in checked])
+            messages = self._stamp(render(ids)) if render is not None else ()
         self._counts["appended"] += len(ids)
         return AppendResult(ids, messages)
 
@@ -208,38 +203,66 @@ class Store(Queries, Library):
         except EventPayloadError as exc:
             raise Invalid(str(exc)) from None
 
-    def _append_one(
-        self, event: ev.Event, kind: str, payload: str, *, cached: bool = False
-    ) -> int:
+    def _append_one(self, event: ev.Event, kind: str, payload: str) -> int:
         """One checked event: its log row (the payload as it was checked) and its projection.
 
-        ``cached``: the chat's branch may come from (and go to) :attr:`_branches`.
+        A turn of a chat whose facts are known is projected without looking
+        them up (:func:`project_known`); any other event by its handler, after
+        which its chat's facts are dropped unless its kind keeps them.
         """
         conn = self.conn
         at = self.now()
         chat_id = ev.chat_of(event)
+        facts = None
         branch = None
         if chat_id is not None:
-            branch = self._branches.get(chat_id) if cached else None
-            if branch is None:
-                branch = current_branch(conn, chat_id)
-                if cached:
-                    self._branches[chat_id] = branch
+            facts = self._facts.get(conn, chat_id)
+            branch = facts.branch if facts is not None else current_branch(conn, chat_id)
         conn.execute(
             "INSERT INTO event_log(at, chat_id, kind, payload, branch_id) VALUES (?, ?, ?, ?, ?)",
             (at, chat_id, kind, payload, branch),
         )
         event_id = conn.last_insert_rowid()
         self.decoded.keep(event_id, kind, payload, event)
-        HANDLERS[kind](conn, event_id, at, event)
+        if facts is None or not project_known(conn, event_id, event, facts):
+            HANDLERS[kind](conn, event_id, at, event)
+            if kind not in KEEPS_FACTS:
+                if chat_id is None:
+                    self._facts.forget_all()
+                else:
+                    self._facts.forget(chat_id)
         if chat_id is not None and kind in _OPENS_A_BRANCH:
-            self._branches.pop(chat_id, None)
             # On the branch current once it applied: a fork's own event opens its branch.
             conn.execute(
                 "UPDATE event_log SET branch_id = ? WHERE id = ?",
                 (current_branch(conn, chat_id), event_id),
             )
         return event_id
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One transaction (a savepoint inside another), its facts kept only once it commits.
+
+        Group writes in it (``with store.transaction(): store.append(...)``)
+        to commit them together: what the appends learned about their chats
+        is kept when it commits, dropped when it rolls back. A transaction
+        opened straight on the connection works too, with the tables read at
+        every append; a savepoint must not be opened on the connection inside
+        this one, whose cache would not see it roll back.
+        """
+        return self._facts.transaction(self.conn)
+
+    def forget_chat(self, chat_id: str) -> None:
+        """Drop what the store keeps in memory about a chat; it is read again when needed.
+
+        For whoever changes the chat's tables behind the store's back: another
+        process that took the chat over, say. Rewinds, forks, switches and
+        rebuilds drop it themselves.
+        """
+        self._facts.forget(chat_id)
+
+    def forget_all(self) -> None:
+        """Drop what the store keeps in memory about every chat."""
+        self._facts.forget_all()
 
     def record(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
         """Stamp and journal chat messages that no event produced (e.g. ``turn_settled``)."""
@@ -461,8 +484,8 @@ class Store(Queries, Library):
         return self._branch(ev.BranchSwitched(chat_id, branch_id))
 
     def _branch(self, event: ev.ChatRewound | ev.BranchForked | ev.BranchSwitched) -> int:
-        self._branches.clear()
-        with transaction(self.conn):
+        self._facts.forget(event.chat_id)
+        with self.transaction():
             keep_view(self.conn, event.chat_id)
             event_id = self._append_one(*self._checked(event))
             reproject_chat(self.conn, event.chat_id, self.decoded)
@@ -512,7 +535,7 @@ class Store(Queries, Library):
         the appends built one by one; the property tests hold it to that.
         """
         started = time.perf_counter()
-        self._branches.clear()
+        self._facts.forget_all()
         with transaction(self.conn):
             _history.recompute_rewinds(self.conn)
             replayed = _history.reproject(self.conn)
