@@ -246,8 +246,9 @@ class Store(Queries, Library):
         to commit them together: what the appends learned about their chats
         is kept when it commits, dropped when it rolls back. A transaction
         opened straight on the connection works too, with the tables read at
-        every append; a savepoint must not be opened on the connection inside
-        this one, whose cache would not see it roll back.
+        every append. Inside this one, appends must not run in a savepoint
+        opened on the connection (``with conn:``): should it roll back while
+        this one goes on, what they learned would stay.
         """
         return self._facts.transaction(self.conn)
 
