@@ -6,8 +6,10 @@ values (the payload JSON, the time stamp, who was present), into a database
 the store created (same schema, WAL, ``synchronous=NORMAL``), the log row on
 the chat's branch as the store writes it. The store also
 checks each event (its payload's round trip and limits, that the chat
-exists) and keeps its counters; raw apsw does nothing but the inserts. So
-the ratio is the price of the store's work per event, on top of SQLite's.
+exists: from the chat's facts it keeps in memory after the first append)
+and keeps its counters; raw apsw does nothing but the inserts, its payload
+text made before the clock starts. So the ratio is the price of the store's
+work per event, on top of SQLite's.
 
 - single: one event per transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), for
   the store one ``append(event)`` per event;

@@ -50,7 +50,7 @@ from ._commands import current_command
 from ._errors import StorageFull, StoreError
 from ._records import AppendResult, Render
 from ._store import Store, utc_now
-from ._tx import FULL_MESSAGE, savepoint, space_errors, transaction
+from ._tx import FULL_MESSAGE, space_errors
 
 log = logging.getLogger("troupe.store")
 
@@ -220,9 +220,9 @@ class AsyncStore:
         conn = store.conn
         results: list[outcome.Outcome[Any]] = []
         try:
-            with transaction(conn):
+            with store.transaction():
                 for fn in fns:
-                    results.append(outcome.capture(_savepoint, conn, fn))
+                    results.append(outcome.capture(_savepoint, store, fn))
                     if not conn.in_transaction:
                         # The whole transaction is gone: SQLite rolled it back (a full
                         # disk), or the connection to PostgreSQL was lost.
@@ -371,9 +371,12 @@ def _deliver_all(done: list[tuple[Deliver, outcome.Outcome[Any]]]) -> None:
             log.exception("handing a store call's outcome over failed")
 
 
-def _savepoint(conn: Any, fn: Callable[[], T]) -> T:
-    """``fn()`` in a savepoint: rolled back alone if it raises; a full disk is ``StorageFull``."""
-    with space_errors(conn), savepoint(conn):
+def _savepoint(store: Store, fn: Callable[[], T]) -> T:
+    """``fn()`` in a savepoint: rolled back alone if it raises; a full disk is ``StorageFull``.
+
+    The store's own, so that what ``fn`` taught the store about its chats goes with it.
+    """
+    with space_errors(store.conn), store.transaction():
         return fn()
 
 

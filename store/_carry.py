@@ -20,7 +20,6 @@ from protocol import events as ev
 from ._errors import NotFound
 from ._records import AppendResult
 from ._store import Store
-from ._tx import transaction
 
 
 def start_chat(s: Store, created: ev.ChatCreated, *opening: ev.Event) -> AppendResult:
@@ -35,7 +34,7 @@ def start_chat(s: Store, created: ev.ChatCreated, *opening: ev.Event) -> AppendR
         return s.append(created, *opening)
     if s.get_chat(source) is None:
         raise NotFound(f"there is no chat {source!r} to continue from")
-    with transaction(s.conn):
+    with s.transaction():
         first = s.append(created)
         carry(s, source, created.chat_id, created.members)
         rest = s.append(*opening) if opening else AppendResult(())

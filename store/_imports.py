@@ -20,7 +20,6 @@ from story import ImportedCard, ImportedChat, ImportedLorebook, Lorebook, StChat
 
 from ._errors import Invalid
 from ._store import Store
-from ._tx import transaction
 
 _IMAGES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -46,7 +45,7 @@ def put_blob(s: Store, data: bytes, media_type: str) -> str:
     Call it inside the transaction that appends the event naming the blob.
     """
     digest = hashlib.sha256(data).hexdigest()
-    with transaction(s.conn):
+    with s.transaction():
         s.conn.execute(
             "INSERT INTO blobs(sha256, media_type, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (digest, media_type, data),
@@ -62,7 +61,7 @@ def import_card(s: Store, imported: ImportedCard) -> str:
     """
     card = imported.card
     name = card.name.strip()[:MAX_NAME].strip()
-    with transaction(s.conn):
+    with s.transaction():
         avatar = None
         kind = image_type(imported.avatar) if imported.avatar else None
         if imported.avatar and kind is not None:
@@ -95,7 +94,7 @@ def import_lorebook(s: Store, book: Lorebook, fallback_name: str = "Lorebook") -
     if book.format == "character_book":
         raise Invalid("a card's own book stays with its card; import the card instead")
     name = (book.name.strip() or fallback_name)[:MAX_TITLE]
-    with transaction(s.conn):
+    with s.transaction():
         lorebook_id = new_lorebook_id(s, name)
         s.append(
             ev.LorebookImported(lorebook_id, name, book.format, book.source, len(book.entries))
@@ -129,7 +128,7 @@ def import_chat(s: Store, chat: StChat) -> ChatImport:
             f"the chat has {len(names)} characters; a cast holds at most {MAX_CAST}: "
             + ", ".join(names)
         )
-    with transaction(s.conn):
+    with s.transaction():
         created: list[str] = []
         bot_of: dict[str, str] = {}
         for name in names:

@@ -120,8 +120,13 @@ def present_now(conn: Connection, chat_id: str) -> tuple[str, ...]:
     return (*bots, *(people or (YOU_ID,)))
 
 
+def present_json(present: tuple[str, ...]) -> str:
+    """Who was present, as a timeline row keeps it."""
+    return json.dumps(list(present))
+
+
 def _present_json(conn: Connection, chat_id: str, present: ev.Present) -> str:
-    return json.dumps(list(present if present is not None else present_now(conn, chat_id)))
+    return present_json(present if present is not None else present_now(conn, chat_id))
 
 
 def _entity(conn: Connection, entity_id: str) -> None:
@@ -456,10 +461,15 @@ def user_turn(conn: Connection, id: int, _at: str, e: ev.UserTurn) -> None:
     person = e.person_id or YOU_ID
     _person(conn, person)
     _sit(conn, e.chat_id, person)  # whoever speaks is at the table
+    user_line(conn, id, e, person, _present_json(conn, e.chat_id, e.present))
+
+
+def user_line(conn: Connection, id: int, e: ev.UserTurn, person: str, present: str) -> None:
+    """A user turn's timeline row, once its chat, seated speaker and who is present are known."""
     conn.execute(
         "INSERT INTO timeline(event_id, chat_id, kind, speaker_id, text, user_turn_id, "
         "present) VALUES (?, ?, 'user', ?, ?, ?, ?)",
-        (id, e.chat_id, person, e.prose, id, _present_json(conn, e.chat_id, e.present)),
+        (id, e.chat_id, person, e.prose, id, present),
     )
 
 
@@ -475,6 +485,11 @@ def assistant_turn_started(
     conn: Connection, id: int, _at: str, e: ev.AssistantTurnStarted
 ) -> None:
     _chat(conn, e.chat_id)
+    beat_opened(conn, id, e)
+
+
+def beat_opened(conn: Connection, id: int, e: ev.AssistantTurnStarted) -> None:
+    """A beat's start, once its chat is known to exist."""
     _bot(conn, e.speaker_id, live=False)
     _user_turn_of(conn, e.user_turn_id, e.chat_id)
     conn.execute(
@@ -486,6 +501,11 @@ def assistant_turn_started(
 
 def assistant_turn(conn: Connection, id: int, _at: str, e: ev.AssistantTurn) -> None:
     _chat(conn, e.chat_id)
+    assistant_line(conn, id, e, _present_json(conn, e.chat_id, e.present))
+
+
+def assistant_line(conn: Connection, id: int, e: ev.AssistantTurn, present: str) -> None:
+    """A beat's end, once its chat is known to exist and who is present is known."""
     _bot(conn, e.speaker_id, live=False)
     _user_turn_of(conn, e.user_turn_id, e.chat_id)
     if e.started_id is not None:
@@ -511,7 +531,7 @@ def assistant_turn(conn: Connection, id: int, _at: str, e: ev.AssistantTurn) -> 
             int(e.truncated),
             e.interjection_of,
             e.user_turn_id,
-            _present_json(conn, e.chat_id, e.present),
+            present,
         ),
     )
 

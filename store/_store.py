@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -51,6 +52,7 @@ from ._branches import (
 from ._commands import CommandRecord, CommandRun, answer_command, command_record, record_first
 from ._conn import Connection
 from ._errors import Invalid, NotFound, StorageFull, StoreError
+from ._facts import KEEPS_FACTS, FactsCache, project_known
 from ._library import Library
 from ._pg import PgConnection, is_url
 from ._project import HANDLERS, current_branch, seed_projections
@@ -137,13 +139,12 @@ class Store(Queries, Library):
         A cluster node hands out only ids of the shards it holds, so that the
         chats it creates are its own to write (docs/scale-out.md).
         """
-        self._branches: dict[str, int] = {}
-        """Each chat's current branch as last committed, read once instead of at every append.
+        self._facts = FactsCache()
+        """What appending to each chat needs to know, kept between appends (see ``_facts``).
 
-        Used only by an append that is its own transaction (see :meth:`_append`):
-        inside a caller's transaction, which may still roll back, the table is read.
-        An event that opens a branch drops its chat's entry, a failed append or a
-        rebuild drops them all.
+        It follows the transactions opened with :meth:`transaction`; inside a
+        caller's own (``transaction(store.conn)``), which it cannot follow, the
+        tables are read.
         """
 
     @classmethod
@@ -227,15 +228,9 @@ class Store(Queries, Library):
             if isinstance(event, ev.ChatRewound):
                 raise Invalid("a chat is rewound with rewind(), which forks a branch")
             checked.append(self._checked(event))
-        # Only a transaction of its own commits what it read: a caller's may roll back.
-        cached = not self.conn.in_transaction
-        try:
-            with transaction(self.conn):
-                ids = tuple(self._append_one(*one, cached=cached) for one in checked)
-                messages = self._stamp(render(ids)) if render is not None else ()
-        except BaseException:
-            self._branches.clear()
-            raise
+        with self.transaction():
+            ids = tuple([self._append_one(*one) for one in checked])
+            messages = self._stamp(render(ids)) if render is not None else ()
         self._counts["appended"] += len(ids)
         return AppendResult(ids, messages)
 
@@ -247,24 +242,22 @@ class Store(Queries, Library):
         except EventPayloadError as exc:
             raise Invalid(str(exc)) from None
 
-    def _append_one(
-        self, event: ev.Event, kind: str, payload: str, *, cached: bool = False
-    ) -> int:
+    def _append_one(self, event: ev.Event, kind: str, payload: str) -> int:
         """One checked event: its log row (the payload as it was checked) and its projection.
 
-        ``cached``: the chat's branch may come from (and go to) :attr:`_branches`.
+        A turn of a chat whose facts are known is projected without looking
+        them up (:func:`project_known`); any other event by its handler, after
+        which its chat's facts are dropped unless its kind keeps them.
         """
         conn = self.conn
         at = self.now()
         chat_id = ev.chat_of(event)
+        facts = None
         branch = None
         if chat_id is not None:
             self._fence_chat(chat_id)
-            branch = self._branches.get(chat_id) if cached else None
-            if branch is None:
-                branch = current_branch(conn, chat_id)
-                if cached:
-                    self._branches[chat_id] = branch
+            facts = self._facts.get(conn, chat_id)
+            branch = facts.branch if facts is not None else current_branch(conn, chat_id)
         conn.execute(
             "INSERT INTO event_log(at, chat_id, kind, payload, branch_id) VALUES (?, ?, ?, ?, ?)",
             (at, chat_id, kind, payload, branch),
@@ -273,15 +266,48 @@ class Store(Queries, Library):
         if self.command is not None:
             record_first(conn, self.command, event_id)  # same transaction as the event
         self.decoded.keep(event_id, kind, payload, event)
-        HANDLERS[kind](conn, event_id, at, event)
+        if facts is None or not project_known(conn, event_id, event, facts):
+            HANDLERS[kind](conn, event_id, at, event)
+            if kind not in KEEPS_FACTS:
+                if chat_id is None:
+                    self._facts.forget_all()
+                else:
+                    self._facts.forget(chat_id)
         if chat_id is not None and kind in _OPENS_A_BRANCH:
-            self._branches.pop(chat_id, None)
             # On the branch current once it applied: a fork's own event opens its branch.
             conn.execute(
                 "UPDATE event_log SET branch_id = ? WHERE id = ?",
                 (current_branch(conn, chat_id), event_id),
             )
         return event_id
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One transaction (a savepoint inside another), its facts kept only once it commits.
+
+        Group writes in it (``with store.transaction(): store.append(...)``)
+        to commit them together: what the appends learned about their chats
+        is kept when it commits, dropped when it rolls back. A transaction
+        opened straight on the connection works too, with the tables read at
+        every append. Inside this one, appends must not run in a savepoint
+        opened on the connection (``with conn:``): should it roll back while
+        this one goes on, what they learned would stay.
+        """
+        return self._facts.transaction(self.conn)
+
+    def forget_chat(self, chat_id: str) -> None:
+        """Drop what the store keeps in memory about a chat; it is read again when needed.
+
+        For whoever changes the chat's tables behind the store's back: another
+        process that took the chat over, say. Rewinds, forks, switches and
+        rebuilds drop it themselves.
+        """
+        self._facts.forget(chat_id)
+        self.decoded.forget(chat_id)
+
+    def forget_all(self) -> None:
+        """Drop what the store keeps in memory about every chat."""
+        self._facts.forget_all()
+        self.decoded.forget()
 
     def record(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
         """Stamp and journal chat messages that no event produced (e.g. ``turn_settled``)."""
@@ -551,8 +577,8 @@ class Store(Queries, Library):
         return self._branch(ev.BranchSwitched(chat_id, branch_id))
 
     def _branch(self, event: ev.ChatRewound | ev.BranchForked | ev.BranchSwitched) -> int:
-        self._branches.clear()
-        with transaction(self.conn):
+        self._facts.forget(event.chat_id)
+        with self.transaction():
             keep_view(self.conn, event.chat_id)
             event_id = self._append_one(*self._checked(event))
             reproject_chat(self.conn, event.chat_id, self.decoded)
@@ -595,20 +621,6 @@ class Store(Queries, Library):
         only the beats answering user turns from ``since`` on."""
         return beat_alternatives(self.conn, chat_id, since)
 
-    def forget_chat(self, chat_id: str) -> None:
-        """Drop what is remembered of the chat between calls: read it afresh next time.
-
-        For a chat another process may have written since (a cluster node
-        taking a chat over, docs/scale-out.md).
-        """
-        self._branches.pop(chat_id, None)
-        self.decoded.forget(chat_id)
-
-    def forget_all(self) -> None:
-        """:meth:`forget_chat` for every chat."""
-        self._branches.clear()
-        self.decoded.forget()
-
     def rebuild(self) -> int:
         """Recompute every projection and visibility mark from the log alone.
 
@@ -616,7 +628,7 @@ class Store(Queries, Library):
         the appends built one by one; the property tests hold it to that.
         """
         started = time.perf_counter()
-        self._branches.clear()
+        self._facts.forget_all()
         with transaction(self.conn):
             _history.recompute_rewinds(self.conn)
             replayed = _history.reproject(self.conn)

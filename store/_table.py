@@ -15,7 +15,6 @@ from protocol import events as ev
 from ._commands import record_first
 from ._records import AppendResult
 from ._store import Store
-from ._tx import transaction
 from ._writes import add_user_turn
 
 
@@ -39,7 +38,7 @@ def queue_turn(
     s: Store, chat_id: str, person_id: str, prose: str, reply_as: str | None
 ) -> AppendResult:
     """Put a turn at the end of the chat's queue; ``ids`` holds its queue id."""
-    with transaction(s.conn):
+    with s.transaction():
         s.conn.execute(
             "INSERT INTO turn_queue(chat_id, person_id, prose, reply_as, at) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -56,7 +55,7 @@ def drop_queued(s: Store, chat_id: str, queue_ids: tuple[int, ...]) -> AppendRes
     """Take turns out of the chat's queue (their person cancelled them, or they cannot run)."""
     if not queue_ids:
         return AppendResult(())
-    with transaction(s.conn):
+    with s.transaction():
         for queue_id in queue_ids:
             s.conn.execute(
                 "DELETE FROM turn_queue WHERE chat_id = ? AND id = ?", (chat_id, queue_id)
@@ -66,7 +65,7 @@ def drop_queued(s: Store, chat_id: str, queue_ids: tuple[int, ...]) -> AppendRes
 
 def start_queued(s: Store, queue_id: int, said: ev.UserTurn) -> AppendResult:
     """The queue's next turn runs: its ``user_turn`` is appended as its row goes, atomically."""
-    with transaction(s.conn):
+    with s.transaction():
         s.conn.execute(
             "DELETE FROM turn_queue WHERE chat_id = ? AND id = ?", (said.chat_id, queue_id)
         )

@@ -9,15 +9,10 @@ SQLite itself (its query plans, its file copies, its full disk) is marked
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
-import psycopg
 import pytest
-from storeworld import Where, add_bot, add_chat, open_store
+from storeworld import Places, Where, add_bot, add_chat, open_store
 
 from store import Store
 from tests.support.servers import PostgresServer, postgres_server
@@ -40,34 +35,6 @@ def postgres() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the whole run; each test gets databases of its own on it."""
     with postgres_server() as server:
         yield server
-
-
-class Places:
-    """Where a test's stores live: fresh folders, or fresh schemas on the test server."""
-
-    _names = itertools.count(1)
-
-    def __init__(self, backend: str, server: PostgresServer | None) -> None:
-        self.backend = backend
-        self.server = server
-
-    @contextlib.contextmanager
-    def fresh(self) -> Iterator[Where]:
-        """A new, empty place for a store, gone after the block."""
-        if self.server is None:
-            with tempfile.TemporaryDirectory() as folder:
-                yield Path(folder)
-            return
-        # A schema of its own in the server's database: as empty as a new database
-        # to a store whose session searches only it, and much cheaper to make.
-        name = f"store_{next(self._names)}"
-        with psycopg.connect(self.server.url, autocommit=True) as admin:
-            admin.execute(f"CREATE SCHEMA {name}")
-        try:
-            yield f"{self.server.url}?options=-csearch_path%3D{name}"
-        finally:
-            with psycopg.connect(self.server.url, autocommit=True) as admin:
-                admin.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 @pytest.fixture

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from protocol import Segment
 from protocol import events as ev
 from store import Store
 from store._schema import PROJECTION_TABLES
+
+if TYPE_CHECKING:
+    from tests.support.servers import PostgresServer
 
 
 def ticking_clock(start: int = 0) -> Callable[[], str]:
@@ -93,3 +100,31 @@ def dump_projections(store: Store) -> dict[str, list[tuple[Any, ...]]]:
 def log_count(store: Store) -> int:
     """How many rows the log holds."""
     return store.event_count()
+
+
+class Places:
+    """Where a test's stores live: fresh folders, or fresh schemas on the test server."""
+
+    _names = itertools.count(1)
+
+    def __init__(self, backend: str, server: PostgresServer | None) -> None:
+        self.backend = backend
+        self.server = server
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[Where]:
+        """A new, empty place for a store, gone after the block."""
+        if self.server is None:
+            with tempfile.TemporaryDirectory() as folder:
+                yield Path(folder)
+            return
+        # A schema of its own in the server's database: as empty as a new database
+        # to a store whose session searches only it, and much cheaper to make.
+        name = f"store_{next(self._names)}"
+        with psycopg.connect(self.server.url, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield f"{self.server.url}?options=-csearch_path%3D{name}"
+        finally:
+            with psycopg.connect(self.server.url, autocommit=True) as admin:
+                admin.execute(f"DROP SCHEMA {name} CASCADE")

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from conftest import Places
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storeworld import Where, open_store
+from storeworld import Places, Where, open_store
 from test_store_property import MOVES, play
 
 from protocol import events as ev

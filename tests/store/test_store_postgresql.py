@@ -8,8 +8,7 @@ import psycopg
 import pytest
 import trio
 import trio.testing
-from conftest import Places
-from storeworld import add_bot, add_chat, exchange, open_store, said
+from storeworld import Places, add_bot, add_chat, exchange, open_store, said
 
 from protocol import events as ev
 from store import AsyncStore, Invalid, Store, StoreError, Unavailable

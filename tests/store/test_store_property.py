@@ -17,10 +17,9 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from conftest import Places
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storeworld import Where, dump_projections, open_store, said
+from storeworld import Places, Where, dump_projections, open_store, said
 
 from protocol import Artifacts, KnowledgeArtifact, ObjectArtifact
 from protocol import events as ev
