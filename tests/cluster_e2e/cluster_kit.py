@@ -28,6 +28,8 @@ import attrs
 import psycopg
 import trio
 
+from cluster import owner_by_rendezvous, shard_of
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "cluster-token"
 LEASE_TTL = 3.0
@@ -341,8 +343,6 @@ class Cluster:
 
     def balanced(self) -> dict[int, Lease] | None:
         """The lease table once every shard is held by its desired owner among the live nodes."""
-        from cluster import owner_by_rendezvous
-
         live = [n.node_id for n in self.alive()]
         table = leases(self.store)
         if len(table) == 0:
@@ -369,15 +369,11 @@ class Cluster:
         await self.settle()
 
     def owner_of(self, chat_id: str) -> Node:
-        from cluster import shard_of
-
         lease = leases(self.store)[shard_of(chat_id)]
         assert lease.live, f"nobody holds chat {chat_id}'s shard"
         return self.node(lease.owner)
 
     def lease_of(self, chat_id: str) -> Lease:
-        from cluster import shard_of
-
         return leases(self.store)[shard_of(chat_id)]
 
     # --- the end ---
