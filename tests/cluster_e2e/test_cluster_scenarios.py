@@ -315,6 +315,8 @@ async def test_an_owner_killed_mid_turn_leaves_its_beat_truncated(cluster: Clust
             streamed.streamed
         )
         assert_clean(viewer, chat_id)
+        settled_too = turn in seen(viewer, chat_id).settled
+        print(f"the interrupted turn settled for the viewer: {settled_too}")
 
         # The chat goes on with its new owner.
         second = await send_turn(viewer, chat_id)
@@ -412,6 +414,8 @@ async def test_a_node_joining_takes_its_share_while_chats_stream(cluster: Cluste
     print(f"{len(moved)} of {len(before)} shards moved to the joining node (1/N: {share:.0f})")
     assert all(after[s].owner == joining.node_id for s in moved), "only to the new node"
     assert share / 2 <= len(moved) <= share * 1.5
+    cut = sum(truncated for _, truncated in results)
+    print(f"beats cut by a handover: {cut} of {len(results)}")
     for (text, truncated), chat, viewer, turn in zip(results, chats, viewers, turns, strict=True):
         assert_clean(viewer, chat)
         (beat,) = await db(beats_of, cluster.store, chat, turn)
@@ -478,6 +482,7 @@ async def test_postgres_restarted_owners_fence_themselves_and_come_back(
                 await figures_until(client, lambda f: f["leases"]["held"] == 0)
         finally:
             await trio.to_thread.run_sync(cluster.pg.start)
+        back_at = trio.current_time()
         lost_after = [(await c.statistics())["leases"]["lost"] for c in watchers]
         assert all(a > b for a, b in zip(lost_after, lost_before, strict=True)), lost_after
 
@@ -493,6 +498,8 @@ async def test_postgres_restarted_owners_fence_themselves_and_come_back(
         # Every shard a node holds again, it has adopted: its chats are writable.
         for client in watchers:
             await figures_until(client, lambda f: f["shards"] == f["leases"]["held"])
+        took = trio.current_time() - back_at
+        print(f"every shard granted again and adopted {took:.1f} s after the database came back")
 
         chat_id = await new_chat(watchers[0])
         owner = await db(cluster.owner_of, chat_id)
