@@ -186,7 +186,9 @@ class Node(Process):
 
 
 @attrs.frozen
-class Lease:
+class LeaseRow:
+    """One row of the lease table as the test reads it."""
+
     owner: str | None
     epoch: int
     live: bool
@@ -199,31 +201,19 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
         return conn.execute(sql, params).fetchall()
 
 
-def leases(url: str) -> dict[int, Lease]:
+def leases(url: str) -> dict[int, LeaseRow]:
     rows = query(
         url,
         "SELECT shard, owner, epoch, owner IS NOT NULL AND expires_at > clock_timestamp() "
         "FROM shard_leases",
     )
-    return {int(s): Lease(o, int(e), bool(live)) for s, o, e, live in rows}
+    return {int(s): LeaseRow(o, int(e), bool(live)) for s, o, e, live in rows}
 
 
 def node_ids(url: str) -> dict[str, str]:
     """The newest node id of every address ``host:port``."""
     rows = query(url, "SELECT address, node_id FROM nodes ORDER BY started_at")
     return {address: node_id for address, node_id in rows}
-
-
-def owners(table: dict[int, Lease]) -> dict[int, str | None]:
-    return {s: (lease.owner if lease.live else None) for s, lease in table.items()}
-
-
-def count_by_owner(table: dict[int, Lease]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for lease in table.values():
-        if lease.live and lease.owner is not None:
-            counts[lease.owner] = counts.get(lease.owner, 0) + 1
-    return counts
 
 
 def events(url: str, chat_id: str, kind: str) -> list[tuple[int, dict[str, Any]]]:
@@ -341,7 +331,7 @@ class Cluster:
 
     # --- who owns what ---
 
-    def balanced(self) -> dict[int, Lease] | None:
+    def balanced(self) -> dict[int, LeaseRow] | None:
         """The lease table once every shard is held by its desired owner among the live nodes."""
         live = [n.node_id for n in self.alive()]
         table = leases(self.store)
@@ -352,10 +342,10 @@ class Cluster:
                 return None
         return table
 
-    def wait_balanced(self, within: float = 90.0) -> dict[int, Lease]:
+    def wait_balanced(self, within: float = 90.0) -> dict[int, LeaseRow]:
         return poll("every shard held by its desired owner", self.balanced, within)
 
-    async def settle(self, within: float = 90.0) -> dict[int, Lease]:
+    async def settle(self, within: float = 90.0) -> dict[int, LeaseRow]:
         """Until every shard is held by its desired owner among the live nodes."""
         return await apoll("every shard held by its desired owner", self.balanced, within)
 
@@ -373,7 +363,7 @@ class Cluster:
         assert lease.live, f"nobody holds chat {chat_id}'s shard"
         return self.node(lease.owner)
 
-    def lease_of(self, chat_id: str) -> Lease:
+    def lease_of(self, chat_id: str) -> LeaseRow:
         return leases(self.store)[shard_of(chat_id)]
 
     # --- the end ---
