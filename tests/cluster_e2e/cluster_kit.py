@@ -92,6 +92,8 @@ class Process:
     log: Path
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    stopped: bool = False
+    """We stopped it (or killed it): its exit is no crash."""
 
     def spawn(self) -> None:
         with self.log.open("ab") as out:
@@ -116,6 +118,7 @@ class Process:
 
     def kill(self) -> None:
         """``kill -9`` of the whole group, and wait for it."""
+        self.stopped = True
         if self.running:
             assert self.proc is not None
             self.signal(signal.SIGKILL)
@@ -171,6 +174,7 @@ class Node(Process):
 
     def stop(self) -> None:
         """SIGTERM (after SIGCONT), SIGKILL past the bound."""
+        self.stopped = True
         if not self.running:
             return
         assert self.proc is not None
@@ -349,8 +353,22 @@ class Cluster:
         """Until every shard is held by its desired owner among the live nodes."""
         return await apoll("every shard held by its desired owner", self.balanced, within)
 
+    def crashed(self) -> list[Node]:
+        """The nodes that exited on their own: a node must ride out every fault we make."""
+        return [n for n in self.nodes if n.proc is not None and not n.running and not n.stopped]
+
+    def assert_none_crashed(self) -> None:
+        crashed = self.crashed()
+        logs = "\n".join(f"--- {n.name}:\n{n.tail(60)}" for n in crashed)
+        assert not crashed, f"nodes exited on their own:\n{logs}"
+
     async def ensure(self, count: int = 3) -> None:
-        """At least ``count`` live nodes, every paused one let go on, the shards settled."""
+        """At least ``count`` live nodes, every paused one let go on, the shards settled.
+
+        A node that exited on its own fails the scenario first: a new node in its
+        place would hide the crash.
+        """
+        self.assert_none_crashed()
         for node in self.nodes:
             if node.paused:
                 node.resume()
@@ -371,6 +389,7 @@ class Cluster:
     def stop(self) -> None:
         """Every node stopped (SIGTERM, then SIGKILL), then the model."""
         for node in self.nodes:
+            node.stopped = True
             node.resume()
             node.signal(signal.SIGTERM)
         for node in self.nodes:
