@@ -28,6 +28,8 @@ import attrs
 import psycopg
 import trio
 
+from cluster import owner_by_rendezvous, shard_of
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "cluster-token"
 LEASE_TTL = 3.0
@@ -90,6 +92,8 @@ class Process:
     log: Path
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    stopped: bool = False
+    """We stopped it (or killed it): its exit is no crash."""
 
     def spawn(self) -> None:
         with self.log.open("ab") as out:
@@ -114,6 +118,7 @@ class Process:
 
     def kill(self) -> None:
         """``kill -9`` of the whole group, and wait for it."""
+        self.stopped = True
         if self.running:
             assert self.proc is not None
             self.signal(signal.SIGKILL)
@@ -169,6 +174,7 @@ class Node(Process):
 
     def stop(self) -> None:
         """SIGTERM (after SIGCONT), SIGKILL past the bound."""
+        self.stopped = True
         if not self.running:
             return
         assert self.proc is not None
@@ -184,7 +190,9 @@ class Node(Process):
 
 
 @attrs.frozen
-class Lease:
+class LeaseRow:
+    """One row of the lease table as the test reads it."""
+
     owner: str | None
     epoch: int
     live: bool
@@ -197,31 +205,19 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
         return conn.execute(sql, params).fetchall()
 
 
-def leases(url: str) -> dict[int, Lease]:
+def leases(url: str) -> dict[int, LeaseRow]:
     rows = query(
         url,
         "SELECT shard, owner, epoch, owner IS NOT NULL AND expires_at > clock_timestamp() "
         "FROM shard_leases",
     )
-    return {int(s): Lease(o, int(e), bool(live)) for s, o, e, live in rows}
+    return {int(s): LeaseRow(o, int(e), bool(live)) for s, o, e, live in rows}
 
 
 def node_ids(url: str) -> dict[str, str]:
     """The newest node id of every address ``host:port``."""
     rows = query(url, "SELECT address, node_id FROM nodes ORDER BY started_at")
     return {address: node_id for address, node_id in rows}
-
-
-def owners(table: dict[int, Lease]) -> dict[int, str | None]:
-    return {s: (lease.owner if lease.live else None) for s, lease in table.items()}
-
-
-def count_by_owner(table: dict[int, Lease]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for lease in table.values():
-        if lease.live and lease.owner is not None:
-            counts[lease.owner] = counts.get(lease.owner, 0) + 1
-    return counts
 
 
 def events(url: str, chat_id: str, kind: str) -> list[tuple[int, dict[str, Any]]]:
@@ -339,10 +335,8 @@ class Cluster:
 
     # --- who owns what ---
 
-    def balanced(self) -> dict[int, Lease] | None:
+    def balanced(self) -> dict[int, LeaseRow] | None:
         """The lease table once every shard is held by its desired owner among the live nodes."""
-        from cluster import owner_by_rendezvous
-
         live = [n.node_id for n in self.alive()]
         table = leases(self.store)
         if len(table) == 0:
@@ -352,15 +346,29 @@ class Cluster:
                 return None
         return table
 
-    def wait_balanced(self, within: float = 90.0) -> dict[int, Lease]:
+    def wait_balanced(self, within: float = 90.0) -> dict[int, LeaseRow]:
         return poll("every shard held by its desired owner", self.balanced, within)
 
-    async def settle(self, within: float = 90.0) -> dict[int, Lease]:
+    async def settle(self, within: float = 90.0) -> dict[int, LeaseRow]:
         """Until every shard is held by its desired owner among the live nodes."""
         return await apoll("every shard held by its desired owner", self.balanced, within)
 
+    def crashed(self) -> list[Node]:
+        """The nodes that exited on their own: a node must ride out every fault we make."""
+        return [n for n in self.nodes if n.proc is not None and not n.running and not n.stopped]
+
+    def assert_none_crashed(self) -> None:
+        crashed = self.crashed()
+        logs = "\n".join(f"--- {n.name}:\n{n.tail(60)}" for n in crashed)
+        assert not crashed, f"nodes exited on their own:\n{logs}"
+
     async def ensure(self, count: int = 3) -> None:
-        """At least ``count`` live nodes, every paused one let go on, the shards settled."""
+        """At least ``count`` live nodes, every paused one let go on, the shards settled.
+
+        A node that exited on its own fails the scenario first: a new node in its
+        place would hide the crash.
+        """
+        self.assert_none_crashed()
         for node in self.nodes:
             if node.paused:
                 node.resume()
@@ -369,15 +377,11 @@ class Cluster:
         await self.settle()
 
     def owner_of(self, chat_id: str) -> Node:
-        from cluster import shard_of
-
         lease = leases(self.store)[shard_of(chat_id)]
         assert lease.live, f"nobody holds chat {chat_id}'s shard"
         return self.node(lease.owner)
 
-    def lease_of(self, chat_id: str) -> Lease:
-        from cluster import shard_of
-
+    def lease_of(self, chat_id: str) -> LeaseRow:
         return leases(self.store)[shard_of(chat_id)]
 
     # --- the end ---
@@ -385,6 +389,7 @@ class Cluster:
     def stop(self) -> None:
         """Every node stopped (SIGTERM, then SIGKILL), then the model."""
         for node in self.nodes:
+            node.stopped = True
             node.resume()
             node.signal(signal.SIGTERM)
         for node in self.nodes:

@@ -50,6 +50,8 @@ def cluster(pg: PostgresServer, request: pytest.FixtureRequest) -> Iterator[Clus
             running.start_nodes(3)
             running.wait_balanced()
             yield running
+            # The last scenario's faults too: no node may have gone down on its own.
+            running.assert_none_crashed()
         except BaseException:
             print(running.tails())
             raise

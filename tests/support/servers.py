@@ -164,6 +164,27 @@ class PostgresServer(Server):
     def url(self) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
+    def start(self) -> None:
+        """Start, and return once the server takes sessions, not just TCP connections.
+
+        A postmaster listens before it has recovered its data; until then it
+        answers every session with "the database system is starting up".
+        """
+        super().start()
+        bindir = postgres_bin()
+        deadline = time.monotonic() + START_WITHIN
+        while time.monotonic() < deadline:
+            ready = subprocess.run(
+                [str(bindir / "pg_isready"), *_where(self.port), "-d", "postgres", "-t", "1"],
+                capture_output=True,
+            )
+            if ready.returncode == 0:
+                return
+            time.sleep(0.05)  # waiting on another process, bounded by START_WITHIN
+        raise RuntimeError(
+            f"{self.name} took no sessions within {START_WITHIN} s: {_tail(self.log)}"
+        )
+
     def kill(self) -> None:
         """Stop at once, and return only once the old postmaster is gone for good.
 
