@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "cluster_e2e")]
 
 import trio  # noqa: E402
-from _load import GREETING, PERSONA, PROSE, cpu_seconds, percentile  # noqa: E402
+from _load import GREETING, PERSONA, PROSE, percentile  # noqa: E402
 from _report import report  # noqa: E402
 from cluster_kit import (  # noqa: E402
     LEASE_TTL,
@@ -90,8 +90,8 @@ CHATS_K = 120
 CONNECTIONS = 200
 CONTROLS = 8
 """Connections that make and drive the memory phase's chats."""
-LOAD_CHATS = 36
-LOAD_TURNS = 3
+LOAD_CHATS = 48
+LOAD_TURNS = 5
 LATENCY_CHATS = 3
 LATENCY_TURNS = 2
 TURN_WITHIN = 120.0
@@ -255,6 +255,32 @@ async def steady_rss(node: Node) -> int:
     return int(statistics.median(looks))
 
 
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process and all its descendants (a server and its workers, which
+    may each have a session of their own), the children they reaped included."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    spent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        spent[pid] = sum(int(f) for f in fields[11:15])
+    family = {root}
+    for _ in range(8):  # a server's tree is a few levels deep
+        family |= {pid for pid, parent in parents.items() if parent in family}
+    return sum(spent.get(pid, 0) for pid in family) / tick
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy, every core, whoever ran."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -360,11 +386,14 @@ async def load(cluster: Cluster, chats: list[str]) -> dict[str, Any]:
             for chat_id, a in zip(chats, first, strict=True):
                 nursery.start_soon(warm, chat_id, a)
         tokens_before = sum(v.tokens for v in first + second)
-        pids = {n.name: n.proc.pid for n in nodes if n.proc is not None}
-        assert cluster.model.proc is not None
-        pids["model"] = cluster.model.proc.pid
-        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        sessions = {n.name: n.proc.pid for n in nodes if n.proc is not None}
+        for name, server in (("model", cluster.model), ("postgresql", cluster.pg)):
+            assert server.proc is not None
+            sessions[name] = server.proc.pid
+        sessions["redis"] = cluster.redis.proc.pid
+        cpu_before = {name: tree_cpu(sid) for name, sid in sessions.items()}
         own_before = own_cpu()
+        busy_before = machine_busy()
         started = time.perf_counter()
 
         async def turns(chat_id: str, a: Viewer, b: Viewer) -> None:
@@ -376,11 +405,12 @@ async def load(cluster: Cluster, chats: list[str]) -> dict[str, Any]:
             for chat_id, a, b in zip(chats, first, second, strict=True):
                 nursery.start_soon(turns, chat_id, a, b)
         elapsed = time.perf_counter() - started
-        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu = {name: tree_cpu(sid) - cpu_before[name] for name, sid in sessions.items()}
         cpu["clients"] = own_cpu() - own_before
+        cpu["anything_else"] = max(0.0, machine_busy() - busy_before - sum(cpu.values()))
         tokens = sum(v.tokens for v in first + second) - tokens_before
+        done = len(chats) * LOAD_TURNS
         problems = sum(len(fold(v.about(c)).problems) for v in first for c in chats)
-    done = len(chats) * LOAD_TURNS
     return {
         "nodes": len(nodes),
         "turns": done,
@@ -388,6 +418,11 @@ async def load(cluster: Cluster, chats: list[str]) -> dict[str, Any]:
         "turns_per_second": done / elapsed,
         "tokens_delivered_per_second": tokens / elapsed,
         "cpu_seconds": cpu,
+        "cpu_ms_per_turn_nodes": sum(v for k, v in cpu.items() if k.startswith("node"))
+        / done
+        * 1000,
+        "cpu_ms_per_turn_all": (sum(cpu.values()) - cpu["anything_else"]) / done * 1000,
+        "chats_per_node": {n.name: sum(o is n for o in owners) for n in nodes},
         "cpu_share_of_machine": sum(cpu.values()) / (elapsed * (os.cpu_count() or 1)),
         "viewer_problems": problems,
     }
@@ -565,8 +600,12 @@ async def pause(cluster: Cluster) -> dict[str, Any]:
                         break
                     await trio.sleep(0.05)  # polling the lease table
             taken = time.perf_counter() - paused
+            # Past the whole TTL, not only past the lease's expiry (a renewal came
+            # up to a round before the pause).
+            await trio.sleep(max(0.0, paused + LEASE_TTL + ROUND - time.perf_counter()))
         finally:
             owner.resume()
+            paused_for = time.perf_counter() - paused
         for viewer in (near, far):
             await viewer.until(lambda v=viewer: ended(v, chat_id, turn), TURN_WITHIN)
         # Awake again, the old owner finds its lease gone; what it still tried to write
@@ -589,7 +628,8 @@ async def pause(cluster: Cluster) -> dict[str, Any]:
     gaps = sum(("gap" in p or "hole" in p) for p in view_problems)
     return {
         "lease_ttl_s": LEASE_TTL,
-        "paused_s": taken,
+        "paused_s": paused_for,
+        "shard_taken_after_s": taken,
         "fenced_rejections": stats["fenced_rejections"] - stats_before["fenced_rejections"],
         "fenced_by_database": stats["fenced_by_database"] - stats_before["fenced_by_database"],
         "shards_lost": stats["lost"] - stats_before["lost"],
@@ -665,23 +705,34 @@ def main() -> None:
             f"{fail.get('turn_accepted_s', float('nan')):.2f} s",
         ),
         (
-            f"pause past the lease ({paused['paused_s']:.1f} s)",
+            f"pause {paused['paused_s']:.1f} s (shard taken after "
+            f"{paused['shard_taken_after_s']:.1f} s)",
             f"fenced rejections {paused['fenced_rejections']}, duplicates "
             f"{paused['duplicates']}, gaps {paused['gaps']}",
         ),
     ]
     for count in ("1", "2", "3"):
         run = put[count]
-        rows.append(
+        nodes_cpu = sum(v for k, v in run["cpu_seconds"].items() if k.startswith("node"))
+        rows += [
             (
                 f"throughput, {count} node(s)",
                 f"{run['turns_per_second']:.2f} turns/s "
                 f"({run['turns_per_second_over_1_node']:.2f}x), "
                 f"{run['tokens_delivered_per_second']:,.0f} tokens/s delivered "
-                f"({run['tokens_per_second_over_1_node']:.2f}x), "
-                f"machine CPU {run['cpu_share_of_machine']:.0%}",
-            )
-        )
+                f"({run['tokens_per_second_over_1_node']:.2f}x)",
+            ),
+            (
+                "  machine busy; of it, the nodes",
+                f"{run['cpu_share_of_machine']:.0%}; "
+                f"{nodes_cpu / (run['seconds'] * (figures['cores'] or 1)):.0%} "
+                f"(chats per node {sorted(run['chats_per_node'].values(), reverse=True)})",
+            ),
+            (
+                "  CPU per turn: the nodes; all the run's processes",
+                f"{run['cpu_ms_per_turn_nodes']:.0f} ms; {run['cpu_ms_per_turn_all']:.0f} ms",
+            ),
+        ]
     rows += [
         ("node RSS idle", f"{mem['idle_rss_kib'] / 1024:.1f} MiB"),
         (
