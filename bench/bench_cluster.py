@@ -1,6 +1,6 @@
 """The cluster's figures: latency across nodes, failover, a paused owner, scaling, memory.
 
-Run: PYTHONPATH=. .venv/bin/python bench/bench_cluster.py   (about five minutes;
+Run: PYTHONPATH=. .venv/bin/python bench/bench_cluster.py   (two to three minutes;
 starts its own PostgreSQL and redis-server on loopback; writes
 bench/results/cluster.json)
 
@@ -257,7 +257,7 @@ async def steady_rss(node: Node) -> int:
 
 def tree_cpu(root: int) -> float:
     """CPU seconds of a process and all its descendants (a server and its workers, which
-    may each have a session of their own), the children they reaped included."""
+    may each be a process group of its own), the children they reaped included."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     spent: dict[int, int] = {}
@@ -386,12 +386,12 @@ async def load(cluster: Cluster, chats: list[str]) -> dict[str, Any]:
             for chat_id, a in zip(chats, first, strict=True):
                 nursery.start_soon(warm, chat_id, a)
         tokens_before = sum(v.tokens for v in first + second)
-        sessions = {n.name: n.proc.pid for n in nodes if n.proc is not None}
+        roots = {n.name: n.proc.pid for n in nodes if n.proc is not None}
         for name, server in (("model", cluster.model), ("postgresql", cluster.pg)):
             assert server.proc is not None
-            sessions[name] = server.proc.pid
-        sessions["redis"] = cluster.redis.proc.pid
-        cpu_before = {name: tree_cpu(sid) for name, sid in sessions.items()}
+            roots[name] = server.proc.pid
+        roots["redis"] = cluster.redis.proc.pid
+        cpu_before = {name: tree_cpu(pid) for name, pid in roots.items()}
         own_before = own_cpu()
         busy_before = machine_busy()
         started = time.perf_counter()
@@ -405,9 +405,9 @@ async def load(cluster: Cluster, chats: list[str]) -> dict[str, Any]:
             for chat_id, a, b in zip(chats, first, second, strict=True):
                 nursery.start_soon(turns, chat_id, a, b)
         elapsed = time.perf_counter() - started
-        cpu = {name: tree_cpu(sid) - cpu_before[name] for name, sid in sessions.items()}
+        cpu = {name: tree_cpu(pid) - cpu_before[name] for name, pid in roots.items()}
         cpu["clients"] = own_cpu() - own_before
-        cpu["anything_else"] = max(0.0, machine_busy() - busy_before - sum(cpu.values()))
+        cpu["rest_of_machine"] = max(0.0, machine_busy() - busy_before - sum(cpu.values()))
         tokens = sum(v.tokens for v in first + second) - tokens_before
         done = len(chats) * LOAD_TURNS
         problems = sum(len(fold(v.about(c)).problems) for v in first for c in chats)
@@ -421,7 +421,7 @@ async def load(cluster: Cluster, chats: list[str]) -> dict[str, Any]:
         "cpu_ms_per_turn_nodes": sum(v for k, v in cpu.items() if k.startswith("node"))
         / done
         * 1000,
-        "cpu_ms_per_turn_all": (sum(cpu.values()) - cpu["anything_else"]) / done * 1000,
+        "cpu_ms_per_turn_all": (sum(cpu.values()) - cpu["rest_of_machine"]) / done * 1000,
         "chats_per_node": {n.name: sum(o is n for o in owners) for n in nodes},
         "cpu_share_of_machine": sum(cpu.values()) / (elapsed * (os.cpu_count() or 1)),
         "viewer_problems": problems,
@@ -570,6 +570,8 @@ async def failover(cluster: Cluster) -> dict[str, Any]:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(shards_held)
             nursery.start_soon(turn_accepted)
+    if "all_shards_s" in times:
+        times["all_shards_over_ttl"] = times["all_shards_s"] / LEASE_TTL
     return {"lease_ttl_s": LEASE_TTL, "round_s": ROUND, "shards_moved": len(theirs), **times}
 
 
@@ -698,7 +700,7 @@ def main() -> None:
             f"failover (TTL {fail['lease_ttl_s']:g} s): shards held elsewhere",
             f"{fail.get('all_shards_s', float('nan')):.2f} s "
             f"(first {fail.get('first_shard_s', float('nan')):.2f} s, "
-            f"{fail['shards_moved']} shards)",
+            f"{fail['shards_moved']} shards; {fail.get('all_shards_over_ttl', 0):.2f}x the TTL)",
         ),
         (
             "failover: a turn accepted via a survivor",
