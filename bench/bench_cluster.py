@@ -128,6 +128,12 @@ class Viewer(Client):
                     self.streamed[message["chat_id"]] += len(message["text"])
                 elif kind == "turn_settled":
                     self.settled[message["chat_id"]].add(message["user_turn_id"])
+                elif kind == "chat_state":
+                    # Started afresh (a resync): a turn whose beat the state shows is over,
+                    # though its turn_settled may have gone by unseen.
+                    self.settled[message["chat_id"]].update(
+                        t["user_turn_id"] for t in message["timeline"] if t["kind"] == "assistant"
+                    )
                 self._arrived.set()
                 self._arrived = trio.Event()
         except ConnectionClosed:
@@ -176,7 +182,7 @@ async def viewers(nodes: list[Node]) -> AsyncIterator[list[Viewer]]:
 
 
 async def available(client: Client, type: str, **fields: Any) -> Message:
-    """A command's answer, sent again while it is ``unavailable`` or ``rate_limited``.
+    """A command's answer, sent again while it is ``unavailable``, ``rate_limited`` or ``busy``.
 
     A command that writes carries a ``command_id``, the same each time, so it runs once.
     """
@@ -185,7 +191,7 @@ async def available(client: Client, type: str, **fields: Any) -> Message:
     with trio.fail_after(TURN_WITHIN):
         while True:
             answer = await client.ask(type, **fields)
-            if answer.get("code") not in ("unavailable", "rate_limited"):
+            if answer.get("code") not in ("unavailable", "rate_limited", "busy"):
                 if answer["type"] == "error":
                     raise RuntimeError(f"{type} refused: {answer}")
                 return answer
@@ -637,6 +643,9 @@ async def pause(cluster: Cluster) -> dict[str, Any]:
         "shards_lost": stats["lost"] - stats_before["lost"],
         "duplicates": duplicates + max(0, len(beats) - 1),
         "gaps": gaps + log_gaps,
+        "as_required": stats["fenced_rejections"] > stats_before["fenced_rejections"]
+        and duplicates + max(0, len(beats) - 1) == 0
+        and gaps + log_gaps == 0,
         "beat_ends_in_log": len(beats),
         "resyncs": {name: view.resyncs for name, view in views.items()},
         "viewer_problems": view_problems,
@@ -710,7 +719,8 @@ def main() -> None:
             f"pause {paused['paused_s']:.1f} s (shard taken after "
             f"{paused['shard_taken_after_s']:.1f} s)",
             f"fenced rejections {paused['fenced_rejections']}, duplicates "
-            f"{paused['duplicates']}, gaps {paused['gaps']}",
+            f"{paused['duplicates']}, gaps {paused['gaps']} "
+            f"({'as' if paused['as_required'] else 'NOT as'} required: > 0 / 0 / 0)",
         ),
     ]
     for count in ("1", "2", "3"):
