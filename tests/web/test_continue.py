@@ -81,7 +81,9 @@ async def test_cancel_mid_continue_keeps_what_arrived(client: Client, server: Se
     )
     await client.ask("continue", chat_id=chat_id)
     seen: list[Message] = []
-    while len(tokens_of(seen)) < 2:  # bounded: recv fails after 10 s of silence
+    # Two tokens' text, in one frame or two (a watcher that lags gets them merged);
+    # bounded: recv fails after 10 s of silence.
+    while len("".join(t["text"] for t in tokens_of(seen))) < len(" Then she"):
         seen.append(await client.recv())
     await client.ask("cancel", chat_id=chat_id)
     seen += await client.turn()
