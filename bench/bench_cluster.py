@@ -486,7 +486,9 @@ def deltas(later: Viewer, earlier: Viewer, chat_id: str) -> list[float]:
 
 
 def ms(values: list[float], q: float) -> float:
-    return percentile(values, q) * 1000
+    """The ``q`` quantile in milliseconds, to 0.1 ms (a difference may be below zero: the
+    other viewer's frame was read first)."""
+    return round(percentile(values, q) * 1000, 1) + 0.0  # + 0.0: never "-0.0"
 
 
 async def latency(cluster: Cluster) -> dict[str, Any]:
