@@ -741,11 +741,18 @@ class Engine:
         queued turns run. Returns the chats whose beats were ended.
         """
 
-        followed = [chat_id for chat_id, _ in self.svc.feeds.items() if accept(chat_id)]
+        # A chat whose actor runs here (its shard was being handed over, and stays) has
+        # its beats and its feed in hand: they are not a dead owner's to end or restart.
+        running = set(self._chats.active())
+        followed = [
+            chat_id
+            for chat_id, _ in self.svc.feeds.items()
+            if accept(chat_id) and chat_id not in running
+        ]
 
         def adopt(s: Store) -> tuple[list[str], dict[str, int]]:
             s.forget_all()
-            ended = s.recover(accept)
+            ended = s.recover(lambda chat_id: accept(chat_id) and chat_id not in running)
             return ended, {chat_id: s.last_seq(chat_id) for chat_id in followed}
 
         ended, seqs = await self._run(adopt)

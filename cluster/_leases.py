@@ -118,7 +118,10 @@ class LeaseSettings:
     node_ttl: float = attrs.field(default=attrs.Factory(lambda self: self.ttl, takes_self=True))
     """Seconds a node counts as live after its last heartbeat."""
     drain_timeout: float = attrs.field(default=attrs.Factory(_third, takes_self=True))
-    """Seconds a handover waits for the shard's turns to end before releasing it anyway."""
+    """Seconds a handover waits, in one round, for the shard's turns to end."""
+    drain_rounds: int = 6
+    """Rounds a handover waits for them at the most (about two TTLs) before releasing the
+    shard anyway; the shard is renewed meanwhile, its turns go on, new ones wait."""
     max_moves: int = 8
     """Shards this node hands over in one round at the most."""
 
@@ -137,6 +140,8 @@ class LeaseSettings:
             )
         if self.max_moves < 1:
             raise ValueError(f"max_moves must be at least 1, got {self.max_moves}")
+        if self.drain_rounds < 1:
+            raise ValueError(f"drain_rounds must be at least 1, got {self.drain_rounds}")
 
     @property
     def interval(self) -> float:
@@ -227,6 +232,10 @@ class LeaseKeeper:
         self._owners: dict[int, NodeId] = {}
         self._token: trio.lowlevel.TrioToken | None = None
         self._registered = False
+        self._quiet = False
+        """The last round failed: the next one takes no new shard (see :meth:`_round`)."""
+        self._draining: dict[int, int] = {}
+        """Shards being handed over whose turns still ran: the rounds they were drained."""
         self._fence_lock = threading.Lock()
         self._rounds = self._failed = self._grants = self._renewals = 0
         self._releases = self._lost = self._fenced = self._fenced_db = 0
@@ -313,6 +322,7 @@ class LeaseKeeper:
                         await self._round()
                     except psycopg.Error as exc:
                         self._failed += 1
+                        self._quiet = True
                         log.warning("lease round of %s failed: %s", self.me, exc)
                         await self._db(self._disconnect)
                         # Bounded backoff: soon enough to take the shards back as soon as
@@ -367,7 +377,12 @@ class LeaseKeeper:
                 else:
                     self._drop(shard, released=False)
 
-        if plan.acquire:
+        # After the database was away, every node's heartbeat is stale: a node whose
+        # first round back took every free shard would hand most of them on a few a
+        # round. So that round only renews and heartbeats; the next, with the others'
+        # heartbeats fresh again, takes this node's share.
+        quiet, self._quiet = self._quiet, False
+        if plan.acquire and not quiet:
             granted = await self._db(self._grant, plan.acquire)
             for shard, (epoch, sent_at) in sorted(granted.items()):
                 self._grants += 1
@@ -381,6 +396,16 @@ class LeaseKeeper:
                 self._owners[shard] = self.me
 
         releasing = [s for s in plan.release if s in self._holdings]
+        for shard in [s for s in self._draining if s not in releasing]:
+            # Being handed over, but its new owner is gone: this node keeps it, and
+            # takes its chats up again as after a grant.
+            del self._draining[shard]
+            holding = self._holdings.get(shard)
+            if holding is not None:
+                try:
+                    await self._on_acquired(shard, holding.epoch)
+                except Exception:
+                    log.exception("on_acquired(%s) again of %s failed", shard, self.me)
         if releasing:
             await self._hand_over(releasing)
 
@@ -388,20 +413,37 @@ class LeaseKeeper:
         """Until when a lease granted or renewed by a statement sent at ``sent_at`` is ours."""
         return sent_at + self.settings.ttl - self.settings.margin
 
-    async def _hand_over(self, shards: list[int]) -> None:
-        """Drain the shards (together, bounded), then let them go for their new owners."""
-        with trio.move_on_after(self.settings.drain_timeout) as scope:
+    async def _hand_over(self, shards: list[int], *, at_once: bool = False) -> None:
+        """Drain the shards (together, bounded), then let them go for their new owners.
+
+        A shard whose turns are still running when the bound is up is kept,
+        and renewed, for another round, so that a beat longer than the bound
+        is not cut: it is drained again next round, and released regardless
+        after ``drain_rounds`` rounds (or at once when this node leaves).
+        """
+        drained: set[int] = set()
+
+        async def drain(shard: int) -> None:
+            await self._drain_one(shard)
+            drained.add(shard)
+
+        with trio.move_on_after(self.settings.drain_timeout):
             async with trio.open_nursery() as nursery:
                 for shard in shards:
-                    nursery.start_soon(self._drain_one, shard)
-        if scope.cancelled_caught:
-            log.warning("%s: shards %s not drained in time; released anyway", self.me, shards)
+                    nursery.start_soon(drain, shard)
         gone: dict[int, int] = {}
         for shard in shards:
             holding = self._holdings.get(shard)
-            if holding is not None:
-                gone[shard] = holding.epoch
-                self._drop(shard, released=True)
+            if holding is None:
+                continue
+            rounds = self._draining.get(shard, 0) + 1
+            if shard not in drained and not at_once and rounds < self.settings.drain_rounds:
+                self._draining[shard] = rounds  # its turns still run: hand it over later
+                continue
+            if shard not in drained:
+                log.warning("%s: shard %d not drained in time; released anyway", self.me, shard)
+            gone[shard] = holding.epoch
+            self._drop(shard, released=True)
         if gone:
             try:
                 await self._db(self._release, gone)
@@ -424,7 +466,7 @@ class LeaseKeeper:
         """
         shards = sorted(self._holdings)
         if shards:
-            await self._hand_over(shards)
+            await self._hand_over(shards, at_once=True)
         try:
             await self._db(self._forget_me)
         except psycopg.Error as exc:
@@ -436,6 +478,7 @@ class LeaseKeeper:
         """Stop holding the shard here at once; the node hears of it through ``on_lost``."""
         del self._holdings[shard]
         self._owners.pop(shard, None)
+        self._draining.pop(shard, None)
         if released:
             self._releases += 1
         else:

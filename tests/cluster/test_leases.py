@@ -78,13 +78,21 @@ class Node:
     lost: defaultdict[int, trio.Event]
     emptied: trio.Event
     scope: trio.CancelScope | None = None
+    drained: trio.Event = attrs.Factory(trio.Event)
+    """Set at each drain, then replaced."""
 
     @property
     def me(self) -> NodeId:
         return self.keeper.me
 
 
-def make_node(url: str, port: int, settings: LeaseSettings = FAST) -> Node:
+def make_node(
+    url: str,
+    port: int,
+    settings: LeaseSettings = FAST,
+    busy: dict[int, trio.Event] | None = None,
+) -> Node:
+    """A keeper on ``port``; a drain of a shard in ``busy`` waits for its event."""
     holding: dict[int, int] = {}
 
     async def acquired(shard: int, epoch: int) -> None:
@@ -101,6 +109,10 @@ def make_node(url: str, port: int, settings: LeaseSettings = FAST) -> Node:
     async def drain(shard: int) -> None:
         node.log.append(("drain", shard))
         node.drains.append((shard, keeper.statistics().rounds, shard in keeper.held()))
+        node.drained.set()
+        node.drained = trio.Event()
+        if busy is not None and shard in busy:
+            await busy[shard].wait()
 
     keeper = LeaseKeeper(
         url,
@@ -360,6 +372,41 @@ async def test_a_joining_keeper_takes_its_share_a_few_shards_a_round(url: str) -
         nursery.cancel_scope.cancel()
 
 
+async def test_a_handover_waits_rounds_for_a_turn_still_running(url: str) -> None:
+    """A shard whose turns outlast a round's drain is kept, renewed, until they end."""
+    settings = LeaseSettings(ttl=1.5, max_moves=64, drain_rounds=50)
+    busy: dict[int, trio.Event] = defaultdict(trio.Event)
+    a = make_node(url, 9001, settings, busy)
+    async with trio.open_nursery() as nursery:
+        await start(nursery, a)
+        before = await until(url, converged([a]))
+        b = make_node(url, 9002, settings)
+        wanted = desired_owners([a.me, b.me])
+        moving = min(s for s in range(SHARDS) if wanted[s] == b.me)
+        busy[moving]  # its drain waits
+        await start(nursery, b)
+
+        def all_but_one_moved(table: dict[int, Row]) -> bool:
+            return (
+                all(table[s][0] == wanted[s] for s in range(SHARDS) if s != moving)
+                and table[moving][0] == a.me
+            )
+
+        await until(url, all_but_one_moved)
+        # Drained round after round, and renewed meanwhile: still a's, at its epoch.
+        with trio.fail_after(SETTLE):
+            while sum(1 for shard, _, _ in a.drains if shard == moving) < 3:
+                await a.drained.wait()
+        table = await trio.to_thread.run_sync(read_table, url)
+        assert table[moving] == (a.me, before[moving][1], True)
+        assert moving in a.keeper.held() and ("lost", moving) not in a.log
+        busy[moving].set()  # the turn ends: the next round hands the shard over
+        after = await until(url, converged([a, b]))
+        assert after[moving][1] == before[moving][1] + 1
+        assert a.keeper.statistics().lost == 0
+        nursery.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize("down", ["stop", "kill"])
 async def test_keepers_fence_themselves_while_postgresql_is_down_then_come_back(
     down: str,
@@ -386,6 +433,9 @@ async def test_keepers_fence_themselves_while_postgresql_is_down_then_come_back(
             after = await until(url, converged([a, b]))
             assert all(after[s][1] > before[s][1] for s in range(SHARDS))
             assert a.keeper.statistics().failed_rounds > 0
+            # The first round back only renews and heartbeats: neither took the other's
+            # share and had to hand it over.
+            assert a.keeper.statistics().releases + b.keeper.statistics().releases == 0
             await fence(url, a.keeper, chat)
             nursery.cancel_scope.cancel()
 
