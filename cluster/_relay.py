@@ -165,7 +165,7 @@ class Follower:
     def following(self) -> list[str]:
         return list(self._relays)
 
-    async def restart(self, chat_id: str) -> None:
+    async def restart(self, chat_id: str, *, unless_current: bool = False) -> None:
         """Start the chat's feed here again from the log's latest seq.
 
         While the database cannot be reached (it is restarting), read again
@@ -179,16 +179,20 @@ class Follower:
                 log.warning("chat %s: cannot read its latest seq yet: %s", chat_id, exc)
                 await trio.sleep(RESTART_RETRY)
         feed = self._feed_of(chat_id)
-        if feed is not None:
-            feed.restart(seq)
-            self.stats.restarts += 1
+        if feed is None:
+            return
+        if unless_current and feed.published_seq == seq and feed.beat is None:
+            return  # its watchers' states are as new as the log: no second chat_state
+        feed.restart(seq)
+        self.stats.restarts += 1
 
     async def _relay(self, chat_id: str, scope: trio.CancelScope) -> None:
         with scope:
             try:
                 async with self._bus.subscribe(chat_id) as frames:
-                    # Subscribed: anything committed before now is in the log. Start from it.
-                    await self.restart(chat_id)
+                    # Subscribed: anything committed before now is in the log. Start from it,
+                    # unless the feed already does (it was just made from the log's seq).
+                    await self.restart(chat_id, unless_current=True)
                     async for frame in frames:
                         if isinstance(frame, Gap) or isinstance(
                             self._take(chat_id, frame), Resync
