@@ -73,13 +73,13 @@ from cluster_kit import (  # noqa: E402
     Node,
     events,
     leases,
+    open_cluster,
     query,
-    start_model,
 )
-from cluster_wire import Client, Message, fold  # noqa: E402
-from trio_websocket import ConnectionClosed, connect_websocket_url  # noqa: E402
+from cluster_wire import Client, Message, connect, fold  # noqa: E402
+from trio_websocket import ConnectionClosed  # noqa: E402
 
-from tests.support.servers import PostgresServer, postgres_server, redis_server, redis_url  # noqa: E402
+from tests.support.servers import PostgresServer, postgres_server  # noqa: E402
 
 WORDS = 120
 """Words of every beat after its four-word opening: 124 tokens."""
@@ -162,26 +162,10 @@ class Viewer(Client):
 
 @contextlib.asynccontextmanager
 async def viewers(nodes: list[Node]) -> AsyncIterator[list[Viewer]]:
-    """One :class:`Viewer` per node given, said hello; all closed when the block ends.
-
-    ``cluster_wire.connect`` with the client that stamps arrivals.
-    """
-    async with trio.open_nursery() as nursery:
-        opened: list[Viewer] = []
-        try:
-            for node in nodes:
-                viewer = Viewer(f"{node.name}-{next(_names)}", None)
-                viewer.ws = await connect_websocket_url(nursery, node.url)
-                opened.append(viewer)
-                nursery.start_soon(viewer._read)
-                welcome = await viewer.ask("hello", protocol=1)
-                assert welcome["type"] == "welcome", welcome
-            yield opened
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                for viewer in opened:
-                    await viewer.ws.aclose()
-            nursery.cancel_scope.cancel()
+    """One :class:`Viewer` per node given, said hello; all closed when the block ends."""
+    urls = [(node.url, f"{node.name}-{next(_names)}") for node in nodes]
+    async with connect(urls, Viewer) as opened:
+        yield opened
 
 
 async def available(client: Client, type: str, **fields: Any) -> Message:
@@ -299,24 +283,8 @@ def own_cpu() -> float:
 def cluster_of(pg: PostgresServer, folder: Path, rate: float, database: str) -> Iterator[Cluster]:
     """Redis, the model at ``rate`` tokens a second and no nodes yet, on a fresh database."""
     folder.mkdir()
-    with redis_server() as redis:
-        model, model_url = start_model(folder, rate, WORDS)
-        cluster = Cluster(
-            folder=folder,
-            store=pg.fresh_database(database),
-            pg=pg,
-            redis=redis,
-            bus=redis_url(redis),
-            model=model,
-            model_url=model_url,
-        )
-        try:
-            yield cluster
-        except BaseException:
-            print(cluster.tails(), file=sys.stderr)
-            raise
-        finally:
-            cluster.stop()
+    with open_cluster(pg, folder, database, rate, WORDS) as cluster:
+        yield cluster
 
 
 # --- memory --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ loops bounded in count and in time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ import psycopg
 import trio
 
 from cluster import owner_by_rendezvous, shard_of
+from tests.support.servers import PostgresServer, redis_server, redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "cluster-token"
@@ -430,3 +432,32 @@ def start_model(folder: Path, rate: float, words: int) -> tuple[Process, str]:
         return None
 
     return model, poll("the model server", url, START_WITHIN)
+
+
+@contextlib.contextmanager
+def open_cluster(
+    pg: PostgresServer, folder: Path, database: str, rate: float, words: int
+) -> Iterator[Cluster]:
+    """Redis, the model at ``rate`` tokens a second and no nodes yet, on a fresh database.
+
+    Every process it starts is stopped on the way out; on a failure the
+    tail of every node's log is printed first.
+    """
+    with redis_server() as redis:
+        model, model_url = start_model(folder, rate, words)
+        cluster = Cluster(
+            folder=folder,
+            store=pg.fresh_database(database),
+            pg=pg,
+            redis=redis,
+            bus=redis_url(redis),
+            model=model,
+            model_url=model_url,
+        )
+        try:
+            yield cluster
+        except BaseException:
+            print(cluster.tails(), file=sys.stderr)
+            raise
+        finally:
+            cluster.stop()

@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -108,18 +108,25 @@ class Client:
         return [m for m in self.messages if m.get("chat_id") == chat_id]
 
 
+C = TypeVar("C", bound="Client")
+
+
 @asynccontextmanager
-async def connect(urls: list[tuple[str, str]]) -> AsyncIterator[list[Client]]:
+async def connect(
+    urls: list[tuple[str, str]],
+    make: Callable[[str, Any], C] = Client,  # type: ignore[assignment]
+) -> AsyncIterator[list[C]]:
     """Clients that said hello, one per ``(url, name)``; all closed when the block ends.
 
     One nursery holds every connection and reader, so a failure shows as one
-    group of errors rather than one group in another per client.
+    group of errors rather than one group in another per client. ``make``
+    builds each client (a subclass of :class:`Client`, say).
     """
     async with trio.open_nursery() as nursery:
-        opened: list[Client] = []
+        opened: list[C] = []
         try:
             for url, name in urls:
-                client = Client(name, await connect_websocket_url(nursery, url))
+                client = make(name, await connect_websocket_url(nursery, url))
                 opened.append(client)
                 nursery.start_soon(client._read)
                 welcome = await client.ask("hello", protocol=1)

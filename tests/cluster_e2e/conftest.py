@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_kit import MODEL_RATE, MODEL_WORDS, Cluster, start_model
+from cluster_kit import MODEL_RATE, MODEL_WORDS, Cluster, open_cluster
 
-from tests.support.servers import PostgresServer, postgres_server, redis_server, redis_url
+from tests.support.servers import PostgresServer, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -34,37 +34,10 @@ def cluster(pg: PostgresServer, request: pytest.FixtureRequest) -> Iterator[Clus
     name = f"cluster_{request.module.__name__.rsplit('.', 1)[-1]}"
     with (
         tempfile.TemporaryDirectory(prefix="troupe-cluster-") as folder,
-        redis_server() as redis,
+        open_cluster(pg, Path(folder), name, MODEL_RATE, MODEL_WORDS) as running,
     ):
-        model, model_url = start_model(Path(folder), MODEL_RATE, MODEL_WORDS)
-        running = Cluster(
-            folder=Path(folder),
-            store=pg.fresh_database(name),
-            pg=pg,
-            redis=redis,
-            bus=redis_url(redis),
-            model=model,
-            model_url=model_url,
-        )
-        try:
-            running.start_nodes(3)
-            running.wait_balanced()
-            yield running
-            # The last scenario's faults too: no node may have gone down on its own.
-            running.assert_none_crashed()
-        except BaseException:
-            print(running.tails())
-            raise
-        finally:
-            running.stop()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """A failed scenario's report carries the end of every node's log."""
-    report = yield
-    if report.failed:
-        running = getattr(item, "funcargs", {}).get("cluster")
-        if isinstance(running, Cluster):
-            report.sections.append(("node logs", running.tails()))
-    return report
+        running.start_nodes(3)
+        running.wait_balanced()
+        yield running
+        # The last scenario's faults too: no node may have gone down on its own.
+        running.assert_none_crashed()
