@@ -13,33 +13,28 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
-
-import trio
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import psycopg  # noqa: E402
 
-from protocol import Segment  # noqa: E402
 from protocol import events as ev  # noqa: E402
-from store import Store, open_store  # noqa: E402
+from store import Store  # noqa: E402
 from tests.support.servers import postgres_server  # noqa: E402
+
+sys.path.insert(0, str(HERE))
+from bench_store_append import AT  # noqa: E402
+from bench_store_append import troupe as appends  # noqa: E402
+from bench_store_append import troupe_async as async_appends  # noqa: E402
 
 SINGLE = 1_000
 BATCHED = 5_000
 BATCH = 100
 TASKS = 50
 ROUNDS = 2
-AT = "2026-01-01T00:00:00.000+00:00"
-
-
-def turn(i: int) -> ev.UserTurn:
-    text = f"Line {i}: the storm came in fast, and the key was in my brother's coat."
-    return ev.UserTurn("c1", text, (Segment("narration", text),))
 
 
 def prepared(target: str) -> str:
@@ -48,36 +43,6 @@ def prepared(target: str) -> str:
     store.append(ev.ChatCreated("c1", "t", "mira"))
     store.close()
     return target
-
-
-def appends(target: str, n: int, batch: int) -> float:
-    store = Store.open(target, now=lambda: AT)
-    events = [turn(i) for i in range(n)]
-    started = time.perf_counter()
-    for start in range(0, n, batch):
-        store.append(*events[start : start + batch])
-    rate = n / (time.perf_counter() - started)
-    store.close()
-    return rate
-
-
-def async_appends(target: str, n: int, tasks: int) -> float:
-    events = [turn(i) for i in range(n)]
-
-    async def main() -> float:
-        async with open_store(target, now=lambda: AT) as astore:
-
-            async def writer(k: int) -> None:
-                for event in events[k::tasks]:
-                    await astore.append(event)
-
-            started = time.perf_counter()
-            async with trio.open_nursery() as nursery:
-                for k in range(tasks):
-                    nursery.start_soon(writer, k)
-            return n / (time.perf_counter() - started)
-
-    return trio.run(main)
 
 
 def measure() -> dict[str, float]:
