@@ -58,11 +58,32 @@ def test_environment_and_flags(tmp_path: Path) -> None:
         (["--json-mode", "grammar"], "json mode must be one of auto, schema, object, none"),
         (["--max-beats-per-turn", "0"], "between 1 and 8"),
         (["--max-beats-per-turn", "9"], "between 1 and 8"),
+        (["--store", "postgresql://db/troupe"], "--store and --bus go together"),
+        (["--bus", "redis://cache"], "--store and --bus go together"),
+        (["--store", "sqlite:///x.db", "--bus", "redis://cache"], "postgresql:// URL"),
+        (["--store", "postgresql://db/t", "--bus", "http://cache"], "redis:// URL"),
+        (["--store", "postgresql://db/t", "--bus", "redis://c", "--lease-ttl", "0.1"], "0.5"),
     ],
 )
 def test_bad_settings_are_clear_errors(tmp_path: Path, argv: list[str], words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         config(["--data", str(tmp_path), *argv], {})
+
+
+def test_a_cluster_node_from_flags_or_variables(tmp_path: Path) -> None:
+    assert config(["--data", str(tmp_path)], {}).cluster is None
+    env = {"TROUPE_STORE": "postgresql://db/troupe", "TROUPE_BUS": "redis://cache:6379/0"}
+    from_env = config(["--data", str(tmp_path)], {**env, "TROUPE_LEASE_TTL": "6"}).cluster
+    assert from_env is not None
+    assert (from_env.store, from_env.bus, from_env.lease_ttl) == (
+        "postgresql://db/troupe",
+        "redis://cache:6379/0",
+        6.0,
+    )
+    flags = ["--data", str(tmp_path), "--store", "postgresql://other/t", "--bus", "redis://c"]
+    from_flags = config(flags, env).cluster
+    assert from_flags is not None and from_flags.store == "postgresql://other/t"
+    assert "other" not in repr(from_flags)  # the URLs may carry passwords
 
 
 def test_serve_exits_2_on_a_bad_setting(
