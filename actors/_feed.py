@@ -28,6 +28,9 @@ log = logging.getLogger("troupe.actors.feed")
 
 Snapshot = Callable[[], Awaitable[ChatState]]
 
+MAX_MISSED = 512
+"""Tokens a relayed feed keeps aside while it asks the owner for the beat so far."""
+
 Tap = Callable[[str, object], None]
 """Told ``(chat_id, item)`` of everything a feed publishes, as it publishes it.
 
@@ -78,6 +81,8 @@ class ChatFeed:
         self.beat: Beat | None = None
         self.version = 0
         self._tap = tap
+        self._missed: list[Token] = []
+        """Tokens relayed from another node that did not carry on from the beat known here."""
 
     def _publish(self, item: object) -> None:
         self.topic.publish(item)
@@ -147,33 +152,71 @@ class ChatFeed:
 
     # --- relaying another node's feed ---
 
-    def relay(self, item: object) -> None:
+    def relay(self, item: object) -> bool:
         """Publish what the chat's owner on another node published (docs/scale-out.md).
 
         Committed messages go through :meth:`deliver`, so a skipped ``seq``
         makes every watcher start again from a fresh ``chat_state``; a beat is
-        followed from its ``beat_started``, and a token that does not carry on
-        from the text so far (its start was missed) is dropped, the beat then
-        showing in full with its ``beat_complete``.
+        followed from its ``beat_started``. A token that does not carry on
+        from the text so far (the feed was made after the beat started, or
+        the beat goes on an earlier one's text) is kept aside and False is
+        returned: the caller asks the owner for the beat so far and hands it
+        to :meth:`catch_up`. True otherwise.
         """
         if isinstance(item, Token):
-            beat = self.beat
-            if beat is None or beat.beat_id != item.beat_id or item.offset != beat.length:
-                return
-            self.token(item.text)
-        elif isinstance(item, Resync):
+            return self._relay_token(item)
+        if isinstance(item, Resync):
             self.resync()
         elif isinstance(item, Error):
             self.error(item)
         elif isinstance(item, BeatStarted):
             self.deliver([item])
             self.start_beat(item.beat_id, item.speaker_id)
+            self._missed.clear()
         elif isinstance(item, BeatComplete):
             self.deliver([item])
             if self.beat is not None and self.beat.beat_id == item.beat_id:
                 self.end_beat()
+            self._missed.clear()
         else:
             self.deliver([item])  # type: ignore[list-item]
+        return True
+
+    def _relay_token(self, token: Token) -> bool:
+        beat = self.beat
+        if beat is None or beat.beat_id != token.beat_id or token.offset > beat.length:
+            if self._missed and self._missed[-1].beat_id != token.beat_id:
+                self._missed.clear()
+            if len(self._missed) < MAX_MISSED:
+                self._missed.append(token)
+            return False
+        end = token.offset + len(token.text)
+        if end > beat.length:  # a token already had in part is trimmed, one had whole skipped
+            self.token(token.text[beat.length - token.offset :])
+        return True
+
+    def catch_up(self, in_flight: InFlight | None) -> None:
+        """Follow the owner's beat from its text so far; every watcher starts again from it.
+
+        The tokens kept aside meanwhile extend it where they carry on from it.
+        """
+        missed, self._missed = self._missed, []
+        if in_flight is None:
+            return  # the beat is over: its beat_complete tells it whole
+        beat = self.beat
+        if beat is not None and (beat.beat_id, beat.length) >= (
+            in_flight.beat_id,
+            len(in_flight.text),
+        ):
+            return  # followed already, as far as the owner's answer goes
+        beat = Beat(in_flight.beat_id, in_flight.speaker_id, [in_flight.text], len(in_flight.text))
+        for token in missed:
+            end = token.offset + len(token.text)
+            if token.beat_id == beat.beat_id and token.offset <= beat.length < end:
+                beat.parts.append(token.text[beat.length - token.offset :])
+                beat.length = end
+        self.beat = beat
+        self.resync()
 
     def restart(self, last_seq: int) -> None:
         """Go on from ``last_seq`` with no beat known, every watcher from a fresh state.

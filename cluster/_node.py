@@ -179,7 +179,7 @@ async def open_node(
         store.store.accept_chat_id = node.writable
         node.publisher = Publisher(bus, node.epoch_of)
         node.follower = Follower(
-            bus, store, lambda c: node.epoch_of(c) is not None, _feed_of(node)
+            bus, store, lambda c: node.epoch_of(c) is not None, _feed_of(node), node.owner_of
         )
         async with trio.open_nursery() as nursery:
             node._nursery = nursery

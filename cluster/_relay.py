@@ -32,12 +32,14 @@ import protocol as p
 from actors import ChatFeed, Resync, merge_tokens
 from store import AsyncStore, Store, StoreError
 
-from ._bus import Bus, Gap
+from ._bus import Bus, BusError, Gap
 
 log = logging.getLogger("troupe.cluster.relay")
 
 MAX_BATCH = 256
 """Items one publishing round takes at most, so one busy chat cannot hold the others back."""
+CATCH_UP_WITHIN = 2.0
+"""Seconds the owner has to say a beat's text so far."""
 RESTART_RETRY = 0.5
 """Seconds between two reads of a chat's latest seq while the database cannot be reached."""
 
@@ -70,6 +72,8 @@ class RelayStatistics:
     """Frames dropped for coming from an older epoch than one already seen."""
     restarts: int = 0
     undecodable: int = 0
+    caught_up: int = 0
+    """Beats joined mid-way with their text so far, asked of the owner."""
 
 
 class Publisher:
@@ -124,8 +128,11 @@ class Follower:
         store: AsyncStore,
         owns: Callable[[str], bool],
         feed_of: Callable[[str], ChatFeed | None],
+        owner_of: Callable[[str], str | None] = lambda chat_id: None,
     ) -> None:
         self._bus = bus
+        self._owner_of = owner_of
+        self._catching_up: set[str] = set()
         self._store = store
         self._owns = owns
         self._feed_of = feed_of
@@ -217,9 +224,32 @@ class Follower:
         self._epochs[chat_id] = epoch
         feed = self._feed_of(chat_id)
         if feed is not None and not isinstance(item, Resync):
-            feed.relay(item)
             self.stats.relayed += 1
+            if not feed.relay(item) and chat_id not in self._catching_up:
+                # A beat whose start this node missed: ask its owner for it so far.
+                self._catching_up.add(chat_id)
+                assert self._nursery is not None
+                self._nursery.start_soon(self._catch_up, chat_id)
         return item
+
+    async def _catch_up(self, chat_id: str) -> None:
+        try:
+            owner = self._owner_of(chat_id)
+            if owner is None:
+                return
+            request = json.dumps({"in_flight": chat_id}).encode()
+            try:
+                reply = json.loads(await self._bus.request(owner, request, CATCH_UP_WITHIN))
+            except (BusError, ValueError) as exc:
+                log.info("chat %s: the beat so far could not be had: %s", chat_id, exc)
+                return
+            found = reply.get("in_flight")
+            feed = self._feed_of(chat_id)
+            if feed is not None:
+                feed.catch_up(None if found is None else p.InFlight(**found))
+                self.stats.caught_up += 1
+        finally:
+            self._catching_up.discard(chat_id)
 
     def statistics(self) -> dict[str, Any]:
         return {**attrs.asdict(self.stats), "following": len(self._relays)}

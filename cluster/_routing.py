@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import trio
 
 import protocol as p
@@ -92,6 +93,8 @@ class ClusterRouter:
     async def _run(self, engine: Engine, request: bytes) -> dict[str, Any]:
         try:
             data = json.loads(request)
+            if "in_flight" in data:
+                return {"in_flight": _in_flight(engine, str(data["in_flight"]))}
             envelope = p.decode_client(data["frame"])
             seat = data["seat"]
             chat_id = chat_of(envelope.message)
@@ -116,6 +119,13 @@ class ClusterRouter:
             "served": self.served,
             "unavailable": self.unavailable,
         }
+
+
+def _in_flight(engine: Engine, chat_id: str) -> dict[str, Any] | None:
+    """The beat this node streams in the chat, so far (a node that joined it mid-way asks)."""
+    feeds = engine.svc.feeds
+    found = feeds(chat_id).in_flight() if chat_id in feeds else None
+    return None if found is None else attrs.asdict(found)
 
 
 def encode_envelope(envelope: p.Envelope) -> str:

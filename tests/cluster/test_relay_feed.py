@@ -17,7 +17,7 @@ import trio
 from actors import EngineSettings, FeedHooks, Resync, open_engine
 from cluster._relay import decode, encode
 from llm import ScriptedBackend
-from protocol import BeatComplete, BeatStarted, ChatState, Token, TurnSettled
+from protocol import BeatComplete, BeatStarted, ChatState, InFlight, Token, TurnSettled
 from store import Store
 
 
@@ -124,3 +124,35 @@ def test_frames_round_trip() -> None:
     assert decode(encode(2, token)) == (2, token)
     epoch, item = decode(encode(4, Resync()))
     assert epoch == 4 and isinstance(item, Resync)
+
+
+async def test_a_beat_joined_mid_way_goes_on_from_the_owners_text_so_far(
+    tmp_path: Path,
+) -> None:
+    settings = EngineSettings(db_path=tmp_path / "troupe.db", data_dir=tmp_path)
+    backend = ScriptedBackend()
+    async with open_engine(settings, narrative=backend, classifier=backend) as engine:
+        mira = await engine.create_bot("Mira", "barkeep", "")
+        chat = await engine.create_chat(mira.id, None, "The Eel")
+        async with engine.watch(chat.id) as messages:
+            state = await messages.__anext__()
+            assert isinstance(state, ChatState) and state.in_flight is None
+            feed = engine.svc.feeds(chat.id)
+            # This node's feed was made after beat 99 started: its tokens carry on from
+            # text it never had, and are kept aside until the owner says the text so far.
+            assert not feed.relay(Token(chat.id, 99, mira.id, 8, "en she"))
+            assert not feed.relay(Token(chat.id, 99, mira.id, 14, " said"))
+            feed.catch_up(InFlight(99, mira.id, "Well, th"))
+            with trio.fail_after(10):
+                caught = await messages.__anext__()
+            assert isinstance(caught, ChatState) and caught.in_flight is not None
+            assert caught.in_flight.text == "Well, then she said"
+            # From there on the beat's tokens go through, an overlap trimmed.
+            assert feed.relay(Token(chat.id, 99, mira.id, 15, "said no"))
+            with trio.fail_after(10):
+                token = await messages.__anext__()
+            assert isinstance(token, Token) and (token.offset, token.text) == (19, " no")
+            # An answer older than what the feed has changes nothing; no beat, nothing.
+            feed.catch_up(InFlight(99, mira.id, "Well"))
+            feed.catch_up(None)
+            assert feed.in_flight() == InFlight(99, mira.id, "Well, then she said no")

@@ -199,6 +199,21 @@ async def test_steady_streaming_reaches_viewers_on_every_node(cluster: Cluster) 
                 await watch(b, chat)
             # Every turn sent from a node that does not own the chat: routed to its owner.
             turns = [await send_turn(b, chat) for chat, b in zip(chats, far, strict=True)]
+            # A viewer that opens a chat mid-beat on a node where nobody watched it: the
+            # beat so far comes from its owner, and the rest streams on from there.
+            (third,) = [n for n in nodes if n is not owners[0] and n is not far_nodes[0]]
+            await streaming(near[0], chats[0], turns[0])
+            async with clients(third) as (late,):
+                await watch(late, chats[0])
+                await settled(late, chats[0], turns[0])
+                view = assert_clean(late, chats[0])
+                assert view.ended(turns[0]) == (FULL, False)
+                joined = view.beat_of(turns[0])
+                if joined is not None:  # it joined before the beat ended, as it nearly always does
+                    assert joined.streamed == FULL
+                    relayed = (await late.statistics())["relayed"]
+                    assert relayed["caught_up"] >= 1, relayed
+                print(f"a viewer joined the beat mid-way on a third node: {joined is not None}")
             for chat, turn, a, b in zip(chats, turns, near, far, strict=True):
                 await settled(a, chat, turn)
                 await settled(b, chat, turn)
