@@ -153,6 +153,8 @@ class TurnDriver:
         def load(s: Store) -> story.Loaded:
             events = s.world_events(chat_id, read.world_events) if read.world_events else []
             dialogue = tuple(s.recent_dialogue(chat_id, read.dialogue)) if read.dialogue else ()
+            # Who witnessed each line, in one read: a turn's reads grow with its dialogue.
+            seen = s.witnesses_of(chat_id, [t.event_id for t in dialogue])
             return story.Loaded(
                 scene=s.active_scene(chat_id) if read.scene else None,
                 edges=tuple(s.edges_among(read.edges_among, chat_id=chat_id)),
@@ -162,9 +164,7 @@ class TurnDriver:
                     for e in events
                 ),
                 witnessed=tuple(
-                    (t.event_id, seen)
-                    for t in dialogue
-                    if (seen := s.witnesses(chat_id, t.event_id))
+                    (t.event_id, seen[t.event_id]) for t in dialogue if t.event_id in seen
                 ),
             )
 

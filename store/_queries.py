@@ -272,6 +272,17 @@ class Queries:
         )
         return tuple(json.loads(row[0])) if row and row[0] else ()
 
+    def witnesses_of(self, chat_id: str, event_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """:meth:`witnesses` of many turns in one read: those with anyone present, by id."""
+        if not event_ids:
+            return {}
+        marks = ", ".join("?" * len(event_ids))
+        rows = self.conn.execute(
+            f"SELECT event_id, present FROM timeline WHERE chat_id = ? AND event_id IN ({marks})",
+            (chat_id, *event_ids),
+        )
+        return {int(event_id): tuple(json.loads(present)) for event_id, present in rows if present}
+
     def turn_of(self, chat_id: str, event_id: int) -> Turn | None:
         """The chat's visible turn ``event_id`` (on its current branch), or None."""
         row = self._one(_TURN + " WHERE chat_id = ? AND event_id = ?", chat_id, event_id)

@@ -52,6 +52,13 @@ def test_presence_moves_and_the_turns_keep_their_witnesses(store: Store) -> None
     back = store.append(ev.UserTurn("c1", "Ada, hello.", said("y"))).ids[0]
     assert store.witnesses("c1", said_id) == ("mira", "tobin", "you")
     assert store.witnesses("c1", back) == ("mira", "ada", "tobin", "you")
+    # Read together, as a turn reads its dialogue's: the same, and no entry for no turn.
+    assert store.witnesses_of("c1", [said_id, back, 10**9]) == {
+        said_id: ("mira", "tobin", "you"),
+        back: ("mira", "ada", "tobin", "you"),
+    }
+    assert store.witnesses_of("c1", []) == {}
+    assert store.witnesses_of("c2", [said_id]) == {}
     assert [t.text for t in store.recent_dialogue("c1", 10, witness="ada")] == ["Ada, hello."]
     assert len(store.recent_dialogue("c1", 10, witness="mira")) == 2
 
