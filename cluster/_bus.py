@@ -360,6 +360,20 @@ class Bus:
         async with self._subscription(chat_channel(chat_id)) as frames:
             yield frames
 
+    async def settled(self) -> None:
+        """Until Redis has answered every subscribe and unsubscribe this node sent.
+
+        What Redis counts of this node's subscriptions (``PUBSUB NUMSUB``) is
+        then what the node wants; if the connection is lost meanwhile, the
+        next one subscribes afresh and this returns at once.
+        """
+        await self._fanout.answered()
+
+    async def disconnected(self) -> None:
+        """Until the subscribing connection is lost (at once if it is down now)."""
+        if self._fanout.connected:
+            await self._fanout.lost.wait()
+
     @asynccontextmanager
     async def _subscription(self, name: bytes) -> AsyncIterator[Subscription]:
         if self._closed:

@@ -123,6 +123,10 @@ class Fanout:
         """Gap markers handed to sinks so far."""
         self._send: Send | None = None
         self._inflight: dict[bytes, int] = {}  # (UN)SUBSCRIBEs sent, not yet confirmed
+        self._answered = trio.Event()
+        """Set, then replaced, whenever Redis answers one or the connection goes."""
+        self.lost = trio.Event()
+        """Set when the subscribing connection goes; a new one when the next comes up."""
 
     @property
     def connected(self) -> bool:
@@ -154,9 +158,20 @@ class Fanout:
             for name in names:
                 self._inflight[name] = self._inflight.get(name, 0) + 1
 
+    async def answered(self) -> None:
+        """Until Redis answered every (UN)SUBSCRIBE sent on the current connection."""
+        while self._inflight:
+            await self._answered.wait()
+
+    def _wake(self) -> None:
+        answered, self._answered = self._answered, trio.Event()
+        answered.set()
+
     def up(self, send: Send) -> None:
         """A subscribing connection came up: subscribe to every wanted channel, in one command."""
         self._send = send
+        if self.lost.is_set():
+            self.lost = trio.Event()
         self._inflight.clear()
         self._command(b"SUBSCRIBE", *self.channels)
 
@@ -164,6 +179,8 @@ class Fanout:
         """The subscribing connection is lost: nothing is live until the next one."""
         self._send = None
         self._inflight.clear()
+        self._wake()
+        self.lost.set()
         for channel in self.channels.values():
             channel.live = False
             settled, channel.settled = channel.settled, trio.Event()
@@ -189,6 +206,7 @@ class Fanout:
                 self._inflight[name] = left
                 return
             self._inflight.pop(name, None)
+            self._wake()
             channel = self.channels.get(name)
             if kind == b"subscribe" and channel is not None and not channel.live:
                 self._went_live(channel)

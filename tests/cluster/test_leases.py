@@ -28,7 +28,7 @@ from cluster import (
     node_id,
     shard_of,
 )
-from tests.support.servers import PostgresServer, postgres_server
+from tests.support.servers import Changes, PostgresServer, postgres_server
 
 FAST = LeaseSettings(ttl=1.5, max_moves=64)
 """Short leases, and handovers big enough that three nodes settle in a few rounds."""
@@ -156,18 +156,17 @@ def read_table(url: str) -> dict[int, Row]:
 async def until(
     url: str, settled: Callable[[dict[int, Row]], bool], within: float = SETTLE
 ) -> dict[int, Row]:
-    """Poll the lease table until ``settled`` (bounded in time and in count)."""
+    """The lease table once ``settled``, looked at again at each write of the lease tables."""
     with trio.fail_after(within):
-        for _ in range(int(within / 0.05) + 1):
-            try:
+        changes = await trio.to_thread.run_sync(Changes, url, ("shard_leases", "nodes"))
+        try:
+            while True:
                 table = await trio.to_thread.run_sync(read_table, url)
-            except psycopg.OperationalError:
-                pass  # still starting (after a restart)
-            else:
-                if settled(table):
+                if settled(table):  # here, not on the thread: it reads the keepers too
                     return table
-            await trio.sleep(0.05)  # polling another process: the database
-    raise AssertionError("the lease table did not settle")
+                await trio.to_thread.run_sync(changes.wait, within, abandon_on_cancel=True)
+        finally:
+            changes.close()
 
 
 def converged(nodes: list[Node]) -> Callable[[dict[int, Row]], bool]:
@@ -214,12 +213,15 @@ async def test_keepers_converge_to_rendezvous_owners(url: str) -> None:
             await start(nursery, node)
         table = await until(url, converged(nodes))
         held = [node.keeper.held() for node in nodes]
+        # The others learn of the first one's last grant at their next round's read.
+        ours = chat_in(held[0])
+        await until(url, lambda _: all(n.keeper.owner_of(ours) == nodes[0].me for n in nodes))
         assert sum(len(h) for h in held) == SHARDS
         assert set().union(*held) == set(range(SHARDS))
         for node in nodes:
             stats = node.keeper.statistics()
             assert stats.grants >= stats.held > 0
-            assert node.keeper.owner_of(chat_in(held[0])) == nodes[0].me
+            assert node.keeper.owner_of(ours) == nodes[0].me
         assert all(epoch >= 1 for _, epoch, _ in table.values())
         # Each writes in its own shards and is refused in the others, by its own reckoning.
         await fence(url, nodes[0].keeper, chat_in(held[0]))

@@ -7,8 +7,9 @@ of its own; :meth:`Cluster.tails` gives the end of every log for a failure
 report.
 
 Who owns what is read where the cluster keeps it: the lease table and the
-node table in PostgreSQL. Waiting is polling those external processes, in
-loops bounded in count and in time.
+node table in PostgreSQL. Nothing polls: a wait on a process waits for what
+it prints, and a wait on the cluster's state looks again each time the
+database says the lease tables were written (``LISTEN``), within a bound.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ import psycopg
 import trio
 
 from cluster import owner_by_rendezvous, shard_of
+from tests.support import servers
 from tests.support.servers import PostgresServer, redis_server, redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,46 +44,30 @@ MODEL_WORDS = 80
 START_WITHIN = 60.0
 """Seconds a node may take to print its ready line (two cores, several nodes importing)."""
 STOP_WITHIN = 15.0
-POLL = 0.05
-"""Seconds between two looks at an external process or the database."""
 READY = re.compile(r"is ready: http://127\.0\.0\.1:(\d+)/")
 
 T = TypeVar("T")
 
 
-def poll(what: str, check: Callable[[], T | None], within: float) -> T:
-    """Call ``check`` until it returns something other than None; fail after ``within`` s."""
-    deadline = time.monotonic() + within
-    for _ in range(int(within / POLL) + 1):
-        found = _look(check)
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            break
-        time.sleep(POLL)  # polling another process, bounded in count and time
-    raise TimeoutError(f"{what}: not within {within:g} s")
+LEASE_TABLES = ("shard_leases", "nodes")
+"""The tables whose writes wake a wait on the cluster's state (every lease round writes them)."""
 
 
-async def apoll(what: str, check: Callable[[], T | None], within: float) -> T:
-    """:func:`poll` for trio tests: each look runs on a worker thread."""
-    with trio.fail_after(within + 5):
-        deadline = trio.current_time() + within
-        for _ in range(int(within / POLL) + 1):
-            found = await trio.to_thread.run_sync(_look, check)
-            if found is not None:
-                return found
-            if trio.current_time() > deadline:
-                break
-            await trio.sleep(POLL)  # polling another process, bounded in count and time
-    raise TimeoutError(f"{what}: not within {within:g} s")
+def wait_until(store: str, check: Callable[[], T | None], within: float, what: str) -> T:
+    """``check()`` once it is not None, looked at again at each write of the lease tables."""
+    return servers.wait_until(store, LEASE_TABLES, check, within, what)
 
 
-def _look(check: Callable[[], T | None]) -> T | None:
-    """One look; a database that is not accepting connections yet is a "not yet"."""
-    try:
-        return check()
-    except psycopg.OperationalError:
-        return None
+async def settled_on(store: str, check: Callable[[], T | None], within: float, what: str) -> T:
+    """:func:`wait_until` for trio tests, on a worker thread."""
+    return await trio.to_thread.run_sync(wait_until, store, check, within, what)
+
+
+async def next_round(store: str) -> None:
+    """Until the lease tables are written next: a lease round ran somewhere."""
+    await trio.to_thread.run_sync(
+        servers.next_change, store, LEASE_TABLES, 2 * LEASE_TTL, "a lease round"
+    )
 
 
 @attrs.define
@@ -94,20 +79,14 @@ class Process:
     log: Path
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    output: servers.Output | None = None
     stopped: bool = False
     """We stopped it (or killed it): its exit is no crash."""
 
     def spawn(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=ROOT,
-                env=self.env,
-                start_new_session=True,
-            )
+        self.proc, self.output = servers.spawn(
+            self.argv, self.log, stdin=subprocess.DEVNULL, cwd=ROOT, env=self.env
+        )
 
     @property
     def running(self) -> bool:
@@ -143,6 +122,8 @@ class Node(Process):
     port: int = 0
     node_id: str = ""
     paused: bool = False
+    store: str = ""
+    """The cluster's database."""
 
     @property
     def url(self) -> str:
@@ -156,13 +137,8 @@ class Node(Process):
     def wait_ready(self) -> None:
         """Until the node prints its ready line; then read its id from the node table."""
 
-        def ready() -> int | None:
-            if not self.running:
-                raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
-            found = READY.search(self.text())
-            return int(found.group(1)) if found else None
-
-        self.port = poll(f"{self.name} ready", ready, START_WITHIN)
+        assert self.output is not None
+        self.port = int(self.output.wait_for(READY, START_WITHIN, self.name).group(1))
 
     def pause(self) -> None:
         """``kill -STOP``: the node stops dead, its sockets and leases as they were."""
@@ -296,6 +272,7 @@ class Cluster:
             serve_argv(data, self.store, self.bus, self.model_url),
             self.folder / f"node{index}.log",
             python_env(),
+            store=self.store,
         )
         node.spawn()
         self.nodes.append(node)
@@ -304,10 +281,11 @@ class Cluster:
     def identify(self, node: Node) -> None:
         """Read the node's id from the node table (it registers in its first lease round)."""
         address = f"127.0.0.1:{node.port}"
-        node.node_id = poll(
-            f"{node.name} in the node table",
+        node.node_id = wait_until(
+            self.store,
             lambda: node_ids(self.store).get(address),
             START_WITHIN,
+            f"{node.name} in the node table",
         )
 
     def start_nodes(self, count: int) -> list[Node]:
@@ -349,11 +327,11 @@ class Cluster:
         return table
 
     def wait_balanced(self, within: float = 90.0) -> dict[int, LeaseRow]:
-        return poll("every shard held by its desired owner", self.balanced, within)
+        return wait_until(self.store, self.balanced, within, "every shard held by its owner")
 
     async def settle(self, within: float = 90.0) -> dict[int, LeaseRow]:
         """Until every shard is held by its desired owner among the live nodes."""
-        return await apoll("every shard held by its desired owner", self.balanced, within)
+        return await settled_on(self.store, self.balanced, within, "every shard held by its owner")
 
     def crashed(self) -> list[Node]:
         """The nodes that exited on their own: a node must ride out every fault we make."""
@@ -422,16 +400,10 @@ def start_model(folder: Path, rate: float, words: int) -> tuple[Process, str]:
     )
     model.spawn()
 
-    def url() -> str | None:
-        if not model.running:
-            raise RuntimeError(f"the model server exited:\n{model.tail()}")
-        for line in model.text().splitlines():
-            if line.startswith("{"):
-                found: str = json.loads(line)["url"]
-                return found
-        return None
-
-    return model, poll("the model server", url, START_WITHIN)
+    assert model.output is not None
+    said = model.output.wait_for(re.compile(r"^\{.*\}$", re.M), START_WITHIN, "the model server")
+    url: str = json.loads(said.group(0))["url"]
+    return model, url
 
 
 @contextlib.contextmanager

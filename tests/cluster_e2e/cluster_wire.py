@@ -37,6 +37,11 @@ class Client:
     def __init__(self, name: str, ws: Any) -> None:
         self.name = name
         self.ws = ws
+        self.store: str | None = None
+        """The cluster's database, where the client waits for the next lease round."""
+        self.output: Any = None
+        """What its node prints: where it waits for the node's next round while the
+        database is away (a ``tests.support.servers.Output``)."""
         self.messages: list[Message] = []
         self.closed = False
         self._arrived = trio.Event()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 import trio
 from cluster_kit import (
     LEASE_TTL,
@@ -20,10 +22,11 @@ from cluster_kit import (
     ROUND,
     Cluster,
     Node,
-    apoll,
     events,
     leases,
+    next_round,
     query,
+    settled_on,
 )
 from cluster_model import beat_text
 from cluster_wire import Client, Fold, Message, connect, fold
@@ -52,9 +55,26 @@ async def db(fn: Any, *args: Any) -> Any:
     return await trio.to_thread.run_sync(fn, *args)
 
 
-def clients(*nodes: Node) -> AbstractAsyncContextManager[list[Client]]:
+@asynccontextmanager
+async def clients(*nodes: Node) -> AsyncIterator[list[Client]]:
     """One client on each node given (a node may come twice)."""
-    return connect([(n.url, name(n.name)) for n in nodes])
+    async with connect([(n.url, name(n.name)) for n in nodes]) as opened:
+        for client, node in zip(opened, nodes, strict=True):
+            client.store, client.output = node.store, node.output
+        yield opened
+
+
+async def round_of(client: Client) -> None:
+    """Until the next lease round of the client's cluster (a write of its lease tables).
+
+    While the database is away nothing is written: then until the client's
+    node says something next (each failed round of its leases, it does).
+    """
+    assert client.store is not None and client.output is not None
+    try:
+        await next_round(client.store)
+    except psycopg.OperationalError:
+        await trio.to_thread.run_sync(client.output.wait_more, 2 * LEASE_TTL)
 
 
 async def available(client: Client, type: str, **fields: Any) -> Message:
@@ -66,7 +86,7 @@ async def available(client: Client, type: str, **fields: Any) -> Message:
             if answer.get("code") != "unavailable":
                 assert answer["type"] != "error", f"{type} refused: {answer}"
                 return answer
-            await trio.sleep(ROUND / 4)  # its chat is moving between nodes: ask again
+            await round_of(client)  # its chat is moving between nodes: ask again after
     raise AssertionError(f"{type} stayed unavailable")
 
 
@@ -140,13 +160,13 @@ def assert_contiguous(seqs: list[int], what: str) -> None:
 
 
 async def figures_until(client: Client, check: Any) -> dict[str, Any]:
-    """The node's cluster figures once ``check(figures)`` holds (polling a process)."""
+    """The node's cluster figures once ``check(figures)`` holds, asked after each lease round."""
     with trio.fail_after(MOVE_WITHIN):
-        for _ in range(int(MOVE_WITHIN / (ROUND / 4)) + 1):
+        for _ in range(int(MOVE_WITHIN / ROUND) * 4 + 1):
             figures = await client.statistics()
             if check(figures):
                 return figures
-            await trio.sleep(ROUND / 4)
+            await round_of(client)
     raise AssertionError(f"{client.name}: the figures never came to pass")
 
 
@@ -173,9 +193,9 @@ def chats_created(store: str, chat_id: str) -> int:
     return len(events(store, chat_id, "chat_created"))
 
 
-async def moved_within_ttl(check: Any) -> Any:
+async def moved_within_ttl(cluster: Cluster, check: Any) -> Any:
     """Until ``check`` finds the shard held by another node (a dead owner's lease, a round)."""
-    return await apoll("the shard held by another node", check, MOVE_WITHIN)
+    return await settled_on(cluster.store, check, MOVE_WITHIN, "the shard held by another node")
 
 
 # --- 1. steady streaming -----------------------------------------------------------------
@@ -313,7 +333,7 @@ async def test_an_owner_killed_mid_turn_leaves_its_beat_truncated(cluster: Clust
             lease = cluster.lease_of(chat_id)
             return lease if lease.live and lease.owner != owner.node_id else None
 
-        after = await moved_within_ttl(moved)
+        after = await moved_within_ttl(cluster, moved)
         took = trio.current_time() - killed_at
         print(f"the dead owner's shard moved in {took:.2f} s (lease TTL {LEASE_TTL:g} s)")
         assert after.epoch > before.epoch
@@ -365,7 +385,7 @@ async def test_a_paused_owner_s_late_writes_are_refused(cluster: Cluster) -> Non
                 alive = lease.live and lease.owner != owner.node_id
                 return lease if alive and lease.epoch > before.epoch else None
 
-            after = await moved_within_ttl(taken)
+            after = await moved_within_ttl(cluster, taken)
         finally:
             owner.resume()
 
@@ -509,7 +529,7 @@ async def test_postgres_restarted_owners_fence_themselves_and_come_back(
                 return None
             return table
 
-        await apoll("every lease granted again", granted_again, SETTLE_WITHIN)
+        await settled_on(cluster.store, granted_again, SETTLE_WITHIN, "every lease granted again")
         # Every shard a node holds again, it has adopted: its chats are writable.
         for client in watchers:
             await figures_until(client, lambda f: f["shards"] == f["leases"]["held"])
