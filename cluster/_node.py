@@ -64,6 +64,8 @@ class Node:
         self.publisher: Publisher
         self.follower: Follower
         self._adopted: set[int] = set()
+        self._granted: dict[int, int] = {}
+        """Shards granted and not yet adopted, with their epochs."""
         self._nursery: trio.Nursery | None = None
         self.adoptions = 0
         self.recovered_beats = 0
@@ -85,13 +87,22 @@ class Node:
     # --- the keeper's callbacks ---
 
     async def acquired(self, shard: int, epoch: int) -> None:
-        """Granted: adopt the shard's chats once the keeper holds it (the next checkpoint)."""
-        assert self._nursery is not None
-        self._nursery.start_soon(self._adopt, shard, epoch)
+        """Granted: adopt the shard's chats once the keeper holds it (its next checkpoint).
 
-    async def _adopt(self, shard: int, epoch: int) -> None:
+        The shards granted in one round are adopted together: one pass over
+        the store for all of them, not one each.
+        """
+        assert self._nursery is not None
+        if not self._granted:
+            self._nursery.start_soon(self._adopt_granted)
+        self._granted[shard] = epoch
+
+    async def _adopt_granted(self) -> None:
+        await trio.lowlevel.checkpoint()  # the keeper records the round's other grants first
+        granted, self._granted = self._granted, {}
+
         def ours(chat_id: str) -> bool:
-            return shard_of(chat_id) == shard
+            return shard_of(chat_id) in granted
 
         for chat_id in self.follower.following():
             if ours(chat_id):
@@ -102,15 +113,19 @@ class Node:
                 break
             except Exception:
                 # The database may be coming back (a first call after its restart fails):
-                # try again while the shard is still ours, else it stays held but unwritable.
-                log.exception("%s: adopting shard %d failed; trying again", self.me, shard)
-                if self.keeper.held().get(shard) != epoch:
+                # try again while the shards are still ours, else they stay held but
+                # unwritable.
+                log.exception("%s: adopting shards %s failed; trying again", self.me, granted)
+                held = self.keeper.held()
+                granted = {s: e for s, e in granted.items() if held.get(s) == e}
+                if not granted:
                     return
                 await trio.sleep(ADOPT_RETRY)
-        if self.keeper.held().get(shard) != epoch:
-            return  # lost again meanwhile
-        self._adopted.add(shard)
-        self.adoptions += 1
+        held = self.keeper.held()
+        for shard, epoch in granted.items():
+            if held.get(shard) == epoch:  # not lost again meanwhile
+                self._adopted.add(shard)
+                self.adoptions += 1
         self.recovered_beats += len(ended)
         for chat_id in ended:
             # Their beats ended here, not through a feed: the other nodes read them afresh.
